@@ -1,0 +1,100 @@
+//! The `bangfu` binary: `up` runs the whole suite in one process for trying it, `serve` runs
+//! one service as a container does, and the rest are an administrator's client commands.
+
+mod client;
+mod suite;
+mod token;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bangfu",
+    version,
+    about = "帮扶 — employment assistance for people lifted out of poverty"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process on one port, on SQLite files in the data folder.
+    Up(up::UpArgs),
+    /// Run one service, configured from the environment (as containers do).
+    Serve(suite::ServeArgs),
+    /// Issue tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Show who the server takes you for: subject, department, roles, scope, permissions.
+    Whoami(client::ClientArgs),
+    /// Show the server's version, services and limits.
+    ServerInfo(client::ClientArgs),
+    /// Check a server's gRPC health; exits non-zero unless SERVING.
+    Health(client::HealthArgs),
+}
+
+/// Where `bangfu up` keeps its files unless told otherwise.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Serve(args) => suite::serve(args).await,
+            Command::Token { command } => token::run(command),
+            Command::Whoami(args) => client::whoami(args).await,
+            Command::ServerInfo(args) => client::server_info(args).await,
+            Command::Health(args) => client::health(args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}
+
+/// A command's failure: what to tell the user, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    /// Bad usage or configuration: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            exit_code: 2,
+        }
+    }
+
+    /// The work itself failed: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            exit_code: 1,
+        }
+    }
+}

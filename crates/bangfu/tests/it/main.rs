@@ -1,0 +1,3 @@
+//! The `bangfu` binary as a user runs it: `up`, the client commands, `token issue`.
+
+mod up;

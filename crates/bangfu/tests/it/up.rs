@@ -1,0 +1,208 @@
+//! `bangfu up` as a new user meets it: first run makes keys and a token, the client commands
+//! work against it, SIGTERM stops it cleanly, a second run reuses what the first made, and a
+//! taken port or an unusable data folder is refused with a clear message.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A running `bangfu up`, stopped with SIGTERM when dropped.
+struct Up {
+    child: Child,
+    addr: String,
+}
+
+impl Up {
+    fn start(data: &Path) -> Self {
+        let port = free_port();
+        let mut child = Command::new(BANGFU)
+            .args(["up", "--data"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("BANGFU_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bangfu up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("bangfu is serving") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("bangfu up prints that it is serving");
+        Self {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success());
+        for _ in 0..150 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("bangfu up did not stop within 15 s of SIGTERM");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn bangfu(args: &[&str]) -> Output {
+    Command::new(BANGFU).args(args).output().expect("run bangfu")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn up_serves_the_admin_token_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let mut up = Up::start(&data);
+    let token_file = data.join("admin.jwt");
+    let token_file = token_file.to_str().expect("utf-8 path");
+
+    let whoami = bangfu(&["whoami", "--addr", &up.addr, "--token-file", token_file, "--json"]);
+    assert!(whoami.status.success(), "{}", text(&whoami.stderr));
+    let me: serde_json::Value = serde_json::from_slice(&whoami.stdout).expect("json");
+    assert_eq!(me["subject"], "dev-admin");
+    assert_eq!(me["region_scope"], "*");
+
+    let health = bangfu(&["health", "--addr", &up.addr]);
+    assert!(health.status.success(), "{}", text(&health.stderr));
+    assert_eq!(text(&health.stdout).trim(), "SERVING");
+
+    let status = up.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[test]
+fn a_second_run_reuses_the_keys_and_the_token() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let mut first = Up::start(&data);
+    first.terminate();
+    let token = std::fs::read(data.join("admin.jwt")).expect("token");
+    let trust = std::fs::read(data.join("keys/trust.json")).expect("trust");
+    let mut second = Up::start(&data);
+    assert_eq!(token, std::fs::read(data.join("admin.jwt")).expect("token"));
+    assert_eq!(trust, std::fs::read(data.join("keys/trust.json")).expect("trust"));
+    second.terminate();
+}
+
+#[test]
+fn a_taken_port_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let data = dir.path().join("data");
+    let out = bangfu(&[
+        "up",
+        "--data",
+        data.to_str().expect("path"),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--listen"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_unusable_data_folder_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a folder").expect("file");
+    let data = file.join("data");
+    let out = bangfu(&[
+        "up",
+        "--data",
+        data.to_str().expect("path"),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not writable"), "{stderr}");
+}
+
+#[test]
+fn plaintext_off_loopback_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = bangfu(&[
+        "up",
+        "--data",
+        dir.path().to_str().expect("path"),
+        "--listen",
+        "0.0.0.0:50999",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("loopback"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_issued_token_carries_the_department_role_and_scope_asked_for() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let up = Up::start(&data);
+    let keys = data.join("keys");
+    let keys = keys.to_str().expect("path");
+    let issued = bangfu(&[
+        "token", "issue", "--dept", "agri", "--role", "reviewer", "--region", "370402", "--keys", keys,
+    ]);
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    let token = text(&issued.stdout).trim().to_string();
+    let whoami = bangfu(&["whoami", "--addr", &up.addr, "--token", &token, "--json"]);
+    assert!(whoami.status.success(), "{}", text(&whoami.stderr));
+    let me: serde_json::Value = serde_json::from_slice(&whoami.stdout).expect("json");
+    assert_eq!(me["department"], "agri");
+    assert_eq!(me["roles"][0], "reviewer");
+    assert_eq!(me["region_scope"], "370402");
+
+    let info = bangfu(&["server-info", "--addr", &up.addr, "--token", &token]);
+    assert_eq!(info.status.code(), Some(1));
+    assert!(
+        text(&info.stderr).contains("PERMISSION_MISSING"),
+        "{}",
+        text(&info.stderr)
+    );
+
+    let bad = bangfu(&[
+        "token", "issue", "--dept", "agri", "--role", "reviewer", "--region", "37040", "--keys", keys,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--region"), "{}", text(&bad.stderr));
+}

@@ -1,0 +1,299 @@
+//! The one mechanism that authorizes every RPC: a tower layer in front of all services. It
+//! finds the method in the permission table (a method that is not there is denied), verifies
+//! the token(s), works out the caller's effective permissions and scope, refuses what the
+//! caller may not do, and hands the handler the [`Principal`] in the request's extensions.
+//!
+//! It also bounds unary calls by time (a stream is bounded by idle time instead, elsewhere),
+//! and gives an oversized message the status the gRPC spec names, RESOURCE_EXHAUSTED, where
+//! tonic answers OUT_OF_RANGE.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::HeaderMap;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use super::permissions::{self, Access, CallKind, MethodRule};
+use super::verify::{TokenKind, VerifiedToken, Verifier, unauthenticated};
+use super::{ON_BEHALF_OF_HEADER, Principal};
+use crate::error::{ErrorReason, Problem};
+
+/// Headers where people put tokens by mistake; a token there is named as misplaced rather than
+/// reported missing, so the caller learns where it goes.
+const WRONG_TOKEN_HEADERS: &[&str] = &[
+    "token",
+    "x-token",
+    "access-token",
+    "x-access-token",
+    "x-api-key",
+    "authentication",
+    "x-authorization",
+    "x-jwt",
+    "jwt",
+];
+
+/// Shared state of the layer.
+#[derive(Debug)]
+struct AuthState {
+    verifier: Arc<Verifier>,
+    methods: HashMap<&'static str, MethodRule>,
+    unary_timeout: Duration,
+}
+
+/// The authorization layer; see the module comment.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    state: Arc<AuthState>,
+}
+
+impl AuthLayer {
+    /// A layer that checks methods against [`permissions::METHODS`].
+    pub fn new(verifier: Arc<Verifier>, unary_timeout: Duration) -> Self {
+        Self::with_methods(verifier, permissions::METHODS, unary_timeout)
+    }
+
+    /// A layer with another method table (tests use it to show an unlisted method is denied).
+    pub fn with_methods(verifier: Arc<Verifier>, methods: &[MethodRule], unary_timeout: Duration) -> Self {
+        Self {
+            state: Arc::new(AuthState {
+                verifier,
+                methods: methods.iter().map(|m| (m.path, *m)).collect(),
+                unary_timeout,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service the layer wraps around the routes.
+#[derive(Debug, Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    state: Arc<AuthState>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The ready inner service goes to this call; a fresh clone stays for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        let path = request.uri().path().to_string();
+
+        let Some(rule) = state.methods.get(path.as_str()).copied() else {
+            tracing::warn!(method = %path, reason = "METHOD_NOT_PERMITTED", "call denied");
+            return deny(Problem::new(
+                tonic::Code::PermissionDenied,
+                ErrorReason::MethodNotPermitted,
+                format!("{path} has no entry in the permission table"),
+                "该接口未开放调用权限",
+            ));
+        };
+        if let Access::Requires(permission) = rule.access {
+            let principal = match authenticate(&state.verifier, request.headers()) {
+                Ok(principal) => principal,
+                Err(problem) => {
+                    tracing::warn!(method = %path, reason = problem.reason_code(), "call refused");
+                    return deny(problem);
+                }
+            };
+            if !principal.has(permission) {
+                tracing::warn!(
+                    method = %path,
+                    subject = %principal.subject,
+                    permission = permission.as_str(),
+                    reason = "PERMISSION_MISSING",
+                    "call denied"
+                );
+                return deny(
+                    Problem::new(
+                        tonic::Code::PermissionDenied,
+                        ErrorReason::PermissionMissing,
+                        format!("this call needs the permission {}", permission.as_str()),
+                        format!("您没有办理此业务的权限（{}），请联系管理员授权", permission.as_str()),
+                    )
+                    .with_metadata("permission", permission.as_str()),
+                );
+            }
+            request.extensions_mut().insert(principal);
+        }
+
+        let bounded = matches!(rule.kind, CallKind::Unary | CallKind::ServerStreaming);
+        let timeout = state.unary_timeout;
+        Box::pin(async move {
+            let response = if bounded {
+                match tokio::time::timeout(timeout, inner.call(request)).await {
+                    Ok(response) => response?,
+                    Err(_) => {
+                        return Ok(problem_response(Problem::new(
+                            tonic::Code::DeadlineExceeded,
+                            ErrorReason::Timeout,
+                            format!("the call took longer than {} ms", timeout.as_millis()),
+                            "处理超时，请稍后重试",
+                        )));
+                    }
+                }
+            } else {
+                inner.call(request).await?
+            };
+            Ok(resource_exhausted_for_size(response))
+        })
+    }
+}
+
+/// Works out the caller from the `authorization` and `x-bangfu-on-behalf-of` headers.
+fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Principal, Problem> {
+    let on_behalf_of = headers.get(ON_BEHALF_OF_HEADER);
+    let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
+        if on_behalf_of.is_some() {
+            return Err(on_behalf_without_service());
+        }
+        if let Some(name) = WRONG_TOKEN_HEADERS.iter().find(|name| headers.contains_key(**name)) {
+            return Err(unauthenticated(
+                ErrorReason::TokenInWrongHeader,
+                format!("a token was sent in \"{name}\"; send it as \"authorization: Bearer <token>\""),
+                "令牌放错了位置，请放在 authorization 请求头中（Bearer 方式）",
+            ));
+        }
+        return Err(unauthenticated(
+            ErrorReason::TokenMissing,
+            "no token: send \"authorization: Bearer <token>\"",
+            "未提供身份令牌，请登录后再试",
+        ));
+    };
+    let caller = verifier.verify(bearer(authorization)?)?;
+    let Some(user_header) = on_behalf_of else {
+        return Ok(principal_of(&caller));
+    };
+    let TokenKind::Service(service) = &caller.kind else {
+        return Err(on_behalf_without_service());
+    };
+    let user = verifier.verify(user_header.to_str().map_err(|_| malformed())?.trim())?;
+    if user.kind != TokenKind::User {
+        return Err(unauthenticated(
+            ErrorReason::TokenClaimInvalid,
+            "x-bangfu-on-behalf-of must carry a user's token",
+            "代办请求中的用户令牌无效",
+        ));
+    }
+    let service_permissions = permissions::service_permissions(service);
+    let user_permissions = permissions::user_permissions(user.department, &user.roles);
+    Ok(Principal {
+        subject: user.subject.clone(),
+        issuer: user.issuer.clone(),
+        department: user.department,
+        roles: user.roles.clone(),
+        scope: caller.scope.intersect(&user.scope),
+        acting_service: Some(service.clone()),
+        token_id: format!("{}/{}", caller.token_id, user.token_id),
+        permissions: service_permissions.intersection(&user_permissions).copied().collect(),
+    })
+}
+
+fn principal_of(token: &VerifiedToken) -> Principal {
+    let (permissions, acting_service) = match &token.kind {
+        TokenKind::Service(service) => (permissions::service_permissions(service), Some(service.clone())),
+        TokenKind::User | TokenKind::Partner => (permissions::user_permissions(token.department, &token.roles), None),
+    };
+    Principal {
+        subject: token.subject.clone(),
+        issuer: token.issuer.clone(),
+        department: token.department,
+        roles: token.roles.clone(),
+        scope: token.scope.clone(),
+        acting_service,
+        token_id: token.token_id.clone(),
+        permissions,
+    }
+}
+
+fn bearer(value: &http::HeaderValue) -> Result<&str, Problem> {
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(unauthenticated(
+            ErrorReason::TokenMalformed,
+            "the authorization header must be \"Bearer <token>\"",
+            "authorization 请求头格式应为 “Bearer 令牌”",
+        )),
+    }
+}
+
+fn malformed() -> Problem {
+    unauthenticated(
+        ErrorReason::TokenMalformed,
+        "the token is not a well-formed JWT",
+        "令牌格式不正确，请重新获取令牌",
+    )
+}
+
+fn on_behalf_without_service() -> Problem {
+    unauthenticated(
+        ErrorReason::OnBehalfOfRequiresService,
+        "x-bangfu-on-behalf-of is accepted only beside a service token in authorization",
+        "代办请求必须由系统服务发起",
+    )
+}
+
+fn problem_response(problem: Problem) -> http::Response<Body> {
+    tonic::Status::from(problem).into_http()
+}
+
+fn deny<E: Send + 'static>(problem: Problem) -> BoxFuture<http::Response<Body>, E> {
+    let response = problem_response(problem);
+    Box::pin(async move { Ok(response) })
+}
+
+/// tonic refuses an over-long message with OUT_OF_RANGE; the gRPC spec and our clients expect
+/// RESOURCE_EXHAUSTED with a reason, so such a trailers-only response is rewritten.
+fn resource_exhausted_for_size(response: http::Response<Body>) -> http::Response<Body> {
+    let is_out_of_range = response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    if !is_out_of_range {
+        return response;
+    }
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    if !status.message().contains("message length too large") {
+        return response;
+    }
+    problem_response(Problem::new(
+        tonic::Code::ResourceExhausted,
+        ErrorReason::MessageTooLarge,
+        status.message().to_string(),
+        "提交的数据量超过单次允许的上限，请分批提交",
+    ))
+}

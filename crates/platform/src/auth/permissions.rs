@@ -1,0 +1,488 @@
+//! The one permission table of the suite. Two lists live here and nowhere else:
+//! - `METHODS`: every RPC with the permission it needs (or `Public` for health and reflection).
+//!   An RPC that is not listed is denied to everyone, so a new method is closed until it is
+//!   named here.
+//! - `GRANTS` and `SERVICE_GRANTS`: which permissions a (department, role) pair, or a calling
+//!   service, holds.
+//!
+//! Auditors read this file to know who may do what; services never check roles themselves.
+
+use super::{Department, Role};
+
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// A permission an RPC needs. The name is what `WhoAmI` shows and the audit records.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Permission {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Permission {
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+permissions! {
+    /// See one's own verified identity.
+    DiagnosticsWhoAmI => "diagnostics.whoami",
+    /// See the server's version and limits.
+    DiagnosticsServerInfo => "diagnostics.server_info",
+
+    /// Read persons and households (masked).
+    IdentityPersonsRead => "identity.persons.read",
+    /// Create and change persons and households.
+    IdentityPersonsWrite => "identity.persons.write",
+    /// Find a person by citizen ID (audited, rate-limited).
+    IdentityPersonsLookup => "identity.persons.lookup",
+    /// Import persons from the national monitoring system's export.
+    IdentityPersonsImport => "identity.persons.import",
+    /// Read citizen IDs, names and phones in clear, with a stated purpose (audited).
+    IdentityPiiRead => "identity.pii.read",
+    /// Propose a citizen-ID correction.
+    IdentityCitizenIdPropose => "identity.citizen_id.propose",
+    /// Approve a citizen-ID correction (a different subject from the proposer).
+    IdentityCitizenIdApprove => "identity.citizen_id.approve",
+    /// Certify, revoke and annul category certifications.
+    IdentityCategoriesCertify => "identity.categories.certify",
+    /// Confirm pending certifications in bulk.
+    IdentityCategoriesConfirm => "identity.categories.confirm",
+    /// Record employment and income.
+    IdentityEmploymentWrite => "identity.employment.write",
+    /// Read and acknowledge monitoring alerts.
+    IdentityAlertsManage => "identity.alerts.manage",
+    /// Follow the person change feed.
+    IdentityFeedWatch => "identity.feed.watch",
+    /// Read monitoring statistics.
+    IdentityStatsRead => "identity.stats.read",
+    /// Read identity's rule parameters.
+    IdentityParametersRead => "identity.parameters.read",
+    /// Change identity's rule parameters.
+    IdentityParametersWrite => "identity.parameters.write",
+    /// Read identity's audit log.
+    IdentityAuditRead => "identity.audit.read",
+
+    /// Read employers, postings, seekers, placements and export batches.
+    JobsRead => "jobs.read",
+    /// Create and change employers, postings, applications and placements.
+    JobsWrite => "jobs.write",
+    /// Approve carriers' certification and organized export batches.
+    JobsApprove => "jobs.approve",
+    JobsParametersRead => "jobs.parameters.read",
+    JobsParametersWrite => "jobs.parameters.write",
+    JobsAuditRead => "jobs.audit.read",
+
+    /// Read posts, applications, contracts and evaluations.
+    WelfarePostRead => "welfare_post.read",
+    /// Create posts, announcements, applications, evaluations and exits.
+    WelfarePostWrite => "welfare_post.write",
+    /// Approve hires after the public notice.
+    WelfarePostApprove => "welfare_post.approve",
+    WelfarePostParametersRead => "welfare_post.parameters.read",
+    WelfarePostParametersWrite => "welfare_post.parameters.write",
+    WelfarePostAuditRead => "welfare_post.audit.read",
+
+    /// Read projects, rosters and payrolls.
+    WorkReliefRead => "work_relief.read",
+    /// Create projects, enrol workers, enter payrolls.
+    WorkReliefWrite => "work_relief.write",
+    /// Approve a monthly payroll.
+    WorkReliefApprove => "work_relief.approve",
+    WorkReliefParametersRead => "work_relief.parameters.read",
+    WorkReliefParametersWrite => "work_relief.parameters.write",
+    WorkReliefAuditRead => "work_relief.audit.read",
+
+    /// Read policies, budgets, claims, batches and the ledger.
+    SubsidyRead => "subsidy.read",
+    /// Enter claims.
+    SubsidyClaimsWrite => "subsidy.claims.write",
+    /// Approve claims and payment batches.
+    SubsidyApprove => "subsidy.approve",
+    /// Send batches to the bank and reconcile.
+    SubsidyPay => "subsidy.pay",
+    /// Change the policy catalog and budgets.
+    SubsidyPoliciesWrite => "subsidy.policies.write",
+    SubsidyParametersRead => "subsidy.parameters.read",
+    SubsidyParametersWrite => "subsidy.parameters.write",
+    SubsidyAuditRead => "subsidy.audit.read",
+
+    /// Verify a person's status for the partner province (minimized answer).
+    ExchangeVerifyPerson => "exchange.verify_person",
+    /// Share and read job postings across the province line.
+    ExchangePostings => "exchange.postings",
+    /// Send and receive employment confirmations.
+    ExchangeConfirmations => "exchange.confirmations",
+    ExchangeParametersRead => "exchange.parameters.read",
+    ExchangeParametersWrite => "exchange.parameters.write",
+    ExchangeAuditRead => "exchange.audit.read",
+}
+
+use Permission::*;
+
+/// How a method is called; the unary time limit applies to unary and server-streaming set-up,
+/// never to a stream's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Unary,
+    ServerStreaming,
+    ClientStreaming,
+    Bidirectional,
+}
+
+/// What a method requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token: health checks and reflection, which probes and tools call without one.
+    Public,
+    /// A verified token whose permissions include this one.
+    Requires(Permission),
+}
+
+/// One RPC and what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodRule {
+    /// The gRPC path, `/package.Service/Method`.
+    pub path: &'static str,
+    pub access: Access,
+    pub kind: CallKind,
+}
+
+const fn rule(path: &'static str, access: Access, kind: CallKind) -> MethodRule {
+    MethodRule { path, access, kind }
+}
+
+/// Every RPC bangfu serves. A service's methods are added here when the service lands.
+pub const METHODS: &[MethodRule] = &[
+    rule("/grpc.health.v1.Health/Check", Access::Public, CallKind::Unary),
+    rule(
+        "/grpc.health.v1.Health/Watch",
+        Access::Public,
+        CallKind::ServerStreaming,
+    ),
+    rule(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Access::Public,
+        CallKind::Bidirectional,
+    ),
+    rule(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Access::Public,
+        CallKind::Bidirectional,
+    ),
+    rule(
+        "/bangfu.diagnostics.v1.DiagnosticsService/WhoAmI",
+        Access::Requires(DiagnosticsWhoAmI),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.diagnostics.v1.DiagnosticsService/GetServerInfo",
+        Access::Requires(DiagnosticsServerInfo),
+        CallKind::Unary,
+    ),
+];
+
+/// Who holds what. `None` as department means any department. Roles accumulate: a token with
+/// two roles holds the union.
+pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
+    // Everyone may ask who they are.
+    (None, Role::Clerk, &[DiagnosticsWhoAmI]),
+    (None, Role::Reviewer, &[DiagnosticsWhoAmI]),
+    (None, Role::Auditor, &[DiagnosticsWhoAmI]),
+    (
+        None,
+        Role::Partner,
+        &[
+            DiagnosticsWhoAmI,
+            ExchangeVerifyPerson,
+            ExchangePostings,
+            ExchangeConfirmations,
+        ],
+    ),
+    // HR (人社) owns the person registry, job matching and the exchange desk.
+    (
+        Some(Department::Hr),
+        Role::Clerk,
+        &[
+            IdentityPersonsRead,
+            IdentityPersonsWrite,
+            IdentityPersonsLookup,
+            IdentityPersonsImport,
+            IdentityCitizenIdPropose,
+            IdentityEmploymentWrite,
+            IdentityAlertsManage,
+            IdentityStatsRead,
+            IdentityParametersRead,
+            JobsRead,
+            JobsWrite,
+            JobsParametersRead,
+            ExchangePostings,
+            ExchangeConfirmations,
+            ExchangeParametersRead,
+            SubsidyRead,
+            SubsidyClaimsWrite,
+        ],
+    ),
+    (
+        Some(Department::Hr),
+        Role::Reviewer,
+        &[
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityPiiRead,
+            IdentityCitizenIdApprove,
+            IdentityCategoriesCertify,
+            IdentityCategoriesConfirm,
+            IdentityAlertsManage,
+            IdentityStatsRead,
+            IdentityParametersRead,
+            IdentityParametersWrite,
+            JobsRead,
+            JobsApprove,
+            JobsParametersRead,
+            JobsParametersWrite,
+            ExchangeVerifyPerson,
+            ExchangeParametersRead,
+            ExchangeParametersWrite,
+            SubsidyRead,
+        ],
+    ),
+    // Agriculture and rural affairs / rural revitalization (乡村振兴) certify categories and own posts.
+    (
+        Some(Department::Agri),
+        Role::Clerk,
+        &[
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityStatsRead,
+            WelfarePostRead,
+            WelfarePostWrite,
+            WelfarePostParametersRead,
+            SubsidyRead,
+            SubsidyClaimsWrite,
+        ],
+    ),
+    (
+        Some(Department::Agri),
+        Role::Reviewer,
+        &[
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityPiiRead,
+            IdentityCategoriesCertify,
+            IdentityCategoriesConfirm,
+            IdentityStatsRead,
+            WelfarePostRead,
+            WelfarePostApprove,
+            WelfarePostParametersRead,
+            WelfarePostParametersWrite,
+            SubsidyRead,
+        ],
+    ),
+    // Development and reform (发改) own work relief.
+    (
+        Some(Department::Ndrc),
+        Role::Clerk,
+        &[
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            WorkReliefRead,
+            WorkReliefWrite,
+            WorkReliefParametersRead,
+        ],
+    ),
+    (
+        Some(Department::Ndrc),
+        Role::Reviewer,
+        &[
+            IdentityPersonsRead,
+            WorkReliefRead,
+            WorkReliefApprove,
+            WorkReliefParametersRead,
+            WorkReliefParametersWrite,
+        ],
+    ),
+    // Finance (财政) owns the policy catalog, budgets and payment.
+    (
+        Some(Department::Finance),
+        Role::Clerk,
+        &[
+            IdentityPersonsRead,
+            SubsidyRead,
+            SubsidyClaimsWrite,
+            SubsidyPay,
+            SubsidyParametersRead,
+        ],
+    ),
+    (
+        Some(Department::Finance),
+        Role::Reviewer,
+        &[
+            IdentityPersonsRead,
+            SubsidyRead,
+            SubsidyApprove,
+            SubsidyPoliciesWrite,
+            SubsidyParametersRead,
+            SubsidyParametersWrite,
+        ],
+    ),
+    // Auditors of every department read records and every service's audit log.
+    (
+        None,
+        Role::Auditor,
+        &[
+            IdentityPersonsRead,
+            IdentityStatsRead,
+            IdentityParametersRead,
+            IdentityAuditRead,
+            JobsRead,
+            JobsParametersRead,
+            JobsAuditRead,
+            WelfarePostRead,
+            WelfarePostParametersRead,
+            WelfarePostAuditRead,
+            WorkReliefRead,
+            WorkReliefParametersRead,
+            WorkReliefAuditRead,
+            SubsidyRead,
+            SubsidyParametersRead,
+            SubsidyAuditRead,
+            ExchangeParametersRead,
+            ExchangeAuditRead,
+        ],
+    ),
+    // The administrator holds everything; real deployments issue per-department tokens instead.
+    (None, Role::Admin, Permission::ALL),
+];
+
+/// What each calling service may do on its own account; acting for a user it gets only what
+/// the user holds too.
+pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
+    ("identity", &[DiagnosticsWhoAmI]),
+    (
+        "jobs",
+        &[
+            DiagnosticsWhoAmI,
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityFeedWatch,
+            IdentityEmploymentWrite,
+        ],
+    ),
+    (
+        "welfare_post",
+        &[
+            DiagnosticsWhoAmI,
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityFeedWatch,
+            IdentityEmploymentWrite,
+        ],
+    ),
+    (
+        "work_relief",
+        &[
+            DiagnosticsWhoAmI,
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityFeedWatch,
+            IdentityEmploymentWrite,
+        ],
+    ),
+    (
+        "subsidy",
+        &[
+            DiagnosticsWhoAmI,
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            IdentityPiiRead,
+            IdentityFeedWatch,
+            WelfarePostRead,
+            WorkReliefRead,
+            JobsRead,
+        ],
+    ),
+    (
+        "exchange",
+        &[
+            DiagnosticsWhoAmI,
+            IdentityPersonsRead,
+            IdentityPersonsLookup,
+            JobsRead,
+            IdentityEmploymentWrite,
+        ],
+    ),
+];
+
+/// The services of the suite, by the names their tokens carry as subject.
+pub const SERVICES: &[&str] = &["identity", "jobs", "welfare_post", "work_relief", "subsidy", "exchange"];
+
+/// The permissions a user with `department` and `roles` holds.
+pub fn user_permissions(department: Option<Department>, roles: &[Role]) -> std::collections::BTreeSet<Permission> {
+    GRANTS
+        .iter()
+        .filter(|(dept, role, _)| roles.contains(role) && (dept.is_none() || *dept == department))
+        .flat_map(|(_, _, perms)| perms.iter().copied())
+        .collect()
+}
+
+/// The permissions a service holds on its own account.
+pub fn service_permissions(service: &str) -> std::collections::BTreeSet<Permission> {
+    SERVICE_GRANTS
+        .iter()
+        .filter(|(name, _)| *name == service)
+        .flat_map(|(_, perms)| perms.iter().copied())
+        .collect()
+}
+
+/// The rule for a gRPC path, if the method is in the table.
+pub fn method_rule(path: &str) -> Option<&'static MethodRule> {
+    METHODS.iter().find(|rule| rule.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_names_are_unique() {
+        let mut names: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn every_method_is_listed_once() {
+        let mut paths: Vec<_> = METHODS.iter().map(|m| m.path).collect();
+        paths.sort_unstable();
+        let before = paths.len();
+        paths.dedup();
+        assert_eq!(before, paths.len());
+    }
+
+    #[test]
+    fn a_clerk_of_finance_cannot_certify_categories() {
+        let perms = user_permissions(Some(Department::Finance), &[Role::Clerk]);
+        assert!(!perms.contains(&IdentityCategoriesCertify));
+        assert!(perms.contains(&SubsidyClaimsWrite));
+    }
+
+    #[test]
+    fn reading_ids_in_clear_needs_a_reviewer_not_a_clerk() {
+        assert!(!user_permissions(Some(Department::Hr), &[Role::Clerk]).contains(&IdentityPiiRead));
+        assert!(user_permissions(Some(Department::Hr), &[Role::Reviewer]).contains(&IdentityPiiRead));
+    }
+
+    #[test]
+    fn an_unknown_service_holds_nothing() {
+        assert!(service_permissions("billing").is_empty());
+        assert!(service_permissions("subsidy").contains(&IdentityPersonsLookup));
+    }
+}

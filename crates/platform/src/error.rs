@@ -1,0 +1,207 @@
+//! One mapping from what went wrong to what a client sees: a `tonic::Status` carrying the
+//! rich error model — `ErrorInfo` with a stable reason (domain `bangfu`), `BadRequest` field
+//! violations, and a zh-CN `LocalizedMessage` a county clerk can act on.
+//!
+//! Services keep their own `thiserror` enums and convert them into a [`Problem`]; nothing
+//! else builds a `Status` by hand, so every error leaves the server in the same shape.
+
+use std::collections::HashMap;
+
+pub use bangfu_proto::common::v1::ErrorReason;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every bangfu error.
+pub const ERROR_DOMAIN: &str = "bangfu";
+
+/// The locale of the clerk-facing message.
+pub const CLERK_LOCALE: &str = "zh-CN";
+
+/// A field that failed validation, named by its path in the request (`person.citizen_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// A refusal or failure as the client will see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub code: Code,
+    pub reason: ErrorReason,
+    /// English, for the developer reading a log.
+    pub message: String,
+    /// zh-CN, for the clerk at the counter.
+    pub message_zh: String,
+    pub violations: Vec<FieldViolation>,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Problem {
+    pub fn new(code: Code, reason: ErrorReason, message: impl Into<String>, message_zh: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            message_zh: message_zh.into(),
+            violations: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// INVALID_ARGUMENT naming the one field at fault.
+    pub fn invalid_field(
+        reason: ErrorReason,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        message_zh: impl Into<String>,
+    ) -> Self {
+        let message = message.into();
+        let field = field.into();
+        Self::new(Code::InvalidArgument, reason, format!("{field}: {message}"), message_zh)
+            .with_violation(field, message)
+    }
+
+    /// INVALID_ARGUMENT for a required field left empty.
+    pub fn required(field: impl Into<String>, what_zh: &str) -> Self {
+        Self::invalid_field(
+            ErrorReason::FieldRequired,
+            field,
+            "is required",
+            format!("请填写{what_zh}"),
+        )
+    }
+
+    /// NOT_FOUND, also for records outside the caller's region scope: existence is not revealed.
+    pub fn not_found(resource: &str) -> Self {
+        Self::new(
+            Code::NotFound,
+            ErrorReason::NotFound,
+            format!("{resource} was not found"),
+            "未找到该记录，或该记录不在您的管辖范围内",
+        )
+        .with_metadata("resource", resource)
+    }
+
+    /// INTERNAL: the details go to the log, never to the client.
+    pub fn internal() -> Self {
+        Self::new(
+            Code::Internal,
+            ErrorReason::Internal,
+            "internal error; the server log has the details under this call's trace id",
+            "系统内部错误，请稍后重试；如仍失败请联系系统管理员",
+        )
+    }
+
+    /// UNAVAILABLE while the database cannot be reached; safe to retry.
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            Code::Unavailable,
+            ErrorReason::DatabaseUnavailable,
+            "the database is unavailable; retry later",
+            "数据库暂时无法访问，请稍后重试",
+        )
+    }
+
+    pub fn with_violation(mut self, field: impl Into<String>, description: impl Into<String>) -> Self {
+        self.violations.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+        self
+    }
+
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// The stable reason string clients switch on, e.g. `TOKEN_EXPIRED`.
+    pub fn reason_code(&self) -> &'static str {
+        self.reason.code()
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.reason_code(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl From<Problem> for tonic::Status {
+    fn from(problem: Problem) -> Self {
+        let metadata: HashMap<String, String> = problem.metadata.into_iter().collect();
+        let mut details = ErrorDetails::new();
+        details.set_error_info(problem.reason.code(), ERROR_DOMAIN, metadata);
+        for violation in problem.violations {
+            details.add_bad_request_violation(violation.field, violation.description);
+        }
+        details.set_localized_message(CLERK_LOCALE, problem.message_zh);
+        tonic::Status::with_error_details(problem.code, problem.message, details)
+    }
+}
+
+/// Reads the bangfu reason back out of a status (for clients and tests).
+pub fn reason_of(status: &tonic::Status) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+        .map(|info| info.reason.clone())
+}
+
+/// A status as one line for a person at a terminal: reason, message, field problems and the
+/// clerk's message.
+pub fn describe_status(status: &tonic::Status) -> String {
+    let details = status.get_error_details();
+    let mut text = match details.error_info() {
+        Some(info) => format!("{} ({:?}): {}", info.reason, status.code(), status.message()),
+        None => format!("{:?}: {}", status.code(), status.message()),
+    };
+    if let Some(bad) = details.bad_request() {
+        for violation in &bad.field_violations {
+            text.push_str(&format!("\n  field {}: {}", violation.field, violation.description));
+        }
+    }
+    if let Some(localized) = details.localized_message() {
+        text.push_str(&format!("\n  {}", localized.message));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_carries_reason_field_and_clerk_message() {
+        let problem = Problem::invalid_field(
+            ErrorReason::CitizenIdInvalid,
+            "person.citizen_id",
+            "check character does not match",
+            "身份证号码校验位不正确",
+        );
+        let status = tonic::Status::from(problem);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "CITIZEN_ID_INVALID");
+        assert_eq!(info.domain, "bangfu");
+        let bad = details.bad_request().expect("bad request");
+        assert_eq!(bad.field_violations[0].field, "person.citizen_id");
+        let localized = details.localized_message().expect("localized");
+        assert_eq!(localized.locale, "zh-CN");
+        assert_eq!(localized.message, "身份证号码校验位不正确");
+    }
+
+    #[test]
+    fn reason_codes_drop_the_enum_prefix() {
+        assert_eq!(ErrorReason::TokenExpired.code(), "TOKEN_EXPIRED");
+        assert_eq!(
+            ErrorReason::PersonExistsOutsideScope.code(),
+            "PERSON_EXISTS_OUTSIDE_SCOPE"
+        );
+    }
+}

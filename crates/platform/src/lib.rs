@@ -1,0 +1,15 @@
+//! What every bangfu service shares: configuration, the clock, the database, authorization,
+//! the error model, telemetry, the server, personal-data protection, the audit log and rule
+//! parameters. A service crate brings its domain, its store and its `grpc` edge; everything
+//! here is written once so every service behaves alike.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod diagnostics;
+pub mod error;
+pub mod pii;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,272 @@
+//! The gRPC server every bangfu process runs: the services it hosts behind the auth layer,
+//! gRPC health per service (NOT_SERVING while draining), reflection v1 and v1alpha, limits from
+//! the configuration, optional TLS with client certificates, and a graceful shutdown that lets
+//! in-flight calls finish, ends open streams and refuses new calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::MethodRule;
+use crate::auth::layer::AuthLayer;
+use crate::auth::verify::Verifier;
+use crate::config::ServerConfig;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS configuration is not usable: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    #[error("the server failed: {0}")]
+    Transport(#[source] tonic::transport::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A shutdown that can be triggered by a signal or by a test, and awaited by anything that
+/// must stop: the server's accept loop and every open stream.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self {
+            sender: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Starts the shutdown; calling it again does nothing more.
+    pub fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.sender.borrow()
+    }
+
+    /// Resolves once the shutdown has been triggered.
+    pub async fn triggered(&self) {
+        let mut receiver = self.sender.subscribe();
+        // An error means the sender is gone, which only happens once nothing can trigger it.
+        let _ = receiver.wait_for(|triggered| *triggered).await;
+    }
+
+    /// Triggers the shutdown on SIGTERM or Ctrl-C.
+    pub fn trigger_on_signals(&self) {
+        let shutdown = self.clone();
+        tokio::spawn(async move {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+                            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop the server");
+                        let _ = ctrl_c.await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ctrl_c.await;
+            }
+            shutdown.trigger();
+        });
+    }
+}
+
+/// The services one server process hosts, and how it serves them.
+pub struct ServerHost {
+    config: ServerConfig,
+    verifier: Arc<Verifier>,
+    methods: Vec<MethodRule>,
+    routes: RoutesBuilder,
+    services: Vec<&'static str>,
+    health: HealthReporter,
+    shutdown: Shutdown,
+}
+
+impl ServerHost {
+    /// A host with health, reflection and nothing else yet, authorizing by the suite's table.
+    pub fn new(config: ServerConfig, verifier: Arc<Verifier>) -> Self {
+        Self::with_methods(config, verifier, crate::auth::permissions::METHODS)
+    }
+
+    /// A host authorizing by another method table (for tests of the mechanism itself).
+    pub fn with_methods(config: ServerConfig, verifier: Arc<Verifier>, methods: &[MethodRule]) -> Self {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(
+            health_service
+                .max_decoding_message_size(config.max_receive_bytes)
+                .max_encoding_message_size(config.max_send_bytes),
+        );
+        // Both reflection versions: grpcurl and Postman speak v1, older tools v1alpha.
+        if let Ok(v1) = reflection_builder().build_v1() {
+            routes.add_service(v1);
+        }
+        if let Ok(v1alpha) = reflection_builder().build_v1alpha() {
+            routes.add_service(v1alpha);
+        }
+        Self {
+            config,
+            verifier,
+            methods: methods.to_vec(),
+            routes,
+            services: Vec::new(),
+            health,
+            shutdown: Shutdown::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The shutdown that stops this server; streams select on it to end when the server drains.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// The fully qualified names of the services added so far.
+    pub fn service_names(&self) -> &[&'static str] {
+        &self.services
+    }
+
+    /// Adds a service; its health status becomes SERVING when the server starts.
+    pub fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.services.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Serves until the shutdown is triggered, then lets in-flight calls finish for at most the
+    /// configured grace period.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), ServeError> {
+        let Self {
+            config,
+            verifier,
+            methods,
+            routes,
+            services,
+            health,
+            shutdown,
+        } = self;
+        for name in &services {
+            health.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        health.set_service_status("", ServingStatus::Serving).await;
+
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(config.keepalive_interval))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout))
+            .tcp_nodelay(true);
+        if let Some(tls) = &config.tls {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|source| ServeError::TlsFile {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            };
+            let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+            if let Some(ca) = &tls.client_ca {
+                tls_config = tls_config.client_ca_root(Certificate::from_pem(read(ca)?));
+            }
+            builder = builder.tls_config(tls_config).map_err(ServeError::Tls)?;
+        }
+        let router = builder
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.concurrency_limit))
+            .layer(AuthLayer::with_methods(verifier, &methods, config.unary_timeout))
+            .add_routes(routes.routes());
+
+        let draining = {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            let services = services.clone();
+            async move {
+                shutdown.triggered().await;
+                // Load balancers stop sending before the listener closes.
+                for name in &services {
+                    health.set_service_status(*name, ServingStatus::NotServing).await;
+                }
+                health.set_service_status("", ServingStatus::NotServing).await;
+                tracing::info!("draining: finishing in-flight calls, refusing new ones");
+            }
+        };
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let serving = router.serve_with_incoming_shutdown(incoming, draining);
+        tokio::pin!(serving);
+        let grace = config.shutdown_grace;
+        let outcome = tokio::select! {
+            outcome = &mut serving => outcome.map_err(ServeError::Transport),
+            () = grace_expired(&shutdown, grace) => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "calls still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        tracing::info!("server stopped");
+        outcome
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(bangfu_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn grace_expired(shutdown: &Shutdown, grace: Duration) {
+    shutdown.triggered().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Binds the listening socket, with an error that says what to do when the port is taken.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })
+}

@@ -1,0 +1,378 @@
+//! Every way a token can be wrong is refused with UNAUTHENTICATED and its reason; a valid
+//! token without the permission is PERMISSION_DENIED; scopes and permissions combine as they
+//! should when a service acts for a user.
+
+use bangfu_platform::auth::keys::generate_key_pair;
+use bangfu_platform::auth::token::{Claims, TokenSigner, UserIdentity, unix_now};
+use bangfu_platform::auth::{Access, CallKind, Department, MethodRule, Permission, Role};
+use bangfu_platform::error::reason_of;
+use bangfu_platform::testing::{TestServer, server_config, with_token};
+use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
+use bangfu_proto::diagnostics::v1::{GetServerInfoRequest, WhoAmIRequest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tonic::Code;
+
+async fn who_am_i(
+    server: &TestServer,
+    request: tonic::Request<WhoAmIRequest>,
+) -> Result<bangfu_proto::diagnostics::v1::WhoAmIResponse, tonic::Status> {
+    let mut client = DiagnosticsServiceClient::new(server.channel().await);
+    client.who_am_i(request).await.map(|r| r.into_inner())
+}
+
+async fn refused_with(server: &TestServer, token: &str) -> (Code, String) {
+    let status = who_am_i(server, with_token(WhoAmIRequest {}, token))
+        .await
+        .expect_err("must be refused");
+    (status.code(), reason_of(&status).unwrap_or_default())
+}
+
+fn hr_clerk(server: &TestServer) -> Claims {
+    server.keys.user_claims(Department::Hr, &[Role::Clerk], "370402")
+}
+
+#[tokio::test]
+async fn a_valid_token_is_accepted_and_its_claims_shown() {
+    let server = TestServer::start().await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "370402");
+    let me = who_am_i(&server, with_token(WhoAmIRequest {}, &token))
+        .await
+        .expect("accepted");
+    assert_eq!(me.subject, "test-user");
+    assert_eq!(me.department, "hr");
+    assert_eq!(me.roles, vec!["clerk"]);
+    assert_eq!(me.region_scope, "370402");
+    assert!(me.permissions.contains(&"identity.persons.write".to_string()));
+    assert!(!me.permissions.contains(&"identity.pii.read".to_string()));
+}
+
+#[tokio::test]
+async fn a_call_without_a_token_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let status = who_am_i(&server, tonic::Request::new(WhoAmIRequest {}))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(reason_of(&status).as_deref(), Some("TOKEN_MISSING"));
+}
+
+#[tokio::test]
+async fn an_expired_token_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let mut claims = hr_clerk(&server);
+    claims.exp = unix_now() - 3600;
+    claims.nbf = unix_now() - 7200;
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_EXPIRED".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_not_yet_valid_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let mut claims = hr_clerk(&server);
+    claims.nbf = unix_now() + 3600;
+    claims.exp = unix_now() + 7200;
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_NOT_YET_VALID".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let mut claims = hr_clerk(&server);
+    claims.aud = "another-system".into();
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_WRONG_AUDIENCE".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_whose_issuer_is_not_its_keys_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let mut claims = hr_clerk(&server);
+    claims.iss = "someone-else".into();
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_WRONG_ISSUER".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_stranger_under_a_trusted_kid_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let (stranger, _) = generate_key_pair("dev-departments", "bangfu-development", true).expect("key");
+    let token = TokenSigner::from_file(&stranger)
+        .expect("signer")
+        .sign(&hr_clerk(&server))
+        .expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_SIGNATURE_INVALID".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_an_unknown_kid_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let (stranger, _) = generate_key_pair("not-trusted-here", "bangfu-development", true).expect("key");
+    let token = TokenSigner::from_file(&stranger)
+        .expect("signer")
+        .sign(&hr_clerk(&server))
+        .expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_UNKNOWN_KEY".into())
+    );
+}
+
+#[tokio::test]
+async fn an_unsigned_alg_none_token_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"dev-departments"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&hr_clerk(&server)).expect("json"));
+    let token = format!("{header}.{payload}.");
+    let (code, _) = refused_with(&server, &token).await;
+    assert_eq!(code, Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn an_hmac_token_keyed_with_the_public_key_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let public = std::fs::read(server.keys.keys_dir().join("dev-departments.pub.pem")).expect("public key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("dev-departments".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &hr_clerk(&server),
+        &jsonwebtoken::EncodingKey::from_secret(&public),
+    )
+    .expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_SIGNATURE_INVALID".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_a_region_scope_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let mut claims = hr_clerk(&server);
+    claims.scope = None;
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_CLAIM_INVALID".into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_in_the_wrong_header_is_named_as_misplaced() {
+    let server = TestServer::start().await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "37");
+    let mut request = tonic::Request::new(WhoAmIRequest {});
+    request
+        .metadata_mut()
+        .insert("x-access-token", token.parse().expect("ascii"));
+    let status = who_am_i(&server, request).await.expect_err("refused");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(reason_of(&status).as_deref(), Some("TOKEN_IN_WRONG_HEADER"));
+
+    let mut request = tonic::Request::new(WhoAmIRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", token.parse().expect("ascii"));
+    let status = who_am_i(&server, request).await.expect_err("no Bearer scheme");
+    assert_eq!(reason_of(&status).as_deref(), Some("TOKEN_MALFORMED"));
+}
+
+#[tokio::test]
+async fn a_revoked_token_and_a_revoked_subject_are_refused() {
+    let server = TestServer::start().await;
+    let claims = hr_clerk(&server);
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    who_am_i(&server, with_token(WhoAmIRequest {}, &token))
+        .await
+        .expect("valid before revocation");
+    server.keys.revoke(&[&claims.jti], &[]);
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_REVOKED".into())
+    );
+
+    let other = server
+        .keys
+        .user_token_for("left-the-office", Department::Hr, &[Role::Clerk], "37");
+    server.keys.revoke(&[], &["left-the-office"]);
+    assert_eq!(
+        refused_with(&server, &other).await,
+        (Code::Unauthenticated, "TOKEN_REVOKED".into())
+    );
+}
+
+#[tokio::test]
+async fn a_valid_token_without_the_permission_is_denied_with_the_permission_named() {
+    let server = TestServer::start().await;
+    let token = server.keys.user_token(Department::Finance, &[Role::Clerk], "3704");
+    let mut client = DiagnosticsServiceClient::new(server.channel().await);
+    let status = client
+        .get_server_info(with_token(GetServerInfoRequest {}, &token))
+        .await
+        .expect_err("clerks may not read server info");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason_of(&status).as_deref(), Some("PERMISSION_MISSING"));
+    assert!(
+        status.message().contains("diagnostics.server_info"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn a_method_missing_from_the_permission_table_is_denied_even_to_an_admin() {
+    let only_health = [MethodRule {
+        path: "/grpc.health.v1.Health/Check",
+        access: Access::Public,
+        kind: CallKind::Unary,
+    }];
+    let server = TestServer::start_with(server_config(), &only_health, |host| {
+        let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
+        host.add_service(diagnostics);
+    })
+    .await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Admin], "*");
+    let status = who_am_i(&server, with_token(WhoAmIRequest {}, &token))
+        .await
+        .expect_err("not in the table");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason_of(&status).as_deref(), Some("METHOD_NOT_PERMITTED"));
+}
+
+#[tokio::test]
+async fn a_service_key_cannot_sign_an_administrator() {
+    let server = TestServer::start().await;
+    let signer = server.keys.service_signer("jobs");
+    let admin = UserIdentity {
+        subject: "jobs".into(),
+        department: Department::Hr,
+        roles: vec![Role::Admin],
+        scope: bangfu_platform::auth::RegionScope::Country,
+    };
+    let mut claims = signer.user_claims(&admin, "bangfu", unix_now(), std::time::Duration::from_secs(600));
+    assert_eq!(
+        refused_with(&server, &signer.sign(&claims).expect("sign")).await,
+        (Code::Unauthenticated, "TOKEN_KEY_NOT_ALLOWED".into())
+    );
+    // Nor may it speak for another service.
+    claims.sub = "subsidy".into();
+    claims.dept = None;
+    claims.roles = vec!["service".into()];
+    assert_eq!(
+        refused_with(&server, &signer.sign(&claims).expect("sign")).await,
+        (Code::Unauthenticated, "TOKEN_KEY_NOT_ALLOWED".into())
+    );
+}
+
+#[tokio::test]
+async fn a_department_key_cannot_sign_a_service_token() {
+    let server = TestServer::start().await;
+    let mut claims = hr_clerk(&server);
+    claims.sub = "subsidy".into();
+    claims.roles = vec!["service".into()];
+    let token = server.keys.department_signer().sign(&claims).expect("sign");
+    assert_eq!(
+        refused_with(&server, &token).await,
+        (Code::Unauthenticated, "TOKEN_KEY_NOT_ALLOWED".into())
+    );
+}
+
+#[tokio::test]
+async fn a_service_acting_for_a_user_gets_the_users_scope_and_only_what_both_hold() {
+    let server = TestServer::start().await;
+    let service = server.keys.service_token("subsidy", "37");
+    let user = server
+        .keys
+        .user_token_for("clerk-li", Department::Hr, &[Role::Clerk], "370402");
+    let mut request = with_token(WhoAmIRequest {}, &service);
+    request
+        .metadata_mut()
+        .insert("x-bangfu-on-behalf-of", user.parse().expect("ascii"));
+    let me = who_am_i(&server, request).await.expect("accepted");
+    assert_eq!(me.subject, "clerk-li");
+    assert_eq!(me.acting_service, "subsidy");
+    assert_eq!(me.region_scope, "370402");
+    // The subsidy service may read IDs in clear, the HR clerk may not: together they may not.
+    assert!(
+        !me.permissions
+            .contains(&Permission::IdentityPiiRead.as_str().to_string())
+    );
+    // The clerk may write persons, the subsidy service may not: together they may not.
+    assert!(
+        !me.permissions
+            .contains(&Permission::IdentityPersonsWrite.as_str().to_string())
+    );
+    // Both may read persons.
+    assert!(
+        me.permissions
+            .contains(&Permission::IdentityPersonsRead.as_str().to_string())
+    );
+}
+
+#[tokio::test]
+async fn scopes_that_do_not_overlap_leave_nothing_visible() {
+    let server = TestServer::start().await;
+    let service = server.keys.service_token("subsidy", "50");
+    let user = server.keys.user_token(Department::Hr, &[Role::Clerk], "370402");
+    let mut request = with_token(WhoAmIRequest {}, &service);
+    request
+        .metadata_mut()
+        .insert("x-bangfu-on-behalf-of", user.parse().expect("ascii"));
+    let me = who_am_i(&server, request).await.expect("accepted");
+    assert_eq!(me.region_scope, "(none)");
+}
+
+#[tokio::test]
+async fn on_behalf_of_is_refused_beside_a_user_token_or_alone() {
+    let server = TestServer::start().await;
+    let user = server.keys.user_token(Department::Hr, &[Role::Clerk], "370402");
+    let admin = server.keys.user_token(Department::Hr, &[Role::Admin], "*");
+    let mut request = with_token(WhoAmIRequest {}, &user);
+    request
+        .metadata_mut()
+        .insert("x-bangfu-on-behalf-of", admin.parse().expect("ascii"));
+    let status = who_am_i(&server, request)
+        .await
+        .expect_err("a user cannot act for a user");
+    assert_eq!(reason_of(&status).as_deref(), Some("ON_BEHALF_OF_REQUIRES_SERVICE"));
+
+    let mut request = tonic::Request::new(WhoAmIRequest {});
+    request
+        .metadata_mut()
+        .insert("x-bangfu-on-behalf-of", user.parse().expect("ascii"));
+    let status = who_am_i(&server, request).await.expect_err("no service token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(reason_of(&status).as_deref(), Some("ON_BEHALF_OF_REQUIRES_SERVICE"));
+}
+
+#[tokio::test]
+async fn a_service_on_its_own_has_its_configured_scope_and_grants() {
+    let server = TestServer::start().await;
+    let token = server.keys.service_token("welfare_post", "3704");
+    let me = who_am_i(&server, with_token(WhoAmIRequest {}, &token))
+        .await
+        .expect("accepted");
+    assert_eq!(me.subject, "welfare_post");
+    assert_eq!(me.acting_service, "welfare_post");
+    assert_eq!(me.region_scope, "3704");
+    assert!(me.permissions.contains(&"identity.feed.watch".to_string()));
+    assert!(!me.permissions.contains(&"identity.pii.read".to_string()));
+}

@@ -1,0 +1,243 @@
+//! The server's own behaviour: health per service, reflection, message limits, and a graceful
+//! shutdown that finishes what is running and takes nothing new.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bangfu_platform::auth::{Department, Role, permissions};
+use bangfu_platform::diagnostics::Diagnostics;
+use bangfu_platform::error::reason_of;
+use bangfu_platform::testing::{TestServer, server_config, with_token};
+use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
+use bangfu_proto::diagnostics::v1::diagnostics_service_server::{DiagnosticsService, DiagnosticsServiceServer};
+use bangfu_proto::diagnostics::v1::{GetServerInfoRequest, GetServerInfoResponse, WhoAmIRequest, WhoAmIResponse};
+use tokio::sync::Notify;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn health_of(server: &TestServer, service: &str) -> Result<i32, tonic::Status> {
+    let mut client = HealthClient::new(server.channel().await);
+    client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+#[tokio::test]
+async fn health_reports_each_hosted_service_serving_without_a_token() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        health_of(&server, "").await.expect("overall"),
+        ServingStatus::Serving as i32
+    );
+    assert_eq!(
+        health_of(&server, "bangfu.diagnostics.v1.DiagnosticsService")
+            .await
+            .expect("diagnostics"),
+        ServingStatus::Serving as i32
+    );
+    let status = health_of(&server, "bangfu.nothing.v1.NoService")
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn reflection_lists_the_hosted_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let server = TestServer::start().await;
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses.message().await.expect("message").expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list, got {:?}", response.message_response);
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"bangfu.diagnostics.v1.DiagnosticsService".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_is_resource_exhausted() {
+    let server = TestServer::start().await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "37");
+    // WhoAmIRequest has no fields; an unknown field still counts against the limit (64 KiB here).
+    let padding = "x".repeat(80 * 1024);
+    let oversized = OversizedWhoAmI { padding };
+    let mut raw = tonic::client::Grpc::new(server.channel().await);
+    raw.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/bangfu.diagnostics.v1.DiagnosticsService/WhoAmI");
+    let status = raw
+        .unary::<_, WhoAmIResponse, _>(
+            with_token(oversized, &token),
+            path,
+            tonic_prost::ProstCodec::<OversizedWhoAmI, WhoAmIResponse>::default(),
+        )
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason_of(&status).as_deref(), Some("MESSAGE_TOO_LARGE"));
+}
+
+/// A WhoAmIRequest with an unknown field the server must still read past.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OversizedWhoAmI {
+    #[prost(string, tag = "99")]
+    padding: String,
+}
+
+/// A diagnostics service whose WhoAmI waits until the test lets it finish.
+struct Slow {
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+#[tonic::async_trait]
+impl DiagnosticsService for Slow {
+    async fn who_am_i(
+        &self,
+        _: tonic::Request<WhoAmIRequest>,
+    ) -> Result<tonic::Response<WhoAmIResponse>, tonic::Status> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(tonic::Response::new(WhoAmIResponse {
+            subject: "finished".into(),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_server_info(
+        &self,
+        _: tonic::Request<GetServerInfoRequest>,
+    ) -> Result<tonic::Response<GetServerInfoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(GetServerInfoResponse::default()))
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let slow = Slow {
+        entered: entered.clone(),
+        release: release.clone(),
+    };
+    let server = TestServer::start_with(server_config(), permissions::METHODS, |host| {
+        host.add_service(DiagnosticsServiceServer::new(slow));
+    })
+    .await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "37");
+    let mut client = DiagnosticsServiceClient::new(server.channel().await);
+    let in_flight = tokio::spawn({
+        let token = token.clone();
+        async move { client.who_am_i(with_token(WhoAmIRequest {}, &token)).await }
+    });
+    entered.notified().await;
+
+    server.shutdown.trigger();
+    // Health turns NOT_SERVING for load balancers; the listener closes to new connections.
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tonic::transport::Channel::from_shared(server.url())
+                .expect("url")
+                .connect()
+                .await
+            {
+                Err(_) => break,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "new connections are still accepted after shutdown");
+
+    release.notify_one();
+    let finished = in_flight.await.expect("task").expect("the in-flight call completes");
+    assert_eq!(finished.into_inner().subject, "finished");
+    tokio::time::timeout(Duration::from_secs(5), server.stopped())
+        .await
+        .expect("server stops once the call is done")
+        .expect("clean stop");
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_when_draining() {
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let slow = Slow {
+        entered: entered.clone(),
+        release: release.clone(),
+    };
+    let server = TestServer::start_with(server_config(), permissions::METHODS, |host| {
+        host.add_service(DiagnosticsServiceServer::new(slow));
+    })
+    .await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "37");
+    // One connection, opened before the drain, kept open by an in-flight call.
+    let channel = server.channel().await;
+    let mut client = DiagnosticsServiceClient::new(channel.clone());
+    let in_flight = tokio::spawn(async move { client.who_am_i(with_token(WhoAmIRequest {}, &token)).await });
+    entered.notified().await;
+    let mut health = HealthClient::new(channel);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "bangfu.diagnostics.v1.DiagnosticsService".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("status").expect("one");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
+    server.shutdown.trigger();
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a status change")
+        .expect("status")
+        .expect("one");
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    release.notify_one();
+    in_flight.await.expect("task").expect("in-flight call completes");
+    drop(watch);
+    tokio::time::timeout(Duration::from_secs(10), server.stopped())
+        .await
+        .expect("stops")
+        .expect("clean");
+}
+
+#[tokio::test]
+async fn server_info_reports_the_configured_limits() {
+    let server = TestServer::start().await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Admin], "*");
+    let mut client = DiagnosticsServiceClient::new(server.channel().await);
+    let info = client
+        .get_server_info(with_token(GetServerInfoRequest {}, &token))
+        .await
+        .expect("admin may read")
+        .into_inner();
+    assert_eq!(info.max_receive_message_bytes, 64 * 1024);
+    assert!(
+        info.services
+            .contains(&"bangfu.diagnostics.v1.DiagnosticsService".to_string())
+    );
+    let _ = Diagnostics::new(&server_config(), &[]);
+}

@@ -1,0 +1,30 @@
+//! bangfu's wire contracts, generated from `proto/bangfu/**.proto`.
+//!
+//! Wire types stay at the edge: services convert them to domain values in their `grpc`
+//! module and never pass them further in. Only conversions of the common types live here.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+/// The encoded file descriptor set of every bangfu contract, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bangfu_descriptor");
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.common.v1");
+    }
+}
+
+pub mod diagnostics {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.diagnostics.v1");
+    }
+}
+
+impl common::v1::ErrorReason {
+    /// The reason as it appears in `google.rpc.ErrorInfo.reason`: the enum value's name
+    /// without its `ERROR_REASON_` prefix.
+    pub fn code(self) -> &'static str {
+        let name = self.as_str_name();
+        name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+    }
+}
