@@ -3,11 +3,14 @@
 //! parameters. A service crate brings its domain, its store and its `grpc` edge; everything
 //! here is written once so every service behaves alike.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod diagnostics;
 pub mod error;
+pub mod paging;
 pub mod pii;
 pub mod server;
 pub mod telemetry;

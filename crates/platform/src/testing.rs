@@ -193,3 +193,233 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
         .insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
     request
 }
+
+/// The PostgreSQL server the `_on_postgres` tests use.
+pub fn postgres_admin_url() -> String {
+    std::env::var("BANGFU_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, migrated database for one test, on either backend, removed when dropped.
+pub struct TestDatabase {
+    pub db: crate::db::Database,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A SQLite file in a temporary folder.
+    pub async fn sqlite(migrations: &crate::db::Migrations) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = crate::db::sqlite_url(&dir.path().join("test.db"));
+        let db = crate::db::Database::open(&url, crate::db::PoolSettings::default(), migrations)
+            .await
+            .expect("open sqlite");
+        Self {
+            db,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A PostgreSQL database copied from a template migrated once per set of migrations, so a
+    /// test pays for `CREATE DATABASE … TEMPLATE`, not for the migrations.
+    pub async fn postgres(migrations: &crate::db::Migrations) -> Self {
+        let admin_url = postgres_admin_url();
+        let template = ensure_template(&admin_url, migrations).await;
+        let name = format!("bangfu_test_{}", crate::auth::token::new_token_id());
+        let admin = crate::db::Database::connect(&admin_url, crate::db::PoolSettings::default())
+            .await
+            .expect("PostgreSQL for the _on_postgres tests (BANGFU_TEST_POSTGRES_URL)");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(admin.pool())
+        .await
+        .expect("create test database");
+        admin.close().await;
+        let url = database_url(&admin_url, &name);
+        let db = crate::db::Database::open(&url, crate::db::PoolSettings::default(), migrations)
+            .await
+            .expect("open test database");
+        Self {
+            db,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs outside async; a short-lived runtime on its own thread removes the database.
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(admin) =
+                        crate::db::Database::connect(&admin_url, crate::db::PoolSettings::default()).await
+                    {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(admin.pool())
+                        .await;
+                        admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The URL of another database on the same server.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Creates (once, under an advisory lock shared by every test process) a template database
+/// holding these migrations.
+async fn ensure_template(admin_url: &str, migrations: &crate::db::Migrations) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for file in crate::db::PLATFORM_MIGRATIONS
+        .postgres
+        .iter()
+        .chain(migrations.postgres)
+    {
+        hasher.update(file.version.to_be_bytes());
+        hasher.update(file.sql.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let template = format!("bangfu_tpl_{hex}");
+    let lock_key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+
+    let admin = crate::db::Database::connect(admin_url, crate::db::PoolSettings::default())
+        .await
+        .expect("PostgreSQL for the _on_postgres tests (BANGFU_TEST_POSTGRES_URL)");
+    let mut connection = admin.pool().acquire().await.expect("connection");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(lock_key)
+        .execute(&mut *connection)
+        .await
+        .expect("lock");
+    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+        .bind(&template)
+        .fetch_one(&mut *connection)
+        .await
+        .expect("look up template");
+    if exists == 0 {
+        let building = format!("{template}_building");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {building} WITH (FORCE)"
+        )))
+        .execute(&mut *connection)
+        .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .execute(&mut *connection)
+            .await
+            .expect("create template");
+        let db = crate::db::Database::open(
+            &database_url(admin_url, &building),
+            crate::db::PoolSettings::default(),
+            migrations,
+        )
+        .await
+        .expect("migrate template");
+        db.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
+        .execute(&mut *connection)
+        .await
+        .expect("publish template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock_key)
+        .execute(&mut *connection)
+        .await
+        .expect("unlock");
+    drop(connection);
+    admin.close().await;
+    template
+}
+
+/// A TCP proxy between a service and its database, to cut the connection and restore it
+/// without ever stopping the shared server.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    state: Arc<std::sync::Mutex<ProxyState>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    cut: bool,
+    links: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("address");
+        let state = Arc::new(std::sync::Mutex::new(ProxyState::default()));
+        let accept = tokio::spawn({
+            let state = state.clone();
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    let mut guard = state.lock().expect("proxy state");
+                    if guard.cut {
+                        drop(inbound);
+                        continue;
+                    }
+                    guard.links.push(tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    }));
+                }
+            }
+        });
+        Self { addr, state, accept }
+    }
+
+    /// Drops every open connection and refuses new ones, as a failed database would.
+    pub fn cut(&self) {
+        let mut state = self.state.lock().expect("proxy state");
+        state.cut = true;
+        for link in state.links.drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.state.lock().expect("proxy state").cut = false;
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}

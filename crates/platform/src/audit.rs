@@ -1,0 +1,441 @@
+//! The append-only, hash-chained audit log each service keeps in its own database: every
+//! write, every unmasked read of personal data, every lookup by citizen ID and every denied
+//! call. Rows are appended inside the business transaction they describe (so a rolled-back
+//! change leaves no audit row claiming it happened) and chained afterwards by one sealer in
+//! commit order: each sealed row holds the hash of the previous one, so a row changed or
+//! removed behind the service's back breaks the chain at that row, and `verify` names it.
+//!
+//! Sealing afterwards keeps writers from queueing on the chain's last row. On PostgreSQL only
+//! rows below the oldest running transaction are sealed (the rule the change feeds use), so a
+//! late commit can never land behind a sealed row; an advisory lock keeps replicas from sealing
+//! at once.
+
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
+
+use crate::auth::Principal;
+use crate::db::{Backend, Database, DbError, from_micros, to_micros};
+
+/// The advisory lock a PostgreSQL sealer holds for its transaction.
+const SEALER_LOCK: i64 = 0x6261_6e67_6675_0001;
+/// Rows sealed per transaction.
+const SEAL_BATCH: i64 = 500;
+/// The `prev_hash` of the first row ever sealed.
+pub const GENESIS: &str = "genesis";
+
+/// How an audited call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Succeeded, Self::Denied, Self::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
+}
+
+/// One audited event, before it is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub time: OffsetDateTime,
+    pub subject: String,
+    pub department: String,
+    pub acting_service: String,
+    pub method: String,
+    pub resource: String,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub purpose_code: String,
+    pub purpose_reference: String,
+    pub trace_id: String,
+}
+
+impl AuditEntry {
+    /// A successful call by `principal`.
+    pub fn by(principal: &Principal, method: &str, resource: impl Into<String>, time: OffsetDateTime) -> Self {
+        Self {
+            time,
+            subject: principal.subject.clone(),
+            department: principal.department.map(|d| d.as_str().to_string()).unwrap_or_default(),
+            acting_service: principal.acting_service.clone().unwrap_or_default(),
+            method: method.to_string(),
+            resource: resource.into(),
+            outcome: Outcome::Succeeded,
+            reason: String::new(),
+            purpose_code: String::new(),
+            purpose_reference: String::new(),
+            trace_id: String::new(),
+        }
+    }
+
+    pub fn with_outcome(mut self, outcome: Outcome, reason: &str) -> Self {
+        self.outcome = outcome;
+        self.reason = reason.to_string();
+        self
+    }
+
+    /// The purpose stated for reading personal data in clear.
+    pub fn with_purpose(mut self, code: &str, reference: &str) -> Self {
+        self.purpose_code = code.to_string();
+        self.purpose_reference = reference.to_string();
+        self
+    }
+
+    pub fn with_trace_id(mut self, trace_id: &str) -> Self {
+        self.trace_id = trace_id.to_string();
+        self
+    }
+}
+
+/// A sealed event as auditors read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    pub sequence: i64,
+    pub entry: AuditEntry,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Appends an event inside the caller's transaction.
+pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_events (event_time_us, subject, department, acting_service, method, resource, \
+         outcome, reason, purpose_code, purpose_reference, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(to_micros(entry.time))
+    .bind(&entry.subject)
+    .bind(&entry.department)
+    .bind(&entry.acting_service)
+    .bind(&entry.method)
+    .bind(&entry.resource)
+    .bind(entry.outcome.as_str())
+    .bind(&entry.reason)
+    .bind(&entry.purpose_code)
+    .bind(&entry.purpose_reference)
+    .bind(&entry.trace_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Appends an event in a transaction of its own: for reads and denied calls, which change
+/// nothing else.
+pub async fn append_now(db: &Database, entry: &AuditEntry) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    append(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The hash that chains `entry` at `sequence` after `prev_hash`. Every field is
+/// length-prefixed, so no two different rows encode alike.
+pub fn chain_hash(prev_hash: &str, sequence: i64, entry: &AuditEntry) -> String {
+    let mut hasher = Sha256::new();
+    let time = to_micros(entry.time).to_string();
+    let sequence = sequence.to_string();
+    for field in [
+        prev_hash,
+        &sequence,
+        &time,
+        &entry.subject,
+        &entry.department,
+        &entry.acting_service,
+        &entry.method,
+        &entry.resource,
+        entry.outcome.as_str(),
+        &entry.reason,
+        &entry.purpose_code,
+        &entry.purpose_reference,
+        &entry.trace_id,
+    ] {
+        hasher.update((field.len() as u32).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    let outcome: String = row.try_get("outcome")?;
+    let micros: i64 = row.try_get("event_time_us")?;
+    Ok(AuditEntry {
+        time: from_micros(micros).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        subject: row.try_get("subject")?,
+        department: row.try_get("department")?,
+        acting_service: row.try_get("acting_service")?,
+        method: row.try_get("method")?,
+        resource: row.try_get("resource")?,
+        // An unknown outcome can only be a row written behind our back; the hash will not match.
+        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failed),
+        reason: row.try_get("reason")?,
+        purpose_code: row.try_get("purpose_code")?,
+        purpose_reference: row.try_get("purpose_reference")?,
+        trace_id: row.try_get("trace_id")?,
+    })
+}
+
+/// Chains every committed, unsealed row; returns how many were sealed. Safe to run on every
+/// replica at once: only one seals at a time, the others return 0.
+pub async fn seal(db: &Database) -> Result<u64, DbError> {
+    let mut total = 0;
+    loop {
+        let sealed = seal_batch(db).await?;
+        total += sealed;
+        if sealed < SEAL_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+async fn seal_batch(db: &Database) -> Result<u64, DbError> {
+    let mut tx = db.begin().await?;
+    let unsealed_sql = match db.backend() {
+        Backend::Postgres => {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(SEALER_LOCK)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !locked {
+                return Ok(0);
+            }
+            "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
+             reason, purpose_code, purpose_reference, trace_id FROM audit_events \
+             WHERE sequence IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY xid, id LIMIT $1"
+        }
+        Backend::Sqlite => {
+            "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
+             reason, purpose_code, purpose_reference, trace_id FROM audit_events \
+             WHERE sequence IS NULL ORDER BY id LIMIT $1"
+        }
+    };
+    let head = sqlx::query("SELECT last_sequence, last_hash FROM audit_chain WHERE singleton = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut sequence: i64 = head.try_get("last_sequence")?;
+    let mut prev_hash: String = head.try_get("last_hash")?;
+    let rows = sqlx::query(unsealed_sql).bind(SEAL_BATCH).fetch_all(&mut *tx).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let entry = entry_of(row)?;
+        sequence += 1;
+        let hash = chain_hash(&prev_hash, sequence, &entry);
+        sqlx::query("UPDATE audit_events SET sequence = $1, prev_hash = $2, hash = $3 WHERE id = $4")
+            .bind(sequence)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        prev_hash = hash;
+    }
+    sqlx::query("UPDATE audit_chain SET last_sequence = $1, last_hash = $2 WHERE singleton = 1")
+        .bind(sequence)
+        .bind(&prev_hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Sealed rows checked.
+    pub checked: u64,
+    /// The sequence of the first row that does not verify, if any.
+    pub first_broken: Option<i64>,
+}
+
+/// Recomputes the chain from the oldest kept row to the head and reports the first row that
+/// was changed, removed or inserted behind the service's back.
+pub async fn verify(db: &Database) -> Result<Verification, DbError> {
+    let head = sqlx::query("SELECT last_sequence, last_hash FROM audit_chain WHERE singleton = 1")
+        .fetch_one(db.pool())
+        .await?;
+    let last_sequence: i64 = head.try_get("last_sequence")?;
+    let last_hash: String = head.try_get("last_hash")?;
+    let mut checked = 0u64;
+    let mut expected_prev: Option<String> = None;
+    let mut expected_sequence: Option<i64> = None;
+    let mut after = 0i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
+             reason, purpose_code, purpose_reference, trace_id, sequence, prev_hash, hash FROM audit_events \
+             WHERE sequence > $1 ORDER BY sequence LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(db.pool())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let sequence: i64 = row.try_get("sequence")?;
+            let prev_hash: String = row.try_get("prev_hash")?;
+            let hash: String = row.try_get("hash")?;
+            let entry = entry_of(row)?;
+            // The oldest kept row may follow rows removed by retention; from there on the chain
+            // must be unbroken, and the very first row must start from genesis.
+            let prev_ok = match &expected_prev {
+                Some(expected) => *expected == prev_hash,
+                None => sequence != 1 || prev_hash == GENESIS,
+            };
+            let sequence_ok = expected_sequence.is_none_or(|expected| expected == sequence);
+            if !prev_ok || !sequence_ok || chain_hash(&prev_hash, sequence, &entry) != hash {
+                return Ok(Verification {
+                    checked,
+                    first_broken: Some(sequence),
+                });
+            }
+            checked += 1;
+            expected_prev = Some(hash);
+            expected_sequence = Some(sequence + 1);
+            after = sequence;
+        }
+    }
+    // Rows removed from the end leave the head pointing past the last row.
+    let head_ok = match &expected_prev {
+        Some(hash) => after == last_sequence && *hash == last_hash,
+        None => last_sequence == 0 || retention_removed_everything(db, last_sequence).await?,
+    };
+    Ok(Verification {
+        checked,
+        first_broken: (!head_ok).then_some(expected_sequence.unwrap_or(1)),
+    })
+}
+
+async fn retention_removed_everything(db: &Database, last_sequence: i64) -> Result<bool, DbError> {
+    // With every row past retention gone, the head may legitimately point at nothing; then no
+    // unsealed-then-sealed row can exist either.
+    let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(remaining == 0 && last_sequence > 0)
+}
+
+/// Which sealed events a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub start: Option<OffsetDateTime>,
+    pub end: Option<OffsetDateTime>,
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Return events after this sequence (the page cursor).
+    pub after_sequence: i64,
+    pub limit: u32,
+}
+
+/// Sealed events matching `query`, in chain order. Seals first, so a listing shows what has
+/// been committed so far.
+pub async fn list(db: &Database, query: &AuditQuery) -> Result<Vec<SealedEvent>, DbError> {
+    seal(db).await?;
+    let rows = sqlx::query(
+        "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
+         reason, purpose_code, purpose_reference, trace_id, sequence, prev_hash, hash FROM audit_events \
+         WHERE sequence > $1 \
+           AND ($2 = 0 OR event_time_us >= $3) \
+           AND ($4 = 0 OR event_time_us < $5) \
+           AND ($6 = '' OR subject = $6) \
+           AND ($7 = '' OR resource = $7) \
+           AND ($8 = '' OR outcome = $8) \
+         ORDER BY sequence LIMIT $9",
+    )
+    .bind(query.after_sequence)
+    .bind(i64::from(query.start.is_some()))
+    .bind(query.start.map(to_micros).unwrap_or(0))
+    .bind(i64::from(query.end.is_some()))
+    .bind(query.end.map(to_micros).unwrap_or(0))
+    .bind(query.subject.clone().unwrap_or_default())
+    .bind(query.resource.clone().unwrap_or_default())
+    .bind(query.outcome.map(Outcome::as_str).unwrap_or(""))
+    .bind(i64::from(query.limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SealedEvent {
+                sequence: row.try_get("sequence")?,
+                entry: entry_of(row)?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Deletes sealed events older than `cutoff` (the retention parameter decides it; at least six
+/// months). The chain stays verifiable from the oldest kept row.
+pub async fn apply_retention(db: &Database, cutoff: OffsetDateTime) -> Result<u64, DbError> {
+    seal(db).await?;
+    let cutoff = to_micros(cutoff);
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE audit_chain SET retention_cutoff_us = $1 WHERE singleton = 1 AND retention_cutoff_us < $1")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM audit_events WHERE sequence IS NOT NULL AND event_time_us < $1")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            time: datetime!(2026-03-01 08:00 UTC),
+            subject: "clerk-li".into(),
+            department: "hr".into(),
+            acting_service: String::new(),
+            method: "/bangfu.identity.v1.IdentityService/GetPerson".into(),
+            resource: "persons/abc".into(),
+            outcome: Outcome::Succeeded,
+            reason: String::new(),
+            purpose_code: "PAYMENT".into(),
+            purpose_reference: "枣人社函〔2026〕12号".into(),
+            trace_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_and_the_previous_hash() {
+        let base = chain_hash(GENESIS, 1, &entry());
+        assert_eq!(base.len(), 64);
+        assert_ne!(base, chain_hash("other", 1, &entry()));
+        assert_ne!(base, chain_hash(GENESIS, 2, &entry()));
+        let mut changed = entry();
+        changed.resource = "persons/abd".into();
+        assert_ne!(base, chain_hash(GENESIS, 1, &changed));
+        let mut shifted = entry();
+        shifted.subject = "clerk-lih".into();
+        shifted.department = "r".into();
+        assert_ne!(base, chain_hash(GENESIS, 1, &shifted));
+    }
+}

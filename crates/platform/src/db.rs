@@ -1,0 +1,282 @@
+//! The database every service opens from one URL: a SQLite file (WAL, `synchronous=FULL`,
+//! foreign keys on, a busy timeout, writes in `BEGIN IMMEDIATE` transactions) or PostgreSQL
+//! (TLS with `sslmode=verify-full` for a managed server). Ordinary statements are one SQL text
+//! for both, run through sqlx's Any driver with `$1` placeholders; the service's migrations for
+//! the backend, with the platform's own tables (audit log, parameters), run at start.
+//!
+//! Why `BEGIN IMMEDIATE`: SQLite has one writer. A deferred transaction that reads and then
+//! writes fails with SQLITE_BUSY_SNAPSHOT when another writer got in first; an immediate one
+//! waits for the lock up front (busy timeout) and then cannot fail that way, and its rows are
+//! numbered in commit order, which the audit chain and the change feeds rely on.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
+
+use crate::config::redact_url;
+use crate::error::Problem;
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// One migration file, embedded with `include_str!`.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationFile {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// A service's migrations for both backends. Platform migrations use versions below 100; a
+/// service's start at 100.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    pub sqlite: &'static [MigrationFile],
+    pub postgres: &'static [MigrationFile],
+}
+
+impl Migrations {
+    pub const NONE: Migrations = Migrations {
+        sqlite: &[],
+        postgres: &[],
+    };
+
+    fn for_backend(&self, backend: Backend) -> &'static [MigrationFile] {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
+
+/// The platform's own tables, in every service's database.
+pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
+    sqlite: &[
+        MigrationFile {
+            version: 1,
+            description: "audit log",
+            sql: include_str!("../migrations/sqlite/0001_audit.sql"),
+        },
+        MigrationFile {
+            version: 2,
+            description: "parameters",
+            sql: include_str!("../migrations/sqlite/0002_parameters.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 1,
+            description: "audit log",
+            sql: include_str!("../migrations/postgres/0001_audit.sql"),
+        },
+        MigrationFile {
+            version: 2,
+            description: "parameters",
+            sql: include_str!("../migrations/postgres/0002_parameters.sql"),
+        },
+    ],
+};
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a call waits for a connection before it is told the database is unavailable.
+    pub acquire_timeout: Duration,
+    /// SQLite's wait for the write lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the database could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot open the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+impl DbError {
+    /// Whether the error means the database is out of reach (worth a retry), not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Query(error) => is_unavailable(error),
+            Self::UnsupportedUrl(_) | Self::Migrate(_) => false,
+        }
+    }
+}
+
+/// Whether a sqlx error means the database is out of reach.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+    )
+}
+
+impl From<DbError> for Problem {
+    fn from(error: DbError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "database unavailable");
+            Problem::database_unavailable()
+        } else {
+            tracing::error!(%error, "database error");
+            Problem::internal()
+        }
+    }
+}
+
+impl From<sqlx::Error> for Problem {
+    fn from(error: sqlx::Error) -> Self {
+        Problem::from(DbError::Query(error))
+    }
+}
+
+/// A service's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects and runs the platform's and the service's migrations.
+    pub async fn open(url: &str, settings: PoolSettings, migrations: &Migrations) -> Result<Self, DbError> {
+        let database = Self::connect(url, settings).await?;
+        database.migrate(migrations).await?;
+        Ok(database)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or_else(|| DbError::UnsupportedUrl(redact_url(url)))?;
+        let connect_error = |source| DbError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout);
+        if backend == Backend::Sqlite {
+            let busy_ms = settings.busy_timeout.as_millis();
+            pool = pool.after_connect(move |connection, _| {
+                Box::pin(async move {
+                    connection.execute("PRAGMA journal_mode = WAL").await?;
+                    connection.execute("PRAGMA synchronous = FULL").await?;
+                    connection.execute("PRAGMA foreign_keys = ON").await?;
+                    // A PRAGMA takes no bind parameters; the value is a number we formatted.
+                    connection
+                        .execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy_ms}")))
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await.map_err(connect_error)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Runs the platform's migrations, then the service's. On PostgreSQL the migrator holds an
+    /// advisory lock, so replicas starting together migrate once.
+    pub async fn migrate(&self, service: &Migrations) -> Result<(), DbError> {
+        let mut migrations = Vec::new();
+        for file in PLATFORM_MIGRATIONS
+            .for_backend(self.backend)
+            .iter()
+            .chain(service.for_backend(self.backend))
+        {
+            migrations.push(Migration::new(
+                file.version,
+                Cow::Borrowed(file.description),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(file.sql).into_sql_str(),
+                false,
+            ));
+        }
+        let migrator = Migrator::with_migrations(migrations);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
+        let transaction = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(transaction)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The SQLite URL of a file, created if missing.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Microseconds since the Unix epoch, as timestamps are stored.
+pub fn to_micros(instant: time::OffsetDateTime) -> i64 {
+    (instant.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// The instant a stored microsecond count stands for.
+pub fn from_micros(micros: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
+}

@@ -1,0 +1,284 @@
+//! The audit log on both databases: rows chain in commit order, a row changed or removed
+//! behind the service's back is found, sealed rows cannot be changed through SQL, and
+//! retention keeps the chain verifiable.
+
+use std::time::Duration;
+
+use bangfu_platform::audit::{self, AuditEntry, AuditQuery, Outcome};
+use bangfu_platform::db::{Backend, Database};
+use bangfu_platform::testing::TestDatabase;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+on_both_backends!(
+    events_chain_in_commit_order_and_verify,
+    verify_finds_a_row_changed_behind_its_back,
+    verify_finds_a_row_removed_behind_its_back,
+    sealed_events_cannot_be_changed_or_deleted_through_sql,
+    a_rolled_back_change_leaves_no_audit_row,
+    retention_removes_old_events_and_the_chain_still_verifies,
+    auditors_filter_by_subject_outcome_and_time,
+);
+
+fn entry(subject: &str, resource: &str, at: OffsetDateTime) -> AuditEntry {
+    AuditEntry {
+        time: at,
+        subject: subject.into(),
+        department: "hr".into(),
+        acting_service: String::new(),
+        method: "/bangfu.identity.v1.IdentityService/GetPerson".into(),
+        resource: resource.into(),
+        outcome: Outcome::Succeeded,
+        reason: String::new(),
+        purpose_code: String::new(),
+        purpose_reference: String::new(),
+        trace_id: String::new(),
+    }
+}
+
+/// Seals until `expected` rows are sealed: on PostgreSQL a transaction open anywhere in the
+/// cluster (another test's) holds sealing back for a moment.
+async fn seal_all(db: &Database, expected: i64) {
+    for _ in 0..200 {
+        audit::seal(db).await.expect("seal");
+        let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        if sealed >= expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {expected} audit rows sealed");
+}
+
+async fn append_three(db: &Database) {
+    for (i, subject) in ["clerk-li", "clerk-wang", "reviewer-zhao"].iter().enumerate() {
+        let at = datetime!(2026-03-01 08:00 UTC) + time::Duration::minutes(i as i64);
+        audit::append_now(db, &entry(subject, &format!("persons/{i}"), at))
+            .await
+            .expect("append");
+    }
+    seal_all(db, 3).await;
+}
+
+/// Drops the guard that blocks changes, as someone with direct database access could.
+async fn drop_guard(db: &Database) {
+    let statements: &[&'static str] = match db.backend() {
+        Backend::Sqlite => &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+        ],
+        Backend::Postgres => &["DROP TRIGGER audit_events_guard ON audit_events"],
+    };
+    for statement in statements {
+        sqlx::query(*statement).execute(db.pool()).await.expect("drop guard");
+    }
+}
+
+async fn events_chain_in_commit_order_and_verify(test: TestDatabase) {
+    append_three(&test.db).await;
+    let events = audit::list(
+        &test.db,
+        &AuditQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    let subjects: Vec<&str> = events.iter().map(|e| e.entry.subject.as_str()).collect();
+    assert_eq!(subjects, ["clerk-li", "clerk-wang", "reviewer-zhao"]);
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(events[0].prev_hash, audit::GENESIS);
+    assert_eq!(events[1].prev_hash, events[0].hash);
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!(verification.checked, 3);
+    assert_eq!(verification.first_broken, None);
+}
+
+async fn verify_finds_a_row_changed_behind_its_back(test: TestDatabase) {
+    append_three(&test.db).await;
+    drop_guard(&test.db).await;
+    sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE sequence = 2")
+        .execute(test.db.pool())
+        .await
+        .expect("tamper");
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!(verification.first_broken, Some(2));
+}
+
+async fn verify_finds_a_row_removed_behind_its_back(test: TestDatabase) {
+    append_three(&test.db).await;
+    drop_guard(&test.db).await;
+    sqlx::query("DELETE FROM audit_events WHERE sequence = 2")
+        .execute(test.db.pool())
+        .await
+        .expect("tamper");
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, Some(3));
+
+    // Removing the newest row is found too: the chain's head points past the last row.
+    let test2 = test;
+    sqlx::query("DELETE FROM audit_events WHERE sequence = 3")
+        .execute(test2.db.pool())
+        .await
+        .expect("tamper");
+    assert!(audit::verify(&test2.db).await.expect("verify").first_broken.is_some());
+}
+
+async fn sealed_events_cannot_be_changed_or_deleted_through_sql(test: TestDatabase) {
+    append_three(&test.db).await;
+    let update = sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE sequence = 2")
+        .execute(test.db.pool())
+        .await;
+    assert!(update.is_err(), "a sealed row was changed");
+    let delete = sqlx::query("DELETE FROM audit_events WHERE sequence = 1")
+        .execute(test.db.pool())
+        .await;
+    assert!(delete.is_err(), "a row inside the retention period was deleted");
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
+}
+
+async fn a_rolled_back_change_leaves_no_audit_row(test: TestDatabase) {
+    let mut tx = test.db.begin().await.expect("begin");
+    audit::append(
+        &mut tx,
+        &entry("clerk-li", "persons/1", datetime!(2026-03-01 08:00 UTC)),
+    )
+    .await
+    .expect("append");
+    tx.rollback().await.expect("rollback");
+    audit::seal(&test.db).await.expect("seal");
+    let events = audit::list(
+        &test.db,
+        &AuditQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert!(events.is_empty());
+}
+
+async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDatabase) {
+    for (i, at) in [
+        datetime!(2025-01-01 00:00 UTC),
+        datetime!(2025-02-01 00:00 UTC),
+        datetime!(2026-03-01 00:00 UTC),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        audit::append_now(&test.db, &entry("clerk-li", &format!("persons/{i}"), at))
+            .await
+            .expect("append");
+    }
+    seal_all(&test.db, 3).await;
+    let deleted = audit::apply_retention(&test.db, datetime!(2025-09-01 00:00 UTC))
+        .await
+        .expect("retention");
+    assert_eq!(deleted, 2);
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!(verification.checked, 1);
+    assert_eq!(verification.first_broken, None);
+}
+
+async fn auditors_filter_by_subject_outcome_and_time(test: TestDatabase) {
+    append_three(&test.db).await;
+    let denied = entry("stranger", "", datetime!(2026-03-02 08:00 UTC)).with_outcome(Outcome::Denied, "TOKEN_EXPIRED");
+    audit::append_now(&test.db, &denied).await.expect("append");
+    seal_all(&test.db, 4).await;
+    let by_subject = audit::list(
+        &test.db,
+        &AuditQuery {
+            subject: Some("clerk-wang".into()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(by_subject.len(), 1);
+    assert_eq!(by_subject[0].entry.resource, "persons/1");
+    let refused = audit::list(
+        &test.db,
+        &AuditQuery {
+            outcome: Some(Outcome::Denied),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].entry.reason, "TOKEN_EXPIRED");
+    let window = audit::list(
+        &test.db,
+        &AuditQuery {
+            start: Some(datetime!(2026-03-01 08:01 UTC)),
+            end: Some(datetime!(2026-03-02 00:00 UTC)),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(
+        window.iter().map(|e| e.entry.subject.as_str()).collect::<Vec<_>>(),
+        ["clerk-wang", "reviewer-zhao"]
+    );
+    let page = audit::list(
+        &test.db,
+        &AuditQuery {
+            after_sequence: 2,
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(page.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
+async fn a_late_commit_is_chained_before_later_ones_on_postgres() {
+    let test = TestDatabase::postgres(&bangfu_platform::db::Migrations::NONE).await;
+    let mut early = test.db.begin().await.expect("begin");
+    audit::append(
+        &mut early,
+        &entry("early", "persons/1", datetime!(2026-03-01 08:00 UTC)),
+    )
+    .await
+    .expect("append");
+    audit::append_now(&test.db, &entry("late", "persons/2", datetime!(2026-03-01 08:01 UTC)))
+        .await
+        .expect("append");
+    // The early transaction is still open: nothing behind it may be sealed yet.
+    audit::seal(&test.db).await.expect("seal");
+    let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+        .fetch_one(test.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(
+        sealed, 0,
+        "a row was sealed while an earlier transaction was still open"
+    );
+    early.commit().await.expect("commit");
+    seal_all(&test.db, 2).await;
+    let events = audit::list(
+        &test.db,
+        &AuditQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(
+        events.iter().map(|e| e.entry.subject.as_str()).collect::<Vec<_>>(),
+        ["early", "late"]
+    );
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
+}

@@ -1,0 +1,165 @@
+//! Opening databases on both backends, transactions, and what a caller sees when the database
+//! is down at start or goes away mid-run.
+
+use std::time::Duration;
+
+use bangfu_platform::db::{Backend, Database, DbError, Migrations, PoolSettings};
+use bangfu_platform::error::Problem;
+use bangfu_platform::testing::{TcpProxy, TestDatabase};
+use sqlx::Row;
+
+on_both_backends!(a_rolled_back_transaction_leaves_nothing, migrations_are_recorded_once);
+
+async fn count_parameters(db: &Database) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM parameters")
+        .fetch_one(db.pool())
+        .await
+        .expect("count")
+}
+
+async fn a_rolled_back_transaction_leaves_nothing(test: TestDatabase) {
+    let mut tx = test.db.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO parameters (key, region_prefix, valid_from, valid_to, value, source_document, update_subject, \
+         update_time_us, revision) VALUES ('k', '*', '2026-01-01', NULL, 1, 'doc', 'tester', 0, 1)",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("insert");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(count_parameters(&test.db).await, 0);
+}
+
+async fn migrations_are_recorded_once(test: TestDatabase) {
+    // Opening the same database again runs nothing twice.
+    let again = Database::open(&test.url, PoolSettings::default(), &Migrations::NONE)
+        .await
+        .expect("reopen");
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(again.pool())
+        .await
+        .expect("migrations table");
+    assert_eq!(applied, bangfu_platform::db::PLATFORM_MIGRATIONS.sqlite.len() as i64);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_full_sync_and_foreign_keys() {
+    let test = TestDatabase::sqlite(&Migrations::NONE).await;
+    assert_eq!(test.db.backend(), Backend::Sqlite);
+    let mut connection = test.db.pool().acquire().await.expect("connection");
+    let journal: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut *connection)
+        .await
+        .expect("journal")
+        .try_get(0)
+        .expect("text");
+    assert_eq!(journal, "wal");
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *connection)
+        .await
+        .expect("sync");
+    assert_eq!(synchronous, 2, "FULL");
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&mut *connection)
+        .await
+        .expect("fk");
+    assert_eq!(foreign_keys, 1);
+}
+
+#[tokio::test]
+async fn sqlite_writers_wait_for_each_other_instead_of_failing() {
+    let test = TestDatabase::sqlite(&Migrations::NONE).await;
+    let mut first = test.db.begin().await.expect("first writer");
+    sqlx::query(
+        "INSERT INTO parameters (key, region_prefix, valid_from, valid_to, value, source_document, update_subject, \
+         update_time_us, revision) VALUES ('a', '*', '2026-01-01', NULL, 1, 'doc', 'tester', 0, 1)",
+    )
+    .execute(&mut *first)
+    .await
+    .expect("insert");
+    let db = test.db.clone();
+    let second = tokio::spawn(async move {
+        let mut tx = db.begin().await.expect("second writer waits, then begins");
+        sqlx::query(
+            "INSERT INTO parameters (key, region_prefix, valid_from, valid_to, value, source_document, \
+             update_subject, update_time_us, revision) VALUES ('b', '*', '2026-01-01', NULL, 1, 'doc', 'tester', 0, 1)",
+        )
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+        tx.commit().await.expect("commit");
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.commit().await.expect("commit");
+    second.await.expect("second writer");
+    assert_eq!(count_parameters(&test.db).await, 2);
+}
+
+#[tokio::test]
+async fn a_database_down_at_start_is_a_clear_error_not_a_panic() {
+    let settings = PoolSettings {
+        acquire_timeout: Duration::from_secs(2),
+        ..PoolSettings::default()
+    };
+    let err = Database::open(
+        "postgres://bangfu:secret@127.0.0.1:1/identity",
+        settings,
+        &Migrations::NONE,
+    )
+    .await
+    .expect_err("nothing listens on port 1");
+    assert!(err.is_unavailable(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("cannot open the database"), "{text}");
+    assert!(!text.contains("secret"), "the password leaked: {text}");
+    let err = Database::open("mysql://localhost/x", PoolSettings::default(), &Migrations::NONE)
+        .await
+        .expect_err("unsupported");
+    assert!(matches!(err, DbError::UnsupportedUrl(_)));
+}
+
+#[tokio::test]
+async fn a_database_that_goes_away_is_unavailable_and_recovers_on_postgres() {
+    let test = TestDatabase::postgres(&Migrations::NONE).await;
+    let target = "127.0.0.1:5432".parse().expect("address");
+    let proxy = TcpProxy::start(target).await;
+    let url = test.url.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
+    assert_ne!(url, test.url, "the test database URL goes through 127.0.0.1:5432");
+    let settings = PoolSettings {
+        acquire_timeout: Duration::from_secs(2),
+        ..PoolSettings::default()
+    };
+    let db = Database::open(&url, settings, &Migrations::NONE)
+        .await
+        .expect("open through the proxy");
+    assert_eq!(count_parameters(&db).await, 0);
+
+    proxy.cut();
+    let err = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM parameters")
+        .fetch_one(db.pool())
+        .await
+        .expect_err("the database is gone");
+    let status = tonic::Status::from(Problem::from(err));
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        bangfu_platform::error::reason_of(&status).as_deref(),
+        Some("DATABASE_UNAVAILABLE")
+    );
+
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM parameters")
+            .fetch_one(db.pool())
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "queries work again once the database is back");
+    db.close().await;
+}
