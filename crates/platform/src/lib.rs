@@ -11,8 +11,10 @@ pub mod db;
 pub mod diagnostics;
 pub mod error;
 pub mod paging;
+pub mod parameters;
 pub mod pii;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod wire;

@@ -29,4 +29,5 @@ mod audit;
 mod auth;
 mod db;
 mod keys;
+mod parameters;
 mod server;
