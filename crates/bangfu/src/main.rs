@@ -1,6 +1,7 @@
 //! The `bangfu` binary: `up` runs the whole suite in one process for trying it, `serve` runs
 //! one service as a container does, and the rest are an administrator's client commands.
 
+mod bench;
 mod client;
 mod suite;
 mod token;
@@ -39,6 +40,8 @@ enum Command {
     ServerInfo(client::ClientArgs),
     /// Check a server's gRPC health; exits non-zero unless SERVING.
     Health(client::HealthArgs),
+    /// Load a server and print throughput and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 /// Where `bangfu up` keeps its files unless told otherwise.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
             Command::Whoami(args) => client::whoami(args).await,
             Command::ServerInfo(args) => client::server_info(args).await,
             Command::Health(args) => client::health(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match outcome {

@@ -259,6 +259,31 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
+impl ServerHost {
+    /// Serves the same routes with no platform layers at all: no token check, no limits, no
+    /// telemetry. Only the platform benchmark uses it, to measure what the layers cost; it
+    /// refuses any address but loopback.
+    pub async fn serve_without_layers_for_benchmark(self, listener: TcpListener) -> Result<(), ServeError> {
+        let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::Listen {
+                addr,
+                source: std::io::Error::other("an unprotected benchmark server listens on loopback only"),
+            });
+        }
+        let shutdown = self.shutdown.clone();
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        Server::builder()
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(incoming, async move { shutdown.triggered().await })
+            .await
+            .map_err(ServeError::Transport)
+    }
+}
+
 async fn grace_expired(shutdown: &Shutdown, grace: Duration) {
     shutdown.triggered().await;
     tokio::time::sleep(grace).await;

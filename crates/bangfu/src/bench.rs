@@ -1,0 +1,342 @@
+//! `bangfu bench`: a load generator over the real gRPC surface. Closed loop (N concurrent
+//! callers for T seconds) or open loop (a fixed rate, latency measured from each call's
+//! scheduled start, so a stalled server is not hidden by callers that stop sending), printing
+//! throughput and p50/p90/p99/p99.9 from an HDR histogram.
+//!
+//! `bangfu bench platform` measures what the platform's layers cost: one process serves the
+//! same cheap call twice — once behind every layer (token check, telemetry, limits), once with
+//! none — and the two are loaded alternately in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bangfu_platform::auth::keys::{self, DEVELOPMENT_DEPARTMENT_KID, DevelopmentKeys, KeyRing};
+use bangfu_platform::auth::token::{TokenSigner, UserIdentity, new_token_id, unix_now};
+use bangfu_platform::auth::verify::{Revocations, Verifier};
+use bangfu_platform::auth::{Department, RegionScope, Role};
+use bangfu_platform::config::Config;
+use bangfu_platform::diagnostics::Diagnostics;
+use bangfu_platform::server::ServerHost;
+use bangfu_proto::diagnostics::v1::GetServerInfoRequest;
+use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use crate::Failure;
+use crate::token::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub target: BenchTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// Load a running server with GetServerInfo (an authenticated call that does no work).
+    Call {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Server address.
+        #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The bearer token (needs diagnostics.server_info).
+        #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
+        token_file: std::path::PathBuf,
+    },
+    /// The platform's cost: the same call with every layer on and with none, in one run.
+    Platform {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Rounds; each loads the layered and the bare server once, alternately.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Concurrent callers (closed loop).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the callers share.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// How long to load, e.g. 10s.
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Warm-up before measuring, e.g. 2s.
+    #[arg(long, default_value = "2s")]
+    pub warmup: String,
+    /// Calls per second in total (open loop); 0 for as fast as the callers go.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+/// What one load run measured.
+#[derive(Debug)]
+pub struct Report {
+    pub calls: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+}
+
+impl Report {
+    pub fn throughput(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn line(&self, label: &str) -> String {
+        format!(
+            "{label:<10} {:>9.0} calls/s  p50 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  max {:>8.3} ms  ({} calls, {} errors)",
+            self.throughput(),
+            self.quantile_ms(0.50),
+            self.quantile_ms(0.90),
+            self.quantile_ms(0.99),
+            self.quantile_ms(0.999),
+            self.latency_us.max() as f64 / 1000.0,
+            self.calls,
+            self.errors
+        )
+    }
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), Failure> {
+    match args.target {
+        BenchTarget::Call { load, addr, token_file } => {
+            let token = std::fs::read_to_string(&token_file)
+                .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
+            let channels = connect(&addr, load.connections).await?;
+            let report = load_run(&load, &channels, Some(token.trim())).await?;
+            println!("{}", report.line("call"));
+            Ok(())
+        }
+        BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
+    }
+}
+
+async fn connect(addr: &str, connections: usize) -> Result<Vec<Channel>, Failure> {
+    let mut channels = Vec::with_capacity(connections.max(1));
+    for _ in 0..connections.max(1) {
+        let channel = Channel::from_shared(addr.to_string())
+            .map_err(|e| Failure::usage(format!("{addr}: {e}")))?
+            .connect()
+            .await
+            .map_err(|e| Failure::failed(format!("cannot connect to {addr}: {e}")))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Loads `channels` with GetServerInfo as `load` says and measures it.
+pub async fn load_run(load: &LoadArgs, channels: &[Channel], token: Option<&str>) -> Result<Report, Failure> {
+    let duration = parse_duration(&load.duration).ok_or_else(|| Failure::usage("--duration like 10s"))?;
+    let warmup = parse_duration(&load.warmup).unwrap_or(Duration::ZERO);
+    let authorization: Option<MetadataValue<_>> = match token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Failure::usage("the token cannot be sent as a header"))?,
+        ),
+        None => None,
+    };
+    let concurrency = load.concurrency.max(1);
+    // Open loop: each caller takes every `concurrency`-th slot of the schedule.
+    let interval = (load.rate > 0).then(|| Duration::from_secs_f64(concurrency as f64 / load.rate as f64));
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for caller in 0..concurrency {
+        let mut client = DiagnosticsServiceClient::new(channels[caller % channels.len()].clone());
+        let authorization = authorization.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+            let (mut calls, mut errors) = (0u64, 0u64);
+            let mut next = interval.map(|i| Instant::now() + i.mul_f64(caller as f64 / concurrency as f64));
+            loop {
+                let scheduled = match (next, interval) {
+                    (Some(at), Some(step)) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        next = Some(at + step);
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                if scheduled >= end {
+                    break;
+                }
+                let mut request = tonic::Request::new(GetServerInfoRequest {});
+                if let Some(value) = &authorization {
+                    request.metadata_mut().insert("authorization", value.clone());
+                }
+                let outcome = client.get_server_info(request).await;
+                let done = Instant::now();
+                if scheduled >= start {
+                    calls += 1;
+                    if outcome.is_err() {
+                        errors += 1;
+                    }
+                    let micros = done.duration_since(scheduled).as_micros().max(1) as u64;
+                    histogram.saturating_record(micros);
+                }
+            }
+            Ok::<_, String>((histogram, calls, errors))
+        }));
+    }
+    let mut latency_us =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
+    let (mut calls, mut errors) = (0, 0);
+    for task in tasks {
+        let (histogram, c, e) = task
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))?
+            .map_err(Failure::failed)?;
+        latency_us.add(&histogram).map_err(|e| Failure::failed(e.to_string()))?;
+        calls += c;
+        errors += e;
+    }
+    Ok(Report {
+        calls,
+        errors,
+        elapsed: duration,
+        latency_us,
+    })
+}
+
+/// Serves the same diagnostics service behind every layer and behind none, and loads each in
+/// turn.
+async fn platform(load: &LoadArgs, rounds: u32) -> Result<(), Failure> {
+    let mut config = Config::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    config.telemetry.log_filter = "warn".into();
+    bangfu_platform::telemetry::init(&config.telemetry);
+    let keys = BenchKeys::new()?;
+    let token = keys.admin_token()?;
+
+    let start = |layered: bool| {
+        let verifier = keys.verifier();
+        let server_config = config.server.clone();
+        async move {
+            let listener = bangfu_platform::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            let addr = listener.local_addr().map_err(|e| Failure::failed(e.to_string()))?;
+            let mut host = ServerHost::new(server_config.clone(), Arc::new(verifier?));
+            host.add_service(Diagnostics::new(&server_config, &[]).into_server(&server_config));
+            let shutdown = host.shutdown();
+            let task = tokio::spawn(async move {
+                if layered {
+                    host.serve(listener).await
+                } else {
+                    host.serve_without_layers_for_benchmark(listener).await
+                }
+            });
+            Ok::<_, Failure>((format!("http://{addr}"), shutdown, task))
+        }
+    };
+    let (layered_addr, layered_stop, layered_task) = start(true).await?;
+    let (bare_addr, bare_stop, bare_task) = start(false).await?;
+    let layered = connect(&layered_addr, load.connections).await?;
+    let bare = connect(&bare_addr, load.connections).await?;
+
+    println!(
+        "platform cost: GetServerInfo, {} callers on {} connections, {} per run{}, {rounds} rounds",
+        load.concurrency,
+        load.connections,
+        load.duration,
+        if load.rate > 0 {
+            format!(", {} calls/s", load.rate)
+        } else {
+            String::new()
+        }
+    );
+    let mut totals: [Option<Report>; 2] = [None, None];
+    for round in 1..=rounds {
+        for (index, (label, channels, token)) in [("bare", &bare, None), ("layered", &layered, Some(token.as_str()))]
+            .into_iter()
+            .enumerate()
+        {
+            let report = load_run(load, channels, token).await?;
+            println!("round {round}  {}", report.line(label));
+            totals[index] = Some(match totals[index].take() {
+                None => report,
+                Some(mut total) => {
+                    total.calls += report.calls;
+                    total.errors += report.errors;
+                    total.elapsed += report.elapsed;
+                    total
+                        .latency_us
+                        .add(&report.latency_us)
+                        .map_err(|e| Failure::failed(e.to_string()))?;
+                    total
+                }
+            });
+        }
+    }
+    if let [Some(bare), Some(layered)] = &totals {
+        println!("all       {}", bare.line("bare"));
+        println!("all       {}", layered.line("layered"));
+        println!(
+            "layered / bare: throughput {:.3}x, p99 {:.3}x",
+            layered.throughput() / bare.throughput(),
+            layered.latency_us.value_at_quantile(0.99) as f64 / bare.latency_us.value_at_quantile(0.99).max(1) as f64
+        );
+        if layered.errors > 0 || bare.errors > 0 {
+            println!("warning: some calls failed; the figures are not comparable");
+        }
+    }
+    layered_stop.trigger();
+    bare_stop.trigger();
+    let _ = layered_task.await;
+    let _ = bare_task.await;
+    Ok(())
+}
+
+/// Throw-away development keys for the platform benchmark, removed when dropped.
+struct BenchKeys {
+    dir: std::path::PathBuf,
+}
+
+impl BenchKeys {
+    fn new() -> Result<Self, Failure> {
+        let dir = std::env::temp_dir().join(format!("bangfu-bench-{}", new_token_id()));
+        keys::ensure_development_keys(&dir).map_err(|e| Failure::failed(e.to_string()))?;
+        Ok(Self { dir })
+    }
+
+    fn verifier(&self) -> Result<Verifier, Failure> {
+        let ring = KeyRing::load(&self.dir, DevelopmentKeys::Allow).map_err(|e| Failure::failed(e.to_string()))?;
+        Ok(Verifier::new(
+            ring,
+            "bangfu",
+            Duration::from_secs(30),
+            Revocations::none(),
+        ))
+    }
+
+    fn admin_token(&self) -> Result<String, Failure> {
+        let signer = TokenSigner::load(&keys::signing_key_path(&self.dir, DEVELOPMENT_DEPARTMENT_KID))
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let admin = UserIdentity {
+            subject: "bench-admin".into(),
+            department: Department::Hr,
+            roles: vec![Role::Admin],
+            scope: RegionScope::Country,
+        };
+        signer
+            .sign(&signer.user_claims(&admin, "bangfu", unix_now(), Duration::from_secs(3600)))
+            .map_err(|e| Failure::failed(e.to_string()))
+    }
+}
+
+impl Drop for BenchKeys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
