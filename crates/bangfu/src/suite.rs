@@ -59,7 +59,7 @@ pub struct ServeArgs {
 /// `bangfu serve <service>`: one service, configured from the environment, as containers run it.
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| Failure::usage(e.to_string()))?;
-    bangfu_platform::telemetry::init(&config.telemetry);
+    let telemetry = bangfu_platform::telemetry::init_service(&config.telemetry, &format!("bangfu-{}", args.service));
     if !BUILT.contains(&args.service.as_str()) {
         return Err(not_built(&args.service));
     }
@@ -78,5 +78,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;
     host.shutdown().trigger_on_signals();
-    host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()))
+    let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
+    telemetry.shutdown().await;
+    served
 }

@@ -34,7 +34,7 @@ pub struct UpArgs {
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let mut config = Config::from_env().map_err(|e| Failure::usage(e.to_string()))?;
-    bangfu_platform::telemetry::init(&config.telemetry);
+    let telemetry = bangfu_platform::telemetry::init_service(&config.telemetry, "bangfu");
     config.server.listen = args.listen;
     config.database_url = args.database_url.clone();
     let keys_dir = args.data.join("keys");
@@ -84,7 +84,9 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         "  or:   grpcurl -plaintext -H \"authorization: Bearer $(cat {token})\" {addr} bangfu.diagnostics.v1.DiagnosticsService/WhoAmI"
     );
     println!("  stop: Ctrl-C");
-    host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()))
+    let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
+    telemetry.shutdown().await;
+    served
 }
 
 /// Creates the data folder and proves it writable before anything else is done.

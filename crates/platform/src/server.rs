@@ -219,6 +219,7 @@ impl ServerHost {
             builder = builder.tls_config(tls_config).map_err(ServeError::Tls)?;
         }
         let router = builder
+            .layer(crate::telemetry::RpcTelemetryLayer::new())
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.concurrency_limit))
             .layer(AuthLayer::with_methods(verifier, &methods, config.unary_timeout))
             .add_routes(routes.routes());

@@ -423,3 +423,20 @@ impl Drop for TcpProxy {
         self.cut();
     }
 }
+
+/// Seals the audit log until at least `expected` rows are sealed. On PostgreSQL a transaction
+/// open anywhere in the cluster (another test's) holds sealing back for a moment, by design.
+pub async fn seal_audit(db: &crate::db::Database, expected: i64) {
+    for _ in 0..200 {
+        crate::audit::seal(db).await.expect("seal");
+        let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        if sealed >= expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {expected} audit rows sealed within 10 s");
+}

@@ -2,11 +2,9 @@
 //! behind the service's back is found, sealed rows cannot be changed through SQL, and
 //! retention keeps the chain verifiable.
 
-use std::time::Duration;
-
 use bangfu_platform::audit::{self, AuditEntry, AuditQuery, Outcome};
 use bangfu_platform::db::{Backend, Database};
-use bangfu_platform::testing::TestDatabase;
+use bangfu_platform::testing::{TestDatabase, seal_audit};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -36,23 +34,6 @@ fn entry(subject: &str, resource: &str, at: OffsetDateTime) -> AuditEntry {
     }
 }
 
-/// Seals until `expected` rows are sealed: on PostgreSQL a transaction open anywhere in the
-/// cluster (another test's) holds sealing back for a moment.
-async fn seal_all(db: &Database, expected: i64) {
-    for _ in 0..200 {
-        audit::seal(db).await.expect("seal");
-        let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
-            .fetch_one(db.pool())
-            .await
-            .expect("count");
-        if sealed >= expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {expected} audit rows sealed");
-}
-
 async fn append_three(db: &Database) {
     for (i, subject) in ["clerk-li", "clerk-wang", "reviewer-zhao"].iter().enumerate() {
         let at = datetime!(2026-03-01 08:00 UTC) + time::Duration::minutes(i as i64);
@@ -60,7 +41,7 @@ async fn append_three(db: &Database) {
             .await
             .expect("append");
     }
-    seal_all(db, 3).await;
+    seal_audit(db, 3).await;
 }
 
 /// Drops the guard that blocks changes, as someone with direct database access could.
@@ -175,7 +156,7 @@ async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDat
             .await
             .expect("append");
     }
-    seal_all(&test.db, 3).await;
+    seal_audit(&test.db, 3).await;
     let deleted = audit::apply_retention(&test.db, datetime!(2025-09-01 00:00 UTC))
         .await
         .expect("retention");
@@ -189,7 +170,7 @@ async fn auditors_filter_by_subject_outcome_and_time(test: TestDatabase) {
     append_three(&test.db).await;
     let denied = entry("stranger", "", datetime!(2026-03-02 08:00 UTC)).with_outcome(Outcome::Denied, "TOKEN_EXPIRED");
     audit::append_now(&test.db, &denied).await.expect("append");
-    seal_all(&test.db, 4).await;
+    seal_audit(&test.db, 4).await;
     let by_subject = audit::list(
         &test.db,
         &AuditQuery {
@@ -266,7 +247,7 @@ async fn a_late_commit_is_chained_before_later_ones_on_postgres() {
         "a row was sealed while an earlier transaction was still open"
     );
     early.commit().await.expect("commit");
-    seal_all(&test.db, 2).await;
+    seal_audit(&test.db, 2).await;
     let events = audit::list(
         &test.db,
         &AuditQuery {

@@ -9,7 +9,7 @@ use bangfu_platform::audit::{self, AuditQuery};
 use bangfu_platform::auth::{Department, Principal, RegionScope, Role, permissions};
 use bangfu_platform::error::ErrorReason;
 use bangfu_platform::parameters::{ParameterChange, ParameterQuery, Parameters};
-use bangfu_platform::testing::TestDatabase;
+use bangfu_platform::testing::{TestDatabase, seal_audit};
 use time::Date;
 use time::macros::{date, datetime};
 
@@ -206,6 +206,7 @@ async fn a_new_rule_version_is_created_audited_and_used(test: TestDatabase) {
         .await
         .expect("retry");
     assert_eq!(again.revision, 1);
+    seal_audit(&test.db, 1).await;
     let events = audit::list(
         &test.db,
         &AuditQuery {
