@@ -18,7 +18,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::permissions::{self, Access, CallKind, MethodRule};
-use super::verify::{TokenKind, VerifiedToken, Verifier, unauthenticated};
+use super::verify::{TokenKind, Verifier, unauthenticated};
 use super::{ON_BEHALF_OF_HEADER, Principal};
 use crate::error::{ErrorReason, Problem};
 
@@ -172,7 +172,7 @@ where
 }
 
 /// Works out the caller from the `authorization` and `x-bangfu-on-behalf-of` headers.
-fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Principal, Problem> {
+fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Arc<Principal>, Problem> {
     let on_behalf_of = headers.get(ON_BEHALF_OF_HEADER);
     let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
         if on_behalf_of.is_some() {
@@ -193,7 +193,7 @@ fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Principal, P
     };
     let caller = verifier.verify(bearer(authorization)?)?;
     let Some(user_header) = on_behalf_of else {
-        return Ok(principal_of(&caller));
+        return Ok(caller.principal.clone());
     };
     let TokenKind::Service(service) = &caller.kind else {
         return Err(on_behalf_without_service());
@@ -208,7 +208,7 @@ fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Principal, P
     }
     let service_permissions = permissions::service_permissions(service);
     let user_permissions = permissions::user_permissions(user.department, &user.roles);
-    Ok(Principal {
+    Ok(Arc::new(Principal {
         subject: user.subject.clone(),
         issuer: user.issuer.clone(),
         department: user.department,
@@ -216,25 +216,8 @@ fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Principal, P
         scope: caller.scope.intersect(&user.scope),
         acting_service: Some(service.clone()),
         token_id: format!("{}/{}", caller.token_id, user.token_id),
-        permissions: service_permissions.intersection(&user_permissions).copied().collect(),
-    })
-}
-
-fn principal_of(token: &VerifiedToken) -> Principal {
-    let (permissions, acting_service) = match &token.kind {
-        TokenKind::Service(service) => (permissions::service_permissions(service), Some(service.clone())),
-        TokenKind::User | TokenKind::Partner => (permissions::user_permissions(token.department, &token.roles), None),
-    };
-    Principal {
-        subject: token.subject.clone(),
-        issuer: token.issuer.clone(),
-        department: token.department,
-        roles: token.roles.clone(),
-        scope: token.scope.clone(),
-        acting_service,
-        token_id: token.token_id.clone(),
-        permissions,
-    }
+        permissions: service_permissions.intersection(user_permissions),
+    }))
 }
 
 fn bearer(value: &http::HeaderValue) -> Result<&str, Problem> {

@@ -9,10 +9,10 @@ pub mod permissions;
 pub mod token;
 pub mod verify;
 
-use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
-pub use permissions::{Access, CallKind, MethodRule, Permission};
+pub use permissions::{Access, CallKind, MethodRule, Permission, PermissionSet};
 
 use crate::error::{ErrorReason, Problem};
 
@@ -166,12 +166,12 @@ pub struct Principal {
     pub acting_service: Option<String>,
     /// The token id(s), for the audit trail.
     pub token_id: String,
-    pub permissions: BTreeSet<Permission>,
+    pub permissions: PermissionSet,
 }
 
 impl Principal {
     pub fn has(&self, permission: Permission) -> bool {
-        self.permissions.contains(&permission)
+        self.permissions.contains(permission)
     }
 
     /// The one scope check services call on every record they touch: a record is visible when
@@ -206,15 +206,19 @@ impl Principal {
 
 /// The principal the auth layer attached to a request.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, tonic::Status> {
-    request.extensions().get::<Principal>().ok_or_else(|| {
-        // Reached only if a service is mounted without the auth layer: refuse rather than serve.
-        tonic::Status::from(Problem::new(
-            tonic::Code::Unauthenticated,
-            ErrorReason::TokenMissing,
-            "no verified caller on this request",
-            "未能识别调用者身份，请重新登录后再试",
-        ))
-    })
+    request
+        .extensions()
+        .get::<Arc<Principal>>()
+        .map(Arc::as_ref)
+        .ok_or_else(|| {
+            // Reached only if a service is mounted without the auth layer: refuse rather than serve.
+            tonic::Status::from(Problem::new(
+                tonic::Code::Unauthenticated,
+                ErrorReason::TokenMissing,
+                "no verified caller on this request",
+                "未能识别调用者身份，请重新登录后再试",
+            ))
+        })
 }
 
 #[cfg(test)]

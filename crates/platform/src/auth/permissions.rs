@@ -125,6 +125,49 @@ permissions! {
 
 use Permission::*;
 
+// The set below holds 128 permissions; a longer list needs a wider set.
+const _: () = assert!(Permission::ALL.len() <= 128);
+
+/// A set of permissions as bits: built and intersected on every call without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct PermissionSet(u128);
+
+impl PermissionSet {
+    pub const EMPTY: PermissionSet = PermissionSet(0);
+
+    pub fn contains(self, permission: Permission) -> bool {
+        self.0 & (1u128 << permission as u32) != 0
+    }
+
+    pub fn insert(&mut self, permission: Permission) {
+        self.0 |= 1u128 << permission as u32;
+    }
+
+    /// What both sets hold.
+    pub fn intersection(self, other: PermissionSet) -> PermissionSet {
+        PermissionSet(self.0 & other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The permissions in table order.
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL.iter().copied().filter(move |p| self.contains(*p))
+    }
+}
+
+impl FromIterator<Permission> for PermissionSet {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        let mut set = PermissionSet::EMPTY;
+        for permission in iter {
+            set.insert(permission);
+        }
+        set
+    }
+}
+
 /// How a method is called; the unary time limit applies to unary and server-streaming set-up,
 /// never to a stream's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,7 +466,7 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
 pub const SERVICES: &[&str] = &["identity", "jobs", "welfare_post", "work_relief", "subsidy", "exchange"];
 
 /// The permissions a user with `department` and `roles` holds.
-pub fn user_permissions(department: Option<Department>, roles: &[Role]) -> std::collections::BTreeSet<Permission> {
+pub fn user_permissions(department: Option<Department>, roles: &[Role]) -> PermissionSet {
     GRANTS
         .iter()
         .filter(|(dept, role, _)| roles.contains(role) && (dept.is_none() || *dept == department))
@@ -432,7 +475,7 @@ pub fn user_permissions(department: Option<Department>, roles: &[Role]) -> std::
 }
 
 /// The permissions a service holds on its own account.
-pub fn service_permissions(service: &str) -> std::collections::BTreeSet<Permission> {
+pub fn service_permissions(service: &str) -> PermissionSet {
     SERVICE_GRANTS
         .iter()
         .filter(|(name, _)| *name == service)
@@ -470,19 +513,30 @@ mod tests {
     #[test]
     fn a_clerk_of_finance_cannot_certify_categories() {
         let perms = user_permissions(Some(Department::Finance), &[Role::Clerk]);
-        assert!(!perms.contains(&IdentityCategoriesCertify));
-        assert!(perms.contains(&SubsidyClaimsWrite));
+        assert!(!perms.contains(IdentityCategoriesCertify));
+        assert!(perms.contains(SubsidyClaimsWrite));
     }
 
     #[test]
     fn reading_ids_in_clear_needs_a_reviewer_not_a_clerk() {
-        assert!(!user_permissions(Some(Department::Hr), &[Role::Clerk]).contains(&IdentityPiiRead));
-        assert!(user_permissions(Some(Department::Hr), &[Role::Reviewer]).contains(&IdentityPiiRead));
+        assert!(!user_permissions(Some(Department::Hr), &[Role::Clerk]).contains(IdentityPiiRead));
+        assert!(user_permissions(Some(Department::Hr), &[Role::Reviewer]).contains(IdentityPiiRead));
+    }
+
+    #[test]
+    fn a_permission_set_holds_exactly_what_was_put_in() {
+        let set: PermissionSet = [IdentityPiiRead, ExchangeAuditRead].into_iter().collect();
+        assert!(set.contains(IdentityPiiRead) && set.contains(ExchangeAuditRead));
+        assert!(!set.contains(IdentityPersonsRead));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![IdentityPiiRead, ExchangeAuditRead]);
+        let all: PermissionSet = Permission::ALL.iter().copied().collect();
+        assert_eq!(all.iter().count(), Permission::ALL.len());
+        assert_eq!(all.intersection(set), set);
     }
 
     #[test]
     fn an_unknown_service_holds_nothing() {
         assert!(service_permissions("billing").is_empty());
-        assert!(service_permissions("subsidy").contains(&IdentityPersonsLookup));
+        assert!(service_permissions("subsidy").contains(IdentityPersonsLookup));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::{KeyRing, Signer};
 use super::token::{Claims, unix_now};
-use super::{Department, RegionScope, Role};
+use super::{Department, Principal, RegionScope, Role, permissions};
 use crate::error::{ErrorReason, Problem};
 
 /// Verified tokens kept at most; past this, expired ones are dropped, then all.
@@ -42,6 +42,8 @@ pub struct VerifiedToken {
     pub scope: RegionScope,
     pub token_id: String,
     pub expires_at: i64,
+    /// The caller this token stands for when it is sent alone, built once per token.
+    pub principal: Arc<Principal>,
 }
 
 /// Revoked token ids and subjects, as the operator writes them.
@@ -59,7 +61,7 @@ pub struct RevocationList {
 pub struct Revocations {
     path: Option<PathBuf>,
     recheck: Duration,
-    state: Mutex<RevocationState>,
+    state: RwLock<RevocationState>,
 }
 
 #[derive(Debug)]
@@ -78,7 +80,7 @@ impl Revocations {
         Self {
             path,
             recheck,
-            state: Mutex::new(RevocationState {
+            state: RwLock::new(RevocationState {
                 list: Arc::new(RevocationList::default()),
                 modified: None,
                 checked: None,
@@ -89,13 +91,17 @@ impl Revocations {
     /// The current list. A file that disappears or cannot be parsed keeps the last good list:
     /// a typo must not un-revoke every token.
     pub fn current(&self) -> Arc<RevocationList> {
+        {
+            let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let fresh = state.checked.is_some_and(|at| at.elapsed() < self.recheck);
+            if self.path.is_none() || fresh {
+                return state.list.clone();
+            }
+        }
         let Some(path) = &self.path else {
             return Arc::new(RevocationList::default());
         };
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.checked.is_some_and(|at| at.elapsed() < self.recheck) {
-            return state.list.clone();
-        }
+        let mut state = self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.checked = Some(Instant::now());
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         if modified.is_some() && modified != state.modified {
@@ -123,7 +129,7 @@ pub struct Verifier {
     audience: String,
     leeway: Duration,
     revocations: Revocations,
-    cache: Mutex<HashMap<[u8; 32], Arc<VerifiedToken>>>,
+    cache: RwLock<HashMap<[u8; 32], Arc<VerifiedToken>>>,
 }
 
 impl Verifier {
@@ -133,7 +139,7 @@ impl Verifier {
             audience: audience.to_string(),
             leeway,
             revocations,
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -164,7 +170,7 @@ impl Verifier {
         let now = unix_now();
         let cached = self
             .cache
-            .lock()
+            .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&digest)
             .filter(|t| t.expires_at + self.leeway.as_secs() as i64 > now)
@@ -173,7 +179,7 @@ impl Verifier {
             Some(verified) => verified,
             None => {
                 let verified = Arc::new(self.verify_uncached(token)?);
-                let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut cache = self.cache.write().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if cache.len() >= CACHE_CAPACITY {
                     cache.retain(|_, t| t.expires_at > now);
                     if cache.len() >= CACHE_CAPACITY {
@@ -300,6 +306,20 @@ impl Verifier {
                 TokenKind::User
             }
         };
+        let (permissions, acting_service) = match &kind {
+            TokenKind::Service(service) => (permissions::service_permissions(service), Some(service.clone())),
+            TokenKind::User | TokenKind::Partner => (permissions::user_permissions(department, &roles), None),
+        };
+        let principal = Arc::new(Principal {
+            subject: claims.sub.clone(),
+            issuer: claims.iss.clone(),
+            department,
+            roles: roles.clone(),
+            scope: scope.clone(),
+            acting_service,
+            token_id: claims.jti.clone(),
+            permissions,
+        });
         Ok(VerifiedToken {
             kind,
             subject: claims.sub,
@@ -309,6 +329,7 @@ impl Verifier {
             scope,
             token_id: claims.jti,
             expires_at: claims.exp,
+            principal,
         })
     }
 }
