@@ -12,6 +12,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod paging;
 pub mod parameters;
+pub mod regions;
 pub mod pii;
 pub mod server;
 pub mod telemetry;
