@@ -12,8 +12,8 @@ pub mod diagnostics;
 pub mod error;
 pub mod paging;
 pub mod parameters;
-pub mod regions;
 pub mod pii;
+pub mod regions;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
