@@ -1,6 +1,7 @@
 //! The `bangfu` binary: `up` runs the whole suite in one process for trying it, `serve` runs
 //! one service as a container does, and the rest are an administrator's client commands.
 
+mod backup;
 mod bench;
 mod client;
 mod suite;
@@ -29,6 +30,8 @@ enum Command {
     Up(up::UpArgs),
     /// Run one service, configured from the environment (as containers do).
     Serve(suite::ServeArgs),
+    /// Copy every SQLite database (consistently, while running) and the keys.
+    Backup(backup::BackupArgs),
     /// Issue tokens.
     Token {
         #[command(subcommand)]
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Serve(args) => suite::serve(args).await,
+            Command::Backup(args) => backup::run(args).await,
             Command::Token { command } => token::run(command),
             Command::Whoami(args) => client::whoami(args).await,
             Command::ServerInfo(args) => client::server_info(args).await,

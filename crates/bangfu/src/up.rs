@@ -11,6 +11,7 @@ use bangfu_platform::auth::token::{TokenSigner, UserIdentity, unix_now};
 use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::auth::{Department, RegionScope, Role};
 use bangfu_platform::config::Config;
+use bangfu_platform::pii::{DATA_KEYS_FILE, DataKeyFile};
 use clap::Args;
 
 use crate::{Failure, suite};
@@ -49,6 +50,8 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
 
     prepare_data_dir(&args.data)?;
     let created = keys::ensure_development_keys(&keys_dir).map_err(|e| Failure::failed(e.to_string()))?;
+    // The keys that encrypt and index citizen IDs at rest; services load them as they land.
+    DataKeyFile::ensure(&keys_dir.join(DATA_KEYS_FILE)).map_err(|e| Failure::failed(e.to_string()))?;
     let verifier =
         Verifier::from_config(&config.auth, DevelopmentKeys::Allow).map_err(|e| Failure::usage(e.to_string()))?;
     let token_path = args.data.join("admin.jwt");

@@ -680,6 +680,43 @@ impl DataKeyFile {
     }
 }
 
+/// The data keys' file name in a keys directory.
+pub const DATA_KEYS_FILE: &str = "data-keys.json";
+
+impl DataKeyFile {
+    /// Reads the data keys, refusing a file that group or others can read: whoever holds them
+    /// and a copy of a database reads every citizen ID in it.
+    pub fn load(path: &std::path::Path) -> Result<DataKeys, crate::auth::keys::KeyError> {
+        use crate::auth::keys::KeyError;
+        crate::auth::keys::check_private(path)?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |reason: String| KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file: DataKeyFile = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        file.into_keys().map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Creates a data-key file (mode 0600) unless one is there; returns whether it did.
+    pub fn ensure(path: &std::path::Path) -> Result<bool, crate::auth::keys::KeyError> {
+        if path.exists() {
+            return Ok(false);
+        }
+        let text = serde_json::to_string_pretty(&DataKeyFile::generate()).map_err(|e| {
+            crate::auth::keys::KeyError::Invalid {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        crate::auth::keys::write_file(path, text.as_bytes(), 0o600)?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

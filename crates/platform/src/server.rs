@@ -16,7 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::MethodRule;
-use crate::auth::layer::AuthLayer;
+use crate::auth::layer::{AuthLayer, DenialAudit};
 use crate::auth::verify::Verifier;
 use crate::config::ServerConfig;
 
@@ -116,6 +116,7 @@ pub struct ServerHost {
     services: Vec<&'static str>,
     health: HealthReporter,
     shutdown: Shutdown,
+    denials: Vec<DenialAudit>,
 }
 
 impl ServerHost {
@@ -148,6 +149,7 @@ impl ServerHost {
             services: Vec::new(),
             health,
             shutdown: Shutdown::new(),
+            denials: Vec::new(),
         }
     }
 
@@ -163,6 +165,13 @@ impl ServerHost {
     /// The fully qualified names of the services added so far.
     pub fn service_names(&self) -> &[&'static str] {
         &self.services
+    }
+
+    /// Audits the refused calls of methods under `path_prefix` (`/bangfu.identity.v1.`) in that
+    /// service's database.
+    pub fn audit_denials(&mut self, path_prefix: &'static str, db: crate::db::Database) -> &mut Self {
+        self.denials.push(DenialAudit { path_prefix, db });
+        self
     }
 
     /// Adds a service; its health status becomes SERVING when the server starts.
@@ -195,6 +204,7 @@ impl ServerHost {
             services,
             health,
             shutdown,
+            denials,
         } = self;
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
@@ -221,7 +231,12 @@ impl ServerHost {
         let router = builder
             .layer(crate::telemetry::RpcTelemetryLayer::new())
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.concurrency_limit))
-            .layer(AuthLayer::with_methods(verifier, &methods, config.unary_timeout))
+            .layer(AuthLayer::with_methods(
+                verifier,
+                &methods,
+                config.unary_timeout,
+                denials,
+            ))
             .add_routes(routes.routes());
 
         let draining = {

@@ -1,3 +1,4 @@
 //! The `bangfu` binary as a user runs it: `up`, the client commands, `token issue`.
 
+mod backup;
 mod up;

@@ -19,13 +19,13 @@ fn free_port() -> u16 {
 }
 
 /// A running `bangfu up`, stopped with SIGTERM when dropped.
-struct Up {
+pub struct Up {
     child: Child,
     addr: String,
 }
 
 impl Up {
-    fn start(data: &Path) -> Self {
+    pub fn start(data: &Path) -> Self {
         let port = free_port();
         let mut child = Command::new(BANGFU)
             .args(["up", "--data"])
@@ -54,7 +54,7 @@ impl Up {
         }
     }
 
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         assert!(sent.success());

@@ -20,6 +20,8 @@ use tower::{Layer, Service};
 use super::permissions::{self, Access, CallKind, MethodRule};
 use super::verify::{TokenKind, Verifier, unauthenticated};
 use super::{ON_BEHALF_OF_HEADER, Principal};
+use crate::audit::{self, AuditEntry, Outcome};
+use crate::db::Database;
 use crate::error::{ErrorReason, Problem};
 
 /// Headers where people put tokens by mistake; a token there is named as misplaced rather than
@@ -36,12 +38,55 @@ const WRONG_TOKEN_HEADERS: &[&str] = &[
     "jwt",
 ];
 
+/// Where the denied calls of one service's methods are audited: the service's own database.
+#[derive(Debug, Clone)]
+pub struct DenialAudit {
+    /// The methods' path prefix, e.g. `/bangfu.identity.v1.`.
+    pub path_prefix: &'static str,
+    pub db: Database,
+}
+
 /// Shared state of the layer.
 #[derive(Debug)]
 struct AuthState {
     verifier: Arc<Verifier>,
     methods: HashMap<&'static str, MethodRule>,
     unary_timeout: Duration,
+    denials: Vec<DenialAudit>,
+}
+
+impl AuthState {
+    /// Records a refused call in the audit log of the service it was meant for, off the
+    /// request path: the refusal is answered at once, and a slow database does not slow it.
+    fn audit_denial(&self, path: &str, principal: Option<&Principal>, problem: &Problem) {
+        let Some(sink) = self.denials.iter().find(|d| path.starts_with(d.path_prefix)) else {
+            return;
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let entry = match principal {
+            Some(principal) => AuditEntry::by(principal, path, "", now),
+            None => AuditEntry {
+                time: now,
+                subject: String::new(),
+                department: String::new(),
+                acting_service: String::new(),
+                method: path.to_string(),
+                resource: String::new(),
+                outcome: Outcome::Denied,
+                reason: String::new(),
+                purpose_code: String::new(),
+                purpose_reference: String::new(),
+                trace_id: String::new(),
+            },
+        }
+        .with_outcome(Outcome::Denied, problem.reason_code());
+        let db = sink.db.clone();
+        tokio::spawn(async move {
+            if let Err(error) = audit::append_now(&db, &entry).await {
+                tracing::error!(%error, method = %entry.method, "a denied call could not be audited");
+            }
+        });
+    }
 }
 
 /// The authorization layer; see the module comment.
@@ -52,17 +97,23 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     /// A layer that checks methods against [`permissions::METHODS`].
-    pub fn new(verifier: Arc<Verifier>, unary_timeout: Duration) -> Self {
-        Self::with_methods(verifier, permissions::METHODS, unary_timeout)
+    pub fn new(verifier: Arc<Verifier>, unary_timeout: Duration, denials: Vec<DenialAudit>) -> Self {
+        Self::with_methods(verifier, permissions::METHODS, unary_timeout, denials)
     }
 
     /// A layer with another method table (tests use it to show an unlisted method is denied).
-    pub fn with_methods(verifier: Arc<Verifier>, methods: &[MethodRule], unary_timeout: Duration) -> Self {
+    pub fn with_methods(
+        verifier: Arc<Verifier>,
+        methods: &[MethodRule],
+        unary_timeout: Duration,
+        denials: Vec<DenialAudit>,
+    ) -> Self {
         Self {
             state: Arc::new(AuthState {
                 verifier,
                 methods: methods.iter().map(|m| (m.path, *m)).collect(),
                 unary_timeout,
+                denials,
             }),
         }
     }
@@ -112,18 +163,21 @@ where
 
         let Some(rule) = state.methods.get(path.as_str()).copied() else {
             tracing::warn!(method = %path, reason = "METHOD_NOT_PERMITTED", "call denied");
-            return deny(Problem::new(
+            let problem = Problem::new(
                 tonic::Code::PermissionDenied,
                 ErrorReason::MethodNotPermitted,
                 format!("{path} has no entry in the permission table"),
                 "该接口未开放调用权限",
-            ));
+            );
+            state.audit_denial(&path, None, &problem);
+            return deny(problem);
         };
         if let Access::Requires(permission) = rule.access {
             let principal = match authenticate(&state.verifier, request.headers()) {
                 Ok(principal) => principal,
                 Err(problem) => {
                     tracing::warn!(method = %path, reason = problem.reason_code(), "call refused");
+                    state.audit_denial(&path, None, &problem);
                     return deny(problem);
                 }
             };
@@ -135,15 +189,15 @@ where
                     reason = "PERMISSION_MISSING",
                     "call denied"
                 );
-                return deny(
-                    Problem::new(
-                        tonic::Code::PermissionDenied,
-                        ErrorReason::PermissionMissing,
-                        format!("this call needs the permission {}", permission.as_str()),
-                        format!("您没有办理此业务的权限（{}），请联系管理员授权", permission.as_str()),
-                    )
-                    .with_metadata("permission", permission.as_str()),
-                );
+                let problem = Problem::new(
+                    tonic::Code::PermissionDenied,
+                    ErrorReason::PermissionMissing,
+                    format!("this call needs the permission {}", permission.as_str()),
+                    format!("您没有办理此业务的权限（{}），请联系管理员授权", permission.as_str()),
+                )
+                .with_metadata("permission", permission.as_str());
+                state.audit_denial(&path, Some(&principal), &problem);
+                return deny(problem);
             }
             request.extensions_mut().insert(principal);
         }

@@ -376,3 +376,70 @@ async fn a_service_on_its_own_has_its_configured_scope_and_grants() {
     assert!(me.permissions.contains(&"identity.feed.watch".to_string()));
     assert!(!me.permissions.contains(&"identity.pii.read".to_string()));
 }
+
+#[tokio::test]
+async fn refused_calls_are_audited_in_the_services_database() {
+    let store = bangfu_platform::testing::TestDatabase::sqlite(&bangfu_platform::db::Migrations::NONE).await;
+    let db = store.db.clone();
+    let server = TestServer::start_with(server_config(), bangfu_platform::auth::permissions::METHODS, |host| {
+        let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
+        host.add_service(diagnostics);
+        host.audit_denials("/bangfu.diagnostics.v1.", db);
+    })
+    .await;
+    let clerk = server
+        .keys
+        .user_token_for("clerk-li", Department::Finance, &[Role::Clerk], "3704");
+    let mut client = DiagnosticsServiceClient::new(server.channel().await);
+    client
+        .get_server_info(with_token(GetServerInfoRequest {}, &clerk))
+        .await
+        .expect_err("a clerk may not read server info");
+    client
+        .get_server_info(tonic::Request::new(GetServerInfoRequest {}))
+        .await
+        .expect_err("no token");
+    // An allowed call is not a denial and leaves no row here.
+    client
+        .who_am_i(with_token(WhoAmIRequest {}, &clerk))
+        .await
+        .expect("allowed");
+
+    bangfu_platform::testing::seal_audit(&store.db, 2).await;
+    let events = bangfu_platform::audit::list(
+        &store.db,
+        &bangfu_platform::audit::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    let mut seen: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.entry.subject.clone(),
+                e.entry.outcome.as_str().to_string(),
+                e.entry.reason.clone(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (String::new(), "denied".to_string(), "TOKEN_MISSING".to_string()),
+            (
+                "clerk-li".to_string(),
+                "denied".to_string(),
+                "PERMISSION_MISSING".to_string()
+            ),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.entry.method == "/bangfu.diagnostics.v1.DiagnosticsService/GetServerInfo")
+    );
+}
