@@ -15,6 +15,7 @@ pub mod parameters;
 pub mod pii;
 pub mod regions;
 pub mod server;
+pub mod streams;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
