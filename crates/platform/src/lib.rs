@@ -13,6 +13,7 @@ pub mod error;
 pub mod paging;
 pub mod parameters;
 pub mod pii;
+pub mod ratelimit;
 pub mod regions;
 pub mod server;
 pub mod streams;
