@@ -4,8 +4,10 @@
 //! caller may not do, and hands the handler the [`Principal`] in the request's extensions.
 //!
 //! It also bounds unary calls by time (a stream is bounded by idle time instead, elsewhere),
-//! and gives an oversized message the status the gRPC spec names, RESOURCE_EXHAUSTED, where
-//! tonic answers OUT_OF_RANGE.
+//! and gives the codec's refusals the shape of every other error: an oversized message is
+//! RESOURCE_EXHAUSTED (the gRPC spec's code, where tonic answers OUT_OF_RANGE), and a body
+//! that is not a protobuf message of the method's type is INVALID_ARGUMENT (the caller's
+//! fault, where tonic answers INTERNAL), both with a reason.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -220,7 +222,7 @@ where
             } else {
                 inner.call(request).await?
             };
-            Ok(resource_exhausted_for_size(response))
+            Ok(explain_codec_errors(response))
         })
     }
 }
@@ -311,26 +313,37 @@ fn deny<E: Send + 'static>(problem: Problem) -> BoxFuture<http::Response<Body>, 
     Box::pin(async move { Ok(response) })
 }
 
-/// tonic refuses an over-long message with OUT_OF_RANGE; the gRPC spec and our clients expect
-/// RESOURCE_EXHAUSTED with a reason, so such a trailers-only response is rewritten.
-fn resource_exhausted_for_size(response: http::Response<Body>) -> http::Response<Body> {
-    let is_out_of_range = response
-        .headers()
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == b"11");
-    if !is_out_of_range {
-        return response;
-    }
+/// tonic answers a request it cannot decode with a bare status: OUT_OF_RANGE for a message
+/// over the limit, INTERNAL for bytes that are not the method's message. Such trailers-only
+/// responses are rewritten into the codes and reasons every other refusal has.
+fn explain_codec_errors(response: http::Response<Body>) -> http::Response<Body> {
+    let code = response.headers().get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let (too_large, malformed) = match code.as_deref() {
+        Some(b"11") => (true, false),
+        Some(b"13") => (false, true),
+        _ => return response,
+    };
     let Some(status) = tonic::Status::from_header_map(response.headers()) else {
         return response;
     };
-    if !status.message().contains("message length too large") {
-        return response;
+    if too_large && status.message().contains("message length too large") {
+        return problem_response(Problem::new(
+            tonic::Code::ResourceExhausted,
+            ErrorReason::MessageTooLarge,
+            status.message().to_string(),
+            "提交的数据量超过单次允许的上限，请分批提交",
+        ));
     }
-    problem_response(Problem::new(
-        tonic::Code::ResourceExhausted,
-        ErrorReason::MessageTooLarge,
-        status.message().to_string(),
-        "提交的数据量超过单次允许的上限，请分批提交",
-    ))
+    if malformed && status.message().contains("failed to decode Protobuf message") {
+        return problem_response(Problem::new(
+            tonic::Code::InvalidArgument,
+            ErrorReason::MessageMalformed,
+            format!(
+                "the request is not a valid message of this method's type: {}",
+                status.message()
+            ),
+            "请求数据格式不正确，请检查调用方程序",
+        ));
+    }
+    response
 }

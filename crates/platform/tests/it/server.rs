@@ -98,6 +98,56 @@ async fn a_message_over_the_limit_is_resource_exhausted() {
     assert_eq!(reason_of(&status).as_deref(), Some("MESSAGE_TOO_LARGE"));
 }
 
+#[tokio::test]
+async fn bytes_that_are_not_the_methods_message_are_invalid_argument() {
+    let server = TestServer::start().await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "37");
+    let mut raw = tonic::client::Grpc::new(server.channel().await);
+    raw.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/bangfu.diagnostics.v1.DiagnosticsService/WhoAmI");
+    // Field 1 as a length-delimited value whose length runs past the end.
+    let garbage = OversizedWhoAmI { padding: String::new() };
+    let status = raw
+        .unary::<_, WhoAmIResponse, _>(with_token(garbage, &token), path, GarbageCodec)
+        .await
+        .expect_err("malformed");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason_of(&status).as_deref(), Some("MESSAGE_MALFORMED"));
+}
+
+/// Encodes any request as bytes no protobuf decoder accepts.
+#[derive(Debug, Clone, Default)]
+struct GarbageCodec;
+
+impl tonic::codec::Codec for GarbageCodec {
+    type Encode = OversizedWhoAmI;
+    type Decode = WhoAmIResponse;
+    type Encoder = GarbageEncoder;
+    type Decoder = <tonic_prost::ProstCodec<OversizedWhoAmI, WhoAmIResponse> as tonic::codec::Codec>::Decoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        GarbageEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut tonic_prost::ProstCodec::<OversizedWhoAmI, WhoAmIResponse>::default())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct GarbageEncoder;
+
+impl tonic::codec::Encoder for GarbageEncoder {
+    type Item = OversizedWhoAmI;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, _: Self::Item, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Self::Error> {
+        use bytes::BufMut;
+        dst.put_slice(&[0x0a, 0x7f, 0x01]);
+        Ok(())
+    }
+}
+
 /// A WhoAmIRequest with an unknown field the server must still read past.
 #[derive(Clone, PartialEq, prost::Message)]
 struct OversizedWhoAmI {
