@@ -82,6 +82,23 @@ impl AuditEntry {
         }
     }
 
+    /// A call whose caller is not known (no token, or one that did not verify).
+    pub fn anonymous(method: &str, time: OffsetDateTime) -> Self {
+        Self {
+            time,
+            subject: String::new(),
+            department: String::new(),
+            acting_service: String::new(),
+            method: method.to_string(),
+            resource: String::new(),
+            outcome: Outcome::Succeeded,
+            reason: String::new(),
+            purpose_code: String::new(),
+            purpose_reference: String::new(),
+            trace_id: String::new(),
+        }
+    }
+
     pub fn with_outcome(mut self, outcome: Outcome, reason: &str) -> Self {
         self.outcome = outcome;
         self.reason = reason.to_string();

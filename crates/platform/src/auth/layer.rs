@@ -67,19 +67,7 @@ impl AuthState {
         let now = time::OffsetDateTime::now_utc();
         let entry = match principal {
             Some(principal) => AuditEntry::by(principal, path, "", now),
-            None => AuditEntry {
-                time: now,
-                subject: String::new(),
-                department: String::new(),
-                acting_service: String::new(),
-                method: path.to_string(),
-                resource: String::new(),
-                outcome: Outcome::Denied,
-                reason: String::new(),
-                purpose_code: String::new(),
-                purpose_reference: String::new(),
-                trace_id: String::new(),
-            },
+            None => AuditEntry::anonymous(path, now),
         }
         .with_outcome(Outcome::Denied, problem.reason_code());
         let db = sink.db.clone();
