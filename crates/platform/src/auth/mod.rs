@@ -3,6 +3,7 @@
 //! token, the service's name — into permissions; one tower layer (`layer`) checks every RPC's
 //! permission before the handler runs and hands the handler a verified [`Principal`].
 
+pub mod client;
 pub mod keys;
 pub mod layer;
 pub mod permissions;

@@ -443,3 +443,49 @@ async fn refused_calls_are_audited_in_the_services_database() {
             .all(|e| e.entry.method == "/bangfu.diagnostics.v1.DiagnosticsService/GetServerInfo")
     );
 }
+
+#[tokio::test]
+async fn a_service_signs_its_own_calls_and_passes_the_users_token_along() {
+    use bangfu_platform::auth::client::ServiceCredentials;
+    use bangfu_platform::auth::token::ServiceTokens;
+    use std::sync::Arc;
+
+    let server = TestServer::start().await;
+    let tokens = Arc::new(ServiceTokens::new(
+        server.keys.service_signer("welfare_post"),
+        "welfare_post",
+        bangfu_platform::auth::RegionScope::parse("3704").expect("scope"),
+        "bangfu",
+        std::time::Duration::from_secs(300),
+    ));
+    let mut own =
+        DiagnosticsServiceClient::with_interceptor(server.channel().await, ServiceCredentials::own(tokens.clone()));
+    let me = own.who_am_i(WhoAmIRequest {}).await.expect("service call").into_inner();
+    assert_eq!(
+        (
+            me.subject.as_str(),
+            me.acting_service.as_str(),
+            me.region_scope.as_str()
+        ),
+        ("welfare_post", "welfare_post", "3704")
+    );
+
+    let user = server
+        .keys
+        .user_token_for("clerk-sun", Department::Agri, &[Role::Clerk], "370402");
+    let credentials = ServiceCredentials::for_user(tokens, &user).expect("credentials");
+    let mut for_user = DiagnosticsServiceClient::with_interceptor(server.channel().await, credentials);
+    let me = for_user
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .expect("call for a user")
+        .into_inner();
+    assert_eq!(
+        (
+            me.subject.as_str(),
+            me.acting_service.as_str(),
+            me.region_scope.as_str()
+        ),
+        ("clerk-sun", "welfare_post", "370402")
+    );
+}

@@ -31,3 +31,4 @@ mod db;
 mod keys;
 mod parameters;
 mod server;
+mod tls;
