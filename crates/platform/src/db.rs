@@ -82,6 +82,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             description: "parameters",
             sql: include_str!("../migrations/sqlite/0002_parameters.sql"),
         },
+        MigrationFile {
+            version: 3,
+            description: "request ids and outbox",
+            sql: include_str!("../migrations/sqlite/0003_requests_and_outbox.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -93,6 +98,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             version: 2,
             description: "parameters",
             sql: include_str!("../migrations/postgres/0002_parameters.sql"),
+        },
+        MigrationFile {
+            version: 3,
+            description: "request ids and outbox",
+            sql: include_str!("../migrations/postgres/0003_requests_and_outbox.sql"),
         },
     ],
 };

@@ -10,6 +10,8 @@ pub mod config;
 pub mod db;
 pub mod diagnostics;
 pub mod error;
+pub mod idempotency;
+pub mod outbox;
 pub mod paging;
 pub mod parameters;
 pub mod pii;

@@ -29,6 +29,7 @@ mod audit;
 mod auth;
 mod db;
 mod keys;
+mod outbox;
 mod parameters;
 mod server;
 mod tls;

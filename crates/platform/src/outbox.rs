@@ -1,0 +1,287 @@
+//! The change feed every service publishes for the others to follow: events are written to an
+//! outbox table in the same transaction as the change they describe (so none is lost on a
+//! crash and none describes a change that rolled back), and read in commit order behind an
+//! opaque cursor that a consumer stores and resumes from.
+//!
+//! Gap-free on PostgreSQL: ids are taken before commit, so a reader that remembered the last id
+//! would skip a transaction that committed late. Each row records its transaction id (`xid8`)
+//! and a reader returns only rows below the oldest running transaction, ordered by (xid, id):
+//! every transaction below that horizon has ended, so nothing can later appear behind the
+//! cursor. On SQLite writers are serialized (`BEGIN IMMEDIATE`) and the id is commit order.
+//! Events carry no personal data: the resource name, the kind, the regions and dates.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sqlx::{AnyConnection, Row};
+use time::{Date, OffsetDateTime};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::db::{Backend, Database, DbError, from_micros, to_micros};
+use crate::error::{ErrorReason, Problem};
+use crate::parameters::{date_text, parse_date_text};
+use crate::server::Shutdown;
+
+/// An event to write with a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent<'a> {
+    /// What happened, e.g. `category_revoked`.
+    pub kind: &'a str,
+    /// The resource it happened to, e.g. `persons/…`.
+    pub resource: &'a str,
+    /// The regions the resource was in before and after the change: a watcher sees the event
+    /// when any of them lies in its scope (the county a person leaves sees the move).
+    pub regions: &'a [&'a str],
+    /// The business date the change takes effect.
+    pub effective_date: Option<Date>,
+    /// Further facts as JSON, never personal data (changed field paths, a category).
+    pub detail: &'a str,
+}
+
+/// Appends an event inside the caller's transaction.
+pub async fn append(
+    connection: &mut AnyConnection,
+    event: &NewEvent<'_>,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox_events (kind, resource, regions, effective_date, detail, recorded_us) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.kind)
+    .bind(event.resource)
+    .bind(event.regions.join(" "))
+    .bind(event.effective_date.map(date_text))
+    .bind(event.detail)
+    .bind(to_micros(now))
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// A place in the feed: events after it are still to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// PostgreSQL's transaction id of the last event read; 0 on SQLite.
+    pub xid: u64,
+    pub id: i64,
+}
+
+impl Position {
+    /// Before the first event.
+    pub const START: Position = Position { xid: 0, id: 0 };
+
+    /// The opaque cursor clients store.
+    pub fn encode(self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("c1:{}:{}", self.xid, self.id))
+    }
+
+    /// Reads a cursor; the empty cursor is the start of the feed.
+    pub fn decode(cursor: &str) -> Result<Position, Problem> {
+        if cursor.is_empty() {
+            return Ok(Self::START);
+        }
+        let invalid = || {
+            Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "after_cursor",
+                "is not a cursor this feed issued",
+                "续传位置无效，请使用上次收到的位置，或从头开始",
+            )
+        };
+        let text = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(invalid)?;
+        let mut parts = text.split(':');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("c1"), Some(xid), Some(id), None) => Ok(Position {
+                xid: xid.parse().map_err(|_| invalid())?,
+                id: id.parse().map_err(|_| invalid())?,
+            }),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// An event as a follower reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub position: Position,
+    pub kind: String,
+    pub resource: String,
+    pub regions: Vec<String>,
+    pub effective_date: Option<Date>,
+    pub detail: String,
+    pub recorded: OffsetDateTime,
+}
+
+/// Up to `limit` committed events after `after`, in commit order.
+pub async fn read_after(db: &Database, after: Position, limit: u32) -> Result<Vec<FeedEvent>, DbError> {
+    let rows = match db.backend() {
+        Backend::Postgres => {
+            sqlx::query(
+                "SELECT id, xid::text AS xid, kind, resource, regions, effective_date, detail, recorded_us \
+                 FROM outbox_events \
+                 WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY xid, id LIMIT $3",
+            )
+            .bind(after.xid.to_string())
+            .bind(after.id)
+            .bind(i64::from(limit))
+            .fetch_all(db.pool())
+            .await?
+        }
+        Backend::Sqlite => {
+            sqlx::query(
+                "SELECT id, '0' AS xid, kind, resource, regions, effective_date, detail, recorded_us \
+                 FROM outbox_events WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after.id)
+            .bind(i64::from(limit))
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let xid: String = row.try_get("xid")?;
+            let regions: String = row.try_get("regions")?;
+            let effective: Option<String> = row.try_get("effective_date")?;
+            let micros: i64 = row.try_get("recorded_us")?;
+            Ok(FeedEvent {
+                position: Position {
+                    xid: xid.parse().unwrap_or(0),
+                    id: row.try_get("id")?,
+                },
+                kind: row.try_get("kind")?,
+                resource: row.try_get("resource")?,
+                regions: regions.split_whitespace().map(str::to_string).collect(),
+                effective_date: effective.as_deref().and_then(parse_date_text),
+                detail: row.try_get("detail")?,
+                recorded: from_micros(micros).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// The feed's head: a watcher starting here sees only what commits from now on.
+pub async fn head(db: &Database) -> Result<Position, DbError> {
+    match db.backend() {
+        Backend::Postgres => {
+            // Transactions still running may commit later; starting at the horizon keeps them.
+            let xmin: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                .fetch_one(db.pool())
+                .await?;
+            Ok(Position {
+                xid: xmin.parse::<u64>().unwrap_or(1).saturating_sub(1),
+                id: i64::MAX,
+            })
+        }
+        Backend::Sqlite => {
+            let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM outbox_events")
+                .fetch_one(db.pool())
+                .await?;
+            Ok(Position {
+                xid: 0,
+                id: id.unwrap_or(0),
+            })
+        }
+    }
+}
+
+/// What a watch stream carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedItem {
+    Event(FeedEvent),
+    /// Nothing the watcher may see happened for a while; here is the cursor to resume from.
+    Heartbeat(Position),
+}
+
+/// How a watch polls.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
+    /// How often to look for new events when there are none.
+    pub poll: Duration,
+    /// How long without an item before a heartbeat is sent.
+    pub heartbeat: Duration,
+    /// Events read per query.
+    pub batch: u32,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(15),
+            batch: 500,
+        }
+    }
+}
+
+/// Follows the feed from `from`, yielding the events `visible` admits and heartbeats when idle,
+/// until the client goes away or the server drains. A database outage pauses the stream (it
+/// retries) rather than ending it.
+pub fn watch(
+    db: Database,
+    from: Position,
+    visible: Arc<dyn Fn(&FeedEvent) -> bool + Send + Sync>,
+    settings: WatchSettings,
+    shutdown: Shutdown,
+) -> impl Stream<Item = Result<FeedItem, Problem>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut position = from;
+        let mut last_sent = Instant::now();
+        let mut backoff = settings.poll;
+        loop {
+            if shutdown.is_triggered() {
+                return;
+            }
+            let events = match read_after(&db, position, settings.batch).await {
+                Ok(events) => {
+                    backoff = settings.poll;
+                    events
+                }
+                Err(error) if error.is_unavailable() => {
+                    tracing::warn!(%error, "change feed paused: database unavailable");
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    Vec::new()
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(Problem::from(error))).await;
+                    return;
+                }
+            };
+            let full = events.len() as u32 >= settings.batch;
+            for event in events {
+                position = event.position;
+                if visible(&event) {
+                    if sender.send(Ok(FeedItem::Event(event))).await.is_err() {
+                        return;
+                    }
+                    last_sent = Instant::now();
+                }
+            }
+            if last_sent.elapsed() >= settings.heartbeat {
+                if sender.send(Ok(FeedItem::Heartbeat(position))).await.is_err() {
+                    return;
+                }
+                last_sent = Instant::now();
+            }
+            if !full {
+                tokio::select! {
+                    () = shutdown.triggered() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                    () = sender.closed() => return,
+                }
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
+}
