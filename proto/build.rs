@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     collect_protos(&root.join("bangfu"), &mut files)?;
     files.sort();
+    // The folder itself, so a new .proto file is compiled too.
+    println!("cargo:rerun-if-changed={}", root.join("bangfu").display());
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

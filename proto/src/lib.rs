@@ -14,6 +14,12 @@ pub mod common {
     }
 }
 
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.identity.v1");
+    }
+}
+
 pub mod diagnostics {
     pub mod v1 {
         tonic::include_proto!("bangfu.diagnostics.v1");

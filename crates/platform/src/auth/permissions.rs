@@ -228,6 +228,132 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(DiagnosticsServerInfo),
         CallKind::Unary,
     ),
+    // bangfu.identity.v1: the person registry.
+    rule(
+        "/bangfu.identity.v1.IdentityService/CreatePerson",
+        Access::Requires(IdentityPersonsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/GetPerson",
+        Access::Requires(IdentityPersonsRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/BatchGetPersons",
+        Access::Requires(IdentityPersonsRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/LookupPerson",
+        Access::Requires(IdentityPersonsLookup),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/BatchLookupPersons",
+        Access::Requires(IdentityPersonsLookup),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ListPersons",
+        Access::Requires(IdentityPersonsRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/UpdatePerson",
+        Access::Requires(IdentityPersonsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/CorrectCitizenId",
+        Access::Requires(IdentityCitizenIdPropose),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ApproveCitizenIdCorrection",
+        Access::Requires(IdentityCitizenIdApprove),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ImportPersons",
+        Access::Requires(IdentityPersonsImport),
+        CallKind::Bidirectional,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/CreateHousehold",
+        Access::Requires(IdentityPersonsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/GetHousehold",
+        Access::Requires(IdentityPersonsRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/CertifyCategory",
+        Access::Requires(IdentityCategoriesCertify),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/RevokeCategory",
+        Access::Requires(IdentityCategoriesCertify),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ListPendingCertifications",
+        Access::Requires(IdentityCategoriesConfirm),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ConfirmCertifications",
+        Access::Requires(IdentityCategoriesConfirm),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/RecordEmployment",
+        Access::Requires(IdentityEmploymentWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/RecordIncome",
+        Access::Requires(IdentityEmploymentWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ListAlerts",
+        Access::Requires(IdentityAlertsManage),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/AcknowledgeAlert",
+        Access::Requires(IdentityAlertsManage),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/WatchPersonChanges",
+        Access::Requires(IdentityFeedWatch),
+        CallKind::ServerStreaming,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/GetMonitoringStats",
+        Access::Requires(IdentityStatsRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ListParameters",
+        Access::Requires(IdentityParametersRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/UpdateParameter",
+        Access::Requires(IdentityParametersWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.identity.v1.IdentityService/ListAuditEvents",
+        Access::Requires(IdentityAuditRead),
+        CallKind::Unary,
+    ),
 ];
 
 /// Who holds what. `None` as department means any department. Roles accumulate: a token with
@@ -499,6 +625,31 @@ mod tests {
         let before = names.len();
         names.dedup();
         assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn every_rpc_in_the_contracts_has_a_rule_of_its_kind() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(bangfu_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
+        let mut checked = 0;
+        for file in &set.file {
+            let package = file.package();
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{package}.{}/{}", service.name(), method.name());
+                    let rule = method_rule(&path).unwrap_or_else(|| panic!("{path} has no rule in METHODS"));
+                    let kind = match (method.client_streaming(), method.server_streaming()) {
+                        (false, false) => CallKind::Unary,
+                        (false, true) => CallKind::ServerStreaming,
+                        (true, false) => CallKind::ClientStreaming,
+                        (true, true) => CallKind::Bidirectional,
+                    };
+                    assert_eq!(rule.kind, kind, "{path}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 25, "only {checked} methods found");
     }
 
     #[test]
