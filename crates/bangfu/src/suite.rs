@@ -4,11 +4,16 @@
 
 use std::sync::Arc;
 
+use std::path::{Path, PathBuf};
+
 use bangfu_platform::auth::keys::DevelopmentKeys;
 use bangfu_platform::auth::permissions::SERVICES;
 use bangfu_platform::auth::verify::Verifier;
+use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
+use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url};
 use bangfu_platform::diagnostics::Diagnostics;
+use bangfu_platform::pii::DataKeyFile;
 use bangfu_platform::server::ServerHost;
 use clap::Args;
 
@@ -16,13 +21,72 @@ use crate::Failure;
 
 /// The services this build can run. Each service's issue adds its name here and its routes
 /// in [`host`].
-pub const BUILT: &[&str] = &[];
+pub const BUILT: &[&str] = &["identity"];
 
-/// A server hosting `services` (and diagnostics, health and reflection, always).
-pub fn host(config: &Config, verifier: Verifier, services: &[&str]) -> Result<ServerHost, Failure> {
+/// Where each service's database is.
+#[derive(Debug, Clone)]
+pub enum Databases {
+    /// `bangfu up`: one SQLite file per service in the data folder.
+    SqliteFolder(PathBuf),
+    /// `bangfu up --database-url`: one database per service (`bangfu_<service>`) on this server,
+    /// created when missing.
+    PostgresServer(String),
+    /// `bangfu serve`: the one database the environment names.
+    Url(String),
+}
+
+impl Databases {
+    async fn open(&self, service: &str, migrations: &bangfu_platform::db::Migrations) -> Result<Database, Failure> {
+        let failed = |e: bangfu_platform::db::DbError| Failure {
+            message: format!("{service}: {e}"),
+            exit_code: 3,
+        };
+        let url = match self {
+            Self::SqliteFolder(dir) => sqlite_url(&dir.join(format!("{service}.db"))),
+            Self::PostgresServer(server) => ensure_postgres_database(server, &format!("bangfu_{service}"))
+                .await
+                .map_err(failed)?,
+            Self::Url(url) => url.clone(),
+        };
+        Database::open(&url, PoolSettings::default(), migrations)
+            .await
+            .map_err(failed)
+    }
+}
+
+fn data_keys(path: Option<&Path>) -> Result<Arc<bangfu_platform::pii::DataKeys>, Failure> {
+    let path = path.ok_or_else(|| Failure::usage("BANGFU_DATA_KEYS is not set: the service needs its data keys"))?;
+    DataKeyFile::load(path)
+        .map(Arc::new)
+        .map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// A server hosting `services` (and diagnostics, health and reflection, always), each on its
+/// own database.
+pub async fn host(
+    config: &Config,
+    verifier: Verifier,
+    services: &[&str],
+    databases: &Databases,
+    clock: Clock,
+) -> Result<ServerHost, Failure> {
     let mut host = ServerHost::new(config.server.clone(), Arc::new(verifier));
     if let Some(unknown) = services.iter().find(|s| !BUILT.contains(s)) {
         return Err(not_built(unknown));
+    }
+    for service in services {
+        if *service == bangfu_identity::SERVICE {
+            let db = databases.open(service, &bangfu_identity::MIGRATIONS).await?;
+            let keys = data_keys(config.data_keys.as_deref())?;
+            let identity = bangfu_identity::start(db.clone(), keys, clock.clone())
+                .await
+                .map_err(|e| Failure {
+                    message: format!("identity: {e}"),
+                    exit_code: 3,
+                })?;
+            host.audit_denials(bangfu_identity::PATH_PREFIX, db);
+            host.add_service(identity.into_server(&config.server));
+        }
     }
     let diagnostics = Diagnostics::new(&config.server, host.service_names());
     host.add_service(diagnostics.into_server(&config.server));
@@ -73,7 +137,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         println!("configuration of {} is usable", args.service);
         return Ok(());
     }
-    let host = host(&config, verifier, &[args.service.as_str()])?;
+    let database_url = config
+        .database_url
+        .clone()
+        .ok_or_else(|| Failure::usage("DATABASE_URL is not set: the service needs its database"))?;
+    let host = host(
+        &config,
+        verifier,
+        &[args.service.as_str()],
+        &Databases::Url(database_url),
+        Clock::system(),
+    )
+    .await?;
     let listener = bangfu_platform::server::bind(config.server.listen)
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;

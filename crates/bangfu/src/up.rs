@@ -10,6 +10,7 @@ use bangfu_platform::auth::keys::{self, DEVELOPMENT_DEPARTMENT_KID, DevelopmentK
 use bangfu_platform::auth::token::{TokenSigner, UserIdentity, unix_now};
 use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::auth::{Department, RegionScope, Role};
+use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
 use bangfu_platform::pii::{DATA_KEYS_FILE, DataKeyFile};
 use clap::Args;
@@ -62,7 +63,12 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
             "{e}\nIs another bangfu already running? Stop it, or choose another port with --listen."
         ))
     })?;
-    let host = suite::host(&config, verifier, suite::BUILT)?;
+    config.data_keys = Some(keys_dir.join(DATA_KEYS_FILE));
+    let databases = match &args.database_url {
+        Some(url) => suite::Databases::PostgresServer(url.clone()),
+        None => suite::Databases::SqliteFolder(args.data.clone()),
+    };
+    let host = suite::host(&config, verifier, suite::BUILT, &databases, Clock::system()).await?;
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }

@@ -32,6 +32,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "trusted public keys (trust.json), signing keys and data keys; must not be writable by group or others",
     },
     Setting {
+        variable: "BANGFU_DATA_KEYS",
+        default: "KEYS/data-keys.json",
+        meaning: "the keys that encrypt and index citizen IDs at rest (mode 0600); losing them loses every ID",
+    },
+    Setting {
         variable: "BANGFU_SIGNING_KEY",
         default: "(none)",
         meaning: "this service's own signing key (PEM), for the service tokens it sends",
@@ -191,6 +196,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
     pub database_url: Option<String>,
+    /// The data keys file (encryption and blind index of personal data).
+    pub data_keys: Option<PathBuf>,
 }
 
 impl Config {
@@ -249,6 +256,9 @@ impl Config {
             tls,
         };
         let keys_dir = env.path("BANGFU_KEYS_DIR");
+        let data_keys = env
+            .path("BANGFU_DATA_KEYS")
+            .or_else(|| keys_dir.as_ref().map(|dir| dir.join("data-keys.json")));
         let auth = AuthConfig {
             revocation_file: env
                 .path("BANGFU_REVOCATION_FILE")
@@ -281,6 +291,7 @@ impl Config {
             auth,
             telemetry,
             database_url: env.text("DATABASE_URL"),
+            data_keys,
         })
     }
 
@@ -295,6 +306,7 @@ impl Config {
                 self.database_url.as_deref().map_or("(none)".into(), redact_url)
             ),
             format!("keys_dir = {}", path(&self.auth.keys_dir)),
+            format!("data_keys = {}", path(&self.data_keys)),
             format!("signing_key = {}", path(&self.auth.signing_key)),
             format!("service_scope = {}", self.auth.service_scope),
             format!("token_audience = {}", self.auth.audience),

@@ -276,6 +276,46 @@ impl Database {
     }
 }
 
+/// The URL of another database on the same PostgreSQL server: `postgres://u@h/postgres?x` with
+/// `identity` → `postgres://u@h/identity?x`.
+pub fn with_database(server_url: &str, name: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server_url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Creates database `name` on the PostgreSQL server unless it exists (for `bangfu up` with a
+/// server given: one database per service).
+pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<String, DbError> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(DbError::UnsupportedUrl(format!("database name {name:?}")));
+    }
+    let admin = Database::connect(server_url, PoolSettings::default()).await?;
+    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_one(admin.pool())
+        .await?;
+    if exists == 0 {
+        // A name cannot be a bind parameter; it was checked to be [a-z0-9_] above.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(admin.pool())
+            .await?;
+    }
+    admin.close().await;
+    Ok(with_database(server_url, name))
+}
+
 /// The SQLite URL of a file, created if missing.
 pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())

@@ -18,6 +18,7 @@ pub mod pii;
 pub mod ratelimit;
 pub mod regions;
 pub mod server;
+pub mod service_rpc;
 pub mod streams;
 pub mod telemetry;
 #[cfg(feature = "testing")]

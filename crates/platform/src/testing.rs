@@ -281,18 +281,8 @@ impl Drop for TestDatabase {
     }
 }
 
-/// The URL of another database on the same server.
 fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (admin_url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
+    crate::db::with_database(admin_url, name)
 }
 
 /// Creates (once, under an advisory lock shared by every test process) a template database

@@ -45,7 +45,8 @@ async fn a_backup_holds_every_database_and_the_keys_readable_by_the_owner_only()
         .expect("run backup");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 database(s)"), "{stdout}");
+    // The identity service's own database and the sample one.
+    assert!(stdout.contains("2 database(s)"), "{stdout}");
     assert!(
         stdout.contains("losing the keys") || stdout.contains("Losing the keys"),
         "{stdout}"
@@ -76,6 +77,7 @@ async fn a_backup_holds_every_database_and_the_keys_readable_by_the_owner_only()
         0o600
     );
     assert!(copy.join("keys/trust.json").exists());
+    assert!(copy.join("identity.db").exists());
 }
 
 #[test]

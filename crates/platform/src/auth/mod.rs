@@ -205,6 +205,18 @@ impl Principal {
     }
 }
 
+/// The principal the auth layer attached to a request, shared, so a handler can keep it after
+/// taking the request's message.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Principal>, tonic::Status> {
+    principal(request).map(|_| ()).and_then(|()| {
+        request
+            .extensions()
+            .get::<Arc<Principal>>()
+            .cloned()
+            .ok_or_else(|| tonic::Status::unauthenticated("no verified caller"))
+    })
+}
+
 /// The principal the auth layer attached to a request.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, tonic::Status> {
     request

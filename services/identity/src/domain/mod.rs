@@ -1,0 +1,221 @@
+//! Identity's domain: the values a person is made of and the rules they obey, in plain Rust.
+//! No protobuf type and no SQL reaches here; `grpc` parses into these values and `store`
+//! persists them.
+
+pub mod names;
+pub mod retirement;
+
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::pii::{CitizenId, CitizenIdError, Sex};
+use tonic::Code;
+
+pub use names::{NameError, PersonName};
+pub use retirement::{RetirementTrack, YearMonth, retirement_month};
+
+/// How much work a person can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaborCapacity {
+    Unassessed,
+    Full,
+    Weak,
+    Half,
+    None,
+}
+
+impl LaborCapacity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unassessed => "unassessed",
+            Self::Full => "full",
+            Self::Weak => "weak",
+            Self::Half => "half",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Unassessed, Self::Full, Self::Weak, Self::Half, Self::None]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+/// A mobile number: 11 digits starting with 1.
+pub fn parse_phone(input: &str) -> Option<String> {
+    let phone = input.trim();
+    (phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| phone.to_string())
+}
+
+/// Skills: at most 20 items of 1 to 50 characters, no control characters.
+pub fn parse_skills(items: &[String]) -> Result<Vec<String>, IdentityError> {
+    if items.len() > 20 {
+        return Err(IdentityError::Skills("at most 20 skills"));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            if item.is_empty() || item.chars().count() > 50 || item.chars().any(char::is_control) {
+                Err(IdentityError::Skills(
+                    "each skill is 1 to 50 characters without control characters",
+                ))
+            } else {
+                Ok(item.to_string())
+            }
+        })
+        .collect()
+}
+
+/// The track a person's retirement month follows: the one given, else men's for men and the
+/// region's default for women (a parameter: 55 or 50).
+pub fn resolve_track(given: Option<RetirementTrack>, sex: Sex, default_female_age: i64) -> RetirementTrack {
+    match (given, sex) {
+        (Some(track), _) => track,
+        (None, Sex::Male) => RetirementTrack::Man,
+        (None, Sex::Female) if default_female_age == 50 => RetirementTrack::Woman50,
+        (None, Sex::Female) => RetirementTrack::Woman55,
+    }
+}
+
+/// A person ready to be registered.
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub name: PersonName,
+    pub citizen_id: CitizenId,
+    pub phone: Option<String>,
+    pub registered_region: String,
+    pub residence_region: String,
+    pub labor_capacity: LaborCapacity,
+    pub skills: Vec<String>,
+    pub retirement_track: Option<RetirementTrack>,
+}
+
+/// What can go wrong in identity, before it becomes a status.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{field}: {source}")]
+    CitizenId {
+        field: String,
+        #[source]
+        source: CitizenIdError,
+    },
+    #[error("{field}: {source}")]
+    Name {
+        field: String,
+        #[source]
+        source: NameError,
+    },
+    #[error("{field}: {code:?} is not a village in the current division table")]
+    RegionUnknown { field: String, code: String },
+    #[error("{field}: the region lies outside the caller's scope")]
+    RegionOutsideScope { field: String },
+    #[error("person.phone: must be an 11-digit mobile number")]
+    Phone,
+    #[error("person.skills: {0}")]
+    Skills(&'static str),
+    #[error("{field}: {what}")]
+    Invalid {
+        field: String,
+        what: String,
+        what_zh: String,
+    },
+    #[error("{field}: {what} is not supported yet")]
+    NotYetSupported { field: String, what: &'static str },
+    #[error("a person with this citizen ID exists: {resource}")]
+    PersonExists { resource: String },
+    #[error("a person with this citizen ID exists outside the caller's scope")]
+    PersonExistsOutsideScope,
+}
+
+impl From<IdentityError> for Problem {
+    fn from(error: IdentityError) -> Self {
+        let message = error.to_string();
+        match error {
+            IdentityError::CitizenId { field, source } => Problem::invalid_field(
+                ErrorReason::CitizenIdInvalid,
+                field,
+                source.to_string(),
+                source.message_zh(),
+            ),
+            IdentityError::Name { field, source } => {
+                let reason = if source == NameError::TooLong {
+                    ErrorReason::FieldTooLong
+                } else {
+                    ErrorReason::FieldInvalid
+                };
+                Problem::invalid_field(reason, field, source.to_string(), source.message_zh())
+            }
+            IdentityError::RegionUnknown { field, .. } => Problem::invalid_field(
+                ErrorReason::RegionUnknown,
+                field,
+                message,
+                "地区代码不是现行区划表中的村级（12位）代码，请核对",
+            ),
+            IdentityError::RegionOutsideScope { field } => Problem::new(
+                Code::PermissionDenied,
+                ErrorReason::PermissionMissing,
+                message,
+                "该地区不在您的管辖范围内，不能登记",
+            )
+            .with_violation(field, "outside the caller's region scope"),
+            IdentityError::Phone => Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "person.phone",
+                "must be an 11-digit mobile number",
+                "手机号码应为11位数字",
+            ),
+            IdentityError::Skills(what) => Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "person.skills",
+                what,
+                "技能最多20项，每项不超过50个字",
+            ),
+            IdentityError::Invalid { field, what, what_zh } => {
+                Problem::invalid_field(ErrorReason::FieldInvalid, field, what, what_zh)
+            }
+            IdentityError::NotYetSupported { field, what } => Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                field,
+                format!("{what} is not supported by this build yet"),
+                "该功能尚未开放",
+            ),
+            IdentityError::PersonExists { resource } => Problem::new(
+                Code::AlreadyExists,
+                ErrorReason::AlreadyExists,
+                message,
+                "该身份证号码已登记，请直接查看已有档案",
+            )
+            .with_metadata("resource", resource),
+            IdentityError::PersonExistsOutsideScope => Problem::new(
+                Code::AlreadyExists,
+                ErrorReason::PersonExistsOutsideScope,
+                message,
+                "该身份证号码已在其他地区登记，请联系上级部门核实",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_woman_without_a_track_takes_the_regions_default() {
+        assert_eq!(resolve_track(None, Sex::Female, 50), RetirementTrack::Woman50);
+        assert_eq!(resolve_track(None, Sex::Female, 55), RetirementTrack::Woman55);
+        assert_eq!(resolve_track(None, Sex::Male, 50), RetirementTrack::Man);
+        assert_eq!(
+            resolve_track(Some(RetirementTrack::Woman55), Sex::Female, 50),
+            RetirementTrack::Woman55
+        );
+    }
+
+    #[test]
+    fn phones_are_eleven_digit_mobiles() {
+        assert_eq!(parse_phone(" 13812341234 "), Some("13812341234".into()));
+        assert_eq!(parse_phone("0632-1234567"), None);
+        assert_eq!(parse_phone("23812341234"), None);
+    }
+}

@@ -1,0 +1,673 @@
+//! The wire edge of identity: each RPC parses its message into domain values, runs the use
+//! case in one transaction, and maps the result back. Methods of the contract that this build
+//! does not serve yet answer UNIMPLEMENTED, naming the method.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bangfu_platform::audit::{self, AuditEntry, Outcome};
+use bangfu_platform::auth::{Permission, Principal, caller};
+use bangfu_platform::clock::Clock;
+use bangfu_platform::config::ServerConfig;
+use bangfu_platform::error::Problem;
+use bangfu_platform::idempotency::{self, Previous, RequestKey};
+use bangfu_platform::outbox::{self, NewEvent};
+use bangfu_platform::parameters::Parameters;
+use bangfu_platform::pii::{CitizenId, Sex};
+use bangfu_platform::ratelimit::SubjectRateLimiter;
+use bangfu_platform::regions::DivisionTable;
+use bangfu_platform::wire::{self, Disclosure};
+use bangfu_platform::{error::ErrorReason, service_rpc};
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as pb;
+use bangfu_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
+use time::Date;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::domain::{
+    IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills, resolve_track,
+    retirement_month,
+};
+use crate::store::{Store, StoredPerson};
+
+const METHOD_PREFIX: &str = "/bangfu.identity.v1.IdentityService/";
+
+fn method(name: &str) -> String {
+    format!("{METHOD_PREFIX}{name}")
+}
+
+/// The identity service.
+pub struct Identity {
+    store: Store,
+    parameters: Arc<Parameters>,
+    clock: Clock,
+    regions: &'static DivisionTable,
+    lookups: SubjectRateLimiter,
+}
+
+impl Identity {
+    pub fn new(store: Store, parameters: Arc<Parameters>, clock: Clock, regions: &'static DivisionTable) -> Self {
+        Self {
+            store,
+            parameters,
+            clock,
+            regions,
+            lookups: SubjectRateLimiter::new(),
+        }
+    }
+
+    /// The service with the configured message limits.
+    pub fn into_server(self, config: &ServerConfig) -> IdentityServiceServer<Self> {
+        IdentityServiceServer::new(self)
+            .max_decoding_message_size(config.max_receive_bytes)
+            .max_encoding_message_size(config.max_send_bytes)
+    }
+
+    /// Checks a 12-digit village code against the current division table.
+    fn village(&self, field: &str, code: &str) -> Result<String, IdentityError> {
+        let code = code.trim();
+        if code.len() == 12 && self.regions.is_village(code) {
+            Ok(code.to_string())
+        } else {
+            Err(IdentityError::RegionUnknown {
+                field: field.to_string(),
+                code: code.to_string(),
+            })
+        }
+    }
+
+    fn parse_new_person(&self, person: &pb::Person, today: Date) -> Result<NewPerson, IdentityError> {
+        let citizen_id = CitizenId::parse(&person.citizen_id, today).map_err(|source| IdentityError::CitizenId {
+            field: "person.citizen_id".into(),
+            source,
+        })?;
+        let name = PersonName::parse(&person.display_name).map_err(|source| IdentityError::Name {
+            field: "person.display_name".into(),
+            source,
+        })?;
+        // Birth date and sex come from the ID; anything given must agree with it.
+        if let Some(given) = wire::optional_date("person.birth_date", person.birth_date.as_ref())
+            .ok()
+            .flatten()
+            && given != citizen_id.birth_date()
+        {
+            return Err(IdentityError::Invalid {
+                field: "person.birth_date".into(),
+                what: "does not agree with the citizen ID".into(),
+                what_zh: "出生日期与身份证号码不一致".into(),
+            });
+        }
+        let sex_from_id = match citizen_id.sex() {
+            Sex::Male => common::Sex::Male,
+            Sex::Female => common::Sex::Female,
+        };
+        if person.sex != common::Sex::Unspecified as i32 && person.sex != sex_from_id as i32 {
+            return Err(IdentityError::Invalid {
+                field: "person.sex".into(),
+                what: "does not agree with the citizen ID".into(),
+                what_zh: "性别与身份证号码不一致".into(),
+            });
+        }
+        let registered = person
+            .registered_region
+            .as_ref()
+            .map(|r| r.code.as_str())
+            .unwrap_or_default();
+        let registered_region = self.village("person.registered_region.code", registered)?;
+        let residence_region = match person
+            .residence_region
+            .as_ref()
+            .map(|r| r.code.trim())
+            .filter(|c| !c.is_empty())
+        {
+            Some(code) => self.village("person.residence_region.code", code)?,
+            None => registered_region.clone(),
+        };
+        let phone = match person.phone.trim() {
+            "" => None,
+            text => Some(parse_phone(text).ok_or(IdentityError::Phone)?),
+        };
+        if !person.household.is_empty() {
+            return Err(IdentityError::NotYetSupported {
+                field: "person.household".into(),
+                what: "households",
+            });
+        }
+        Ok(NewPerson {
+            name,
+            citizen_id,
+            phone,
+            registered_region,
+            residence_region,
+            labor_capacity: labor_capacity_from_wire(person.labor_capacity)?,
+            skills: parse_skills(&person.skills)?,
+            retirement_track: track_from_wire(person.retirement_track)?,
+        })
+    }
+
+    /// The person for `caller`, or NOT_FOUND when missing or outside the caller's scope.
+    async fn visible_person(&self, caller: &Principal, id: &str) -> Result<StoredPerson, Problem> {
+        let resource = format!("persons/{id}");
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let person = self
+            .store
+            .get(&mut connection, id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&resource))?;
+        caller.ensure_sees(
+            &resource,
+            [person.registered_region.as_str(), person.residence_region.as_str()],
+        )?;
+        Ok(person)
+    }
+
+    /// The wire form of a person as of `on`, masked or revealed.
+    async fn person_to_wire(
+        &self,
+        person: &StoredPerson,
+        on: Date,
+        disclosure: &Disclosure,
+    ) -> Result<pb::Person, Problem> {
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let (registered, residence) = self.store.regions_on(&mut connection, person, on).await?;
+        let labor = self.store.labor_capacity_on(&mut connection, person, on).await?;
+        let (citizen_id, display_name, phone) = match disclosure {
+            Disclosure::Masked => (
+                person.citizen_id_masked.clone(),
+                person.name_masked.clone(),
+                person.phone_masked.clone().unwrap_or_default(),
+            ),
+            Disclosure::Unmasked(_) => {
+                let (id, name, phone) = self.store.reveal(person)?;
+                (id, name, phone.unwrap_or_default())
+            }
+        };
+        let region = |code: String| common::RegionCode {
+            display_name: self.regions.full_name(&code).unwrap_or_default(),
+            code,
+        };
+        Ok(pb::Person {
+            name: person.resource(),
+            display_name,
+            citizen_id,
+            sex: match person.sex {
+                Sex::Male => common::Sex::Male,
+                Sex::Female => common::Sex::Female,
+            } as i32,
+            birth_date: Some(wire::date_to_wire(person.birth_date)),
+            phone,
+            registered_region: Some(region(registered)),
+            residence_region: Some(region(residence)),
+            household: String::new(),
+            household_relation: pb::HouseholdRelation::Unspecified as i32,
+            labor_capacity: labor_capacity_to_wire(labor) as i32,
+            skills: person.skills.clone(),
+            retirement_track: track_to_wire(person.retirement_track) as i32,
+            retirement_month: Some(common::YearMonth {
+                year: person.retirement_month.year,
+                month: i32::from(person.retirement_month.month),
+            }),
+            employment_status: common::EmploymentStatus::Unspecified as i32,
+            certifications: Vec::new(),
+            death_date: person.death_date.map(wire::date_to_wire),
+            moved_away_date: person.moved_away_date.map(wire::date_to_wire),
+            create_time: Some(wire::timestamp_to_wire(person.created)),
+            update_time: Some(wire::timestamp_to_wire(person.updated)),
+            etag: person.etag(),
+        })
+    }
+
+    async fn create_person_inner(
+        &self,
+        caller: &Principal,
+        request: pb::CreatePersonRequest,
+    ) -> Result<pb::Person, Problem> {
+        let method = method("CreatePerson");
+        let wire_person = request.person.ok_or_else(|| Problem::required("person", "人员信息"))?;
+        let today = self.clock.today();
+        let now = self.clock.now();
+        let new = self.parse_new_person(&wire_person, today)?;
+        if !caller.scope.contains(&new.registered_region) && !caller.scope.contains(&new.residence_region) {
+            return Err(IdentityError::RegionOutsideScope {
+                field: "person.registered_region.code".into(),
+            }
+            .into());
+        }
+        let key = RequestKey::new(
+            &caller.subject,
+            &method,
+            &request.request_id,
+            &[
+                new.citizen_id.as_str().as_bytes(),
+                new.name.as_str().as_bytes(),
+                new.registered_region.as_bytes(),
+                new.residence_region.as_bytes(),
+                new.phone.as_deref().unwrap_or("").as_bytes(),
+            ],
+        )?;
+        let default_female_age = self
+            .parameters
+            .lookup("identity.default_female_retirement_age", &new.registered_region, today)
+            .await?
+            .unwrap_or(55);
+        let track = resolve_track(new.retirement_track, new.citizen_id.sex(), default_female_age);
+        let retirement = retirement_month(new.citizen_id.birth_date(), track);
+
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        if let Some(key) = &key
+            && let Previous::Done { resource } = idempotency::previous(&mut tx, key).await?
+        {
+            tx.rollback().await.map_err(Problem::from)?;
+            let id = resource.strip_prefix("persons/").unwrap_or(&resource);
+            // The scope is checked again: a retry must not reveal a person moved out of it.
+            let person = self.visible_person(caller, id).await?;
+            return self.person_to_wire(&person, today, &Disclosure::Masked).await;
+        }
+        if let Some(holder) = self.store.holder(&mut tx, &new.citizen_id).await? {
+            tx.rollback().await.map_err(Problem::from)?;
+            let resource = format!("persons/{}", holder.id);
+            if caller.scope.contains(&holder.registered_region) || caller.scope.contains(&holder.residence_region) {
+                return Err(IdentityError::PersonExists { resource }.into());
+            }
+            let refused =
+                AuditEntry::by(caller, &method, "", now).with_outcome(Outcome::Failed, "PERSON_EXISTS_OUTSIDE_SCOPE");
+            audit::append_now(&self.store.db, &refused)
+                .await
+                .map_err(Problem::from)?;
+            return Err(IdentityError::PersonExistsOutsideScope.into());
+        }
+        let id = Store::new_person_id();
+        let resource = format!("persons/{id}");
+        self.store
+            .insert(&mut tx, &id, &new, track, retirement, today, now)
+            .await?;
+        let regions = [new.registered_region.as_str(), new.residence_region.as_str()];
+        let event = NewEvent {
+            kind: "created",
+            resource: &resource,
+            regions: &regions,
+            effective_date: Some(today),
+            detail: "{}",
+        };
+        outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
+            .await
+            .map_err(Problem::from)?;
+        if let Some(key) = &key {
+            idempotency::remember(&mut tx, key, &resource, now).await?;
+        }
+        if let Err(error) = tx.commit().await {
+            // Two first attempts at once: the loser finds the winner's person on retry.
+            tracing::warn!(%error, "creating a person did not commit");
+            return Err(Problem::from(error));
+        }
+        let person = self.visible_person(caller, &id).await?;
+        self.person_to_wire(&person, today, &Disclosure::Masked).await
+    }
+
+    async fn get_person_inner(&self, caller: &Principal, request: pb::GetPersonRequest) -> Result<pb::Person, Problem> {
+        let id = person_id(&request.name, "name")?;
+        let (_, last) = wire::period("period", request.period.as_ref(), self.clock.today())?;
+        let disclosure = wire::disclosure(
+            caller,
+            Permission::IdentityPiiRead,
+            request.view,
+            request.purpose.as_ref(),
+        )?;
+        let person = self.visible_person(caller, id).await?;
+        let wire_person = self.person_to_wire(&person, last, &disclosure).await?;
+        if let Disclosure::Unmasked(purpose) = &disclosure {
+            let read = AuditEntry::by(caller, &method("GetPerson"), person.resource(), self.clock.now())
+                .with_purpose(&purpose.code, &purpose.reference);
+            audit::append_now(&self.store.db, &read).await.map_err(Problem::from)?;
+        }
+        Ok(wire_person)
+    }
+
+    async fn lookup_person_inner(
+        &self,
+        caller: &Principal,
+        request: pb::LookupPersonRequest,
+    ) -> Result<pb::LookupPersonResponse, Problem> {
+        let today = self.clock.today();
+        let per_minute = self
+            .parameters
+            .lookup("identity.lookups_per_minute", "", today)
+            .await?
+            .unwrap_or(60)
+            .clamp(1, i64::from(u32::MAX)) as u32;
+        self.lookups.check(&caller.subject, per_minute, 1, Instant::now())?;
+        let citizen_id = CitizenId::parse(&request.citizen_id, today).map_err(|source| IdentityError::CitizenId {
+            field: "citizen_id".into(),
+            source,
+        })?;
+        let name = match request.display_name.trim() {
+            "" => None,
+            given => Some(PersonName::parse(given).map_err(|source| IdentityError::Name {
+                field: "display_name".into(),
+                source,
+            })?),
+        };
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let holder = self.store.holder(&mut connection, &citizen_id).await?;
+        let visible = holder
+            .filter(|h| caller.scope.contains(&h.registered_region) || caller.scope.contains(&h.residence_region));
+        let mut response = pb::LookupPersonResponse::default();
+        if let Some(holder) = visible {
+            response.person = format!("persons/{}", holder.id);
+            if let Some(name) = &name
+                && let Some(person) = self.store.get(&mut connection, &holder.id).await?
+            {
+                response.name_match = if self.store.name_matches(&person, name.as_str()) {
+                    pb::NameMatch::Matched
+                } else {
+                    pb::NameMatch::Mismatched
+                } as i32;
+            }
+        }
+        drop(connection);
+        let looked_up = AuditEntry::by(
+            caller,
+            &method("LookupPerson"),
+            response.person.clone(),
+            self.clock.now(),
+        );
+        audit::append_now(&self.store.db, &looked_up)
+            .await
+            .map_err(Problem::from)?;
+        Ok(response)
+    }
+}
+
+/// The id in `persons/{id}`.
+fn person_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Problem> {
+    name.strip_prefix("persons/")
+        .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                field,
+                "must be a person's resource name, persons/{person}",
+                "人员编号格式不正确",
+            )
+        })
+}
+
+fn labor_capacity_from_wire(value: i32) -> Result<LaborCapacity, IdentityError> {
+    match common::LaborCapacity::try_from(value) {
+        Ok(common::LaborCapacity::Unspecified) => Ok(LaborCapacity::Unassessed),
+        Ok(common::LaborCapacity::Full) => Ok(LaborCapacity::Full),
+        Ok(common::LaborCapacity::Weak) => Ok(LaborCapacity::Weak),
+        Ok(common::LaborCapacity::Half) => Ok(LaborCapacity::Half),
+        Ok(common::LaborCapacity::None) => Ok(LaborCapacity::None),
+        Err(_) => Err(unknown_value("person.labor_capacity")),
+    }
+}
+
+fn labor_capacity_to_wire(value: LaborCapacity) -> common::LaborCapacity {
+    match value {
+        LaborCapacity::Unassessed => common::LaborCapacity::Unspecified,
+        LaborCapacity::Full => common::LaborCapacity::Full,
+        LaborCapacity::Weak => common::LaborCapacity::Weak,
+        LaborCapacity::Half => common::LaborCapacity::Half,
+        LaborCapacity::None => common::LaborCapacity::None,
+    }
+}
+
+fn track_from_wire(value: i32) -> Result<Option<RetirementTrack>, IdentityError> {
+    match pb::RetirementTrack::try_from(value) {
+        Ok(pb::RetirementTrack::Unspecified) => Ok(None),
+        Ok(pb::RetirementTrack::Man) => Ok(Some(RetirementTrack::Man)),
+        Ok(pb::RetirementTrack::Woman55) => Ok(Some(RetirementTrack::Woman55)),
+        Ok(pb::RetirementTrack::Woman50) => Ok(Some(RetirementTrack::Woman50)),
+        Err(_) => Err(unknown_value("person.retirement_track")),
+    }
+}
+
+fn track_to_wire(value: RetirementTrack) -> pb::RetirementTrack {
+    match value {
+        RetirementTrack::Man => pb::RetirementTrack::Man,
+        RetirementTrack::Woman55 => pb::RetirementTrack::Woman55,
+        RetirementTrack::Woman50 => pb::RetirementTrack::Woman50,
+    }
+}
+
+fn unknown_value(field: &str) -> IdentityError {
+    IdentityError::Invalid {
+        field: field.to_string(),
+        what: "is not one of the values the contract lists".into(),
+        what_zh: "选项取值无效".into(),
+    }
+}
+
+fn not_in_this_build(name: &str) -> Status {
+    Status::unimplemented(format!(
+        "{METHOD_PREFIX}{name} is part of the contract but not served by this build yet"
+    ))
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IdentityService for Identity {
+    async fn create_person(
+        &self,
+        request: Request<pb::CreatePersonRequest>,
+    ) -> Result<Response<pb::CreatePersonResponse>, Status> {
+        let caller = caller(&request)?;
+        let person = self.create_person_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::CreatePersonResponse { person: Some(person) }))
+    }
+
+    async fn get_person(
+        &self,
+        request: Request<pb::GetPersonRequest>,
+    ) -> Result<Response<pb::GetPersonResponse>, Status> {
+        let caller = caller(&request)?;
+        let person = self.get_person_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::GetPersonResponse { person: Some(person) }))
+    }
+
+    async fn batch_get_persons(
+        &self,
+        _: Request<pb::BatchGetPersonsRequest>,
+    ) -> Result<Response<pb::BatchGetPersonsResponse>, Status> {
+        Err(not_in_this_build("BatchGetPersons"))
+    }
+
+    async fn lookup_person(
+        &self,
+        request: Request<pb::LookupPersonRequest>,
+    ) -> Result<Response<pb::LookupPersonResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.lookup_person_inner(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn batch_lookup_persons(
+        &self,
+        _: Request<pb::BatchLookupPersonsRequest>,
+    ) -> Result<Response<pb::BatchLookupPersonsResponse>, Status> {
+        Err(not_in_this_build("BatchLookupPersons"))
+    }
+
+    async fn list_persons(
+        &self,
+        _: Request<pb::ListPersonsRequest>,
+    ) -> Result<Response<pb::ListPersonsResponse>, Status> {
+        Err(not_in_this_build("ListPersons"))
+    }
+
+    async fn update_person(
+        &self,
+        _: Request<pb::UpdatePersonRequest>,
+    ) -> Result<Response<pb::UpdatePersonResponse>, Status> {
+        Err(not_in_this_build("UpdatePerson"))
+    }
+
+    async fn correct_citizen_id(
+        &self,
+        _: Request<pb::CorrectCitizenIdRequest>,
+    ) -> Result<Response<pb::CorrectCitizenIdResponse>, Status> {
+        Err(not_in_this_build("CorrectCitizenId"))
+    }
+
+    async fn approve_citizen_id_correction(
+        &self,
+        _: Request<pb::ApproveCitizenIdCorrectionRequest>,
+    ) -> Result<Response<pb::ApproveCitizenIdCorrectionResponse>, Status> {
+        Err(not_in_this_build("ApproveCitizenIdCorrection"))
+    }
+
+    type ImportPersonsStream = BoxStream<pb::ImportPersonsResponse>;
+
+    async fn import_persons(
+        &self,
+        _: Request<tonic::Streaming<pb::ImportPersonsRequest>>,
+    ) -> Result<Response<Self::ImportPersonsStream>, Status> {
+        Err(not_in_this_build("ImportPersons"))
+    }
+
+    async fn create_household(
+        &self,
+        _: Request<pb::CreateHouseholdRequest>,
+    ) -> Result<Response<pb::CreateHouseholdResponse>, Status> {
+        Err(not_in_this_build("CreateHousehold"))
+    }
+
+    async fn get_household(
+        &self,
+        _: Request<pb::GetHouseholdRequest>,
+    ) -> Result<Response<pb::GetHouseholdResponse>, Status> {
+        Err(not_in_this_build("GetHousehold"))
+    }
+
+    async fn certify_category(
+        &self,
+        _: Request<pb::CertifyCategoryRequest>,
+    ) -> Result<Response<pb::CertifyCategoryResponse>, Status> {
+        Err(not_in_this_build("CertifyCategory"))
+    }
+
+    async fn revoke_category(
+        &self,
+        _: Request<pb::RevokeCategoryRequest>,
+    ) -> Result<Response<pb::RevokeCategoryResponse>, Status> {
+        Err(not_in_this_build("RevokeCategory"))
+    }
+
+    async fn list_pending_certifications(
+        &self,
+        _: Request<pb::ListPendingCertificationsRequest>,
+    ) -> Result<Response<pb::ListPendingCertificationsResponse>, Status> {
+        Err(not_in_this_build("ListPendingCertifications"))
+    }
+
+    async fn confirm_certifications(
+        &self,
+        _: Request<pb::ConfirmCertificationsRequest>,
+    ) -> Result<Response<pb::ConfirmCertificationsResponse>, Status> {
+        Err(not_in_this_build("ConfirmCertifications"))
+    }
+
+    async fn record_employment(
+        &self,
+        _: Request<pb::RecordEmploymentRequest>,
+    ) -> Result<Response<pb::RecordEmploymentResponse>, Status> {
+        Err(not_in_this_build("RecordEmployment"))
+    }
+
+    async fn record_income(
+        &self,
+        _: Request<pb::RecordIncomeRequest>,
+    ) -> Result<Response<pb::RecordIncomeResponse>, Status> {
+        Err(not_in_this_build("RecordIncome"))
+    }
+
+    async fn list_alerts(&self, _: Request<pb::ListAlertsRequest>) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        Err(not_in_this_build("ListAlerts"))
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        _: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
+        Err(not_in_this_build("AcknowledgeAlert"))
+    }
+
+    type WatchPersonChangesStream = BoxStream<pb::WatchPersonChangesResponse>;
+
+    async fn watch_person_changes(
+        &self,
+        _: Request<pb::WatchPersonChangesRequest>,
+    ) -> Result<Response<Self::WatchPersonChangesStream>, Status> {
+        Err(not_in_this_build("WatchPersonChanges"))
+    }
+
+    async fn get_monitoring_stats(
+        &self,
+        _: Request<pb::GetMonitoringStatsRequest>,
+    ) -> Result<Response<pb::GetMonitoringStatsResponse>, Status> {
+        Err(not_in_this_build("GetMonitoringStats"))
+    }
+
+    async fn list_parameters(
+        &self,
+        request: Request<pb::ListParametersRequest>,
+    ) -> Result<Response<pb::ListParametersResponse>, Status> {
+        let request = request.into_inner();
+        let (parameters, next_page_token) = service_rpc::list_parameters(
+            &self.parameters,
+            request.filter.as_ref(),
+            request.page_size,
+            &request.page_token,
+        )
+        .await?;
+        Ok(Response::new(pb::ListParametersResponse {
+            parameters,
+            next_page_token,
+        }))
+    }
+
+    async fn update_parameter(
+        &self,
+        request: Request<pb::UpdateParameterRequest>,
+    ) -> Result<Response<pb::UpdateParameterResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let parameter = service_rpc::update_parameter(
+            &self.parameters,
+            &caller,
+            &method("UpdateParameter"),
+            request.parameter.as_ref(),
+            request.update_mask.as_ref(),
+            request.allow_missing,
+            self.clock.now(),
+        )
+        .await?;
+        Ok(Response::new(pb::UpdateParameterResponse {
+            parameter: Some(parameter),
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let request = request.into_inner();
+        let (audit_events, next_page_token) = service_rpc::list_audit_events(
+            &self.store.db,
+            request.filter.as_ref(),
+            request.page_size,
+            &request.page_token,
+        )
+        .await?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            audit_events,
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,53 @@
+//! The identity service (`bangfu.identity.v1`): the person registry every department shares
+//! (一人一档). A request goes one way: `grpc` parses the wire message into `domain` values (or
+//! answers INVALID_ARGUMENT naming the field), applies the rules, and `store` persists them in
+//! one transaction with their audit rows and change-feed events.
+
+pub mod domain;
+pub mod grpc;
+pub mod store;
+
+use bangfu_platform::db::{MigrationFile, Migrations};
+
+/// The service's name in tokens, parameters and logs.
+pub const SERVICE: &str = "identity";
+
+/// The gRPC path prefix of the service's methods.
+pub const PATH_PREFIX: &str = "/bangfu.identity.v1.";
+
+/// Identity's tables, after the platform's.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[MigrationFile {
+        version: 100,
+        description: "persons",
+        sql: include_str!("../migrations/sqlite/0100_persons.sql"),
+    }],
+    postgres: &[MigrationFile {
+        version: 100,
+        description: "persons",
+        sql: include_str!("../migrations/postgres/0100_persons.sql"),
+    }],
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bangfu_platform::clock::Clock;
+use bangfu_platform::db::{Database, DbError};
+use bangfu_platform::parameters::Parameters;
+use bangfu_platform::pii::DataKeys;
+use bangfu_platform::regions::DivisionTable;
+
+/// The service over its (migrated) database: parameters with their defaults installed, the
+/// data keys for personal data, the clock and the division table shipped in the binary.
+pub async fn start(db: Database, keys: Arc<DataKeys>, clock: Clock) -> Result<grpc::Identity, DbError> {
+    // Parameter lookups are cached briefly: a change reaches every replica within this time.
+    let parameters = Arc::new(Parameters::open(db.clone(), SERVICE, Duration::from_secs(30)).await?);
+    let regions = DivisionTable::embedded();
+    Ok(grpc::Identity::new(
+        store::Store::new(db, keys),
+        parameters,
+        clock,
+        regions,
+    ))
+}

@@ -1,0 +1,322 @@
+//! Identity's tables: one SQL text for both backends, one transaction per use case. Personal
+//! data goes in encrypted and comes out only through `reveal_*`, which the caller audits.
+
+use std::sync::Arc;
+
+use bangfu_platform::db::{Database, from_micros, to_micros};
+use bangfu_platform::error::Problem;
+use bangfu_platform::parameters::{date_text, parse_date_text};
+use bangfu_platform::pii::{CitizenId, DataKeys, Sex, mask_name, mask_phone};
+use sqlx::{AnyConnection, Row};
+use time::{Date, OffsetDateTime};
+
+use crate::domain::{LaborCapacity, NewPerson, RetirementTrack, YearMonth, names};
+
+/// A person as stored, with personal data still sealed.
+#[derive(Debug, Clone)]
+pub struct StoredPerson {
+    pub id: String,
+    pub citizen_id_masked: String,
+    pub name_masked: String,
+    pub phone_masked: Option<String>,
+    pub sex: Sex,
+    pub birth_date: Date,
+    pub retirement_track: RetirementTrack,
+    pub retirement_month: YearMonth,
+    pub registered_region: String,
+    pub residence_region: String,
+    pub labor_capacity: LaborCapacity,
+    pub skills: Vec<String>,
+    pub death_date: Option<Date>,
+    pub moved_away_date: Option<Date>,
+    pub created: OffsetDateTime,
+    pub updated: OffsetDateTime,
+    pub revision: i64,
+    citizen_id_enc: Vec<u8>,
+    name_enc: Vec<u8>,
+    name_key: String,
+    phone_enc: Option<Vec<u8>>,
+}
+
+impl StoredPerson {
+    pub fn resource(&self) -> String {
+        format!("persons/{}", self.id)
+    }
+
+    pub fn etag(&self) -> String {
+        format!("r{}", self.revision)
+    }
+}
+
+/// Where a person is known by citizen ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub id: String,
+    pub registered_region: String,
+    pub residence_region: String,
+}
+
+/// Identity's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub db: Database,
+    keys: Arc<DataKeys>,
+}
+
+fn aad(id: &str, field: &str) -> Vec<u8> {
+    format!("identity/persons/{id}/{field}").into_bytes()
+}
+
+fn sex_text(sex: Sex) -> &'static str {
+    match sex {
+        Sex::Male => "male",
+        Sex::Female => "female",
+    }
+}
+
+const PERSON_COLUMNS: &str = "id, citizen_id_enc, citizen_id_masked, name_enc, name_key, name_masked, phone_enc, \
+     phone_masked, sex, birth_date, retirement_track, retirement_month, registered_region, residence_region, \
+     labor_capacity, skills, death_date, moved_away_date, created_us, updated_us, revision";
+
+impl Store {
+    pub fn new(db: Database, keys: Arc<DataKeys>) -> Self {
+        Self { db, keys }
+    }
+
+    /// A new opaque person id: 80 random bits, hex.
+    pub fn new_person_id() -> String {
+        let bytes: [u8; 10] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The keyed hash names are compared by.
+    pub fn name_key(&self, name: &str) -> String {
+        hex(&self.keys.keyed_hash(&["person-name", &names::comparable(name)]))
+    }
+
+    /// Who holds `citizen_id`, under any blind-index key version still loaded.
+    pub async fn holder(
+        &self,
+        connection: &mut AnyConnection,
+        citizen_id: &CitizenId,
+    ) -> Result<Option<Holder>, Problem> {
+        for index in self.keys.blind_indexes(citizen_id.as_str()) {
+            let row =
+                sqlx::query("SELECT id, registered_region, residence_region FROM persons WHERE citizen_id_index = $1")
+                    .bind(index.to_hex())
+                    .fetch_optional(&mut *connection)
+                    .await?;
+            if let Some(row) = row {
+                return Ok(Some(Holder {
+                    id: row.try_get("id")?,
+                    registered_region: row.try_get("registered_region")?,
+                    residence_region: row.try_get("residence_region")?,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Inserts a person with the first entries of its region and labor histories.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        person: &NewPerson,
+        track: RetirementTrack,
+        retirement: YearMonth,
+        effective: Date,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        let seal = |value: &str, field: &str| {
+            self.keys.encrypt(value.as_bytes(), &aad(id, field)).map_err(|error| {
+                tracing::error!(%error, "encryption failed");
+                Problem::internal()
+            })
+        };
+        let citizen_id_enc = seal(person.citizen_id.as_str(), "citizen_id")?;
+        let name_enc = seal(person.name.as_str(), "name")?;
+        let phone_enc = person.phone.as_deref().map(|p| seal(p, "phone")).transpose()?;
+        let skills = serde_json::to_string(&person.skills).map_err(|_| Problem::internal())?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO persons ({PERSON_COLUMNS}, citizen_id_index) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL, $17, $17, 1, $18)"
+        )))
+        .bind(id)
+        .bind(citizen_id_enc)
+        .bind(person.citizen_id.masked())
+        .bind(name_enc)
+        .bind(self.name_key(person.name.as_str()))
+        .bind(mask_name(person.name.as_str()))
+        .bind(phone_enc)
+        .bind(person.phone.as_deref().map(mask_phone))
+        .bind(sex_text(person.citizen_id.sex()))
+        .bind(date_text(person.citizen_id.birth_date()))
+        .bind(track.as_str())
+        .bind(retirement.text())
+        .bind(&person.registered_region)
+        .bind(&person.residence_region)
+        .bind(person.labor_capacity.as_str())
+        .bind(skills)
+        .bind(to_micros(now))
+        .bind(self.keys.blind_index(person.citizen_id.as_str()).to_hex())
+        .execute(&mut *connection)
+        .await?;
+        for (kind, region) in [
+            ("registered", &person.registered_region),
+            ("residence", &person.residence_region),
+        ] {
+            sqlx::query(
+                "INSERT INTO person_regions (person_id, kind, region, valid_from, recorded_us) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(kind)
+            .bind(region)
+            .bind(date_text(effective))
+            .bind(to_micros(now))
+            .execute(&mut *connection)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO person_labor_capacity (person_id, labor_capacity, valid_from, recorded_us) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(person.labor_capacity.as_str())
+        .bind(date_text(effective))
+        .bind(to_micros(now))
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+
+    /// A person by id.
+    pub async fn get(&self, connection: &mut AnyConnection, id: &str) -> Result<Option<StoredPerson>, Problem> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSON_COLUMNS} FROM persons WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+        row.map(|row| person_of(&row)).transpose()
+    }
+
+    /// The registered and residence regions on `date` (the current ones before any history).
+    pub async fn regions_on(
+        &self,
+        connection: &mut AnyConnection,
+        person: &StoredPerson,
+        date: Date,
+    ) -> Result<(String, String), Problem> {
+        let mut regions = (person.registered_region.clone(), person.residence_region.clone());
+        for (kind, slot) in [("registered", &mut regions.0), ("residence", &mut regions.1)] {
+            let region: Option<String> = sqlx::query_scalar(
+                "SELECT region FROM person_regions WHERE person_id = $1 AND kind = $2 AND valid_from <= $3 \
+                 ORDER BY valid_from DESC LIMIT 1",
+            )
+            .bind(&person.id)
+            .bind(kind)
+            .bind(date_text(date))
+            .fetch_optional(&mut *connection)
+            .await?;
+            if let Some(region) = region {
+                *slot = region;
+            }
+        }
+        Ok(regions)
+    }
+
+    /// Labor capacity on `date`.
+    pub async fn labor_capacity_on(
+        &self,
+        connection: &mut AnyConnection,
+        person: &StoredPerson,
+        date: Date,
+    ) -> Result<LaborCapacity, Problem> {
+        let capacity: Option<String> = sqlx::query_scalar(
+            "SELECT labor_capacity FROM person_labor_capacity WHERE person_id = $1 AND valid_from <= $2 \
+             ORDER BY valid_from DESC LIMIT 1",
+        )
+        .bind(&person.id)
+        .bind(date_text(date))
+        .fetch_optional(&mut *connection)
+        .await?;
+        Ok(capacity
+            .as_deref()
+            .and_then(LaborCapacity::parse)
+            .unwrap_or(person.labor_capacity))
+    }
+
+    /// Whether `name` matches the registered name, compared without decrypting it.
+    pub fn name_matches(&self, person: &StoredPerson, name: &str) -> bool {
+        person.name_key == self.name_key(name)
+    }
+
+    /// The clear citizen ID, name and phone; the caller has checked the permission and purpose
+    /// and audits the read.
+    pub fn reveal(&self, person: &StoredPerson) -> Result<(String, String, Option<String>), Problem> {
+        let open = |sealed: &[u8], field: &str| {
+            self.keys
+                .decrypt(sealed, &aad(&person.id, field))
+                .ok()
+                .and_then(|clear| String::from_utf8(clear).ok())
+                .ok_or_else(|| {
+                    tracing::error!(person = %person.id, field, "a stored value does not decrypt");
+                    Problem::internal()
+                })
+        };
+        let phone = person.phone_enc.as_deref().map(|p| open(p, "phone")).transpose()?;
+        Ok((
+            open(&person.citizen_id_enc, "citizen_id")?,
+            open(&person.name_enc, "name")?,
+            phone,
+        ))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn person_of(row: &sqlx::any::AnyRow) -> Result<StoredPerson, Problem> {
+    let corrupt = |what: &str| {
+        tracing::error!(what, "a stored person row does not parse");
+        Problem::internal()
+    };
+    let text = |column: &str| -> Result<String, Problem> { Ok(row.try_get::<String, _>(column)?) };
+    let optional_date = |column: &str| -> Result<Option<Date>, Problem> {
+        Ok(row
+            .try_get::<Option<String>, _>(column)?
+            .as_deref()
+            .and_then(parse_date_text))
+    };
+    let sex = match text("sex")?.as_str() {
+        "male" => Sex::Male,
+        "female" => Sex::Female,
+        _ => return Err(corrupt("sex")),
+    };
+    Ok(StoredPerson {
+        id: text("id")?,
+        citizen_id_masked: text("citizen_id_masked")?,
+        name_masked: text("name_masked")?,
+        phone_masked: row.try_get("phone_masked")?,
+        sex,
+        birth_date: parse_date_text(&text("birth_date")?).ok_or_else(|| corrupt("birth_date"))?,
+        retirement_track: RetirementTrack::parse(&text("retirement_track")?)
+            .ok_or_else(|| corrupt("retirement_track"))?,
+        retirement_month: YearMonth::parse(&text("retirement_month")?).ok_or_else(|| corrupt("retirement_month"))?,
+        registered_region: text("registered_region")?,
+        residence_region: text("residence_region")?,
+        labor_capacity: LaborCapacity::parse(&text("labor_capacity")?).ok_or_else(|| corrupt("labor_capacity"))?,
+        skills: serde_json::from_str(&text("skills")?).map_err(|_| corrupt("skills"))?,
+        death_date: optional_date("death_date")?,
+        moved_away_date: optional_date("moved_away_date")?,
+        created: from_micros(row.try_get("created_us")?).ok_or_else(|| corrupt("created_us"))?,
+        updated: from_micros(row.try_get("updated_us")?).ok_or_else(|| corrupt("updated_us"))?,
+        revision: row.try_get("revision")?,
+        citizen_id_enc: row.try_get("citizen_id_enc")?,
+        name_enc: row.try_get("name_enc")?,
+        name_key: text("name_key")?,
+        phone_enc: row.try_get("phone_enc")?,
+    })
+}

@@ -1,0 +1,105 @@
+//! A running identity service for a test, on a fresh database of either backend.
+
+use std::sync::Arc;
+
+use bangfu_platform::auth::{Department, Role};
+use bangfu_platform::clock::Clock;
+use bangfu_platform::pii::DataKeyFile;
+use bangfu_platform::testing::{TestDatabase, TestServer, server_config, with_token};
+use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use tonic::transport::Channel;
+
+/// Zaozhuang, Shizhong district (枣庄市市中区): villages the test persons live in.
+pub const SHIZHONG_VILLAGE: &str = "370402001013";
+pub const SHIZHONG_OTHER_VILLAGE: &str = "370402001016";
+/// Zaozhuang, Xuecheng district (薛城区).
+pub const XUECHENG_VILLAGE: &str = "370403001001";
+/// Chongqing, Yuzhong district (渝中区).
+pub const YUZHONG_VILLAGE: &str = "500101001001";
+
+pub struct Identity {
+    pub server: TestServer,
+    pub store: TestDatabase,
+}
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Identity {
+    /// The service at 2026-03-02 10:00 in China (02:00 UTC).
+    pub async fn start(backend: Backend) -> Self {
+        let store = match backend {
+            Backend::Sqlite => TestDatabase::sqlite(&bangfu_identity::MIGRATIONS).await,
+            Backend::Postgres => TestDatabase::postgres(&bangfu_identity::MIGRATIONS).await,
+        };
+        let (clock, _time) = Clock::manual(time::macros::datetime!(2026-03-02 02:00 UTC));
+        let keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
+        let service = bangfu_identity::start(store.db.clone(), keys, clock)
+            .await
+            .expect("identity");
+        let db = store.db.clone();
+        let server = TestServer::start_with(
+            server_config(),
+            bangfu_platform::auth::permissions::METHODS,
+            move |host| {
+                host.audit_denials(bangfu_identity::PATH_PREFIX, db);
+                let server = service.into_server(host.config());
+                host.add_service(server);
+            },
+        )
+        .await;
+        Self { server, store }
+    }
+
+    pub async fn client(&self) -> IdentityServiceClient<Channel> {
+        IdentityServiceClient::new(self.server.channel().await)
+    }
+
+    /// A token of `subject` in `department` with `role`, scoped to `scope`.
+    pub fn token(&self, subject: &str, department: Department, role: Role, scope: &str) -> String {
+        self.server.keys.user_token_for(subject, department, &[role], scope)
+    }
+
+    /// An HR clerk of Shizhong district (370402).
+    pub fn shizhong_clerk(&self) -> String {
+        self.token("clerk-li", Department::Hr, Role::Clerk, "370402")
+    }
+}
+
+pub fn request<T>(message: T, token: &str) -> tonic::Request<T> {
+    with_token(message, token)
+}
+
+/// A valid citizen ID: issuing county, birth date `yyyymmdd`, 3-digit sequence (odd = male).
+pub fn citizen_id(county: &str, birth: &str, sequence: &str) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let body = format!("{county}{birth}{sequence}");
+    let sum: u32 = body.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    format!("{body}{}", CHECK[(sum % 11) as usize] as char)
+}
+
+/// Runs each listed `async fn(Backend)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
