@@ -85,6 +85,7 @@ pub async fn host(
                     exit_code: 3,
                 })?;
             host.audit_denials(bangfu_identity::PATH_PREFIX, db);
+            let identity = identity.with_shutdown(host.shutdown());
             host.add_service(identity.into_server(&config.server));
         }
     }

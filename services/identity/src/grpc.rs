@@ -12,11 +12,12 @@ use bangfu_platform::clock::Clock;
 use bangfu_platform::config::ServerConfig;
 use bangfu_platform::error::Problem;
 use bangfu_platform::idempotency::{self, Previous, RequestKey};
-use bangfu_platform::outbox::{self, NewEvent};
+use bangfu_platform::outbox::{self, FeedEvent, FeedItem, NewEvent, Position, WatchSettings};
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::pii::{CitizenId, Sex};
 use bangfu_platform::ratelimit::SubjectRateLimiter;
 use bangfu_platform::regions::DivisionTable;
+use bangfu_platform::server::Shutdown;
 use bangfu_platform::wire::{self, Disclosure};
 use bangfu_platform::{error::ErrorReason, service_rpc};
 use bangfu_proto::common::v1 as common;
@@ -27,8 +28,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills, resolve_track,
-    retirement_month,
+    ChangeKind, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills,
+    resolve_track, retirement_month,
 };
 use crate::store::{Store, StoredPerson};
 
@@ -45,6 +46,8 @@ pub struct Identity {
     clock: Clock,
     regions: &'static DivisionTable,
     lookups: SubjectRateLimiter,
+    shutdown: Shutdown,
+    feed: WatchSettings,
 }
 
 impl Identity {
@@ -55,7 +58,21 @@ impl Identity {
             clock,
             regions,
             lookups: SubjectRateLimiter::new(),
+            shutdown: Shutdown::new(),
+            feed: WatchSettings::default(),
         }
+    }
+
+    /// Ends change-feed streams when this server drains.
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// How the change feed polls and how often idle streams get a heartbeat.
+    pub fn with_feed_settings(mut self, feed: WatchSettings) -> Self {
+        self.feed = feed;
+        self
     }
 
     /// The service with the configured message limits.
@@ -285,7 +302,7 @@ impl Identity {
             .await?;
         let regions = [new.registered_region.as_str(), new.residence_region.as_str()];
         let event = NewEvent {
-            kind: "created",
+            kind: ChangeKind::Created.as_str(),
             resource: &resource,
             regions: &regions,
             effective_date: Some(today),
@@ -439,6 +456,46 @@ fn unknown_value(field: &str) -> IdentityError {
         field: field.to_string(),
         what: "is not one of the values the contract lists".into(),
         what_zh: "选项取值无效".into(),
+    }
+}
+
+/// A feed event as watchers read it: what changed, never personal data.
+fn change_to_wire(event: &FeedEvent) -> pb::PersonChange {
+    let kind = match ChangeKind::parse(&event.kind) {
+        Some(ChangeKind::Created) => pb::ChangeKind::Created,
+        Some(ChangeKind::Updated) => pb::ChangeKind::Updated,
+        Some(ChangeKind::CitizenIdCorrected) => pb::ChangeKind::CitizenIdCorrected,
+        Some(ChangeKind::HouseholdChanged) => pb::ChangeKind::HouseholdChanged,
+        Some(ChangeKind::ResidenceMoved) => pb::ChangeKind::ResidenceMoved,
+        Some(ChangeKind::RegistrationMoved) => pb::ChangeKind::RegistrationMoved,
+        Some(ChangeKind::CategoryCertified) => pb::ChangeKind::CategoryCertified,
+        Some(ChangeKind::CategoryRevoked) => pb::ChangeKind::CategoryRevoked,
+        Some(ChangeKind::CategoryAnnulled) => pb::ChangeKind::CategoryAnnulled,
+        Some(ChangeKind::CategoryDatesChanged) => pb::ChangeKind::CategoryDatesChanged,
+        Some(ChangeKind::EmploymentChanged) => pb::ChangeKind::EmploymentChanged,
+        Some(ChangeKind::Died) => pb::ChangeKind::Died,
+        Some(ChangeKind::MovedAway) => pb::ChangeKind::MovedAway,
+        None => pb::ChangeKind::Unspecified,
+    };
+    let detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
+    let changed_fields = detail
+        .get("changed")
+        .and_then(|v| v.as_array())
+        .map(|fields| fields.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let category = detail
+        .get("category")
+        .and_then(|v| v.as_str())
+        .and_then(|c| common::PersonCategory::from_str_name(&format!("PERSON_CATEGORY_{}", c.to_uppercase())))
+        .map_or(0, |c| c as i32);
+    pb::PersonChange {
+        cursor: event.position.encode(),
+        person: event.resource.clone(),
+        kind: kind as i32,
+        effective_date: event.effective_date.map(wire::date_to_wire),
+        category,
+        changed_fields,
+        record_time: Some(wire::timestamp_to_wire(event.recorded)),
     }
 }
 
@@ -602,9 +659,32 @@ impl IdentityService for Identity {
 
     async fn watch_person_changes(
         &self,
-        _: Request<pb::WatchPersonChangesRequest>,
+        request: Request<pb::WatchPersonChangesRequest>,
     ) -> Result<Response<Self::WatchPersonChangesStream>, Status> {
-        Err(not_in_this_build("WatchPersonChanges"))
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let from = if request.start_at_head {
+            outbox::head(&self.store.db).await.map_err(Problem::from)?
+        } else {
+            Position::decode(&request.after_cursor)?
+        };
+        // A watcher sees a change when the person was in its scope before or after it.
+        let scope = caller.scope.clone();
+        let visible: Arc<dyn Fn(&FeedEvent) -> bool + Send + Sync> =
+            Arc::new(move |event: &FeedEvent| event.regions.iter().any(|region| scope.contains(region)));
+        let feed = outbox::watch(self.store.db.clone(), from, visible, self.feed, self.shutdown.clone());
+        let stream = tokio_stream::StreamExt::map(feed, |item| match item {
+            Ok(FeedItem::Event(event)) => Ok(pb::WatchPersonChangesResponse {
+                item: Some(pb::watch_person_changes_response::Item::Change(change_to_wire(&event))),
+            }),
+            Ok(FeedItem::Heartbeat(position)) => Ok(pb::WatchPersonChangesResponse {
+                item: Some(pb::watch_person_changes_response::Item::Heartbeat(pb::Heartbeat {
+                    cursor: position.encode(),
+                })),
+            }),
+            Err(problem) => Err(Status::from(problem)),
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_monitoring_stats(

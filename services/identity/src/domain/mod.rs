@@ -12,6 +12,65 @@ use tonic::Code;
 pub use names::{NameError, PersonName};
 pub use retirement::{RetirementTrack, YearMonth, retirement_month};
 
+/// What a change-feed event says happened to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    CitizenIdCorrected,
+    HouseholdChanged,
+    ResidenceMoved,
+    RegistrationMoved,
+    CategoryCertified,
+    CategoryRevoked,
+    CategoryAnnulled,
+    CategoryDatesChanged,
+    EmploymentChanged,
+    Died,
+    MovedAway,
+}
+
+impl ChangeKind {
+    const ALL: [ChangeKind; 13] = [
+        Self::Created,
+        Self::Updated,
+        Self::CitizenIdCorrected,
+        Self::HouseholdChanged,
+        Self::ResidenceMoved,
+        Self::RegistrationMoved,
+        Self::CategoryCertified,
+        Self::CategoryRevoked,
+        Self::CategoryAnnulled,
+        Self::CategoryDatesChanged,
+        Self::EmploymentChanged,
+        Self::Died,
+        Self::MovedAway,
+    ];
+
+    /// The kind as the outbox stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::CitizenIdCorrected => "citizen_id_corrected",
+            Self::HouseholdChanged => "household_changed",
+            Self::ResidenceMoved => "residence_moved",
+            Self::RegistrationMoved => "registration_moved",
+            Self::CategoryCertified => "category_certified",
+            Self::CategoryRevoked => "category_revoked",
+            Self::CategoryAnnulled => "category_annulled",
+            Self::CategoryDatesChanged => "category_dates_changed",
+            Self::EmploymentChanged => "employment_changed",
+            Self::Died => "died",
+            Self::MovedAway => "moved_away",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
 /// How much work a person can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaborCapacity {

@@ -1,5 +1,6 @@
 //! Identity through its real gRPC surface, on SQLite and on PostgreSQL: a server on a random
 //! port with the platform's layers, called with tokens as a department system would.
 
+mod feed;
 mod persons;
 mod support;

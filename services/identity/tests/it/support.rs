@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bangfu_platform::auth::{Department, Role};
 use bangfu_platform::clock::Clock;
+use bangfu_platform::outbox::WatchSettings;
 use bangfu_platform::pii::DataKeyFile;
 use bangfu_platform::testing::{TestDatabase, TestServer, server_config, with_token};
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
@@ -45,7 +46,15 @@ impl Identity {
             bangfu_platform::auth::permissions::METHODS,
             move |host| {
                 host.audit_denials(bangfu_identity::PATH_PREFIX, db);
-                let server = service.into_server(host.config());
+                let feed = WatchSettings {
+                    poll: std::time::Duration::from_millis(20),
+                    heartbeat: std::time::Duration::from_millis(300),
+                    batch: 100,
+                };
+                let server = service
+                    .with_shutdown(host.shutdown())
+                    .with_feed_settings(feed)
+                    .into_server(host.config());
                 host.add_service(server);
             },
         )
