@@ -13,7 +13,7 @@ use bangfu_platform::config::ServerConfig;
 use bangfu_platform::error::Problem;
 use bangfu_platform::idempotency::{self, Previous, RequestKey};
 use bangfu_platform::outbox::{self, FeedEvent, FeedItem, NewEvent, Position, WatchSettings};
-use bangfu_platform::parameters::Parameters;
+use bangfu_platform::parameters::{Parameters, date_text};
 use bangfu_platform::pii::{CitizenId, Sex};
 use bangfu_platform::ratelimit::SubjectRateLimiter;
 use bangfu_platform::regions::DivisionTable;
@@ -27,11 +27,12 @@ use time::Date;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::domain::categories::{Category, CertificationError, HouseholdType, NewCertification, short_text};
 use crate::domain::{
     ChangeKind, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills,
     resolve_track, retirement_month,
 };
-use crate::store::{Store, StoredPerson};
+use crate::store::{Store, StoredCertification, StoredPerson};
 
 const METHOD_PREFIX: &str = "/bangfu.identity.v1.IdentityService/";
 
@@ -180,16 +181,21 @@ impl Identity {
         Ok(person)
     }
 
-    /// The wire form of a person as of `on`, masked or revealed.
+    /// The wire form of a person for the period `first..=on`: regions, labor capacity and
+    /// status as of its last day, every certification overlapping it; masked or revealed.
     async fn person_to_wire(
         &self,
         person: &StoredPerson,
-        on: Date,
+        (first, on): (Date, Date),
         disclosure: &Disclosure,
     ) -> Result<pb::Person, Problem> {
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let (registered, residence) = self.store.regions_on(&mut connection, person, on).await?;
         let labor = self.store.labor_capacity_on(&mut connection, person, on).await?;
+        let certifications = self
+            .store
+            .certifications_overlapping(&mut connection, &person.id, first, on)
+            .await?;
         let (citizen_id, display_name, phone) = match disclosure {
             Disclosure::Masked => (
                 person.citizen_id_masked.clone(),
@@ -227,7 +233,7 @@ impl Identity {
                 month: i32::from(person.retirement_month.month),
             }),
             employment_status: common::EmploymentStatus::Unspecified as i32,
-            certifications: Vec::new(),
+            certifications: certifications.iter().map(certification_to_wire).collect(),
             death_date: person.death_date.map(wire::date_to_wire),
             moved_away_date: person.moved_away_date.map(wire::date_to_wire),
             create_time: Some(wire::timestamp_to_wire(person.created)),
@@ -280,7 +286,7 @@ impl Identity {
             let id = resource.strip_prefix("persons/").unwrap_or(&resource);
             // The scope is checked again: a retry must not reveal a person moved out of it.
             let person = self.visible_person(caller, id).await?;
-            return self.person_to_wire(&person, today, &Disclosure::Masked).await;
+            return self.person_to_wire(&person, (today, today), &Disclosure::Masked).await;
         }
         if let Some(holder) = self.store.holder(&mut tx, &new.citizen_id).await? {
             tx.rollback().await.map_err(Problem::from)?;
@@ -321,12 +327,12 @@ impl Identity {
             return Err(Problem::from(error));
         }
         let person = self.visible_person(caller, &id).await?;
-        self.person_to_wire(&person, today, &Disclosure::Masked).await
+        self.person_to_wire(&person, (today, today), &Disclosure::Masked).await
     }
 
     async fn get_person_inner(&self, caller: &Principal, request: pb::GetPersonRequest) -> Result<pb::Person, Problem> {
         let id = person_id(&request.name, "name")?;
-        let (_, last) = wire::period("period", request.period.as_ref(), self.clock.today())?;
+        let period = wire::period("period", request.period.as_ref(), self.clock.today())?;
         let disclosure = wire::disclosure(
             caller,
             Permission::IdentityPiiRead,
@@ -334,13 +340,203 @@ impl Identity {
             request.purpose.as_ref(),
         )?;
         let person = self.visible_person(caller, id).await?;
-        let wire_person = self.person_to_wire(&person, last, &disclosure).await?;
+        let wire_person = self.person_to_wire(&person, period, &disclosure).await?;
         if let Disclosure::Unmasked(purpose) = &disclosure {
             let read = AuditEntry::by(caller, &method("GetPerson"), person.resource(), self.clock.now())
                 .with_purpose(&purpose.code, &purpose.reference);
             audit::append_now(&self.store.db, &read).await.map_err(Problem::from)?;
         }
         Ok(wire_person)
+    }
+
+    /// The caller's department may certify `category`, or PERMISSION_DENIED naming both.
+    async fn ensure_may_certify(&self, caller: &Principal, category: Category) -> Result<(), Problem> {
+        let department = caller.department.map(|d| d.as_str()).unwrap_or("");
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        if self.store.may_certify(&mut connection, category, department).await? {
+            return Ok(());
+        }
+        Err(Problem::new(
+            tonic::Code::PermissionDenied,
+            ErrorReason::PermissionMissing,
+            format!("department {department:?} does not certify {}", category.as_str()),
+            "您所在部门不负责认定该类人员",
+        )
+        .with_metadata("category", category.as_str()))
+    }
+
+    async fn certify_category_inner(
+        &self,
+        caller: &Principal,
+        request: pb::CertifyCategoryRequest,
+    ) -> Result<pb::Certification, Problem> {
+        let method = method("CertifyCategory");
+        let person_id = person_id(&request.person, "person")?;
+        let wire_certification = request
+            .certification
+            .ok_or_else(|| Problem::required("certification", "认定信息"))?;
+        let certification = certification_from_wire(&wire_certification)?;
+        self.ensure_may_certify(caller, certification.category).await?;
+        let person = self.visible_person(caller, person_id).await?;
+        let key = RequestKey::new(
+            &caller.subject,
+            &method,
+            &request.request_id,
+            &[
+                person.id.as_bytes(),
+                certification.category.as_str().as_bytes(),
+                certification.household_type.as_str().as_bytes(),
+                certification.certifying_body.as_bytes(),
+                certification.document_reference.as_bytes(),
+                date_text(certification.valid_from).as_bytes(),
+                certification.valid_to.map(date_text).unwrap_or_default().as_bytes(),
+            ],
+        )?;
+        let now = self.clock.now();
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        let id = match key.as_ref() {
+            Some(key) => match idempotency::previous(&mut tx, key).await? {
+                Previous::Done { resource } => Some(resource.rsplit('/').next().unwrap_or_default().to_string()),
+                Previous::None => None,
+            },
+            None => None,
+        };
+        let id = match id {
+            Some(existing) => {
+                tx.rollback().await.map_err(Problem::from)?;
+                existing
+            }
+            None => {
+                let id = Store::new_person_id();
+                self.store
+                    .insert_certification(&mut tx, &id, &person.id, &certification, &caller.subject, now)
+                    .await?;
+                let resource = format!("persons/{}/certifications/{id}", person.id);
+                let detail = serde_json::json!({ "category": certification.category.as_str() }).to_string();
+                let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
+                let event = NewEvent {
+                    kind: ChangeKind::CategoryCertified.as_str(),
+                    resource: &person.resource(),
+                    regions: &regions,
+                    effective_date: Some(certification.valid_from),
+                    detail: &detail,
+                };
+                outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+                audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
+                    .await
+                    .map_err(Problem::from)?;
+                if let Some(key) = &key {
+                    idempotency::remember(&mut tx, key, &resource, now).await?;
+                }
+                tx.commit().await.map_err(Problem::from)?;
+                id
+            }
+        };
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let stored = self
+            .store
+            .certification(&mut connection, &person.id, &id)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        Ok(certification_to_wire(&stored))
+    }
+
+    async fn revoke_category_inner(
+        &self,
+        caller: &Principal,
+        request: pb::RevokeCategoryRequest,
+    ) -> Result<pb::Certification, Problem> {
+        let method = method("RevokeCategory");
+        let (person_id, certification_id) = certification_name(&request.name)?;
+        let document = short_text(&request.document_reference, "document_reference").map_err(|e| {
+            Problem::invalid_field(ErrorReason::FieldRequired, e.field(), e.to_string(), e.message_zh())
+        })?;
+        let valid_to = wire::optional_date("valid_to", request.valid_to.as_ref())?;
+        if !request.annul && valid_to.is_none() {
+            return Err(Problem::required("valid_to", "失效日期（或选择撤销认定）"));
+        }
+        let person = self.visible_person(caller, person_id).await?;
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let current = self
+            .store
+            .certification(&mut connection, &person.id, certification_id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&request.name))?;
+        drop(connection);
+        self.ensure_may_certify(caller, current.category).await?;
+        if current.annulled {
+            return Err(Problem::new(
+                tonic::Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                "the certification is annulled",
+                "该认定已被撤销，不能再修改",
+            ));
+        }
+        if let Some(to) = valid_to
+            && to < current.valid_from
+        {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "valid_to",
+                "is before the certification's valid_from; annul it instead",
+                "失效日期早于生效日期；如认定有误，请选择撤销认定",
+            ));
+        }
+        let key = RequestKey::new(
+            &caller.subject,
+            &method,
+            &request.request_id,
+            &[
+                request.name.as_bytes(),
+                &[u8::from(request.annul)],
+                valid_to.map(date_text).unwrap_or_default().as_bytes(),
+                document.as_bytes(),
+            ],
+        )?;
+        let now = self.clock.now();
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        let already = match key.as_ref() {
+            Some(key) => idempotency::previous(&mut tx, key).await? != Previous::None,
+            None => false,
+        };
+        if !already {
+            let (kind, effective) = if request.annul {
+                self.store
+                    .annul_certification(&mut tx, &current.id, &document, &caller.subject, now)
+                    .await?;
+                (ChangeKind::CategoryAnnulled, current.valid_from)
+            } else {
+                let to = valid_to.unwrap_or(current.valid_from);
+                self.store
+                    .revoke_certification(&mut tx, &current.id, to, &document, &caller.subject, now)
+                    .await?;
+                (ChangeKind::CategoryRevoked, to)
+            };
+            let detail = serde_json::json!({ "category": current.category.as_str() }).to_string();
+            let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
+            let event = NewEvent {
+                kind: kind.as_str(),
+                resource: &person.resource(),
+                regions: &regions,
+                effective_date: Some(effective),
+                detail: &detail,
+            };
+            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+            audit::append(&mut tx, &AuditEntry::by(caller, &method, current.resource(), now))
+                .await
+                .map_err(Problem::from)?;
+            if let Some(key) = &key {
+                idempotency::remember(&mut tx, key, &current.resource(), now).await?;
+            }
+        }
+        tx.commit().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let stored = self
+            .store
+            .certification(&mut connection, &person.id, &current.id)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        Ok(certification_to_wire(&stored))
     }
 
     async fn lookup_person_inner(
@@ -410,6 +606,106 @@ fn person_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Problem> {
                 "人员编号格式不正确",
             )
         })
+}
+
+/// The ids in `persons/{person}/certifications/{certification}`.
+fn certification_name(name: &str) -> Result<(&str, &str), Problem> {
+    let invalid = || {
+        Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "name",
+            "must be persons/{person}/certifications/{certification}",
+            "认定记录编号格式不正确",
+        )
+    };
+    let rest = name.strip_prefix("persons/").ok_or_else(invalid)?;
+    let (person, certification) = rest.split_once("/certifications/").ok_or_else(invalid)?;
+    let hex20 = |id: &str| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex20(person) && hex20(certification) {
+        Ok((person, certification))
+    } else {
+        Err(invalid())
+    }
+}
+
+fn category_from_wire(value: i32) -> Result<Category, Problem> {
+    match common::PersonCategory::try_from(value) {
+        Ok(common::PersonCategory::PovertyAlleviated) => Ok(Category::PovertyAlleviated),
+        Ok(common::PersonCategory::MonitoredAtRisk) => Ok(Category::MonitoredAtRisk),
+        Ok(common::PersonCategory::RuralLowIncome) => Ok(Category::RuralLowIncome),
+        Ok(common::PersonCategory::Relocated) => Ok(Category::Relocated),
+        Ok(common::PersonCategory::YellowRiverResettled) => Ok(Category::YellowRiverResettled),
+        Ok(common::PersonCategory::EmploymentDifficulty) => Ok(Category::EmploymentDifficulty),
+        Ok(common::PersonCategory::Disabled) => Ok(Category::Disabled),
+        Ok(common::PersonCategory::Unspecified) => Err(Problem::required("certification.category", "认定类别")),
+        Err(_) => Err(unknown_value("certification.category").into()),
+    }
+}
+
+fn category_to_wire(value: Category) -> common::PersonCategory {
+    match value {
+        Category::PovertyAlleviated => common::PersonCategory::PovertyAlleviated,
+        Category::MonitoredAtRisk => common::PersonCategory::MonitoredAtRisk,
+        Category::RuralLowIncome => common::PersonCategory::RuralLowIncome,
+        Category::Relocated => common::PersonCategory::Relocated,
+        Category::YellowRiverResettled => common::PersonCategory::YellowRiverResettled,
+        Category::EmploymentDifficulty => common::PersonCategory::EmploymentDifficulty,
+        Category::Disabled => common::PersonCategory::Disabled,
+    }
+}
+
+fn household_type_from_wire(value: i32) -> Result<HouseholdType, Problem> {
+    match common::MonitoredHouseholdType::try_from(value) {
+        Ok(common::MonitoredHouseholdType::Unspecified) => Ok(HouseholdType::None),
+        Ok(common::MonitoredHouseholdType::UnstableAlleviated) => Ok(HouseholdType::UnstableAlleviated),
+        Ok(common::MonitoredHouseholdType::MarginalAtRisk) => Ok(HouseholdType::MarginalAtRisk),
+        Ok(common::MonitoredHouseholdType::SuddenHardship) => Ok(HouseholdType::SuddenHardship),
+        Err(_) => Err(unknown_value("certification.household_type").into()),
+    }
+}
+
+fn household_type_to_wire(value: HouseholdType) -> common::MonitoredHouseholdType {
+    match value {
+        HouseholdType::None => common::MonitoredHouseholdType::Unspecified,
+        HouseholdType::UnstableAlleviated => common::MonitoredHouseholdType::UnstableAlleviated,
+        HouseholdType::MarginalAtRisk => common::MonitoredHouseholdType::MarginalAtRisk,
+        HouseholdType::SuddenHardship => common::MonitoredHouseholdType::SuddenHardship,
+    }
+}
+
+fn certification_from_wire(value: &common::CategoryCertification) -> Result<NewCertification, Problem> {
+    let text_problem = |e: CertificationError| {
+        Problem::invalid_field(ErrorReason::FieldInvalid, e.field(), e.to_string(), e.message_zh())
+    };
+    let certification = NewCertification {
+        category: category_from_wire(value.category)?,
+        household_type: household_type_from_wire(value.household_type)?,
+        certifying_body: short_text(&value.certifying_body, "certification.certifying_body").map_err(text_problem)?,
+        document_reference: short_text(&value.document_reference, "certification.document_reference")
+            .map_err(text_problem)?,
+        valid_from: wire::date("certification.valid_from", value.valid_from.as_ref())?,
+        valid_to: wire::optional_date("certification.valid_to", value.valid_to.as_ref())?,
+    };
+    certification.check().map_err(text_problem)?;
+    Ok(certification)
+}
+
+fn certification_to_wire(value: &StoredCertification) -> pb::Certification {
+    pb::Certification {
+        name: value.resource(),
+        certification: Some(common::CategoryCertification {
+            category: category_to_wire(value.category) as i32,
+            household_type: household_type_to_wire(value.household_type) as i32,
+            certifying_body: value.certifying_body.clone(),
+            document_reference: value.document_reference.clone(),
+            valid_from: Some(wire::date_to_wire(value.valid_from)),
+            valid_to: value.valid_to.map(wire::date_to_wire),
+            annulled: value.annulled,
+        }),
+        revoke_time: value.revoked.map(wire::timestamp_to_wire),
+        annul_time: value.annulled_at.map(wire::timestamp_to_wire),
+        certify_subject: value.certify_subject.clone(),
+    }
 }
 
 fn labor_capacity_from_wire(value: i32) -> Result<LaborCapacity, IdentityError> {
@@ -604,16 +900,24 @@ impl IdentityService for Identity {
 
     async fn certify_category(
         &self,
-        _: Request<pb::CertifyCategoryRequest>,
+        request: Request<pb::CertifyCategoryRequest>,
     ) -> Result<Response<pb::CertifyCategoryResponse>, Status> {
-        Err(not_in_this_build("CertifyCategory"))
+        let caller = caller(&request)?;
+        let certification = self.certify_category_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::CertifyCategoryResponse {
+            certification: Some(certification),
+        }))
     }
 
     async fn revoke_category(
         &self,
-        _: Request<pb::RevokeCategoryRequest>,
+        request: Request<pb::RevokeCategoryRequest>,
     ) -> Result<Response<pb::RevokeCategoryResponse>, Status> {
-        Err(not_in_this_build("RevokeCategory"))
+        let caller = caller(&request)?;
+        let certification = self.revoke_category_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::RevokeCategoryResponse {
+            certification: Some(certification),
+        }))
     }
 
     async fn list_pending_certifications(

@@ -17,16 +17,30 @@ pub const PATH_PREFIX: &str = "/bangfu.identity.v1.";
 
 /// Identity's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 100,
-        description: "persons",
-        sql: include_str!("../migrations/sqlite/0100_persons.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 100,
-        description: "persons",
-        sql: include_str!("../migrations/postgres/0100_persons.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 100,
+            description: "persons",
+            sql: include_str!("../migrations/sqlite/0100_persons.sql"),
+        },
+        MigrationFile {
+            version: 101,
+            description: "certifications",
+            sql: include_str!("../migrations/sqlite/0101_certifications.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 100,
+            description: "persons",
+            sql: include_str!("../migrations/postgres/0100_persons.sql"),
+        },
+        MigrationFile {
+            version: 101,
+            description: "certifications",
+            sql: include_str!("../migrations/postgres/0101_certifications.sql"),
+        },
+    ],
 };
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use bangfu_platform::pii::{CitizenId, DataKeys, Sex, mask_name, mask_phone};
 use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
+use crate::domain::categories::{Category, HouseholdType, NewCertification};
 use crate::domain::{LaborCapacity, NewPerson, RetirementTrack, YearMonth, names};
 
 /// A person as stored, with personal data still sealed.
@@ -318,5 +319,189 @@ fn person_of(row: &sqlx::any::AnyRow) -> Result<StoredPerson, Problem> {
         name_enc: row.try_get("name_enc")?,
         name_key: text("name_key")?,
         phone_enc: row.try_get("phone_enc")?,
+    })
+}
+
+/// A certification as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCertification {
+    pub id: String,
+    pub person_id: String,
+    pub category: Category,
+    pub household_type: HouseholdType,
+    pub certifying_body: String,
+    pub document_reference: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub annulled: bool,
+    pub certify_subject: String,
+    pub certified: OffsetDateTime,
+    pub revoked: Option<OffsetDateTime>,
+    pub annulled_at: Option<OffsetDateTime>,
+}
+
+impl StoredCertification {
+    pub fn resource(&self) -> String {
+        format!("persons/{}/certifications/{}", self.person_id, self.id)
+    }
+}
+
+const CERTIFICATION_COLUMNS: &str = "id, person_id, category, household_type, certifying_body, document_reference, \
+     valid_from, valid_to, annulled, certify_subject, certified_us, revoked_us, annulled_us";
+
+impl Store {
+    /// Whether `department` may certify `category` (the table is data, see the migration).
+    pub async fn may_certify(
+        &self,
+        connection: &mut AnyConnection,
+        category: Category,
+        department: &str,
+    ) -> Result<bool, Problem> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM certifying_departments WHERE category = $1 AND department = $2")
+                .bind(category.as_str())
+                .bind(department)
+                .fetch_one(&mut *connection)
+                .await?;
+        Ok(count > 0)
+    }
+
+    pub async fn insert_certification(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        person_id: &str,
+        certification: &NewCertification,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        sqlx::query(
+            "INSERT INTO certifications (id, person_id, category, household_type, certifying_body, document_reference, \
+             valid_from, valid_to, annulled, certify_subject, certified_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)",
+        )
+        .bind(id)
+        .bind(person_id)
+        .bind(certification.category.as_str())
+        .bind(certification.household_type.as_str())
+        .bind(&certification.certifying_body)
+        .bind(&certification.document_reference)
+        .bind(date_text(certification.valid_from))
+        .bind(certification.valid_to.map(date_text))
+        .bind(subject)
+        .bind(to_micros(now))
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn certification(
+        &self,
+        connection: &mut AnyConnection,
+        person_id: &str,
+        id: &str,
+    ) -> Result<Option<StoredCertification>, Problem> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE person_id = $1 AND id = $2"
+        )))
+        .bind(person_id)
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+        row.map(|row| certification_of(&row)).transpose()
+    }
+
+    /// Every certification of the person that overlaps `first..=last`, annulled ones included
+    /// (flagged), oldest first.
+    pub async fn certifications_overlapping(
+        &self,
+        connection: &mut AnyConnection,
+        person_id: &str,
+        first: Date,
+        last: Date,
+    ) -> Result<Vec<StoredCertification>, Problem> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE person_id = $1 AND valid_from <= $2 \
+             AND (valid_to IS NULL OR valid_to >= $3) ORDER BY valid_from, id"
+        )))
+        .bind(person_id)
+        .bind(date_text(last))
+        .bind(date_text(first))
+        .fetch_all(&mut *connection)
+        .await?;
+        rows.iter().map(certification_of).collect()
+    }
+
+    /// Ends a certification on `valid_to`.
+    pub async fn revoke_certification(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        valid_to: Date,
+        document: &str,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        sqlx::query(
+            "UPDATE certifications SET valid_to = $1, revoke_document = $2, revoke_subject = $3, revoked_us = $4 WHERE id = $5",
+        )
+        .bind(date_text(valid_to))
+        .bind(document)
+        .bind(subject)
+        .bind(to_micros(now))
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+
+    /// Voids a certification made in error, from its start.
+    pub async fn annul_certification(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        document: &str,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        sqlx::query(
+            "UPDATE certifications SET annulled = 1, revoke_document = $1, revoke_subject = $2, annulled_us = $3 WHERE id = $4",
+        )
+        .bind(document)
+        .bind(subject)
+        .bind(to_micros(now))
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+}
+
+fn certification_of(row: &sqlx::any::AnyRow) -> Result<StoredCertification, Problem> {
+    let corrupt = |what: &str| {
+        tracing::error!(what, "a stored certification row does not parse");
+        Problem::internal()
+    };
+    let text = |column: &str| -> Result<String, Problem> { Ok(row.try_get::<String, _>(column)?) };
+    let instant = |column: &str| -> Result<Option<OffsetDateTime>, Problem> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.and_then(from_micros))
+    };
+    Ok(StoredCertification {
+        id: text("id")?,
+        person_id: text("person_id")?,
+        category: Category::parse(&text("category")?).ok_or_else(|| corrupt("category"))?,
+        household_type: HouseholdType::parse(&text("household_type")?).ok_or_else(|| corrupt("household_type"))?,
+        certifying_body: text("certifying_body")?,
+        document_reference: text("document_reference")?,
+        valid_from: parse_date_text(&text("valid_from")?).ok_or_else(|| corrupt("valid_from"))?,
+        valid_to: row
+            .try_get::<Option<String>, _>("valid_to")?
+            .as_deref()
+            .and_then(parse_date_text),
+        annulled: row.try_get::<i64, _>("annulled")? != 0,
+        certify_subject: text("certify_subject")?,
+        certified: instant("certified_us")?.ok_or_else(|| corrupt("certified_us"))?,
+        revoked: instant("revoked_us")?,
+        annulled_at: instant("annulled_us")?,
     })
 }

@@ -2,6 +2,7 @@
 //! No protobuf type and no SQL reaches here; `grpc` parses into these values and `store`
 //! persists them.
 
+pub mod categories;
 pub mod names;
 pub mod retirement;
 
