@@ -2,6 +2,7 @@
 //! case in one transaction, and maps the result back. Methods of the contract that this build
 //! does not serve yet answer UNIMPLEMENTED, naming the method.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +33,7 @@ use crate::domain::{
     ChangeKind, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills,
     resolve_track, retirement_month,
 };
-use crate::store::{Store, StoredCertification, StoredPerson};
+use crate::store::{Facts, Store, StoredCertification, StoredPerson};
 
 const METHOD_PREFIX: &str = "/bangfu.identity.v1.IdentityService/";
 
@@ -181,21 +182,32 @@ impl Identity {
         Ok(person)
     }
 
-    /// The wire form of a person for the period `first..=on`: regions, labor capacity and
-    /// status as of its last day, every certification overlapping it; masked or revealed.
-    async fn person_to_wire(
+    /// The wire form of one person for the period `first..=last`.
+    async fn one_person_to_wire(
         &self,
         person: &StoredPerson,
-        (first, on): (Date, Date),
+        (first, last): (Date, Date),
         disclosure: &Disclosure,
     ) -> Result<pb::Person, Problem> {
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
-        let (registered, residence) = self.store.regions_on(&mut connection, person, on).await?;
-        let labor = self.store.labor_capacity_on(&mut connection, person, on).await?;
-        let certifications = self
-            .store
-            .certifications_overlapping(&mut connection, &person.id, first, on)
-            .await?;
+        let facts = self.store.facts(&mut connection, &[person], first, last).await?;
+        let facts = facts.get(&person.id).ok_or_else(Problem::internal)?;
+        self.person_to_wire(person, facts, disclosure)
+    }
+
+    /// The wire form of a person with its facts for a period: regions, labor capacity and
+    /// status as of the period's last day, every certification overlapping it; masked or
+    /// revealed.
+    fn person_to_wire(
+        &self,
+        person: &StoredPerson,
+        facts: &Facts,
+        disclosure: &Disclosure,
+    ) -> Result<pb::Person, Problem> {
+        let registered = facts.registered_region.clone();
+        let residence = facts.residence_region.clone();
+        let labor = facts.labor_capacity;
+        let certifications = &facts.certifications;
         let (citizen_id, display_name, phone) = match disclosure {
             Disclosure::Masked => (
                 person.citizen_id_masked.clone(),
@@ -286,7 +298,9 @@ impl Identity {
             let id = resource.strip_prefix("persons/").unwrap_or(&resource);
             // The scope is checked again: a retry must not reveal a person moved out of it.
             let person = self.visible_person(caller, id).await?;
-            return self.person_to_wire(&person, (today, today), &Disclosure::Masked).await;
+            return self
+                .one_person_to_wire(&person, (today, today), &Disclosure::Masked)
+                .await;
         }
         if let Some(holder) = self.store.holder(&mut tx, &new.citizen_id).await? {
             tx.rollback().await.map_err(Problem::from)?;
@@ -327,7 +341,8 @@ impl Identity {
             return Err(Problem::from(error));
         }
         let person = self.visible_person(caller, &id).await?;
-        self.person_to_wire(&person, (today, today), &Disclosure::Masked).await
+        self.one_person_to_wire(&person, (today, today), &Disclosure::Masked)
+            .await
     }
 
     async fn get_person_inner(&self, caller: &Principal, request: pb::GetPersonRequest) -> Result<pb::Person, Problem> {
@@ -340,7 +355,7 @@ impl Identity {
             request.purpose.as_ref(),
         )?;
         let person = self.visible_person(caller, id).await?;
-        let wire_person = self.person_to_wire(&person, period, &disclosure).await?;
+        let wire_person = self.one_person_to_wire(&person, period, &disclosure).await?;
         if let Disclosure::Unmasked(purpose) = &disclosure {
             let read = AuditEntry::by(caller, &method("GetPerson"), person.resource(), self.clock.now())
                 .with_purpose(&purpose.code, &purpose.reference);
@@ -539,6 +554,153 @@ impl Identity {
         Ok(certification_to_wire(&stored))
     }
 
+    async fn batch_get_persons_inner(
+        &self,
+        caller: &Principal,
+        request: pb::BatchGetPersonsRequest,
+    ) -> Result<Vec<pb::PersonResult>, Problem> {
+        if request.names.len() > MAX_BATCH {
+            return Err(batch_too_large("names"));
+        }
+        let ids = request
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| person_id(name, &format!("names[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let period = wire::period("period", request.period.as_ref(), self.clock.today())?;
+        let disclosure = wire::disclosure(
+            caller,
+            Permission::IdentityPiiRead,
+            request.view,
+            request.purpose.as_ref(),
+        )?;
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let persons = self.store.persons_by_ids(&mut connection, &unique).await?;
+        let visible: Vec<&StoredPerson> = persons
+            .iter()
+            .filter(|p| caller.scope.contains(&p.registered_region) || caller.scope.contains(&p.residence_region))
+            .collect();
+        let facts = self.store.facts(&mut connection, &visible, period.0, period.1).await?;
+        drop(connection);
+        let mut answers: HashMap<&str, pb::Person> = HashMap::with_capacity(visible.len());
+        for person in &visible {
+            let facts = facts.get(&person.id).ok_or_else(Problem::internal)?;
+            answers.insert(person.id.as_str(), self.person_to_wire(person, facts, &disclosure)?);
+        }
+        if let Disclosure::Unmasked(purpose) = &disclosure {
+            // One audit row for the batch, naming how many persons were read in clear.
+            let read = AuditEntry::by(
+                caller,
+                &method("BatchGetPersons"),
+                format!("persons ({} unmasked)", answers.len()),
+                self.clock.now(),
+            )
+            .with_purpose(&purpose.code, &purpose.reference);
+            audit::append_now(&self.store.db, &read).await.map_err(Problem::from)?;
+        }
+        Ok(request
+            .names
+            .iter()
+            .zip(ids)
+            .map(|(name, id)| match answers.get(id) {
+                Some(person) => pb::PersonResult {
+                    name: name.clone(),
+                    person: Some(person.clone()),
+                    not_found: false,
+                },
+                None => pb::PersonResult {
+                    name: name.clone(),
+                    person: None,
+                    not_found: true,
+                },
+            })
+            .collect())
+    }
+
+    async fn batch_lookup_persons_inner(
+        &self,
+        caller: &Principal,
+        request: pb::BatchLookupPersonsRequest,
+    ) -> Result<Vec<pb::LookupPersonResponse>, Problem> {
+        if request.lookups.len() > MAX_BATCH {
+            return Err(batch_too_large("lookups"));
+        }
+        let today = self.clock.today();
+        // A batch counts as one call against the subject's limit: payee checks run in batches.
+        let per_minute = self
+            .parameters
+            .lookup("identity.lookups_per_minute", "", today)
+            .await?
+            .unwrap_or(60)
+            .clamp(1, i64::from(u32::MAX)) as u32;
+        self.lookups.check(&caller.subject, per_minute, 1, Instant::now())?;
+        let mut parsed = Vec::with_capacity(request.lookups.len());
+        for (i, lookup) in request.lookups.iter().enumerate() {
+            let citizen_id =
+                CitizenId::parse(&lookup.citizen_id, today).map_err(|source| IdentityError::CitizenId {
+                    field: format!("lookups[{i}].citizen_id"),
+                    source,
+                })?;
+            let name = match lookup.display_name.trim() {
+                "" => None,
+                given => Some(
+                    self.store.name_key(
+                        PersonName::parse(given)
+                            .map_err(|source| IdentityError::Name {
+                                field: format!("lookups[{i}].display_name"),
+                                source,
+                            })?
+                            .as_str(),
+                    ),
+                ),
+            };
+            parsed.push((self.store.blind_indexes(&citizen_id), name));
+        }
+        let all_indexes: Vec<String> = parsed.iter().flat_map(|(indexes, _)| indexes.iter().cloned()).collect();
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let holders = self.store.holders_by_index(&mut connection, &all_indexes).await?;
+        drop(connection);
+        let by_index: HashMap<&str, _> = holders.iter().map(|h| (h.citizen_id_index.as_str(), h)).collect();
+        let answers: Vec<pb::LookupPersonResponse> = parsed
+            .iter()
+            .map(|(indexes, name_key)| {
+                let found = indexes
+                    .iter()
+                    .find_map(|index| by_index.get(index.as_str()))
+                    .filter(|h| {
+                        caller.scope.contains(&h.holder.registered_region)
+                            || caller.scope.contains(&h.holder.residence_region)
+                    });
+                match found {
+                    None => pb::LookupPersonResponse::default(),
+                    Some(h) => pb::LookupPersonResponse {
+                        person: format!("persons/{}", h.holder.id),
+                        name_match: match name_key {
+                            None => pb::NameMatch::Unspecified,
+                            Some(key) if *key == h.name_key => pb::NameMatch::Matched,
+                            Some(_) => pb::NameMatch::Mismatched,
+                        } as i32,
+                    },
+                }
+            })
+            .collect();
+        let found = answers.iter().filter(|a| !a.person.is_empty()).count();
+        let looked_up = AuditEntry::by(
+            caller,
+            &method("BatchLookupPersons"),
+            format!("persons ({} looked up, {found} found)", answers.len()),
+            self.clock.now(),
+        );
+        audit::append_now(&self.store.db, &looked_up)
+            .await
+            .map_err(Problem::from)?;
+        Ok(answers)
+    }
+
     async fn lookup_person_inner(
         &self,
         caller: &Principal,
@@ -592,6 +754,18 @@ impl Identity {
             .map_err(Problem::from)?;
         Ok(response)
     }
+}
+
+/// The most names or lookups one batch call takes.
+const MAX_BATCH: usize = 1000;
+
+fn batch_too_large(field: &str) -> Problem {
+    Problem::invalid_field(
+        ErrorReason::FieldInvalid,
+        field,
+        format!("at most {MAX_BATCH} per call"),
+        "单次最多查询1000条，请分批提交",
+    )
 }
 
 /// The id in `persons/{id}`.
@@ -825,9 +999,11 @@ impl IdentityService for Identity {
 
     async fn batch_get_persons(
         &self,
-        _: Request<pb::BatchGetPersonsRequest>,
+        request: Request<pb::BatchGetPersonsRequest>,
     ) -> Result<Response<pb::BatchGetPersonsResponse>, Status> {
-        Err(not_in_this_build("BatchGetPersons"))
+        let caller = caller(&request)?;
+        let results = self.batch_get_persons_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::BatchGetPersonsResponse { results }))
     }
 
     async fn lookup_person(
@@ -842,9 +1018,11 @@ impl IdentityService for Identity {
 
     async fn batch_lookup_persons(
         &self,
-        _: Request<pb::BatchLookupPersonsRequest>,
+        request: Request<pb::BatchLookupPersonsRequest>,
     ) -> Result<Response<pb::BatchLookupPersonsResponse>, Status> {
-        Err(not_in_this_build("BatchLookupPersons"))
+        let caller = caller(&request)?;
+        let results = self.batch_lookup_persons_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::BatchLookupPersonsResponse { results }))
     }
 
     async fn list_persons(

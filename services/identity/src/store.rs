@@ -1,6 +1,7 @@
 //! Identity's tables: one SQL text for both backends, one transaction per use case. Personal
 //! data goes in encrypted and comes out only through `reveal_*`, which the caller audits.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bangfu_platform::db::{Database, from_micros, to_micros};
@@ -202,52 +203,6 @@ impl Store {
         row.map(|row| person_of(&row)).transpose()
     }
 
-    /// The registered and residence regions on `date` (the current ones before any history).
-    pub async fn regions_on(
-        &self,
-        connection: &mut AnyConnection,
-        person: &StoredPerson,
-        date: Date,
-    ) -> Result<(String, String), Problem> {
-        let mut regions = (person.registered_region.clone(), person.residence_region.clone());
-        for (kind, slot) in [("registered", &mut regions.0), ("residence", &mut regions.1)] {
-            let region: Option<String> = sqlx::query_scalar(
-                "SELECT region FROM person_regions WHERE person_id = $1 AND kind = $2 AND valid_from <= $3 \
-                 ORDER BY valid_from DESC LIMIT 1",
-            )
-            .bind(&person.id)
-            .bind(kind)
-            .bind(date_text(date))
-            .fetch_optional(&mut *connection)
-            .await?;
-            if let Some(region) = region {
-                *slot = region;
-            }
-        }
-        Ok(regions)
-    }
-
-    /// Labor capacity on `date`.
-    pub async fn labor_capacity_on(
-        &self,
-        connection: &mut AnyConnection,
-        person: &StoredPerson,
-        date: Date,
-    ) -> Result<LaborCapacity, Problem> {
-        let capacity: Option<String> = sqlx::query_scalar(
-            "SELECT labor_capacity FROM person_labor_capacity WHERE person_id = $1 AND valid_from <= $2 \
-             ORDER BY valid_from DESC LIMIT 1",
-        )
-        .bind(&person.id)
-        .bind(date_text(date))
-        .fetch_optional(&mut *connection)
-        .await?;
-        Ok(capacity
-            .as_deref()
-            .and_then(LaborCapacity::parse)
-            .unwrap_or(person.labor_capacity))
-    }
-
     /// Whether `name` matches the registered name, compared without decrypting it.
     pub fn name_matches(&self, person: &StoredPerson, name: &str) -> bool {
         person.name_key == self.name_key(name)
@@ -411,27 +366,6 @@ impl Store {
         row.map(|row| certification_of(&row)).transpose()
     }
 
-    /// Every certification of the person that overlaps `first..=last`, annulled ones included
-    /// (flagged), oldest first.
-    pub async fn certifications_overlapping(
-        &self,
-        connection: &mut AnyConnection,
-        person_id: &str,
-        first: Date,
-        last: Date,
-    ) -> Result<Vec<StoredCertification>, Problem> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE person_id = $1 AND valid_from <= $2 \
-             AND (valid_to IS NULL OR valid_to >= $3) ORDER BY valid_from, id"
-        )))
-        .bind(person_id)
-        .bind(date_text(last))
-        .bind(date_text(first))
-        .fetch_all(&mut *connection)
-        .await?;
-        rows.iter().map(certification_of).collect()
-    }
-
     /// Ends a certification on `valid_to`.
     pub async fn revoke_certification(
         &self,
@@ -504,4 +438,177 @@ fn certification_of(row: &sqlx::any::AnyRow) -> Result<StoredCertification, Prob
         revoked: instant("revoked_us")?,
         annulled_at: instant("annulled_us")?,
     })
+}
+
+/// What a person was on a period's last day, and the certifications overlapping the period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub registered_region: String,
+    pub residence_region: String,
+    pub labor_capacity: LaborCapacity,
+    pub certifications: Vec<StoredCertification>,
+}
+
+/// `$start, $start+1, …` for `count` bind parameters: the only text a batch query builds.
+fn placeholders(start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A person found by blind index, with what a batch lookup needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedHolder {
+    pub holder: Holder,
+    pub citizen_id_index: String,
+    pub name_key: String,
+}
+
+impl Store {
+    /// Persons by id (up to a thousand at a time), in no particular order.
+    pub async fn persons_by_ids(
+        &self,
+        connection: &mut AnyConnection,
+        ids: &[&str],
+    ) -> Result<Vec<StoredPerson>, Problem> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {PERSON_COLUMNS} FROM persons WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&mut *connection).await?;
+        rows.iter().map(person_of).collect()
+    }
+
+    /// The facts of each person for `first..=last`, in four queries whatever the batch size.
+    pub async fn facts(
+        &self,
+        connection: &mut AnyConnection,
+        persons: &[&StoredPerson],
+        first: Date,
+        last: Date,
+    ) -> Result<HashMap<String, Facts>, Problem> {
+        let mut facts: HashMap<String, Facts> = persons
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Facts {
+                        registered_region: p.registered_region.clone(),
+                        residence_region: p.residence_region.clone(),
+                        labor_capacity: p.labor_capacity,
+                        certifications: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        if persons.is_empty() {
+            return Ok(facts);
+        }
+        let ids = placeholders(2, persons.len());
+        // Ordered by date, so the last row of each person and kind is the one in force.
+        let sql = format!(
+            "SELECT person_id, kind, region FROM person_regions WHERE valid_from <= $1 AND person_id IN ({ids}) \
+             ORDER BY person_id, kind, valid_from"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(date_text(last));
+        for person in persons {
+            query = query.bind(&person.id);
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            let id: String = row.try_get("person_id")?;
+            let kind: String = row.try_get("kind")?;
+            let region: String = row.try_get("region")?;
+            if let Some(entry) = facts.get_mut(&id) {
+                if kind == "registered" {
+                    entry.registered_region = region;
+                } else {
+                    entry.residence_region = region;
+                }
+            }
+        }
+        let sql = format!(
+            "SELECT person_id, labor_capacity FROM person_labor_capacity WHERE valid_from <= $1 AND person_id IN ({ids}) \
+             ORDER BY person_id, valid_from"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(date_text(last));
+        for person in persons {
+            query = query.bind(&person.id);
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            let id: String = row.try_get("person_id")?;
+            let capacity: String = row.try_get("labor_capacity")?;
+            if let (Some(entry), Some(capacity)) = (facts.get_mut(&id), LaborCapacity::parse(&capacity)) {
+                entry.labor_capacity = capacity;
+            }
+        }
+        let ids = placeholders(3, persons.len());
+        let sql = format!(
+            "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE valid_from <= $1 \
+             AND (valid_to IS NULL OR valid_to >= $2) AND person_id IN ({ids}) ORDER BY person_id, valid_from, id"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(date_text(last))
+            .bind(date_text(first));
+        for person in persons {
+            query = query.bind(&person.id);
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            let certification = certification_of(&row)?;
+            if let Some(entry) = facts.get_mut(&certification.person_id) {
+                entry.certifications.push(certification);
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Holders of the given blind indexes, any key version.
+    pub async fn holders_by_index(
+        &self,
+        connection: &mut AnyConnection,
+        indexes: &[String],
+    ) -> Result<Vec<IndexedHolder>, Problem> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, registered_region, residence_region, citizen_id_index, name_key FROM persons \
+             WHERE citizen_id_index IN ({})",
+            placeholders(1, indexes.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for index in indexes {
+            query = query.bind(index);
+        }
+        let rows = query.fetch_all(&mut *connection).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(IndexedHolder {
+                    holder: Holder {
+                        id: row.try_get("id")?,
+                        registered_region: row.try_get("registered_region")?,
+                        residence_region: row.try_get("residence_region")?,
+                    },
+                    citizen_id_index: row.try_get("citizen_id_index")?,
+                    name_key: row.try_get("name_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every blind index of a citizen ID, one per loaded key version.
+    pub fn blind_indexes(&self, citizen_id: &CitizenId) -> Vec<String> {
+        self.keys
+            .blind_indexes(citizen_id.as_str())
+            .iter()
+            .map(|i| i.to_hex())
+            .collect()
+    }
 }
