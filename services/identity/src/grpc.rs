@@ -33,7 +33,7 @@ use crate::domain::{
     ChangeKind, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills,
     resolve_track, retirement_month,
 };
-use crate::store::{Facts, Store, StoredCertification, StoredPerson};
+use crate::store::{Facts, PersonChanges, Store, StoredCertification, StoredPerson};
 
 const METHOD_PREFIX: &str = "/bangfu.identity.v1.IdentityService/";
 
@@ -318,7 +318,7 @@ impl Identity {
         let id = Store::new_person_id();
         let resource = format!("persons/{id}");
         self.store
-            .insert(&mut tx, &id, &new, track, retirement, today, now)
+            .insert(&mut tx, &id, &new, track, retirement, HISTORY_START, now)
             .await?;
         let regions = [new.registered_region.as_str(), new.residence_region.as_str()];
         let event = NewEvent {
@@ -554,6 +554,203 @@ impl Identity {
         Ok(certification_to_wire(&stored))
     }
 
+    async fn update_person_inner(
+        &self,
+        caller: &Principal,
+        request: pb::UpdatePersonRequest,
+    ) -> Result<pb::Person, Problem> {
+        let method = method("UpdatePerson");
+        let wire_person = request.person.ok_or_else(|| Problem::required("person", "人员信息"))?;
+        let id = person_id(&wire_person.name, "person.name")?;
+        if wire_person.etag.is_empty() {
+            return Err(Problem::required("person.etag", "版本标记（etag，先读取再修改）"));
+        }
+        let stale = || {
+            Problem::new(
+                tonic::Code::Aborted,
+                ErrorReason::EtagMismatch,
+                "the person changed since it was read; read it again and reapply the change",
+                "该人员信息已被他人修改，请刷新后重新修改",
+            )
+        };
+        let revision: i64 = wire_person
+            .etag
+            .strip_prefix('r')
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(stale)?;
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Problem::required("update_mask", "要修改的字段"));
+        }
+        let today = self.clock.today();
+        let effective = wire::optional_date("effective_date", request.effective_date.as_ref())?.unwrap_or(today);
+        let current = self.visible_person(caller, id).await?;
+        if current.revision != revision {
+            return Err(stale());
+        }
+        let mut changes = PersonChanges {
+            name: None,
+            phone: None,
+            registered_region: current.registered_region.clone(),
+            residence_region: current.residence_region.clone(),
+            labor_capacity: current.labor_capacity,
+            skills: current.skills.clone(),
+            retirement_track: current.retirement_track,
+            retirement_month: current.retirement_month,
+            death_date: current.death_date,
+            moved_away_date: current.moved_away_date,
+        };
+        let mut changed_fields = Vec::new();
+        for path in &paths {
+            match path.as_str() {
+                "display_name" => {
+                    let name = PersonName::parse(&wire_person.display_name).map_err(|source| IdentityError::Name {
+                        field: "person.display_name".into(),
+                        source,
+                    })?;
+                    changes.name = Some(name.as_str().to_string());
+                }
+                "phone" => {
+                    changes.phone = Some(match wire_person.phone.trim() {
+                        "" => None,
+                        text => Some(parse_phone(text).ok_or(IdentityError::Phone)?),
+                    });
+                }
+                "registered_region" | "registered_region.code" => {
+                    let code = wire_person
+                        .registered_region
+                        .as_ref()
+                        .map(|r| r.code.as_str())
+                        .unwrap_or_default();
+                    changes.registered_region = self.village("person.registered_region.code", code)?;
+                }
+                "residence_region" | "residence_region.code" => {
+                    let code = wire_person
+                        .residence_region
+                        .as_ref()
+                        .map(|r| r.code.as_str())
+                        .unwrap_or_default();
+                    changes.residence_region = self.village("person.residence_region.code", code)?;
+                }
+                "labor_capacity" => changes.labor_capacity = labor_capacity_from_wire(wire_person.labor_capacity)?,
+                "skills" => changes.skills = parse_skills(&wire_person.skills)?,
+                "retirement_track" => {
+                    let default_female_age = self
+                        .parameters
+                        .lookup(
+                            "identity.default_female_retirement_age",
+                            &current.registered_region,
+                            today,
+                        )
+                        .await?
+                        .unwrap_or(55);
+                    changes.retirement_track = resolve_track(
+                        track_from_wire(wire_person.retirement_track)?,
+                        current.sex,
+                        default_female_age,
+                    );
+                    changes.retirement_month = retirement_month(current.birth_date, changes.retirement_track);
+                }
+                "death_date" => {
+                    changes.death_date = wire::optional_date("person.death_date", wire_person.death_date.as_ref())?
+                }
+                "moved_away_date" => {
+                    changes.moved_away_date =
+                        wire::optional_date("person.moved_away_date", wire_person.moved_away_date.as_ref())?
+                }
+                "household" | "household_relation" => {
+                    return Err(IdentityError::NotYetSupported {
+                        field: format!("person.{path}"),
+                        what: "households",
+                    }
+                    .into());
+                }
+                other => {
+                    return Err(Problem::invalid_field(
+                        ErrorReason::FieldInvalid,
+                        "update_mask",
+                        format!("{other} cannot be changed here (the citizen ID changes through CorrectCitizenId)"),
+                        "该字段不能在此修改（身份证号码请通过更正流程修改）",
+                    ));
+                }
+            }
+            changed_fields.push(path.split('.').next().unwrap_or(path).to_string());
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        if !self
+            .store
+            .update(&mut tx, &current, revision, &changes, effective, now)
+            .await?
+        {
+            return Err(stale());
+        }
+        // One event per kind of change, so followers react to what concerns them.
+        let regions = [
+            current.registered_region.as_str(),
+            current.residence_region.as_str(),
+            changes.registered_region.as_str(),
+            changes.residence_region.as_str(),
+        ];
+        let mut events: Vec<(ChangeKind, Date, String)> = Vec::new();
+        if changes.registered_region != current.registered_region {
+            events.push((ChangeKind::RegistrationMoved, effective, "{}".into()));
+        }
+        if changes.residence_region != current.residence_region {
+            events.push((ChangeKind::ResidenceMoved, effective, "{}".into()));
+        }
+        if let Some(day) = changes.death_date.filter(|_| current.death_date != changes.death_date) {
+            events.push((ChangeKind::Died, day, "{}".into()));
+        }
+        if let Some(day) = changes
+            .moved_away_date
+            .filter(|_| current.moved_away_date != changes.moved_away_date)
+        {
+            events.push((ChangeKind::MovedAway, day, "{}".into()));
+        }
+        let others: Vec<&String> = changed_fields
+            .iter()
+            .filter(|f| {
+                !matches!(
+                    f.as_str(),
+                    "registered_region" | "residence_region" | "death_date" | "moved_away_date"
+                )
+            })
+            .collect();
+        if !others.is_empty() {
+            events.push((
+                ChangeKind::Updated,
+                effective,
+                serde_json::json!({ "changed": others }).to_string(),
+            ));
+        }
+        let resource = current.resource();
+        for (kind, day, detail) in &events {
+            let event = NewEvent {
+                kind: kind.as_str(),
+                resource: &resource,
+                regions: &regions,
+                effective_date: Some(*day),
+                detail,
+            };
+            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+        }
+        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
+            .await
+            .map_err(Problem::from)?;
+        tx.commit().await.map_err(Problem::from)?;
+        // The caller may have moved the person out of its own scope: the answer is still its own.
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let updated = self
+            .store
+            .get(&mut connection, &current.id)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        drop(connection);
+        self.one_person_to_wire(&updated, (today, today), &Disclosure::Masked)
+            .await
+    }
+
     async fn batch_get_persons_inner(
         &self,
         caller: &Principal,
@@ -755,6 +952,10 @@ impl Identity {
         Ok(response)
     }
 }
+
+/// The first history entry of a registered person: what was known at registration stands for
+/// the time before it, so a later change may be dated before the registration day.
+const HISTORY_START: Date = time::macros::date!(1900 - 01 - 01);
 
 /// The most names or lookups one batch call takes.
 const MAX_BATCH: usize = 1000;
@@ -1034,9 +1235,11 @@ impl IdentityService for Identity {
 
     async fn update_person(
         &self,
-        _: Request<pb::UpdatePersonRequest>,
+        request: Request<pb::UpdatePersonRequest>,
     ) -> Result<Response<pb::UpdatePersonResponse>, Status> {
-        Err(not_in_this_build("UpdatePerson"))
+        let caller = caller(&request)?;
+        let person = self.update_person_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::UpdatePersonResponse { person: Some(person) }))
     }
 
     async fn correct_citizen_id(

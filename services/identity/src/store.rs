@@ -612,3 +612,124 @@ impl Store {
             .collect()
     }
 }
+
+/// The mutable fields of a person after an update, in clear where they are stored sealed.
+#[derive(Debug, Clone)]
+pub struct PersonChanges {
+    pub name: Option<String>,
+    pub phone: Option<Option<String>>,
+    pub registered_region: String,
+    pub residence_region: String,
+    pub labor_capacity: LaborCapacity,
+    pub skills: Vec<String>,
+    pub retirement_track: RetirementTrack,
+    pub retirement_month: YearMonth,
+    pub death_date: Option<Date>,
+    pub moved_away_date: Option<Date>,
+}
+
+impl Store {
+    /// Writes `changes` if the person is still at `revision`; false when someone changed it
+    /// since (the caller answers ABORTED). Region and labor changes enter their histories
+    /// from `effective`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update(
+        &self,
+        connection: &mut AnyConnection,
+        current: &StoredPerson,
+        revision: i64,
+        changes: &PersonChanges,
+        effective: Date,
+        now: OffsetDateTime,
+    ) -> Result<bool, Problem> {
+        let seal = |value: &str, field: &str| {
+            self.keys
+                .encrypt(value.as_bytes(), &aad(&current.id, field))
+                .map_err(|error| {
+                    tracing::error!(%error, "encryption failed");
+                    Problem::internal()
+                })
+        };
+        let (name_enc, name_key, name_masked) = match &changes.name {
+            Some(name) => (
+                Some(seal(name, "name")?),
+                Some(self.name_key(name)),
+                Some(mask_name(name)),
+            ),
+            None => (None, None, None),
+        };
+        let (phone_changed, phone_enc, phone_masked) = match &changes.phone {
+            Some(Some(phone)) => (1i64, Some(seal(phone, "phone")?), Some(mask_phone(phone))),
+            Some(None) => (1, None, None),
+            None => (0, None, None),
+        };
+        let skills = serde_json::to_string(&changes.skills).map_err(|_| Problem::internal())?;
+        let updated = sqlx::query(
+            "UPDATE persons SET \
+               name_enc = COALESCE($1, name_enc), name_key = COALESCE($2, name_key), \
+               name_masked = COALESCE($3, name_masked), \
+               phone_enc = CASE WHEN $4 = 1 THEN $5 ELSE phone_enc END, \
+               phone_masked = CASE WHEN $4 = 1 THEN $6 ELSE phone_masked END, \
+               registered_region = $7, residence_region = $8, labor_capacity = $9, skills = $10, \
+               retirement_track = $11, retirement_month = $12, death_date = $13, moved_away_date = $14, \
+               updated_us = $15, revision = revision + 1 \
+             WHERE id = $16 AND revision = $17",
+        )
+        .bind(name_enc)
+        .bind(name_key)
+        .bind(name_masked)
+        .bind(phone_changed)
+        .bind(phone_enc)
+        .bind(phone_masked)
+        .bind(&changes.registered_region)
+        .bind(&changes.residence_region)
+        .bind(changes.labor_capacity.as_str())
+        .bind(skills)
+        .bind(changes.retirement_track.as_str())
+        .bind(changes.retirement_month.text())
+        .bind(changes.death_date.map(date_text))
+        .bind(changes.moved_away_date.map(date_text))
+        .bind(to_micros(now))
+        .bind(&current.id)
+        .bind(revision)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        for (kind, before, after) in [
+            ("registered", &current.registered_region, &changes.registered_region),
+            ("residence", &current.residence_region, &changes.residence_region),
+        ] {
+            if before != after {
+                sqlx::query(
+                    "INSERT INTO person_regions (person_id, kind, region, valid_from, recorded_us) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (person_id, kind, valid_from) DO UPDATE SET region = excluded.region, \
+                     recorded_us = excluded.recorded_us",
+                )
+                .bind(&current.id)
+                .bind(kind)
+                .bind(after)
+                .bind(date_text(effective))
+                .bind(to_micros(now))
+                .execute(&mut *connection)
+                .await?;
+            }
+        }
+        if current.labor_capacity != changes.labor_capacity {
+            sqlx::query(
+                "INSERT INTO person_labor_capacity (person_id, labor_capacity, valid_from, recorded_us) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (person_id, valid_from) DO UPDATE SET labor_capacity = excluded.labor_capacity, \
+                 recorded_us = excluded.recorded_us",
+            )
+            .bind(&current.id)
+            .bind(changes.labor_capacity.as_str())
+            .bind(date_text(effective))
+            .bind(to_micros(now))
+            .execute(&mut *connection)
+            .await?;
+        }
+        Ok(true)
+    }
+}

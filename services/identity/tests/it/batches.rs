@@ -91,7 +91,11 @@ async fn a_batch_read_answers_in_order_and_hides_what_the_caller_may_not_see(bac
         results.iter().map(|r| r.not_found).collect::<Vec<_>>(),
         [false, true, true, false, false]
     );
-    assert_eq!(results[0].person.as_ref().expect("b").display_name, "*", "a one-character name masks whole");
+    assert_eq!(
+        results[0].person.as_ref().expect("b").display_name,
+        "*",
+        "a one-character name masks whole"
+    );
     assert_eq!(results[3].person.as_ref().expect("a").name, a);
     assert!(
         results[1].person.is_none(),

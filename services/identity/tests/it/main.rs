@@ -6,3 +6,4 @@ mod categories;
 mod feed;
 mod persons;
 mod support;
+mod updates;
