@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bangfu_platform::audit::{self, AuditEntry, Outcome};
-use bangfu_platform::auth::{Permission, Principal, caller};
+use bangfu_platform::auth::{Permission, Principal, RegionScope, caller};
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::ServerConfig;
 use bangfu_platform::error::Problem;
@@ -20,7 +20,7 @@ use bangfu_platform::ratelimit::SubjectRateLimiter;
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::server::Shutdown;
 use bangfu_platform::wire::{self, Disclosure};
-use bangfu_platform::{error::ErrorReason, service_rpc};
+use bangfu_platform::{error::ErrorReason, paging, service_rpc};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use bangfu_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
@@ -751,6 +751,81 @@ impl Identity {
             .await
     }
 
+    async fn list_persons_inner(
+        &self,
+        caller: &Principal,
+        request: pb::ListPersonsRequest,
+    ) -> Result<pb::ListPersonsResponse, Problem> {
+        let requested = request.region_prefix.trim();
+        if !requested.is_empty() && RegionScope::parse(requested).is_none() {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "region_prefix",
+                "must be a 2, 4, 6, 9 or 12 digit division code",
+                "地区代码应为2、4、6、9或12位数字",
+            ));
+        }
+        if request.employment_status != common::EmploymentStatus::Unspecified as i32 {
+            return Err(IdentityError::NotYetSupported {
+                field: "employment_status".into(),
+                what: "filtering by employment status",
+            }
+            .into());
+        }
+        let category = match request.category {
+            0 => None,
+            value => Some((category_from_wire(value)?, self.clock.today())),
+        };
+        // The caller's scope and the requested prefix together: the longer one, or nothing.
+        let wanted = RegionScope::parse(requested).unwrap_or(RegionScope::Country);
+        let prefix = match caller.scope.intersect(&wanted) {
+            RegionScope::Country => String::new(),
+            RegionScope::Prefix(prefix) => prefix,
+            RegionScope::Nothing => return Ok(pb::ListPersonsResponse::default()),
+        };
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let fingerprint = paging::fingerprint(&[&prefix, &request.category.to_string()]);
+        let cursor = paging::decode_token(&request.page_token, &fingerprint)?;
+        let cursor = match cursor.as_deref() {
+            Some([region, id]) => Some((region.as_str(), id.as_str())),
+            Some(_) => {
+                return Err(Problem::invalid_field(
+                    ErrorReason::PageTokenInvalid,
+                    "page_token",
+                    "is not valid",
+                    "翻页标记无效",
+                ));
+            }
+            None => None,
+        };
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut persons = self
+            .store
+            .list_registered(&mut connection, &prefix, cursor, category, size + 1)
+            .await?;
+        let next_page_token = if persons.len() > size as usize {
+            persons.truncate(size as usize);
+            persons
+                .last()
+                .map(|p| paging::encode_token(&fingerprint, &[p.registered_region.clone(), p.id.clone()]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let today = self.clock.today();
+        let refs: Vec<&StoredPerson> = persons.iter().collect();
+        let facts = self.store.facts(&mut connection, &refs, today, today).await?;
+        drop(connection);
+        let persons = persons
+            .iter()
+            .map(|p| self.person_to_wire(p, facts.get(&p.id).ok_or_else(Problem::internal)?, &Disclosure::Masked))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pb::ListPersonsResponse {
+            persons,
+            next_page_token,
+        })
+    }
+
     async fn batch_get_persons_inner(
         &self,
         caller: &Principal,
@@ -1228,9 +1303,12 @@ impl IdentityService for Identity {
 
     async fn list_persons(
         &self,
-        _: Request<pb::ListPersonsRequest>,
+        request: Request<pb::ListPersonsRequest>,
     ) -> Result<Response<pb::ListPersonsResponse>, Status> {
-        Err(not_in_this_build("ListPersons"))
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.list_persons_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn update_person(

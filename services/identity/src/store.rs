@@ -733,3 +733,68 @@ impl Store {
         Ok(true)
     }
 }
+
+/// The first code after every code that starts with `prefix` (digits only): `370402` →
+/// `370403`, `3709` → `371`; `None` when no code follows (all nines).
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut digits: Vec<u8> = prefix.bytes().collect();
+    while let Some(last) = digits.pop() {
+        if last < b'9' {
+            digits.push(last + 1);
+            return String::from_utf8(digits).ok();
+        }
+    }
+    None
+}
+
+impl Store {
+    /// A page of persons registered under `prefix`, ordered by (registered region, id), after
+    /// `cursor`; optionally only those holding `category` on `day`. Keyset paging over the
+    /// (registered_region, id) index: a page deep in a million rows costs what the first does.
+    pub async fn list_registered(
+        &self,
+        connection: &mut AnyConnection,
+        prefix: &str,
+        cursor: Option<(&str, &str)>,
+        category: Option<(Category, Date)>,
+        limit: u32,
+    ) -> Result<Vec<StoredPerson>, Problem> {
+        let upper = prefix_upper_bound(prefix).unwrap_or_else(|| "~".into());
+        let (after_region, after_id) = cursor.unwrap_or(("", ""));
+        let (category_text, day) = match category {
+            Some((category, day)) => (category.as_str(), date_text(day)),
+            None => ("", String::new()),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSON_COLUMNS} FROM persons \
+             WHERE registered_region >= $1 AND registered_region < $2 \
+               AND (registered_region > $3 OR (registered_region = $3 AND id > $4)) \
+               AND ($5 = '' OR EXISTS (SELECT 1 FROM certifications c WHERE c.person_id = persons.id \
+                    AND c.category = $5 AND c.annulled = 0 AND c.valid_from <= $6 \
+                    AND (c.valid_to IS NULL OR c.valid_to >= $6))) \
+             ORDER BY registered_region, id LIMIT $7"
+        )))
+        .bind(prefix)
+        .bind(upper)
+        .bind(after_region)
+        .bind(after_id)
+        .bind(category_text)
+        .bind(day)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *connection)
+        .await?;
+        rows.iter().map(person_of).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn the_upper_bound_of_a_prefix_carries_over_nines() {
+        assert_eq!(prefix_upper_bound("370402").as_deref(), Some("370403"));
+        assert_eq!(prefix_upper_bound("3709").as_deref(), Some("371"));
+        assert_eq!(prefix_upper_bound("99"), None);
+    }
+}

@@ -4,6 +4,7 @@
 mod batches;
 mod categories;
 mod feed;
+mod listing;
 mod persons;
 mod support;
 mod updates;

@@ -1,0 +1,194 @@
+//! Listing persons: the caller's scope and the asked region together, keyset pages that
+//! neither repeat nor skip, masked rows, and the category filter as of today.
+
+use bangfu_platform::auth::{Department, Role};
+use bangfu_platform::error::reason_of;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as pb;
+
+use crate::on_both_backends;
+use crate::support::{
+    Backend, Identity, SHIZHONG_OTHER_VILLAGE, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, YUZHONG_VILLAGE, citizen_id, request,
+};
+
+on_both_backends!(
+    pages_walk_every_person_in_scope_once_in_region_order,
+    the_category_filter_and_scope_narrow_the_list
+);
+
+async fn register(identity: &Identity, token: &str, sequence: usize, village: &str) -> String {
+    let mut client = identity.client().await;
+    let county = &village[..6];
+    let person = pb::Person {
+        display_name: format!("人员{sequence}"),
+        citizen_id: citizen_id(county, "19800101", &format!("{:03}", sequence * 2 + 1)),
+        registered_region: Some(common::RegionCode {
+            code: village.into(),
+            display_name: String::new(),
+        }),
+        ..Default::default()
+    };
+    client
+        .create_person(request(
+            pb::CreatePersonRequest {
+                person: Some(person),
+                request_id: String::new(),
+            },
+            token,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .person
+        .expect("person")
+        .name
+}
+
+async fn seed(identity: &Identity) -> Vec<String> {
+    let city = identity.token("admin-city", Department::Hr, Role::Admin, "*");
+    let mut names = Vec::new();
+    for (i, village) in [
+        SHIZHONG_VILLAGE,
+        SHIZHONG_OTHER_VILLAGE,
+        SHIZHONG_VILLAGE,
+        XUECHENG_VILLAGE,
+        SHIZHONG_VILLAGE,
+        XUECHENG_VILLAGE,
+        YUZHONG_VILLAGE,
+    ]
+    .iter()
+    .enumerate()
+    {
+        names.push(register(identity, &city, i, village).await);
+    }
+    names
+}
+
+async fn list_all(identity: &Identity, token: &str, prefix: &str, category: i32, page_size: i32) -> Vec<pb::Person> {
+    let mut client = identity.client().await;
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_persons(request(
+                pb::ListPersonsRequest {
+                    region_prefix: prefix.into(),
+                    category,
+                    employment_status: 0,
+                    page_size,
+                    page_token: page_token.clone(),
+                },
+                token,
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        all.extend(page.persons);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn pages_walk_every_person_in_scope_once_in_region_order(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let names = seed(&identity).await;
+    let zaozhuang = identity.token("admin-zaozhuang", Department::Hr, Role::Admin, "3704");
+    let listed = list_all(&identity, &zaozhuang, "", 0, 2).await;
+    assert_eq!(listed.len(), 6, "every Zaozhuang person, none of Chongqing");
+    let regions: Vec<String> = listed
+        .iter()
+        .map(|p| p.registered_region.clone().expect("region").code)
+        .collect();
+    let mut sorted = regions.clone();
+    sorted.sort();
+    assert_eq!(regions, sorted, "in region order");
+    let mut seen: Vec<&String> = listed.iter().map(|p| &p.name).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 6, "no person twice");
+    assert!(!listed.iter().any(|p| p.name == names[6]));
+    assert!(
+        listed.iter().all(|p| p.citizen_id.contains("**********")),
+        "rows are masked"
+    );
+    assert_eq!(list_all(&identity, &zaozhuang, "370402", 0, 100).await.len(), 4);
+}
+
+async fn the_category_filter_and_scope_narrow_the_list(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let names = seed(&identity).await;
+    let clerk = identity.shizhong_clerk();
+    // A clerk of one county asking for the whole city gets the county.
+    assert_eq!(list_all(&identity, &clerk, "3704", 0, 100).await.len(), 4);
+    assert!(
+        list_all(&identity, &clerk, "50", 0, 100).await.is_empty(),
+        "no overlap, nothing"
+    );
+    let reviewer = identity.token("reviewer-agri", Department::Agri, Role::Reviewer, "3704");
+    let mut client = identity.client().await;
+    for name in [&names[0], &names[3]] {
+        client
+            .certify_category(request(
+                pb::CertifyCategoryRequest {
+                    person: name.clone(),
+                    certification: Some(common::CategoryCertification {
+                        category: common::PersonCategory::PovertyAlleviated as i32,
+                        household_type: 0,
+                        certifying_body: "枣庄市乡村振兴局".into(),
+                        document_reference: "枣振发〔2026〕1号".into(),
+                        valid_from: Some(common::Date {
+                            year: 2026,
+                            month: 1,
+                            day: 1,
+                        }),
+                        valid_to: None,
+                        annulled: false,
+                    }),
+                    request_id: String::new(),
+                },
+                &reviewer,
+            ))
+            .await
+            .expect("certified");
+    }
+    let alleviated = list_all(
+        &identity,
+        &reviewer,
+        "",
+        common::PersonCategory::PovertyAlleviated as i32,
+        100,
+    )
+    .await;
+    let mut listed: Vec<String> = alleviated.into_iter().map(|p| p.name).collect();
+    listed.sort();
+    let mut expected = vec![names[0].clone(), names[3].clone()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    let first = client
+        .list_persons(request(
+            pb::ListPersonsRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect("page")
+        .into_inner();
+    let misused = client
+        .list_persons(request(
+            pb::ListPersonsRequest {
+                category: common::PersonCategory::PovertyAlleviated as i32,
+                page_size: 1,
+                page_token: first.next_page_token,
+                ..Default::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect_err("a token from another query");
+    assert_eq!(reason_of(&misused).as_deref(), Some("PAGE_TOKEN_INVALID"));
+}
