@@ -826,6 +826,213 @@ impl Identity {
         })
     }
 
+    async fn correct_citizen_id_inner(
+        &self,
+        caller: &Principal,
+        request: pb::CorrectCitizenIdRequest,
+    ) -> Result<pb::CitizenIdCorrection, Problem> {
+        let method = method("CorrectCitizenId");
+        let id = person_id(&request.person, "person")?;
+        let correction = request
+            .correction
+            .ok_or_else(|| Problem::required("correction", "更正信息"))?;
+        let new_id = CitizenId::parse(&correction.new_citizen_id, self.clock.today()).map_err(|source| {
+            IdentityError::CitizenId {
+                field: "correction.new_citizen_id".into(),
+                source,
+            }
+        })?;
+        let reason = review_reason(&correction.reason, "correction.reason")?;
+        let person = self.visible_person(caller, id).await?;
+        let key = RequestKey::new(
+            &caller.subject,
+            &method,
+            &request.request_id,
+            &[person.id.as_bytes(), new_id.as_str().as_bytes(), reason.as_bytes()],
+        )?;
+        let now = self.clock.now();
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        if let Some(key) = &key
+            && let Previous::Done { resource } = idempotency::previous(&mut tx, key).await?
+        {
+            tx.rollback().await.map_err(Problem::from)?;
+            let correction_id = resource.rsplit('/').next().unwrap_or_default().to_string();
+            return self.correction_to_wire(&person.id, &correction_id).await;
+        }
+        self.ensure_id_free(&mut tx, &new_id, &person.id).await?;
+        let correction_id = Store::new_person_id();
+        self.store
+            .insert_correction(
+                &mut tx,
+                &correction_id,
+                &person.id,
+                &new_id,
+                &reason,
+                &caller.subject,
+                now,
+            )
+            .await?;
+        let resource = format!("{}/citizenIdCorrections/{correction_id}", person.resource());
+        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
+            .await
+            .map_err(Problem::from)?;
+        if let Some(key) = &key {
+            idempotency::remember(&mut tx, key, &resource, now).await?;
+        }
+        tx.commit().await.map_err(Problem::from)?;
+        self.correction_to_wire(&person.id, &correction_id).await
+    }
+
+    /// FAILED_PRECONDITION when another person already holds `citizen_id`.
+    async fn ensure_id_free(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        citizen_id: &CitizenId,
+        person_id: &str,
+    ) -> Result<(), Problem> {
+        match self.store.holder(connection, citizen_id).await? {
+            Some(holder) if holder.id == person_id => Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "correction.new_citizen_id",
+                "is the ID the person already holds",
+                "新身份证号码与现有号码相同",
+            )),
+            Some(_) => Err(Problem::new(
+                tonic::Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                "another person holds this citizen ID",
+                "该身份证号码已被其他档案使用，请先核实",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    async fn approve_correction_inner(
+        &self,
+        caller: &Principal,
+        request: pb::ApproveCitizenIdCorrectionRequest,
+    ) -> Result<pb::CitizenIdCorrection, Problem> {
+        let method = method("ApproveCitizenIdCorrection");
+        // The reviewer reads the proposed ID in clear to check it: the PII permission is required.
+        if !caller.has(Permission::IdentityPiiRead) {
+            return Err(Problem::new(
+                tonic::Code::PermissionDenied,
+                ErrorReason::PermissionMissing,
+                "approving a citizen-ID correction needs identity.pii.read",
+                "审核身份证号码更正须具有查看完整个人信息的权限",
+            )
+            .with_metadata("permission", Permission::IdentityPiiRead.as_str()));
+        }
+        let (person_id, correction_id) = correction_name(&request.name)?;
+        let reason = review_reason(&request.reason, "reason")?;
+        let person = self.visible_person(caller, person_id).await?;
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let correction = self
+            .store
+            .correction(&mut connection, &person.id, correction_id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&request.name))?;
+        drop(connection);
+        caller.ensure_not_maker(&correction.propose_subject)?;
+        if correction.state != "proposed" {
+            return Err(Problem::new(
+                tonic::Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                format!("the correction is already {}", correction.state),
+                "该更正申请已审核完毕",
+            ));
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        if request.approve {
+            let new_id = CitizenId::parse(&self.store.reveal_correction(&correction)?, self.clock.today())
+                .map_err(|_| Problem::internal())?;
+            self.ensure_id_free(&mut tx, &new_id, &person.id).await?;
+            let default_female_age = self
+                .parameters
+                .lookup(
+                    "identity.default_female_retirement_age",
+                    &person.registered_region,
+                    self.clock.today(),
+                )
+                .await?
+                .unwrap_or(55);
+            // A corrected sex may change the track; a corrected birth date always moves the month.
+            let track = if new_id.sex() == person.sex {
+                Some(person.retirement_track)
+            } else {
+                None
+            };
+            let track = resolve_track(track, new_id.sex(), default_female_age);
+            let retirement = retirement_month(new_id.birth_date(), track);
+            if !self
+                .store
+                .apply_correction(
+                    &mut tx,
+                    &person,
+                    &correction,
+                    &new_id,
+                    track,
+                    retirement,
+                    &caller.subject,
+                    &reason,
+                    now,
+                )
+                .await?
+            {
+                return Err(Problem::new(
+                    tonic::Code::Aborted,
+                    ErrorReason::EtagMismatch,
+                    "the person changed during the review; review again",
+                    "审核期间人员信息已变化，请重新审核",
+                ));
+            }
+            let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
+            let event = NewEvent {
+                kind: ChangeKind::CitizenIdCorrected.as_str(),
+                resource: &person.resource(),
+                regions: &regions,
+                effective_date: Some(self.clock.today()),
+                detail: "{}",
+            };
+            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+        } else {
+            self.store
+                .review_correction(&mut tx, &correction.id, "rejected", &caller.subject, &reason, now)
+                .await?;
+        }
+        let outcome = if request.approve { "applied" } else { "rejected" };
+        let entry =
+            AuditEntry::by(caller, &method, correction.resource(), now).with_purpose("DATA_CORRECTION", outcome);
+        audit::append(&mut tx, &entry).await.map_err(Problem::from)?;
+        tx.commit().await.map_err(Problem::from)?;
+        self.correction_to_wire(&person.id, &correction.id).await
+    }
+
+    async fn correction_to_wire(&self, person_id: &str, id: &str) -> Result<pb::CitizenIdCorrection, Problem> {
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let correction = self
+            .store
+            .correction(&mut connection, person_id, id)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        Ok(pb::CitizenIdCorrection {
+            name: correction.resource(),
+            new_citizen_id: correction.new_citizen_id_masked.clone(),
+            reason: correction.reason.clone(),
+            state: match correction.state.as_str() {
+                "proposed" => pb::CorrectionState::Proposed,
+                "applied" => pb::CorrectionState::Applied,
+                "rejected" => pb::CorrectionState::Rejected,
+                _ => pb::CorrectionState::Unspecified,
+            } as i32,
+            propose_subject: correction.propose_subject.clone(),
+            review_subject: correction.review_subject.clone().unwrap_or_default(),
+            propose_time: Some(wire::timestamp_to_wire(correction.proposed)),
+            review_time: correction.reviewed.map(wire::timestamp_to_wire),
+        })
+    }
+
     async fn batch_get_persons_inner(
         &self,
         caller: &Principal,
@@ -1056,6 +1263,43 @@ fn person_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Problem> {
                 "人员编号格式不正确",
             )
         })
+}
+
+/// A reason a clerk or reviewer gives: 1 to 500 characters, no control characters.
+fn review_reason(value: &str, field: &str) -> Result<String, Problem> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Problem::required(field, "理由"));
+    }
+    if value.chars().count() > 500 || value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldTooLong,
+            field,
+            "must be 1 to 500 characters without control characters",
+            "理由不能超过500个字",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// The ids in `persons/{person}/citizenIdCorrections/{correction}`.
+fn correction_name(name: &str) -> Result<(&str, &str), Problem> {
+    let invalid = || {
+        Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "name",
+            "must be persons/{person}/citizenIdCorrections/{correction}",
+            "更正申请编号格式不正确",
+        )
+    };
+    let rest = name.strip_prefix("persons/").ok_or_else(invalid)?;
+    let (person, correction) = rest.split_once("/citizenIdCorrections/").ok_or_else(invalid)?;
+    let hex20 = |id: &str| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex20(person) && hex20(correction) {
+        Ok((person, correction))
+    } else {
+        Err(invalid())
+    }
 }
 
 /// The ids in `persons/{person}/certifications/{certification}`.
@@ -1322,16 +1566,24 @@ impl IdentityService for Identity {
 
     async fn correct_citizen_id(
         &self,
-        _: Request<pb::CorrectCitizenIdRequest>,
+        request: Request<pb::CorrectCitizenIdRequest>,
     ) -> Result<Response<pb::CorrectCitizenIdResponse>, Status> {
-        Err(not_in_this_build("CorrectCitizenId"))
+        let caller = caller(&request)?;
+        let correction = self.correct_citizen_id_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::CorrectCitizenIdResponse {
+            correction: Some(correction),
+        }))
     }
 
     async fn approve_citizen_id_correction(
         &self,
-        _: Request<pb::ApproveCitizenIdCorrectionRequest>,
+        request: Request<pb::ApproveCitizenIdCorrectionRequest>,
     ) -> Result<Response<pb::ApproveCitizenIdCorrectionResponse>, Status> {
-        Err(not_in_this_build("ApproveCitizenIdCorrection"))
+        let caller = caller(&request)?;
+        let correction = self.approve_correction_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::ApproveCitizenIdCorrectionResponse {
+            correction: Some(correction),
+        }))
     }
 
     type ImportPersonsStream = BoxStream<pb::ImportPersonsResponse>;

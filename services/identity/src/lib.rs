@@ -28,6 +28,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "certifications",
             sql: include_str!("../migrations/sqlite/0101_certifications.sql"),
         },
+        MigrationFile {
+            version: 102,
+            description: "citizen ID corrections",
+            sql: include_str!("../migrations/sqlite/0102_citizen_id_corrections.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -39,6 +44,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 101,
             description: "certifications",
             sql: include_str!("../migrations/postgres/0101_certifications.sql"),
+        },
+        MigrationFile {
+            version: 102,
+            description: "citizen ID corrections",
+            sql: include_str!("../migrations/postgres/0102_citizen_id_corrections.sql"),
         },
     ],
 };

@@ -798,3 +798,190 @@ mod tests {
         assert_eq!(prefix_upper_bound("99"), None);
     }
 }
+
+/// A proposed citizen-ID correction as stored.
+#[derive(Debug, Clone)]
+pub struct StoredCorrection {
+    pub id: String,
+    pub person_id: String,
+    pub new_citizen_id_masked: String,
+    pub new_citizen_id_index: String,
+    pub reason: String,
+    pub state: String,
+    pub propose_subject: String,
+    pub proposed: OffsetDateTime,
+    pub review_subject: Option<String>,
+    pub reviewed: Option<OffsetDateTime>,
+    new_citizen_id_enc: Vec<u8>,
+}
+
+impl StoredCorrection {
+    pub fn resource(&self) -> String {
+        format!("persons/{}/citizenIdCorrections/{}", self.person_id, self.id)
+    }
+}
+
+fn correction_aad(person_id: &str, id: &str) -> Vec<u8> {
+    format!("identity/persons/{person_id}/citizenIdCorrections/{id}/citizen_id").into_bytes()
+}
+
+impl Store {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_correction(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        person_id: &str,
+        new_id: &CitizenId,
+        reason: &str,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        let sealed = self
+            .keys
+            .encrypt(new_id.as_str().as_bytes(), &correction_aad(person_id, id))
+            .map_err(|_| Problem::internal())?;
+        sqlx::query(
+            "INSERT INTO citizen_id_corrections (id, person_id, new_citizen_id_enc, new_citizen_id_index, \
+             new_citizen_id_masked, reason, state, propose_subject, proposed_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'proposed', $7, $8)",
+        )
+        .bind(id)
+        .bind(person_id)
+        .bind(sealed)
+        .bind(self.keys.blind_index(new_id.as_str()).to_hex())
+        .bind(new_id.masked())
+        .bind(reason)
+        .bind(subject)
+        .bind(to_micros(now))
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn correction(
+        &self,
+        connection: &mut AnyConnection,
+        person_id: &str,
+        id: &str,
+    ) -> Result<Option<StoredCorrection>, Problem> {
+        let row = sqlx::query(
+            "SELECT id, person_id, new_citizen_id_enc, new_citizen_id_index, new_citizen_id_masked, reason, state, \
+             propose_subject, proposed_us, review_subject, reviewed_us FROM citizen_id_corrections \
+             WHERE person_id = $1 AND id = $2",
+        )
+        .bind(person_id)
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StoredCorrection {
+            id: row.try_get("id")?,
+            person_id: row.try_get("person_id")?,
+            new_citizen_id_masked: row.try_get("new_citizen_id_masked")?,
+            new_citizen_id_index: row.try_get("new_citizen_id_index")?,
+            reason: row.try_get("reason")?,
+            state: row.try_get("state")?,
+            propose_subject: row.try_get("propose_subject")?,
+            proposed: from_micros(row.try_get("proposed_us")?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            review_subject: row.try_get("review_subject")?,
+            reviewed: row.try_get::<Option<i64>, _>("reviewed_us")?.and_then(from_micros),
+            new_citizen_id_enc: row.try_get("new_citizen_id_enc")?,
+        }))
+    }
+
+    /// The proposed ID in clear, to re-derive birth date and sex when it is applied.
+    pub fn reveal_correction(&self, correction: &StoredCorrection) -> Result<String, Problem> {
+        self.keys
+            .decrypt(
+                &correction.new_citizen_id_enc,
+                &correction_aad(&correction.person_id, &correction.id),
+            )
+            .ok()
+            .and_then(|clear| String::from_utf8(clear).ok())
+            .ok_or_else(|| {
+                tracing::error!(correction = %correction.id, "a proposed citizen ID does not decrypt");
+                Problem::internal()
+            })
+    }
+
+    /// Replaces the person's ID (old one kept encrypted in the history) if the person is still
+    /// at `revision`; false when it changed since.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply_correction(
+        &self,
+        connection: &mut AnyConnection,
+        person: &StoredPerson,
+        correction: &StoredCorrection,
+        new_id: &CitizenId,
+        track: RetirementTrack,
+        retirement: YearMonth,
+        reviewer: &str,
+        review_reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, Problem> {
+        sqlx::query(
+            "INSERT INTO person_citizen_id_history (person_id, correction_id, citizen_id_enc, citizen_id_masked, replaced_us) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&person.id)
+        .bind(&correction.id)
+        .bind(person.citizen_id_enc.clone())
+        .bind(&person.citizen_id_masked)
+        .bind(to_micros(now))
+        .execute(&mut *connection)
+        .await?;
+        let sealed = self
+            .keys
+            .encrypt(new_id.as_str().as_bytes(), &aad(&person.id, "citizen_id"))
+            .map_err(|_| Problem::internal())?;
+        let updated = sqlx::query(
+            "UPDATE persons SET citizen_id_enc = $1, citizen_id_index = $2, citizen_id_masked = $3, sex = $4, \
+             birth_date = $5, retirement_track = $6, retirement_month = $7, updated_us = $8, revision = revision + 1 \
+             WHERE id = $9 AND revision = $10",
+        )
+        .bind(sealed)
+        .bind(self.keys.blind_index(new_id.as_str()).to_hex())
+        .bind(new_id.masked())
+        .bind(sex_text(new_id.sex()))
+        .bind(date_text(new_id.birth_date()))
+        .bind(track.as_str())
+        .bind(retirement.text())
+        .bind(to_micros(now))
+        .bind(&person.id)
+        .bind(person.revision)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        self.review_correction(connection, &correction.id, "applied", reviewer, review_reason, now)
+            .await?;
+        Ok(true)
+    }
+
+    /// Records the review of a correction; `state` is `applied` or `rejected`.
+    pub async fn review_correction(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        state: &str,
+        reviewer: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        sqlx::query(
+            "UPDATE citizen_id_corrections SET state = $1, review_subject = $2, review_reason = $3, reviewed_us = $4 \
+             WHERE id = $5 AND state = 'proposed'",
+        )
+        .bind(state)
+        .bind(reviewer)
+        .bind(reason)
+        .bind(to_micros(now))
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+}

@@ -3,6 +3,7 @@
 
 mod batches;
 mod categories;
+mod corrections;
 mod feed;
 mod listing;
 mod persons;
