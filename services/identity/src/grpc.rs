@@ -30,8 +30,8 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::categories::{Category, CertificationError, HouseholdType, NewCertification, short_text};
 use crate::domain::{
-    ChangeKind, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, parse_phone, parse_skills,
-    resolve_track, retirement_month,
+    ChangeKind, HouseholdRelation, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack,
+    parse_household_number, parse_phone, parse_skills, resolve_track, retirement_month,
 };
 use crate::store::{Facts, PersonChanges, Store, StoredCertification, StoredPerson};
 
@@ -148,12 +148,7 @@ impl Identity {
             "" => None,
             text => Some(parse_phone(text).ok_or(IdentityError::Phone)?),
         };
-        if !person.household.is_empty() {
-            return Err(IdentityError::NotYetSupported {
-                field: "person.household".into(),
-                what: "households",
-            });
-        }
+        let household = household_of_wire(&person.household, person.household_relation)?;
         Ok(NewPerson {
             name,
             citizen_id,
@@ -163,7 +158,41 @@ impl Identity {
             labor_capacity: labor_capacity_from_wire(person.labor_capacity)?,
             skills: parse_skills(&person.skills)?,
             retirement_track: track_from_wire(person.retirement_track)?,
+            household,
         })
+    }
+
+    /// The household exists in the caller's scope, and a head is its only head.
+    async fn ensure_household_fits(
+        &self,
+        caller: &Principal,
+        household: &(String, HouseholdRelation),
+        person_id: Option<&str>,
+    ) -> Result<(), Problem> {
+        let (id, relation) = household;
+        let resource = format!("households/{id}");
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let stored = self
+            .store
+            .household(&mut connection, id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&resource))?;
+        caller.ensure_sees(&resource, [stored.region.as_str()])?;
+        if *relation == HouseholdRelation::Head {
+            let members = self.store.members(&mut connection, id).await?;
+            if members
+                .iter()
+                .any(|m| m.relation == Some(HouseholdRelation::Head) && Some(m.person_id.as_str()) != person_id)
+            {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "person.household_relation",
+                    "the household already has a head",
+                    "该户已有户主，请核对与户主关系",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The person for `caller`, or NOT_FOUND when missing or outside the caller's scope.
@@ -235,8 +264,14 @@ impl Identity {
             phone,
             registered_region: Some(region(registered)),
             residence_region: Some(region(residence)),
-            household: String::new(),
-            household_relation: pb::HouseholdRelation::Unspecified as i32,
+            household: person
+                .household_id
+                .as_ref()
+                .map(|id| format!("households/{id}"))
+                .unwrap_or_default(),
+            household_relation: person
+                .household_relation
+                .map_or(pb::HouseholdRelation::Unspecified, relation_to_wire) as i32,
             labor_capacity: labor_capacity_to_wire(labor) as i32,
             skills: person.skills.clone(),
             retirement_track: track_to_wire(person.retirement_track) as i32,
@@ -269,6 +304,9 @@ impl Identity {
                 field: "person.registered_region.code".into(),
             }
             .into());
+        }
+        if let Some(household) = &new.household {
+            self.ensure_household_fits(caller, household, None).await?;
         }
         let key = RequestKey::new(
             &caller.subject,
@@ -599,6 +637,7 @@ impl Identity {
             retirement_month: current.retirement_month,
             death_date: current.death_date,
             moved_away_date: current.moved_away_date,
+            household: current.household_id.clone().zip(current.household_relation),
         };
         let mut changed_fields = Vec::new();
         for path in &paths {
@@ -659,11 +698,10 @@ impl Identity {
                         wire::optional_date("person.moved_away_date", wire_person.moved_away_date.as_ref())?
                 }
                 "household" | "household_relation" => {
-                    return Err(IdentityError::NotYetSupported {
-                        field: format!("person.{path}"),
-                        what: "households",
+                    changes.household = household_of_wire(&wire_person.household, wire_person.household_relation)?;
+                    if let Some(household) = &changes.household {
+                        self.ensure_household_fits(caller, household, Some(&current.id)).await?;
                     }
-                    .into());
                 }
                 other => {
                     return Err(Problem::invalid_field(
@@ -698,6 +736,9 @@ impl Identity {
         }
         if changes.residence_region != current.residence_region {
             events.push((ChangeKind::ResidenceMoved, effective, "{}".into()));
+        }
+        if changes.household != current.household_id.clone().zip(current.household_relation) {
+            events.push((ChangeKind::HouseholdChanged, effective, "{}".into()));
         }
         if let Some(day) = changes.death_date.filter(|_| current.death_date != changes.death_date) {
             events.push((ChangeKind::Died, day, "{}".into()));
@@ -1033,6 +1074,102 @@ impl Identity {
         })
     }
 
+    async fn create_household_inner(
+        &self,
+        caller: &Principal,
+        request: pb::CreateHouseholdRequest,
+    ) -> Result<pb::Household, Problem> {
+        let method = method("CreateHousehold");
+        let household = request
+            .household
+            .ok_or_else(|| Problem::required("household", "户信息"))?;
+        let number = parse_household_number(&household.household_number).ok_or_else(|| {
+            Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "household.household_number",
+                "must be 1 to 50 letters, digits or '-'",
+                "户编号应为1至50位字母、数字或“-”",
+            )
+        })?;
+        let code = household.region.as_ref().map(|r| r.code.as_str()).unwrap_or_default();
+        let region = self.village("household.region.code", code)?;
+        if !caller.scope.contains(&region) {
+            return Err(IdentityError::RegionOutsideScope {
+                field: "household.region.code".into(),
+            }
+            .into());
+        }
+        let key = RequestKey::new(
+            &caller.subject,
+            &method,
+            &request.request_id,
+            &[number.as_bytes(), region.as_bytes()],
+        )?;
+        let now = self.clock.now();
+        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        if let Some(key) = &key
+            && let Previous::Done { resource } = idempotency::previous(&mut tx, key).await?
+        {
+            tx.rollback().await.map_err(Problem::from)?;
+            let id = resource.strip_prefix("households/").unwrap_or(&resource).to_string();
+            return self.household_to_wire(caller, &id).await;
+        }
+        if let Some(existing) = self.store.household_by_number(&mut tx, &number).await? {
+            tx.rollback().await.map_err(Problem::from)?;
+            let mut problem = Problem::new(
+                tonic::Code::AlreadyExists,
+                ErrorReason::AlreadyExists,
+                "a household with this number exists",
+                "该户编号已登记",
+            );
+            if caller.scope.contains(&existing.region) {
+                problem = problem.with_metadata("resource", existing.resource());
+            }
+            return Err(problem);
+        }
+        let id = Store::new_person_id();
+        self.store.insert_household(&mut tx, &id, &number, &region, now).await?;
+        let resource = format!("households/{id}");
+        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
+            .await
+            .map_err(Problem::from)?;
+        if let Some(key) = &key {
+            idempotency::remember(&mut tx, key, &resource, now).await?;
+        }
+        tx.commit().await.map_err(Problem::from)?;
+        self.household_to_wire(caller, &id).await
+    }
+
+    /// A household with its members (masked names), NOT_FOUND outside the caller's scope.
+    async fn household_to_wire(&self, caller: &Principal, id: &str) -> Result<pb::Household, Problem> {
+        let resource = format!("households/{id}");
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let household = self
+            .store
+            .household(&mut connection, id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&resource))?;
+        caller.ensure_sees(&resource, [household.region.as_str()])?;
+        let members = self.store.members(&mut connection, id).await?;
+        Ok(pb::Household {
+            name: household.resource(),
+            household_number: household.household_number.clone(),
+            region: Some(common::RegionCode {
+                display_name: self.regions.full_name(&household.region).unwrap_or_default(),
+                code: household.region.clone(),
+            }),
+            members: members
+                .into_iter()
+                .map(|m| pb::HouseholdMember {
+                    person: format!("persons/{}", m.person_id),
+                    relation: m.relation.map_or(pb::HouseholdRelation::Unspecified, relation_to_wire) as i32,
+                    display_name: m.name_masked,
+                })
+                .collect(),
+            create_time: Some(wire::timestamp_to_wire(household.created)),
+        })
+    }
+
     async fn batch_get_persons_inner(
         &self,
         caller: &Principal,
@@ -1263,6 +1400,61 @@ fn person_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Problem> {
                 "人员编号格式不正确",
             )
         })
+}
+
+fn relation_to_wire(value: HouseholdRelation) -> pb::HouseholdRelation {
+    match value {
+        HouseholdRelation::Head => pb::HouseholdRelation::Head,
+        HouseholdRelation::Spouse => pb::HouseholdRelation::Spouse,
+        HouseholdRelation::Child => pb::HouseholdRelation::Child,
+        HouseholdRelation::Parent => pb::HouseholdRelation::Parent,
+        HouseholdRelation::Grandchild => pb::HouseholdRelation::Grandchild,
+        HouseholdRelation::Grandparent => pb::HouseholdRelation::Grandparent,
+        HouseholdRelation::Sibling => pb::HouseholdRelation::Sibling,
+        HouseholdRelation::ChildInLaw => pb::HouseholdRelation::ChildInLaw,
+        HouseholdRelation::Other => pb::HouseholdRelation::Other,
+    }
+}
+
+/// The household and relation a person names: both or neither.
+fn household_of_wire(household: &str, relation: i32) -> Result<Option<(String, HouseholdRelation)>, IdentityError> {
+    let relation = match pb::HouseholdRelation::try_from(relation) {
+        Ok(pb::HouseholdRelation::Unspecified) => None,
+        Ok(pb::HouseholdRelation::Head) => Some(HouseholdRelation::Head),
+        Ok(pb::HouseholdRelation::Spouse) => Some(HouseholdRelation::Spouse),
+        Ok(pb::HouseholdRelation::Child) => Some(HouseholdRelation::Child),
+        Ok(pb::HouseholdRelation::Parent) => Some(HouseholdRelation::Parent),
+        Ok(pb::HouseholdRelation::Grandchild) => Some(HouseholdRelation::Grandchild),
+        Ok(pb::HouseholdRelation::Grandparent) => Some(HouseholdRelation::Grandparent),
+        Ok(pb::HouseholdRelation::Sibling) => Some(HouseholdRelation::Sibling),
+        Ok(pb::HouseholdRelation::ChildInLaw) => Some(HouseholdRelation::ChildInLaw),
+        Ok(pb::HouseholdRelation::Other) => Some(HouseholdRelation::Other),
+        Err(_) => return Err(unknown_value("person.household_relation")),
+    };
+    match (household.trim(), relation) {
+        ("", None) => Ok(None),
+        ("", Some(_)) => Err(IdentityError::Invalid {
+            field: "person.household".into(),
+            what: "is required with a household relation".into(),
+            what_zh: "填写与户主关系时须同时填写所在户".into(),
+        }),
+        (_, None) => Err(IdentityError::Invalid {
+            field: "person.household_relation".into(),
+            what: "is required with a household".into(),
+            what_zh: "请填写与户主关系".into(),
+        }),
+        (name, Some(relation)) => {
+            let id = name
+                .strip_prefix("households/")
+                .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| IdentityError::Invalid {
+                    field: "person.household".into(),
+                    what: "must be households/{household}".into(),
+                    what_zh: "户编号格式不正确".into(),
+                })?;
+            Ok(Some((id.to_string(), relation)))
+        }
+    }
 }
 
 /// A reason a clerk or reviewer gives: 1 to 500 characters, no control characters.
@@ -1597,16 +1789,38 @@ impl IdentityService for Identity {
 
     async fn create_household(
         &self,
-        _: Request<pb::CreateHouseholdRequest>,
+        request: Request<pb::CreateHouseholdRequest>,
     ) -> Result<Response<pb::CreateHouseholdResponse>, Status> {
-        Err(not_in_this_build("CreateHousehold"))
+        let caller = caller(&request)?;
+        let household = self.create_household_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::CreateHouseholdResponse {
+            household: Some(household),
+        }))
     }
 
     async fn get_household(
         &self,
-        _: Request<pb::GetHouseholdRequest>,
+        request: Request<pb::GetHouseholdRequest>,
     ) -> Result<Response<pb::GetHouseholdResponse>, Status> {
-        Err(not_in_this_build("GetHousehold"))
+        let caller = caller(&request)?;
+        let id = request
+            .get_ref()
+            .name
+            .strip_prefix("households/")
+            .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                Status::from(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "name",
+                    "must be households/{household}",
+                    "户编号格式不正确",
+                ))
+            })?
+            .to_string();
+        let household = self.household_to_wire(&caller, &id).await?;
+        Ok(Response::new(pb::GetHouseholdResponse {
+            household: Some(household),
+        }))
     }
 
     async fn certify_category(

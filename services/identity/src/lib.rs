@@ -33,6 +33,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "citizen ID corrections",
             sql: include_str!("../migrations/sqlite/0102_citizen_id_corrections.sql"),
         },
+        MigrationFile {
+            version: 103,
+            description: "households",
+            sql: include_str!("../migrations/sqlite/0103_households.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -49,6 +54,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 102,
             description: "citizen ID corrections",
             sql: include_str!("../migrations/postgres/0102_citizen_id_corrections.sql"),
+        },
+        MigrationFile {
+            version: 103,
+            description: "households",
+            sql: include_str!("../migrations/postgres/0103_households.sql"),
         },
     ],
 };

@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::domain::categories::{Category, HouseholdType, NewCertification};
-use crate::domain::{LaborCapacity, NewPerson, RetirementTrack, YearMonth, names};
+use crate::domain::{HouseholdRelation, LaborCapacity, NewPerson, RetirementTrack, YearMonth, names};
 
 /// A person as stored, with personal data still sealed.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct StoredPerson {
     pub created: OffsetDateTime,
     pub updated: OffsetDateTime,
     pub revision: i64,
+    pub household_id: Option<String>,
+    pub household_relation: Option<HouseholdRelation>,
     citizen_id_enc: Vec<u8>,
     name_enc: Vec<u8>,
     name_key: String,
@@ -78,7 +80,8 @@ fn sex_text(sex: Sex) -> &'static str {
 
 const PERSON_COLUMNS: &str = "id, citizen_id_enc, citizen_id_masked, name_enc, name_key, name_masked, phone_enc, \
      phone_masked, sex, birth_date, retirement_track, retirement_month, registered_region, residence_region, \
-     labor_capacity, skills, death_date, moved_away_date, created_us, updated_us, revision";
+     labor_capacity, skills, death_date, moved_away_date, created_us, updated_us, revision, household_id, \
+     household_relation";
 
 impl Store {
     pub fn new(db: Database, keys: Arc<DataKeys>) -> Self {
@@ -143,7 +146,7 @@ impl Store {
         let skills = serde_json::to_string(&person.skills).map_err(|_| Problem::internal())?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO persons ({PERSON_COLUMNS}, citizen_id_index) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL, $17, $17, 1, $18)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL, $17, $17, 1, $18, $19, $20)"
         )))
         .bind(id)
         .bind(citizen_id_enc)
@@ -162,6 +165,8 @@ impl Store {
         .bind(person.labor_capacity.as_str())
         .bind(skills)
         .bind(to_micros(now))
+        .bind(person.household.as_ref().map(|(id, _)| id.clone()))
+        .bind(person.household.as_ref().map(|(_, relation)| relation.as_str()))
         .bind(self.keys.blind_index(person.citizen_id.as_str()).to_hex())
         .execute(&mut *connection)
         .await?;
@@ -270,6 +275,11 @@ fn person_of(row: &sqlx::any::AnyRow) -> Result<StoredPerson, Problem> {
         created: from_micros(row.try_get("created_us")?).ok_or_else(|| corrupt("created_us"))?,
         updated: from_micros(row.try_get("updated_us")?).ok_or_else(|| corrupt("updated_us"))?,
         revision: row.try_get("revision")?,
+        household_id: row.try_get("household_id")?,
+        household_relation: row
+            .try_get::<Option<String>, _>("household_relation")?
+            .as_deref()
+            .and_then(HouseholdRelation::parse),
         citizen_id_enc: row.try_get("citizen_id_enc")?,
         name_enc: row.try_get("name_enc")?,
         name_key: text("name_key")?,
@@ -626,6 +636,7 @@ pub struct PersonChanges {
     pub retirement_month: YearMonth,
     pub death_date: Option<Date>,
     pub moved_away_date: Option<Date>,
+    pub household: Option<(String, HouseholdRelation)>,
 }
 
 impl Store {
@@ -672,7 +683,7 @@ impl Store {
                phone_masked = CASE WHEN $4 = 1 THEN $6 ELSE phone_masked END, \
                registered_region = $7, residence_region = $8, labor_capacity = $9, skills = $10, \
                retirement_track = $11, retirement_month = $12, death_date = $13, moved_away_date = $14, \
-               updated_us = $15, revision = revision + 1 \
+               updated_us = $15, revision = revision + 1, household_id = $18, household_relation = $19 \
              WHERE id = $16 AND revision = $17",
         )
         .bind(name_enc)
@@ -692,6 +703,8 @@ impl Store {
         .bind(to_micros(now))
         .bind(&current.id)
         .bind(revision)
+        .bind(changes.household.as_ref().map(|(id, _)| id.clone()))
+        .bind(changes.household.as_ref().map(|(_, relation)| relation.as_str()))
         .execute(&mut *connection)
         .await?
         .rows_affected();
@@ -983,5 +996,106 @@ impl Store {
         .execute(&mut *connection)
         .await?;
         Ok(())
+    }
+}
+
+/// A household as stored, with its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHousehold {
+    pub id: String,
+    pub household_number: String,
+    pub region: String,
+    pub created: OffsetDateTime,
+}
+
+impl StoredHousehold {
+    pub fn resource(&self) -> String {
+        format!("households/{}", self.id)
+    }
+}
+
+/// A member as a household lists it: masked name only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub person_id: String,
+    pub name_masked: String,
+    pub relation: Option<HouseholdRelation>,
+}
+
+impl Store {
+    pub async fn insert_household(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        number: &str,
+        region: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        sqlx::query("INSERT INTO households (id, household_number, region, created_us) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(number)
+            .bind(region)
+            .bind(to_micros(now))
+            .execute(&mut *connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn household_where(
+        &self,
+        connection: &mut AnyConnection,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<StoredHousehold>, Problem> {
+        let sql = if column == "id" {
+            "SELECT id, household_number, region, created_us FROM households WHERE id = $1"
+        } else {
+            "SELECT id, household_number, region, created_us FROM households WHERE household_number = $1"
+        };
+        let row = sqlx::query(sql).bind(value).fetch_optional(&mut *connection).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StoredHousehold {
+            id: row.try_get("id")?,
+            household_number: row.try_get("household_number")?,
+            region: row.try_get("region")?,
+            created: from_micros(row.try_get("created_us")?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        }))
+    }
+
+    pub async fn household(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+    ) -> Result<Option<StoredHousehold>, Problem> {
+        self.household_where(connection, "id", id).await
+    }
+
+    pub async fn household_by_number(
+        &self,
+        connection: &mut AnyConnection,
+        number: &str,
+    ) -> Result<Option<StoredHousehold>, Problem> {
+        self.household_where(connection, "household_number", number).await
+    }
+
+    pub async fn members(&self, connection: &mut AnyConnection, household_id: &str) -> Result<Vec<Member>, Problem> {
+        let rows = sqlx::query(
+            "SELECT id, name_masked, household_relation FROM persons WHERE household_id = $1 ORDER BY household_relation, id",
+        )
+        .bind(household_id)
+        .fetch_all(&mut *connection)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    person_id: row.try_get("id")?,
+                    name_masked: row.try_get("name_masked")?,
+                    relation: row
+                        .try_get::<Option<String>, _>("household_relation")?
+                        .as_deref()
+                        .and_then(HouseholdRelation::parse),
+                })
+            })
+            .collect()
     }
 }

@@ -72,6 +72,59 @@ impl ChangeKind {
     }
 }
 
+/// A person's relation to the head of the household (与户主关系).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HouseholdRelation {
+    Head,
+    Spouse,
+    Child,
+    Parent,
+    Grandchild,
+    Grandparent,
+    Sibling,
+    ChildInLaw,
+    Other,
+}
+
+impl HouseholdRelation {
+    const ALL: [HouseholdRelation; 9] = [
+        Self::Head,
+        Self::Spouse,
+        Self::Child,
+        Self::Parent,
+        Self::Grandchild,
+        Self::Grandparent,
+        Self::Sibling,
+        Self::ChildInLaw,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::Spouse => "spouse",
+            Self::Child => "child",
+            Self::Parent => "parent",
+            Self::Grandchild => "grandchild",
+            Self::Grandparent => "grandparent",
+            Self::Sibling => "sibling",
+            Self::ChildInLaw => "child_in_law",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// A household number (户编号): 1 to 50 letters, digits or '-'.
+pub fn parse_household_number(input: &str) -> Option<String> {
+    let number = input.trim();
+    (!number.is_empty() && number.len() <= 50 && number.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| number.to_string())
+}
+
 /// How much work a person can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaborCapacity {
@@ -149,6 +202,8 @@ pub struct NewPerson {
     pub labor_capacity: LaborCapacity,
     pub skills: Vec<String>,
     pub retirement_track: Option<RetirementTrack>,
+    /// The household id and the relation to its head.
+    pub household: Option<(String, HouseholdRelation)>,
 }
 
 /// What can go wrong in identity, before it becomes a status.

@@ -5,6 +5,7 @@ mod batches;
 mod categories;
 mod corrections;
 mod feed;
+mod households;
 mod listing;
 mod persons;
 mod support;
