@@ -42,9 +42,15 @@ pub enum BenchTarget {
         /// Server address.
         #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
         addr: String,
-        /// The bearer token (needs diagnostics.server_info).
+        /// The bearer token (needs the call's permission).
         #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
         token_file: std::path::PathBuf,
+        /// What to call: server-info, health (no token needed) or get-person.
+        #[arg(long, default_value = "server-info")]
+        call: String,
+        /// For get-person: the person to read, persons/….
+        #[arg(long)]
+        person: Option<String>,
     },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
@@ -112,12 +118,30 @@ impl Report {
 
 pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     match args.target {
-        BenchTarget::Call { load, addr, token_file } => {
+        BenchTarget::Call {
+            load,
+            addr,
+            token_file,
+            call,
+            person,
+        } => {
             let token = std::fs::read_to_string(&token_file)
                 .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
+            let call = match call.as_str() {
+                "server-info" => Call::ServerInfo,
+                "health" => Call::Health,
+                "get-person" => {
+                    Call::GetPerson(person.ok_or_else(|| Failure::usage("--call get-person needs --person persons/…"))?)
+                }
+                other => {
+                    return Err(Failure::usage(format!(
+                        "--call {other:?}: one of server-info, health, get-person"
+                    )));
+                }
+            };
             let channels = connect(&addr, load.connections).await?;
-            let report = load_run(&load, &channels, Some(token.trim())).await?;
-            println!("{}", report.line("call"));
+            let report = load_call(&load, &channels, Some(token.trim()), &call).await?;
+            println!("{}", report.line(call.label()));
             Ok(())
         }
         BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
@@ -139,6 +163,16 @@ async fn connect(addr: &str, connections: usize) -> Result<Vec<Channel>, Failure
 
 /// Loads `channels` with GetServerInfo as `load` says and measures it.
 pub async fn load_run(load: &LoadArgs, channels: &[Channel], token: Option<&str>) -> Result<Report, Failure> {
+    load_call(load, channels, token, &Call::ServerInfo).await
+}
+
+/// Loads `channels` with `call` as `load` says and measures it.
+pub async fn load_call(
+    load: &LoadArgs,
+    channels: &[Channel],
+    token: Option<&str>,
+    call: &Call,
+) -> Result<Report, Failure> {
     let duration = parse_duration(&load.duration).ok_or_else(|| Failure::usage("--duration like 10s"))?;
     let warmup = parse_duration(&load.warmup).unwrap_or(Duration::ZERO);
     let authorization: Option<MetadataValue<_>> = match token {
@@ -156,7 +190,7 @@ pub async fn load_run(load: &LoadArgs, channels: &[Channel], token: Option<&str>
     let end = start + duration;
     let mut tasks = Vec::with_capacity(concurrency);
     for caller in 0..concurrency {
-        let mut client = DiagnosticsServiceClient::new(channels[caller % channels.len()].clone());
+        let mut caller_call = Caller::new(call.clone(), channels[caller % channels.len()].clone());
         let authorization = authorization.clone();
         tasks.push(tokio::spawn(async move {
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
@@ -174,11 +208,7 @@ pub async fn load_run(load: &LoadArgs, channels: &[Channel], token: Option<&str>
                 if scheduled >= end {
                     break;
                 }
-                let mut request = tonic::Request::new(GetServerInfoRequest {});
-                if let Some(value) = &authorization {
-                    request.metadata_mut().insert("authorization", value.clone());
-                }
-                let outcome = client.get_server_info(request).await;
+                let outcome = caller_call.once(authorization.as_ref()).await;
                 let done = Instant::now();
                 if scheduled >= start {
                     calls += 1;
@@ -271,6 +301,86 @@ async fn platform(load: &LoadArgs, rounds: u32) -> Result<(), Failure> {
     let _ = layered_task.await;
     let _ = bare_task.await;
     Ok(())
+}
+
+/// The call a load run makes.
+#[derive(Debug, Clone)]
+pub enum Call {
+    /// DiagnosticsService/GetServerInfo: authenticated, no work.
+    ServerInfo,
+    /// grpc.health.v1.Health/Check: no token, no work.
+    Health,
+    /// IdentityService/GetPerson of one person, masked: a read through every layer and the store.
+    GetPerson(String),
+}
+
+impl Call {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::ServerInfo => "server-info",
+            Self::Health => "health",
+            Self::GetPerson(_) => "get-person",
+        }
+    }
+}
+
+/// One caller's clients for a call.
+struct Caller {
+    call: Call,
+    diagnostics: DiagnosticsServiceClient<Channel>,
+    health: tonic_health::pb::health_client::HealthClient<Channel>,
+    identity: bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient<Channel>,
+}
+
+impl Caller {
+    fn new(call: Call, channel: Channel) -> Self {
+        Self {
+            call,
+            diagnostics: DiagnosticsServiceClient::new(channel.clone()),
+            health: tonic_health::pb::health_client::HealthClient::new(channel.clone()),
+            identity: bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient::new(channel),
+        }
+    }
+
+    /// Makes the call once; true when it succeeded.
+    async fn once(
+        &mut self,
+        authorization: Option<&MetadataValue<tonic::metadata::Ascii>>,
+    ) -> Result<(), tonic::Status> {
+        fn authorized<T>(
+            message: T,
+            authorization: Option<&MetadataValue<tonic::metadata::Ascii>>,
+        ) -> tonic::Request<T> {
+            let mut request = tonic::Request::new(message);
+            if let Some(value) = authorization {
+                request.metadata_mut().insert("authorization", value.clone());
+            }
+            request
+        }
+        match &self.call {
+            Call::ServerInfo => self
+                .diagnostics
+                .get_server_info(authorized(GetServerInfoRequest {}, authorization))
+                .await
+                .map(|_| ()),
+            Call::Health => self
+                .health
+                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .map(|_| ()),
+            Call::GetPerson(name) => self
+                .identity
+                .get_person(authorized(
+                    bangfu_proto::identity::v1::GetPersonRequest {
+                        name: name.clone(),
+                        ..Default::default()
+                    },
+                    authorization,
+                ))
+                .await
+                .map(|_| ()),
+        }
+    }
 }
 
 /// The medians of a comparison's rounds.

@@ -71,11 +71,11 @@ async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
         .map_err(|e| Failure::failed(format!("cannot connect to {}: {e}", args.addr)))
 }
 
-type Authorized =
+pub type Authorized =
     InterceptedService<Channel, Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>>;
 
 /// A channel that sends the token on every call.
-async fn authorized(args: &ClientArgs) -> Result<Authorized, Failure> {
+pub async fn authorized(args: &ClientArgs) -> Result<Authorized, Failure> {
     let token = match (&args.token, &args.token_file) {
         (Some(token), _) => token.trim().to_string(),
         (None, file) => {
@@ -106,7 +106,7 @@ async fn authorized(args: &ClientArgs) -> Result<Authorized, Failure> {
     ))
 }
 
-fn call_failed(status: &tonic::Status) -> Failure {
+pub fn call_failed(status: &tonic::Status) -> Failure {
     Failure::failed(describe_status(status))
 }
 
@@ -203,7 +203,7 @@ pub async fn health(args: HealthArgs) -> Result<(), Failure> {
 }
 
 /// Prints label/value rows; a value with several lines continues under its first line.
-fn print_rows(rows: &[(&str, String)]) {
+pub fn print_rows(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in rows {
         let mut lines = value.lines();

@@ -4,6 +4,7 @@
 mod backup;
 mod bench;
 mod client;
+mod identity_cli;
 mod suite;
 mod token;
 mod up;
@@ -43,6 +44,11 @@ enum Command {
     ServerInfo(client::ClientArgs),
     /// Check a server's gRPC health; exits non-zero unless SERVING.
     Health(client::HealthArgs),
+    /// The person registry: create, get, find.
+    Identity {
+        #[command(subcommand)]
+        command: identity_cli::IdentityCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
 }
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
             Command::ServerInfo(args) => client::server_info(args).await,
             Command::Health(args) => client::health(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Identity { command } => identity_cli::run(command).await,
         }
     });
     match outcome {

@@ -206,3 +206,74 @@ fn an_issued_token_carries_the_department_role_and_scope_asked_for() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("--region"), "{}", text(&bad.stderr));
 }
+
+#[test]
+fn the_identity_commands_register_show_and_find_a_person() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let up = Up::start(&data);
+    let token_file = data.join("admin.jwt");
+    let token_file = token_file.to_str().expect("path");
+    let created = bangfu(&[
+        "identity",
+        "create",
+        "--addr",
+        &up.addr,
+        "--token-file",
+        token_file,
+        "--json",
+        "--name",
+        "王秀英",
+        "--citizen-id",
+        "11010519491231002X",
+        "--region",
+        "370402001013",
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let person: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
+    let name = person["name"].as_str().expect("name").to_string();
+    assert_eq!(person["citizen_id"], "1101**********002X");
+    let shown = bangfu(&["identity", "get", "--addr", &up.addr, "--token-file", token_file, &name]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    assert!(
+        text(&shown.stdout).contains("山东省枣庄市市中区"),
+        "{}",
+        text(&shown.stdout)
+    );
+    assert!(!text(&shown.stdout).contains("11010519491231002X"), "masked by default");
+    let found = bangfu(&[
+        "identity",
+        "find",
+        "--addr",
+        &up.addr,
+        "--token-file",
+        token_file,
+        "--json",
+        "11010519491231002X",
+        "--name",
+        "王秀英",
+    ]);
+    let found: serde_json::Value = serde_json::from_slice(&found.stdout).expect("json");
+    assert_eq!(found["person"], name.as_str());
+    assert_eq!(found["name_match"], "NAME_MATCH_MATCHED");
+    let bad = bangfu(&[
+        "identity",
+        "create",
+        "--addr",
+        &up.addr,
+        "--token-file",
+        token_file,
+        "--name",
+        "李四",
+        "--citizen-id",
+        "340524198001010013",
+        "--region",
+        "370402001013",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("CITIZEN_ID_INVALID"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
