@@ -88,6 +88,17 @@ impl Store {
         Self { db, keys }
     }
 
+    /// Encrypts a person's field, bound to the person and the field so a ciphertext copied to
+    /// another row or column does not decrypt.
+    fn seal(&self, person_id: &str, field: &str, value: &str) -> Result<Vec<u8>, Problem> {
+        self.keys
+            .encrypt(value.as_bytes(), &aad(person_id, field))
+            .map_err(|error| {
+                tracing::error!(%error, "encryption failed");
+                Problem::internal()
+            })
+    }
+
     /// A new opaque person id: 80 random bits, hex.
     pub fn new_person_id() -> String {
         let bytes: [u8; 10] = rand::random();
@@ -134,12 +145,7 @@ impl Store {
         effective: Date,
         now: OffsetDateTime,
     ) -> Result<(), Problem> {
-        let seal = |value: &str, field: &str| {
-            self.keys.encrypt(value.as_bytes(), &aad(id, field)).map_err(|error| {
-                tracing::error!(%error, "encryption failed");
-                Problem::internal()
-            })
-        };
+        let seal = |value: &str, field: &str| self.seal(id, field, value);
         let citizen_id_enc = seal(person.citizen_id.as_str(), "citizen_id")?;
         let name_enc = seal(person.name.as_str(), "name")?;
         let phone_enc = person.phone.as_deref().map(|p| seal(p, "phone")).transpose()?;
@@ -653,14 +659,7 @@ impl Store {
         effective: Date,
         now: OffsetDateTime,
     ) -> Result<bool, Problem> {
-        let seal = |value: &str, field: &str| {
-            self.keys
-                .encrypt(value.as_bytes(), &aad(&current.id, field))
-                .map_err(|error| {
-                    tracing::error!(%error, "encryption failed");
-                    Problem::internal()
-                })
-        };
+        let seal = |value: &str, field: &str| self.seal(&current.id, field, value);
         let (name_enc, name_key, name_masked) = match &changes.name {
             Some(name) => (
                 Some(seal(name, "name")?),
@@ -944,10 +943,7 @@ impl Store {
         .bind(to_micros(now))
         .execute(&mut *connection)
         .await?;
-        let sealed = self
-            .keys
-            .encrypt(new_id.as_str().as_bytes(), &aad(&person.id, "citizen_id"))
-            .map_err(|_| Problem::internal())?;
+        let sealed = self.seal(&person.id, "citizen_id", new_id.as_str())?;
         let updated = sqlx::query(
             "UPDATE persons SET citizen_id_enc = $1, citizen_id_index = $2, citizen_id_masked = $3, sex = $4, \
              birth_date = $5, retirement_track = $6, retirement_month = $7, updated_us = $8, revision = revision + 1 \

@@ -3,44 +3,16 @@
 
 use bangfu_platform::auth::{Department, Role};
 use bangfu_platform::error::reason_of;
-use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use tonic::Code;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, request};
+use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, register, request};
 
 on_both_backends!(
     a_batch_read_answers_in_order_and_hides_what_the_caller_may_not_see,
     a_batch_lookup_matches_names_without_unmasking_and_is_audited_once,
 );
-
-async fn register(identity: &Identity, token: &str, name: &str, id: &str, village: &str) -> String {
-    let mut client = identity.client().await;
-    let person = pb::Person {
-        display_name: name.into(),
-        citizen_id: id.into(),
-        registered_region: Some(common::RegionCode {
-            code: village.into(),
-            display_name: String::new(),
-        }),
-        ..Default::default()
-    };
-    client
-        .create_person(request(
-            pb::CreatePersonRequest {
-                person: Some(person),
-                request_id: String::new(),
-            },
-            token,
-        ))
-        .await
-        .expect("created")
-        .into_inner()
-        .person
-        .expect("person")
-        .name
-}
 
 async fn a_batch_read_answers_in_order_and_hides_what_the_caller_may_not_see(backend: Backend) {
     let identity = Identity::start(backend).await;

@@ -10,39 +10,12 @@ use bangfu_proto::identity::v1::watch_person_changes_response::Item;
 use tonic::Streaming;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, request};
+use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, register, request};
 
 on_both_backends!(
     a_watcher_sees_its_scopes_changes_in_order_and_resumes_without_gaps_or_repeats,
     a_watch_from_the_head_sees_only_what_comes_after,
 );
-
-async fn register(identity: &Identity, token: &str, name: &str, id: &str, village: &str) -> String {
-    let mut client = identity.client().await;
-    let person = pb::Person {
-        display_name: name.into(),
-        citizen_id: id.into(),
-        registered_region: Some(common::RegionCode {
-            code: village.into(),
-            display_name: String::new(),
-        }),
-        ..Default::default()
-    };
-    client
-        .create_person(request(
-            pb::CreatePersonRequest {
-                person: Some(person),
-                request_id: String::new(),
-            },
-            token,
-        ))
-        .await
-        .expect("created")
-        .into_inner()
-        .person
-        .expect("person")
-        .name
-}
 
 async fn watch(
     identity: &Identity,

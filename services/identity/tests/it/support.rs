@@ -112,3 +112,31 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Registers a person with a name, citizen ID and village; returns its resource name.
+pub async fn register(identity: &Identity, token: &str, name: &str, id: &str, village: &str) -> String {
+    let mut client = identity.client().await;
+    let person = bangfu_proto::identity::v1::Person {
+        display_name: name.into(),
+        citizen_id: id.into(),
+        registered_region: Some(bangfu_proto::common::v1::RegionCode {
+            code: village.into(),
+            display_name: String::new(),
+        }),
+        ..Default::default()
+    };
+    client
+        .create_person(request(
+            bangfu_proto::identity::v1::CreatePersonRequest {
+                person: Some(person),
+                request_id: String::new(),
+            },
+            token,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .person
+        .expect("person")
+        .name
+}
