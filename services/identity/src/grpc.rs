@@ -197,11 +197,21 @@ impl Identity {
 
     /// The person for `caller`, or NOT_FOUND when missing or outside the caller's scope.
     async fn visible_person(&self, caller: &Principal, id: &str) -> Result<StoredPerson, Problem> {
-        let resource = format!("persons/{id}");
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        self.visible_person_on(&mut connection, caller, id).await
+    }
+
+    /// `visible_person` on a connection the caller already holds.
+    async fn visible_person_on(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        caller: &Principal,
+        id: &str,
+    ) -> Result<StoredPerson, Problem> {
+        let resource = format!("persons/{id}");
         let person = self
             .store
-            .get(&mut connection, id)
+            .get(connection, id)
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
         caller.ensure_sees(
@@ -219,7 +229,19 @@ impl Identity {
         disclosure: &Disclosure,
     ) -> Result<pb::Person, Problem> {
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
-        let facts = self.store.facts(&mut connection, &[person], first, last).await?;
+        self.one_person_to_wire_on(&mut connection, person, (first, last), disclosure)
+            .await
+    }
+
+    /// `one_person_to_wire` on a connection the caller already holds.
+    async fn one_person_to_wire_on(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        person: &StoredPerson,
+        (first, last): (Date, Date),
+        disclosure: &Disclosure,
+    ) -> Result<pb::Person, Problem> {
+        let facts = self.store.facts(connection, &[person], first, last).await?;
         let facts = facts.get(&person.id).ok_or_else(Problem::internal)?;
         self.person_to_wire(person, facts, disclosure)
     }
@@ -392,8 +414,13 @@ impl Identity {
             request.view,
             request.purpose.as_ref(),
         )?;
-        let person = self.visible_person(caller, id).await?;
-        let wire_person = self.one_person_to_wire(&person, period, &disclosure).await?;
+        // One connection for the whole read: a pool acquire costs as much as a query here.
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let person = self.visible_person_on(&mut connection, caller, id).await?;
+        let wire_person = self
+            .one_person_to_wire_on(&mut connection, &person, period, &disclosure)
+            .await?;
+        drop(connection);
         if let Disclosure::Unmasked(purpose) = &disclosure {
             let read = AuditEntry::by(caller, &method("GetPerson"), person.resource(), self.clock.now())
                 .with_purpose(&purpose.code, &purpose.reference);
