@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bangfu_platform::auth::{Department, Role, permissions};
-use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::error::reason_of;
 use bangfu_platform::testing::{TestServer, server_config, with_token};
 use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
@@ -289,5 +288,4 @@ async fn server_info_reports_the_configured_limits() {
         info.services
             .contains(&"bangfu.diagnostics.v1.DiagnosticsService".to_string())
     );
-    let _ = Diagnostics::new(&server_config(), &[]);
 }
