@@ -1274,13 +1274,7 @@ impl Identity {
         }
         let today = self.clock.today();
         // A batch counts as one call against the subject's limit: payee checks run in batches.
-        let per_minute = self
-            .parameters
-            .lookup("identity.lookups_per_minute", "", today)
-            .await?
-            .unwrap_or(60)
-            .clamp(1, i64::from(u32::MAX)) as u32;
-        self.lookups.check(&caller.subject, per_minute, 1, Instant::now())?;
+        self.check_lookup_rate(caller, today).await?;
         let mut parsed = Vec::with_capacity(request.lookups.len());
         for (i, lookup) in request.lookups.iter().enumerate() {
             let citizen_id =
@@ -1344,19 +1338,24 @@ impl Identity {
         Ok(answers)
     }
 
-    async fn lookup_person_inner(
-        &self,
-        caller: &Principal,
-        request: pb::LookupPersonRequest,
-    ) -> Result<pb::LookupPersonResponse, Problem> {
-        let today = self.clock.today();
+    /// Counts one lookup call against the subject's per-minute limit (a parameter).
+    async fn check_lookup_rate(&self, caller: &Principal, today: Date) -> Result<(), Problem> {
         let per_minute = self
             .parameters
             .lookup("identity.lookups_per_minute", "", today)
             .await?
             .unwrap_or(60)
             .clamp(1, i64::from(u32::MAX)) as u32;
-        self.lookups.check(&caller.subject, per_minute, 1, Instant::now())?;
+        self.lookups.check(&caller.subject, per_minute, 1, Instant::now())
+    }
+
+    async fn lookup_person_inner(
+        &self,
+        caller: &Principal,
+        request: pb::LookupPersonRequest,
+    ) -> Result<pb::LookupPersonResponse, Problem> {
+        let today = self.clock.today();
+        self.check_lookup_rate(caller, today).await?;
         let citizen_id = CitizenId::parse(&request.citizen_id, today).map_err(|source| IdentityError::CitizenId {
             field: "citizen_id".into(),
             source,
@@ -1415,18 +1414,33 @@ fn batch_too_large(field: &str) -> Problem {
     )
 }
 
+/// The ids of a resource name made of `collections` each followed by an id (20 hex digits):
+/// `ids("persons/ab…/certifications/cd…", &["persons", "certifications"])` is `[ab…, cd…]`.
+fn ids<'a>(name: &'a str, collections: &[&str]) -> Option<Vec<&'a str>> {
+    let mut parts = name.split('/');
+    let mut found = Vec::with_capacity(collections.len());
+    for collection in collections {
+        if parts.next() != Some(*collection) {
+            return None;
+        }
+        let id = parts
+            .next()
+            .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        found.push(id);
+    }
+    parts.next().is_none().then_some(found)
+}
+
 /// The id in `persons/{id}`.
 fn person_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Problem> {
-    name.strip_prefix("persons/")
-        .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| {
-            Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                field,
-                "must be a person's resource name, persons/{person}",
-                "人员编号格式不正确",
-            )
-        })
+    ids(name, &["persons"]).map(|found| found[0]).ok_or_else(|| {
+        Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            field,
+            "must be a person's resource name, persons/{person}",
+            "人员编号格式不正确",
+        )
+    })
 }
 
 fn relation_to_wire(value: HouseholdRelation) -> pb::HouseholdRelation {
@@ -1471,17 +1485,19 @@ fn household_of_wire(household: &str, relation: i32) -> Result<Option<(String, H
             what_zh: "请填写与户主关系".into(),
         }),
         (name, Some(relation)) => {
-            let id = name
-                .strip_prefix("households/")
-                .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-                .ok_or_else(|| IdentityError::Invalid {
-                    field: "person.household".into(),
-                    what: "must be households/{household}".into(),
-                    what_zh: "户编号格式不正确".into(),
-                })?;
+            let id = household_id(name).ok_or_else(|| IdentityError::Invalid {
+                field: "person.household".into(),
+                what: "must be households/{household}".into(),
+                what_zh: "户编号格式不正确".into(),
+            })?;
             Ok(Some((id.to_string(), relation)))
         }
     }
+}
+
+/// The id in `households/{household}`.
+fn household_id(name: &str) -> Option<&str> {
+    ids(name, &["households"]).map(|found| found[0])
 }
 
 /// A reason a clerk or reviewer gives: 1 to 500 characters, no control characters.
@@ -1511,14 +1527,8 @@ fn correction_name(name: &str) -> Result<(&str, &str), Problem> {
             "更正申请编号格式不正确",
         )
     };
-    let rest = name.strip_prefix("persons/").ok_or_else(invalid)?;
-    let (person, correction) = rest.split_once("/citizenIdCorrections/").ok_or_else(invalid)?;
-    let hex20 = |id: &str| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if hex20(person) && hex20(correction) {
-        Ok((person, correction))
-    } else {
-        Err(invalid())
-    }
+    let found = ids(name, &["persons", "citizenIdCorrections"]).ok_or_else(invalid)?;
+    Ok((found[0], found[1]))
 }
 
 /// The ids in `persons/{person}/certifications/{certification}`.
@@ -1531,14 +1541,8 @@ fn certification_name(name: &str) -> Result<(&str, &str), Problem> {
             "认定记录编号格式不正确",
         )
     };
-    let rest = name.strip_prefix("persons/").ok_or_else(invalid)?;
-    let (person, certification) = rest.split_once("/certifications/").ok_or_else(invalid)?;
-    let hex20 = |id: &str| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if hex20(person) && hex20(certification) {
-        Ok((person, certification))
-    } else {
-        Err(invalid())
-    }
+    let found = ids(name, &["persons", "certifications"]).ok_or_else(invalid)?;
+    Ok((found[0], found[1]))
 }
 
 fn category_from_wire(value: i32) -> Result<Category, Problem> {
@@ -1830,11 +1834,7 @@ impl IdentityService for Identity {
         request: Request<pb::GetHouseholdRequest>,
     ) -> Result<Response<pb::GetHouseholdResponse>, Status> {
         let caller = caller(&request)?;
-        let id = request
-            .get_ref()
-            .name
-            .strip_prefix("households/")
-            .filter(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        let id = household_id(&request.get_ref().name)
             .ok_or_else(|| {
                 Status::from(Problem::invalid_field(
                     ErrorReason::FieldInvalid,
@@ -2005,5 +2005,40 @@ impl IdentityService for Identity {
             audit_events,
             next_page_token,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ids;
+
+    const A: &str = "0123456789abcdef0123";
+    const B: &str = "fedcba9876543210fedc";
+
+    #[test]
+    fn resource_names_give_their_ids_and_nothing_else_passes() {
+        assert_eq!(ids(&format!("persons/{A}"), &["persons"]), Some(vec![A]));
+        assert_eq!(
+            ids(
+                &format!("persons/{A}/certifications/{B}"),
+                &["persons", "certifications"]
+            ),
+            Some(vec![A, B])
+        );
+        assert_eq!(
+            ids(&format!("households/{A}"), &["persons"]),
+            None,
+            "another collection"
+        );
+        assert_eq!(
+            ids(&format!("persons/{A}/certifications/{B}"), &["persons"]),
+            None,
+            "trailing segments"
+        );
+        assert_eq!(ids("persons/not-hex-not-twenty", &["persons"]), None);
+        assert_eq!(
+            ids(&format!("persons/{A}/certifications"), &["persons", "certifications"]),
+            None
+        );
     }
 }
