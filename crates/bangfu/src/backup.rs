@@ -64,9 +64,9 @@ pub async fn run(args: BackupArgs) -> Result<(), Failure> {
             }
         }
     }
-    println!("backup written to {}", target.display());
-    println!("  {databases} database(s), {key_files} key file(s)");
-    println!(
+    say!("backup written to {}", target.display());
+    say!("  {databases} database(s), {key_files} key file(s)");
+    say!(
         "warning: keep this copy as safe as the data. Losing the keys loses every encrypted citizen ID for good; \
          anyone holding the keys and a database copy can read them."
     );

@@ -141,7 +141,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             };
             let channels = connect(&addr, load.connections).await?;
             let report = load_call(&load, &channels, Some(token.trim()), &call).await?;
-            println!("{}", report.line(call.label()));
+            say!("{}", report.line(call.label()));
             Ok(())
         }
         BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
@@ -277,7 +277,7 @@ async fn platform(load: &LoadArgs, rounds: u32) -> Result<(), Failure> {
     let layered = connect(&layered_addr, load.connections).await?;
     let bare = connect(&bare_addr, load.connections).await?;
 
-    println!(
+    say!(
         "platform cost: GetServerInfo, {} callers on {} connections, {} per run{}, {rounds} rounds",
         load.concurrency,
         load.connections,
@@ -292,9 +292,10 @@ async fn platform(load: &LoadArgs, rounds: u32) -> Result<(), Failure> {
     // shares the CPU with the servers, so each round's ratio is noisy; the median of the rounds
     // is the figure.
     let saturated = compare(load, rounds, &bare, &layered, &token).await?;
-    println!(
+    say!(
         "saturated: layered / bare throughput {:.3}x (median of {rounds} rounds), p99 {:.3}x",
-        saturated.throughput_ratio, saturated.p99_ratio
+        saturated.throughput_ratio,
+        saturated.p99_ratio
     );
     layered_stop.trigger();
     bare_stop.trigger();
@@ -400,11 +401,11 @@ async fn compare(
     let (mut throughput, mut p99) = (Vec::new(), Vec::new());
     for round in 1..=rounds.max(1) {
         let plain = load_run(load, bare, None).await?;
-        println!("round {round}  {}", plain.line("bare"));
+        say!("round {round}  {}", plain.line("bare"));
         let guarded = load_run(load, layered, Some(token)).await?;
-        println!("round {round}  {}", guarded.line("layered"));
+        say!("round {round}  {}", guarded.line("layered"));
         if plain.errors > 0 || guarded.errors > 0 {
-            println!("warning: some calls failed; this round is not comparable");
+            say!("warning: some calls failed; this round is not comparable");
         }
         throughput.push(guarded.throughput() / plain.throughput());
         p99.push(

@@ -127,7 +127,7 @@ pub async fn whoami(args: ClientArgs) -> Result<(), Failure> {
             "acting_service": me.acting_service,
             "permissions": me.permissions,
         });
-        println!("{value:#}");
+        say!("{value:#}");
     } else {
         print_rows(&[
             ("subject", me.subject),
@@ -159,7 +159,7 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
             "concurrency_limit": info.concurrency_limit,
             "tls": info.tls,
         });
-        println!("{value:#}");
+        say!("{value:#}");
     } else {
         print_rows(&[
             ("version", info.version),
@@ -186,7 +186,7 @@ pub async fn health(args: HealthArgs) -> Result<(), Failure> {
         .map_err(|s| call_failed(&s))?
         .into_inner();
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
-    println!("{}", status.as_str_name());
+    say!("{}", status.as_str_name());
     if status == ServingStatus::Serving {
         Ok(())
     } else {
@@ -207,9 +207,9 @@ pub fn print_rows(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in rows {
         let mut lines = value.lines();
-        println!("{label:<width$}  {}", lines.next().unwrap_or(""));
+        say!("{label:<width$}  {}", lines.next().unwrap_or(""));
         for line in lines {
-            println!("{:<width$}  {line}", "");
+            say!("{:<width$}  {line}", "");
         }
     }
 }

@@ -110,12 +110,12 @@ pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
                 .into_inner();
             let matched = pb::NameMatch::try_from(found.name_match).unwrap_or(pb::NameMatch::Unspecified);
             if client.json {
-                println!(
+                say!(
                     "{}",
                     serde_json::json!({ "person": found.person, "name_match": matched.as_str_name() })
                 );
             } else if found.person.is_empty() {
-                println!("not found (or outside your scope)");
+                say!("not found (or outside your scope)");
             } else {
                 print_rows(&[("person", found.person), ("name", matched.as_str_name().to_string())]);
             }
@@ -136,7 +136,7 @@ fn show(person: &pb::Person, json: bool) {
         .map(|m| format!("{:04}-{:02}", m.year, m.month))
         .unwrap_or_default();
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({
                 "name": person.name,

@@ -1,6 +1,14 @@
 //! The `bangfu` binary: `up` runs the whole suite in one process for trying it, `serve` runs
 //! one service as a container does, and the rest are an administrator's client commands.
 
+/// Prints a line to standard output. A closed pipe (`bangfu whoami | head -1`) ends the command
+/// quietly instead of panicking, as command-line tools are expected to.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::print_line(&format!($($arg)*))
+    };
+}
+
 mod backup;
 mod bench;
 mod client;
@@ -51,6 +59,19 @@ enum Command {
     },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
+}
+
+/// See [`say!`].
+pub fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
 }
 
 /// Where `bangfu up` keeps its files unless told otherwise.

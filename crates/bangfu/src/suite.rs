@@ -135,7 +135,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tracing::info!("config: {line}");
     }
     if args.check_config {
-        println!("configuration of {} is usable", args.service);
+        say!("configuration of {} is usable", args.service);
         return Ok(());
     }
     let database_url = config

@@ -81,7 +81,7 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
     };
     let claims = signer.user_claims(&user, &audience, unix_now(), ttl);
     let token = signer.sign(&claims).map_err(|e| Failure::failed(e.to_string()))?;
-    println!("{token}");
+    say!("{token}");
     Ok(())
 }
 

@@ -76,23 +76,23 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
 
     let addr = args.listen;
     let token = token_path.display();
-    println!("bangfu is serving on {addr} (plaintext, loopback only)");
+    say!("bangfu is serving on {addr} (plaintext, loopback only)");
     if created {
-        println!(
+        say!(
             "  development keys created in {} (not for deployment)",
             keys_dir.display()
         );
     }
-    println!("  administrator token: {token} (every permission, whole country; for trying the suite only)");
-    println!(
+    say!("  administrator token: {token} (every permission, whole country; for trying the suite only)");
+    say!(
         "  services: diagnostics, health, reflection{}",
         suite::BUILT.iter().map(|s| format!(", {s}")).collect::<String>()
     );
-    println!("  try:  bangfu whoami --addr http://{addr} --token-file {token}");
-    println!(
+    say!("  try:  bangfu whoami --addr http://{addr} --token-file {token}");
+    say!(
         "  or:   grpcurl -plaintext -H \"authorization: Bearer $(cat {token})\" {addr} bangfu.diagnostics.v1.DiagnosticsService/WhoAmI"
     );
-    println!("  stop: Ctrl-C");
+    say!("  stop: Ctrl-C");
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served
