@@ -13,6 +13,7 @@ mod backup;
 mod bench;
 mod client;
 mod identity_cli;
+mod identity_import;
 mod suite;
 mod token;
 mod up;

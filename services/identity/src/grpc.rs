@@ -1,6 +1,9 @@
 //! The wire edge of identity: each RPC parses its message into domain values, runs the use
-//! case in one transaction, and maps the result back. Methods of the contract that this build
-//! does not serve yet answer UNIMPLEMENTED, naming the method.
+//! case in one transaction, and maps the result back. Bulk import and monitoring live in their
+//! own modules.
+
+mod import;
+mod monitoring;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -301,7 +304,7 @@ impl Identity {
                 year: person.retirement_month.year,
                 month: i32::from(person.retirement_month.month),
             }),
-            employment_status: common::EmploymentStatus::Unspecified as i32,
+            employment_status: monitoring::status_to_wire(facts.employment_status) as i32,
             certifications: certifications.iter().map(certification_to_wire).collect(),
             death_date: person.death_date.map(wire::date_to_wire),
             moved_away_date: person.moved_away_date.map(wire::date_to_wire),
@@ -750,59 +753,8 @@ impl Identity {
         {
             return Err(stale());
         }
-        // One event per kind of change, so followers react to what concerns them.
-        let regions = [
-            current.registered_region.as_str(),
-            current.residence_region.as_str(),
-            changes.registered_region.as_str(),
-            changes.residence_region.as_str(),
-        ];
-        let mut events: Vec<(ChangeKind, Date, String)> = Vec::new();
-        if changes.registered_region != current.registered_region {
-            events.push((ChangeKind::RegistrationMoved, effective, "{}".into()));
-        }
-        if changes.residence_region != current.residence_region {
-            events.push((ChangeKind::ResidenceMoved, effective, "{}".into()));
-        }
-        if changes.household != current.household_id.clone().zip(current.household_relation) {
-            events.push((ChangeKind::HouseholdChanged, effective, "{}".into()));
-        }
-        if let Some(day) = changes.death_date.filter(|_| current.death_date != changes.death_date) {
-            events.push((ChangeKind::Died, day, "{}".into()));
-        }
-        if let Some(day) = changes
-            .moved_away_date
-            .filter(|_| current.moved_away_date != changes.moved_away_date)
-        {
-            events.push((ChangeKind::MovedAway, day, "{}".into()));
-        }
-        let others: Vec<&String> = changed_fields
-            .iter()
-            .filter(|f| {
-                !matches!(
-                    f.as_str(),
-                    "registered_region" | "residence_region" | "death_date" | "moved_away_date"
-                )
-            })
-            .collect();
-        if !others.is_empty() {
-            events.push((
-                ChangeKind::Updated,
-                effective,
-                serde_json::json!({ "changed": others }).to_string(),
-            ));
-        }
+        append_update_events(&mut tx, &current, &changes, &changed_fields, effective, now).await?;
         let resource = current.resource();
-        for (kind, day, detail) in &events {
-            let event = NewEvent {
-                kind: kind.as_str(),
-                resource: &resource,
-                regions: &regions,
-                effective_date: Some(*day),
-                detail,
-            };
-            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
-        }
         audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
             .await
             .map_err(Problem::from)?;
@@ -824,15 +776,7 @@ impl Identity {
         caller: &Principal,
         request: pb::ListPersonsRequest,
     ) -> Result<pb::ListPersonsResponse, Problem> {
-        let requested = request.region_prefix.trim();
-        if !requested.is_empty() && RegionScope::parse(requested).is_none() {
-            return Err(Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                "region_prefix",
-                "must be a 2, 4, 6, 9 or 12 digit division code",
-                "地区代码应为2、4、6、9或12位数字",
-            ));
-        }
+        let prefix = scoped_prefix(caller, &request.region_prefix, "region_prefix")?;
         if request.employment_status != common::EmploymentStatus::Unspecified as i32 {
             return Err(IdentityError::NotYetSupported {
                 field: "employment_status".into(),
@@ -844,12 +788,8 @@ impl Identity {
             0 => None,
             value => Some((category_from_wire(value)?, self.clock.today())),
         };
-        // The caller's scope and the requested prefix together: the longer one, or nothing.
-        let wanted = RegionScope::parse(requested).unwrap_or(RegionScope::Country);
-        let prefix = match caller.scope.intersect(&wanted) {
-            RegionScope::Country => String::new(),
-            RegionScope::Prefix(prefix) => prefix,
-            RegionScope::Nothing => return Ok(pb::ListPersonsResponse::default()),
+        let Some(prefix) = prefix else {
+            return Ok(pb::ListPersonsResponse::default());
         };
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let fingerprint = paging::fingerprint(&[&prefix, &request.category.to_string()]);
@@ -1712,10 +1652,90 @@ fn change_to_wire(event: &FeedEvent) -> pb::PersonChange {
     }
 }
 
-fn not_in_this_build(name: &str) -> Status {
-    Status::unimplemented(format!(
-        "{METHOD_PREFIX}{name} is part of the contract but not served by this build yet"
-    ))
+/// The region prefix a listing covers: the caller's scope and the requested prefix together
+/// (the longer one); None when they do not overlap, so nothing is visible.
+fn scoped_prefix(caller: &Principal, requested: &str, field: &str) -> Result<Option<String>, Problem> {
+    let requested = requested.trim();
+    if !requested.is_empty() && RegionScope::parse(requested).is_none() {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            field,
+            "must be a 2, 4, 6, 9 or 12 digit division code",
+            "地区代码应为2、4、6、9或12位数字",
+        ));
+    }
+    let wanted = RegionScope::parse(requested).unwrap_or(RegionScope::Country);
+    Ok(match caller.scope.intersect(&wanted) {
+        RegionScope::Country => Some(String::new()),
+        RegionScope::Prefix(prefix) => Some(prefix),
+        RegionScope::Nothing => None,
+    })
+}
+
+/// The feed events of an update, one per kind of change, so followers react to what concerns
+/// them: moves, household, death and move-away get their own kinds, the rest is "updated" with
+/// the field paths.
+async fn append_update_events(
+    tx: &mut sqlx::AnyConnection,
+    current: &StoredPerson,
+    changes: &PersonChanges,
+    changed_fields: &[String],
+    effective: Date,
+    now: time::OffsetDateTime,
+) -> Result<(), Problem> {
+    let regions = [
+        current.registered_region.as_str(),
+        current.residence_region.as_str(),
+        changes.registered_region.as_str(),
+        changes.residence_region.as_str(),
+    ];
+    let mut events: Vec<(ChangeKind, Date, String)> = Vec::new();
+    if changes.registered_region != current.registered_region {
+        events.push((ChangeKind::RegistrationMoved, effective, "{}".into()));
+    }
+    if changes.residence_region != current.residence_region {
+        events.push((ChangeKind::ResidenceMoved, effective, "{}".into()));
+    }
+    if changes.household != current.household_id.clone().zip(current.household_relation) {
+        events.push((ChangeKind::HouseholdChanged, effective, "{}".into()));
+    }
+    if let Some(day) = changes.death_date.filter(|_| current.death_date != changes.death_date) {
+        events.push((ChangeKind::Died, day, "{}".into()));
+    }
+    if let Some(day) = changes
+        .moved_away_date
+        .filter(|_| current.moved_away_date != changes.moved_away_date)
+    {
+        events.push((ChangeKind::MovedAway, day, "{}".into()));
+    }
+    let others: Vec<&String> = changed_fields
+        .iter()
+        .filter(|f| {
+            !matches!(
+                f.as_str(),
+                "registered_region" | "residence_region" | "death_date" | "moved_away_date"
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        events.push((
+            ChangeKind::Updated,
+            effective,
+            serde_json::json!({ "changed": others }).to_string(),
+        ));
+    }
+    let resource = current.resource();
+    for (kind, day, detail) in &events {
+        let event = NewEvent {
+            kind: kind.as_str(),
+            resource: &resource,
+            regions: &regions,
+            effective_date: Some(*day),
+            detail,
+        };
+        outbox::append(&mut *tx, &event, now).await.map_err(Problem::from)?;
+    }
+    Ok(())
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -1813,9 +1833,11 @@ impl IdentityService for Identity {
 
     async fn import_persons(
         &self,
-        _: Request<tonic::Streaming<pb::ImportPersonsRequest>>,
+        request: Request<tonic::Streaming<pb::ImportPersonsRequest>>,
     ) -> Result<Response<Self::ImportPersonsStream>, Status> {
-        Err(not_in_this_build("ImportPersons"))
+        let caller = caller(&request)?;
+        let stream = self.import_persons_inner(caller, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 
     async fn create_household(
@@ -1874,41 +1896,61 @@ impl IdentityService for Identity {
 
     async fn list_pending_certifications(
         &self,
-        _: Request<pb::ListPendingCertificationsRequest>,
+        request: Request<pb::ListPendingCertificationsRequest>,
     ) -> Result<Response<pb::ListPendingCertificationsResponse>, Status> {
-        Err(not_in_this_build("ListPendingCertifications"))
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.list_pending_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn confirm_certifications(
         &self,
-        _: Request<pb::ConfirmCertificationsRequest>,
+        request: Request<pb::ConfirmCertificationsRequest>,
     ) -> Result<Response<pb::ConfirmCertificationsResponse>, Status> {
-        Err(not_in_this_build("ConfirmCertifications"))
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.confirm_certifications_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn record_employment(
         &self,
-        _: Request<pb::RecordEmploymentRequest>,
+        request: Request<pb::RecordEmploymentRequest>,
     ) -> Result<Response<pb::RecordEmploymentResponse>, Status> {
-        Err(not_in_this_build("RecordEmployment"))
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.record_employment_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn record_income(
         &self,
-        _: Request<pb::RecordIncomeRequest>,
+        request: Request<pb::RecordIncomeRequest>,
     ) -> Result<Response<pb::RecordIncomeResponse>, Status> {
-        Err(not_in_this_build("RecordIncome"))
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.record_income_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
-    async fn list_alerts(&self, _: Request<pb::ListAlertsRequest>) -> Result<Response<pb::ListAlertsResponse>, Status> {
-        Err(not_in_this_build("ListAlerts"))
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.list_alerts_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn acknowledge_alert(
         &self,
-        _: Request<pb::AcknowledgeAlertRequest>,
+        request: Request<pb::AcknowledgeAlertRequest>,
     ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
-        Err(not_in_this_build("AcknowledgeAlert"))
+        let caller = caller(&request)?;
+        let alert = self.acknowledge_alert_inner(&caller, request.into_inner()).await?;
+        Ok(Response::new(pb::AcknowledgeAlertResponse { alert: Some(alert) }))
     }
 
     type WatchPersonChangesStream = BoxStream<pb::WatchPersonChangesResponse>;
@@ -1945,9 +1987,12 @@ impl IdentityService for Identity {
 
     async fn get_monitoring_stats(
         &self,
-        _: Request<pb::GetMonitoringStatsRequest>,
+        request: Request<pb::GetMonitoringStatsRequest>,
     ) -> Result<Response<pb::GetMonitoringStatsResponse>, Status> {
-        Err(not_in_this_build("GetMonitoringStats"))
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.get_monitoring_stats_inner(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn list_parameters(

@@ -38,6 +38,16 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "households",
             sql: include_str!("../migrations/sqlite/0103_households.sql"),
         },
+        MigrationFile {
+            version: 104,
+            description: "employment, income and alerts",
+            sql: include_str!("../migrations/sqlite/0104_monitoring.sql"),
+        },
+        MigrationFile {
+            version: 105,
+            description: "imports and pending certifications",
+            sql: include_str!("../migrations/sqlite/0105_imports.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -59,6 +69,16 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 103,
             description: "households",
             sql: include_str!("../migrations/postgres/0103_households.sql"),
+        },
+        MigrationFile {
+            version: 104,
+            description: "employment, income and alerts",
+            sql: include_str!("../migrations/postgres/0104_monitoring.sql"),
+        },
+        MigrationFile {
+            version: 105,
+            description: "imports and pending certifications",
+            sql: include_str!("../migrations/postgres/0105_imports.sql"),
         },
     ],
 };

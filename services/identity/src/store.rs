@@ -12,7 +12,14 @@ use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::domain::categories::{Category, HouseholdType, NewCertification};
+use crate::domain::monitoring::EmploymentStatus;
 use crate::domain::{HouseholdRelation, LaborCapacity, NewPerson, RetirementTrack, YearMonth, names};
+
+mod import;
+mod monitoring;
+
+pub use import::{ImportHolder, ImportedPerson, NewPending, StoredPending};
+pub use monitoring::{AlertFilter, IncomeReport, NewAlert, NewEmployment, RegionCounts, StoredAlert, StoredEmployment};
 
 /// A person as stored, with personal data still sealed.
 #[derive(Debug, Clone)]
@@ -462,6 +469,8 @@ pub struct Facts {
     pub registered_region: String,
     pub residence_region: String,
     pub labor_capacity: LaborCapacity,
+    /// None when nothing is recorded for the day.
+    pub employment_status: Option<EmploymentStatus>,
     pub certifications: Vec<StoredCertification>,
 }
 
@@ -520,6 +529,7 @@ impl Store {
                         registered_region: p.registered_region.clone(),
                         residence_region: p.residence_region.clone(),
                         labor_capacity: p.labor_capacity,
+                        employment_status: None,
                         certifications: Vec::new(),
                     },
                 )
@@ -580,6 +590,12 @@ impl Store {
             let certification = certification_of(&row)?;
             if let Some(entry) = facts.get_mut(&certification.person_id) {
                 entry.certifications.push(certification);
+            }
+        }
+        let ids: Vec<&str> = persons.iter().map(|p| p.id.as_str()).collect();
+        for (id, record) in self.employment_on(connection, &ids, last).await? {
+            if let Some(entry) = facts.get_mut(&id) {
+                entry.employment_status = Some(record.status);
             }
         }
         Ok(facts)

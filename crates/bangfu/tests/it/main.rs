@@ -1,4 +1,5 @@
 //! The `bangfu` binary as a user runs it: `up`, the client commands, `token issue`.
 
 mod backup;
+mod import;
 mod up;

@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 /// A running `bangfu up`, stopped with SIGTERM when dropped.
 pub struct Up {
     child: Child,
-    addr: String,
+    pub addr: String,
 }
 
 impl Up {

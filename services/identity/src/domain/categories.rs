@@ -24,7 +24,7 @@ pub enum Category {
 }
 
 impl Category {
-    const ALL: [Category; 7] = [
+    pub const ALL: [Category; 7] = [
         Self::PovertyAlleviated,
         Self::MonitoredAtRisk,
         Self::RuralLowIncome,

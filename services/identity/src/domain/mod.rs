@@ -3,6 +3,8 @@
 //! persists them.
 
 pub mod categories;
+pub mod exported;
+pub mod monitoring;
 pub mod names;
 pub mod retirement;
 

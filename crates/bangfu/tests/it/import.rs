@@ -1,0 +1,278 @@
+//! `bangfu identity import`: a GBK export as the national monitoring system writes it. The good
+//! rows land, the bad ones come back in a rejects file in the same encoding with their reasons,
+//! and importing the same file again creates nothing.
+
+use std::fs::File;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use std::time::{Duration, Instant};
+
+use encoding_rs::GB18030;
+
+use crate::up::Up;
+
+const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
+
+/// A `bangfu up` with its admin token.
+struct Server {
+    up: Up,
+    token_file: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path) -> Self {
+        Self {
+            up: Up::start(data),
+            token_file: data.join("admin.jwt"),
+        }
+    }
+
+    /// `bangfu identity import FILE --json` with the admin token, plus `extra`.
+    fn import(&self, file: &Path, extra: &[&str]) -> Output {
+        let mut command = Command::new(BANGFU);
+        command
+            .args(["identity", "import", "--addr", &self.up.addr, "--token-file"])
+            .arg(&self.token_file)
+            .arg(file)
+            .args(["--export-date", "2025-06-30", "--json"])
+            .args(extra);
+        finish(command, file.parent().expect("a folder"))
+    }
+}
+
+/// Runs the command to its end, or fails the test after two minutes instead of hanging CI when a
+/// stream stalls.
+fn finish(mut command: Command, dir: &Path) -> Output {
+    let stdout_path = dir.join("command.stdout");
+    let stderr_path = dir.join("command.stderr");
+    let mut child = command
+        .stdout(File::create(&stdout_path).expect("stdout file"))
+        .stderr(File::create(&stderr_path).expect("stderr file"))
+        .spawn()
+        .expect("run bangfu");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the command did not finish within 120 s; stderr: {}",
+                text(&std::fs::read(&stderr_path).unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&stdout_path).expect("stdout"),
+        stderr: std::fs::read(&stderr_path).expect("stderr"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The JSON summary of a run that must have succeeded.
+fn summary(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit status {}; stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("a JSON summary ({e}): {}", text(&out.stdout)))
+}
+
+/// A valid citizen ID (GB 11643) from its first 17 characters.
+fn citizen_id(first17: &str) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
+        .sum();
+    let check = char::from(b"10X98765432"[(sum % 11) as usize]);
+    format!("{first17}{check}")
+}
+
+fn gbk(text: &str) -> Vec<u8> {
+    let (bytes, _, unmappable) = GB18030.encode(text);
+    assert!(!unmappable, "{text} is encodable");
+    bytes.into_owned()
+}
+
+fn strict_gb18030(bytes: &[u8]) -> String {
+    GB18030
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .unwrap_or_else(|| panic!("valid GB18030: {bytes:?}"))
+        .into_owned()
+}
+
+/// An export with three good rows (2–4) and three bad ones: row 5 has a wrong check character,
+/// row 6 a name with bytes that are not GB18030, row 7 repeats row 2's citizen ID.
+struct Export {
+    path: PathBuf,
+    good: [String; 3],
+    wrong_check: String,
+    garbled_name: Vec<u8>,
+}
+
+fn write_export(dir: &Path) -> Export {
+    let good = [
+        citizen_id("37040219800101001"),
+        citizen_id("37040219800101002"),
+        citizen_id("37040219800101003"),
+    ];
+    assert_eq!(
+        good[0], "370402198001010011",
+        "the check-character helper agrees with GB 11643"
+    );
+    let valid = citizen_id("37040219800101005");
+    let wrong_check = format!("{}{}", &valid[..17], if valid.ends_with('0') { '1' } else { '0' });
+    let mut garbled_name = gbk("孙");
+    garbled_name.extend([0x81_u8, 0x20]);
+    garbled_name.extend(gbk("七"));
+
+    let mut bytes = gbk("序号,姓名,身份证号码,行政区划代码,备注\r\n");
+    bytes.extend(gbk(&format!("1,张三,{},370402001013,\r\n", good[0])));
+    bytes.extend(gbk(&format!("2,李四,{},370402001016,\r\n", good[1])));
+    bytes.extend(gbk(&format!("3,王五,{},370402001013,\r\n", good[2])));
+    bytes.extend(gbk(&format!("4,赵六,{wrong_check},370402001016,\r\n")));
+    bytes.extend(gbk("5,"));
+    bytes.extend(&garbled_name);
+    bytes.extend(gbk(&format!(",{},370402001016,\r\n", citizen_id("37040219800101004"))));
+    bytes.extend(gbk(&format!("6,张三,{},370402001013,\r\n", good[0])));
+    let path = dir.join("export.csv");
+    std::fs::write(&path, bytes).expect("write the export");
+    Export {
+        path,
+        good,
+        wrong_check,
+        garbled_name,
+    }
+}
+
+/// The rejects file holds exactly rows 5, 6 and 7, in GB18030, with the original bytes and why.
+fn assert_rejects_file(path: &Path, export: &Export) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .expect("the rejects file exists");
+    let records: Vec<csv::ByteRecord> = reader
+        .byte_records()
+        .collect::<Result<_, _>>()
+        .expect("the rejects file is CSV");
+    let (header, rows) = records.split_first().expect("a header row");
+    let header: Vec<String> = header.iter().map(strict_gb18030).collect();
+    assert_eq!(
+        header,
+        [
+            "序号",
+            "姓名",
+            "身份证号码",
+            "行政区划代码",
+            "备注",
+            "行号",
+            "原因",
+            "字段",
+            "说明"
+        ]
+    );
+    let numbers: Vec<String> = rows.iter().map(|row| strict_gb18030(&row[5])).collect();
+    assert_eq!(numbers, ["5", "6", "7"], "exactly the rejected rows, in file order");
+    let reasons: Vec<String> = rows.iter().map(|row| strict_gb18030(&row[6])).collect();
+    assert_eq!(
+        reasons,
+        ["CITIZEN_ID_INVALID", "ENCODING_INVALID", "DUPLICATE_IN_IMPORT"]
+    );
+    assert_eq!(&rows[0][2], export.wrong_check.as_bytes());
+    // The undecodable name comes back byte for byte, for the clerk to correct.
+    assert_eq!(&rows[1][1], export.garbled_name.as_slice());
+    assert_eq!(strict_gb18030(&rows[1][7]), "姓名", "the column at fault");
+    assert_eq!(&rows[2][2], export.good[0].as_bytes());
+    for row in rows {
+        assert!(!strict_gb18030(&row[8]).is_empty(), "every rejected row says why");
+    }
+}
+
+#[test]
+fn a_gbk_export_lands_its_good_rows_and_returns_the_bad_ones_in_a_gbk_rejects_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&dir.path().join("data"));
+    let export = write_export(dir.path());
+
+    let out = server.import(&export.path, &[]);
+    let summary = summary(&out);
+    assert_eq!(summary["completed"], true);
+    assert_eq!(summary["rows_read"], 6);
+    assert_eq!(summary["created"], 3, "{summary}");
+    assert_eq!(summary["updated"], 0);
+    assert_eq!(summary["unchanged"], 0);
+    assert_eq!(summary["rejected"], 3, "{summary}");
+    assert_eq!(
+        summary["rejected_before_sending"], 1,
+        "the undecodable row is never sent"
+    );
+    let rejects = dir.path().join("export.rejects.csv");
+    assert_eq!(summary["rejects_file"], rejects.display().to_string());
+    assert!(
+        text(&out.stderr).contains("备注"),
+        "the unread column is named: {}",
+        text(&out.stderr)
+    );
+    assert_rejects_file(&rejects, &export);
+}
+
+#[test]
+fn importing_the_same_export_again_creates_nothing_in_one_chunk_or_in_several() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&dir.path().join("data"));
+    let export = write_export(dir.path());
+    let rejects = dir.path().join("export.rejects.csv");
+    assert_eq!(summary(&server.import(&export.path, &[]))["created"], 3);
+
+    // Chunks of two put row 7's repeated ID in another message than row 2's, and row 6 (refused
+    // before sending) between answered rows; "gbk" names the encoding instead of guessing it.
+    let runs: [&[&str]; 2] = [&[], &["--chunk-rows", "2", "--encoding", "gbk"]];
+    for extra in runs {
+        let again = summary(&server.import(&export.path, extra));
+        assert_eq!(again["completed"], true);
+        assert_eq!(again["created"], 0, "{extra:?}: {again}");
+        assert_eq!(again["updated"], 0, "{extra:?}: {again}");
+        assert_eq!(again["unchanged"], 3, "{extra:?}: {again}");
+        assert_eq!(again["rejected"], 3, "{extra:?}: {again}");
+        assert_rejects_file(&rejects, &export);
+    }
+}
+
+#[test]
+fn an_export_without_a_citizen_id_column_is_refused_naming_it_and_the_headers_found() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("no-ids.csv");
+    std::fs::write(&path, "姓名,村代码\n张三,370402001013\n").expect("write");
+    let mut command = Command::new(BANGFU);
+    command
+        .args([
+            "identity",
+            "import",
+            "--addr",
+            "http://127.0.0.1:9",
+            "--token",
+            "unused",
+        ])
+        .arg(path.as_path())
+        .args(["--export-date", "2025-06-30"]);
+    let out = finish(command, dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("证件号码"), "{stderr}");
+    assert!(stderr.contains("姓名, 村代码"), "{stderr}");
+    assert!(!dir.path().join("no-ids.rejects.csv").exists());
+}

@@ -1,0 +1,513 @@
+//! Employment and income monitoring through gRPC: the status timeline answers as of a day,
+//! losing work and falling income raise alerts once, a county sees only its own alerts, and the
+//! statistics count by region, category and status.
+
+use bangfu_platform::auth::{Department, Role};
+use bangfu_platform::error::reason_of;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as pb;
+use tonic::Code;
+
+use crate::on_both_backends;
+use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, register, request};
+
+on_both_backends!(
+    the_status_timeline_answers_as_of_a_day_and_losing_work_raises_alerts,
+    income_falling_beyond_the_threshold_raises_one_alert_per_month_and_kind,
+    bad_employment_and_income_records_are_refused_naming_the_field,
+    statistics_count_persons_by_region_category_and_status,
+);
+
+fn date(year: i32, month: i32, day: i32) -> Option<common::Date> {
+    Some(common::Date { year, month, day })
+}
+
+fn period(first: Option<common::Date>, last: Option<common::Date>) -> Option<common::Period> {
+    Some(common::Period {
+        first_day: first,
+        last_day: last,
+    })
+}
+
+async fn record(
+    identity: &Identity,
+    token: &str,
+    person: &str,
+    status: common::EmploymentStatus,
+    start: Option<common::Date>,
+) -> Result<pb::RecordEmploymentResponse, tonic::Status> {
+    let mut client = identity.client().await;
+    client
+        .record_employment(request(
+            pb::RecordEmploymentRequest {
+                person: person.into(),
+                record: Some(pb::EmploymentRecord {
+                    status: status as i32,
+                    employer: "枣庄某制衣厂".into(),
+                    work_region: "370402".into(),
+                    start_date: start,
+                    reporting_system: "就业信息平台".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn status_on(identity: &Identity, token: &str, person: &str, day: Option<common::Date>) -> i32 {
+    let mut client = identity.client().await;
+    client
+        .get_person(request(
+            pb::GetPersonRequest {
+                name: person.into(),
+                period: period(day, day),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .expect("read")
+        .into_inner()
+        .person
+        .expect("person")
+        .employment_status
+}
+
+async fn alerts(identity: &Identity, token: &str, kind: pb::AlertKind, all: bool) -> Vec<pb::Alert> {
+    let mut client = identity.client().await;
+    client
+        .list_alerts(request(
+            pb::ListAlertsRequest {
+                kind: kind as i32,
+                include_acknowledged: all,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .alerts
+}
+
+async fn the_status_timeline_answers_as_of_a_day_and_losing_work_raises_alerts(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let person = register(
+        &identity,
+        &clerk,
+        "马一",
+        &citizen_id("370402", "19800101", "011"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    record(
+        &identity,
+        &clerk,
+        &person,
+        common::EmploymentStatus::EmployedInCounty,
+        date(2026, 1, 1),
+    )
+    .await
+    .expect("employed");
+    let lost = record(
+        &identity,
+        &clerk,
+        &person,
+        common::EmploymentStatus::Unemployed,
+        date(2026, 2, 15),
+    )
+    .await
+    .expect("unemployed");
+    assert_eq!(lost.current_status, common::EmploymentStatus::Unemployed as i32);
+    assert!(
+        lost.record
+            .expect("record")
+            .name
+            .starts_with(&format!("{person}/employmentRecords/"))
+    );
+
+    use common::EmploymentStatus as S;
+    assert_eq!(
+        status_on(&identity, &clerk, &person, date(2025, 12, 31)).await,
+        S::Unspecified as i32
+    );
+    assert_eq!(
+        status_on(&identity, &clerk, &person, date(2026, 2, 14)).await,
+        S::EmployedInCounty as i32
+    );
+    assert_eq!(
+        status_on(&identity, &clerk, &person, date(2026, 2, 15)).await,
+        S::Unemployed as i32
+    );
+
+    let lost_alerts = alerts(&identity, &clerk, pb::AlertKind::EmploymentLost, false).await;
+    assert_eq!(lost_alerts.len(), 1);
+    assert_eq!(lost_alerts[0].person, person);
+    assert_eq!(lost_alerts[0].effective_date, date(2026, 2, 15));
+    // The district had one employed person at the end of January and none now.
+    let county = alerts(&identity, &clerk, pb::AlertKind::RegionEmploymentDrop, false).await;
+    assert_eq!(county.len(), 1);
+    assert_eq!(county[0].region, "370402");
+    assert_eq!(county[0].drop_basis_points, 10_000);
+
+    // Another district sees none of it.
+    let xuecheng = identity.token("clerk-zhao", Department::Hr, Role::Clerk, "370403");
+    assert!(
+        alerts(&identity, &xuecheng, pb::AlertKind::Unspecified, true)
+            .await
+            .is_empty()
+    );
+    let mut client = identity.client().await;
+    let hidden = client
+        .acknowledge_alert(request(
+            pb::AcknowledgeAlertRequest {
+                name: lost_alerts[0].name.clone(),
+                note: "已电话联系".into(),
+            },
+            &xuecheng,
+        ))
+        .await
+        .expect_err("not found");
+    assert_eq!(hidden.code(), Code::NotFound);
+
+    let acknowledged = client
+        .acknowledge_alert(request(
+            pb::AcknowledgeAlertRequest {
+                name: lost_alerts[0].name.clone(),
+                note: "已推荐到县人力资源市场参加招聘会".into(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect("acknowledged")
+        .into_inner()
+        .alert
+        .expect("alert");
+    assert_eq!(acknowledged.acknowledge_subject, "clerk-li");
+    assert_eq!(acknowledged.acknowledge_note, "已推荐到县人力资源市场参加招聘会");
+    assert!(acknowledged.acknowledge_time.is_some());
+    assert!(
+        alerts(&identity, &clerk, pb::AlertKind::EmploymentLost, false)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        alerts(&identity, &clerk, pb::AlertKind::EmploymentLost, true)
+            .await
+            .len(),
+        1
+    );
+    let again = client
+        .acknowledge_alert(request(
+            pb::AcknowledgeAlertRequest {
+                name: lost_alerts[0].name.clone(),
+                note: "再次".into(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect_err("already done");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+}
+
+async fn income(
+    identity: &Identity,
+    token: &str,
+    person: &str,
+    (year, month): (i32, i32),
+    fen: i64,
+    request_id: &str,
+) -> Result<Vec<pb::Alert>, tonic::Status> {
+    let mut client = identity.client().await;
+    client
+        .record_income(request(
+            pb::RecordIncomeRequest {
+                person: person.into(),
+                month: Some(common::YearMonth { year, month }),
+                income: Some(common::Money { fen }),
+                reporting_system: "务工收入监测".into(),
+                request_id: request_id.into(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().alerts)
+}
+
+async fn income_falling_beyond_the_threshold_raises_one_alert_per_month_and_kind(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let person = register(
+        &identity,
+        &clerk,
+        "牛二",
+        &citizen_id("370402", "19820202", "021"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    // 3,000 yuan in February 2025 and January 2026, 2,400 (exactly 20% less) in February 2026:
+    // not beyond the default threshold of 20%.
+    assert!(
+        income(&identity, &clerk, &person, (2025, 2), 300_000, "")
+            .await
+            .expect("ok")
+            .is_empty()
+    );
+    assert!(
+        income(&identity, &clerk, &person, (2026, 1), 300_000, "")
+            .await
+            .expect("ok")
+            .is_empty()
+    );
+    assert!(
+        income(&identity, &clerk, &person, (2026, 2), 240_000, "")
+            .await
+            .expect("ok")
+            .is_empty()
+    );
+    // Corrected to 1,500 yuan: half, both month-on-month and year-on-year.
+    let raised = income(&identity, &clerk, &person, (2026, 2), 150_000, "feb-correction")
+        .await
+        .expect("ok");
+    let mut kinds: Vec<i32> = raised.iter().map(|a| a.kind).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            pb::AlertKind::IncomeDropYearOnYear as i32,
+            pb::AlertKind::IncomeDropMonthOnMonth as i32
+        ]
+    );
+    assert!(raised.iter().all(|a| a.drop_basis_points == 5000 && a.person == person));
+    // The retry answers the same alerts and raises nothing new.
+    let retried = income(&identity, &clerk, &person, (2026, 2), 150_000, "feb-correction")
+        .await
+        .expect("ok");
+    assert_eq!(
+        retried.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+        raised.iter().map(|a| a.name.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        alerts(&identity, &clerk, pb::AlertKind::Unspecified, true).await.len(),
+        2
+    );
+    let reused = income(&identity, &clerk, &person, (2026, 2), 100_000, "feb-correction")
+        .await
+        .expect_err("a request id names one request");
+    assert_eq!(reason_of(&reused).as_deref(), Some("REQUEST_ID_REUSED"));
+}
+
+async fn bad_employment_and_income_records_are_refused_naming_the_field(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let person = register(
+        &identity,
+        &clerk,
+        "杨三",
+        &citizen_id("370402", "19830303", "031"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let field_of = |status: &tonic::Status| {
+        tonic_types::StatusExt::get_details_bad_request(status)
+            .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+            .unwrap_or_default()
+    };
+    let mut client = identity.client().await;
+    let backwards = client
+        .record_employment(request(
+            pb::RecordEmploymentRequest {
+                person: person.clone(),
+                record: Some(pb::EmploymentRecord {
+                    status: common::EmploymentStatus::SelfEmployed as i32,
+                    start_date: date(2026, 2, 1),
+                    end_date: date(2026, 1, 31),
+                    reporting_system: "就业信息平台".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect_err("refused");
+    assert_eq!(backwards.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&backwards), "record.end_date");
+
+    let no_status = record(
+        &identity,
+        &clerk,
+        &person,
+        common::EmploymentStatus::Unspecified,
+        date(2026, 1, 1),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(field_of(&no_status), "record.status");
+    let future = record(
+        &identity,
+        &clerk,
+        &person,
+        common::EmploymentStatus::Unemployed,
+        date(2026, 4, 1),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(field_of(&future), "record.start_date");
+
+    let negative = income(&identity, &clerk, &person, (2026, 1), -1, "")
+        .await
+        .expect_err("refused");
+    assert_eq!(negative.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&negative), "income.fen");
+    let no_month = income(&identity, &clerk, &person, (2026, 13), 100, "")
+        .await
+        .expect_err("refused");
+    assert_eq!(field_of(&no_month), "month");
+
+    // Nothing was half-written: no status and no alert.
+    assert_eq!(
+        status_on(&identity, &clerk, &person, date(2026, 3, 2)).await,
+        common::EmploymentStatus::Unspecified as i32
+    );
+    assert!(
+        alerts(&identity, &clerk, pb::AlertKind::Unspecified, true)
+            .await
+            .is_empty()
+    );
+}
+
+async fn statistics_count_persons_by_region_category_and_status(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let admin = identity.token("admin-zz", Department::Hr, Role::Clerk, "3704");
+    let worker = register(
+        &identity,
+        &admin,
+        "甲",
+        &citizen_id("370402", "19700101", "011"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let idle = register(
+        &identity,
+        &admin,
+        "乙",
+        &citizen_id("370402", "19700202", "021"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let other = register(
+        &identity,
+        &admin,
+        "丙",
+        &citizen_id("370403", "19700303", "031"),
+        XUECHENG_VILLAGE,
+    )
+    .await;
+    record(
+        &identity,
+        &admin,
+        &worker,
+        common::EmploymentStatus::EmployedOutOfProvince,
+        date(2026, 1, 5),
+    )
+    .await
+    .expect("recorded");
+    record(
+        &identity,
+        &admin,
+        &other,
+        common::EmploymentStatus::PublicWelfarePost,
+        date(2026, 2, 1),
+    )
+    .await
+    .expect("recorded");
+    let certifier = identity.token("reviewer-agri", Department::Agri, Role::Reviewer, "3704");
+    let mut client = identity.client().await;
+    for person in [&worker, &idle] {
+        client
+            .certify_category(request(
+                pb::CertifyCategoryRequest {
+                    person: person.clone(),
+                    certification: Some(common::CategoryCertification {
+                        category: common::PersonCategory::PovertyAlleviated as i32,
+                        certifying_body: "枣庄市乡村振兴局".into(),
+                        document_reference: "枣振发〔2021〕1号".into(),
+                        valid_from: date(2021, 1, 1),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &certifier,
+            ))
+            .await
+            .expect("certified");
+    }
+    let stats = client
+        .get_monitoring_stats(request(
+            pb::GetMonitoringStatsRequest {
+                region_prefix: "3704".into(),
+                period: period(date(2026, 2, 1), date(2026, 2, 28)),
+                group_by_digits: 6,
+            },
+            &admin,
+        ))
+        .await
+        .expect("stats")
+        .into_inner()
+        .regions;
+    assert_eq!(stats.len(), 2);
+    let shizhong = &stats[0];
+    assert_eq!(shizhong.region.as_ref().map(|r| r.code.as_str()), Some("370402"));
+    assert_eq!(
+        shizhong.region.as_ref().map(|r| r.display_name.as_str()),
+        Some("市中区")
+    );
+    assert_eq!(shizhong.target_persons, 2);
+    assert_eq!(
+        shizhong.persons_by_category.get("PERSON_CATEGORY_POVERTY_ALLEVIATED"),
+        Some(&2)
+    );
+    assert_eq!(
+        shizhong
+            .persons_by_employment_status
+            .get("EMPLOYMENT_STATUS_EMPLOYED_OUT_OF_PROVINCE"),
+        Some(&1)
+    );
+    assert_eq!(
+        shizhong
+            .persons_by_employment_status
+            .get("EMPLOYMENT_STATUS_UNSPECIFIED"),
+        Some(&1)
+    );
+    let xuecheng = &stats[1];
+    assert_eq!(xuecheng.target_persons, 0);
+    assert_eq!(
+        xuecheng
+            .persons_by_employment_status
+            .get("EMPLOYMENT_STATUS_PUBLIC_WELFARE_POST"),
+        Some(&1)
+    );
+
+    // A district clerk asking for the whole city gets only its district.
+    let clerk = identity.shizhong_clerk();
+    let narrowed = client
+        .get_monitoring_stats(request(
+            pb::GetMonitoringStatsRequest {
+                region_prefix: "3704".into(),
+                period: None,
+                group_by_digits: 6,
+            },
+            &clerk,
+        ))
+        .await
+        .expect("stats")
+        .into_inner()
+        .regions;
+    assert_eq!(narrowed.len(), 1);
+    assert_eq!(narrowed[0].region.as_ref().map(|r| r.code.as_str()), Some("370402"));
+}
