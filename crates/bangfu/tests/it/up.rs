@@ -2,7 +2,7 @@
 //! work against it, SIGTERM stops it cleanly, a second run reuses what the first made, and a
 //! taken port or an unusable data folder is refused with a clear message.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -26,12 +26,17 @@ pub struct Up {
 
 impl Up {
     pub fn start(data: &Path) -> Self {
+        Self::start_logging(data, "warn", None)
+    }
+
+    /// `bangfu up` logging at `filter`, its output (logs go to stdout) copied to `log`.
+    pub fn start_logging(data: &Path, filter: &str, log: Option<std::fs::File>) -> Self {
         let port = free_port();
         let mut child = Command::new(BANGFU)
             .args(["up", "--data"])
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("BANGFU_LOG", "warn")
+            .env("BANGFU_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -39,7 +44,11 @@ impl Up {
         let stdout = child.stdout.take().expect("stdout");
         let (ready, ready_rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut log = log;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(file) = log.as_mut() {
+                    let _ = writeln!(file, "{line}");
+                }
                 if line.starts_with("bangfu is serving") {
                     let _ = ready.send(());
                 }
@@ -276,4 +285,84 @@ fn the_identity_commands_register_show_and_find_a_person() {
         "{}",
         text(&bad.stderr)
     );
+}
+
+#[test]
+fn no_log_line_holds_a_citizen_id_or_a_name_in_clear_even_at_debug() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut up = Up::start_logging(&data, "debug", Some(log));
+    let token_file = data.join("admin.jwt");
+    let token_file = token_file.to_str().expect("path");
+    let client = |args: &[&str]| {
+        let mut all = vec!["identity"];
+        all.extend_from_slice(&args[..1]);
+        all.extend_from_slice(&["--addr", &up.addr, "--token-file", token_file]);
+        all.extend_from_slice(&args[1..]);
+        bangfu(&all)
+    };
+    let id = "11010519491231002X";
+    let created = client(&[
+        "create",
+        "--json",
+        "--name",
+        "欧阳秀英",
+        "--citizen-id",
+        id,
+        "--region",
+        "370402001013",
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let person: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
+    let name = person["name"].as_str().expect("name").to_string();
+    assert!(client(&["find", id, "--name", "欧阳秀英"]).status.success());
+    assert!(client(&["get", &name]).status.success());
+    // A refused ID and a proposed correction go through the error and review paths.
+    let refused = client(&[
+        "create",
+        "--name",
+        "司马光明",
+        "--citizen-id",
+        "340524198001010013",
+        "--region",
+        "370402001013",
+    ]);
+    assert!(!refused.status.success());
+    let corrected = client(&[
+        "correct-id",
+        &name,
+        "--citizen-id",
+        "110105194912310046",
+        "--reason",
+        "户籍证明核对",
+    ]);
+    assert!(corrected.status.success(), "{}", text(&corrected.stderr));
+    let csv = dir.path().join("export.csv");
+    std::fs::write(
+        &csv,
+        "姓名,证件号码,村代码\n诸葛亮亮,370402198001010011,370402001013\n上官婉儿,370402198001010010,370402001013\n",
+    )
+    .expect("csv");
+    let imported = client(&["import", csv.to_str().expect("path"), "--export-date", "2026-01-31"]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    assert!(up.terminate().success());
+    // The copying thread ends with the child's stdout.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.lines().count() > 20, "the server logged at debug: {log}");
+    for secret in [
+        id,
+        "110105194912310046",
+        "340524198001010013",
+        "370402198001010011",
+        "370402198001010010",
+        "欧阳秀英",
+        "司马光明",
+        "诸葛亮亮",
+        "上官婉儿",
+    ] {
+        assert!(!log.contains(secret), "{secret} appears in the log");
+    }
 }
