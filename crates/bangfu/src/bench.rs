@@ -19,6 +19,7 @@ use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::server::ServerHost;
 use bangfu_proto::diagnostics::v1::GetServerInfoRequest;
 use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
+use bangfu_proto::identity::v1 as pb;
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use tonic::metadata::MetadataValue;
@@ -45,12 +46,22 @@ pub enum BenchTarget {
         /// The bearer token (needs the call's permission).
         #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
         token_file: std::path::PathBuf,
-        /// What to call: server-info, health (no token needed) or get-person.
+        /// What to call: server-info, health (no token needed), get-person, lookup-person,
+        /// batch-get-persons (1,000 names) or list-persons.
         #[arg(long, default_value = "server-info")]
         call: String,
-        /// For get-person: the person to read, persons/….
+        #[command(flatten)]
+        identity: IdentityCallArgs,
+    },
+    /// Write a synthetic export of the national monitoring system (valid citizen IDs, villages of
+    /// Zaozhuang, households of four) for `bangfu identity import`.
+    PersonsCsv {
+        /// Rows to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// The file to write.
         #[arg(long)]
-        person: Option<String>,
+        out: std::path::PathBuf,
     },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
@@ -123,28 +134,18 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             addr,
             token_file,
             call,
-            person,
+            identity,
         } => {
             let token = std::fs::read_to_string(&token_file)
                 .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
-            let call = match call.as_str() {
-                "server-info" => Call::ServerInfo,
-                "health" => Call::Health,
-                "get-person" => {
-                    Call::GetPerson(person.ok_or_else(|| Failure::usage("--call get-person needs --person persons/…"))?)
-                }
-                other => {
-                    return Err(Failure::usage(format!(
-                        "--call {other:?}: one of server-info, health, get-person"
-                    )));
-                }
-            };
             let channels = connect(&addr, load.connections).await?;
+            let call = identity.prepare(&call, &channels[0], token.trim()).await?;
             let report = load_call(&load, &channels, Some(token.trim()), &call).await?;
             say!("{}", report.line(call.label()));
             Ok(())
         }
         BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
+        BenchTarget::PersonsCsv { rows, out } => crate::bench_data::write_persons_csv(rows, &out),
     }
 }
 
@@ -313,6 +314,12 @@ pub enum Call {
     Health,
     /// IdentityService/GetPerson of one person, masked: a read through every layer and the store.
     GetPerson(String),
+    /// IdentityService/LookupPerson by citizen ID with a name to compare (blind index, audited).
+    LookupPerson { citizen_id: String, name: String },
+    /// IdentityService/BatchGetPersons of up to 1,000 names.
+    BatchGetPersons(Vec<String>),
+    /// IdentityService/ListPersons: one page under a region prefix, from a page token.
+    ListPersons { prefix: String, page_token: String },
 }
 
 impl Call {
@@ -321,6 +328,9 @@ impl Call {
             Self::ServerInfo => "server-info",
             Self::Health => "health",
             Self::GetPerson(_) => "get-person",
+            Self::LookupPerson { .. } => "lookup",
+            Self::BatchGetPersons(_) => "batch-get",
+            Self::ListPersons { .. } => "list",
         }
     }
 }
@@ -330,7 +340,7 @@ struct Caller {
     call: Call,
     diagnostics: DiagnosticsServiceClient<Channel>,
     health: tonic_health::pb::health_client::HealthClient<Channel>,
-    identity: bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient<Channel>,
+    identity: pb::identity_service_client::IdentityServiceClient<Channel>,
 }
 
 impl Caller {
@@ -339,7 +349,7 @@ impl Caller {
             call,
             diagnostics: DiagnosticsServiceClient::new(channel.clone()),
             health: tonic_health::pb::health_client::HealthClient::new(channel.clone()),
-            identity: bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient::new(channel),
+            identity: pb::identity_service_client::IdentityServiceClient::new(channel),
         }
     }
 
@@ -372,7 +382,7 @@ impl Caller {
             Call::GetPerson(name) => self
                 .identity
                 .get_person(authorized(
-                    bangfu_proto::identity::v1::GetPersonRequest {
+                    pb::GetPersonRequest {
                         name: name.clone(),
                         ..Default::default()
                     },
@@ -380,7 +390,136 @@ impl Caller {
                 ))
                 .await
                 .map(|_| ()),
+            Call::LookupPerson { citizen_id, name } => self
+                .identity
+                .lookup_person(authorized(
+                    pb::LookupPersonRequest {
+                        citizen_id: citizen_id.clone(),
+                        display_name: name.clone(),
+                    },
+                    authorization,
+                ))
+                .await
+                .map(|_| ()),
+            Call::BatchGetPersons(names) => self
+                .identity
+                .batch_get_persons(authorized(
+                    pb::BatchGetPersonsRequest {
+                        names: names.clone(),
+                        ..Default::default()
+                    },
+                    authorization,
+                ))
+                .await
+                .map(|_| ()),
+            Call::ListPersons { prefix, page_token } => self
+                .identity
+                .list_persons(authorized(
+                    pb::ListPersonsRequest {
+                        region_prefix: prefix.clone(),
+                        page_size: 100,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    },
+                    authorization,
+                ))
+                .await
+                .map(|_| ()),
         }
+    }
+}
+
+/// What the identity calls read: given, or found through ListPersons before the load starts.
+#[derive(Debug, Args)]
+pub struct IdentityCallArgs {
+    /// get-person: the person, persons/… (default: the first one listed).
+    #[arg(long)]
+    person: Option<String>,
+    /// lookup-person: the citizen ID to look up.
+    #[arg(long)]
+    citizen_id: Option<String>,
+    /// lookup-person: the name to compare.
+    #[arg(long, default_value = "")]
+    name: String,
+    /// list-persons and the persons the other calls pick: the region prefix.
+    #[arg(long, default_value = "")]
+    region_prefix: String,
+    /// list-persons: pages of 1,000 to skip before the page loaded (a page deep in the listing).
+    #[arg(long, default_value_t = 0)]
+    skip_pages: u32,
+}
+
+impl IdentityCallArgs {
+    async fn prepare(self, call: &str, channel: &Channel, token: &str) -> Result<Call, Failure> {
+        let bearer: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Failure::usage("the token cannot be sent as a header"))?;
+        let identity = pb::identity_service_client::IdentityServiceClient::new(channel.clone());
+        let page = |page_token: String| {
+            let mut request = tonic::Request::new(pb::ListPersonsRequest {
+                region_prefix: self.region_prefix.clone(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            });
+            request.metadata_mut().insert("authorization", bearer.clone());
+            let mut identity = identity.clone();
+            async move {
+                identity
+                    .list_persons(request)
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|s| crate::client::call_failed(&s))
+            }
+        };
+        let call = match call {
+            "server-info" => Call::ServerInfo,
+            "health" => Call::Health,
+            "get-person" => match self.person.clone() {
+                Some(person) => Call::GetPerson(person),
+                None => Call::GetPerson(
+                    page(String::new())
+                        .await?
+                        .persons
+                        .first()
+                        .map(|p| p.name.clone())
+                        .ok_or_else(|| Failure::usage("no person to read: import some first"))?,
+                ),
+            },
+            "lookup-person" => Call::LookupPerson {
+                citizen_id: self
+                    .citizen_id
+                    .clone()
+                    .ok_or_else(|| Failure::usage("--call lookup-person needs --citizen-id"))?,
+                name: self.name.clone(),
+            },
+            "batch-get-persons" => {
+                let names: Vec<String> = page(String::new()).await?.persons.into_iter().map(|p| p.name).collect();
+                if names.is_empty() {
+                    return Err(Failure::usage("no persons to read: import some first"));
+                }
+                Call::BatchGetPersons(names)
+            }
+            "list-persons" => {
+                let mut token = String::new();
+                for _ in 0..self.skip_pages {
+                    token = page(token).await?.next_page_token;
+                    if token.is_empty() {
+                        return Err(Failure::usage("--skip-pages goes past the last page"));
+                    }
+                }
+                Call::ListPersons {
+                    prefix: self.region_prefix.clone(),
+                    page_token: token,
+                }
+            }
+            other => {
+                return Err(Failure::usage(format!(
+                    "--call {other:?}: one of server-info, health, get-person, lookup-person, batch-get-persons, list-persons"
+                )));
+            }
+        };
+        Ok(call)
     }
 }
 

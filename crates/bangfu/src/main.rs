@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod backup;
 mod bench;
+mod bench_data;
 mod client;
 mod identity_cli;
 mod identity_import;

@@ -219,6 +219,11 @@ impl Database {
                     connection.execute("PRAGMA journal_mode = WAL").await?;
                     connection.execute("PRAGMA synchronous = FULL").await?;
                     connection.execute("PRAGMA foreign_keys = ON").await?;
+                    // A 2 MB page cache (the default) spills a bulk import's index pages to the
+                    // file mid-transaction, and statement journals go to temporary files;
+                    // measured, both together cost a third of an import's time.
+                    connection.execute("PRAGMA cache_size = -32768").await?;
+                    connection.execute("PRAGMA temp_store = MEMORY").await?;
                     // A PRAGMA takes no bind parameters; the value is a number we formatted.
                     connection
                         .execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy_ms}")))
@@ -317,6 +322,29 @@ pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<St
 }
 
 /// The SQLite URL of a file, created if missing.
+/// The `VALUES` groups of a multi-row insert: `rows` groups of `width` parameters, numbered
+/// `$1…` on PostgreSQL and anonymous `?` on SQLite. SQLite resolves a numbered parameter by a
+/// linear search of the statement's names, which makes a statement of thousands of numbered
+/// parameters quadratic (measured: 60% of a bulk import in `sqlite3_bind_parameter_name`);
+/// anonymous ones bind in order. The statement must then have no other parameters.
+pub fn values_groups(connection: &sqlx::AnyConnection, rows: usize, width: usize) -> String {
+    let sqlite = connection.backend_name().eq_ignore_ascii_case("sqlite");
+    let anonymous = format!("({})", vec!["?"; width].join(", "));
+    (0..rows)
+        .map(|row| {
+            if sqlite {
+                anonymous.clone()
+            } else {
+                let numbers: Vec<String> = (1 + row * width..1 + (row + 1) * width)
+                    .map(|n| format!("${n}"))
+                    .collect();
+                format!("({})", numbers.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }

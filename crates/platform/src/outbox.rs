@@ -71,16 +71,9 @@ pub async fn append_many(
 ) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 6;
     for batch in events.chunks(500) {
-        let groups: Vec<String> = (0..batch.len())
-            .map(|i| {
-                let first = 1 + i * COLUMNS;
-                let numbers: Vec<String> = (first..first + COLUMNS).map(|n| format!("${n}")).collect();
-                format!("({})", numbers.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO outbox_events (kind, resource, regions, effective_date, detail, recorded_us) VALUES {}",
-            groups.join(", ")
+            crate::db::values_groups(connection, batch.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for event in batch {

@@ -496,8 +496,11 @@ pub struct ParameterQuery {
     pub effective_date: Option<Date>,
 }
 
-/// (key, region code, date) of a cached lookup.
-type LookupKey = (String, String, Date);
+/// (key, date) of a cached lookup: every row of the key in force that day.
+type LookupKey = (String, Date);
+
+/// When a key's rows were read, and the rows: (region prefix, value).
+type CachedRows = (Instant, Vec<(String, i64)>);
 
 /// A service's parameters: lookups (cached briefly, so every replica sees a change within the
 /// cache's lifetime), listings and changes.
@@ -506,13 +509,22 @@ pub struct Parameters {
     db: Database,
     service: &'static str,
     cache_ttl: Duration,
-    cache: Mutex<HashMap<LookupKey, (Instant, Option<i64>)>>,
+    cache: Mutex<HashMap<LookupKey, CachedRows>>,
 }
 
 /// The rows valid for key $1 on date $2 that cover region $3, most specific first.
 const LOOKUP_WHERE: &str = "WHERE key = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to >= $2) \
        AND (region_prefix = '*' OR substr($3, 1, length(region_prefix)) = region_prefix) \
      ORDER BY CASE WHEN region_prefix = '*' THEN 0 ELSE length(region_prefix) END DESC LIMIT 1";
+
+/// The value of the most specific row for `region_code`: the longest prefix it starts with,
+/// else the country-wide `*` row.
+fn most_specific(rows: &[(String, i64)], region_code: &str) -> Option<i64> {
+    rows.iter()
+        .filter(|(prefix, _)| prefix == "*" || region_code.starts_with(prefix.as_str()))
+        .max_by_key(|(prefix, _)| if prefix == "*" { 0 } else { prefix.len() })
+        .map(|(_, value)| *value)
+}
 
 const ROW_COLUMNS_SQL: &str = "SELECT key, region_prefix, valid_from, valid_to, value, source_document, update_subject, \
      update_time_us, revision FROM parameters";
@@ -550,25 +562,33 @@ impl Parameters {
     /// The value of `key` for a record in `region_code` on `date`: the most specific region's
     /// row valid that day, or `None`.
     pub async fn lookup(&self, key: &str, region_code: &str, date: Date) -> Result<Option<i64>, DbError> {
-        let cache_key = (key.to_string(), region_code.to_string(), date);
-        if let Some((at, value)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key)
-            && at.elapsed() < self.cache_ttl
-        {
-            return Ok(*value);
+        let cache_key = (key.to_string(), date);
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key)
+            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
+            .map(|(_, rows)| most_specific(rows, region_code));
+        if let Some(value) = cached {
+            return Ok(value);
         }
-        let value: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT value FROM parameters {LOOKUP_WHERE}"
-        )))
+        // Every row of the key in force on the date, once: a bulk import touching thousands of
+        // villages resolves each in memory instead of asking the database per village.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT region_prefix, value FROM parameters WHERE key = $1 AND valid_from <= $2 \
+             AND (valid_to IS NULL OR valid_to >= $2)",
+        )
         .bind(key)
         .bind(date_text(date))
-        .bind(region_code)
-        .fetch_optional(self.db.pool())
+        .fetch_all(self.db.pool())
         .await?;
+        let value = most_specific(&rows, region_code);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(cache_key, (Instant::now(), value));
+        cache.insert(cache_key, (Instant::now(), rows));
         Ok(value)
     }
 

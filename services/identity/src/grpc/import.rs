@@ -285,6 +285,7 @@ impl Importer {
         let mut results: Vec<Option<pb::ImportRowResult>> = vec![None; rows.len()];
         let mut ready: Vec<(usize, ParsedRow)> = Vec::with_capacity(rows.len());
         let mut seen: HashSet<String> = HashSet::new();
+        let started = std::time::Instant::now();
         for (slot, row) in rows.iter().enumerate() {
             match self.parse(row, today).await {
                 Ok(parsed) if !seen.insert(parsed.index.clone()) => {
@@ -294,7 +295,14 @@ impl Importer {
                 Err(problem) => results[slot] = Some(rejected(row.row_number, &problem)),
             }
         }
-        for (slot, result) in self.write(ready).await? {
+        tracing::debug!(parse_ms = started.elapsed().as_millis() as u64, "import chunk parsed");
+        let parsed_at = std::time::Instant::now();
+        let written = self.write(ready).await?;
+        tracing::debug!(
+            write_ms = parsed_at.elapsed().as_millis() as u64,
+            "import chunk written"
+        );
+        for (slot, result) in written {
             results[slot] = Some(result);
         }
         Ok(results

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use bangfu_platform::db::to_micros;
+use bangfu_platform::db::{to_micros, values_groups};
 use bangfu_platform::error::Problem;
 use bangfu_platform::parameters::{date_text, parse_date_text};
 use sqlx::{AnyConnection, Row};
@@ -40,10 +40,8 @@ async fn insert_rows(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let batch: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
-        let groups: Vec<String> = (0..batch.len())
-            .map(|i| format!("({})", placeholders(1 + i * width, width)))
-            .collect();
-        let sql = format!("INSERT INTO {table} ({columns}) VALUES {} {tail}", groups.join(", "));
+        let groups = values_groups(connection, batch.len(), width);
+        let sql = format!("INSERT INTO {table} ({columns}) VALUES {groups} {tail}");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in batch {
             debug_assert_eq!(row.len(), width);
