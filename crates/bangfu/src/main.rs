@@ -13,6 +13,7 @@ mod backup;
 mod bench;
 mod bench_data;
 mod client;
+mod deploy;
 mod identity_cli;
 mod identity_import;
 mod suite;
@@ -43,6 +44,16 @@ enum Command {
     Serve(suite::ServeArgs),
     /// Copy every SQLite database (consistently, while running) and the keys.
     Backup(backup::BackupArgs),
+    /// A deployment's keys: `keys init` makes each service's and the operator's.
+    Keys {
+        #[command(subcommand)]
+        command: deploy::KeysCommand,
+    },
+    /// A deployment's databases: `db init` makes one database and login role per service.
+    Db {
+        #[command(subcommand)]
+        command: deploy::DbCommand,
+    },
     /// Issue tokens.
     Token {
         #[command(subcommand)]
@@ -54,7 +65,7 @@ enum Command {
     ServerInfo(client::ClientArgs),
     /// Check a server's gRPC health; exits non-zero unless SERVING.
     Health(client::HealthArgs),
-    /// The person registry: create, get, find.
+    /// The person registry: register, read, import, certify, monitor, watch.
     Identity {
         #[command(subcommand)]
         command: identity_cli::IdentityCommand,
@@ -96,6 +107,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => suite::serve(args).await,
             Command::Backup(args) => backup::run(args).await,
             Command::Token { command } => token::run(command),
+            Command::Keys { command } => deploy::keys(command),
+            Command::Db { command } => deploy::db(command).await,
             Command::Whoami(args) => client::whoami(args).await,
             Command::ServerInfo(args) => client::server_info(args).await,
             Command::Health(args) => client::health(args).await,

@@ -84,14 +84,21 @@ pub async fn host(
                     message: format!("identity: {e}"),
                     exit_code: 3,
                 })?;
-            host.audit_denials(bangfu_identity::PATH_PREFIX, db);
-            let identity = identity.with_shutdown(host.shutdown());
-            host.add_service(identity.into_server(&config.server));
+            host.audit_denials(bangfu_identity::PATH_PREFIX, db.clone());
+            let identity = identity.with_shutdown(host.shutdown()).into_server(&config.server);
+            host.ready_while_database_answers(service_name(&identity), db.clone());
+            host.seal_audit_periodically(db);
+            host.add_service(identity);
         }
     }
     let diagnostics = Diagnostics::new(&config.server, host.service_names());
     host.add_service(diagnostics.into_server(&config.server));
     Ok(host)
+}
+
+/// The fully qualified gRPC name of a service, as health checks ask for it.
+fn service_name<S: tonic::server::NamedService>(_: &S) -> &'static str {
+    S::NAME
 }
 
 fn not_built(service: &str) -> Failure {
@@ -134,15 +141,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }
+    let database_url = check_files(&config, &args.service)?;
     if args.check_config {
-        say!("configuration of {} is usable", args.service);
+        for line in config.redacted_lines() {
+            say!("{line}");
+        }
+        say!("the configuration of {} is usable", args.service);
         return Ok(());
     }
-    let database_url = config
-        .database_url
-        .clone()
-        .ok_or_else(|| Failure::usage("DATABASE_URL is not set: the service needs its database"))?;
-    let host = host(
+    let mut host = host(
         &config,
         verifier,
         &[args.service.as_str()],
@@ -153,8 +160,69 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let listener = bangfu_platform::server::bind(config.server.listen)
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(addr) = config.server.health_listen {
+        let health = bangfu_platform::server::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("BANGFU_HEALTH_LISTEN: {e}")))?;
+        host.health_listener(health);
+    }
     host.shutdown().trigger_on_signals();
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served
+}
+
+/// Everything `serve` reads before it connects: the database URL, the files the settings name
+/// and that they hold what they should. Errors name the variable to fix.
+fn check_files(config: &Config, service: &str) -> Result<String, Failure> {
+    let database_url = config
+        .database_url
+        .clone()
+        .ok_or_else(|| Failure::usage("DATABASE_URL is not set: the service needs its database"))?;
+    sqlx::any::install_default_drivers();
+    let options = <sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(&database_url).map_err(|e| {
+        Failure::usage(format!(
+            "DATABASE_URL {} is not usable: {e}",
+            bangfu_platform::config::redact_url(&database_url)
+        ))
+    })?;
+    if !options.database_url.scheme().starts_with("postgres") {
+        return Err(Failure::usage(
+            "DATABASE_URL must be a postgres:// URL: a deployed service keeps its data in PostgreSQL (SQLite is for bangfu up)",
+        ));
+    }
+    if let Some((_, root)) = options.database_url.query_pairs().find(|(k, _)| k == "sslrootcert") {
+        std::fs::metadata(root.as_ref()).map_err(|e| {
+            Failure::usage(format!(
+                "DATABASE_URL names sslrootcert={root}, which cannot be read: {e}"
+            ))
+        })?;
+    }
+    if let Some(path) = &config.auth.signing_key {
+        bangfu_platform::auth::keys::SigningKeyFile::load(path)
+            .map_err(|e| Failure::usage(format!("BANGFU_SIGNING_KEY: {e}")))?;
+    }
+    if service == bangfu_identity::SERVICE {
+        data_keys(config.data_keys.as_deref())?;
+    }
+    if let Some(tls) = &config.server.tls {
+        let pem = |variable: &str, path: &Path, label: &str| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::usage(format!("{variable}: {}: {e}", path.display())))?;
+            if text.contains(label) {
+                Ok(())
+            } else {
+                Err(Failure::usage(format!(
+                    "{variable}: {} holds no PEM {label}",
+                    path.display()
+                )))
+            }
+        };
+        pem("BANGFU_TLS_CERT", &tls.cert, "CERTIFICATE")?;
+        pem("BANGFU_TLS_KEY", &tls.key, "PRIVATE KEY")?;
+        if let Some(ca) = &tls.client_ca {
+            pem("BANGFU_TLS_CLIENT_CA", ca, "CERTIFICATE")?;
+        }
+    }
+    Ok(database_url)
 }

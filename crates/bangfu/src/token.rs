@@ -36,6 +36,10 @@ pub enum TokenCommand {
         /// The key id of the department issuer's signing key.
         #[arg(long, default_value = DEVELOPMENT_DEPARTMENT_KID)]
         key_id: String,
+        /// A signing key file, instead of --keys and --key-id (a deployment's
+        /// operator/signing.json from `bangfu keys init`).
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// The audience the token is for.
         #[arg(long, env = "BANGFU_TOKEN_AUDIENCE", default_value = "bangfu")]
         audience: String,
@@ -51,6 +55,7 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
         subject,
         keys,
         key_id,
+        key,
         audience,
     } = command;
     let department = Department::parse(&dept)
@@ -72,7 +77,8 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
     })?;
     let ttl = parse_duration(&ttl)
         .ok_or_else(|| Failure::usage(format!("--ttl {ttl:?} is not a duration like 30m, 8h or 7d")))?;
-    let signer = TokenSigner::load(&signing_key_path(&keys, &key_id)).map_err(|e| Failure::usage(e.to_string()))?;
+    let key = key.unwrap_or_else(|| signing_key_path(&keys, &key_id));
+    let signer = TokenSigner::load(&key).map_err(|e| Failure::usage(e.to_string()))?;
     let user = UserIdentity {
         subject,
         department,

@@ -22,6 +22,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "address the gRPC server listens on",
     },
     Setting {
+        variable: "BANGFU_HEALTH_LISTEN",
+        default: "(none)",
+        meaning: "a second, plaintext address serving only grpc.health.v1, for probes that cannot present a client certificate",
+    },
+    Setting {
         variable: "DATABASE_URL",
         default: "(bangfu up: sqlite files in the data folder)",
         meaning: "sqlite://PATH or postgres://… (sslmode=verify-full for a remote server)",
@@ -150,6 +155,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Where the health-only plaintext server listens, when one is wanted.
+    pub health_listen: Option<SocketAddr>,
     pub unary_timeout: Duration,
     pub stream_idle_timeout: Duration,
     pub concurrency_limit: usize,
@@ -243,8 +250,17 @@ impl Config {
             value: listen.clone(),
             expected: "an address with a port, e.g. 0.0.0.0:50051",
         })?;
+        let health_listen = match env.text("BANGFU_HEALTH_LISTEN") {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                variable: "BANGFU_HEALTH_LISTEN",
+                value: text.clone(),
+                expected: "an address with a port, e.g. 0.0.0.0:8081",
+            })?),
+        };
         let server = ServerConfig {
             listen,
+            health_listen,
             unary_timeout: Duration::from_millis(env.number("BANGFU_UNARY_TIMEOUT_MS", 30_000, 1)?),
             stream_idle_timeout: Duration::from_secs(env.number("BANGFU_STREAM_IDLE_TIMEOUT_SECONDS", 300, 1)?),
             concurrency_limit: env.number("BANGFU_CONCURRENCY_LIMIT", 512, 1)? as usize,
@@ -301,6 +317,10 @@ impl Config {
         let path = |p: &Option<PathBuf>| p.as_ref().map_or("(none)".to_string(), |p| p.display().to_string());
         vec![
             format!("listen = {}", s.listen),
+            format!(
+                "health_listen = {}",
+                s.health_listen.map_or("(none)".to_string(), |a| a.to_string())
+            ),
             format!(
                 "database_url = {}",
                 self.database_url.as_deref().map_or("(none)".into(), redact_url)

@@ -2,6 +2,12 @@
 //! gRPC health per service (NOT_SERVING while draining), reflection v1 and v1alpha, limits from
 //! the configuration, optional TLS with client certificates, and a graceful shutdown that lets
 //! in-flight calls finish, ends open streams and refuses new calls.
+//!
+//! A service backed by a database reports NOT_SERVING while the database does not answer, so a
+//! load balancer or a readiness probe stops sending it calls; the server as a whole (the empty
+//! service name, what liveness probes ask) stays SERVING, because restarting a process does not
+//! bring a database back. A second, plaintext listener can serve only the health service, for
+//! probes that cannot present a client certificate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +19,8 @@ use tonic::service::RoutesBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::auth::MethodRule;
 use crate::auth::layer::{AuthLayer, DenialAudit};
@@ -115,9 +122,21 @@ pub struct ServerHost {
     routes: RoutesBuilder,
     services: Vec<&'static str>,
     health: HealthReporter,
+    health_service: HealthServer<HealthService>,
+    health_listener: Option<TcpListener>,
+    databases: Vec<(&'static str, crate::db::Database)>,
+    database_check_interval: Duration,
+    audit_logs: Vec<crate::db::Database>,
     shutdown: Shutdown,
     denials: Vec<DenialAudit>,
 }
+
+/// How often the audit rows committed since are chained into the log.
+const AUDIT_SEAL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often a service's database is asked whether it answers, and how long it may take.
+const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl ServerHost {
     /// A host with health, reflection and nothing else yet, authorizing by the suite's table.
@@ -127,10 +146,12 @@ impl ServerHost {
 
     /// A host authorizing by another method table (for tests of the mechanism itself).
     pub fn with_methods(config: ServerConfig, verifier: Arc<Verifier>, methods: &[MethodRule]) -> Self {
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let health = HealthReporter::new();
+        let health_service = HealthServer::new(HealthService::from_health_reporter(health.clone()));
         let mut routes = RoutesBuilder::default();
         routes.add_service(
             health_service
+                .clone()
                 .max_decoding_message_size(config.max_receive_bytes)
                 .max_encoding_message_size(config.max_send_bytes),
         );
@@ -148,6 +169,11 @@ impl ServerHost {
             routes,
             services: Vec::new(),
             health,
+            health_service,
+            health_listener: None,
+            databases: Vec::new(),
+            database_check_interval: DATABASE_CHECK_INTERVAL,
+            audit_logs: Vec::new(),
             shutdown: Shutdown::new(),
             denials: Vec::new(),
         }
@@ -171,6 +197,33 @@ impl ServerHost {
     /// service's database.
     pub fn audit_denials(&mut self, path_prefix: &'static str, db: crate::db::Database) -> &mut Self {
         self.denials.push(DenialAudit { path_prefix, db });
+        self
+    }
+
+    /// Also serves the health service, alone and in plaintext, on `listener`: for kubelet gRPC
+    /// probes and container health checks, which cannot present a client certificate. It
+    /// answers until the main server has stopped, so a draining server reads NOT_SERVING.
+    pub fn health_listener(&mut self, listener: TcpListener) -> &mut Self {
+        self.health_listener = Some(listener);
+        self
+    }
+
+    /// Reports `service` (its fully qualified name) NOT_SERVING while `db` does not answer.
+    pub fn ready_while_database_answers(&mut self, service: &'static str, db: crate::db::Database) -> &mut Self {
+        self.databases.push((service, db));
+        self
+    }
+
+    /// How often the databases are asked whether they answer (default 5 s).
+    pub fn check_databases_every(&mut self, interval: Duration) -> &mut Self {
+        self.database_check_interval = interval;
+        self
+    }
+
+    /// Chains the audit rows of `db` every few seconds while the server runs. Safe with several
+    /// replicas: on PostgreSQL the sealer takes an advisory lock, on SQLite the write lock.
+    pub fn seal_audit_periodically(&mut self, db: crate::db::Database) -> &mut Self {
+        self.audit_logs.push(db);
         self
     }
 
@@ -203,6 +256,11 @@ impl ServerHost {
             routes,
             services,
             health,
+            health_service,
+            health_listener,
+            databases,
+            database_check_interval,
+            audit_logs,
             shutdown,
             denials,
         } = self;
@@ -210,6 +268,21 @@ impl ServerHost {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
         health.set_service_status("", ServingStatus::Serving).await;
+        let watcher = tokio::spawn(watch_databases(
+            databases,
+            database_check_interval,
+            health.clone(),
+            shutdown.clone(),
+        ));
+        let sealer = tokio::spawn(seal_audit_logs(audit_logs, shutdown.clone()));
+        let health_only = health_listener.map(|listener| {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(
+                Server::builder()
+                    .add_service(health_service)
+                    .serve_with_incoming(incoming),
+            )
+        });
 
         let mut builder = Server::builder()
             .http2_keepalive_interval(Some(config.keepalive_interval))
@@ -264,8 +337,70 @@ impl ServerHost {
                 Ok(())
             }
         };
+        watcher.abort();
+        sealer.abort();
+        if let Some(task) = health_only {
+            task.abort();
+        }
         tracing::info!("server stopped");
         outcome
+    }
+}
+
+/// Seals each audit log every few seconds until the shutdown.
+async fn seal_audit_logs(logs: Vec<crate::db::Database>, shutdown: Shutdown) {
+    if logs.is_empty() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(AUDIT_SEAL_INTERVAL) => {}
+            () = shutdown.triggered() => return,
+        }
+        for db in &logs {
+            if let Err(error) = crate::audit::seal(db).await {
+                tracing::warn!(%error, "sealing the audit log failed; the next round tries again");
+            }
+        }
+    }
+}
+
+/// Asks each database whether it answers, every few seconds until the shutdown, and sets its
+/// service's health to match, logging each change once.
+async fn watch_databases(
+    databases: Vec<(&'static str, crate::db::Database)>,
+    interval: Duration,
+    health: HealthReporter,
+    shutdown: Shutdown,
+) {
+    if databases.is_empty() {
+        return;
+    }
+    let mut answering: Vec<bool> = vec![true; databases.len()];
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.triggered() => return,
+        }
+        for ((service, db), was) in databases.iter().zip(answering.iter_mut()) {
+            let ping = sqlx::query("SELECT 1").execute(db.pool());
+            let now = matches!(tokio::time::timeout(DATABASE_CHECK_TIMEOUT, ping).await, Ok(Ok(_)));
+            // Draining has set NOT_SERVING for good; a late check must not undo it.
+            if now == *was || shutdown.is_triggered() {
+                continue;
+            }
+            *was = now;
+            if now {
+                tracing::info!(service, "the database answers again; serving");
+                health.set_service_status(*service, ServingStatus::Serving).await;
+            } else {
+                tracing::warn!(
+                    service,
+                    "the database does not answer; reporting NOT_SERVING until it does"
+                );
+                health.set_service_status(*service, ServingStatus::NotServing).await;
+            }
+        }
     }
 }
 

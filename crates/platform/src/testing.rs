@@ -112,6 +112,7 @@ impl Default for TestKeys {
 /// Server settings for tests: a random loopback port and a short grace period.
 pub fn server_config() -> ServerConfig {
     ServerConfig {
+        health_listen: None,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         unary_timeout: Duration::from_secs(10),
         stream_idle_timeout: Duration::from_secs(30),

@@ -2,4 +2,5 @@
 
 mod backup;
 mod import;
+mod replicas;
 mod up;

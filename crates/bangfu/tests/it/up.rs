@@ -10,7 +10,7 @@ use std::time::Duration;
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()

@@ -407,14 +407,139 @@ pub fn check_not_writable_by_others(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Refuses a private key file that group or others may read or write.
+/// Refuses a private key file that others may read, the way PostgreSQL judges its key file:
+/// at most 0600 when the file belongs to someone else than root, at most 0640 when it belongs
+/// to root (a Kubernetes Secret volume: root-owned, readable by the pod's group).
 pub fn check_private(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::MetadataExt;
     let mode = mode_of(path)?;
-    if mode & 0o077 != 0 {
+    let owner = fs::metadata(path).map(|m| m.uid()).map_err(|source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let forbidden = if owner == 0 { 0o037 } else { 0o077 };
+    if mode & forbidden != 0 {
         return Err(KeyError::PrivateKeyReadable {
             path: path.to_path_buf(),
             mode: mode & 0o7777,
         });
     }
     Ok(())
+}
+
+/// What `init_deployment_keys` made (names of keys it created; empty when all existed).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeysInitialized {
+    pub created: Vec<String>,
+    pub data_keys_created: bool,
+}
+
+/// The public directory of a deployment's keys, mounted read-only by every service.
+pub const PUBLIC_DIR: &str = "public";
+/// The operator's directory: the key that signs user tokens (`bangfu token issue`).
+pub const OPERATOR_DIR: &str = "operator";
+/// The signing key file inside a service's or the operator's directory.
+pub const SIGNING_FILE: &str = "signing.json";
+/// The data keys file (citizen IDs at rest), beside the directories.
+pub const DATA_KEYS_FILE: &str = "data-keys.json";
+
+/// Creates a deployment's keys under `out`, keeping any that exist, so a service added later
+/// gets its key on the same volume:
+///
+/// ```text
+/// out/public/trust.json, out/public/<kid>.pub.pem   every service mounts this, read-only
+/// out/operator/signing.json                          signs user tokens; stays with operators
+/// out/<service>/signing.json                         mounted by that service only
+/// out/data-keys.json                                 mounted by services holding personal data
+/// ```
+pub fn init_deployment_keys(out: &Path, services: &[&str]) -> Result<KeysInitialized, KeyError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let public = out.join(PUBLIC_DIR);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KeyError::Io { path, source }
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&public)
+        .map_err(io(&public))?;
+    fs::set_permissions(&public, fs::Permissions::from_mode(0o755)).map_err(io(&public))?;
+    let trust_path = public.join(TRUST_FILE);
+    let mut trust: TrustFile = if trust_path.exists() {
+        serde_json::from_str(&read(&trust_path)?).map_err(|e| KeyError::Invalid {
+            path: trust_path.clone(),
+            reason: e.to_string(),
+        })?
+    } else {
+        TrustFile::default()
+    };
+    let mut report = KeysInitialized::default();
+    let suffix = || {
+        let bytes: [u8; 4] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let mut add = |dir_name: &str, issuer: String, may_sign: MaySign, trust: &mut TrustFile| -> Result<(), KeyError> {
+        let dir = out.join(dir_name);
+        let signing = dir.join(SIGNING_FILE);
+        if signing.exists() {
+            return Ok(());
+        }
+        create_private_dir(&dir)?;
+        let kid = format!("{}-{}", dir_name.replace('_', "-"), suffix());
+        let (file, public_pem) = generate_key_pair(&kid, &issuer, false)?;
+        let text = serde_json::to_string_pretty(&file).map_err(|e| KeyError::Invalid {
+            path: signing.clone(),
+            reason: e.to_string(),
+        })?;
+        write_file(&public.join(format!("{kid}.pub.pem")), public_pem.as_bytes(), 0o644)?;
+        write_file(&signing, text.as_bytes(), 0o600)?;
+        trust.keys.push(TrustEntry {
+            kid: kid.clone(),
+            issuer,
+            public_key_file: format!("{kid}.pub.pem"),
+            may_sign,
+            development: false,
+        });
+        report.created.push(kid);
+        Ok(())
+    };
+    add(
+        OPERATOR_DIR,
+        "bangfu-operator".to_string(),
+        MaySign::Departments {
+            departments: Department::ALL.iter().map(|d| d.as_str().to_string()).collect(),
+            roles: [Role::Clerk, Role::Reviewer, Role::Auditor, Role::Admin]
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+        },
+        &mut trust,
+    )?;
+    for service in services {
+        if !SERVICES.contains(service) {
+            return Err(KeyError::Invalid {
+                path: out.to_path_buf(),
+                reason: format!(
+                    "unknown service {service:?}; the suite's services are {}",
+                    SERVICES.join(", ")
+                ),
+            });
+        }
+        add(
+            service,
+            service_issuer(service),
+            MaySign::Service {
+                service: (*service).to_string(),
+            },
+            &mut trust,
+        )?;
+    }
+    let text = serde_json::to_string_pretty(&trust).map_err(|e| KeyError::Invalid {
+        path: trust_path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_file(&trust_path, text.as_bytes(), 0o644)?;
+    report.data_keys_created = crate::pii::DataKeyFile::ensure(&out.join(DATA_KEYS_FILE))?;
+    Ok(report)
 }

@@ -65,3 +65,43 @@ fn development_keys_are_made_once_and_kept() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn deployment_keys_are_made_once_per_service_and_trusted_by_a_deployment() {
+    use bangfu_platform::auth::keys::{KeysInitialized, init_deployment_keys};
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("keys");
+    let first = init_deployment_keys(&out, &["identity"]).expect("first");
+    assert_eq!(first.created.len(), 2, "the operator's key and identity's: {first:?}");
+    assert!(first.data_keys_created);
+    let public = out.join("public");
+    // Not development keys: a deployment trusts them.
+    let ring = KeyRing::load(&public, DevelopmentKeys::Refuse).expect("trusted");
+    assert_eq!(ring.len(), 2);
+    for private in ["operator/signing.json", "identity/signing.json", "data-keys.json"] {
+        let mode = std::fs::metadata(out.join(private)).expect("file").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{private} is private");
+    }
+    assert!(TokenSigner::load(&out.join("operator/signing.json")).is_ok());
+
+    // A service added later gets its key; what exists is kept as it was.
+    let identity_key = std::fs::read(out.join("identity/signing.json")).expect("key");
+    let second = init_deployment_keys(&out, &["identity", "jobs"]).expect("second");
+    assert_eq!(second.created.len(), 1, "{second:?}");
+    assert!(second.created[0].starts_with("jobs-"));
+    assert!(!second.data_keys_created);
+    assert_eq!(
+        identity_key,
+        std::fs::read(out.join("identity/signing.json")).expect("key")
+    );
+    assert_eq!(
+        KeyRing::load(&public, DevelopmentKeys::Refuse).expect("trusted").len(),
+        3
+    );
+    assert_eq!(
+        init_deployment_keys(&out, &["identity", "jobs"]).expect("third"),
+        KeysInitialized::default()
+    );
+    let unknown = init_deployment_keys(&out, &["payroll"]).expect_err("unknown service");
+    assert!(unknown.to_string().contains("payroll"), "{unknown}");
+}

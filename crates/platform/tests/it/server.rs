@@ -289,3 +289,84 @@ async fn server_info_reports_the_configured_limits() {
             .contains(&"bangfu.diagnostics.v1.DiagnosticsService".to_string())
     );
 }
+
+#[tokio::test]
+async fn a_service_is_not_serving_while_its_database_is_away_and_the_server_stays_alive_on_postgres() {
+    use bangfu_platform::db::{Database, Migrations, PoolSettings};
+    use bangfu_platform::testing::{TcpProxy, TestDatabase};
+    let test = TestDatabase::postgres(&Migrations::NONE).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("address")).await;
+    let url = test.url.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
+    let settings = PoolSettings {
+        acquire_timeout: Duration::from_secs(1),
+        ..PoolSettings::default()
+    };
+    let db = Database::open(&url, settings, &Migrations::NONE).await.expect("open");
+    const DIAGNOSTICS: &str = "bangfu.diagnostics.v1.DiagnosticsService";
+    let server = TestServer::start_with(server_config(), permissions::METHODS, move |host| {
+        let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
+        host.add_service(diagnostics);
+        host.ready_while_database_answers(DIAGNOSTICS, db);
+        host.check_databases_every(Duration::from_millis(100));
+    })
+    .await;
+    let serving = ServingStatus::Serving as i32;
+    let not_serving = ServingStatus::NotServing as i32;
+    let becomes = |wanted: i32| {
+        let server = &server;
+        async move {
+            for _ in 0..100 {
+                if health_of(server, DIAGNOSTICS).await.expect("health") == wanted {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(becomes(serving).await);
+    proxy.cut();
+    assert!(becomes(not_serving).await, "readiness follows the database");
+    assert_eq!(
+        health_of(&server, "").await.expect("health"),
+        serving,
+        "liveness does not"
+    );
+    proxy.restore();
+    assert!(becomes(serving).await, "and comes back with it");
+}
+
+#[tokio::test]
+async fn the_health_port_answers_health_in_plaintext_and_nothing_else() {
+    let health_listener = bangfu_platform::server::bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let health_addr = health_listener.local_addr().expect("address");
+    let server = TestServer::start_with(server_config(), permissions::METHODS, move |host| {
+        let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
+        host.add_service(diagnostics);
+        host.health_listener(health_listener);
+    })
+    .await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{health_addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel.clone());
+    let status = health
+        .check(HealthCheckRequest {
+            service: "bangfu.diagnostics.v1.DiagnosticsService".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    let token = server.keys.user_token(Department::Hr, &[Role::Clerk], "37");
+    let refused = DiagnosticsServiceClient::new(channel)
+        .who_am_i(with_token(WhoAmIRequest {}, &token))
+        .await
+        .expect_err("only health here");
+    assert_eq!(refused.code(), Code::Unimplemented);
+}

@@ -1,0 +1,394 @@
+//! Two `bangfu serve identity` processes on one PostgreSQL database, set up the way a deployment
+//! sets them up (`keys init`, `db init`): they start together, take writes at the same time,
+//! each answers every read, the change feed read through either has every event once and in
+//! the same order, the audit chain verifies, and a SIGTERM to one loses no accepted write while
+//! the other keeps serving.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as pb;
+use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use tonic::transport::Channel;
+
+use crate::up::free_port;
+
+const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
+const IDENTITY: &str = "bangfu.identity.v1.IdentityService";
+
+fn admin_url() -> String {
+    std::env::var("BANGFU_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn bangfu(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let output = Command::new(BANGFU)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run bangfu");
+    assert!(
+        output.status.success(),
+        "bangfu {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// One `bangfu serve identity` process.
+struct Replica {
+    child: Child,
+    addr: String,
+    health: String,
+}
+
+impl Replica {
+    fn start(keys: &Path, database_url: &str) -> Self {
+        let (port, health) = (free_port(), free_port());
+        let child = Command::new(BANGFU)
+            .args(["serve", "identity"])
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("BANGFU_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BANGFU_HEALTH_LISTEN", format!("127.0.0.1:{health}"))
+            .env("BANGFU_KEYS_DIR", keys.join("public"))
+            .env("BANGFU_SIGNING_KEY", keys.join("identity/signing.json"))
+            .env("BANGFU_DATA_KEYS", keys.join("data-keys.json"))
+            .env("BANGFU_SHUTDOWN_GRACE_SECONDS", "10")
+            .env("BANGFU_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bangfu serve");
+        Self {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            health: format!("http://127.0.0.1:{health}"),
+        }
+    }
+
+    /// Waits until the health port says the identity service is SERVING.
+    fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let checked = Command::new(BANGFU)
+                .args(["health", "--addr", &self.health, "--service", IDENTITY])
+                .output()
+                .expect("bangfu health");
+            if checked.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica at {} never became SERVING",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn citizen_id(body: &str) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let sum: u32 = body.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    format!("{body}{}", CHECK[(sum % 11) as usize] as char)
+}
+
+fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request
+}
+
+async fn client(addr: &str) -> IdentityServiceClient<Channel> {
+    IdentityServiceClient::new(
+        Channel::from_shared(addr.to_string())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect"),
+    )
+}
+
+fn create_request(n: u32, request_id: &str) -> pb::CreatePersonRequest {
+    pb::CreatePersonRequest {
+        person: Some(pb::Person {
+            display_name: format!("副本{n}"),
+            citizen_id: citizen_id(&format!("37040219900101{n:03}")),
+            registered_region: Some(common::RegionCode {
+                code: "370402001013".into(),
+                display_name: String::new(),
+            }),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+    }
+}
+
+/// Every change from the start of the feed through `addr`, until `expected` have come.
+async fn feed(addr: &str, token: &str, expected: usize) -> Vec<(String, String, i32)> {
+    let mut identity = client(addr).await;
+    let mut stream = identity
+        .watch_person_changes(authorized(pb::WatchPersonChangesRequest::default(), token))
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut changes = Vec::new();
+    while changes.len() < expected {
+        let item = tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .expect("the feed keeps coming")
+            .expect("stream")
+            .expect("item");
+        if let Some(pb::watch_person_changes_response::Item::Change(change)) = item.item {
+            changes.push((change.cursor, change.person, change.kind));
+        }
+    }
+    changes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chain_and_drain_without_loss() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = dir.path().join("keys");
+    let keys_text = keys.to_str().expect("path");
+    bangfu(&["keys", "init", "--out", keys_text, "--services", "identity"], &[]);
+
+    // The service's own database and role, as a deployment makes them (and again: idempotent).
+    let admin = admin_url();
+    {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
+        sqlx::raw_sql("DROP DATABASE IF EXISTS bangfu_identity WITH (FORCE)")
+            .execute(&mut connection)
+            .await
+            .expect("drop an earlier run's database");
+    }
+    let passwords = dir.path().join("passwords");
+    std::fs::create_dir(&passwords).expect("dir");
+    std::fs::write(passwords.join("identity"), "replica-test-password\n").expect("password");
+    let init_env = [
+        ("BANGFU_ADMIN_DATABASE_URL", admin.as_str()),
+        ("BANGFU_DB_PASSWORDS_DIR", passwords.to_str().expect("path")),
+    ];
+    let first = bangfu(&["db", "init", "--services", "identity"], &init_env);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("database bangfu_identity created"));
+    let again = bangfu(&["db", "init", "--services", "identity"], &init_env);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("database bangfu_identity kept"));
+    let server = admin.rsplit_once('/').expect("a database in the URL").0;
+    let server = server.split_once("://").map(|(_, rest)| rest).unwrap_or(server);
+    let host = server.rsplit('@').next().unwrap_or(server);
+    let database_url = format!("postgres://bangfu_identity:replica-test-password@{host}/bangfu_identity");
+
+    // Both start at once: the migrations run once, under PostgreSQL's advisory lock.
+    let one = Replica::start(&keys, &database_url);
+    let mut two = Replica::start(&keys, &database_url);
+    one.wait_serving();
+    two.wait_serving();
+
+    let token = |dept: &str, role: &str| {
+        let output = bangfu(
+            &[
+                "token",
+                "issue",
+                "--key",
+                keys.join("operator/signing.json").to_str().expect("path"),
+                "--dept",
+                dept,
+                "--role",
+                role,
+                "--region",
+                "3704",
+                "--subject",
+                &format!("{dept}-{role}"),
+            ],
+            &[],
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let clerk = token("hr", "clerk");
+    let reviewer = token("agri", "reviewer");
+    let watcher = token("hr", "admin");
+
+    // Writes through both at once: creations on each, certifications on the second.
+    let write = |addr: String, range: std::ops::Range<u32>, clerk: String| async move {
+        let mut identity = client(&addr).await;
+        let mut names = Vec::new();
+        for n in range {
+            let created = identity
+                .create_person(authorized(create_request(n, &format!("create-{n}")), &clerk))
+                .await
+                .expect("created")
+                .into_inner()
+                .person
+                .expect("person");
+            names.push(created.name);
+        }
+        names
+    };
+    let (first_half, second_half) = tokio::join!(
+        write(one.addr.clone(), 0..30, clerk.clone()),
+        write(two.addr.clone(), 30..60, clerk.clone())
+    );
+    let mut names: Vec<String> = first_half.into_iter().chain(second_half).collect();
+    let mut certifier = client(&two.addr).await;
+    for name in names.iter().take(10) {
+        certifier
+            .certify_category(authorized(
+                pb::CertifyCategoryRequest {
+                    person: name.clone(),
+                    certification: Some(common::CategoryCertification {
+                        category: common::PersonCategory::PovertyAlleviated as i32,
+                        certifying_body: "枣庄市乡村振兴局".into(),
+                        document_reference: "枣振发〔2021〕1号".into(),
+                        valid_from: Some(common::Date {
+                            year: 2021,
+                            month: 1,
+                            day: 1,
+                        }),
+                        ..Default::default()
+                    }),
+                    request_id: format!("certify-{name}").replace('/', "-"),
+                },
+                &reviewer,
+            ))
+            .await
+            .expect("certified");
+    }
+
+    // Creations keep going to the second replica while it is told to stop; a call it refuses
+    // while draining is retried on the first with the same request id.
+    let draining = {
+        let (addr_two, addr_one, clerk) = (two.addr.clone(), one.addr.clone(), clerk.clone());
+        tokio::spawn(async move {
+            let mut on_two = client(&addr_two).await;
+            let mut on_one = client(&addr_one).await;
+            let mut names = Vec::new();
+            let mut retried = 0;
+            for n in 60..140 {
+                let request_id = format!("create-{n}");
+                let name = match on_two
+                    .create_person(authorized(create_request(n, &request_id), &clerk))
+                    .await
+                {
+                    Ok(response) => response.into_inner().person.expect("person").name,
+                    Err(_) => {
+                        retried += 1;
+                        on_one
+                            .create_person(authorized(create_request(n, &request_id), &clerk))
+                            .await
+                            .expect("the other replica takes the write")
+                            .into_inner()
+                            .person
+                            .expect("person")
+                            .name
+                    }
+                };
+                names.push(name);
+            }
+            (names, retried)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    two.terminate();
+    let (more, retried) = draining.await.expect("writer");
+    assert!(two.wait().success(), "the draining replica exits cleanly");
+    names.extend(more);
+    eprintln!("{retried} creations were retried on the first replica after the second stopped");
+
+    // Every accepted write is there, once, and the surviving replica answers every read.
+    let unique: HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), 140, "one person per creation, retries included");
+    let mut reader = client(&one.addr).await;
+    for name in &names {
+        reader
+            .get_person(authorized(
+                pb::GetPersonRequest {
+                    name: name.clone(),
+                    ..Default::default()
+                },
+                &clerk,
+            ))
+            .await
+            .unwrap_or_else(|status| panic!("{name} readable after the drain: {status}"));
+    }
+
+    // The feed: 140 creations and 10 certifications, once each, in one order.
+    let expected = 150;
+    let through_one = feed(&one.addr, &watcher, expected).await;
+    let cursors: HashSet<&String> = through_one.iter().map(|(cursor, ..)| cursor).collect();
+    assert_eq!(cursors.len(), expected, "no event twice");
+    let created: HashSet<&String> = through_one
+        .iter()
+        .filter(|(_, _, kind)| *kind == pb::ChangeKind::Created as i32)
+        .map(|(_, person, _)| person)
+        .collect();
+    assert_eq!(created, unique, "every creation is in the feed");
+
+    // A replica started after the others reads the same feed in the same order.
+    let three = Replica::start(&keys, &database_url);
+    three.wait_serving();
+    assert_eq!(feed(&three.addr, &watcher, expected).await, through_one);
+
+    let db = bangfu_platform::db::Database::connect(&database_url, Default::default())
+        .await
+        .expect("database");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM persons")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 140, "no creation stored twice, retries included");
+
+    // The replicas' periodic sealers chain the audit rows (every 10 s), one at a time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let verified = loop {
+        let verified = bangfu_platform::audit::verify(&db).await.expect("verify");
+        if verified.checked >= 150 || Instant::now() > deadline {
+            break verified;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(verified.first_broken, None, "the audit chain verifies");
+    assert!(
+        verified.checked >= 150,
+        "every write was audited and sealed: {verified:?}"
+    );
+}
