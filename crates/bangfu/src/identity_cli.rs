@@ -82,6 +82,9 @@ pub enum IdentityCommand {
     Audit(AuditArgs),
     /// Count persons by region, category and employment status.
     Stats(StatsArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(ParameterCommand),
     /// Import a CSV export of the national monitoring system (UTF-8 or GBK/GB18030), streaming;
     /// rejected rows go to a file to fix and re-import.
     Import(crate::identity_import::ImportArgs),
@@ -352,6 +355,39 @@ pub struct StatsArgs {
     group_by: i32,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ParameterCommand {
+    /// The rows of a key (or of every key), with their regions, dates and documents.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only this key, e.g. identity.income_drop_alert_bp.
+        #[arg(long, default_value = "")]
+        key: String,
+    },
+    /// Set the value of the row (key, region, first day), creating it when missing. An
+    /// administrator with the parameter permission; the change is audited and reaches every
+    /// replica within its cache time (30 s).
+    Set {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The key, e.g. identity.lookups_per_minute.
+        key: String,
+        /// The region prefix the row applies to, or `*` for the whole country.
+        #[arg(long)]
+        region: String,
+        /// The row's first day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// The value, an integer in the key's unit.
+        #[arg(long, allow_negative_numbers = true)]
+        value: i64,
+        /// The policy document the value comes from.
+        #[arg(long)]
+        document: String,
+    },
+}
+
 pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
     match command {
         IdentityCommand::Create {
@@ -437,7 +473,119 @@ pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
         IdentityCommand::Watch(args) => watch(args).await,
         IdentityCommand::Audit(args) => audit(args).await,
         IdentityCommand::Stats(args) => stats(args).await,
+        IdentityCommand::Parameter(command) => parameter(command).await,
         IdentityCommand::Import(args) => crate::identity_import::run(args).await,
+    }
+}
+
+async fn parameter(command: ParameterCommand) -> Result<(), Failure> {
+    let date_text = |d: &Option<common::Date>| {
+        d.as_ref()
+            .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+            .unwrap_or_default()
+    };
+    match command {
+        ParameterCommand::List { client, key } => {
+            let mut identity = IdentityServiceClient::new(authorized(&client).await?);
+            let mut page_token = String::new();
+            loop {
+                let page = identity
+                    .list_parameters(pb::ListParametersRequest {
+                        filter: Some(common::ParameterFilter {
+                            key: key.clone(),
+                            ..Default::default()
+                        }),
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await
+                    .map_err(|s| call_failed(&s))?
+                    .into_inner();
+                for row in &page.parameters {
+                    if client.json {
+                        say!(
+                            "{}",
+                            serde_json::json!({
+                                "key": row.key, "region_prefix": row.region_prefix, "valid_from": date_text(&row.valid_from),
+                                "valid_to": date_text(&row.valid_to), "value": row.value, "source_document": row.source_document,
+                            })
+                        );
+                    } else {
+                        say!(
+                            "{}  {}  {} .. {}  {}  ({})",
+                            row.key,
+                            row.region_prefix,
+                            date_text(&row.valid_from),
+                            date_text(&row.valid_to),
+                            row.value,
+                            row.source_document
+                        );
+                    }
+                }
+                if page.next_page_token.is_empty() {
+                    return Ok(());
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        ParameterCommand::Set {
+            client,
+            key,
+            region,
+            from,
+            value,
+            document,
+        } => {
+            let valid_from = parse_date("--from", &from)?;
+            let mut identity = IdentityServiceClient::new(authorized(&client).await?);
+            // The row's etag, when it exists, so a change made meanwhile is not overwritten.
+            let existing = identity
+                .list_parameters(pb::ListParametersRequest {
+                    filter: Some(common::ParameterFilter {
+                        key: key.clone(),
+                        ..Default::default()
+                    }),
+                    page_size: 1000,
+                    page_token: String::new(),
+                })
+                .await
+                .map_err(|s| call_failed(&s))?
+                .into_inner()
+                .parameters
+                .into_iter()
+                .find(|row| row.region_prefix == region && row.valid_from == Some(valid_from));
+            let mut request = pb::UpdateParameterRequest {
+                parameter: Some(common::Parameter {
+                    key: key.clone(),
+                    region_prefix: region.clone(),
+                    valid_from: Some(valid_from),
+                    valid_to: existing.as_ref().and_then(|row| row.valid_to),
+                    value,
+                    source_document: document,
+                    etag: existing.as_ref().map(|row| row.etag.clone()).unwrap_or_default(),
+                    ..Default::default()
+                }),
+                update_mask: None,
+                allow_missing: existing.is_none(),
+            };
+            request.update_mask.get_or_insert_with(Default::default).paths =
+                vec!["value".to_string(), "source_document".to_string()];
+            let updated = identity
+                .update_parameter(request)
+                .await
+                .map_err(|s| call_failed(&s))?
+                .into_inner()
+                .parameter
+                .unwrap_or_default();
+            say!(
+                "{} {} from {}: {}",
+                updated.key,
+                updated.region_prefix,
+                date_text(&updated.valid_from),
+                updated.value
+            );
+            Ok(())
+        }
     }
 }
 

@@ -575,30 +575,94 @@ impl Store {
                 entry.labor_capacity = capacity;
             }
         }
-        let ids = placeholders(3, persons.len());
-        let sql = format!(
-            "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE valid_from <= $1 \
-             AND (valid_to IS NULL OR valid_to >= $2) AND person_id IN ({ids}) ORDER BY person_id, valid_from, id"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(date_text(last))
-            .bind(date_text(first));
-        for person in persons {
-            query = query.bind(&person.id);
-        }
-        for row in query.fetch_all(&mut *connection).await? {
-            let certification = certification_of(&row)?;
+        let ids: Vec<&str> = persons.iter().map(|p| p.id.as_str()).collect();
+        for certification in self.certifications_overlapping(connection, &ids, first, last).await? {
             if let Some(entry) = facts.get_mut(&certification.person_id) {
                 entry.certifications.push(certification);
             }
         }
-        let ids: Vec<&str> = persons.iter().map(|p| p.id.as_str()).collect();
         for (id, record) in self.employment_on(connection, &ids, last).await? {
             if let Some(entry) = facts.get_mut(&id) {
                 entry.employment_status = Some(record.status);
             }
         }
         Ok(facts)
+    }
+
+    /// Every certification of these persons that overlaps `first..=last`, annulled ones
+    /// included (they show as annulled), by person and start.
+    pub async fn certifications_overlapping(
+        &self,
+        connection: &mut AnyConnection,
+        person_ids: &[&str],
+        first: Date,
+        last: Date,
+    ) -> Result<Vec<StoredCertification>, Problem> {
+        if person_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE valid_from <= $1 \
+             AND (valid_to IS NULL OR valid_to >= $2) AND person_id IN ({}) ORDER BY person_id, valid_from, id",
+            placeholders(3, person_ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(date_text(last))
+            .bind(date_text(first));
+        for id in person_ids {
+            query = query.bind(*id);
+        }
+        query
+            .fetch_all(&mut *connection)
+            .await?
+            .iter()
+            .map(certification_of)
+            .collect()
+    }
+
+    /// One person with what held on `last` and the certifications overlapping the period, in
+    /// two queries: the read every other service makes most, so its round trips count.
+    pub async fn get_as_of(
+        &self,
+        connection: &mut AnyConnection,
+        id: &str,
+        first: Date,
+        last: Date,
+    ) -> Result<Option<(StoredPerson, Facts)>, Problem> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSON_COLUMNS}, \
+               (SELECT r.region FROM person_regions r WHERE r.person_id = persons.id AND r.kind = 'registered' \
+                  AND r.valid_from <= $2 ORDER BY r.valid_from DESC LIMIT 1) AS registered_as_of, \
+               (SELECT r.region FROM person_regions r WHERE r.person_id = persons.id AND r.kind = 'residence' \
+                  AND r.valid_from <= $2 ORDER BY r.valid_from DESC LIMIT 1) AS residence_as_of, \
+               (SELECT l.labor_capacity FROM person_labor_capacity l WHERE l.person_id = persons.id \
+                  AND l.valid_from <= $2 ORDER BY l.valid_from DESC LIMIT 1) AS labor_as_of, \
+               (SELECT e.status FROM employment_records e WHERE e.person_id = persons.id AND e.start_date <= $2 \
+                  AND (e.end_date IS NULL OR e.end_date >= $2) ORDER BY e.start_date DESC, e.id DESC LIMIT 1) AS status_as_of \
+             FROM persons WHERE id = $1"
+        )))
+        .bind(id)
+        .bind(date_text(last))
+        .fetch_optional(&mut *connection)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let person = person_of(&row)?;
+        let registered: Option<String> = row.try_get("registered_as_of")?;
+        let residence: Option<String> = row.try_get("residence_as_of")?;
+        let labor: Option<String> = row.try_get("labor_as_of")?;
+        let status: Option<String> = row.try_get("status_as_of")?;
+        let certifications = self.certifications_overlapping(connection, &[id], first, last).await?;
+        let facts = Facts {
+            registered_region: registered.unwrap_or_else(|| person.registered_region.clone()),
+            residence_region: residence.unwrap_or_else(|| person.residence_region.clone()),
+            labor_capacity: labor
+                .as_deref()
+                .and_then(LaborCapacity::parse)
+                .unwrap_or(person.labor_capacity),
+            employment_status: status.as_deref().and_then(EmploymentStatus::parse),
+            certifications,
+        };
+        Ok(Some((person, facts)))
     }
 
     /// Holders of the given blind indexes, any key version.
@@ -779,6 +843,8 @@ impl Store {
     /// A page of persons registered under `prefix`, ordered by (registered region, id), after
     /// `cursor`; optionally only those holding `category` on `day`. Keyset paging over the
     /// (registered_region, id) index: a page deep in a million rows costs what the first does.
+    /// Both the row comparison and the plain bound on the region are needed: PostgreSQL starts
+    /// its index range from the first, SQLite only from the second.
     pub async fn list_registered(
         &self,
         connection: &mut AnyConnection,
@@ -796,7 +862,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSON_COLUMNS} FROM persons \
              WHERE registered_region >= $1 AND registered_region < $2 \
-               AND (registered_region > $3 OR (registered_region = $3 AND id > $4)) \
+               AND registered_region >= $3 AND (registered_region, id) > ($3, $4) \
                AND ($5 = '' OR EXISTS (SELECT 1 FROM certifications c WHERE c.person_id = persons.id \
                     AND c.category = $5 AND c.annulled = 0 AND c.valid_from <= $6 \
                     AND (c.valid_to IS NULL OR c.valid_to >= $6))) \

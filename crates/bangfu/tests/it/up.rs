@@ -366,3 +366,102 @@ fn no_log_line_holds_a_citizen_id_or_a_name_in_clear_even_at_debug() {
         assert!(!log.contains(secret), "{secret} appears in the log");
     }
 }
+
+#[test]
+fn the_monitoring_commands_record_work_income_and_show_alerts_stats_and_the_audit_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let up = Up::start(&data);
+    let token_file = data.join("admin.jwt");
+    let token_file = token_file.to_str().expect("path");
+    let run = |args: &[&str]| {
+        let mut all = vec!["identity"];
+        all.extend_from_slice(&args[..1]);
+        all.extend_from_slice(&["--addr", &up.addr, "--token-file", token_file]);
+        all.extend_from_slice(&args[1..]);
+        let output = bangfu(&all);
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let created = run(&[
+        "create",
+        "--json",
+        "--name",
+        "孙秀兰",
+        "--citizen-id",
+        "11010519491231002X",
+        "--region",
+        "370402001013",
+    ]);
+    let person: serde_json::Value = serde_json::from_str(&created).expect("json");
+    let person = person["name"].as_str().expect("name").to_string();
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date();
+    let this_month = format!("{:04}-{:02}", today.year(), u8::from(today.month()));
+    let last_month = today
+        .replace_day(1)
+        .expect("first")
+        .previous_day()
+        .expect("a day before");
+    let last_month = format!("{:04}-{:02}", last_month.year(), u8::from(last_month.month()));
+    run(&[
+        "income",
+        &person,
+        "--month",
+        &last_month,
+        "--yuan",
+        "3000",
+        "--reporting-system",
+        "务工收入监测",
+    ]);
+    let fell = run(&[
+        "income",
+        &person,
+        "--month",
+        &this_month,
+        "--yuan",
+        "1200.50",
+        "--reporting-system",
+        "务工收入监测",
+    ]);
+    assert!(
+        fell.contains("income-drop-month-on-month") || fell.contains("INCOME_DROP_MONTH_ON_MONTH"),
+        "{fell}"
+    );
+    let recorded = run(&[
+        "employment",
+        &person,
+        "--status",
+        "employed-out-of-province",
+        "--from",
+        &format!("{this_month}-01"),
+        "--reporting-system",
+        "就业信息平台",
+    ]);
+    assert!(recorded.contains("employmentRecords/"), "{recorded}");
+    let alerts = run(&["alerts", "--json", "--region", "370402"]);
+    assert!(alerts.contains(&person), "{alerts}");
+    let stats = run(&["stats", "--json", "--region", "3704"]);
+    assert!(stats.contains("370402"), "{stats}");
+    let audit = run(&["audit", "--json"]);
+    assert!(audit.contains("RecordIncome"), "{audit}");
+    let listed = run(&["list", "--json", "--region", "370402"]);
+    assert!(listed.contains(&person), "{listed}");
+    let parameters = bangfu(&[
+        "identity",
+        "parameter",
+        "list",
+        "--addr",
+        &up.addr,
+        "--token-file",
+        token_file,
+        "--key",
+        "identity.income_drop_alert_bp",
+    ]);
+    assert!(
+        text(&parameters.stdout).contains("2000"),
+        "{}",
+        text(&parameters.stderr)
+    );
+}

@@ -736,6 +736,9 @@ impl Importer {
 /// Rows per message, at most.
 const ROWS_PER_MESSAGE: usize = 1000;
 
+/// An import of at least this many rows refreshes the planner's statistics before it ends.
+const ANALYZE_AFTER_ROWS: usize = 10_000;
+
 impl Identity {
     /// The categories the certifying-department table gives the caller's department.
     async fn certifiable_by(&self, caller: &Principal) -> Result<Vec<Category>, Problem> {
@@ -840,7 +843,14 @@ async fn run_import(
         };
         match next {
             Ok(Some(message)) => rows = message.rows,
-            Ok(None) => break,
+            Ok(None) => {
+                if total >= ANALYZE_AFTER_ROWS
+                    && let Err(problem) = importer.store.analyze_after_import().await
+                {
+                    tracing::warn!(message = %problem.message, "statistics not refreshed after the import");
+                }
+                break;
+            }
             Err(status) => {
                 tracing::info!(import = %importer.import_id, %status, "the importing client went away");
                 return;

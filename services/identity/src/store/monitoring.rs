@@ -355,7 +355,7 @@ impl Store {
         }
         if after.is_some() {
             conditions.push(format!(
-                "(created_us < ${a} OR (created_us = ${a} AND id < ${b}))",
+                "created_us <= ${a} AND (created_us, id) < (${a}, ${b})",
                 a = next,
                 b = next + 1
             ));
