@@ -843,8 +843,8 @@ impl Store {
     /// A page of persons registered under `prefix`, ordered by (registered region, id), after
     /// `cursor`; optionally only those holding `category` on `day`. Keyset paging over the
     /// (registered_region, id) index: a page deep in a million rows costs what the first does.
-    /// Both the row comparison and the plain bound on the region are needed: PostgreSQL starts
-    /// its index range from the first, SQLite only from the second.
+    /// PostgreSQL starts its index range from the row comparison; SQLite only from a plain bound
+    /// on the region, so the lower bound is the later of the prefix and the cursor.
     pub async fn list_registered(
         &self,
         connection: &mut AnyConnection,
@@ -862,13 +862,13 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSON_COLUMNS} FROM persons \
              WHERE registered_region >= $1 AND registered_region < $2 \
-               AND registered_region >= $3 AND (registered_region, id) > ($3, $4) \
+               AND (registered_region, id) > ($3, $4) \
                AND ($5 = '' OR EXISTS (SELECT 1 FROM certifications c WHERE c.person_id = persons.id \
                     AND c.category = $5 AND c.annulled = 0 AND c.valid_from <= $6 \
                     AND (c.valid_to IS NULL OR c.valid_to >= $6))) \
              ORDER BY registered_region, id LIMIT $7"
         )))
-        .bind(prefix)
+        .bind(prefix.max(after_region))
         .bind(upper)
         .bind(after_region)
         .bind(after_id)

@@ -476,17 +476,17 @@ impl Store {
         );
         let mut next = 3 + categories.len();
         if after.is_some() {
-            sql.push_str(&format!(
-                " AND region >= ${a} AND (region, id) > (${a}, ${b})",
-                a = next,
-                b = next + 1
-            ));
+            sql.push_str(&format!(" AND (region, id) > (${a}, ${b})", a = next, b = next + 1));
             next += 2;
         }
         sql.push_str(&format!(" ORDER BY region, id LIMIT ${next}"));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(prefix.to_string())
-            .bind(upper);
+        // The later of the prefix and the cursor: SQLite starts its index range only from a
+        // plain bound, PostgreSQL from the row comparison.
+        let lower = match &after {
+            Some((region, _)) if region.as_str() > prefix => region.clone(),
+            _ => prefix.to_string(),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lower).bind(upper);
         for category in categories {
             query = query.bind(category.as_str());
         }
