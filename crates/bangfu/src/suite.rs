@@ -36,7 +36,12 @@ pub enum Databases {
 }
 
 impl Databases {
-    async fn open(&self, service: &str, migrations: &bangfu_platform::db::Migrations) -> Result<Database, Failure> {
+    async fn open(
+        &self,
+        service: &str,
+        migrations: &bangfu_platform::db::Migrations,
+        pool: PoolSettings,
+    ) -> Result<Database, Failure> {
         let failed = |e: bangfu_platform::db::DbError| Failure {
             message: format!("{service}: {e}"),
             exit_code: 3,
@@ -48,9 +53,7 @@ impl Databases {
                 .map_err(failed)?,
             Self::Url(url) => url.clone(),
         };
-        Database::open(&url, PoolSettings::default(), migrations)
-            .await
-            .map_err(failed)
+        Database::open(&url, pool, migrations).await.map_err(failed)
     }
 }
 
@@ -76,7 +79,9 @@ pub async fn host(
     }
     for service in services {
         if *service == bangfu_identity::SERVICE {
-            let db = databases.open(service, &bangfu_identity::MIGRATIONS).await?;
+            let db = databases
+                .open(service, &bangfu_identity::MIGRATIONS, config.database_pool)
+                .await?;
             let keys = data_keys(config.data_keys.as_deref())?;
             let identity = bangfu_identity::start(db.clone(), keys, clock.clone())
                 .await

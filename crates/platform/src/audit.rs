@@ -112,6 +112,16 @@ impl AuditEntry {
         self
     }
 
+    /// Fills in the current call's trace id unless one was set.
+    pub fn with_current_trace(mut self) -> Self {
+        if self.trace_id.is_empty()
+            && let Some(trace_id) = crate::telemetry::current_trace_id()
+        {
+            self.trace_id = trace_id;
+        }
+        self
+    }
+
     pub fn with_trace_id(mut self, trace_id: &str) -> Self {
         self.trace_id = trace_id.to_string();
         self
@@ -154,9 +164,29 @@ pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Resul
 /// nothing else.
 pub async fn append_now(db: &Database, entry: &AuditEntry) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
-    append(&mut tx, entry).await?;
+    append(&mut tx, &entry.clone().with_current_trace()).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Audits a refusal made inside a handler (a department that does not certify a category, a
+/// record outside the caller's scope, maker = checker) as the layer audits its own, and hands
+/// the refusal back. Call it with no transaction of the call still open: on SQLite the audit
+/// row waits for the one writer. A refusal whose audit row cannot be written is still refused;
+/// the failure is logged.
+pub async fn denied(
+    db: &Database,
+    principal: &Principal,
+    method: &str,
+    resource: &str,
+    problem: crate::error::Problem,
+) -> crate::error::Problem {
+    let entry = AuditEntry::by(principal, method, resource, OffsetDateTime::now_utc())
+        .with_outcome(Outcome::Denied, problem.reason_code());
+    if let Err(error) = append_now(db, &entry).await {
+        tracing::error!(%error, method, "a refusal could not be audited");
+    }
+    problem
 }
 
 /// The hash that chains `entry` at `sequence` after `prev_hash`. Every field is

@@ -203,6 +203,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
     pub database_url: Option<String>,
+    /// Connections each service's database pool holds, and how long a call waits for one.
+    pub database_pool: crate::db::PoolSettings,
     /// The data keys file (encryption and blind index of personal data).
     pub data_keys: Option<PathBuf>,
 }
@@ -302,10 +304,26 @@ impl Config {
             json,
             otlp_endpoint: env.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
         };
+        // A use case holds one connection for its whole transaction and reads on it, so a call
+        // never needs two; calls beyond the pool wait their turn, up to the acquire timeout.
+        let pool_size = env.number("BANGFU_DB_POOL_SIZE", 16, 1)?;
+        if pool_size as usize > server.concurrency_limit {
+            return Err(ConfigError::Invalid {
+                variable: "BANGFU_DB_POOL_SIZE",
+                value: pool_size.to_string(),
+                expected: "at most BANGFU_CONCURRENCY_LIMIT: connections beyond the calls served at once stay idle",
+            });
+        }
+        let database_pool = crate::db::PoolSettings {
+            max_connections: pool_size as u32,
+            acquire_timeout: Duration::from_millis(env.number("BANGFU_DB_ACQUIRE_TIMEOUT_MS", 5_000, 1)?),
+            ..crate::db::PoolSettings::default()
+        };
         Ok(Self {
             server,
             auth,
             telemetry,
+            database_pool,
             database_url: env.text("DATABASE_URL"),
             data_keys,
         })
@@ -324,6 +342,11 @@ impl Config {
             format!(
                 "database_url = {}",
                 self.database_url.as_deref().map_or("(none)".into(), redact_url)
+            ),
+            format!(
+                "database_pool = {} connections, {}ms acquire timeout",
+                self.database_pool.max_connections,
+                self.database_pool.acquire_timeout.as_millis()
             ),
             format!("keys_dir = {}", path(&self.auth.keys_dir)),
             format!("data_keys = {}", path(&self.data_keys)),

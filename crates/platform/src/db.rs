@@ -120,7 +120,7 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            max_connections: 10,
+            max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
         }
@@ -181,8 +181,36 @@ impl From<DbError> for Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(error: sqlx::Error) -> Self {
+        if let Some(constraint) = unique_violation(&error) {
+            // Two writers raced for one key (the second's check ran before the first
+            // committed): the schema kept the rule, and the client can read again and retry.
+            tracing::info!(constraint, "a write met a unique constraint");
+            return Problem::new(
+                tonic::Code::Aborted,
+                crate::error::ErrorReason::StateConflict,
+                "a conflicting record was written at the same time; read it again and retry",
+                "同一记录正被他人同时办理，请刷新后重试",
+            )
+            .with_metadata("constraint", constraint);
+        }
         Problem::from(DbError::Query(error))
     }
+}
+
+/// The unique constraint a write was refused by: PostgreSQL's constraint or index name, or
+/// the `table.column` list SQLite names ("persons.household_id"). A service maps the ones that
+/// mean a rule of its own (one head per household) to its own error before the generic one.
+pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(database) = error else {
+        return None;
+    };
+    if !matches!(database.kind(), sqlx::error::ErrorKind::UniqueViolation) {
+        return None;
+    }
+    Some(match database.constraint() {
+        Some(name) => name.to_string(),
+        None => database.message().rsplit(": ").next().unwrap_or_default().to_string(),
+    })
 }
 
 /// A service's database.

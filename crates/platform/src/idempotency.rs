@@ -1,13 +1,13 @@
-//! Safe retries of calls that create records or move money (AIP-155 `request_id`). The first
-//! call with a request id stores, in its own transaction, a hash of the request and the
-//! resource it created; a retry with the same id and the same request is answered with that
-//! resource, and the same id with a different request is refused, so a client bug cannot
-//! silently return someone else's record. Ids are scoped to the subject and the method.
+//! Safe retries of calls that create records or move money (AIP-155 `request_id`): the key a
+//! request is remembered under. The first call with a request id stores, in its own
+//! transaction, a hash of the request and the resource it created (`write::begin` claims it,
+//! `Unit::commit` records the resource); a retry with the same id and the same request is
+//! answered with that resource, and the same id with a different request is refused, so a
+//! client bug cannot silently return someone else's record. Ids are scoped to the subject and
+//! the method.
 
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
 
-use crate::db::to_micros;
 use crate::error::{ErrorReason, Problem};
 
 /// A validated request id with the key it is stored under.
@@ -59,62 +59,19 @@ impl RequestKey {
     }
 }
 
-/// What an earlier call with the same request id left.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Previous {
-    /// Not seen before: do the work, then `remember` it in the same transaction.
-    None,
-    /// The same request was done before and created this resource: answer with it.
-    Done { resource: String },
-}
-
-/// Looks the key up inside the caller's transaction.
-pub async fn previous(connection: &mut AnyConnection, key: &RequestKey) -> Result<Previous, Problem> {
-    let row = sqlx::query(
-        "SELECT request_hash, resource FROM request_ids WHERE subject = $1 AND method = $2 AND request_id = $3",
-    )
-    .bind(&key.subject)
-    .bind(&key.method)
-    .bind(&key.request_id)
-    .fetch_optional(connection)
-    .await?;
-    let Some(row) = row else { return Ok(Previous::None) };
-    let hash: String = row.try_get("request_hash")?;
-    if hash != key.request_hash {
-        return Err(Problem::new(
-            tonic::Code::FailedPrecondition,
-            ErrorReason::RequestIdReused,
-            "this request_id was used before with a different request",
-            "该请求编号已用于另一笔不同的业务，请使用新的请求编号",
-        ));
+impl RequestKey {
+    /// The key of a whole request message: every field counts, so a retry that differs in any
+    /// of them is REQUEST_ID_REUSED rather than a silent answer to another request. prost
+    /// encodes the same message to the same bytes (fields in number order), map fields aside:
+    /// a request with a map must hash its parts with [`RequestKey::new`] instead.
+    pub fn of_message(
+        subject: &str,
+        method: &str,
+        request_id: &str,
+        request: &impl prost::Message,
+    ) -> Result<Option<Self>, Problem> {
+        Self::new(subject, method, request_id, &[&request.encode_to_vec()])
     }
-    Ok(Previous::Done {
-        resource: row.try_get("resource")?,
-    })
-}
-
-/// Records the key and the resource it created, in the transaction that created it. Two
-/// concurrent first attempts cannot both commit: the second fails on the primary key and its
-/// retry finds the first.
-pub async fn remember(
-    connection: &mut AnyConnection,
-    key: &RequestKey,
-    resource: &str,
-    now: time::OffsetDateTime,
-) -> Result<(), Problem> {
-    sqlx::query(
-        "INSERT INTO request_ids (subject, method, request_id, request_hash, resource, created_us) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&key.subject)
-    .bind(&key.method)
-    .bind(&key.request_id)
-    .bind(&key.request_hash)
-    .bind(resource)
-    .bind(to_micros(now))
-    .execute(connection)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -24,3 +24,4 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
+pub mod write;

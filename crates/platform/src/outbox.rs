@@ -150,23 +150,41 @@ pub struct FeedEvent {
 
 /// Up to `limit` committed events after `after`, in commit order.
 pub async fn read_after(db: &Database, after: Position, limit: u32) -> Result<Vec<FeedEvent>, DbError> {
+    read_after_excluding(db, after, None, limit).await
+}
+
+/// `read_after`, leaving out the events of transactions that had committed in `snapshot` (a
+/// PostgreSQL `pg_snapshot` as text): a watch that starts at the head skips what was already
+/// committed when it started, though the horizon had not yet passed it.
+async fn read_after_excluding(
+    db: &Database,
+    after: Position,
+    snapshot: Option<&str>,
+    limit: u32,
+) -> Result<Vec<FeedEvent>, DbError> {
     let rows = match db.backend() {
         Backend::Postgres => {
             sqlx::query(
-                "SELECT id, xid::text AS xid, kind, resource, regions, effective_date, detail, recorded_us \
+                // The text copy of the id is named apart from the column: an output column
+                // named `xid` would capture `ORDER BY xid` and sort the ids as text ("10003"
+                // before "9998"), while the cursor compares them as numbers.
+                "SELECT id, xid::text AS xid_text, kind, resource, regions, effective_date, detail, recorded_us \
                  FROM outbox_events \
-                 WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY xid, id LIMIT $3",
+                 WHERE (outbox_events.xid, id) > ($1::text::xid8, $2) \
+                   AND outbox_events.xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND ($4::text IS NULL OR NOT pg_visible_in_snapshot(outbox_events.xid, $4::text::pg_snapshot)) \
+                 ORDER BY outbox_events.xid, id LIMIT $3",
             )
             .bind(after.xid.to_string())
             .bind(after.id)
             .bind(i64::from(limit))
+            .bind(snapshot)
             .fetch_all(db.pool())
             .await?
         }
         Backend::Sqlite => {
             sqlx::query(
-                "SELECT id, '0' AS xid, kind, resource, regions, effective_date, detail, recorded_us \
+                "SELECT id, '0' AS xid_text, kind, resource, regions, effective_date, detail, recorded_us \
                  FROM outbox_events WHERE id > $1 ORDER BY id LIMIT $2",
             )
             .bind(after.id)
@@ -177,13 +195,15 @@ pub async fn read_after(db: &Database, after: Position, limit: u32) -> Result<Ve
     };
     rows.iter()
         .map(|row| {
-            let xid: String = row.try_get("xid")?;
+            let xid: String = row.try_get("xid_text")?;
             let regions: String = row.try_get("regions")?;
             let effective: Option<String> = row.try_get("effective_date")?;
             let micros: i64 = row.try_get("recorded_us")?;
             Ok(FeedEvent {
                 position: Position {
-                    xid: xid.parse().unwrap_or(0),
+                    xid: xid
+                        .parse()
+                        .map_err(|_| sqlx::Error::Decode(format!("transaction id {xid:?}").into()))?,
                     id: row.try_get("id")?,
                 },
                 kind: row.try_get("kind")?,
@@ -223,6 +243,49 @@ pub async fn head(db: &Database) -> Result<Position, DbError> {
     }
 }
 
+/// Where a watch begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After a cursor the consumer stored (or the beginning, `Position::START`).
+    After(Position),
+    /// At the head: only what had not committed when the watch began.
+    Head,
+}
+
+/// The head with, on PostgreSQL, the snapshot that tells which transactions above the horizon
+/// had already committed (and are therefore not "from now on").
+async fn head_with_snapshot(db: &Database) -> Result<(Position, Option<String>), DbError> {
+    match db.backend() {
+        Backend::Postgres => {
+            let row = sqlx::query(
+                "SELECT pg_current_snapshot()::text AS snapshot, \
+                 pg_snapshot_xmin(pg_current_snapshot())::text AS xmin",
+            )
+            .fetch_one(db.pool())
+            .await?;
+            let snapshot: String = row.try_get("snapshot")?;
+            let xmin: String = row.try_get("xmin")?;
+            let xmin: u64 = xmin
+                .parse()
+                .map_err(|_| DbError::Query(sqlx::Error::Decode(format!("snapshot xmin {xmin:?}").into())))?;
+            Ok((
+                Position {
+                    xid: xmin.saturating_sub(1),
+                    id: i64::MAX,
+                },
+                Some(snapshot),
+            ))
+        }
+        Backend::Sqlite => Ok((head(db).await?, None)),
+    }
+}
+
+/// The `xmax` of a snapshot's text form `xmin:xmax:xip,…`: every transaction from it on began
+/// after the snapshot.
+fn snapshot_xmax(snapshot: &str) -> Option<u64> {
+    snapshot.split(':').nth(1)?.parse().ok()
+}
+
 /// What a watch stream carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedItem {
@@ -255,13 +318,17 @@ impl Default for WatchSettings {
 /// Follows the feed from `from`, yielding the events `visible` admits and heartbeats when idle,
 /// until the client goes away or the server drains. A database outage pauses the stream (it
 /// retries) rather than ending it.
-pub fn watch(
+pub async fn watch(
     db: Database,
-    from: Position,
+    start: Start,
     visible: Arc<dyn Fn(&FeedEvent) -> bool + Send + Sync>,
     settings: WatchSettings,
     shutdown: Shutdown,
-) -> impl Stream<Item = Result<FeedItem, Problem>> {
+) -> Result<impl Stream<Item = Result<FeedItem, Problem>>, Problem> {
+    let (from, mut snapshot) = match start {
+        Start::After(position) => (position, None),
+        Start::Head => head_with_snapshot(&db).await?,
+    };
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         let mut position = from;
@@ -271,7 +338,15 @@ pub fn watch(
             if shutdown.is_triggered() {
                 return;
             }
-            let events = match read_after(&db, position, settings.batch).await {
+            // Past the snapshot's xmax nothing read can have committed before the watch began.
+            if snapshot
+                .as_deref()
+                .and_then(snapshot_xmax)
+                .is_some_and(|xmax| position.id != i64::MAX && position.xid >= xmax)
+            {
+                snapshot = None;
+            }
+            let events = match read_after_excluding(&db, position, snapshot.as_deref(), settings.batch).await {
                 Ok(events) => {
                     backoff = settings.poll;
                     events
@@ -311,5 +386,5 @@ pub fn watch(
             }
         }
     });
-    ReceiverStream::new(receiver)
+    Ok(ReceiverStream::new(receiver))
 }

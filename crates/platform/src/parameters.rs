@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::audit::{self, AuditEntry};
@@ -98,6 +98,11 @@ pub const DEFINITIONS: &[Definition] = &[
         "identity.lookups_per_minute",
         Unit::Count,
         "lookups by citizen ID one subject may make per minute",
+    ),
+    def(
+        "identity.service_lookups_per_minute",
+        Unit::Count,
+        "lookups by citizen ID a service acting on its own (payee checks) may make per minute",
     ),
     def(
         "jobs.agency_subsidy_fen",
@@ -221,6 +226,14 @@ pub const DEFAULTS: &[DefaultRow] = &[
         "2021-01-01",
         None,
         60,
+        "等级保护 第三级（最小必要、防批量查询）",
+    ),
+    row(
+        "identity.service_lookups_per_minute",
+        "*",
+        "2021-01-01",
+        None,
+        120_000,
         "等级保护 第三级（最小必要、防批量查询）",
     ),
     row(
@@ -526,6 +539,23 @@ fn most_specific(rows: &[(String, i64)], region_code: &str) -> Option<i64> {
         .map(|(_, value)| *value)
 }
 
+/// FAILED_PRECONDITION: the rule has no value for the region and date.
+fn missing(key: &str, region_code: &str, date: Date) -> Problem {
+    Problem::new(
+        tonic::Code::FailedPrecondition,
+        ErrorReason::StateConflict,
+        format!(
+            "no value of parameter {key} for region {region_code} on {}",
+            date_text(date)
+        ),
+        format!(
+            "参数 {key} 在 {} 对该地区没有有效取值，请管理员补录后再办理",
+            date_text(date)
+        ),
+    )
+    .with_metadata("parameter", key)
+}
+
 const ROW_COLUMNS_SQL: &str = "SELECT key, region_prefix, valid_from, valid_to, value, source_document, update_subject, \
      update_time_us, revision FROM parameters";
 
@@ -560,17 +590,25 @@ impl Parameters {
     }
 
     /// The value of `key` for a record in `region_code` on `date`: the most specific region's
-    /// row valid that day, or `None`.
+    /// row valid that day, or `None`. Outside a transaction only: inside one, use `lookup_on`
+    /// with its connection, so a use case never waits for a second connection while holding one.
     pub async fn lookup(&self, key: &str, region_code: &str, date: Date) -> Result<Option<i64>, DbError> {
-        let cache_key = (key.to_string(), date);
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&cache_key)
-            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
-            .map(|(_, rows)| most_specific(rows, region_code));
-        if let Some(value) = cached {
+        if let Some(value) = self.cached(key, region_code, date) {
+            return Ok(value);
+        }
+        let mut connection = self.db.pool().acquire().await?;
+        self.lookup_on(&mut connection, key, region_code, date).await
+    }
+
+    /// `lookup` on the caller's connection (its transaction).
+    pub async fn lookup_on(
+        &self,
+        connection: &mut AnyConnection,
+        key: &str,
+        region_code: &str,
+        date: Date,
+    ) -> Result<Option<i64>, DbError> {
+        if let Some(value) = self.cached(key, region_code, date) {
             return Ok(value);
         }
         // Every row of the key in force on the date, once: a bulk import touching thousands of
@@ -581,35 +619,43 @@ impl Parameters {
         )
         .bind(key)
         .bind(date_text(date))
-        .fetch_all(self.db.pool())
+        .fetch_all(&mut *connection)
         .await?;
         let value = most_specific(&rows, region_code);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(cache_key, (Instant::now(), rows));
+        cache.insert((key.to_string(), date), (Instant::now(), rows));
         Ok(value)
+    }
+
+    fn cached(&self, key: &str, region_code: &str, date: Date) -> Option<Option<i64>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(key.to_string(), date))
+            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
+            .map(|(_, rows)| most_specific(rows, region_code))
     }
 
     /// Like `lookup`, but a missing value is an error a clerk can act on: the rule has no value
     /// for that region and date, and an administrator must enter one.
     pub async fn require(&self, key: &str, region_code: &str, date: Date) -> Result<i64, Problem> {
-        self.lookup(key, region_code, date).await?.ok_or_else(|| {
-            Problem::new(
-                tonic::Code::FailedPrecondition,
-                ErrorReason::StateConflict,
-                format!(
-                    "no value of parameter {key} for region {region_code} on {}",
-                    date_text(date)
-                ),
-                format!(
-                    "参数 {key} 在 {} 对该地区没有有效取值，请管理员补录后再办理",
-                    date_text(date)
-                ),
-            )
-            .with_metadata("parameter", key)
-        })
+        let value = self.lookup(key, region_code, date).await?;
+        value.ok_or_else(|| missing(key, region_code, date))
+    }
+
+    /// `require` on the caller's connection (its transaction).
+    pub async fn require_on(
+        &self,
+        connection: &mut AnyConnection,
+        key: &str,
+        region_code: &str,
+        date: Date,
+    ) -> Result<i64, Problem> {
+        let value = self.lookup_on(connection, key, region_code, date).await?;
+        value.ok_or_else(|| missing(key, region_code, date))
     }
 
     /// Rows matching `query`, ordered by key, region prefix and validity, after `cursor`. With

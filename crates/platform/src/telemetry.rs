@@ -200,6 +200,18 @@ impl TelemetryGuard {
     }
 }
 
+/// The current call's trace id (32 hex digits), when a trace is being recorded: audit rows and
+/// INTERNAL errors carry it, so an operator finds the call's spans and logs from either.
+pub fn current_trace_id() -> Option<String> {
+    let mut context = tracing::Span::current().context();
+    if !context.span().span_context().is_valid() {
+        context = opentelemetry::Context::current();
+    }
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
+}
+
 /// Injects the current span's trace context (W3C `traceparent`, `tracestate`) into an outgoing
 /// call's metadata, so the called service continues this trace. Call it from a client
 /// interceptor; it does nothing when no trace is being recorded.

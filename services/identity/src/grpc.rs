@@ -15,14 +15,15 @@ use bangfu_platform::auth::{Permission, Principal, RegionScope, caller};
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::ServerConfig;
 use bangfu_platform::error::Problem;
-use bangfu_platform::idempotency::{self, Previous, RequestKey};
-use bangfu_platform::outbox::{self, FeedEvent, FeedItem, NewEvent, Position, WatchSettings};
-use bangfu_platform::parameters::{Parameters, date_text};
+use bangfu_platform::idempotency::RequestKey;
+use bangfu_platform::outbox::{self, FeedEvent, FeedItem, NewEvent, Position, Start, WatchSettings};
+use bangfu_platform::parameters::Parameters;
 use bangfu_platform::pii::{CitizenId, Sex};
 use bangfu_platform::ratelimit::SubjectRateLimiter;
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::server::Shutdown;
 use bangfu_platform::wire::{self, Disclosure};
+use bangfu_platform::write::{self, Begun};
 use bangfu_platform::{error::ErrorReason, paging, service_rpc};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
@@ -166,33 +167,30 @@ impl Identity {
     }
 
     /// The household exists in the caller's scope, and a head is its only head.
+    /// The household exists in the caller's scope, and a head is its only head (checked here
+    /// for the clear answer; the schema's one-head index holds it against a concurrent write).
     async fn ensure_household_fits(
         &self,
+        connection: &mut sqlx::AnyConnection,
         caller: &Principal,
         household: &(String, HouseholdRelation),
         person_id: Option<&str>,
     ) -> Result<(), Problem> {
         let (id, relation) = household;
         let resource = format!("households/{id}");
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let stored = self
             .store
-            .household(&mut connection, id)
+            .household(connection, id)
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
         caller.ensure_sees(&resource, [stored.region.as_str()])?;
         if *relation == HouseholdRelation::Head {
-            let members = self.store.members(&mut connection, id).await?;
+            let members = self.store.members(connection, id).await?;
             if members
                 .iter()
                 .any(|m| m.relation == Some(HouseholdRelation::Head) && Some(m.person_id.as_str()) != person_id)
             {
-                return Err(Problem::invalid_field(
-                    ErrorReason::FieldInvalid,
-                    "person.household_relation",
-                    "the household already has a head",
-                    "该户已有户主，请核对与户主关系",
-                ));
+                return Err(head_taken());
             }
         }
         Ok(())
@@ -320,6 +318,7 @@ impl Identity {
         request: pb::CreatePersonRequest,
     ) -> Result<pb::Person, Problem> {
         let method = method("CreatePerson");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let wire_person = request.person.ok_or_else(|| Problem::required("person", "人员信息"))?;
         let today = self.clock.today();
         let now = self.clock.now();
@@ -330,79 +329,64 @@ impl Identity {
             }
             .into());
         }
+        let mut unit = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { resource } => {
+                let id = resource.strip_prefix("persons/").unwrap_or(&resource);
+                // The scope is checked again: a retry must not reveal a person moved out of it.
+                let person = self.visible_person(caller, id).await?;
+                return self
+                    .one_person_to_wire(&person, (today, today), &Disclosure::Masked)
+                    .await;
+            }
+            Begun::Fresh(unit) => unit,
+        };
         if let Some(household) = &new.household {
-            self.ensure_household_fits(caller, household, None).await?;
+            self.ensure_household_fits(unit.tx(), caller, household, None).await?;
         }
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[
-                new.citizen_id.as_str().as_bytes(),
-                new.name.as_str().as_bytes(),
-                new.registered_region.as_bytes(),
-                new.residence_region.as_bytes(),
-                new.phone.as_deref().unwrap_or("").as_bytes(),
-            ],
-        )?;
-        let default_female_age = self
-            .parameters
-            .lookup("identity.default_female_retirement_age", &new.registered_region, today)
-            .await?
-            .unwrap_or(55);
-        let track = resolve_track(new.retirement_track, new.citizen_id.sex(), default_female_age);
-        let retirement = retirement_month(new.citizen_id.birth_date(), track);
-
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        if let Some(key) = &key
-            && let Previous::Done { resource } = idempotency::previous(&mut tx, key).await?
-        {
-            tx.rollback().await.map_err(Problem::from)?;
-            let id = resource.strip_prefix("persons/").unwrap_or(&resource);
-            // The scope is checked again: a retry must not reveal a person moved out of it.
-            let person = self.visible_person(caller, id).await?;
-            return self
-                .one_person_to_wire(&person, (today, today), &Disclosure::Masked)
-                .await;
-        }
-        if let Some(holder) = self.store.holder(&mut tx, &new.citizen_id).await? {
-            tx.rollback().await.map_err(Problem::from)?;
+        if let Some(holder) = self.store.holder(unit.tx(), &new.citizen_id).await? {
+            drop(unit);
             let resource = format!("persons/{}", holder.id);
             if caller.scope.contains(&holder.registered_region) || caller.scope.contains(&holder.residence_region) {
                 return Err(IdentityError::PersonExists { resource }.into());
             }
-            let refused =
-                AuditEntry::by(caller, &method, "", now).with_outcome(Outcome::Failed, "PERSON_EXISTS_OUTSIDE_SCOPE");
+            // The answer tells that the ID is registered elsewhere: it is a lookup, limited and
+            // audited as one, naming whom it revealed.
+            self.check_lookup_rate(caller, today, 1).await?;
+            let refused = AuditEntry::by(caller, &method, resource, now)
+                .with_outcome(Outcome::Failed, "PERSON_EXISTS_OUTSIDE_SCOPE");
             audit::append_now(&self.store.db, &refused)
                 .await
                 .map_err(Problem::from)?;
             return Err(IdentityError::PersonExistsOutsideScope.into());
         }
+        let default_female_age = self
+            .parameters
+            .lookup_on(
+                unit.tx(),
+                "identity.default_female_retirement_age",
+                &new.registered_region,
+                today,
+            )
+            .await?
+            .unwrap_or(55);
+        let track = resolve_track(new.retirement_track, new.citizen_id.sex(), default_female_age);
+        let retirement = retirement_month(new.citizen_id.birth_date(), track);
         let id = Store::new_person_id();
         let resource = format!("persons/{id}");
         self.store
-            .insert(&mut tx, &id, &new, track, retirement, HISTORY_START, now)
-            .await?;
+            .insert(unit.tx(), &id, &new, track, retirement, HISTORY_START, now)
+            .await
+            .map_err(household_head_taken)?;
         let regions = [new.registered_region.as_str(), new.residence_region.as_str()];
-        let event = NewEvent {
+        unit.publish(&NewEvent {
             kind: ChangeKind::Created.as_str(),
             resource: &resource,
             regions: &regions,
             effective_date: Some(today),
             detail: "{}",
-        };
-        outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
-        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
-            .await
-            .map_err(Problem::from)?;
-        if let Some(key) = &key {
-            idempotency::remember(&mut tx, key, &resource, now).await?;
-        }
-        if let Err(error) = tx.commit().await {
-            // Two first attempts at once: the loser finds the winner's person on retry.
-            tracing::warn!(%error, "creating a person did not commit");
-            return Err(Problem::from(error));
-        }
+        })
+        .await?;
+        unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
         let person = self.visible_person(caller, &id).await?;
         self.one_person_to_wire(&person, (today, today), &Disclosure::Masked)
             .await
@@ -440,10 +424,14 @@ impl Identity {
     }
 
     /// The caller's department may certify `category`, or PERMISSION_DENIED naming both.
-    async fn ensure_may_certify(&self, caller: &Principal, category: Category) -> Result<(), Problem> {
+    async fn ensure_may_certify(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        caller: &Principal,
+        category: Category,
+    ) -> Result<(), Problem> {
         let department = caller.department.map(|d| d.as_str()).unwrap_or("");
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
-        if self.store.may_certify(&mut connection, category, department).await? {
+        if self.store.may_certify(connection, category, department).await? {
             return Ok(());
         }
         Err(Problem::new(
@@ -461,74 +449,45 @@ impl Identity {
         request: pb::CertifyCategoryRequest,
     ) -> Result<pb::Certification, Problem> {
         let method = method("CertifyCategory");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let person_id = person_id(&request.person, "person")?;
         let wire_certification = request
             .certification
             .ok_or_else(|| Problem::required("certification", "认定信息"))?;
         let certification = certification_from_wire(&wire_certification)?;
-        self.ensure_may_certify(caller, certification.category).await?;
+        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let may = self
+            .ensure_may_certify(&mut connection, caller, certification.category)
+            .await;
+        drop(connection);
+        if let Err(refusal) = may {
+            return Err(audit::denied(&self.store.db, caller, &method, &request.person, refusal).await);
+        }
         let person = self.visible_person(caller, person_id).await?;
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[
-                person.id.as_bytes(),
-                certification.category.as_str().as_bytes(),
-                certification.household_type.as_str().as_bytes(),
-                certification.certifying_body.as_bytes(),
-                certification.document_reference.as_bytes(),
-                date_text(certification.valid_from).as_bytes(),
-                certification.valid_to.map(date_text).unwrap_or_default().as_bytes(),
-            ],
-        )?;
         let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        let id = match key.as_ref() {
-            Some(key) => match idempotency::previous(&mut tx, key).await? {
-                Previous::Done { resource } => Some(resource.rsplit('/').next().unwrap_or_default().to_string()),
-                Previous::None => None,
-            },
-            None => None,
-        };
-        let id = match id {
-            Some(existing) => {
-                tx.rollback().await.map_err(Problem::from)?;
-                existing
-            }
-            None => {
+        let id = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { resource } => resource.rsplit('/').next().unwrap_or_default().to_string(),
+            Begun::Fresh(mut unit) => {
                 let id = Store::new_person_id();
                 self.store
-                    .insert_certification(&mut tx, &id, &person.id, &certification, &caller.subject, now)
+                    .insert_certification(unit.tx(), &id, &person.id, &certification, &caller.subject, now)
                     .await?;
                 let resource = format!("persons/{}/certifications/{id}", person.id);
                 let detail = serde_json::json!({ "category": certification.category.as_str() }).to_string();
                 let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
-                let event = NewEvent {
+                unit.publish(&NewEvent {
                     kind: ChangeKind::CategoryCertified.as_str(),
                     resource: &person.resource(),
                     regions: &regions,
                     effective_date: Some(certification.valid_from),
                     detail: &detail,
-                };
-                outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
-                audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
-                    .await
-                    .map_err(Problem::from)?;
-                if let Some(key) = &key {
-                    idempotency::remember(&mut tx, key, &resource, now).await?;
-                }
-                tx.commit().await.map_err(Problem::from)?;
+                })
+                .await?;
+                unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
                 id
             }
         };
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
-        let stored = self
-            .store
-            .certification(&mut connection, &person.id, &id)
-            .await?
-            .ok_or_else(Problem::internal)?;
-        Ok(certification_to_wire(&stored))
+        self.certification_of(&person.id, &id).await
     }
 
     async fn revoke_category_inner(
@@ -537,6 +496,7 @@ impl Identity {
         request: pb::RevokeCategoryRequest,
     ) -> Result<pb::Certification, Problem> {
         let method = method("RevokeCategory");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let (person_id, certification_id) = certification_name(&request.name)?;
         let document = short_text(&request.document_reference, "document_reference").map_err(|e| {
             Problem::invalid_field(ErrorReason::FieldRequired, e.field(), e.to_string(), e.message_zh())
@@ -546,21 +506,24 @@ impl Identity {
             return Err(Problem::required("valid_to", "失效日期（或选择撤销认定）"));
         }
         let person = self.visible_person(caller, person_id).await?;
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let now = self.clock.now();
+        // The request id first: a retried revocation answers with the first one's result
+        // instead of finding the certification already ended.
+        let mut unit = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { .. } => return self.certification_of(&person.id, certification_id).await,
+            Begun::Fresh(unit) => unit,
+        };
         let current = self
             .store
-            .certification(&mut connection, &person.id, certification_id)
+            .certification(unit.tx(), &person.id, certification_id)
             .await?
             .ok_or_else(|| Problem::not_found(&request.name))?;
-        drop(connection);
-        self.ensure_may_certify(caller, current.category).await?;
+        if let Err(refusal) = self.ensure_may_certify(unit.tx(), caller, current.category).await {
+            drop(unit);
+            return Err(audit::denied(&self.store.db, caller, &method, &request.name, refusal).await);
+        }
         if current.annulled {
-            return Err(Problem::new(
-                tonic::Code::FailedPrecondition,
-                ErrorReason::StateConflict,
-                "the certification is annulled",
-                "该认定已被撤销，不能再修改",
-            ));
+            return Err(certification_annulled());
         }
         if let Some(to) = valid_to
             && to < current.valid_from
@@ -572,60 +535,47 @@ impl Identity {
                 "失效日期早于生效日期；如认定有误，请选择撤销认定",
             ));
         }
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[
-                request.name.as_bytes(),
-                &[u8::from(request.annul)],
-                valid_to.map(date_text).unwrap_or_default().as_bytes(),
-                document.as_bytes(),
-            ],
-        )?;
-        let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        let already = match key.as_ref() {
-            Some(key) => idempotency::previous(&mut tx, key).await? != Previous::None,
-            None => false,
+        // Each change is guarded on the certification not being annulled in the meantime: of a
+        // revocation and an annulment racing, the one that commits second finds no row to change.
+        let (changed, kind, effective) = if request.annul {
+            let changed = self
+                .store
+                .annul_certification(unit.tx(), &current.id, &document, &caller.subject, now)
+                .await?;
+            (changed, ChangeKind::CategoryAnnulled, current.valid_from)
+        } else {
+            let to = valid_to.unwrap_or(current.valid_from);
+            let changed = self
+                .store
+                .revoke_certification(unit.tx(), &current.id, to, &document, &caller.subject, now)
+                .await?;
+            (changed, ChangeKind::CategoryRevoked, to)
         };
-        if !already {
-            let (kind, effective) = if request.annul {
-                self.store
-                    .annul_certification(&mut tx, &current.id, &document, &caller.subject, now)
-                    .await?;
-                (ChangeKind::CategoryAnnulled, current.valid_from)
-            } else {
-                let to = valid_to.unwrap_or(current.valid_from);
-                self.store
-                    .revoke_certification(&mut tx, &current.id, to, &document, &caller.subject, now)
-                    .await?;
-                (ChangeKind::CategoryRevoked, to)
-            };
-            let detail = serde_json::json!({ "category": current.category.as_str() }).to_string();
-            let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
-            let event = NewEvent {
-                kind: kind.as_str(),
-                resource: &person.resource(),
-                regions: &regions,
-                effective_date: Some(effective),
-                detail: &detail,
-            };
-            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
-            audit::append(&mut tx, &AuditEntry::by(caller, &method, current.resource(), now))
-                .await
-                .map_err(Problem::from)?;
-            if let Some(key) = &key {
-                idempotency::remember(&mut tx, key, &current.resource(), now).await?;
-            }
+        if !changed {
+            return Err(certification_annulled());
         }
-        tx.commit().await.map_err(Problem::from)?;
+        let detail = serde_json::json!({ "category": current.category.as_str() }).to_string();
+        let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
+        unit.publish(&NewEvent {
+            kind: kind.as_str(),
+            resource: &person.resource(),
+            regions: &regions,
+            effective_date: Some(effective),
+            detail: &detail,
+        })
+        .await?;
+        unit.commit(AuditEntry::by(caller, &method, current.resource(), now))
+            .await?;
+        self.certification_of(&person.id, &current.id).await
+    }
+
+    async fn certification_of(&self, person_id: &str, id: &str) -> Result<pb::Certification, Problem> {
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let stored = self
             .store
-            .certification(&mut connection, &person.id, &current.id)
+            .certification(&mut connection, person_id, id)
             .await?
-            .ok_or_else(Problem::internal)?;
+            .ok_or_else(|| Problem::not_found(&format!("persons/{person_id}/certifications/{id}")))?;
         Ok(certification_to_wire(&stored))
     }
 
@@ -736,9 +686,6 @@ impl Identity {
                 }
                 "household" | "household_relation" => {
                     changes.household = household_of_wire(&wire_person.household, wire_person.household_relation)?;
-                    if let Some(household) = &changes.household {
-                        self.ensure_household_fits(caller, household, Some(&current.id)).await?;
-                    }
                 }
                 other => {
                     return Err(Problem::invalid_field(
@@ -752,20 +699,27 @@ impl Identity {
             changed_fields.push(path.split('.').next().unwrap_or(path).to_string());
         }
         let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        // An etag makes the update safe to retry: a replay finds the revision moved on.
+        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
+            return Err(Problem::internal());
+        };
+        if let Some(household) = &changes.household
+            && current.household_id.clone().zip(current.household_relation).as_ref() != Some(household)
+        {
+            self.ensure_household_fits(unit.tx(), caller, household, Some(&current.id))
+                .await?;
+        }
         if !self
             .store
-            .update(&mut tx, &current, revision, &changes, effective, now)
-            .await?
+            .update(unit.tx(), &current, revision, &changes, effective, now)
+            .await
+            .map_err(household_head_taken)?
         {
             return Err(stale());
         }
-        append_update_events(&mut tx, &current, &changes, &changed_fields, effective, now).await?;
-        let resource = current.resource();
-        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
-            .await
-            .map_err(Problem::from)?;
-        tx.commit().await.map_err(Problem::from)?;
+        append_update_events(&mut unit, &current, &changes, &changed_fields, effective).await?;
+        unit.commit(AuditEntry::by(caller, &method, current.resource(), now))
+            .await?;
         // The caller may have moved the person out of its own scope: the answer is still its own.
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let updated = self
@@ -847,6 +801,7 @@ impl Identity {
         request: pb::CorrectCitizenIdRequest,
     ) -> Result<pb::CitizenIdCorrection, Problem> {
         let method = method("CorrectCitizenId");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let id = person_id(&request.person, "person")?;
         let correction = request
             .correction
@@ -859,26 +814,19 @@ impl Identity {
         })?;
         let reason = review_reason(&correction.reason, "correction.reason")?;
         let person = self.visible_person(caller, id).await?;
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[person.id.as_bytes(), new_id.as_str().as_bytes(), reason.as_bytes()],
-        )?;
         let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        if let Some(key) = &key
-            && let Previous::Done { resource } = idempotency::previous(&mut tx, key).await?
-        {
-            tx.rollback().await.map_err(Problem::from)?;
-            let correction_id = resource.rsplit('/').next().unwrap_or_default().to_string();
-            return self.correction_to_wire(&person.id, &correction_id).await;
-        }
-        self.ensure_id_free(&mut tx, &new_id, &person.id).await?;
+        let mut unit = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { resource } => {
+                let correction_id = resource.rsplit('/').next().unwrap_or_default();
+                return self.correction_to_wire(&person.id, correction_id).await;
+            }
+            Begun::Fresh(unit) => unit,
+        };
+        self.ensure_id_free(unit.tx(), &new_id, &person.id).await?;
         let correction_id = Store::new_person_id();
         self.store
             .insert_correction(
-                &mut tx,
+                unit.tx(),
                 &correction_id,
                 &person.id,
                 &new_id,
@@ -888,13 +836,7 @@ impl Identity {
             )
             .await?;
         let resource = format!("{}/citizenIdCorrections/{correction_id}", person.resource());
-        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
-            .await
-            .map_err(Problem::from)?;
-        if let Some(key) = &key {
-            idempotency::remember(&mut tx, key, &resource, now).await?;
-        }
-        tx.commit().await.map_err(Problem::from)?;
+        unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
         self.correction_to_wire(&person.id, &correction_id).await
     }
 
@@ -941,34 +883,44 @@ impl Identity {
         let (person_id, correction_id) = correction_name(&request.name)?;
         let reason = review_reason(&request.reason, "reason")?;
         let person = self.visible_person(caller, person_id).await?;
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let today = self.clock.today();
+        let now = self.clock.now();
+        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
+            return Err(Problem::internal());
+        };
         let correction = self
             .store
-            .correction(&mut connection, &person.id, correction_id)
+            .correction(unit.tx(), &person.id, correction_id)
             .await?
             .ok_or_else(|| Problem::not_found(&request.name))?;
-        drop(connection);
-        caller.ensure_not_maker(&correction.propose_subject)?;
-        if correction.state != "proposed" {
-            return Err(Problem::new(
-                tonic::Code::FailedPrecondition,
-                ErrorReason::StateConflict,
-                format!("the correction is already {}", correction.state),
-                "该更正申请已审核完毕",
-            ));
+        if let Err(refusal) = caller.ensure_not_maker(&correction.propose_subject) {
+            drop(unit);
+            return Err(audit::denied(&self.store.db, caller, &method, &request.name, refusal).await);
         }
-        let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        // The review is one guarded change of state (`proposed` → `applied` or `rejected`) in the
+        // transaction that applies it: of an approval and a rejection racing, the second finds
+        // the correction reviewed and changes nothing, the person's ID included.
+        let state = if request.approve { "applied" } else { "rejected" };
+        if !self
+            .store
+            .review_correction(unit.tx(), &correction.id, state, &caller.subject, &reason, now)
+            .await?
+        {
+            drop(unit);
+            let current = self.correction_to_wire(&person.id, &correction.id).await?;
+            return Err(correction_reviewed(current.state()));
+        }
         if request.approve {
-            let new_id = CitizenId::parse(&self.store.reveal_correction(&correction)?, self.clock.today())
+            let new_id = CitizenId::parse(&self.store.reveal_correction(&correction)?, today)
                 .map_err(|_| Problem::internal())?;
-            self.ensure_id_free(&mut tx, &new_id, &person.id).await?;
+            self.ensure_id_free(unit.tx(), &new_id, &person.id).await?;
             let default_female_age = self
                 .parameters
-                .lookup(
+                .lookup_on(
+                    unit.tx(),
                     "identity.default_female_retirement_age",
                     &person.registered_region,
-                    self.clock.today(),
+                    today,
                 )
                 .await?
                 .unwrap_or(55);
@@ -982,17 +934,7 @@ impl Identity {
             let retirement = retirement_month(new_id.birth_date(), track);
             if !self
                 .store
-                .apply_correction(
-                    &mut tx,
-                    &person,
-                    &correction,
-                    &new_id,
-                    track,
-                    retirement,
-                    &caller.subject,
-                    &reason,
-                    now,
-                )
+                .apply_correction(unit.tx(), &person, &correction, &new_id, track, retirement, now)
                 .await?
             {
                 return Err(Problem::new(
@@ -1003,24 +945,17 @@ impl Identity {
                 ));
             }
             let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
-            let event = NewEvent {
+            unit.publish(&NewEvent {
                 kind: ChangeKind::CitizenIdCorrected.as_str(),
                 resource: &person.resource(),
                 regions: &regions,
-                effective_date: Some(self.clock.today()),
+                effective_date: Some(today),
                 detail: "{}",
-            };
-            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
-        } else {
-            self.store
-                .review_correction(&mut tx, &correction.id, "rejected", &caller.subject, &reason, now)
-                .await?;
+            })
+            .await?;
         }
-        let outcome = if request.approve { "applied" } else { "rejected" };
-        let entry =
-            AuditEntry::by(caller, &method, correction.resource(), now).with_purpose("DATA_CORRECTION", outcome);
-        audit::append(&mut tx, &entry).await.map_err(Problem::from)?;
-        tx.commit().await.map_err(Problem::from)?;
+        let entry = AuditEntry::by(caller, &method, correction.resource(), now).with_purpose("DATA_CORRECTION", state);
+        unit.commit(entry).await?;
         self.correction_to_wire(&person.id, &correction.id).await
     }
 
@@ -1054,6 +989,7 @@ impl Identity {
         request: pb::CreateHouseholdRequest,
     ) -> Result<pb::Household, Problem> {
         let method = method("CreateHousehold");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let household = request
             .household
             .ok_or_else(|| Problem::required("household", "户信息"))?;
@@ -1073,44 +1009,35 @@ impl Identity {
             }
             .into());
         }
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[number.as_bytes(), region.as_bytes()],
-        )?;
         let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        if let Some(key) = &key
-            && let Previous::Done { resource } = idempotency::previous(&mut tx, key).await?
-        {
-            tx.rollback().await.map_err(Problem::from)?;
-            let id = resource.strip_prefix("households/").unwrap_or(&resource).to_string();
-            return self.household_to_wire(caller, &id).await;
-        }
-        if let Some(existing) = self.store.household_by_number(&mut tx, &number).await? {
-            tx.rollback().await.map_err(Problem::from)?;
-            let mut problem = Problem::new(
-                tonic::Code::AlreadyExists,
-                ErrorReason::AlreadyExists,
-                "a household with this number exists",
-                "该户编号已登记",
-            );
+        let mut unit = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { resource } => {
+                let id = resource.strip_prefix("households/").unwrap_or(&resource);
+                return self.household_to_wire(caller, id).await;
+            }
+            Begun::Fresh(unit) => unit,
+        };
+        if let Some(existing) = self.store.household_by_number(unit.tx(), &number).await? {
+            let mut problem = household_number_taken();
             if caller.scope.contains(&existing.region) {
                 problem = problem.with_metadata("resource", existing.resource());
             }
             return Err(problem);
         }
         let id = Store::new_person_id();
-        self.store.insert_household(&mut tx, &id, &number, &region, now).await?;
-        let resource = format!("households/{id}");
-        audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
+        self.store
+            .insert_household(unit.tx(), &id, &number, &region, now)
             .await
-            .map_err(Problem::from)?;
-        if let Some(key) = &key {
-            idempotency::remember(&mut tx, key, &resource, now).await?;
-        }
-        tx.commit().await.map_err(Problem::from)?;
+            .map_err(|problem| {
+                // Registered by someone else between the check and the insert.
+                if problem.metadata.iter().any(|(k, _)| k == "constraint") {
+                    household_number_taken()
+                } else {
+                    problem
+                }
+            })?;
+        let resource = format!("households/{id}");
+        unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
         self.household_to_wire(caller, &id).await
     }
 
@@ -1220,8 +1147,7 @@ impl Identity {
             return Err(batch_too_large("lookups"));
         }
         let today = self.clock.today();
-        // A batch counts as one call against the subject's limit: payee checks run in batches.
-        self.check_lookup_rate(caller, today).await?;
+        self.check_lookup_rate(caller, today, request.lookups.len()).await?;
         let mut parsed = Vec::with_capacity(request.lookups.len());
         for (i, lookup) in request.lookups.iter().enumerate() {
             let citizen_id =
@@ -1285,15 +1211,32 @@ impl Identity {
         Ok(answers)
     }
 
-    /// Counts one lookup call against the subject's per-minute limit (a parameter).
-    async fn check_lookup_rate(&self, caller: &Principal, today: Date) -> Result<(), Problem> {
+    /// Counts `lookups` lookups by citizen ID against the subject's per-minute limit (a
+    /// parameter; services acting on their own have their own, for payee checks). Each ID
+    /// counts: a batch is as many lookups as it holds.
+    async fn check_lookup_rate(&self, caller: &Principal, today: Date, lookups: usize) -> Result<(), Problem> {
+        let key = if caller.department.is_none() && caller.acting_service.is_some() {
+            "identity.service_lookups_per_minute"
+        } else {
+            "identity.lookups_per_minute"
+        };
         let per_minute = self
             .parameters
-            .lookup("identity.lookups_per_minute", "", today)
+            .lookup(key, "", today)
             .await?
             .unwrap_or(60)
             .clamp(1, i64::from(u32::MAX)) as u32;
-        self.lookups.check(&caller.subject, per_minute, 1, Instant::now())
+        let lookups = u32::try_from(lookups).unwrap_or(u32::MAX);
+        if lookups > per_minute {
+            return Err(Problem::new(
+                tonic::Code::ResourceExhausted,
+                ErrorReason::RateLimited,
+                format!("{lookups} lookups in one call exceed the limit of {per_minute} per minute ({key}); send smaller batches"),
+                format!("单次查询{lookups}条，超过每分钟{per_minute}条的限额，请分批查询"),
+            )
+            .with_metadata("parameter", key));
+        }
+        self.lookups.check(&caller.subject, per_minute, lookups, Instant::now())
     }
 
     async fn lookup_person_inner(
@@ -1302,7 +1245,7 @@ impl Identity {
         request: pb::LookupPersonRequest,
     ) -> Result<pb::LookupPersonResponse, Problem> {
         let today = self.clock.today();
-        self.check_lookup_rate(caller, today).await?;
+        self.check_lookup_rate(caller, today, 1).await?;
         let citizen_id = CitizenId::parse(&request.citizen_id, today).map_err(|source| IdentityError::CitizenId {
             field: "citizen_id".into(),
             source,
@@ -1351,6 +1294,62 @@ const HISTORY_START: Date = time::macros::date!(1900 - 01 - 01);
 
 /// The most names or lookups one batch call takes.
 const MAX_BATCH: usize = 1000;
+
+/// FAILED_PRECONDITION: an annulled certification is final.
+fn certification_annulled() -> Problem {
+    Problem::new(
+        tonic::Code::FailedPrecondition,
+        ErrorReason::StateConflict,
+        "the certification is annulled",
+        "该认定已被撤销，不能再修改",
+    )
+}
+
+/// FAILED_PRECONDITION: the correction was reviewed already (by someone else, just now).
+fn correction_reviewed(state: pb::CorrectionState) -> Problem {
+    let state = match state {
+        pb::CorrectionState::Applied => "applied",
+        pb::CorrectionState::Rejected => "rejected",
+        _ => "reviewed",
+    };
+    Problem::new(
+        tonic::Code::FailedPrecondition,
+        ErrorReason::StateConflict,
+        format!("the correction is already {state}"),
+        "该更正申请已审核完毕",
+    )
+    .with_metadata("state", state)
+}
+
+/// ALREADY_EXISTS: the household number is registered.
+fn household_number_taken() -> Problem {
+    Problem::new(
+        tonic::Code::AlreadyExists,
+        ErrorReason::AlreadyExists,
+        "a household with this number exists",
+        "该户编号已登记",
+    )
+}
+
+/// The household already has a head.
+fn head_taken() -> Problem {
+    Problem::invalid_field(
+        ErrorReason::FieldInvalid,
+        "person.household_relation",
+        "the household already has a head",
+        "该户已有户主，请核对与户主关系",
+    )
+}
+
+/// A write that met the one-head index (`persons_one_head`): another head was registered at
+/// the same time, and the answer is the one the check gives when it sees that head.
+fn household_head_taken(problem: Problem) -> Problem {
+    let at_head_index = problem
+        .metadata
+        .iter()
+        .any(|(k, v)| k == "constraint" && (v == "persons_one_head" || v == "persons.household_id"));
+    if at_head_index { head_taken() } else { problem }
+}
 
 fn batch_too_large(field: &str) -> Problem {
     Problem::invalid_field(
@@ -1683,12 +1682,11 @@ fn scoped_prefix(caller: &Principal, requested: &str, field: &str) -> Result<Opt
 /// them: moves, household, death and move-away get their own kinds, the rest is "updated" with
 /// the field paths.
 async fn append_update_events(
-    tx: &mut sqlx::AnyConnection,
+    unit: &mut write::Unit,
     current: &StoredPerson,
     changes: &PersonChanges,
     changed_fields: &[String],
     effective: Date,
-    now: time::OffsetDateTime,
 ) -> Result<(), Problem> {
     let regions = [
         current.registered_region.as_str(),
@@ -1740,7 +1738,7 @@ async fn append_update_events(
             effective_date: Some(*day),
             detail,
         };
-        outbox::append(&mut *tx, &event, now).await.map_err(Problem::from)?;
+        unit.publish(&event).await?;
     }
     Ok(())
 }
@@ -1968,16 +1966,16 @@ impl IdentityService for Identity {
     ) -> Result<Response<Self::WatchPersonChangesStream>, Status> {
         let caller = caller(&request)?;
         let request = request.into_inner();
-        let from = if request.start_at_head {
-            outbox::head(&self.store.db).await.map_err(Problem::from)?
+        let start = if request.start_at_head {
+            Start::Head
         } else {
-            Position::decode(&request.after_cursor)?
+            Start::After(Position::decode(&request.after_cursor)?)
         };
         // A watcher sees a change when the person was in its scope before or after it.
         let scope = caller.scope.clone();
         let visible: Arc<dyn Fn(&FeedEvent) -> bool + Send + Sync> =
             Arc::new(move |event: &FeedEvent| event.regions.iter().any(|region| scope.contains(region)));
-        let feed = outbox::watch(self.store.db.clone(), from, visible, self.feed, self.shutdown.clone());
+        let feed = outbox::watch(self.store.db.clone(), start, visible, self.feed, self.shutdown.clone()).await?;
         let stream = tokio_stream::StreamExt::map(feed, |item| match item {
             Ok(FeedItem::Event(event)) => Ok(pb::WatchPersonChangesResponse {
                 item: Some(pb::watch_person_changes_response::Item::Change(change_to_wire(&event))),

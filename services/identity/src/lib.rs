@@ -48,6 +48,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "imports and pending certifications",
             sql: include_str!("../migrations/sqlite/0105_imports.sql"),
         },
+        MigrationFile {
+            version: 106,
+            description: "one head per household",
+            sql: include_str!("../migrations/sqlite/0106_one_head_per_household.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -79,6 +84,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 105,
             description: "imports and pending certifications",
             sql: include_str!("../migrations/postgres/0105_imports.sql"),
+        },
+        MigrationFile {
+            version: 106,
+            description: "one head per household",
+            sql: include_str!("../migrations/postgres/0106_one_head_per_household.sql"),
         },
     ],
 };

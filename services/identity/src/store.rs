@@ -389,7 +389,7 @@ impl Store {
         row.map(|row| certification_of(&row)).transpose()
     }
 
-    /// Ends a certification on `valid_to`.
+    /// Ends a certification on `valid_to`, unless it was annulled (false then).
     pub async fn revoke_certification(
         &self,
         connection: &mut AnyConnection,
@@ -398,9 +398,10 @@ impl Store {
         document: &str,
         subject: &str,
         now: OffsetDateTime,
-    ) -> Result<(), Problem> {
-        sqlx::query(
-            "UPDATE certifications SET valid_to = $1, revoke_document = $2, revoke_subject = $3, revoked_us = $4 WHERE id = $5",
+    ) -> Result<bool, Problem> {
+        let changed = sqlx::query(
+            "UPDATE certifications SET valid_to = $1, revoke_document = $2, revoke_subject = $3, revoked_us = $4 \
+             WHERE id = $5 AND annulled = 0",
         )
         .bind(date_text(valid_to))
         .bind(document)
@@ -408,11 +409,13 @@ impl Store {
         .bind(to_micros(now))
         .bind(id)
         .execute(&mut *connection)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
     }
 
-    /// Voids a certification made in error, from its start.
+    /// Voids a certification made in error, from its start, unless it was annulled already
+    /// (false then).
     pub async fn annul_certification(
         &self,
         connection: &mut AnyConnection,
@@ -420,17 +423,19 @@ impl Store {
         document: &str,
         subject: &str,
         now: OffsetDateTime,
-    ) -> Result<(), Problem> {
-        sqlx::query(
-            "UPDATE certifications SET annulled = 1, revoke_document = $1, revoke_subject = $2, annulled_us = $3 WHERE id = $4",
+    ) -> Result<bool, Problem> {
+        let changed = sqlx::query(
+            "UPDATE certifications SET annulled = 1, revoke_document = $1, revoke_subject = $2, annulled_us = $3 \
+             WHERE id = $4 AND annulled = 0",
         )
         .bind(document)
         .bind(subject)
         .bind(to_micros(now))
         .bind(id)
         .execute(&mut *connection)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
     }
 }
 
@@ -1000,7 +1005,8 @@ impl Store {
     }
 
     /// Replaces the person's ID (old one kept encrypted in the history) if the person is still
-    /// at `revision`; false when it changed since.
+    /// at `revision`; false when it changed since. The correction's own review is
+    /// `review_correction`, made first in the same transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn apply_correction(
         &self,
@@ -1010,8 +1016,6 @@ impl Store {
         new_id: &CitizenId,
         track: RetirementTrack,
         retirement: YearMonth,
-        reviewer: &str,
-        review_reason: &str,
         now: OffsetDateTime,
     ) -> Result<bool, Problem> {
         sqlx::query(
@@ -1044,15 +1048,11 @@ impl Store {
         .execute(&mut *connection)
         .await?
         .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        self.review_correction(connection, &correction.id, "applied", reviewer, review_reason, now)
-            .await?;
-        Ok(true)
+        Ok(updated == 1)
     }
 
-    /// Records the review of a correction; `state` is `applied` or `rejected`.
+    /// Records the review of a correction still proposed; `state` is `applied` or `rejected`.
+    /// False when it was reviewed already: the guard is the statement's `WHERE state`.
     pub async fn review_correction(
         &self,
         connection: &mut AnyConnection,
@@ -1061,8 +1061,8 @@ impl Store {
         reviewer: &str,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<(), Problem> {
-        sqlx::query(
+    ) -> Result<bool, Problem> {
+        let reviewed = sqlx::query(
             "UPDATE citizen_id_corrections SET state = $1, review_subject = $2, review_reason = $3, reviewed_us = $4 \
              WHERE id = $5 AND state = 'proposed'",
         )
@@ -1072,8 +1072,9 @@ impl Store {
         .bind(to_micros(now))
         .bind(id)
         .execute(&mut *connection)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(reviewed == 1)
     }
 }
 

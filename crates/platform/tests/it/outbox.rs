@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::db::Database;
 use bangfu_platform::error::ErrorReason;
-use bangfu_platform::idempotency::{self, Previous, RequestKey};
+use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::outbox::{self, FeedEvent, FeedItem, NewEvent, Position, WatchSettings};
 use bangfu_platform::server::Shutdown;
 use bangfu_platform::testing::TestDatabase;
+use bangfu_platform::write::{self, Begun};
 use time::macros::{date, datetime};
 use tokio_stream::StreamExt;
 
@@ -95,13 +97,17 @@ async fn a_watch_shows_only_events_in_scope_and_heartbeats_when_idle(test: TestD
         heartbeat: Duration::from_millis(200),
         batch: 2,
     };
-    let mut stream = Box::pin(outbox::watch(
-        test.db.clone(),
-        Position::START,
-        visible,
-        settings,
-        shutdown.clone(),
-    ));
+    let mut stream = Box::pin(
+        outbox::watch(
+            test.db.clone(),
+            outbox::Start::After(Position::START),
+            visible,
+            settings,
+            shutdown.clone(),
+        )
+        .await
+        .expect("watch"),
+    );
     let mut seen = Vec::new();
     let mut heartbeat = None;
     while heartbeat.is_none() {
@@ -151,56 +157,90 @@ async fn a_rolled_back_change_leaves_no_event(test: TestDatabase) {
     );
 }
 
-async fn a_retried_request_is_answered_once_and_a_reused_id_refused(test: TestDatabase) {
-    let key = RequestKey::new(
-        "clerk-li",
+fn key(subject: &str, request: &[u8]) -> RequestKey {
+    RequestKey::new(
+        subject,
         "/bangfu.identity.v1.IdentityService/CreatePerson",
         "req-1",
-        &[b"person A"],
+        &[request],
     )
     .expect("key")
-    .expect("some");
-    let mut tx = test.db.begin().await.expect("begin");
-    assert_eq!(
-        idempotency::previous(&mut tx, &key).await.expect("lookup"),
-        Previous::None
-    );
-    idempotency::remember(&mut tx, &key, "persons/p1", datetime!(2026-03-01 02:00 UTC))
-        .await
-        .expect("remember");
-    tx.commit().await.expect("commit");
+    .expect("some")
+}
 
-    let mut tx = test.db.begin().await.expect("begin");
-    assert_eq!(
-        idempotency::previous(&mut tx, &key).await.expect("lookup"),
-        Previous::Done {
-            resource: "persons/p1".into()
-        }
-    );
-    let other = RequestKey::new(
-        "clerk-li",
-        "/bangfu.identity.v1.IdentityService/CreatePerson",
-        "req-1",
-        &[b"person B"],
-    )
-    .expect("key")
-    .expect("some");
-    let refused = idempotency::previous(&mut tx, &other).await.expect_err("reused id");
+async fn a_retried_request_is_answered_once_and_a_reused_id_refused(test: TestDatabase) {
+    let now = datetime!(2026-03-01 02:00 UTC);
+    let Begun::Fresh(unit) = write::begin(&test.db, Some(key("clerk-li", b"person A")), now)
+        .await
+        .expect("begin")
+    else {
+        panic!("a first attempt is fresh");
+    };
+    let entry = AuditEntry::anonymous("CreatePerson", now);
+    unit.commit(AuditEntry {
+        resource: "persons/p1".into(),
+        ..entry
+    })
+    .await
+    .expect("commit");
+    match write::begin(&test.db, Some(key("clerk-li", b"person A")), now).await {
+        Ok(Begun::Replay { resource }) => assert_eq!(resource, "persons/p1"),
+        _ => panic!("the retry replays the first answer"),
+    }
+    let Err(refused) = write::begin(&test.db, Some(key("clerk-li", b"person B")), now).await else {
+        panic!("another request under the id is refused");
+    };
     assert_eq!(refused.reason, ErrorReason::RequestIdReused);
     // Another subject's identical id is theirs alone.
-    let theirs = RequestKey::new(
-        "clerk-wang",
-        "/bangfu.identity.v1.IdentityService/CreatePerson",
-        "req-1",
-        &[b"person B"],
-    )
-    .expect("key")
-    .expect("some");
-    assert_eq!(
-        idempotency::previous(&mut tx, &theirs).await.expect("lookup"),
-        Previous::None
+    assert!(matches!(
+        write::begin(&test.db, Some(key("clerk-wang", b"person B")), now).await,
+        Ok(Begun::Fresh(_))
+    ));
+    // A first attempt that fails leaves no claim behind: the retry is a first attempt again.
+    let Begun::Fresh(failed) = write::begin(&test.db, Some(key("clerk-zhao", b"person C")), now)
+        .await
+        .expect("begin")
+    else {
+        panic!("fresh");
+    };
+    drop(failed);
+    assert!(matches!(
+        write::begin(&test.db, Some(key("clerk-zhao", b"person C")), now).await,
+        Ok(Begun::Fresh(_))
+    ));
+}
+
+/// Two first attempts with one request id on PostgreSQL: the second waits on the first's
+/// claim and, when the first commits, replays its answer instead of failing on the key.
+#[tokio::test]
+async fn a_second_first_attempt_waits_for_the_first_and_replays_it_on_postgres() {
+    let test = TestDatabase::postgres(&bangfu_platform::db::Migrations::NONE).await;
+    let now = datetime!(2026-03-01 02:00 UTC);
+    let Begun::Fresh(first) = write::begin(&test.db, Some(key("clerk-li", b"person A")), now)
+        .await
+        .expect("begin")
+    else {
+        panic!("fresh");
+    };
+    let db = test.db.clone();
+    let second = tokio::spawn(async move { write::begin(&db, Some(key("clerk-li", b"person A")), now).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.is_finished(),
+        "the second attempt waits while the first is open"
     );
-    tx.rollback().await.expect("rollback");
+    first
+        .commit(AuditEntry {
+            resource: "persons/p1".into(),
+            ..AuditEntry::anonymous("CreatePerson", now)
+        })
+        .await
+        .expect("commit");
+    match second.await.expect("joined") {
+        Ok(Begun::Replay { resource }) => assert_eq!(resource, "persons/p1"),
+        Ok(Begun::Fresh(_)) => panic!("the second attempt must not write again"),
+        Err(problem) => panic!("the second attempt failed: {problem}"),
+    }
 }
 
 #[tokio::test]
@@ -232,4 +272,117 @@ async fn a_late_commit_is_never_skipped_on_postgres() {
     publish(&test.db, "persons/next", &["370402001001"]).await;
     let next = read_until(&test.db, all[1].position, 1).await;
     assert_eq!(resources(&next), ["persons/next"]);
+}
+
+/// Events of transactions whose ids differ in their number of digits ("998" and "1003") come in
+/// numeric order, page after page: sorted as text, the newer transaction's events came first and
+/// the cursor, compared as a number, then stepped over the older one for good.
+#[tokio::test]
+async fn events_whose_transaction_ids_cross_a_power_of_ten_are_read_in_order_on_postgres() {
+    let test = TestDatabase::postgres(&bangfu_platform::db::Migrations::NONE).await;
+    let current: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(test.db.pool())
+        .await
+        .expect("current transaction id");
+    let current: u64 = current.parse().expect("a number");
+    // The largest power of ten with room below the horizon for the later transaction.
+    let mut power = 100u64;
+    while power * 10 + 10 < current {
+        power *= 10;
+    }
+    assert!(power + 10 < current, "the cluster has run {current} transactions");
+    let (older, newer) = (power - 2, power + 3);
+    // Rows as two finished transactions left them: the outbox row records its writer's id.
+    let mut tx = test.db.begin().await.expect("begin");
+    for (xid, resource) in [
+        (older, "persons/a"),
+        (newer, "persons/b1"),
+        (newer, "persons/b2"),
+        (newer, "persons/b3"),
+        (newer, "persons/b4"),
+    ] {
+        sqlx::query(
+            "INSERT INTO outbox_events (xid, kind, resource, regions, effective_date, detail, recorded_us) \
+             VALUES ($1::text::xid8, 'person_created', $2, '370402001001', NULL, '{}', 0)",
+        )
+        .bind(xid.to_string())
+        .bind(resource)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    }
+    tx.commit().await.expect("commit");
+    let mut seen = Vec::new();
+    let mut after = Position::START;
+    for _ in 0..10 {
+        let page = outbox::read_after(&test.db, after, 2).await.expect("read");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        seen.extend(page.iter().map(|e| (e.position.xid, e.resource.clone())));
+    }
+    let expected: Vec<(u64, String)> = [
+        (older, "persons/a"),
+        (newer, "persons/b1"),
+        (newer, "persons/b2"),
+        (newer, "persons/b3"),
+        (newer, "persons/b4"),
+    ]
+    .into_iter()
+    .map(|(xid, r)| (xid, r.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+}
+
+/// A watch from the head skips what had committed when it began, even while another
+/// transaction, open from before, holds the horizon below it; and it still sees that open
+/// transaction's event when it commits.
+#[tokio::test]
+async fn a_watch_from_the_head_skips_what_committed_before_it_behind_an_open_transaction_on_postgres() {
+    let test = TestDatabase::postgres(&bangfu_platform::db::Migrations::NONE).await;
+    let mut open = test.db.begin().await.expect("begin");
+    let event = NewEvent {
+        kind: "person_updated",
+        resource: "persons/open-before",
+        regions: &["370402001001"],
+        effective_date: None,
+        detail: "{}",
+    };
+    outbox::append(&mut open, &event, datetime!(2026-03-01 02:00 UTC))
+        .await
+        .expect("append");
+    publish(&test.db, "persons/committed-before", &["370402001001"]).await;
+    let everything: Arc<dyn Fn(&FeedEvent) -> bool + Send + Sync> = Arc::new(|_: &FeedEvent| true);
+    let settings = WatchSettings {
+        poll: Duration::from_millis(20),
+        heartbeat: Duration::from_secs(60),
+        batch: 100,
+    };
+    let shutdown = Shutdown::new();
+    let mut stream = Box::pin(
+        outbox::watch(
+            test.db.clone(),
+            outbox::Start::Head,
+            everything,
+            settings,
+            shutdown.clone(),
+        )
+        .await
+        .expect("watch"),
+    );
+    publish(&test.db, "persons/after", &["370402001001"]).await;
+    open.commit().await.expect("commit");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an item in time")
+            .expect("stream open")
+            .expect("no error");
+        if let FeedItem::Event(event) = item {
+            seen.push(event.resource);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["persons/after", "persons/open-before"]);
+    shutdown.trigger();
 }

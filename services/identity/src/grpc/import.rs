@@ -9,15 +9,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use bangfu_platform::audit::{self, AuditEntry, Outcome};
+use bangfu_platform::audit::{AuditEntry, Outcome};
 use bangfu_platform::auth::{Department, Permission, Principal};
 use bangfu_platform::clock::Clock;
 use bangfu_platform::error::{ErrorReason, Problem};
-use bangfu_platform::outbox::{self, NewEvent};
+use bangfu_platform::outbox::NewEvent;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::pii::CitizenId;
 use bangfu_platform::regions::{DivisionTable, Level, RegionError};
 use bangfu_platform::server::Shutdown;
+use bangfu_platform::write::{self, Begun};
 use bangfu_platform::{paging, wire};
 use bangfu_proto::identity::v1 as pb;
 use time::Date;
@@ -344,12 +345,14 @@ impl Importer {
         let today = self.clock.today();
         let subject = self.caller.subject.clone();
         let mut results = Vec::with_capacity(rows.len());
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
+            return Err(Problem::internal());
+        };
 
         let indexes: Vec<String> = rows.iter().flat_map(|(_, r)| r.indexes.iter().cloned()).collect();
         let holders: HashMap<String, ImportHolder> = self
             .store
-            .import_holders(&mut tx, &indexes)
+            .import_holders(unit.tx(), &indexes)
             .await?
             .into_iter()
             .map(|h| (h.citizen_id_index.clone(), h))
@@ -358,10 +361,10 @@ impl Importer {
 
         // Households: found by number, or created in the row's village.
         let numbers: Vec<&str> = rows.iter().filter_map(|(_, r)| r.household_number.as_deref()).collect();
-        let mut households = self.store.households_by_numbers(&mut tx, &numbers).await?;
+        let mut households = self.store.households_by_numbers(unit.tx(), &numbers).await?;
         let household_ids: Vec<String> = households.values().map(|(id, _)| id.clone()).collect();
         let id_refs: Vec<&str> = household_ids.iter().map(String::as_str).collect();
-        let mut heads = self.store.heads_of(&mut tx, &id_refs).await?;
+        let mut heads = self.store.heads_of(unit.tx(), &id_refs).await?;
         let mut new_households: Vec<(String, String, String)> = Vec::new();
 
         let mut refused = 0usize;
@@ -444,7 +447,7 @@ impl Importer {
             let (id, _) = households.get(number)?;
             Some((id.clone(), row.relation.unwrap_or(HouseholdRelation::Other)))
         };
-        self.store.insert_households(&mut tx, &new_households, now).await?;
+        self.store.insert_households(unit.tx(), &new_households, now).await?;
 
         // New persons, set-based.
         let mut persons = Vec::with_capacity(new_persons.len());
@@ -474,7 +477,7 @@ impl Importer {
             });
         }
         self.store
-            .insert_imported(&mut tx, &persons, &self.import_id, HISTORY_START, now)
+            .insert_imported(unit.tx(), &persons, &self.import_id, HISTORY_START, now)
             .await?;
 
         let mut events: Vec<(ChangeKind, String, [String; 2], Date, String)> = Vec::new();
@@ -502,7 +505,7 @@ impl Importer {
             }
             let current = self
                 .store
-                .get(&mut tx, &holder.id)
+                .get(unit.tx(), &holder.id)
                 .await?
                 .ok_or_else(Problem::internal)?;
             let mut changed_fields = Vec::new();
@@ -537,15 +540,15 @@ impl Importer {
             }
             if !self
                 .store
-                .update(&mut tx, &current, current.revision, &changes, self.export_date, now)
+                .update(unit.tx(), &current, current.revision, &changes, self.export_date, now)
                 .await?
             {
                 return Err(Problem::internal());
             }
-            append_update_events(&mut tx, &current, &changes, &changed_fields, self.export_date, now).await?;
+            append_update_events(&mut unit, &current, &changes, &changed_fields, self.export_date).await?;
             updated.insert(holder.id.clone());
         }
-        self.store.mark_imported(&mut tx, &seen, &self.import_id).await?;
+        self.store.mark_imported(unit.tx(), &seen, &self.import_id).await?;
 
         // Employment as of the export date.
         let reporting_system = format!("导入：{}", self.document);
@@ -581,12 +584,12 @@ impl Importer {
             }
         }
         self.store
-            .insert_first_employments(&mut tx, &first_employments, &subject, now)
+            .insert_first_employments(unit.tx(), &first_employments, &subject, now)
             .await?;
         let existing_ids: Vec<&str> = existing.iter().map(|(_, _, h)| h.id.as_str()).collect();
         let statuses = self
             .store
-            .employment_on(&mut tx, &existing_ids, self.export_date)
+            .employment_on(unit.tx(), &existing_ids, self.export_date)
             .await?;
         for (_, row, holder) in &existing {
             let Some(record) = employment_of(row) else { continue };
@@ -594,7 +597,7 @@ impl Importer {
                 continue;
             }
             self.store
-                .insert_employment(&mut tx, &Store::new_person_id(), &holder.id, &record, &subject, now)
+                .insert_employment(unit.tx(), &Store::new_person_id(), &holder.id, &record, &subject, now)
                 .await?;
             let regions = [holder.registered_region.clone(), holder.residence_region.clone()];
             events.push((
@@ -610,7 +613,7 @@ impl Importer {
         // Categories: certified when the caller's department may, else proposed.
         let held = self
             .store
-            .certified_from(&mut tx, &existing_ids, self.export_date)
+            .certified_from(unit.tx(), &existing_ids, self.export_date)
             .await?;
         let body = certifying_body(self.caller.department);
         let mut certifications = Vec::new();
@@ -671,9 +674,9 @@ impl Importer {
             }
         }
         self.store
-            .insert_certifications(&mut tx, &certifications, &subject, now)
+            .insert_certifications(unit.tx(), &certifications, &subject, now)
             .await?;
-        self.store.insert_pending(&mut tx, &proposals, &subject, now).await?;
+        self.store.insert_pending(unit.tx(), &proposals, &subject, now).await?;
 
         let resources: Vec<String> = events.iter().map(|(_, id, ..)| format!("persons/{id}")).collect();
         let region_lists: Vec<[&str; 2]> = events
@@ -692,20 +695,16 @@ impl Importer {
                 detail,
             })
             .collect();
-        outbox::append_many(&mut tx, &new_events, now)
-            .await
-            .map_err(Problem::from)?;
+        unit.publish_many(&new_events).await?;
         let method = method("ImportPersons");
         let resource = format!("imports/{}", self.import_id);
-        audit::append(&mut tx, &AuditEntry::by(&self.caller, &method, resource.clone(), now))
-            .await
-            .map_err(Problem::from)?;
         for _ in 0..refused {
             let entry = AuditEntry::by(&self.caller, &method, resource.clone(), now)
                 .with_outcome(Outcome::Failed, "PERSON_EXISTS_OUTSIDE_SCOPE");
-            audit::append(&mut tx, &entry).await.map_err(Problem::from)?;
+            unit.audit(entry).await?;
         }
-        tx.commit().await.map_err(Problem::from)?;
+        unit.commit(AuditEntry::by(&self.caller, &method, resource, now))
+            .await?;
 
         for (slot, row, id) in &new_persons {
             results.push((
@@ -915,7 +914,9 @@ impl Identity {
         let certifiable = self.certifiable_by(caller).await?;
         let body = certifying_body(caller.department);
         let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
+            return Err(Problem::internal());
+        };
         let mut confirmed = Vec::new();
         let mut not_confirmed = Vec::new();
         for name in &request.names {
@@ -926,7 +927,7 @@ impl Identity {
                 not_confirmed.push(name.clone());
                 continue;
             };
-            let Some(pending) = self.store.pending(&mut tx, id).await? else {
+            let Some(pending) = self.store.pending(unit.tx(), id).await? else {
                 not_confirmed.push(name.clone());
                 continue;
             };
@@ -939,7 +940,7 @@ impl Identity {
                 not_confirmed.push(name.clone());
                 continue;
             }
-            let Some(person) = self.store.get(&mut tx, &pending.person_id).await? else {
+            let Some(person) = self.store.get(unit.tx(), &pending.person_id).await? else {
                 not_confirmed.push(name.clone());
                 continue;
             };
@@ -954,7 +955,7 @@ impl Identity {
             let certification_id = Store::new_person_id();
             if !self
                 .store
-                .confirm_pending(&mut tx, &pending.id, &certification_id, &caller.subject, now)
+                .confirm_pending(unit.tx(), &pending.id, &certification_id, &caller.subject, now)
                 .await?
             {
                 not_confirmed.push(name.clone());
@@ -962,7 +963,7 @@ impl Identity {
             }
             self.store
                 .insert_certification(
-                    &mut tx,
+                    unit.tx(),
                     &certification_id,
                     &person.id,
                     &certification,
@@ -979,14 +980,12 @@ impl Identity {
                 effective_date: Some(pending.valid_from),
                 detail: &detail,
             };
-            outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+            unit.publish(&event).await?;
             let resource = format!("persons/{}/certifications/{certification_id}", person.id);
-            audit::append(&mut tx, &AuditEntry::by(caller, &method, resource, now))
-                .await
-                .map_err(Problem::from)?;
+            unit.audit(AuditEntry::by(caller, &method, resource, now)).await?;
             confirmed.push((person.id.clone(), certification_id));
         }
-        tx.commit().await.map_err(Problem::from)?;
+        unit.commit_audited().await?;
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let mut certifications = Vec::with_capacity(confirmed.len());
         for (person_id, id) in confirmed {

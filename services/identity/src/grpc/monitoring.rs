@@ -2,12 +2,13 @@
 //! AcknowledgeAlert and GetMonitoringStats. Alerts are raised in the transaction that records
 //! the change, each under a key that makes raising it twice (a retry, two replicas) a no-op.
 
-use bangfu_platform::audit::{self, AuditEntry};
+use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::{ErrorReason, Problem};
-use bangfu_platform::idempotency::{self, Previous, RequestKey};
-use bangfu_platform::outbox::{self, NewEvent};
+use bangfu_platform::idempotency::RequestKey;
+use bangfu_platform::outbox::NewEvent;
 use bangfu_platform::parameters::date_text;
+use bangfu_platform::write::{self, Begun};
 use bangfu_platform::{paging, wire};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
@@ -183,6 +184,7 @@ impl Identity {
         request: pb::RecordEmploymentRequest,
     ) -> Result<pb::RecordEmploymentResponse, Problem> {
         let method = method("RecordEmployment");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let person_id = person_id(&request.person, "person")?;
         let record = self.parse_employment(
             request
@@ -191,55 +193,33 @@ impl Identity {
                 .ok_or_else(|| Problem::required("record", "就业记录"))?,
         )?;
         let person = self.visible_person(caller, person_id).await?;
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[
-                person.id.as_bytes(),
-                record.status.as_str().as_bytes(),
-                record.employer.as_bytes(),
-                record.work_region.as_bytes(),
-                date_text(record.start_date).as_bytes(),
-                record.end_date.map(date_text).unwrap_or_default().as_bytes(),
-                record.reporting_system.as_bytes(),
-            ],
-        )?;
         let now = self.clock.now();
         let today = self.clock.today();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        let previous = match &key {
-            Some(key) => idempotency::previous(&mut tx, key).await?,
-            None => Previous::None,
-        };
-        let record_id = match previous {
-            Previous::Done { resource } => {
-                tx.rollback().await.map_err(Problem::from)?;
-                resource.rsplit('/').next().unwrap_or_default().to_string()
-            }
-            Previous::None => {
+        let record_id = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { resource } => resource.rsplit('/').next().unwrap_or_default().to_string(),
+            Begun::Fresh(mut unit) => {
                 let day_before = record.start_date.previous_day().unwrap_or(record.start_date);
                 let before = self
                     .store
-                    .employment_on(&mut tx, &[person.id.as_str()], day_before)
+                    .employment_on(unit.tx(), &[person.id.as_str()], day_before)
                     .await?
                     .remove(&person.id)
                     .map(|r| r.status);
                 let id = Store::new_person_id();
                 self.store
-                    .insert_employment(&mut tx, &id, &person.id, &record, &caller.subject, now)
+                    .insert_employment(unit.tx(), &id, &person.id, &record, &caller.subject, now)
                     .await?;
                 let resource = format!("{}/employmentRecords/{id}", person.resource());
                 let regions = [person.registered_region.as_str(), person.residence_region.as_str()];
                 let detail = serde_json::json!({ "status": record.status.as_str() }).to_string();
-                let event = NewEvent {
+                unit.publish(&NewEvent {
                     kind: ChangeKind::EmploymentChanged.as_str(),
                     resource: &person.resource(),
                     regions: &regions,
                     effective_date: Some(record.start_date),
                     detail: &detail,
-                };
-                outbox::append(&mut tx, &event, now).await.map_err(Problem::from)?;
+                })
+                .await?;
                 // 就业转失业: employed the day before, unemployed from the start date.
                 if before.is_some_and(EmploymentStatus::is_employed) && record.status == EmploymentStatus::Unemployed {
                     let alert = NewAlert {
@@ -250,17 +230,11 @@ impl Identity {
                         drop_basis_points: 0,
                         dedupe_key: format!("employment_lost:{}:{}", person.id, date_text(record.start_date)),
                     };
-                    self.store.raise_alert(&mut tx, &alert, now).await?;
-                    self.check_county_employment(&mut tx, &person.residence_region, record.start_date, now)
+                    self.store.raise_alert(unit.tx(), &alert, now).await?;
+                    self.check_county_employment(unit.tx(), &person.residence_region, record.start_date, now)
                         .await?;
                 }
-                audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
-                    .await
-                    .map_err(Problem::from)?;
-                if let Some(key) = &key {
-                    idempotency::remember(&mut tx, key, &resource, now).await?;
-                }
-                tx.commit().await.map_err(Problem::from)?;
+                unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
                 id
             }
         };
@@ -322,6 +296,7 @@ impl Identity {
         request: pb::RecordIncomeRequest,
     ) -> Result<pb::RecordIncomeResponse, Problem> {
         let method = method("RecordIncome");
+        let key = RequestKey::of_message(&caller.subject, &method, &request.request_id, &request)?;
         let person_id = person_id(&request.person, "person")?;
         let month = request
             .month
@@ -355,49 +330,45 @@ impl Identity {
         }
         let reporting_system = short_text(&request.reporting_system, "reporting_system").map_err(text_problem)?;
         let person = self.visible_person(caller, person_id).await?;
-        let key = RequestKey::new(
-            &caller.subject,
-            &method,
-            &request.request_id,
-            &[
-                person.id.as_bytes(),
-                month.text().as_bytes(),
-                &income.to_be_bytes(),
-                reporting_system.as_bytes(),
-            ],
-        )?;
         let now = self.clock.now();
         let resource = format!("{}/incomeRecords/{}", person.resource(), month.text());
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
-        let done = match &key {
-            Some(key) => idempotency::previous(&mut tx, key).await? != Previous::None,
-            None => false,
+        let kinds = [
+            (AlertKind::IncomeDropMonthOnMonth, month.previous()),
+            (AlertKind::IncomeDropYearOnYear, month.a_year_before()),
+        ];
+        let dedupe_key = |kind: AlertKind| format!("{}:{}:{}", kind.as_str(), person.id, month.text());
+        let mut unit = match write::begin(&self.store.db, key, now).await? {
+            Begun::Replay { .. } => {
+                // The first report raised these alerts, under keys the retry computes alike.
+                let keys: Vec<String> = kinds.iter().map(|(kind, _)| dedupe_key(*kind)).collect();
+                let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+                let alerts = self.store.alerts_by_dedupe_keys(&mut connection, &keys).await?;
+                return Ok(pb::RecordIncomeResponse {
+                    alerts: alerts.iter().map(alert_to_wire).collect(),
+                });
+            }
+            Begun::Fresh(unit) => unit,
         };
-        let mut alerts = Vec::new();
-        if !done {
-            let report = IncomeReport {
-                month,
-                income_fen: income,
-                reporting_system: reporting_system.clone(),
-            };
-            self.store
-                .upsert_income(&mut tx, &person.id, &report, &caller.subject, now)
-                .await?;
-        }
-        // Computed again on a retry too: the same keys find the alerts the first attempt raised.
+        let report = IncomeReport {
+            month,
+            income_fen: income,
+            reporting_system: reporting_system.clone(),
+        };
+        self.store
+            .upsert_income(unit.tx(), &person.id, &report, &caller.subject, now)
+            .await?;
         let threshold = self
             .parameters
-            .require(
+            .require_on(
+                unit.tx(),
                 "identity.income_drop_alert_bp",
                 &person.residence_region,
                 month.last_day(),
             )
             .await?;
-        for (kind, earlier) in [
-            (AlertKind::IncomeDropMonthOnMonth, month.previous()),
-            (AlertKind::IncomeDropYearOnYear, month.a_year_before()),
-        ] {
-            let Some(before) = self.store.income(&mut tx, &person.id, earlier).await? else {
+        let mut alerts = Vec::new();
+        for (kind, earlier) in kinds {
+            let Some(before) = self.store.income(unit.tx(), &person.id, earlier).await? else {
                 continue;
             };
             if let Some(drop) = drop_beyond(before, income, threshold) {
@@ -407,20 +378,12 @@ impl Identity {
                     region: person.residence_region.clone(),
                     effective_date: month.first_day(),
                     drop_basis_points: drop,
-                    dedupe_key: format!("{}:{}:{}", kind.as_str(), person.id, month.text()),
+                    dedupe_key: dedupe_key(kind),
                 };
-                alerts.push(self.store.raise_alert(&mut tx, &alert, now).await?);
+                alerts.push(self.store.raise_alert(unit.tx(), &alert, now).await?);
             }
         }
-        if !done {
-            audit::append(&mut tx, &AuditEntry::by(caller, &method, resource.clone(), now))
-                .await
-                .map_err(Problem::from)?;
-            if let Some(key) = &key {
-                idempotency::remember(&mut tx, key, &resource, now).await?;
-            }
-        }
-        tx.commit().await.map_err(Problem::from)?;
+        unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
         Ok(pb::RecordIncomeResponse {
             alerts: alerts.iter().map(alert_to_wire).collect(),
         })
@@ -503,16 +466,18 @@ impl Identity {
             ));
         }
         let now = self.clock.now();
-        let mut tx = self.store.db.begin().await.map_err(Problem::from)?;
+        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
+            return Err(Problem::internal());
+        };
         let alert = self
             .store
-            .alert(&mut tx, id)
+            .alert(unit.tx(), id)
             .await?
             .filter(|a| caller.scope.contains(&a.region))
             .ok_or_else(|| Problem::not_found(&request.name))?;
         if !self
             .store
-            .acknowledge_alert(&mut tx, &alert.id, &caller.subject, note, now)
+            .acknowledge_alert(unit.tx(), &alert.id, &caller.subject, note, now)
             .await?
         {
             return Err(Problem::new(
@@ -522,10 +487,8 @@ impl Identity {
                 "该预警已处理",
             ));
         }
-        audit::append(&mut tx, &AuditEntry::by(caller, &method, alert.resource(), now))
-            .await
-            .map_err(Problem::from)?;
-        tx.commit().await.map_err(Problem::from)?;
+        unit.commit(AuditEntry::by(caller, &method, alert.resource(), now))
+            .await?;
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let alert = self
             .store

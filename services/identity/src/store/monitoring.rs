@@ -191,6 +191,20 @@ impl Store {
             .bind(&start)
             .execute(&mut *connection)
             .await?;
+        // A backdated record ends the day before the next one recorded starts: one person's
+        // periods never overlap, so no day is counted twice in the county's figures.
+        let next_start: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(start_date) FROM employment_records WHERE person_id = $1 AND start_date > $2",
+        )
+        .bind(person_id)
+        .bind(&start)
+        .fetch_one(&mut *connection)
+        .await?;
+        let next_start = next_start.as_deref().and_then(parse_date_text);
+        let end_date = match (record.end_date, next_start) {
+            (end, Some(next)) if end.is_none_or(|end| end >= next) => next.previous_day(),
+            (end, _) => end,
+        };
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO employment_records ({EMPLOYMENT_COLUMNS}, record_subject, recorded_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -201,7 +215,7 @@ impl Store {
         .bind(&record.employer)
         .bind(&record.work_region)
         .bind(&start)
-        .bind(record.end_date.map(date_text))
+        .bind(end_date.map(date_text))
         .bind(&record.reporting_system)
         .bind(subject)
         .bind(to_micros(now))
@@ -295,6 +309,28 @@ impl Store {
         .fetch_one(&mut *connection)
         .await?;
         alert_of(&row)
+    }
+
+    /// The alerts raised under these dedupe keys, in the keys' order (what a retried report
+    /// answers with).
+    pub async fn alerts_by_dedupe_keys(
+        &self,
+        connection: &mut AnyConnection,
+        keys: &[String],
+    ) -> Result<Vec<StoredAlert>, Problem> {
+        let mut alerts = Vec::new();
+        for key in keys {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE dedupe_key = $1"
+            )))
+            .bind(key)
+            .fetch_optional(&mut *connection)
+            .await?;
+            if let Some(row) = row {
+                alerts.push(alert_of(&row)?);
+            }
+        }
+        Ok(alerts)
     }
 
     pub async fn alert(&self, connection: &mut AnyConnection, id: &str) -> Result<Option<StoredAlert>, Problem> {

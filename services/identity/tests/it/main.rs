@@ -10,5 +10,6 @@ mod import;
 mod listing;
 mod monitoring;
 mod persons;
+mod races;
 mod support;
 mod updates;
