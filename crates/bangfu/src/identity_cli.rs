@@ -479,11 +479,7 @@ pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
 }
 
 async fn parameter(command: ParameterCommand) -> Result<(), Failure> {
-    let date_text = |d: &Option<common::Date>| {
-        d.as_ref()
-            .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-            .unwrap_or_default()
-    };
+    let date_text = |d: &Option<common::Date>| d.as_ref().map(date_text).unwrap_or_default();
     match command {
         ParameterCommand::List { client, key } => {
             let mut identity = IdentityServiceClient::new(authorized(&client).await?);
@@ -1635,8 +1631,13 @@ fn check_order(from: &common::Date, to: Option<&common::Date>) -> Result<(), Fai
     }
 }
 
+/// `2026-03-02`, or `1971-04` for a date given to the month (a masked birth date).
 fn date_text(date: &common::Date) -> String {
-    format!("{:04}-{:02}-{:02}", date.year, date.month, date.day)
+    if date.day == 0 {
+        format!("{:04}-{:02}", date.year, date.month)
+    } else {
+        format!("{:04}-{:02}-{:02}", date.year, date.month, date.day)
+    }
 }
 
 fn date_or_dash(date: Option<&common::Date>) -> String {

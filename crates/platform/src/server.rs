@@ -196,7 +196,7 @@ impl ServerHost {
     /// Audits the refused calls of methods under `path_prefix` (`/bangfu.identity.v1.`) in that
     /// service's database.
     pub fn audit_denials(&mut self, path_prefix: &'static str, db: crate::db::Database) -> &mut Self {
-        self.denials.push(DenialAudit { path_prefix, db });
+        self.denials.push(DenialAudit::start(path_prefix, db));
         self
     }
 

@@ -283,7 +283,15 @@ impl Identity {
                 Sex::Male => common::Sex::Male,
                 Sex::Female => common::Sex::Female,
             } as i32,
-            birth_date: Some(wire::date_to_wire(person.birth_date)),
+            // Masked, the year and month only (google.type.Date with day 0): with the day, the
+            // registered county and the sex the masked ID could be rebuilt.
+            birth_date: Some(match disclosure {
+                Disclosure::Masked => common::Date {
+                    day: 0,
+                    ..wire::date_to_wire(person.birth_date)
+                },
+                Disclosure::Unmasked(_) => wire::date_to_wire(person.birth_date),
+            }),
             phone,
             registered_region: Some(region(registered)),
             residence_region: Some(region(residence)),

@@ -53,6 +53,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "one head per household",
             sql: include_str!("../migrations/sqlite/0106_one_head_per_household.sql"),
         },
+        MigrationFile {
+            version: 107,
+            description: "masked citizen IDs keep less",
+            sql: include_str!("../migrations/sqlite/0107_masked_citizen_id_keeps_less.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -89,6 +94,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 106,
             description: "one head per household",
             sql: include_str!("../migrations/postgres/0106_one_head_per_household.sql"),
+        },
+        MigrationFile {
+            version: 107,
+            description: "masked citizen IDs keep less",
+            sql: include_str!("../migrations/postgres/0107_masked_citizen_id_keeps_less.sql"),
         },
     ],
 };

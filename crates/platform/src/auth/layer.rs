@@ -40,12 +40,75 @@ const WRONG_TOKEN_HEADERS: &[&str] = &[
     "jwt",
 ];
 
-/// Where the denied calls of one service's methods are audited: the service's own database.
+/// Where the denied calls of one service's methods are audited: the service's own database,
+/// through a bounded queue and one writer. A refusal is answered at once and never waits on the
+/// database; a flood of refusals (a client retrying a bad token in a loop) cannot spawn a task
+/// per call — past the queue's size they are dropped and counted
+/// (`bangfu.audit.denials_dropped`, and a warning in the log).
 #[derive(Debug, Clone)]
 pub struct DenialAudit {
     /// The methods' path prefix, e.g. `/bangfu.identity.v1.`.
     pub path_prefix: &'static str,
-    pub db: Database,
+    queue: tokio::sync::mpsc::Sender<AuditEntry>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Refusals waiting to be written, per service.
+const DENIAL_QUEUE: usize = 4096;
+/// Refusals written per transaction.
+const DENIAL_BATCH: usize = 256;
+
+impl DenialAudit {
+    /// Starts the writer for `db` (inside the runtime); it ends when the last layer holding the
+    /// queue is dropped, after writing what is queued.
+    pub fn start(path_prefix: &'static str, db: Database) -> Self {
+        let (queue, mut receiver) = tokio::sync::mpsc::channel::<AuditEntry>(DENIAL_QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(DENIAL_BATCH);
+            while receiver.recv_many(&mut batch, DENIAL_BATCH).await > 0 {
+                if let Err(error) = append_all(&db, &batch).await {
+                    tracing::error!(%error, refusals = batch.len(), "denied calls could not be audited");
+                }
+                batch.clear();
+            }
+        });
+        Self {
+            path_prefix,
+            queue,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Refusals dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn push(&self, entry: AuditEntry) {
+        if self.queue.try_send(entry).is_err() {
+            let dropped = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            opentelemetry::global::meter("bangfu")
+                .u64_counter("bangfu.audit.denials_dropped")
+                .build()
+                .add(1, &[opentelemetry::KeyValue::new("service", self.path_prefix)]);
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped,
+                    service = self.path_prefix,
+                    "denied calls not audited: the audit queue is full"
+                );
+            }
+        }
+    }
+}
+
+async fn append_all(db: &Database, entries: &[AuditEntry]) -> Result<(), crate::db::DbError> {
+    let mut tx = db.begin().await?;
+    for entry in entries {
+        audit::append(&mut tx, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Shared state of the layer.
@@ -69,13 +132,9 @@ impl AuthState {
             Some(principal) => AuditEntry::by(principal, path, "", now),
             None => AuditEntry::anonymous(path, now),
         }
-        .with_outcome(Outcome::Denied, problem.reason_code());
-        let db = sink.db.clone();
-        tokio::spawn(async move {
-            if let Err(error) = audit::append_now(&db, &entry).await {
-                tracing::error!(%error, method = %entry.method, "a denied call could not be audited");
-            }
-        });
+        .with_outcome(Outcome::Denied, problem.reason_code())
+        .with_current_trace();
+        sink.push(entry);
     }
 }
 

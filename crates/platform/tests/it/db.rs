@@ -30,17 +30,41 @@ async fn a_rolled_back_transaction_leaves_nothing(test: TestDatabase) {
     assert_eq!(count_parameters(&test.db).await, 0);
 }
 
+/// A service migration that leaves a mark each time it runs.
+const COUNTED: Migrations = Migrations {
+    sqlite: &[bangfu_platform::db::MigrationFile {
+        version: 100,
+        description: "counted",
+        sql: "CREATE TABLE IF NOT EXISTS migration_runs (n INTEGER); INSERT INTO migration_runs VALUES (1);",
+    }],
+    postgres: &[bangfu_platform::db::MigrationFile {
+        version: 100,
+        description: "counted",
+        sql: "CREATE TABLE IF NOT EXISTS migration_runs (n INTEGER); INSERT INTO migration_runs VALUES (1);",
+    }],
+};
+
 async fn migrations_are_recorded_once(test: TestDatabase) {
-    // Opening the same database again runs nothing twice.
-    let again = Database::open(&test.url, PoolSettings::default(), &Migrations::NONE)
+    // Opening the same database again (a restart, a second replica) runs nothing twice.
+    for _ in 0..2 {
+        let again = Database::open(&test.url, PoolSettings::default(), &COUNTED)
+            .await
+            .expect("reopen");
+        again.close().await;
+    }
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM migration_runs")
+        .fetch_one(test.db.pool())
         .await
-        .expect("reopen");
+        .expect("the service migration ran");
+    assert_eq!(runs, 1, "the service migration ran once");
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(again.pool())
+        .fetch_one(test.db.pool())
         .await
         .expect("migrations table");
-    assert_eq!(applied, bangfu_platform::db::PLATFORM_MIGRATIONS.sqlite.len() as i64);
-    again.close().await;
+    assert_eq!(
+        applied,
+        bangfu_platform::db::PLATFORM_MIGRATIONS.sqlite.len() as i64 + 1
+    );
 }
 
 #[tokio::test]
@@ -67,33 +91,50 @@ async fn sqlite_runs_in_wal_mode_with_full_sync_and_foreign_keys() {
     assert_eq!(foreign_keys, 1);
 }
 
+/// Two writers that each read before they write: with a deferred `BEGIN` the second reads an
+/// old snapshot and its write fails (SQLITE_BUSY_SNAPSHOT) once the first commits; with
+/// `BEGIN IMMEDIATE` it waits for the first and then reads what the first wrote.
 #[tokio::test]
 async fn sqlite_writers_wait_for_each_other_instead_of_failing() {
     let test = TestDatabase::sqlite(&Migrations::NONE).await;
     let mut first = test.db.begin().await.expect("first writer");
-    sqlx::query(
-        "INSERT INTO parameters (key, region_prefix, valid_from, valid_to, value, source_document, update_subject, \
-         update_time_us, revision) VALUES ('a', '*', '2026-01-01', NULL, 1, 'doc', 'tester', 0, 1)",
-    )
-    .execute(&mut *first)
-    .await
-    .expect("insert");
+    let seen_first = count_on(&mut first).await;
+    insert_parameter(&mut first, "a").await.expect("insert");
     let db = test.db.clone();
     let second = tokio::spawn(async move {
         let mut tx = db.begin().await.expect("second writer waits, then begins");
-        sqlx::query(
-            "INSERT INTO parameters (key, region_prefix, valid_from, valid_to, value, source_document, \
-             update_subject, update_time_us, revision) VALUES ('b', '*', '2026-01-01', NULL, 1, 'doc', 'tester', 0, 1)",
-        )
-        .execute(&mut *tx)
-        .await
-        .expect("insert");
-        tx.commit().await.expect("commit");
+        let seen = count_on(&mut tx).await;
+        insert_parameter(&mut tx, "b").await?;
+        tx.commit().await?;
+        Ok::<i64, sqlx::Error>(seen)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     first.commit().await.expect("commit");
-    second.await.expect("second writer");
+    let seen_second = second
+        .await
+        .expect("joined")
+        .expect("the second writer's write succeeds");
+    assert_eq!(seen_first, 0);
+    assert_eq!(seen_second, 1, "the second writer read after the first committed");
     assert_eq!(count_parameters(&test.db).await, 2);
+}
+
+async fn count_on(tx: &mut sqlx::AnyConnection) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM parameters")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count")
+}
+
+async fn insert_parameter(tx: &mut sqlx::AnyConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO parameters (key, region_prefix, valid_from, valid_to, value, source_document, update_subject, \
+         update_time_us, revision) VALUES ($1, '*', '2026-01-01', NULL, 1, 'doc', 'tester', 0, 1)",
+    )
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ async fn an_approved_correction_replaces_the_id_and_what_derives_from_it(backend
     assert_eq!(proposed.state, pb::CorrectionState::Proposed as i32);
     assert_eq!(
         proposed.new_citizen_id,
-        format!("{}**********{}", &new_id[..4], &new_id[14..])
+        format!("{}*************{}", &new_id[..4], &new_id[17..])
     );
     let reviewer = identity.token("reviewer-zhao", Department::Hr, Role::Reviewer, "370402");
     let applied = review(&identity, &reviewer, &proposed.name, true)
@@ -105,9 +105,14 @@ async fn an_approved_correction_replaces_the_id_and_what_derives_from_it(backend
         .get_person(request(
             pb::GetPersonRequest {
                 name: person.clone(),
+                view: common::PersonalDataView::Unmasked as i32,
+                purpose: Some(common::AccessPurpose {
+                    code: common::AccessPurposeCode::EligibilityReview as i32,
+                    reference: "核对更正结果".into(),
+                }),
                 ..Default::default()
             },
-            &identity.shizhong_clerk(),
+            &reviewer,
         ))
         .await
         .expect("read")

@@ -135,7 +135,7 @@ async fn an_import_registers_persons_and_running_it_again_changes_nothing(backen
     assert_eq!(person.display_name, "王**");
     assert_eq!(
         person.citizen_id,
-        format!("{}**********{}", &head_id[..4], &head_id[14..])
+        format!("{}*************{}", &head_id[..4], &head_id[17..])
     );
     assert_eq!(person.labor_capacity, common::LaborCapacity::Full as i32);
     assert_eq!(
