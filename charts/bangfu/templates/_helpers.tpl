@@ -117,6 +117,15 @@ Takes (dict "root" $ "name" NAME). Fails, naming the value, on what the schema c
 {{- if $v.revocation.configMapName -}}
 {{- $_ := set $env "BANGFU_REVOCATION_FILE" "/etc/bangfu/revocation/revoked.json" -}}
 {{- end -}}
+{{- /* Each service it calls, at that service's Service; https with the chart's CA under TLS. */ -}}
+{{- range $peer := $svc.calls | default list -}}
+{{- $peerName := include "bangfu.fullname" (dict "root" $root "name" $peer) -}}
+{{- $scheme := ternary "https" "http" $v.tls.enabled -}}
+{{- $_ := set $env (printf "BANGFU_PEER_%s" (upper $peer)) (printf "%s://%s:%v" $scheme $peerName $v.ports.grpc) -}}
+{{- end -}}
+{{- if and $v.tls.enabled ($svc.calls | default list) -}}
+{{- $_ := set $env "BANGFU_PEER_CA" "/etc/bangfu/tls/ca.crt" -}}
+{{- end -}}
 {{- if $v.otel.endpoint -}}
 {{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" $v.otel.endpoint -}}
 {{- end -}}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bangfu_platform::error::describe_status;
 use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
-use bangfu_proto::diagnostics::v1::{GetServerInfoRequest, WhoAmIRequest};
+use bangfu_proto::diagnostics::v1::{CheckPeersRequest, GetServerInfoRequest, WhoAmIRequest};
 use clap::Args;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -170,6 +170,56 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
             ("concurrency limit", info.concurrency_limit.to_string()),
             ("tls", info.tls.to_string()),
         ]);
+    }
+    Ok(())
+}
+
+pub async fn check_peers(args: ClientArgs) -> Result<(), Failure> {
+    let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
+    let checks = client
+        .check_peers(CheckPeersRequest {})
+        .await
+        .map_err(|s| call_failed(&s))?
+        .into_inner()
+        .checks;
+    let unreachable = checks.iter().filter(|c| !c.reachable).count();
+    if args.json {
+        let value: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "caller": c.caller,
+                    "peer": c.peer,
+                    "address": c.address,
+                    "reachable": c.reachable,
+                    "seen_subject": c.seen_subject,
+                    "seen_acting_service": c.seen_acting_service,
+                    "error": c.error,
+                    "latency_millis": c.latency_millis,
+                })
+            })
+            .collect();
+        say!("{:#}", serde_json::Value::Array(value));
+    } else if checks.is_empty() {
+        say!("no peers configured (BANGFU_PEER_<SERVICE>)");
+    } else {
+        for c in &checks {
+            let outcome = if c.reachable {
+                format!(
+                    "ok, {} ms, seen as {} via {}",
+                    c.latency_millis, c.seen_subject, c.seen_acting_service
+                )
+            } else {
+                c.error.clone()
+            };
+            say!("{} → {} at {}: {outcome}", c.caller, c.peer, c.address);
+        }
+    }
+    if unreachable > 0 {
+        return Err(Failure::failed(format!(
+            "{unreachable} of {} peers did not answer",
+            checks.len()
+        )));
     }
     Ok(())
 }

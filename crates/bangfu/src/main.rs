@@ -63,6 +63,9 @@ enum Command {
     Whoami(client::ClientArgs),
     /// Show the server's version, services and limits.
     ServerInfo(client::ClientArgs),
+    /// Call every peer the server's services call (as each service, for you) and show what
+    /// each answered; exits non-zero when one does not answer.
+    CheckPeers(client::ClientArgs),
     /// Check a server's gRPC health; exits non-zero unless SERVING.
     Health(client::HealthArgs),
     /// The person registry: register, read, import, certify, monitor, watch.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             Command::Db { command } => deploy::db(command).await,
             Command::Whoami(args) => client::whoami(args).await,
             Command::ServerInfo(args) => client::server_info(args).await,
+            Command::CheckPeers(args) => client::check_peers(args).await,
             Command::Health(args) => client::health(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Identity { command } => identity_cli::run(command).await,

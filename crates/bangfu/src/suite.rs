@@ -6,13 +6,16 @@ use std::sync::Arc;
 
 use std::path::{Path, PathBuf};
 
-use bangfu_platform::auth::keys::DevelopmentKeys;
+use bangfu_platform::auth::RegionScope;
+use bangfu_platform::auth::keys::{DevelopmentKeys, signing_key_path};
 use bangfu_platform::auth::permissions::SERVICES;
+use bangfu_platform::auth::token::{ServiceTokens, TokenSigner};
 use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
 use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url};
 use bangfu_platform::diagnostics::Diagnostics;
+use bangfu_platform::peers::{PeerSettings, PeerTls, Peers};
 use bangfu_platform::pii::DataKeyFile;
 use bangfu_platform::server::ServerHost;
 use clap::Args;
@@ -64,20 +67,75 @@ fn data_keys(path: Option<&Path>) -> Result<Arc<bangfu_platform::pii::DataKeys>,
         .map_err(|e| Failure::usage(e.to_string()))
 }
 
+/// Where a hosted service finds the services it calls, and what it signs its calls with.
+#[derive(Debug, Clone)]
+pub enum PeerWiring {
+    /// `bangfu up`: every service at this one address, each signing with its development key
+    /// from the keys folder — the same channel, token and layers a deployment's calls take.
+    Loopback { url: String, keys_dir: PathBuf },
+    /// `bangfu serve`: the addresses `BANGFU_PEER_<SERVICE>` give, signed with
+    /// `BANGFU_SIGNING_KEY`, mutual TLS with the server's own certificate for https peers.
+    Environment,
+}
+
+impl PeerWiring {
+    /// The peers `service` calls.
+    pub fn peers(&self, config: &Config, service: &str) -> Result<Peers, Failure> {
+        let scope = RegionScope::parse(&config.auth.service_scope)
+            .ok_or_else(|| Failure::usage("BANGFU_SERVICE_SCOPE is not a region prefix or *"))?;
+        let tokens = |path: &Path| -> Result<Arc<ServiceTokens>, Failure> {
+            let signer = TokenSigner::load(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            Ok(Arc::new(ServiceTokens::new(
+                signer,
+                service,
+                scope.clone(),
+                &config.auth.audience,
+                SERVICE_TOKEN_TTL,
+            )))
+        };
+        let settings = PeerSettings::default();
+        match self {
+            Self::Loopback { url, keys_dir } => {
+                let key = signing_key_path(keys_dir, &format!("dev-service-{service}"));
+                Peers::all_at(url, Some(tokens(&key)?), settings).map_err(|e| Failure::usage(e.to_string()))
+            }
+            Self::Environment => {
+                let tokens = config.auth.signing_key.as_deref().map(tokens).transpose()?;
+                let tls = match (&config.server.tls, &config.peer_ca) {
+                    (Some(own), Some(ca)) => Some(PeerTls {
+                        ca: ca.clone(),
+                        cert: own.cert.clone(),
+                        key: own.key.clone(),
+                    }),
+                    _ => None,
+                };
+                Peers::from_lookup(|name| std::env::var(name).ok(), tls.as_ref(), tokens, settings)
+                    .map_err(|e| Failure::usage(e.to_string()))
+            }
+        }
+    }
+}
+
+/// How long a service's own tokens for its calls last (minted again a minute before).
+const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A server hosting `services` (and diagnostics, health and reflection, always), each on its
-/// own database.
+/// own database and with the peers `wiring` gives it.
 pub async fn host(
     config: &Config,
     verifier: Verifier,
     services: &[&str],
     databases: &Databases,
+    wiring: &PeerWiring,
     clock: Clock,
 ) -> Result<ServerHost, Failure> {
     let mut host = ServerHost::new(config.server.clone(), Arc::new(verifier));
+    let mut callers = Vec::new();
     if let Some(unknown) = services.iter().find(|s| !BUILT.contains(s)) {
         return Err(not_built(unknown));
     }
     for service in services {
+        callers.push((service.to_string(), wiring.peers(config, service)?));
         if *service == bangfu_identity::SERVICE {
             let db = databases
                 .open(service, &bangfu_identity::MIGRATIONS, config.database_pool)
@@ -96,7 +154,10 @@ pub async fn host(
             host.add_service(identity);
         }
     }
-    let diagnostics = Diagnostics::new(&config.server, host.service_names());
+    let mut diagnostics = Diagnostics::new(&config.server, host.service_names());
+    for (service, peers) in callers {
+        diagnostics = diagnostics.with_peers(&service, peers);
+    }
     host.add_service(diagnostics.into_server(&config.server));
     Ok(host)
 }
@@ -147,6 +208,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tracing::info!("config: {line}");
     }
     let database_url = check_files(&config, &args.service)?;
+    // A peer address that is not a URL, or https without the TLS files, stops the start here.
+    PeerWiring::Environment.peers(&config, &args.service)?;
     if args.check_config {
         for line in config.redacted_lines() {
             say!("{line}");
@@ -159,6 +222,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         verifier,
         &[args.service.as_str()],
         &Databases::Url(database_url),
+        &PeerWiring::Environment,
         Clock::system(),
     )
     .await?;

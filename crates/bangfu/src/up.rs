@@ -68,7 +68,11 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         Some(url) => suite::Databases::PostgresServer(url.clone()),
         None => suite::Databases::SqliteFolder(args.data.clone()),
     };
-    let host = suite::host(&config, verifier, suite::BUILT, &databases, Clock::system()).await?;
+    let wiring = suite::PeerWiring::Loopback {
+        url: format!("http://{}", args.listen),
+        keys_dir: keys_dir.clone(),
+    };
+    let host = suite::host(&config, verifier, suite::BUILT, &databases, &wiring, Clock::system()).await?;
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }

@@ -207,6 +207,9 @@ pub struct Config {
     pub database_pool: crate::db::PoolSettings,
     /// The data keys file (encryption and blind index of personal data).
     pub data_keys: Option<PathBuf>,
+    /// The CA that signed the peers' server certificates (BANGFU_PEER_CA, default
+    /// BANGFU_TLS_CLIENT_CA): with BANGFU_TLS_CERT and _KEY it makes calls to https peers.
+    pub peer_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -319,11 +322,15 @@ impl Config {
             acquire_timeout: Duration::from_millis(env.number("BANGFU_DB_ACQUIRE_TIMEOUT_MS", 5_000, 1)?),
             ..crate::db::PoolSettings::default()
         };
+        let peer_ca = env
+            .path("BANGFU_PEER_CA")
+            .or_else(|| server.tls.as_ref().and_then(|t| t.client_ca.clone()));
         Ok(Self {
             server,
             auth,
             telemetry,
             database_pool,
+            peer_ca,
             database_url: env.text("DATABASE_URL"),
             data_keys,
         })

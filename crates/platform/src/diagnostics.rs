@@ -2,17 +2,25 @@
 //! takes the caller for, and what it runs with. The first thing to call when a token does not
 //! work as expected, and the cheap authenticated call the platform benchmark measures.
 
+use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
 use bangfu_proto::diagnostics::v1::diagnostics_service_server::{DiagnosticsService, DiagnosticsServiceServer};
-use bangfu_proto::diagnostics::v1::{GetServerInfoRequest, GetServerInfoResponse, WhoAmIRequest, WhoAmIResponse};
+use bangfu_proto::diagnostics::v1::{
+    CheckPeersRequest, CheckPeersResponse, GetServerInfoRequest, GetServerInfoResponse, PeerCheck, WhoAmIRequest,
+    WhoAmIResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::auth::principal;
 use crate::config::ServerConfig;
+use crate::error::Problem;
+use crate::peers::{CallContext, Peers, Retry};
 
-/// What GetServerInfo reports.
+/// What GetServerInfo reports, and the peers CheckPeers calls.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
     info: GetServerInfoResponse,
+    /// Each hosted service with the peers it calls.
+    callers: Vec<(String, Peers)>,
 }
 
 impl Diagnostics {
@@ -30,7 +38,14 @@ impl Diagnostics {
                 concurrency_limit: config.concurrency_limit as i64,
                 tls: config.tls.is_some(),
             },
+            callers: Vec::new(),
         }
+    }
+
+    /// The peers hosted service `caller` calls, for CheckPeers.
+    pub fn with_peers(mut self, caller: &str, peers: Peers) -> Self {
+        self.callers.push((caller.to_string(), peers));
+        self
     }
 
     /// The service, with the configured message limits.
@@ -64,5 +79,40 @@ impl DiagnosticsService for Diagnostics {
         _request: Request<GetServerInfoRequest>,
     ) -> Result<Response<GetServerInfoResponse>, Status> {
         Ok(Response::new(self.info.clone()))
+    }
+
+    async fn check_peers(&self, request: Request<CheckPeersRequest>) -> Result<Response<CheckPeersResponse>, Status> {
+        let context = CallContext::of(&request);
+        let mut checks = Vec::new();
+        for (caller, peers) in &self.callers {
+            for peer in peers.iter() {
+                let started = std::time::Instant::now();
+                let answer = peer
+                    .call(&context, Retry::Safe, |channel| async move {
+                        DiagnosticsServiceClient::new(channel).who_am_i(WhoAmIRequest {}).await
+                    })
+                    .await;
+                let mut check = PeerCheck {
+                    caller: caller.clone(),
+                    peer: peer.service().to_string(),
+                    address: peer.url().to_string(),
+                    latency_millis: started.elapsed().as_millis() as i64,
+                    ..Default::default()
+                };
+                match answer {
+                    Ok(seen) => {
+                        check.reachable = true;
+                        check.seen_subject = seen.subject;
+                        check.seen_acting_service = seen.acting_service;
+                    }
+                    Err(error) => {
+                        let problem = Problem::from(error);
+                        check.error = format!("{}: {}", problem.reason_code(), problem.message);
+                    }
+                }
+                checks.push(check);
+            }
+        }
+        Ok(Response::new(CheckPeersResponse { checks }))
     }
 }

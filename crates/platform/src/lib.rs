@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod paging;
 pub mod parameters;
+pub mod peers;
 pub mod pii;
 pub mod ratelimit;
 pub mod regions;

@@ -46,11 +46,16 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(keys: &Path, database_url: &str) -> Self {
+    /// A replica; `peer` is the identity it calls (BANGFU_PEER_IDENTITY), when given.
+    fn start(keys: &Path, database_url: &str, peer: Option<&str>) -> Self {
         let (port, health) = (free_port(), free_port());
-        let child = Command::new(BANGFU)
+        let mut command = Command::new(BANGFU);
+        command.env_clear();
+        if let Some(peer) = peer {
+            command.env("BANGFU_PEER_IDENTITY", peer);
+        }
+        let child = command
             .args(["serve", "identity"])
-            .env_clear()
             .env("DATABASE_URL", database_url)
             .env("BANGFU_LISTEN", format!("127.0.0.1:{port}"))
             .env("BANGFU_HEALTH_LISTEN", format!("127.0.0.1:{health}"))
@@ -219,8 +224,8 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     let database_url = format!("postgres://bangfu_identity:replica-test-password@{host}/bangfu_identity");
 
     // Both start at once: the migrations run once, under PostgreSQL's advisory lock.
-    let one = Replica::start(&keys, &database_url);
-    let mut two = Replica::start(&keys, &database_url);
+    let one = Replica::start(&keys, &database_url, None);
+    let mut two = Replica::start(&keys, &database_url, Some(&one.addr));
     one.wait_serving();
     two.wait_serving();
 
@@ -247,6 +252,23 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     let clerk = token("hr", "clerk");
     let reviewer = token("agri", "reviewer");
     let watcher = token("hr", "admin");
+
+    // The second replica calls the first by the address it was given, signing as identity
+    // with its deployment key, for the administrator.
+    let peers = bangfu(
+        &["check-peers", "--addr", &two.addr, "--token", &watcher, "--json"],
+        &[],
+    );
+    assert!(
+        peers.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&peers.stdout),
+        String::from_utf8_lossy(&peers.stderr)
+    );
+    let checks: serde_json::Value = serde_json::from_slice(&peers.stdout).expect("json");
+    assert_eq!(checks[0]["address"], one.addr.as_str());
+    assert_eq!(checks[0]["seen_subject"], "hr-admin");
+    assert_eq!(checks[0]["seen_acting_service"], "identity");
 
     // Writes through both at once: creations on each, certifications on the second.
     let write = |addr: String, range: std::ops::Range<u32>, clerk: String| async move {
@@ -364,7 +386,7 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     assert_eq!(created, unique, "every creation is in the feed");
 
     // A replica started after the others reads the same feed in the same order.
-    let three = Replica::start(&keys, &database_url);
+    let three = Replica::start(&keys, &database_url, None);
     three.wait_serving();
     assert_eq!(feed(&three.addr, &watcher, expected).await, through_one);
 

@@ -113,6 +113,20 @@ fn up_serves_the_admin_token_and_stops_cleanly_on_sigterm() {
     assert!(health.status.success(), "{}", text(&health.stderr));
     assert_eq!(text(&health.stdout).trim(), "SERVING");
 
+    // Every service's calls to the others go through the same port, token and layers.
+    let peers = bangfu(&["check-peers", "--addr", &up.addr, "--token-file", token_file, "--json"]);
+    assert!(peers.status.success(), "{}{}", text(&peers.stdout), text(&peers.stderr));
+    let checks: serde_json::Value = serde_json::from_slice(&peers.stdout).expect("json");
+    let to_identity = checks
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["caller"] == "identity" && c["peer"] == "identity")
+        .expect("identity calls identity");
+    assert_eq!(to_identity["reachable"], true, "{to_identity}");
+    assert_eq!(to_identity["seen_subject"], "dev-admin");
+    assert_eq!(to_identity["seen_acting_service"], "identity");
+
     let status = up.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }

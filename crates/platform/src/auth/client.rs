@@ -1,7 +1,8 @@
 //! Credentials for calls one bangfu service makes to another: the calling service's own
 //! short-lived token in `authorization`, the user's token in `x-bangfu-on-behalf-of` when the
-//! call is made for a user, and the current trace context. The receiver grants only what both
-//! the service and the user hold, in the overlap of their scopes.
+//! call is made for a user, the time left (`grpc-timeout`) and the current trace context. The
+//! receiver grants only what both the service and the user hold, in the overlap of their
+//! scopes. `peers` builds these for every call; tests use them directly.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use super::token::ServiceTokens;
 pub struct ServiceCredentials {
     tokens: Arc<ServiceTokens>,
     on_behalf_of: Option<MetadataValue<tonic::metadata::Ascii>>,
+    deadline: Option<std::time::Instant>,
 }
 
 impl ServiceCredentials {
@@ -24,6 +26,7 @@ impl ServiceCredentials {
         Self {
             tokens,
             on_behalf_of: None,
+            deadline: None,
         }
     }
 
@@ -37,7 +40,14 @@ impl ServiceCredentials {
         Ok(Self {
             tokens,
             on_behalf_of: Some(value),
+            deadline: None,
         })
+    }
+
+    /// Tells the receiver when the caller stops waiting (`grpc-timeout`), so it gives up too.
+    pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 }
 
@@ -56,6 +66,9 @@ impl Interceptor for ServiceCredentials {
             metadata.insert(ON_BEHALF_OF_HEADER, user.clone());
         }
         crate::telemetry::inject_trace_context(metadata);
+        if let Some(deadline) = self.deadline {
+            request.set_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
         Ok(request)
     }
 }

@@ -221,6 +221,7 @@ where
             state.audit_denial(&path, None, &problem);
             return deny(problem);
         };
+        let mut user = None;
         if let Access::Requires(permission) = rule.access {
             let principal = match authenticate(&state.verifier, request.headers()) {
                 Ok(principal) => principal,
@@ -248,20 +249,41 @@ where
                 state.audit_denial(&path, Some(&principal), &problem);
                 return deny(problem);
             }
+            user = forwardable_user_token(request.headers(), &principal);
             request.extensions_mut().insert(principal);
         }
 
         let bounded = matches!(rule.kind, CallKind::Unary | CallKind::ServerStreaming);
         let timeout = state.unary_timeout;
+        // The time the call has: the caller's grpc-timeout, and for a bounded call no more than
+        // the server's own limit. Calls to peers made for it end by then too.
+        let asked = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::peers::parse_grpc_timeout);
+        let limit = match (asked, bounded) {
+            (Some(asked), true) => Some(asked.min(timeout)),
+            (Some(asked), false) => Some(asked),
+            (None, true) => Some(timeout),
+            (None, false) => None,
+        };
+        request.extensions_mut().insert(crate::peers::CallContext::new(
+            user.as_deref(),
+            limit.map(|limit| std::time::Instant::now() + limit),
+        ));
+        let bound = limit.unwrap_or(timeout);
         Box::pin(async move {
             let response = if bounded {
-                match tokio::time::timeout(timeout, inner.call(request)).await {
+                // The caller's own grpc-timeout, when shorter, ends the work here too: a call a
+                // peer gave up on does not go on holding a connection.
+                match tokio::time::timeout(bound, inner.call(request)).await {
                     Ok(response) => response?,
                     Err(_) => {
                         return Ok(problem_response(Problem::new(
                             tonic::Code::DeadlineExceeded,
                             ErrorReason::Timeout,
-                            format!("the call took longer than {} ms", timeout.as_millis()),
+                            format!("the call took longer than {} ms", bound.as_millis()),
                             "处理超时，请稍后重试",
                         )));
                     }
@@ -272,6 +294,21 @@ where
             Ok(explain_codec_errors(response))
         })
     }
+}
+
+/// The token of the user behind a call: the one a service passed on, or the caller's own when
+/// the caller is a user. A service acting on its own has none.
+fn forwardable_user_token(headers: &HeaderMap, principal: &Principal) -> Option<String> {
+    if let Some(user) = headers.get(ON_BEHALF_OF_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(user.trim().to_string());
+    }
+    if principal.acting_service.is_some() {
+        return None;
+    }
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| bearer(v).ok())
+        .map(str::to_string)
 }
 
 /// Works out the caller from the `authorization` and `x-bangfu-on-behalf-of` headers.

@@ -228,6 +228,11 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(DiagnosticsServerInfo),
         CallKind::Unary,
     ),
+    rule(
+        "/bangfu.diagnostics.v1.DiagnosticsService/CheckPeers",
+        Access::Requires(DiagnosticsServerInfo),
+        CallKind::Unary,
+    ),
     // bangfu.identity.v1: the person registry.
     rule(
         "/bangfu.identity.v1.IdentityService/CreatePerson",

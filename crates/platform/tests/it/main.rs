@@ -31,5 +31,6 @@ mod db;
 mod keys;
 mod outbox;
 mod parameters;
+mod peers;
 mod server;
 mod tls;

@@ -180,6 +180,13 @@ impl DiagnosticsService for Slow {
     ) -> Result<tonic::Response<GetServerInfoResponse>, tonic::Status> {
         Ok(tonic::Response::new(GetServerInfoResponse::default()))
     }
+
+    async fn check_peers(
+        &self,
+        _: tonic::Request<bangfu_proto::diagnostics::v1::CheckPeersRequest>,
+    ) -> Result<tonic::Response<bangfu_proto::diagnostics::v1::CheckPeersResponse>, tonic::Status> {
+        Ok(tonic::Response::new(Default::default()))
+    }
 }
 
 #[tokio::test]
