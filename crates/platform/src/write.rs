@@ -88,6 +88,17 @@ pub async fn begin(db: &Database, key: Option<RequestKey>, now: time::OffsetDate
     }))
 }
 
+/// A write with no request id (made safe to retry by an etag or a guarded state change): the
+/// unit itself, since there is nothing to replay.
+pub async fn begin_unkeyed(db: &Database, now: time::OffsetDateTime) -> Result<Unit, Problem> {
+    Ok(Unit {
+        tx: db.begin().await?,
+        key: None,
+        now,
+        audited: None,
+    })
+}
+
 /// REQUEST_ID_REUSED: the client sent another request under an id it used before.
 pub fn request_id_reused() -> Problem {
     Problem::new(

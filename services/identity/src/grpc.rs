@@ -708,9 +708,7 @@ impl Identity {
         }
         let now = self.clock.now();
         // An etag makes the update safe to retry: a replay finds the revision moved on.
-        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
-            return Err(Problem::internal());
-        };
+        let mut unit = write::begin_unkeyed(&self.store.db, now).await?;
         if let Some(household) = &changes.household
             && current.household_id.clone().zip(current.household_relation).as_ref() != Some(household)
         {
@@ -893,9 +891,7 @@ impl Identity {
         let person = self.visible_person(caller, person_id).await?;
         let today = self.clock.today();
         let now = self.clock.now();
-        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
-            return Err(Problem::internal());
-        };
+        let mut unit = write::begin_unkeyed(&self.store.db, now).await?;
         let correction = self
             .store
             .correction(unit.tx(), &person.id, correction_id)

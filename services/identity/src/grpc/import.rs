@@ -18,7 +18,7 @@ use bangfu_platform::parameters::Parameters;
 use bangfu_platform::pii::CitizenId;
 use bangfu_platform::regions::{DivisionTable, Level, RegionError};
 use bangfu_platform::server::Shutdown;
-use bangfu_platform::write::{self, Begun};
+use bangfu_platform::write;
 use bangfu_platform::{paging, wire};
 use bangfu_proto::identity::v1 as pb;
 use time::Date;
@@ -345,9 +345,7 @@ impl Importer {
         let today = self.clock.today();
         let subject = self.caller.subject.clone();
         let mut results = Vec::with_capacity(rows.len());
-        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
-            return Err(Problem::internal());
-        };
+        let mut unit = write::begin_unkeyed(&self.store.db, now).await?;
 
         let indexes: Vec<String> = rows.iter().flat_map(|(_, r)| r.indexes.iter().cloned()).collect();
         let holders: HashMap<String, ImportHolder> = self
@@ -914,9 +912,7 @@ impl Identity {
         let certifiable = self.certifiable_by(caller).await?;
         let body = certifying_body(caller.department);
         let now = self.clock.now();
-        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
-            return Err(Problem::internal());
-        };
+        let mut unit = write::begin_unkeyed(&self.store.db, now).await?;
         let mut confirmed = Vec::new();
         let mut not_confirmed = Vec::new();
         for name in &request.names {

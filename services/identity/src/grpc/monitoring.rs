@@ -466,9 +466,7 @@ impl Identity {
             ));
         }
         let now = self.clock.now();
-        let Begun::Fresh(mut unit) = write::begin(&self.store.db, None, now).await? else {
-            return Err(Problem::internal());
-        };
+        let mut unit = write::begin_unkeyed(&self.store.db, now).await?;
         let alert = self
             .store
             .alert(unit.tx(), id)
