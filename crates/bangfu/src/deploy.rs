@@ -10,7 +10,7 @@ use clap::Subcommand;
 use sqlx::Connection;
 
 use crate::Failure;
-use crate::suite::BUILT;
+use crate::suite::built;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -49,7 +49,7 @@ pub enum DbCommand {
 /// The services a command names, each checked, or every built one.
 fn services(named: &[String]) -> Result<Vec<&'static str>, Failure> {
     if named.is_empty() {
-        return Ok(BUILT.to_vec());
+        return Ok(built());
     }
     named
         .iter()

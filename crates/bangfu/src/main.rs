@@ -16,6 +16,7 @@ mod client;
 mod deploy;
 mod identity_cli;
 mod identity_import;
+mod permissions;
 mod suite;
 mod token;
 mod up;
@@ -75,6 +76,9 @@ enum Command {
     },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Print who may call what: every method, its permission, and the roles and services
+    /// holding it (Markdown; the same as PERMISSIONS.md).
+    Permissions,
 }
 
 /// See [`say!`].
@@ -117,6 +121,10 @@ fn main() -> ExitCode {
             Command::CheckPeers(args) => client::check_peers(args).await,
             Command::Health(args) => client::health(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Permissions => {
+                print_line(permissions::render().trim_end());
+                Ok(())
+            }
             Command::Identity { command } => identity_cli::run(command).await,
         }
     });

@@ -18,22 +18,31 @@ use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::peers::{PeerSettings, PeerTls, Peers};
 use bangfu_platform::pii::DataKeyFile;
 use bangfu_platform::server::ServerHost;
+use bangfu_platform::service::{ServiceContext, ServiceDescriptor};
 use clap::Args;
 
 use crate::Failure;
 
-/// The services this build can run. Each service's issue adds its name here and its routes
-/// in [`host`].
-pub const BUILT: &[&str] = &["identity"];
+/// The services this build runs: the one list a new service's descriptor is added to.
+pub const DESCRIPTORS: &[&ServiceDescriptor] = &[&bangfu_identity::DESCRIPTOR];
+
+/// The names of the services this build runs.
+pub fn built() -> Vec<&'static str> {
+    DESCRIPTORS.iter().map(|d| d.name).collect()
+}
+
+fn descriptor(service: &str) -> Option<&'static ServiceDescriptor> {
+    DESCRIPTORS.iter().copied().find(|d| d.name == service)
+}
 
 /// Where each service's database is.
 #[derive(Debug, Clone)]
 pub enum Databases {
     /// `bangfu up`: one SQLite file per service in the data folder.
     SqliteFolder(PathBuf),
-    /// `bangfu up --database-url`: one database per service (`bangfu_<service>`) on this server,
-    /// created when missing.
-    PostgresServer(String),
+    /// `bangfu up --database-url`: one database per service (`<prefix>_<service>`) on this
+    /// server, created when missing; two suites with two prefixes share one server.
+    PostgresServer { url: String, prefix: String },
     /// `bangfu serve`: the one database the environment names.
     Url(String),
 }
@@ -51,7 +60,7 @@ impl Databases {
         };
         let url = match self {
             Self::SqliteFolder(dir) => sqlite_url(&dir.join(format!("{service}.db"))),
-            Self::PostgresServer(server) => ensure_postgres_database(server, &format!("bangfu_{service}"))
+            Self::PostgresServer { url, prefix } => ensure_postgres_database(url, &format!("{prefix}_{service}"))
                 .await
                 .map_err(failed)?,
             Self::Url(url) => url.clone(),
@@ -120,7 +129,8 @@ impl PeerWiring {
 const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A server hosting `services` (and diagnostics, health and reflection, always), each on its
-/// own database and with the peers `wiring` gives it.
+/// own database and with the peers `wiring` gives it — every service the same way, from its
+/// descriptor.
 pub async fn host(
     config: &Config,
     verifier: Verifier,
@@ -131,30 +141,34 @@ pub async fn host(
 ) -> Result<ServerHost, Failure> {
     let mut host = ServerHost::new(config.server.clone(), Arc::new(verifier));
     let mut callers = Vec::new();
-    if let Some(unknown) = services.iter().find(|s| !BUILT.contains(s)) {
-        return Err(not_built(unknown));
-    }
     for service in services {
-        callers.push((service.to_string(), wiring.peers(config, service)?));
-        if *service == bangfu_identity::SERVICE {
-            let db = databases
-                .open(service, &bangfu_identity::MIGRATIONS, config.database_pool)
-                .await?;
-            let keys = data_keys(config.data_keys.as_deref())?;
-            let identity = bangfu_identity::start(db.clone(), keys, clock.clone())
-                .await
-                .map_err(|e| Failure {
-                    message: format!("identity: {e}"),
-                    exit_code: 3,
-                })?;
-            host.audit_denials(bangfu_identity::PATH_PREFIX, db.clone());
-            let identity = identity.with_shutdown(host.shutdown()).into_server(&config.server);
-            host.ready_while_database_answers(service_name(&identity), db.clone());
-            host.seal_audit_periodically(db);
-            host.add_service(identity);
-        }
+        let descriptor = descriptor(service).ok_or_else(|| not_built(service))?;
+        let peers = wiring.peers(config, service)?;
+        callers.push((service.to_string(), peers.clone()));
+        let db = databases
+            .open(service, &descriptor.migrations, config.database_pool)
+            .await?;
+        let data_keys = if descriptor.personal_data {
+            Some(data_keys(config.data_keys.as_deref())?)
+        } else {
+            None
+        };
+        let context = ServiceContext {
+            db: db.clone(),
+            data_keys,
+            clock: clock.clone(),
+            peers,
+            server: config.server.clone(),
+            shutdown: host.shutdown(),
+        };
+        let started = (descriptor.start)(context).await.map_err(|e| Failure {
+            message: format!("{service}: {e}"),
+            exit_code: 3,
+        })?;
+        host.host_service(descriptor, db, started);
     }
-    let mut diagnostics = Diagnostics::new(&config.server, host.service_names());
+    let mut diagnostics =
+        Diagnostics::new(&config.server, host.service_names()).with_followers(host.follower_statuses());
     for (service, peers) in callers {
         diagnostics = diagnostics.with_peers(&service, peers);
     }
@@ -162,17 +176,8 @@ pub async fn host(
     Ok(host)
 }
 
-/// The fully qualified gRPC name of a service, as health checks ask for it.
-fn service_name<S: tonic::server::NamedService>(_: &S) -> &'static str {
-    S::NAME
-}
-
 fn not_built(service: &str) -> Failure {
-    let built = if BUILT.is_empty() {
-        "none yet".to_string()
-    } else {
-        BUILT.join(", ")
-    };
+    let built = built().join(", ");
     if SERVICES.contains(&service) {
         Failure::usage(format!(
             "the {service} service is not part of this build yet (built: {built})"
@@ -198,18 +203,24 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let telemetry = bangfu_platform::telemetry::init_service(&config.telemetry, &format!("bangfu-{}", args.service));
-    if !BUILT.contains(&args.service.as_str()) {
-        return Err(not_built(&args.service));
-    }
+    let descriptor = descriptor(&args.service).ok_or_else(|| not_built(&args.service))?;
     // A deployment never runs on the keys `bangfu up` made for trying the suite.
     let verifier =
         Verifier::from_config(&config.auth, DevelopmentKeys::Refuse).map_err(|e| Failure::usage(e.to_string()))?;
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }
-    let database_url = check_files(&config, &args.service)?;
-    // A peer address that is not a URL, or https without the TLS files, stops the start here.
-    PeerWiring::Environment.peers(&config, &args.service)?;
+    let database_url = check_files(&config, descriptor)?;
+    // A peer address that is not a URL, or https without the TLS files, or no address for a
+    // service this one calls, stops the start here.
+    let peers = PeerWiring::Environment.peers(&config, &args.service)?;
+    if let Some(missing) = descriptor.calls.iter().find(|peer| peers.get(peer).is_err()) {
+        return Err(Failure::usage(format!(
+            "{} calls the {missing} service: set BANGFU_PEER_{} to its address (e.g. https://{missing}:50051)",
+            args.service,
+            missing.to_uppercase()
+        )));
+    }
     if args.check_config {
         for line in config.redacted_lines() {
             say!("{line}");
@@ -243,7 +254,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 /// Everything `serve` reads before it connects: the database URL, the files the settings name
 /// and that they hold what they should. Errors name the variable to fix.
-fn check_files(config: &Config, service: &str) -> Result<String, Failure> {
+fn check_files(config: &Config, descriptor: &ServiceDescriptor) -> Result<String, Failure> {
     let database_url = config
         .database_url
         .clone()
@@ -271,7 +282,7 @@ fn check_files(config: &Config, service: &str) -> Result<String, Failure> {
         bangfu_platform::auth::keys::SigningKeyFile::load(path)
             .map_err(|e| Failure::usage(format!("BANGFU_SIGNING_KEY: {e}")))?;
     }
-    if service == bangfu_identity::SERVICE {
+    if descriptor.personal_data {
         data_keys(config.data_keys.as_deref())?;
     }
     if let Some(tls) = &config.server.tls {

@@ -32,6 +32,10 @@ pub struct UpArgs {
     /// A PostgreSQL server to use instead of SQLite files (one database per service).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// With --database-url: the databases are named <prefix>_<service>, so two suites (two
+    /// provinces trying the exchange) can share one server.
+    #[arg(long, env = "BANGFU_DATABASE_PREFIX", default_value = "bangfu", value_parser = database_prefix)]
+    pub database_prefix: String,
 }
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
@@ -65,14 +69,17 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     })?;
     config.data_keys = Some(keys_dir.join(DATA_KEYS_FILE));
     let databases = match &args.database_url {
-        Some(url) => suite::Databases::PostgresServer(url.clone()),
+        Some(url) => suite::Databases::PostgresServer {
+            url: url.clone(),
+            prefix: args.database_prefix.clone(),
+        },
         None => suite::Databases::SqliteFolder(args.data.clone()),
     };
     let wiring = suite::PeerWiring::Loopback {
         url: format!("http://{}", args.listen),
         keys_dir: keys_dir.clone(),
     };
-    let host = suite::host(&config, verifier, suite::BUILT, &databases, &wiring, Clock::system()).await?;
+    let host = suite::host(&config, verifier, &suite::built(), &databases, &wiring, Clock::system()).await?;
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }
@@ -90,7 +97,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     say!("  administrator token: {token} (every permission, whole country; for trying the suite only)");
     say!(
         "  services: diagnostics, health, reflection{}",
-        suite::BUILT.iter().map(|s| format!(", {s}")).collect::<String>()
+        suite::built().iter().map(|s| format!(", {s}")).collect::<String>()
     );
     say!("  try:  bangfu whoami --addr http://{addr} --token-file {token}");
     say!(
@@ -100,6 +107,21 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served
+}
+
+/// A database-name prefix PostgreSQL takes without quoting: lower-case letters, digits and
+/// underscores, starting with a letter, short enough to leave room for the service's name.
+fn database_prefix(text: &str) -> Result<String, String> {
+    let valid = text.len() <= 40
+        && text.starts_with(|c: char| c.is_ascii_lowercase())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err("use lower-case letters, digits and _, starting with a letter, at most 40 (e.g. shandong)".into())
+    }
 }
 
 /// Creates the data folder and proves it writable before anything else is done.

@@ -87,6 +87,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             description: "request ids and outbox",
             sql: include_str!("../migrations/sqlite/0003_requests_and_outbox.sql"),
         },
+        MigrationFile {
+            version: 4,
+            description: "feed followers",
+            sql: include_str!("../migrations/sqlite/0004_followers.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -103,6 +108,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             version: 3,
             description: "request ids and outbox",
             sql: include_str!("../migrations/postgres/0003_requests_and_outbox.sql"),
+        },
+        MigrationFile {
+            version: 4,
+            description: "feed followers",
+            sql: include_str!("../migrations/postgres/0004_followers.sql"),
         },
     ],
 };

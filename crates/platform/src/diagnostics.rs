@@ -8,11 +8,15 @@ use bangfu_proto::diagnostics::v1::{
     CheckPeersRequest, CheckPeersResponse, GetServerInfoRequest, GetServerInfoResponse, PeerCheck, WhoAmIRequest,
     WhoAmIResponse,
 };
+use std::sync::Arc;
+
+use bangfu_proto::diagnostics::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::auth::principal;
 use crate::config::ServerConfig;
 use crate::error::Problem;
+use crate::follow::{FollowerState, FollowerStatus};
 use crate::peers::{CallContext, Peers, Retry};
 
 /// What GetServerInfo reports, and the peers CheckPeers calls.
@@ -21,6 +25,8 @@ pub struct Diagnostics {
     info: GetServerInfoResponse,
     /// Each hosted service with the peers it calls.
     callers: Vec<(String, Peers)>,
+    /// The feed followers this server runs, read at each call.
+    followers: Vec<Arc<FollowerStatus>>,
 }
 
 impl Diagnostics {
@@ -37,14 +43,22 @@ impl Diagnostics {
                 unary_timeout_millis: config.unary_timeout.as_millis() as i64,
                 concurrency_limit: config.concurrency_limit as i64,
                 tls: config.tls.is_some(),
+                followers: Vec::new(),
             },
             callers: Vec::new(),
+            followers: Vec::new(),
         }
     }
 
     /// The peers hosted service `caller` calls, for CheckPeers.
     pub fn with_peers(mut self, caller: &str, peers: Peers) -> Self {
         self.callers.push((caller.to_string(), peers));
+        self
+    }
+
+    /// The followers whose state and lag GetServerInfo reports.
+    pub fn with_followers(mut self, followers: impl IntoIterator<Item = Arc<FollowerStatus>>) -> Self {
+        self.followers.extend(followers);
         self
     }
 
@@ -78,7 +92,27 @@ impl DiagnosticsService for Diagnostics {
         &self,
         _request: Request<GetServerInfoRequest>,
     ) -> Result<Response<GetServerInfoResponse>, Status> {
-        Ok(Response::new(self.info.clone()))
+        let mut info = self.info.clone();
+        info.followers = self
+            .followers
+            .iter()
+            .map(|status| {
+                let report = status.report();
+                pb::FollowerStatus {
+                    name: report.name,
+                    state: match report.state {
+                        FollowerState::Following => pb::FollowerState::Following,
+                        FollowerState::Standby => pb::FollowerState::Standby,
+                        FollowerState::Reconnecting => pb::FollowerState::Reconnecting,
+                        FollowerState::Stopped => pb::FollowerState::Stopped,
+                    } as i32,
+                    events_applied: report.events_applied as i64,
+                    lag_seconds: report.lag_seconds,
+                    last_error: report.last_error,
+                }
+            })
+            .collect();
+        Ok(Response::new(info))
     }
 
     async fn check_peers(&self, request: Request<CheckPeersRequest>) -> Result<Response<CheckPeersResponse>, Status> {

@@ -280,6 +280,54 @@ async fn head_with_snapshot(db: &Database) -> Result<(Position, Option<String>),
     }
 }
 
+/// Refuses a cursor this feed never issued or no longer holds: one from another deployment's
+/// database, or one issued before the database was restored from an older backup. Quietly
+/// starting such a follower from the beginning, or from wherever the number happens to land,
+/// would apply events twice or skip them; it must stop and be looked at.
+pub async fn ensure_known(db: &Database, position: Position) -> Result<(), Problem> {
+    if position == Position::START {
+        return Ok(());
+    }
+    let known = match db.backend() {
+        // A head cursor (the horizon, no event yet): its transaction id must have been issued.
+        Backend::Postgres if position.id == i64::MAX => {
+            sqlx::query_scalar::<_, bool>("SELECT $1::text::xid8 < pg_current_xact_id()")
+                .bind(position.xid.to_string())
+                .fetch_one(db.pool())
+                .await?
+        }
+        Backend::Postgres => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox_events WHERE id = $1 AND xid = $2::text::xid8")
+                .bind(position.id)
+                .bind(position.xid.to_string())
+                .fetch_one(db.pool())
+                .await?
+                == 1
+        }
+        Backend::Sqlite => {
+            position.xid == 0
+                && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox_events WHERE id = $1")
+                    .bind(position.id)
+                    .fetch_one(db.pool())
+                    .await?
+                    == 1
+        }
+    };
+    if known { Ok(()) } else { Err(cursor_unknown()) }
+}
+
+/// CURSOR_UNKNOWN: see [`ensure_known`].
+pub fn cursor_unknown() -> Problem {
+    Problem::new(
+        tonic::Code::FailedPrecondition,
+        ErrorReason::CursorUnknown,
+        "after_cursor: this feed holds no event at that cursor (another deployment's cursor, or the \
+         database was restored from an older backup); the follower must not resume from it",
+        "续传位置在本变更流中不存在（可能来自其他部署，或数据库已从较早的备份恢复），请由运维人员核实后再续传",
+    )
+    .with_violation("after_cursor", "is not an event of this feed")
+}
+
 /// The `xmax` of a snapshot's text form `xmin:xmax:xip,…`: every transaction from it on began
 /// after the snapshot.
 fn snapshot_xmax(snapshot: &str) -> Option<u64> {
@@ -326,7 +374,10 @@ pub async fn watch(
     shutdown: Shutdown,
 ) -> Result<impl Stream<Item = Result<FeedItem, Problem>>, Problem> {
     let (from, mut snapshot) = match start {
-        Start::After(position) => (position, None),
+        Start::After(position) => {
+            ensure_known(&db, position).await?;
+            (position, None)
+        }
         Start::Head => head_with_snapshot(&db).await?,
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(64);

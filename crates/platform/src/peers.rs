@@ -342,6 +342,37 @@ impl Peer {
         })
     }
 
+    /// Opens a server stream on the service's own account (a feed follower reading another
+    /// service's `Watch…Changes`). The stream itself has no deadline; opening it is bounded by
+    /// the peer settings' time limit. Never retried here: the follower reconnects with its own
+    /// backoff from the cursor it stored.
+    pub async fn open_stream<T, F, Fut>(&self, make: F) -> Result<tonic::Streaming<T>, PeerError>
+    where
+        F: FnOnce(InterceptedService<Channel, ServiceCredentials>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+    {
+        let tokens = self.tokens.clone().ok_or_else(|| PeerError::NoCredentials {
+            service: self.service.clone(),
+        })?;
+        let channel = InterceptedService::new(self.channel.clone(), ServiceCredentials::own(tokens));
+        match tokio::time::timeout(self.settings.default_timeout, make(channel)).await {
+            Err(_) => Err(self.deadline_exceeded()),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status))
+                if status.code() == tonic::Code::Unavailable && crate::error::reason_of(&status).is_none() =>
+            {
+                Err(PeerError::Unavailable {
+                    service: self.service.clone(),
+                    detail: status.message().to_string(),
+                })
+            }
+            Ok(Err(status)) => Err(PeerError::Refused {
+                service: self.service.clone(),
+                status,
+            }),
+        }
+    }
+
     pub fn service(&self) -> &str {
         &self.service
     }

@@ -126,9 +126,10 @@ pub struct ServerHost {
     health_listener: Option<TcpListener>,
     databases: Vec<(&'static str, crate::db::Database)>,
     database_check_interval: Duration,
-    audit_logs: Vec<crate::db::Database>,
     shutdown: Shutdown,
     denials: Vec<DenialAudit>,
+    followers: Vec<crate::follow::HostedFollower>,
+    jobs: Vec<crate::jobs::Job>,
 }
 
 /// How often the audit rows committed since are chained into the log.
@@ -141,7 +142,7 @@ const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 impl ServerHost {
     /// A host with health, reflection and nothing else yet, authorizing by the suite's table.
     pub fn new(config: ServerConfig, verifier: Arc<Verifier>) -> Self {
-        Self::with_methods(config, verifier, crate::auth::permissions::METHODS)
+        Self::with_methods(config, verifier, crate::auth::permissions::PLATFORM_METHODS)
     }
 
     /// A host authorizing by another method table (for tests of the mechanism itself).
@@ -173,9 +174,10 @@ impl ServerHost {
             health_listener: None,
             databases: Vec::new(),
             database_check_interval: DATABASE_CHECK_INTERVAL,
-            audit_logs: Vec::new(),
             shutdown: Shutdown::new(),
             denials: Vec::new(),
+            followers: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -223,8 +225,44 @@ impl ServerHost {
     /// Chains the audit rows of `db` every few seconds while the server runs. Safe with several
     /// replicas: on PostgreSQL the sealer takes an advisory lock, on SQLite the write lock.
     pub fn seal_audit_periodically(&mut self, db: crate::db::Database) -> &mut Self {
-        self.audit_logs.push(db);
+        let job = crate::jobs::Job::new("audit-seal", AUDIT_SEAL_INTERVAL, db.clone(), move || {
+            let db = db.clone();
+            async move {
+                crate::audit::seal(&db).await?;
+                Ok(())
+            }
+        });
+        self.jobs.push(job);
         self
+    }
+
+    /// Hosts a started service the way every service is hosted: its method rules join the
+    /// authorization table, its routes are served, it reads NOT_SERVING while its database does
+    /// not answer, refusals of its methods and its audit log are kept in its database, and its
+    /// followers and jobs run while the server does.
+    pub fn host_service(
+        &mut self,
+        descriptor: &crate::service::ServiceDescriptor,
+        db: crate::db::Database,
+        started: crate::service::Started,
+    ) -> &mut Self {
+        self.methods.extend_from_slice(descriptor.methods);
+        let before = self.services.len();
+        (started.mount)(self);
+        let added: Vec<&'static str> = self.services[before..].to_vec();
+        for name in added {
+            self.ready_while_database_answers(name, db.clone());
+        }
+        self.audit_denials(descriptor.path_prefix, db.clone());
+        self.seal_audit_periodically(db);
+        self.followers.extend(started.followers);
+        self.jobs.extend(started.jobs);
+        self
+    }
+
+    /// The status of every hosted feed follower, for diagnostics.
+    pub fn follower_statuses(&self) -> Vec<std::sync::Arc<crate::follow::FollowerStatus>> {
+        self.followers.iter().map(|f| f.status.clone()).collect()
     }
 
     /// Adds a service; its health status becomes SERVING when the server starts.
@@ -260,9 +298,10 @@ impl ServerHost {
             health_listener,
             databases,
             database_check_interval,
-            audit_logs,
             shutdown,
             denials,
+            followers,
+            jobs,
         } = self;
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
@@ -274,7 +313,11 @@ impl ServerHost {
             health.clone(),
             shutdown.clone(),
         ));
-        let sealer = tokio::spawn(seal_audit_logs(audit_logs, shutdown.clone()));
+        let background: Vec<_> = jobs
+            .into_iter()
+            .map(|job| job.spawn(shutdown.clone()))
+            .chain(followers.into_iter().map(|follower| follower.spawn(shutdown.clone())))
+            .collect();
         let health_only = health_listener.map(|listener| {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             tokio::spawn(
@@ -338,30 +381,14 @@ impl ServerHost {
             }
         };
         watcher.abort();
-        sealer.abort();
+        for task in background {
+            task.abort();
+        }
         if let Some(task) = health_only {
             task.abort();
         }
         tracing::info!("server stopped");
         outcome
-    }
-}
-
-/// Seals each audit log every few seconds until the shutdown.
-async fn seal_audit_logs(logs: Vec<crate::db::Database>, shutdown: Shutdown) {
-    if logs.is_empty() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(AUDIT_SEAL_INTERVAL) => {}
-            () = shutdown.triggered() => return,
-        }
-        for db in &logs {
-            if let Err(error) = crate::audit::seal(db).await {
-                tracing::warn!(%error, "sealing the audit log failed; the next round tries again");
-            }
-        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::config::TelemetryConfig;
 const DEFAULT_SERVICE_NAME: &str = "bangfu";
 
 /// Instrumentation scope of bangfu's own spans and instruments.
-const SCOPE: &str = "bangfu";
+pub(crate) const SCOPE: &str = "bangfu";
 
 /// Targets whose spans and events are never exported: the exporter's own gRPC calls run through
 /// them, so exporting them would trace the export, and that export again. Prefixes: `hyper`

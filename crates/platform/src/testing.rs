@@ -137,7 +137,7 @@ pub struct TestServer {
 impl TestServer {
     /// A server with the suite's permission table and the diagnostics service.
     pub async fn start() -> Self {
-        Self::start_with(server_config(), crate::auth::permissions::METHODS, |host| {
+        Self::start_with(server_config(), crate::auth::permissions::PLATFORM_METHODS, |host| {
             let diagnostics = Diagnostics::new(host.config(), host.service_names()).into_server(host.config());
             host.add_service(diagnostics);
         })

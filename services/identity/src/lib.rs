@@ -5,15 +5,42 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod methods;
 pub mod store;
 
+pub use methods::METHODS;
+
 use bangfu_platform::db::{MigrationFile, Migrations};
+use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
 
 /// The service's name in tokens, parameters and logs.
 pub const SERVICE: &str = "identity";
 
 /// The gRPC path prefix of the service's methods.
 pub const PATH_PREFIX: &str = "/bangfu.identity.v1.";
+
+/// Identity as the platform hosts it (`bangfu up`, `bangfu serve identity`).
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    path_prefix: PATH_PREFIX,
+    methods: METHODS,
+    migrations: MIGRATIONS,
+    personal_data: true,
+    calls: &[],
+    start: start_hosted,
+};
+
+fn start_hosted(context: ServiceContext) -> StartFuture {
+    Box::pin(async move {
+        let keys = context.data_keys.ok_or_else(|| {
+            StartError::Configuration("identity keeps citizen IDs and needs its data keys (BANGFU_DATA_KEYS)".into())
+        })?;
+        let identity = start(context.db, keys, context.clock).await?;
+        Ok(Started::serving(
+            identity.with_shutdown(context.shutdown).into_server(&context.server),
+        ))
+    })
+}
 
 /// Identity's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {

@@ -145,9 +145,9 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
-    /// A layer that checks methods against [`permissions::METHODS`].
+    /// A layer that checks methods against [`permissions::PLATFORM_METHODS`].
     pub fn new(verifier: Arc<Verifier>, unary_timeout: Duration, denials: Vec<DenialAudit>) -> Self {
-        Self::with_methods(verifier, permissions::METHODS, unary_timeout, denials)
+        Self::with_methods(verifier, permissions::PLATFORM_METHODS, unary_timeout, denials)
     }
 
     /// A layer with another method table (tests use it to show an unlisted method is denied).

@@ -1,11 +1,14 @@
 //! The one permission table of the suite. Two lists live here and nowhere else:
-//! - `METHODS`: every RPC with the permission it needs (or `Public` for health and reflection).
-//!   An RPC that is not listed is denied to everyone, so a new method is closed until it is
-//!   named here.
+//! - `PLATFORM_METHODS`: the RPCs every server has, with the permission each needs (or `Public`
+//!   for health and reflection). A service lists its own RPCs the same way in its crate
+//!   (`METHODS`, given in its descriptor), naming permissions from this file. An RPC that is
+//!   not listed is denied to everyone, so a new method is closed until it is named.
 //! - `GRANTS` and `SERVICE_GRANTS`: which permissions a (department, role) pair, or a calling
 //!   service, holds.
 //!
-//! Auditors read this file to know who may do what; services never check roles themselves.
+//! Auditors read this file to know who may do what (and `bangfu permissions`, or PERMISSIONS.md,
+//! for every method with the roles and services that may call it); services never check roles
+//! themselves.
 
 use super::{Department, Role};
 
@@ -196,12 +199,14 @@ pub struct MethodRule {
     pub kind: CallKind,
 }
 
-const fn rule(path: &'static str, access: Access, kind: CallKind) -> MethodRule {
+pub const fn rule(path: &'static str, access: Access, kind: CallKind) -> MethodRule {
     MethodRule { path, access, kind }
 }
 
-/// Every RPC bangfu serves. A service's methods are added here when the service lands.
-pub const METHODS: &[MethodRule] = &[
+/// The RPCs every bangfu server serves: health, reflection and diagnostics. Each service's own
+/// rules are in its crate (`bangfu_identity::METHODS`), listed in its descriptor, and join these
+/// when the service is hosted.
+pub const PLATFORM_METHODS: &[MethodRule] = &[
     rule("/grpc.health.v1.Health/Check", Access::Public, CallKind::Unary),
     rule(
         "/grpc.health.v1.Health/Watch",
@@ -231,132 +236,6 @@ pub const METHODS: &[MethodRule] = &[
     rule(
         "/bangfu.diagnostics.v1.DiagnosticsService/CheckPeers",
         Access::Requires(DiagnosticsServerInfo),
-        CallKind::Unary,
-    ),
-    // bangfu.identity.v1: the person registry.
-    rule(
-        "/bangfu.identity.v1.IdentityService/CreatePerson",
-        Access::Requires(IdentityPersonsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/GetPerson",
-        Access::Requires(IdentityPersonsRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/BatchGetPersons",
-        Access::Requires(IdentityPersonsRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/LookupPerson",
-        Access::Requires(IdentityPersonsLookup),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/BatchLookupPersons",
-        Access::Requires(IdentityPersonsLookup),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ListPersons",
-        Access::Requires(IdentityPersonsRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/UpdatePerson",
-        Access::Requires(IdentityPersonsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/CorrectCitizenId",
-        Access::Requires(IdentityCitizenIdPropose),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ApproveCitizenIdCorrection",
-        Access::Requires(IdentityCitizenIdApprove),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ImportPersons",
-        Access::Requires(IdentityPersonsImport),
-        CallKind::Bidirectional,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/CreateHousehold",
-        Access::Requires(IdentityPersonsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/GetHousehold",
-        Access::Requires(IdentityPersonsRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/CertifyCategory",
-        Access::Requires(IdentityCategoriesCertify),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/RevokeCategory",
-        Access::Requires(IdentityCategoriesCertify),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ListPendingCertifications",
-        Access::Requires(IdentityCategoriesConfirm),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ConfirmCertifications",
-        Access::Requires(IdentityCategoriesConfirm),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/RecordEmployment",
-        Access::Requires(IdentityEmploymentWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/RecordIncome",
-        Access::Requires(IdentityEmploymentWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ListAlerts",
-        Access::Requires(IdentityAlertsManage),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/AcknowledgeAlert",
-        Access::Requires(IdentityAlertsManage),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/WatchPersonChanges",
-        Access::Requires(IdentityFeedWatch),
-        CallKind::ServerStreaming,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/GetMonitoringStats",
-        Access::Requires(IdentityStatsRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ListParameters",
-        Access::Requires(IdentityParametersRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/UpdateParameter",
-        Access::Requires(IdentityParametersWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.identity.v1.IdentityService/ListAuditEvents",
-        Access::Requires(IdentityAuditRead),
         CallKind::Unary,
     ),
 ];
@@ -614,11 +493,6 @@ pub fn service_permissions(service: &str) -> PermissionSet {
         .collect()
 }
 
-/// The rule for a gRPC path, if the method is in the table.
-pub fn method_rule(path: &str) -> Option<&'static MethodRule> {
-    METHODS.iter().find(|rule| rule.path == path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,40 +504,6 @@ mod tests {
         let before = names.len();
         names.dedup();
         assert_eq!(before, names.len());
-    }
-
-    #[test]
-    fn every_rpc_in_the_contracts_has_a_rule_of_its_kind() {
-        use prost::Message;
-        let set = prost_types::FileDescriptorSet::decode(bangfu_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
-        let mut checked = 0;
-        for file in &set.file {
-            let package = file.package();
-            for service in &file.service {
-                for method in &service.method {
-                    let path = format!("/{package}.{}/{}", service.name(), method.name());
-                    let rule = method_rule(&path).unwrap_or_else(|| panic!("{path} has no rule in METHODS"));
-                    let kind = match (method.client_streaming(), method.server_streaming()) {
-                        (false, false) => CallKind::Unary,
-                        (false, true) => CallKind::ServerStreaming,
-                        (true, false) => CallKind::ClientStreaming,
-                        (true, true) => CallKind::Bidirectional,
-                    };
-                    assert_eq!(rule.kind, kind, "{path}");
-                    checked += 1;
-                }
-            }
-        }
-        assert!(checked > 25, "only {checked} methods found");
-    }
-
-    #[test]
-    fn every_method_is_listed_once() {
-        let mut paths: Vec<_> = METHODS.iter().map(|m| m.path).collect();
-        paths.sort_unstable();
-        let before = paths.len();
-        paths.dedup();
-        assert_eq!(before, paths.len());
     }
 
     #[test]

@@ -381,11 +381,16 @@ async fn a_service_on_its_own_has_its_configured_scope_and_grants() {
 async fn refused_calls_are_audited_in_the_services_database() {
     let store = bangfu_platform::testing::TestDatabase::sqlite(&bangfu_platform::db::Migrations::NONE).await;
     let db = store.db.clone();
-    let server = TestServer::start_with(server_config(), bangfu_platform::auth::permissions::METHODS, |host| {
-        let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
-        host.add_service(diagnostics);
-        host.audit_denials("/bangfu.diagnostics.v1.", db);
-    })
+    let server = TestServer::start_with(
+        server_config(),
+        bangfu_platform::auth::permissions::PLATFORM_METHODS,
+        |host| {
+            let diagnostics =
+                bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
+            host.add_service(diagnostics);
+            host.audit_denials("/bangfu.diagnostics.v1.", db);
+        },
+    )
     .await;
     let clerk = server
         .keys

@@ -208,7 +208,7 @@ async fn the_callers_deadline_ends_the_work_downstream() {
     // The server's own limit is 30 s; the caller has 300 ms.
     let server = TestServer::start_with(
         bangfu_platform::testing::server_config(),
-        bangfu_platform::auth::permissions::METHODS,
+        bangfu_platform::auth::permissions::PLATFORM_METHODS,
         |host| {
             host.add_service(
                 bangfu_proto::diagnostics::v1::diagnostics_service_server::DiagnosticsServiceServer::new(stuck),

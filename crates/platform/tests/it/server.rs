@@ -197,7 +197,7 @@ async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
         entered: entered.clone(),
         release: release.clone(),
     };
-    let server = TestServer::start_with(server_config(), permissions::METHODS, |host| {
+    let server = TestServer::start_with(server_config(), permissions::PLATFORM_METHODS, |host| {
         host.add_service(DiagnosticsServiceServer::new(slow));
     })
     .await;
@@ -243,7 +243,7 @@ async fn health_turns_not_serving_when_draining() {
         entered: entered.clone(),
         release: release.clone(),
     };
-    let server = TestServer::start_with(server_config(), permissions::METHODS, |host| {
+    let server = TestServer::start_with(server_config(), permissions::PLATFORM_METHODS, |host| {
         host.add_service(DiagnosticsServiceServer::new(slow));
     })
     .await;
@@ -310,7 +310,7 @@ async fn a_service_is_not_serving_while_its_database_is_away_and_the_server_stay
     };
     let db = Database::open(&url, settings, &Migrations::NONE).await.expect("open");
     const DIAGNOSTICS: &str = "bangfu.diagnostics.v1.DiagnosticsService";
-    let server = TestServer::start_with(server_config(), permissions::METHODS, move |host| {
+    let server = TestServer::start_with(server_config(), permissions::PLATFORM_METHODS, move |host| {
         let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
         host.add_service(diagnostics);
         host.ready_while_database_answers(DIAGNOSTICS, db);
@@ -349,7 +349,7 @@ async fn the_health_port_answers_health_in_plaintext_and_nothing_else() {
         .await
         .expect("bind");
     let health_addr = health_listener.local_addr().expect("address");
-    let server = TestServer::start_with(server_config(), permissions::METHODS, move |host| {
+    let server = TestServer::start_with(server_config(), permissions::PLATFORM_METHODS, move |host| {
         let diagnostics = bangfu_platform::diagnostics::Diagnostics::new(host.config(), &[]).into_server(host.config());
         host.add_service(diagnostics);
         host.health_listener(health_listener);

@@ -51,7 +51,7 @@ async fn start_tls_server(dir: &Path) -> TestServer {
         key: dir.join("server.key"),
         client_ca: Some(dir.join("ca.pem")),
     });
-    TestServer::start_with(config, permissions::METHODS, |_| {}).await
+    TestServer::start_with(config, permissions::PLATFORM_METHODS, |_| {}).await
 }
 
 async fn health_over(channel: Result<Channel, tonic::transport::Error>) -> bool {

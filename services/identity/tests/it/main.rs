@@ -5,6 +5,7 @@ mod batches;
 mod categories;
 mod corrections;
 mod feed;
+mod follow;
 mod households;
 mod import;
 mod listing;

@@ -41,23 +41,24 @@ impl Identity {
             .await
             .expect("identity");
         let db = store.db.clone();
-        let server = TestServer::start_with(
-            server_config(),
-            bangfu_platform::auth::permissions::METHODS,
-            move |host| {
-                host.audit_denials(bangfu_identity::PATH_PREFIX, db);
-                let feed = WatchSettings {
-                    poll: std::time::Duration::from_millis(20),
-                    heartbeat: std::time::Duration::from_millis(300),
-                    batch: 100,
-                };
-                let server = service
-                    .with_shutdown(host.shutdown())
-                    .with_feed_settings(feed)
-                    .into_server(host.config());
-                host.add_service(server);
-            },
-        )
+        let methods = [
+            bangfu_platform::auth::permissions::PLATFORM_METHODS,
+            bangfu_identity::METHODS,
+        ]
+        .concat();
+        let server = TestServer::start_with(server_config(), &methods, move |host| {
+            host.audit_denials(bangfu_identity::PATH_PREFIX, db);
+            let feed = WatchSettings {
+                poll: std::time::Duration::from_millis(20),
+                heartbeat: std::time::Duration::from_millis(300),
+                batch: 100,
+            };
+            let server = service
+                .with_shutdown(host.shutdown())
+                .with_feed_settings(feed)
+                .into_server(host.config());
+            host.add_service(server);
+        })
         .await;
         Self { server, store }
     }

@@ -1,0 +1,218 @@
+//! The platform's feed follower on identity's person feed, as subsidy payment and posts will run
+//! it: a follower in another process, SIGKILLed again and again while persons are registered,
+//! still applies every event's effect exactly once, resuming each time from the cursor it
+//! committed with its last effect. And a cursor the feed does not know stops it, loudly.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bangfu_platform::auth::RegionScope;
+use bangfu_platform::auth::keys::signing_key_path;
+use bangfu_platform::auth::token::{ServiceTokens, TokenSigner};
+use bangfu_platform::db::{Database, MigrationFile, Migrations, PoolSettings, sqlite_url};
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::follow::{Apply, FollowSettings, Follower, FollowerState, PersonChanges};
+use bangfu_platform::peers::{PeerSettings, Peers};
+use bangfu_platform::server::Shutdown;
+use bangfu_proto::identity::v1::PersonChange;
+use sqlx::{AnyConnection, Row};
+
+use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, citizen_id, register};
+
+/// The follower's own database: what it applied, one row per application, so applying an
+/// event twice shows as two rows.
+const EFFECTS: Migrations = Migrations {
+    sqlite: &[MigrationFile {
+        version: 100,
+        description: "effects",
+        sql: "CREATE TABLE effects (cursor TEXT NOT NULL, person TEXT NOT NULL, kind INTEGER NOT NULL);",
+    }],
+    postgres: &[MigrationFile {
+        version: 100,
+        description: "effects",
+        sql: "CREATE TABLE effects (cursor TEXT NOT NULL, person TEXT NOT NULL, kind INTEGER NOT NULL);",
+    }],
+};
+
+struct RecordEffect;
+
+impl Apply<PersonChange> for RecordEffect {
+    async fn apply(&self, tx: &mut AnyConnection, change: &PersonChange) -> Result<(), Problem> {
+        sqlx::query("INSERT INTO effects (cursor, person, kind) VALUES ($1, $2, $3)")
+            .bind(&change.cursor)
+            .bind(&change.person)
+            .bind(change.kind)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A follower of identity at `url`, as the subsidy service with its development key, writing
+/// to the SQLite file `db_path`.
+async fn follower(url: &str, keys_dir: &Path, db_path: &Path) -> Follower<PersonChanges, RecordEffect> {
+    let signer = TokenSigner::load(&signing_key_path(keys_dir, "dev-service-subsidy")).expect("subsidy key");
+    let tokens = ServiceTokens::new(
+        signer,
+        "subsidy",
+        RegionScope::Country,
+        "bangfu",
+        Duration::from_secs(300),
+    );
+    let peers = Peers::all_at(url, Some(std::sync::Arc::new(tokens)), PeerSettings::default()).expect("peers");
+    let identity = peers.get("identity").expect("identity peer").clone();
+    let db = Database::open(&sqlite_url(db_path), PoolSettings::default(), &EFFECTS)
+        .await
+        .expect("follower database");
+    Follower::new(
+        "subsidy/identity-persons",
+        db,
+        PersonChanges::new(identity),
+        RecordEffect,
+    )
+    .with_settings(FollowSettings {
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        standby_poll: Duration::from_millis(100),
+        batch: 50,
+    })
+}
+
+const CHILD: &str = "BANGFU_TEST_FOLLOWER_CHILD";
+
+/// The child process of the test below (it sets the variable): follows until killed.
+#[tokio::test]
+#[ignore = "the follower process that a_follower_killed_ten_times_applies_every_event_once runs and kills"]
+async fn follower_child_process() {
+    let spec = std::env::var(CHILD).expect("run by the kill test, which says what to follow");
+    let mut parts = spec.split('|');
+    let (url, keys, db) = (
+        parts.next().expect("url"),
+        parts.next().expect("keys"),
+        parts.next().expect("db"),
+    );
+    follower(url, Path::new(keys), Path::new(db))
+        .await
+        .run(Shutdown::new())
+        .await;
+}
+
+fn spawn_child(spec: &str) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["follow::follower_child_process", "--exact", "--ignored", "--nocapture"])
+        .env(CHILD, spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("follower process")
+}
+
+/// (rows, distinct cursors, persons with a CREATED effect) in the follower's database.
+async fn applied(db: &Database) -> (i64, i64, BTreeSet<String>) {
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects")
+        .fetch_one(db.pool())
+        .await
+        .unwrap_or(0);
+    let cursors: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT cursor) FROM effects")
+        .fetch_one(db.pool())
+        .await
+        .unwrap_or(0);
+    let persons = sqlx::query("SELECT person FROM effects WHERE kind = 1")
+        .fetch_all(db.pool())
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|row| row.try_get::<String, _>("person").ok())
+        .collect();
+    (rows, cursors, persons)
+}
+
+#[tokio::test]
+async fn a_follower_killed_ten_times_applies_every_event_once() {
+    let identity = Identity::start(Backend::Sqlite).await;
+    let clerk = identity.shizhong_clerk();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db_path = dir.path().join("follower.db");
+    let spec = format!(
+        "{}|{}|{}",
+        identity.server.url(),
+        identity.server.keys.keys_dir().display(),
+        db_path.display()
+    );
+    let mut child = spawn_child(&spec);
+    let mut created = BTreeSet::new();
+    let mut kills = 0;
+    for n in 0..1_000u32 {
+        let id = citizen_id("370402", &format!("19{:02}0101", 40 + n % 50), &format!("{n:03}"));
+        let name = register(&identity, &clerk, &format!("跟随{n}"), &id, SHIZHONG_VILLAGE).await;
+        created.insert(name);
+        if n % 100 == 99 {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            kills += 1;
+            child = spawn_child(&spec);
+        }
+    }
+    assert_eq!(created.len(), 1_000);
+    assert_eq!(kills, 10);
+
+    let db = Database::open(&sqlite_url(&db_path), PoolSettings::default(), &EFFECTS)
+        .await
+        .expect("follower database");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (rows, cursors, persons) = loop {
+        let seen = applied(&db).await;
+        if seen.2.len() >= created.len() || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert_eq!(persons, created, "every registration's effect, and nothing else");
+    assert_eq!(rows, cursors, "an event applied twice");
+}
+
+#[tokio::test]
+async fn a_cursor_the_feed_never_issued_stops_the_follower_with_cursor_unknown() {
+    let identity = Identity::start(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db_path = dir.path().join("follower.db");
+    let follower = follower(&identity.server.url(), &identity.server.keys.keys_dir(), &db_path).await;
+    // As if the follower's database came from another deployment: a cursor at event 9000.
+    let db = Database::open(&sqlite_url(&db_path), PoolSettings::default(), &EFFECTS)
+        .await
+        .expect("follower database");
+    let foreign = bangfu_platform::outbox::Position { xid: 0, id: 9_000 }.encode();
+    sqlx::query("INSERT INTO follower_cursors (follower, cursor, events_applied, updated_us) VALUES ($1, $2, 0, 0)")
+        .bind("subsidy/identity-persons")
+        .bind(&foreign)
+        .execute(db.pool())
+        .await
+        .expect("cursor");
+    let status = follower.status();
+    tokio::time::timeout(Duration::from_secs(20), follower.run(Shutdown::new()))
+        .await
+        .expect("the follower stops by itself");
+    let report = status.report();
+    assert_eq!(report.state, FollowerState::Stopped);
+    assert!(
+        report
+            .last_error
+            .starts_with(Problem::new(tonic::Code::Ok, ErrorReason::CursorUnknown, "", "").reason_code()),
+        "{}",
+        report.last_error
+    );
+    let kept: String = sqlx::query_scalar("SELECT cursor FROM follower_cursors")
+        .fetch_one(db.pool())
+        .await
+        .expect("cursor");
+    assert_eq!(
+        kept, foreign,
+        "the stored cursor is left for an operator, not reset to the beginning"
+    );
+    let (rows, _, _) = applied(&db).await;
+    assert_eq!(rows, 0);
+}
