@@ -3,6 +3,7 @@
 //! answers INVALID_ARGUMENT naming the field), applies the rules, and `store` persists them in
 //! one transaction with their audit rows and change-feed events.
 
+pub mod app;
 pub mod domain;
 pub mod grpc;
 pub mod methods;

@@ -8,9 +8,7 @@ pub mod monitoring;
 pub mod names;
 pub mod retirement;
 
-use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::pii::{CitizenId, CitizenIdError, Sex};
-use tonic::Code;
 
 pub use names::{NameError, PersonName};
 pub use retirement::{RetirementTrack, YearMonth, retirement_month};
@@ -208,7 +206,7 @@ pub struct NewPerson {
     pub household: Option<(String, HouseholdRelation)>,
 }
 
-/// What can go wrong in identity, before it becomes a status.
+/// What can go wrong in identity, before it becomes a status (in `app`).
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("{field}: {source}")]
@@ -243,75 +241,6 @@ pub enum IdentityError {
     PersonExists { resource: String },
     #[error("a person with this citizen ID exists outside the caller's scope")]
     PersonExistsOutsideScope,
-}
-
-impl From<IdentityError> for Problem {
-    fn from(error: IdentityError) -> Self {
-        let message = error.to_string();
-        match error {
-            IdentityError::CitizenId { field, source } => Problem::invalid_field(
-                ErrorReason::CitizenIdInvalid,
-                field,
-                source.to_string(),
-                source.message_zh(),
-            ),
-            IdentityError::Name { field, source } => {
-                let reason = if source == NameError::TooLong {
-                    ErrorReason::FieldTooLong
-                } else {
-                    ErrorReason::FieldInvalid
-                };
-                Problem::invalid_field(reason, field, source.to_string(), source.message_zh())
-            }
-            IdentityError::RegionUnknown { field, .. } => Problem::invalid_field(
-                ErrorReason::RegionUnknown,
-                field,
-                message,
-                "地区代码不是现行区划表中的村级（12位）代码，请核对",
-            ),
-            IdentityError::RegionOutsideScope { field } => Problem::new(
-                Code::PermissionDenied,
-                ErrorReason::PermissionMissing,
-                message,
-                "该地区不在您的管辖范围内，不能登记",
-            )
-            .with_violation(field, "outside the caller's region scope"),
-            IdentityError::Phone => Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                "person.phone",
-                "must be an 11-digit mobile number",
-                "手机号码应为11位数字",
-            ),
-            IdentityError::Skills(what) => Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                "person.skills",
-                what,
-                "技能最多20项，每项不超过50个字",
-            ),
-            IdentityError::Invalid { field, what, what_zh } => {
-                Problem::invalid_field(ErrorReason::FieldInvalid, field, what, what_zh)
-            }
-            IdentityError::NotYetSupported { field, what } => Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                field,
-                format!("{what} is not supported by this build yet"),
-                "该功能尚未开放",
-            ),
-            IdentityError::PersonExists { resource } => Problem::new(
-                Code::AlreadyExists,
-                ErrorReason::AlreadyExists,
-                message,
-                "该身份证号码已登记，请直接查看已有档案",
-            )
-            .with_metadata("resource", resource),
-            IdentityError::PersonExistsOutsideScope => Problem::new(
-                Code::AlreadyExists,
-                ErrorReason::PersonExistsOutsideScope,
-                message,
-                "该身份证号码已在其他地区登记，请联系上级部门核实",
-            ),
-        }
-    }
 }
 
 #[cfg(test)]
