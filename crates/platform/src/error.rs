@@ -132,8 +132,19 @@ impl std::error::Error for Problem {}
 
 impl From<Problem> for tonic::Status {
     fn from(problem: Problem) -> Self {
-        let metadata: HashMap<String, String> = problem.metadata.into_iter().collect();
+        let mut metadata: HashMap<String, String> = problem.metadata.into_iter().collect();
         let mut details = ErrorDetails::new();
+        if problem.code == Code::Internal {
+            // What the client quotes to an operator, who finds the call's spans and log lines
+            // under it: the trace id when a trace is recorded, else an id logged here.
+            let id = crate::telemetry::current_trace_id().unwrap_or_else(|| {
+                let id = format!("{:032x}", rand::random::<u128>());
+                tracing::error!(trace_id = %id, message = %problem.message, "internal error answered to the client");
+                id
+            });
+            metadata.insert("trace_id".into(), id.clone());
+            details.set_request_info(id, "");
+        }
         details.set_error_info(problem.reason.code(), ERROR_DOMAIN, metadata);
         for violation in problem.violations {
             details.add_bad_request_violation(violation.field, violation.description);
@@ -194,6 +205,18 @@ mod tests {
         let localized = details.localized_message().expect("localized");
         assert_eq!(localized.locale, "zh-CN");
         assert_eq!(localized.message, "身份证号码校验位不正确");
+    }
+
+    #[test]
+    fn an_internal_error_tells_the_client_the_id_to_quote() {
+        let status = tonic::Status::from(Problem::internal());
+        let details = status.get_error_details();
+        let quoted = details.request_info().expect("request info").request_id.clone();
+        assert_eq!(quoted.len(), 32, "{quoted}");
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.metadata.get("trace_id"), Some(&quoted));
+        let other = tonic::Status::from(Problem::not_found("persons/1"));
+        assert!(other.get_error_details().request_info().is_none());
     }
 
     #[test]

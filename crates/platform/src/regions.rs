@@ -672,8 +672,35 @@ fn strip_ethnic_groups(mut name: &str) -> &str {
     }
 }
 
+/// The region codes under `prefix` as `prefix <= code < upper`, with an `upper` that sorts above
+/// every such code under any collation. Codes are digits only, at most 12: a bound built of
+/// digits compares the same in C, en_US and ICU collations, where a bound like `'~'` sorts
+/// before the digits and finds nothing. An empty prefix is the whole country.
+pub fn prefix_upper_bound(prefix: &str) -> String {
+    let mut digits: Vec<u8> = prefix.bytes().collect();
+    while let Some(last) = digits.pop() {
+        if last < b'9' {
+            digits.push(last + 1);
+            return String::from_utf8(digits).unwrap_or_default();
+        }
+    }
+    // All nines, or the whole country: longer than any code, and all nines.
+    format!("{prefix}{}", "9".repeat(13))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn prefix_bounds_are_digits_above_every_code_under_the_prefix() {
+        assert_eq!(prefix_upper_bound("370402"), "370403");
+        assert_eq!(prefix_upper_bound("3709"), "371");
+        assert_eq!(prefix_upper_bound("99"), "999999999999999");
+        assert_eq!(prefix_upper_bound(""), "9999999999999");
+        assert!("999999999999" < prefix_upper_bound("").as_str());
+    }
+
     use std::io::Write;
 
     use super::*;

@@ -286,6 +286,9 @@ fn database_url(admin_url: &str, name: &str) -> String {
     crate::db::with_database(admin_url, name)
 }
 
+/// The collation test databases are made with (part of the template's name).
+const TEMPLATE_COLLATION: &str = "icu:en-US";
+
 /// Creates (once, under an advisory lock shared by every test process) a template database
 /// holding these migrations.
 async fn ensure_template(admin_url: &str, migrations: &crate::db::Migrations) -> String {
@@ -299,6 +302,7 @@ async fn ensure_template(admin_url: &str, migrations: &crate::db::Migrations) ->
         hasher.update(file.version.to_be_bytes());
         hasher.update(file.sql.as_bytes());
     }
+    hasher.update(TEMPLATE_COLLATION.as_bytes());
     let digest = hasher.finalize();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let template = format!("bangfu_tpl_{hex}");
@@ -325,10 +329,14 @@ async fn ensure_template(admin_url: &str, migrations: &crate::db::Migrations) ->
         )))
         .execute(&mut *connection)
         .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
-            .execute(&mut *connection)
-            .await
-            .expect("create template");
+        // An en-US (ICU) collation, as `bangfu db init` gets on a server initialized in en_US
+        // (the compose image): code that only works under the C collation fails here.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {building} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+        )))
+        .execute(&mut *connection)
+        .await
+        .expect("create template");
         let db = crate::db::Database::open(
             &database_url(admin_url, &building),
             crate::db::PoolSettings::default(),

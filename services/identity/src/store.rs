@@ -8,6 +8,7 @@ use bangfu_platform::db::{Database, from_micros, to_micros};
 use bangfu_platform::error::Problem;
 use bangfu_platform::parameters::{date_text, parse_date_text};
 use bangfu_platform::pii::{CitizenId, DataKeys, Sex, mask_name, mask_phone};
+use bangfu_platform::regions::prefix_upper_bound;
 use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
@@ -831,19 +832,6 @@ impl Store {
     }
 }
 
-/// The first code after every code that starts with `prefix` (digits only): `370402` →
-/// `370403`, `3709` → `371`; `None` when no code follows (all nines).
-pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut digits: Vec<u8> = prefix.bytes().collect();
-    while let Some(last) = digits.pop() {
-        if last < b'9' {
-            digits.push(last + 1);
-            return String::from_utf8(digits).ok();
-        }
-    }
-    None
-}
-
 impl Store {
     /// A page of persons registered under `prefix`, ordered by (registered region, id), after
     /// `cursor`; optionally only those holding `category` on `day`. Keyset paging over the
@@ -858,7 +846,7 @@ impl Store {
         category: Option<(Category, Date)>,
         limit: u32,
     ) -> Result<Vec<StoredPerson>, Problem> {
-        let upper = prefix_upper_bound(prefix).unwrap_or_else(|| "~".into());
+        let upper = prefix_upper_bound(prefix);
         let (after_region, after_id) = cursor.unwrap_or(("", ""));
         let (category_text, day) = match category {
             Some((category, day)) => (category.as_str(), date_text(day)),
@@ -883,18 +871,6 @@ impl Store {
         .fetch_all(&mut *connection)
         .await?;
         rows.iter().map(person_of).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_upper_bound;
-
-    #[test]
-    fn the_upper_bound_of_a_prefix_carries_over_nines() {
-        assert_eq!(prefix_upper_bound("370402").as_deref(), Some("370403"));
-        assert_eq!(prefix_upper_bound("3709").as_deref(), Some("371"));
-        assert_eq!(prefix_upper_bound("99"), None);
     }
 }
 

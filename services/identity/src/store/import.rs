@@ -9,10 +9,11 @@ use bangfu_platform::parameters::{date_text, parse_date_text};
 use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
-use super::{NewEmployment, PERSON_COLUMNS, Store, placeholders, prefix_upper_bound, sex_text};
+use super::{NewEmployment, PERSON_COLUMNS, Store, placeholders, sex_text};
 use crate::domain::categories::{Category, HouseholdType, NewCertification};
 use crate::domain::{HouseholdRelation, LaborCapacity, NewPerson, RetirementTrack, YearMonth};
 use bangfu_platform::pii::{mask_name, mask_phone};
+use bangfu_platform::regions::prefix_upper_bound;
 
 /// Rows per INSERT: keeps the widest table (persons, 26 columns) under SQLite's 32,766 bind
 /// parameters with room to spare.
@@ -468,7 +469,7 @@ impl Store {
         if categories.is_empty() {
             return Ok(Vec::new());
         }
-        let upper = prefix_upper_bound(prefix).unwrap_or_else(|| "~".to_string());
+        let upper = prefix_upper_bound(prefix);
         let mut sql = format!(
             "SELECT {PENDING_COLUMNS} FROM pending_certifications WHERE state = 'pending' \
              AND region >= $1 AND region < $2 AND category IN ({})",

@@ -8,8 +8,9 @@ use bangfu_platform::parameters::{date_text, parse_date_text};
 use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
-use super::{Store, placeholders, prefix_upper_bound};
+use super::{Store, placeholders};
 use crate::domain::monitoring::{AlertKind, EmploymentStatus, Month};
+use bangfu_platform::regions::prefix_upper_bound;
 
 /// An employment period to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,14 +375,9 @@ impl Store {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> Result<Vec<StoredAlert>, Problem> {
-        let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE region >= $1");
-        let upper = prefix_upper_bound(&filter.region_prefix);
-        let mut next = 2;
+        let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE region >= $1 AND region < $2");
+        let mut next = 3;
         let mut conditions = Vec::new();
-        if upper.is_some() {
-            conditions.push(format!("region < ${next}"));
-            next += 1;
-        }
         if filter.kind.is_some() {
             conditions.push(format!("kind = ${next}"));
             next += 1;
@@ -402,10 +398,9 @@ impl Store {
             sql.push_str(&condition);
         }
         sql.push_str(&format!(" ORDER BY created_us DESC, id DESC LIMIT ${next}"));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(filter.region_prefix.clone());
-        if let Some(upper) = upper {
-            query = query.bind(upper);
-        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.region_prefix.clone())
+            .bind(prefix_upper_bound(&filter.region_prefix));
         if let Some(kind) = filter.kind {
             query = query.bind(kind.as_str());
         }
@@ -428,7 +423,7 @@ impl Store {
             .filter(|s| s.is_employed())
             .map(|s| s.as_str())
             .collect();
-        let upper = prefix_upper_bound(prefix).unwrap_or_else(|| "~".to_string());
+        let upper = prefix_upper_bound(prefix);
         let sql = format!(
             "SELECT COUNT(*) AS n FROM employment_records e JOIN persons p ON p.id = e.person_id \
              WHERE p.residence_region >= $1 AND p.residence_region < $2 AND e.start_date <= $3 \
@@ -466,7 +461,7 @@ impl Store {
         digits: usize,
         (first, last): (Date, Date),
     ) -> Result<HashMap<String, RegionCounts>, Problem> {
-        let upper = prefix_upper_bound(prefix).unwrap_or_else(|| "~".to_string());
+        let upper = prefix_upper_bound(prefix);
         // The region a person is counted in: where they live when that is inside the report,
         // else where they are registered.
         let placed = format!(
