@@ -62,12 +62,20 @@ pub struct AuditEntry {
     pub purpose_code: String,
     pub purpose_reference: String,
     pub trace_id: String,
+    /// The region the event concerns (see `in_region`); '' for the whole country.
+    pub region: String,
 }
 
 impl AuditEntry {
-    /// A successful call by `principal`.
+    /// A successful call by `principal`, in the region of the caller's scope until `in_region`
+    /// names the record's.
     pub fn by(principal: &Principal, method: &str, resource: impl Into<String>, time: OffsetDateTime) -> Self {
+        let region = match &principal.scope {
+            crate::auth::RegionScope::Prefix(prefix) => prefix.clone(),
+            crate::auth::RegionScope::Country | crate::auth::RegionScope::Nothing => String::new(),
+        };
         Self {
+            region,
             time,
             subject: principal.subject.clone(),
             department: principal.department.map(|d| d.as_str().to_string()).unwrap_or_default(),
@@ -96,7 +104,15 @@ impl AuditEntry {
             purpose_code: String::new(),
             purpose_reference: String::new(),
             trace_id: String::new(),
+            region: String::new(),
         }
+    }
+
+    /// The region of the record the call concerned (a person's registered region): auditors
+    /// of that region see the event.
+    pub fn in_region(mut self, region: &str) -> Self {
+        self.region = region.to_string();
+        self
     }
 
     pub fn with_outcome(mut self, outcome: Outcome, reason: &str) -> Self {
@@ -141,8 +157,8 @@ pub struct SealedEvent {
 pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_events (event_time_us, subject, department, acting_service, method, resource, \
-         outcome, reason, purpose_code, purpose_reference, trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         outcome, reason, purpose_code, purpose_reference, trace_id, region) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(to_micros(entry.time))
     .bind(&entry.subject)
@@ -155,6 +171,7 @@ pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Resul
     .bind(&entry.purpose_code)
     .bind(&entry.purpose_reference)
     .bind(&entry.trace_id)
+    .bind(&entry.region)
     .execute(connection)
     .await?;
     Ok(())
@@ -163,30 +180,17 @@ pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Resul
 /// Appends an event in a transaction of its own: for reads and denied calls, which change
 /// nothing else.
 pub async fn append_now(db: &Database, entry: &AuditEntry) -> Result<(), DbError> {
-    let mut tx = db.begin().await?;
-    append(&mut tx, &entry.clone().with_current_trace()).await?;
-    tx.commit().await?;
-    Ok(())
+    append_many_now(db, std::slice::from_ref(entry)).await
 }
 
-/// Audits a refusal made inside a handler (a department that does not certify a category, a
-/// record outside the caller's scope, maker = checker) as the layer audits its own, and hands
-/// the refusal back. Call it with no transaction of the call still open: on SQLite the audit
-/// row waits for the one writer. A refusal whose audit row cannot be written is still refused;
-/// the failure is logged.
-pub async fn denied(
-    db: &Database,
-    principal: &Principal,
-    method: &str,
-    resource: &str,
-    problem: crate::error::Problem,
-) -> crate::error::Problem {
-    let entry = AuditEntry::by(principal, method, resource, OffsetDateTime::now_utc())
-        .with_outcome(Outcome::Denied, problem.reason_code());
-    if let Err(error) = append_now(db, &entry).await {
-        tracing::error!(%error, method, "a refusal could not be audited");
+/// Appends events in one transaction of their own: a batch read names each person it read.
+pub async fn append_many_now(db: &Database, entries: &[AuditEntry]) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    for entry in entries {
+        append(&mut tx, &entry.clone().with_current_trace()).await?;
     }
-    problem
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The hash that chains `entry` at `sequence` after `prev_hash`. Every field is
@@ -213,6 +217,11 @@ pub fn chain_hash(prev_hash: &str, sequence: i64, entry: &AuditEntry) -> String 
         hasher.update((field.len() as u32).to_be_bytes());
         hasher.update(field.as_bytes());
     }
+    // Rows from before regions were recorded (all '') keep the hashes they were sealed with.
+    if !entry.region.is_empty() {
+        hasher.update((entry.region.len() as u32).to_be_bytes());
+        hasher.update(entry.region.as_bytes());
+    }
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -232,6 +241,7 @@ fn entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
         purpose_code: row.try_get("purpose_code")?,
         purpose_reference: row.try_get("purpose_reference")?,
         trace_id: row.try_get("trace_id")?,
+        region: row.try_get("region")?,
     })
 }
 
@@ -260,13 +270,13 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
                 return Ok(0);
             }
             "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-             reason, purpose_code, purpose_reference, trace_id FROM audit_events \
+             reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
              WHERE sequence IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY xid, id LIMIT $1"
         }
         Backend::Sqlite => {
             "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-             reason, purpose_code, purpose_reference, trace_id FROM audit_events \
+             reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
              WHERE sequence IS NULL ORDER BY id LIMIT $1"
         }
     };
@@ -326,7 +336,7 @@ pub async fn verify(db: &Database) -> Result<Verification, DbError> {
     loop {
         let rows = sqlx::query(
             "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-             reason, purpose_code, purpose_reference, trace_id, sequence, prev_hash, hash FROM audit_events \
+             reason, purpose_code, purpose_reference, trace_id, region, sequence, prev_hash, hash FROM audit_events \
              WHERE sequence > $1 ORDER BY sequence LIMIT 1000",
         )
         .bind(after)
@@ -387,6 +397,8 @@ pub struct AuditQuery {
     pub subject: Option<String>,
     pub resource: Option<String>,
     pub outcome: Option<Outcome>,
+    /// Only events in regions under this prefix ('' for all): the auditor's scope.
+    pub region_prefix: String,
     /// Return events after this sequence (the page cursor).
     pub after_sequence: i64,
     pub limit: u32,
@@ -398,13 +410,14 @@ pub async fn list(db: &Database, query: &AuditQuery) -> Result<Vec<SealedEvent>,
     seal(db).await?;
     let rows = sqlx::query(
         "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-         reason, purpose_code, purpose_reference, trace_id, sequence, prev_hash, hash FROM audit_events \
+         reason, purpose_code, purpose_reference, trace_id, region, sequence, prev_hash, hash FROM audit_events \
          WHERE sequence > $1 \
            AND ($2 = 0 OR event_time_us >= $3) \
            AND ($4 = 0 OR event_time_us < $5) \
            AND ($6 = '' OR subject = $6) \
            AND ($7 = '' OR resource = $7) \
            AND ($8 = '' OR outcome = $8) \
+           AND ($10 = '' OR (region >= $10 AND region < $11)) \
          ORDER BY sequence LIMIT $9",
     )
     .bind(query.after_sequence)
@@ -416,6 +429,8 @@ pub async fn list(db: &Database, query: &AuditQuery) -> Result<Vec<SealedEvent>,
     .bind(query.resource.clone().unwrap_or_default())
     .bind(query.outcome.map(Outcome::as_str).unwrap_or(""))
     .bind(i64::from(query.limit))
+    .bind(&query.region_prefix)
+    .bind(crate::regions::prefix_upper_bound(&query.region_prefix))
     .fetch_all(db.pool())
     .await?;
     rows.iter()
@@ -468,6 +483,7 @@ mod tests {
             purpose_code: "PAYMENT".into(),
             purpose_reference: "枣人社函〔2026〕12号".into(),
             trace_id: String::new(),
+            region: String::new(),
         }
     }
 
@@ -484,5 +500,8 @@ mod tests {
         shifted.subject = "clerk-lih".into();
         shifted.department = "r".into();
         assert_ne!(base, chain_hash(GENESIS, 1, &shifted));
+        let mut placed = entry();
+        placed.region = "370402".into();
+        assert_ne!(base, chain_hash(GENESIS, 1, &placed), "the region is chained");
     }
 }

@@ -92,6 +92,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             description: "feed followers",
             sql: include_str!("../migrations/sqlite/0004_followers.sql"),
         },
+        MigrationFile {
+            version: 5,
+            description: "audit events by region",
+            sql: include_str!("../migrations/sqlite/0005_audit_region.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -113,6 +118,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             version: 4,
             description: "feed followers",
             sql: include_str!("../migrations/postgres/0004_followers.sql"),
+        },
+        MigrationFile {
+            version: 5,
+            description: "audit events by region",
+            sql: include_str!("../migrations/postgres/0005_audit_region.sql"),
         },
     ],
 };

@@ -6,7 +6,7 @@ use bangfu_proto::common::v1 as pb;
 use time::OffsetDateTime;
 
 use crate::audit::{self, AuditQuery};
-use crate::auth::Principal;
+use crate::auth::{Principal, RegionScope};
 use crate::db::Database;
 use crate::error::Problem;
 use crate::paging;
@@ -70,14 +70,20 @@ pub async fn update_parameter(
     Ok(wire::parameter_to_wire(&row))
 }
 
-/// One page of audit events and the token of the next.
+/// One page of the audit events in `caller`'s region scope, and the token of the next.
 pub async fn list_audit_events(
     db: &Database,
+    caller: &Principal,
     filter: Option<&pb::AuditEventFilter>,
     page_size: i32,
     page_token: &str,
 ) -> Result<(Vec<pb::AuditEvent>, String), Problem> {
     let mut query: AuditQuery = wire::audit_query(filter)?;
+    query.region_prefix = match &caller.scope {
+        RegionScope::Country => String::new(),
+        RegionScope::Prefix(prefix) => prefix.clone(),
+        RegionScope::Nothing => return Ok((Vec::new(), String::new())),
+    };
     let size = paging::page_size(page_size, 100, 1000)?;
     let fingerprint = paging::fingerprint(&[
         &query
@@ -91,6 +97,7 @@ pub async fn list_audit_events(
         query.subject.as_deref().unwrap_or(""),
         query.resource.as_deref().unwrap_or(""),
         query.outcome.map(audit::Outcome::as_str).unwrap_or(""),
+        &query.region_prefix,
     ]);
     query.after_sequence = match paging::decode_token(page_token, &fingerprint)? {
         Some(cursor) => cursor.first().and_then(|s| s.parse().ok()).unwrap_or(0),

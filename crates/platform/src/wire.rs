@@ -156,6 +156,7 @@ pub fn audit_event_to_wire(event: &SealedEvent) -> pb::AuditEvent {
         purpose,
         hash: event.hash.clone(),
         trace_id: entry.trace_id.clone(),
+        region: entry.region.clone(),
     }
 }
 
@@ -177,6 +178,7 @@ pub fn audit_query(filter: Option<&pb::AuditEventFilter>) -> Result<AuditQuery, 
         subject: text(&filter.subject),
         resource: text(&filter.resource),
         outcome,
+        region_prefix: String::new(),
         after_sequence: 0,
         limit: 0,
     })

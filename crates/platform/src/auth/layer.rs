@@ -66,7 +66,7 @@ impl DenialAudit {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(DENIAL_BATCH);
             while receiver.recv_many(&mut batch, DENIAL_BATCH).await > 0 {
-                if let Err(error) = append_all(&db, &batch).await {
+                if let Err(error) = audit::append_many_now(&db, &batch).await {
                     tracing::error!(%error, refusals = batch.len(), "denied calls could not be audited");
                 }
                 batch.clear();
@@ -77,6 +77,19 @@ impl DenialAudit {
             queue,
             dropped: Arc::default(),
         }
+    }
+
+    /// Audits a refusal made inside a handler (a department that does not certify a category, a
+    /// record outside the caller's scope — answered NOT_FOUND, maker = checker) as the layer's
+    /// own are, and hands the refusal back. Queued, not written on the spot: it works inside
+    /// the use case's open transaction (on SQLite a second writer would wait for it), and a
+    /// rollback of that transaction does not take the audit row with it.
+    pub fn refused(&self, principal: &Principal, method: &str, resource: &str, problem: Problem) -> Problem {
+        let entry = AuditEntry::by(principal, method, resource, time::OffsetDateTime::now_utc())
+            .with_outcome(Outcome::Denied, problem.reason_code())
+            .with_current_trace();
+        self.push(entry);
+        problem
     }
 
     /// Refusals dropped because the queue was full.
@@ -100,15 +113,6 @@ impl DenialAudit {
             }
         }
     }
-}
-
-async fn append_all(db: &Database, entries: &[AuditEntry]) -> Result<(), crate::db::DbError> {
-    let mut tx = db.begin().await?;
-    for entry in entries {
-        audit::append(&mut tx, entry).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Shared state of the layer.

@@ -31,6 +31,7 @@ fn entry(subject: &str, resource: &str, at: OffsetDateTime) -> AuditEntry {
         purpose_code: String::new(),
         purpose_reference: String::new(),
         trace_id: String::new(),
+        region: "370402001013".into(),
     }
 }
 

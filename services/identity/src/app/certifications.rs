@@ -2,7 +2,7 @@
 //! certifications an import proposes (ListPendingCertifications, ConfirmCertifications). Only
 //! the department the certifying-department table names for a category certifies it.
 
-use bangfu_platform::audit::{self, AuditEntry};
+use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::{Department, Principal, RegionScope};
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
@@ -60,9 +60,9 @@ impl Identity {
         drop(connection);
         if let Err(refusal) = may {
             let person = format!("persons/{person_id}");
-            return Err(audit::denied(&self.store.db, caller, &method, &person, refusal).await);
+            return Err(self.refuse(caller, &method, &person, refusal));
         }
-        let person = self.visible_person(caller, person_id).await?;
+        let person = self.visible_person(caller, &method, person_id).await?;
         let now = self.clock.now();
         let id = match write::begin(&self.store.db, key, now).await? {
             Begun::Replay { resource } => resource.rsplit('/').next().unwrap_or_default().to_string(),
@@ -99,7 +99,7 @@ impl Identity {
     ) -> Result<StoredCertification, Problem> {
         let method = method("RevokeCategory");
         let name = format!("persons/{person_id}/certifications/{certification_id}");
-        let person = self.visible_person(caller, person_id).await?;
+        let person = self.visible_person(caller, &method, person_id).await?;
         let now = self.clock.now();
         // The request id first: a retried revocation answers with the first one's result
         // instead of finding the certification already ended.
@@ -114,7 +114,7 @@ impl Identity {
             .ok_or_else(|| Problem::not_found(&name))?;
         if let Err(refusal) = self.ensure_may_certify(unit.tx(), caller, current.category).await {
             drop(unit);
-            return Err(audit::denied(&self.store.db, caller, &method, &name, refusal).await);
+            return Err(self.refuse(caller, &method, &name, refusal));
         }
         if current.annulled {
             return Err(certification_annulled());

@@ -1,7 +1,7 @@
 //! Citizen-ID corrections (身份证号码更正): a clerk proposes the new ID, another person with the
 //! PII permission reviews it, and an approval changes the ID with everything derived from it.
 
-use bangfu_platform::audit::{self, AuditEntry};
+use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::{Permission, Principal};
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
@@ -24,7 +24,7 @@ impl Identity {
         reason: String,
     ) -> Result<StoredCorrection, Problem> {
         let method = method("CorrectCitizenId");
-        let person = self.visible_person(caller, person_id).await?;
+        let person = self.visible_person(caller, &method, person_id).await?;
         let now = self.clock.now();
         let mut unit = match write::begin(&self.store.db, key, now).await? {
             Begun::Replay { resource } => {
@@ -101,7 +101,7 @@ impl Identity {
         // The reviewer reads the proposed ID in clear to check it: the PII permission is required.
         self.ensure_correction_reviewer(caller)?;
         let name = format!("persons/{person_id}/citizenIdCorrections/{correction_id}");
-        let person = self.visible_person(caller, person_id).await?;
+        let person = self.visible_person(caller, &method, person_id).await?;
         let today = self.clock.today();
         let now = self.clock.now();
         let mut unit = write::begin_unkeyed(&self.store.db, now).await?;
@@ -112,7 +112,7 @@ impl Identity {
             .ok_or_else(|| Problem::not_found(&name))?;
         if let Err(refusal) = caller.ensure_not_maker(&correction.propose_subject) {
             drop(unit);
-            return Err(audit::denied(&self.store.db, caller, &method, &name, refusal).await);
+            return Err(self.refuse(caller, &method, &name, refusal));
         }
         // The review is one guarded change of state (`proposed` → `applied` or `rejected`) in the
         // transaction that applies it: of an approval and a rejection racing, the second finds

@@ -37,7 +37,7 @@ impl Identity {
         let mut unit = match write::begin(&self.store.db, key, now).await? {
             Begun::Replay { resource } => {
                 let id = resource.strip_prefix("households/").unwrap_or(&resource);
-                return self.household(caller, id).await;
+                return self.household(caller, &method, id).await;
             }
             Begun::Fresh(unit) => unit,
         };
@@ -62,11 +62,11 @@ impl Identity {
             })?;
         let resource = format!("households/{id}");
         unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
-        self.household(caller, &id).await
+        self.household(caller, &method, &id).await
     }
 
     /// A household with its members (masked names), NOT_FOUND outside the caller's scope.
-    pub async fn household(&self, caller: &Principal, id: &str) -> Result<HouseholdView, Problem> {
+    pub async fn household(&self, caller: &Principal, method: &str, id: &str) -> Result<HouseholdView, Problem> {
         let resource = format!("households/{id}");
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
         let household = self
@@ -74,7 +74,7 @@ impl Identity {
             .household(&mut connection, id)
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
-        caller.ensure_sees(&resource, [household.region.as_str()])?;
+        self.ensure_sees(caller, method, &resource, [household.region.as_str()])?;
         let members = self.store.members(&mut connection, id).await?;
         Ok(HouseholdView { household, members })
     }
@@ -85,6 +85,7 @@ impl Identity {
         &self,
         connection: &mut sqlx::AnyConnection,
         caller: &Principal,
+        method: &str,
         household: &(String, HouseholdRelation),
         person_id: Option<&str>,
     ) -> Result<(), Problem> {
@@ -95,7 +96,7 @@ impl Identity {
             .household(connection, id)
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
-        caller.ensure_sees(&resource, [stored.region.as_str()])?;
+        self.ensure_sees(caller, method, &resource, [stored.region.as_str()])?;
         if *relation == HouseholdRelation::Head {
             let members = self.store.members(connection, id).await?;
             if members

@@ -13,6 +13,7 @@ mod persons;
 
 use std::sync::Arc;
 
+use bangfu_platform::auth::layer::DenialAudit;
 use bangfu_platform::auth::{Principal, RegionScope};
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::Database;
@@ -43,11 +44,15 @@ pub struct Identity {
     lookups: SubjectRateLimiter,
     shutdown: Shutdown,
     feed: WatchSettings,
+    /// Refusals made by the use cases, audited like the layer's.
+    refusals: DenialAudit,
 }
 
 impl Identity {
+    /// Starts the writer of refused calls' audit rows, so call it inside the runtime.
     pub fn new(store: Store, parameters: Arc<Parameters>, clock: Clock, regions: &'static DivisionTable) -> Self {
         Self {
+            refusals: DenialAudit::start(crate::PATH_PREFIX, store.db.clone()),
             store,
             parameters,
             clock,
@@ -94,6 +99,25 @@ impl Identity {
 
     pub(crate) fn shutdown(&self) -> &Shutdown {
         &self.shutdown
+    }
+
+    /// Audits a refusal made here and hands it back (see `DenialAudit::refused`).
+    pub(crate) fn refuse(&self, caller: &Principal, method: &str, resource: &str, refusal: Problem) -> Problem {
+        self.refusals.refused(caller, method, resource, refusal)
+    }
+
+    /// NOT_FOUND, audited as a refusal, when none of `regions` lies in the caller's scope: the
+    /// record's existence is not revealed, but the attempt is on record.
+    pub(crate) fn ensure_sees<'a>(
+        &self,
+        caller: &Principal,
+        method: &str,
+        resource: &str,
+        regions: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Problem> {
+        caller
+            .ensure_sees(resource, regions)
+            .map_err(|refusal| self.refuse(caller, method, resource, refusal))
     }
 }
 

@@ -36,7 +36,7 @@ impl Identity {
         record: NewEmployment,
     ) -> Result<RecordedEmployment, Problem> {
         let method = method("RecordEmployment");
-        let person = self.visible_person(caller, person_id).await?;
+        let person = self.visible_person(caller, &method, person_id).await?;
         let now = self.clock.now();
         let today = self.clock.today();
         let record_id = match write::begin(&self.store.db, key, now).await? {
@@ -145,7 +145,7 @@ impl Identity {
         let method = method("RecordIncome");
         let month = report.month;
         let income = report.income_fen;
-        let person = self.visible_person(caller, person_id).await?;
+        let person = self.visible_person(caller, &method, person_id).await?;
         let now = self.clock.now();
         let resource = format!("{}/incomeRecords/{}", person.resource(), month.text());
         let kinds = [

@@ -102,9 +102,14 @@ pub fn stale_person() -> Problem {
 
 impl Identity {
     /// The person for `caller`, or NOT_FOUND when missing or outside the caller's scope.
-    pub(super) async fn visible_person(&self, caller: &Principal, id: &str) -> Result<StoredPerson, Problem> {
+    pub(super) async fn visible_person(
+        &self,
+        caller: &Principal,
+        method: &str,
+        id: &str,
+    ) -> Result<StoredPerson, Problem> {
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
-        self.visible_person_on(&mut connection, caller, id).await
+        self.visible_person_on(&mut connection, caller, method, id).await
     }
 
     /// `visible_person` on a connection the caller already holds.
@@ -112,6 +117,7 @@ impl Identity {
         &self,
         connection: &mut sqlx::AnyConnection,
         caller: &Principal,
+        method: &str,
         id: &str,
     ) -> Result<StoredPerson, Problem> {
         let resource = format!("persons/{id}");
@@ -120,7 +126,9 @@ impl Identity {
             .get(connection, id)
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
-        caller.ensure_sees(
+        self.ensure_sees(
+            caller,
+            method,
             &resource,
             [person.registered_region.as_str(), person.residence_region.as_str()],
         )?;
@@ -171,13 +179,14 @@ impl Identity {
             Begun::Replay { resource } => {
                 let id = resource.strip_prefix("persons/").unwrap_or(&resource);
                 // The scope is checked again: a retry must not reveal a person moved out of it.
-                let person = self.visible_person(caller, id).await?;
+                let person = self.visible_person(caller, &method, id).await?;
                 return self.masked_view(person, (today, today)).await;
             }
             Begun::Fresh(unit) => unit,
         };
         if let Some(household) = &new.household {
-            self.ensure_household_fits(unit.tx(), caller, household, None).await?;
+            self.ensure_household_fits(unit.tx(), caller, &method, household, None)
+                .await?;
         }
         if let Some(holder) = self.store.holder(unit.tx(), &new.citizen_id).await? {
             drop(unit);
@@ -222,8 +231,9 @@ impl Identity {
             detail: "{}",
         })
         .await?;
-        unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;
-        let person = self.visible_person(caller, &id).await?;
+        unit.commit(AuditEntry::by(caller, &method, resource, now).in_region(&new.registered_region))
+            .await?;
+        let person = self.visible_person(caller, &method, &id).await?;
         self.masked_view(person, (today, today)).await
     }
 
@@ -243,13 +253,16 @@ impl Identity {
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
         drop(connection);
-        caller.ensure_sees(
+        self.ensure_sees(
+            caller,
+            &method("GetPerson"),
             &resource,
             [person.registered_region.as_str(), person.residence_region.as_str()],
         )?;
         let view = self.view(person, facts, &disclosure)?;
         if let Disclosure::Unmasked(purpose) = &disclosure {
             let read = AuditEntry::by(caller, &method("GetPerson"), view.person.resource(), self.clock.now())
+                .in_region(&view.person.registered_region)
                 .with_purpose(&purpose.code, &purpose.reference);
             audit::append_now(&self.store.db, &read).await.map_err(Problem::from)?;
         }
@@ -282,15 +295,20 @@ impl Identity {
             answers.insert(person.id.clone(), self.view(person, facts, &disclosure)?);
         }
         if let Disclosure::Unmasked(purpose) = &disclosure {
-            // One audit row for the batch, naming how many persons were read in clear.
-            let read = AuditEntry::by(
-                caller,
-                &method("BatchGetPersons"),
-                format!("persons ({} unmasked)", answers.len()),
-                self.clock.now(),
-            )
-            .with_purpose(&purpose.code, &purpose.reference);
-            audit::append_now(&self.store.db, &read).await.map_err(Problem::from)?;
+            // One audit row for each person read in clear, in that person's region.
+            let now = self.clock.now();
+            let method = method("BatchGetPersons");
+            let reads: Vec<AuditEntry> = answers
+                .values()
+                .map(|view| {
+                    AuditEntry::by(caller, &method, view.person.resource(), now)
+                        .in_region(&view.person.registered_region)
+                        .with_purpose(&purpose.code, &purpose.reference)
+                })
+                .collect();
+            audit::append_many_now(&self.store.db, &reads)
+                .await
+                .map_err(Problem::from)?;
         }
         Ok(answers)
     }
@@ -349,14 +367,28 @@ impl Identity {
                 }
             })
             .collect();
-        let found = answers.iter().filter(|a| a.person_id.is_some()).count();
-        let looked_up = AuditEntry::by(
+        // One row for the batch, then one naming each person the lookups revealed.
+        let now = self.clock.now();
+        let method = method("BatchLookupPersons");
+        let found: Vec<&crate::store::IndexedHolder> = parsed
+            .iter()
+            .filter_map(|(indexes, _)| indexes.iter().find_map(|index| by_index.get(index.as_str())))
+            .copied()
+            .filter(|h| {
+                caller.scope.contains(&h.holder.registered_region) || caller.scope.contains(&h.holder.residence_region)
+            })
+            .collect();
+        let mut rows = vec![AuditEntry::by(
             caller,
-            &method("BatchLookupPersons"),
-            format!("persons ({} looked up, {found} found)", answers.len()),
-            self.clock.now(),
-        );
-        audit::append_now(&self.store.db, &looked_up)
+            &method,
+            format!("persons ({} looked up, {} found)", answers.len(), found.len()),
+            now,
+        )];
+        rows.extend(found.iter().map(|h| {
+            AuditEntry::by(caller, &method, format!("persons/{}", h.holder.id), now)
+                .in_region(&h.holder.registered_region)
+        }));
+        audit::append_many_now(&self.store.db, &rows)
             .await
             .map_err(Problem::from)?;
         Ok(answers)
@@ -420,6 +452,7 @@ impl Identity {
         let visible = holder
             .filter(|h| caller.scope.contains(&h.registered_region) || caller.scope.contains(&h.residence_region));
         let mut answer = LookupAnswer::default();
+        let visible_region = visible.as_ref().map(|h| h.registered_region.clone());
         if let Some(holder) = visible {
             answer.person_id = Some(holder.id.clone());
             if let Some(name) = &name
@@ -429,7 +462,10 @@ impl Identity {
             }
         }
         drop(connection);
-        let looked_up = AuditEntry::by(caller, &method("LookupPerson"), answer.resource(), self.clock.now());
+        let mut looked_up = AuditEntry::by(caller, &method("LookupPerson"), answer.resource(), self.clock.now());
+        if let Some(holder) = &visible_region {
+            looked_up = looked_up.in_region(holder);
+        }
         audit::append_now(&self.store.db, &looked_up)
             .await
             .map_err(Problem::from)?;
@@ -502,7 +538,7 @@ impl Identity {
         let method = method("UpdatePerson");
         let today = self.clock.today();
         let effective = update.effective.unwrap_or(today);
-        let current = self.visible_person(caller, id).await?;
+        let current = self.visible_person(caller, &method, id).await?;
         if current.revision != update.revision {
             return Err(stale_person());
         }
@@ -553,7 +589,7 @@ impl Identity {
         if let Some(household) = &changes.household
             && current.household_id.clone().zip(current.household_relation).as_ref() != Some(household)
         {
-            self.ensure_household_fits(unit.tx(), caller, household, Some(&current.id))
+            self.ensure_household_fits(unit.tx(), caller, &method, household, Some(&current.id))
                 .await?;
         }
         if !self
@@ -565,7 +601,7 @@ impl Identity {
             return Err(stale_person());
         }
         append_update_events(&mut unit, &current, &changes, &changed_fields, effective).await?;
-        unit.commit(AuditEntry::by(caller, &method, current.resource(), now))
+        unit.commit(AuditEntry::by(caller, &method, current.resource(), now).in_region(&current.registered_region))
             .await?;
         // The caller may have moved the person out of its own scope: the answer is still its own.
         let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;

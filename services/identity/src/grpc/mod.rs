@@ -294,7 +294,7 @@ impl IdentityService for Identity {
                 "户编号格式不正确",
             ))
         })?;
-        let household = self.household(&caller, id).await?;
+        let household = self.household(&caller, &method("GetHousehold"), id).await?;
         Ok(Response::new(pb::GetHouseholdResponse {
             household: Some(wire::household_to_wire(household, self.regions())),
         }))
@@ -536,9 +536,11 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let (audit_events, next_page_token) = service_rpc::list_audit_events(
             self.db(),
+            &caller,
             request.filter.as_ref(),
             request.page_size,
             &request.page_token,

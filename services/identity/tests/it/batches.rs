@@ -194,11 +194,22 @@ async fn a_batch_lookup_matches_names_without_unmasking_and_is_audited_once(back
     );
 
     bangfu_platform::testing::seal_audit(&identity.store.db, 4).await;
-    let batches: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE method LIKE '%BatchLookupPersons' AND outcome = 'succeeded'",
+    let mut resources: Vec<String> = sqlx::query_scalar(
+        "SELECT resource FROM audit_events WHERE method LIKE '%BatchLookupPersons' AND outcome = 'succeeded'",
     )
-    .fetch_one(identity.store.db.pool())
+    .fetch_all(identity.store.db.pool())
     .await
-    .expect("count");
-    assert_eq!(batches, 1, "one audit row for the batch");
+    .expect("rows");
+    resources.sort();
+    let mut expected = vec![
+        results[0].person.clone(),
+        results[1].person.clone(),
+        results[4].person.clone(),
+        "persons (5 looked up, 3 found)".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(
+        resources, expected,
+        "a row for the batch, and one naming each person a lookup revealed"
+    );
 }

@@ -1,6 +1,7 @@
 //! Identity through its real gRPC surface, on SQLite and on PostgreSQL: a server on a random
 //! port with the platform's layers, called with tokens as a department system would.
 
+mod auditing;
 mod batches;
 mod categories;
 mod corrections;
