@@ -110,13 +110,18 @@ pub fn call_failed(status: &tonic::Status) -> Failure {
     Failure::failed(describe_status(status))
 }
 
+/// Waits for a call and hands back its message, or the failure saying why it was refused:
+/// `let person = call(identity.get_person(request)).await?;`.
+pub async fn call<T>(response: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<T, Failure> {
+    response
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| call_failed(&status))
+}
+
 pub async fn whoami(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
-    let me = client
-        .who_am_i(WhoAmIRequest {})
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner();
+    let me = call(client.who_am_i(WhoAmIRequest {})).await?;
     if args.json {
         let value = serde_json::json!({
             "subject": me.subject,
@@ -144,11 +149,7 @@ pub async fn whoami(args: ClientArgs) -> Result<(), Failure> {
 
 pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
-    let info = client
-        .get_server_info(GetServerInfoRequest {})
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner();
+    let info = call(client.get_server_info(GetServerInfoRequest {})).await?;
     if args.json {
         let value = serde_json::json!({
             "version": info.version,
@@ -176,12 +177,7 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
 
 pub async fn check_peers(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
-    let checks = client
-        .check_peers(CheckPeersRequest {})
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner()
-        .checks;
+    let checks = call(client.check_peers(CheckPeersRequest {})).await?.checks;
     let unreachable = checks.iter().filter(|c| !c.reachable).count();
     if args.json {
         let value: Vec<serde_json::Value> = checks
@@ -228,13 +224,10 @@ pub async fn health(args: HealthArgs) -> Result<(), Failure> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let mut client = HealthClient::new(channel(&args.connect).await?);
-    let response = client
-        .check(HealthCheckRequest {
-            service: args.service.clone(),
-        })
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner();
+    let response = call(client.check(HealthCheckRequest {
+        service: args.service.clone(),
+    }))
+    .await?;
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
     say!("{}", status.as_str_name());
     if status == ServingStatus::Serving {
