@@ -2,7 +2,7 @@
 //! environment, call the server, and print a table or JSON. Services' issues add their own
 //! commands (`bangfu identity …`) on the same [`ClientArgs`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bangfu_platform::error::describe_status;
 use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
@@ -10,7 +10,7 @@ use bangfu_proto::diagnostics::v1::{CheckPeersRequest, GetServerInfoRequest, Who
 use clap::Args;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::Failure;
 
@@ -20,8 +20,15 @@ pub struct ConnectArgs {
     #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
     pub addr: String,
     /// CA certificate (PEM) to trust for an https address.
-    #[arg(long, env = "BANGFU_CA_CERT")]
+    #[arg(long, visible_alias = "ca", env = "BANGFU_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) to present to a server that requires one (mutual TLS, the
+    /// Helm chart's default); needs --tls-key and an https address.
+    #[arg(long, env = "BANGFU_CLIENT_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "BANGFU_CLIENT_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -55,11 +62,21 @@ async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
             args.addr
         ))
     })?;
-    if args.addr.starts_with("https://") {
+    let identity = client_identity(args)?;
+    let https = args.addr.starts_with("https://");
+    if identity.is_some() && !https {
+        return Err(Failure::usage(format!(
+            "client certificates need an https:// address, and --addr is {}",
+            args.addr
+        )));
+    }
+    if https {
         let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &args.ca_cert {
-            let pem = std::fs::read(ca).map_err(|e| Failure::usage(format!("--ca-cert {}: {e}", ca.display())))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
+            tls = tls.ca_certificate(Certificate::from_pem(read_pem("--ca-cert", ca, "CERTIFICATE")?));
+        }
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
         }
         endpoint = endpoint
             .tls_config(tls)
@@ -68,7 +85,58 @@ async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
     endpoint
         .connect()
         .await
-        .map_err(|e| Failure::failed(format!("cannot connect to {}: {e}", args.addr)))
+        .map_err(|e| Failure::failed(format!("cannot connect to {}: {}", args.addr, error_chain(&e))))
+}
+
+/// An error and its causes, `transport error: invalid peer certificate: UnknownIssuer`: a
+/// transport error alone says only "transport error".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        // A wrapper often says what it wraps again.
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The client certificate and key to present, when given: both or neither.
+fn client_identity(args: &ConnectArgs) -> Result<Option<Identity>, Failure> {
+    match (&args.tls_cert, &args.tls_key) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Failure::usage(
+            "--tls-cert is given but not --tls-key (BANGFU_CLIENT_KEY): a client certificate needs its private key",
+        )),
+        (None, Some(_)) => Err(Failure::usage(
+            "--tls-key is given but not --tls-cert (BANGFU_CLIENT_CERT): a private key needs its client certificate",
+        )),
+        (Some(cert), Some(key)) => Ok(Some(Identity::from_pem(
+            read_pem("--tls-cert", cert, "CERTIFICATE")?,
+            read_pem("--tls-key", key, "PRIVATE KEY")?,
+        ))),
+    }
+}
+
+/// The PEM file a flag names; a usage error naming the flag when it cannot be read or holds
+/// no `label` block (`-----BEGIN CERTIFICATE-----`, `-----BEGIN [EC |RSA ]PRIVATE KEY-----`).
+fn read_pem(flag: &str, path: &Path, label: &str) -> Result<Vec<u8>, Failure> {
+    let pem = std::fs::read(path).map_err(|e| Failure::usage(format!("{flag} {}: {e}", path.display())))?;
+    let end = format!("{label}-----");
+    let holds_label = String::from_utf8_lossy(&pem)
+        .lines()
+        .any(|line| line.starts_with("-----BEGIN ") && line.trim_end().ends_with(&end));
+    if holds_label {
+        Ok(pem)
+    } else {
+        Err(Failure::usage(format!(
+            "{flag} {} holds no PEM {label}",
+            path.display()
+        )))
+    }
 }
 
 pub type Authorized =
@@ -106,17 +174,35 @@ pub async fn authorized(args: &ClientArgs) -> Result<Authorized, Failure> {
     ))
 }
 
+/// A refused call as the user reads it. A call that failed in the connection rather than in the
+/// server says what most often causes that over TLS: with TLS 1.3 a server that requires client
+/// certificates turns a client without one away only after the handshake, so the refusal
+/// reaches the client as a closed connection and not as an error naming the certificate.
 pub fn call_failed(status: &tonic::Status) -> Failure {
-    Failure::failed(describe_status(status))
+    let in_transport = std::error::Error::source(status).is_some_and(|source| source.is::<tonic::transport::Error>());
+    if !in_transport {
+        return Failure::failed(describe_status(status));
+    }
+    Failure::failed(format!(
+        "the connection failed ({}). A server that requires client certificates (mutual TLS) closes \
+         the connection of a client without one: give --tls-cert and --tls-key (BANGFU_CLIENT_CERT, \
+         BANGFU_CLIENT_KEY), a certificate signed by the CA the server trusts, and an https:// address",
+        describe_status(status)
+    ))
+}
+
+/// Waits for a call and hands back its message, or the failure saying why it was refused:
+/// `let person = call(identity.get_person(request)).await?;`.
+pub async fn call<T>(response: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<T, Failure> {
+    response
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| call_failed(&status))
 }
 
 pub async fn whoami(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
-    let me = client
-        .who_am_i(WhoAmIRequest {})
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner();
+    let me = call(client.who_am_i(WhoAmIRequest {})).await?;
     if args.json {
         let value = serde_json::json!({
             "subject": me.subject,
@@ -144,11 +230,7 @@ pub async fn whoami(args: ClientArgs) -> Result<(), Failure> {
 
 pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
-    let info = client
-        .get_server_info(GetServerInfoRequest {})
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner();
+    let info = call(client.get_server_info(GetServerInfoRequest {})).await?;
     if args.json {
         let value = serde_json::json!({
             "version": info.version,
@@ -176,12 +258,7 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
 
 pub async fn check_peers(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
-    let checks = client
-        .check_peers(CheckPeersRequest {})
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner()
-        .checks;
+    let checks = call(client.check_peers(CheckPeersRequest {})).await?.checks;
     let unreachable = checks.iter().filter(|c| !c.reachable).count();
     if args.json {
         let value: Vec<serde_json::Value> = checks
@@ -228,13 +305,10 @@ pub async fn health(args: HealthArgs) -> Result<(), Failure> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let mut client = HealthClient::new(channel(&args.connect).await?);
-    let response = client
-        .check(HealthCheckRequest {
-            service: args.service.clone(),
-        })
-        .await
-        .map_err(|s| call_failed(&s))?
-        .into_inner();
+    let response = call(client.check(HealthCheckRequest {
+        service: args.service.clone(),
+    }))
+    .await?;
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
     say!("{}", status.as_str_name());
     if status == ServingStatus::Serving {

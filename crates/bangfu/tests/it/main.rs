@@ -3,4 +3,5 @@
 mod backup;
 mod import;
 mod replicas;
+mod tls;
 mod up;

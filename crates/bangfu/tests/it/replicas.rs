@@ -19,11 +19,12 @@ use crate::up::free_port;
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 const IDENTITY: &str = "bangfu.identity.v1.IdentityService";
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("BANGFU_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn bangfu(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+/// Runs `bangfu` and asserts it succeeded.
+pub fn bangfu(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let output = Command::new(BANGFU)
         .args(args)
         .envs(env.iter().copied())
@@ -39,22 +40,26 @@ fn bangfu(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// One `bangfu serve identity` process.
-struct Replica {
+pub struct Replica {
     child: Child,
-    addr: String,
+    /// The gRPC address, http://127.0.0.1:port (the port takes TLS when the files are given).
+    pub addr: String,
     health: String,
 }
 
 impl Replica {
     /// A replica; `peer` is the identity it calls (BANGFU_PEER_IDENTITY), when given.
     fn start(keys: &Path, database_url: &str, peer: Option<&str>) -> Self {
+        let peer: Vec<(&str, &str)> = peer.map(|peer| ("BANGFU_PEER_IDENTITY", peer)).into_iter().collect();
+        Self::start_with(keys, database_url, &peer)
+    }
+
+    /// A replica with more of the environment than keys and database (TLS files, peers).
+    pub fn start_with(keys: &Path, database_url: &str, env: &[(&str, &str)]) -> Self {
         let (port, health) = (free_port(), free_port());
-        let mut command = Command::new(BANGFU);
-        command.env_clear();
-        if let Some(peer) = peer {
-            command.env("BANGFU_PEER_IDENTITY", peer);
-        }
-        let child = command
+        let child = Command::new(BANGFU)
+            .env_clear()
+            .envs(env.iter().copied())
             .args(["serve", "identity"])
             .env("DATABASE_URL", database_url)
             .env("BANGFU_LISTEN", format!("127.0.0.1:{port}"))
@@ -75,8 +80,9 @@ impl Replica {
         }
     }
 
-    /// Waits until the health port says the identity service is SERVING.
-    fn wait_serving(&self) {
+    /// Waits until the health port (plaintext, also beside TLS) says the identity service is
+    /// SERVING.
+    pub fn wait_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let checked = Command::new(BANGFU)
@@ -126,6 +132,28 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A token the deployment's operator key (`keys init`) signs, for `dept-role` in region 3704.
+pub fn operator_token(keys: &Path, dept: &str, role: &str) -> String {
+    let output = bangfu(
+        &[
+            "token",
+            "issue",
+            "--key",
+            keys.join("operator/signing.json").to_str().expect("path"),
+            "--dept",
+            dept,
+            "--role",
+            role,
+            "--region",
+            "3704",
+            "--subject",
+            &format!("{dept}-{role}"),
+        ],
+        &[],
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 fn citizen_id(body: &str) -> String {
@@ -229,29 +257,9 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     one.wait_serving();
     two.wait_serving();
 
-    let token = |dept: &str, role: &str| {
-        let output = bangfu(
-            &[
-                "token",
-                "issue",
-                "--key",
-                keys.join("operator/signing.json").to_str().expect("path"),
-                "--dept",
-                dept,
-                "--role",
-                role,
-                "--region",
-                "3704",
-                "--subject",
-                &format!("{dept}-{role}"),
-            ],
-            &[],
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
-    };
-    let clerk = token("hr", "clerk");
-    let reviewer = token("agri", "reviewer");
-    let watcher = token("hr", "admin");
+    let clerk = operator_token(&keys, "hr", "clerk");
+    let reviewer = operator_token(&keys, "agri", "reviewer");
+    let watcher = operator_token(&keys, "hr", "admin");
 
     // The second replica calls the first by the address it was given, signing as identity
     // with its deployment key, for the administrator.

@@ -1,0 +1,310 @@
+//! The shared spelling of flags and output: resource names, enum flags, dates and months,
+//! times in UTC+8, yuan and fen, percentages, tables. Parsing errors are usage errors that
+//! name the flag.
+
+use std::collections::BTreeSet;
+
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as pb;
+
+use crate::Failure;
+
+/// China Standard Time (UTC+8), the zone every business date and shown time is in.
+const CHINA_OFFSET_SECONDS: i64 = 8 * 3600;
+
+/// A resource name from an argument that may be the bare id: `ab12` is `persons/ab12`.
+pub(super) fn resource_name(collection: &str, text: &str) -> String {
+    let text = text.trim();
+    if text.contains('/') {
+        text.to_string()
+    } else {
+        format!("{collection}/{text}")
+    }
+}
+
+pub(super) fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+/// A proto enum as flags and tables spell it: `poverty-alleviated` for
+/// `PERSON_CATEGORY_POVERTY_ALLEVIATED`.
+pub(super) trait ProtoEnum: Copy {
+    /// What every value's name starts with, without the joining underscore.
+    const PREFIX: &'static str;
+    fn from_number(number: i32) -> Option<Self>;
+    fn from_wire_name(name: &str) -> Option<Self>;
+    fn number(self) -> i32;
+    fn wire_name(self) -> &'static str;
+}
+
+macro_rules! proto_enums {
+    ($($enum:ty => $prefix:literal,)*) => {$(
+        impl ProtoEnum for $enum {
+            const PREFIX: &'static str = $prefix;
+            fn from_number(number: i32) -> Option<Self> {
+                Self::try_from(number).ok()
+            }
+            fn from_wire_name(name: &str) -> Option<Self> {
+                Self::from_str_name(name)
+            }
+            fn number(self) -> i32 {
+                self as i32
+            }
+            fn wire_name(self) -> &'static str {
+                self.as_str_name()
+            }
+        }
+    )*};
+}
+
+proto_enums! {
+    common::PersonCategory => "PERSON_CATEGORY",
+    common::MonitoredHouseholdType => "MONITORED_HOUSEHOLD_TYPE",
+    common::EmploymentStatus => "EMPLOYMENT_STATUS",
+    common::AuditOutcome => "AUDIT_OUTCOME",
+    common::AccessPurposeCode => "ACCESS_PURPOSE_CODE",
+    pb::AlertKind => "ALERT_KIND",
+    pb::ChangeKind => "CHANGE_KIND",
+    pb::CorrectionState => "CORRECTION_STATE",
+}
+
+/// `PERSON_CATEGORY_POVERTY_ALLEVIATED` as `poverty-alleviated`.
+pub(super) fn kebab(prefix: &str, name: &str) -> String {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+pub(super) fn flag_name<E: ProtoEnum>(value: E) -> String {
+    kebab(E::PREFIX, value.wire_name())
+}
+
+/// An enum flag's value (`poverty-alleviated`, `poverty_alleviated`, any case, or the full
+/// name) as its number on the wire; anything else is a usage error listing the valid ones.
+pub(super) fn enum_value<E: ProtoEnum>(flag: &str, text: &str) -> Result<i32, Failure> {
+    let upper = text.trim().replace('-', "_").to_ascii_uppercase();
+    let value = E::from_wire_name(&upper).or_else(|| E::from_wire_name(&format!("{}_{upper}", E::PREFIX)));
+    match value {
+        Some(value) if value.number() != 0 => Ok(value.number()),
+        _ => {
+            let valid: Vec<String> = (1..=255).filter_map(E::from_number).map(flag_name::<E>).collect();
+            Err(Failure::usage(format!(
+                "{flag} {text:?} is not one of {}",
+                valid.join(", ")
+            )))
+        }
+    }
+}
+
+/// An optional enum flag: 0 (unspecified, no filter) when not given.
+pub(super) fn enum_filter<E: ProtoEnum>(flag: &str, text: Option<&str>) -> Result<i32, Failure> {
+    text.map_or(Ok(0), |text| enum_value::<E>(flag, text))
+}
+
+/// An enum field in a table: its flag spelling, `-` when unspecified, the number if unknown.
+pub(super) fn enum_label<E: ProtoEnum>(number: i32) -> String {
+    if number == 0 {
+        return "-".to_string();
+    }
+    E::from_number(number).map_or_else(|| number.to_string(), flag_name::<E>)
+}
+
+/// An enum field in JSON: its name in the contract, the number if unknown.
+pub(super) fn enum_wire<E: ProtoEnum>(number: i32) -> String {
+    E::from_number(number).map_or_else(|| number.to_string(), |value| value.wire_name().to_string())
+}
+
+/// The keys a stats map uses across regions, in the enum's order, each with its column label.
+pub(super) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> Vec<(String, String)> {
+    let keys: BTreeSet<String> = keys.collect();
+    let mut columns: Vec<(i32, String, String)> = keys
+        .into_iter()
+        .map(|key| {
+            let value = E::from_wire_name(&key);
+            let order = value.map_or(i32::MAX, E::number);
+            let label = value.map_or_else(|| kebab(E::PREFIX, &key), flag_name::<E>);
+            (order, key, label)
+        })
+        .collect();
+    columns.sort();
+    columns.into_iter().map(|(_, key, label)| (key, label)).collect()
+}
+
+/// Prints a table: the first column left-aligned, the last as it is, the others right-aligned.
+pub(super) fn print_table(header: &[String], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        let last = row.len().saturating_sub(1);
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths.iter().copied())
+            .enumerate()
+            .map(|(column, (cell, width))| {
+                if column == 0 {
+                    format!("{cell:<width$}")
+                } else if column == last {
+                    cell.clone()
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        say!("{}", cells.join("  "));
+    }
+}
+
+/// The numbers of `YYYY-MM` or `YYYY-MM-DD`: a 4-digit year, then 1- or 2-digit parts.
+pub(super) fn date_numbers(text: &str) -> Option<Vec<i32>> {
+    let mut numbers = Vec::new();
+    for (index, part) in text.trim().split('-').enumerate() {
+        let width = if index == 0 { 4..=4 } else { 1..=2 };
+        if !width.contains(&part.len()) || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        numbers.push(part.parse::<i32>().ok()?);
+    }
+    Some(numbers)
+}
+
+pub(super) fn calendar_date(year: i32, month: i32, day: i32) -> Option<time::Date> {
+    if !(1900..=9999).contains(&year) {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    time::Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()
+}
+
+/// A `YYYY-MM-DD` flag as a business date.
+pub(super) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
+    match date_numbers(text).as_deref() {
+        Some(&[year, month, day]) if calendar_date(year, month, day).is_some() => Ok(common::Date { year, month, day }),
+        _ => Err(Failure::usage(format!(
+            "{flag} {text:?} is not a date: give YYYY-MM-DD, e.g. 2025-03-31"
+        ))),
+    }
+}
+
+pub(super) fn optional_date(flag: &str, text: Option<&str>) -> Result<Option<common::Date>, Failure> {
+    text.map(|text| parse_date(flag, text)).transpose()
+}
+
+/// A `YYYY-MM` flag as a month.
+pub(super) fn parse_month(flag: &str, text: &str) -> Result<common::YearMonth, Failure> {
+    match date_numbers(text).as_deref() {
+        Some(&[year, month]) if calendar_date(year, month, 1).is_some() => Ok(common::YearMonth { year, month }),
+        _ => Err(Failure::usage(format!(
+            "{flag} {text:?} is not a month: give YYYY-MM, e.g. 2025-03"
+        ))),
+    }
+}
+
+/// Refuses a last day before the first.
+pub(super) fn check_order(from: &common::Date, to: Option<&common::Date>) -> Result<(), Failure> {
+    match to {
+        Some(to) if (to.year, to.month, to.day) < (from.year, from.month, from.day) => Err(Failure::usage(format!(
+            "--to {} is before --from {}",
+            date_text(to),
+            date_text(from)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `2026-03-02`, or `1971-04` for a date given to the month (a masked birth date).
+pub(super) fn date_text(date: &common::Date) -> String {
+    if date.day == 0 {
+        format!("{:04}-{:02}", date.year, date.month)
+    } else {
+        format!("{:04}-{:02}-{:02}", date.year, date.month, date.day)
+    }
+}
+
+pub(super) fn date_or_dash(date: Option<&common::Date>) -> String {
+    date.map_or_else(|| "-".to_string(), date_text)
+}
+
+/// A time flag, `YYYY-MM-DD` (midnight in UTC+8) or RFC 3339, as Unix seconds and nanoseconds.
+pub(super) fn parse_instant(flag: &str, text: &str) -> Result<(i64, i32), Failure> {
+    if let Ok(at) = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339) {
+        return Ok((at.unix_timestamp(), i32::try_from(at.nanosecond()).unwrap_or(0)));
+    }
+    let bad = || {
+        Failure::usage(format!(
+            "{flag} {text:?} is neither a date (YYYY-MM-DD, from midnight in UTC+8) nor a time like 2025-03-01T08:30:00+08:00"
+        ))
+    };
+    let date = parse_date(flag, text).map_err(|_| bad())?;
+    let day = calendar_date(date.year, date.month, date.day).ok_or_else(bad)?;
+    Ok((day.midnight().assume_utc().unix_timestamp() - CHINA_OFFSET_SECONDS, 0))
+}
+
+/// Unix seconds as an RFC 3339 time in UTC+8.
+pub(super) fn stamp_json(seconds: Option<i64>) -> Option<String> {
+    let seconds = seconds?;
+    let text = seconds
+        .checked_add(CHINA_OFFSET_SECONDS)
+        .and_then(|local| time::OffsetDateTime::from_unix_timestamp(local).ok())
+        .and_then(|local| {
+            local
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]+08:00"
+                ))
+                .ok()
+        })
+        .unwrap_or_else(|| seconds.to_string());
+    Some(text)
+}
+
+pub(super) fn stamp_text(seconds: Option<i64>) -> String {
+    stamp_json(seconds).unwrap_or_else(|| "-".to_string())
+}
+
+/// Decimal yuan (`2350`, `2350.5`, `2350.50`) as fen, read as text so nothing is rounded: no
+/// sign, at most two decimals.
+pub(super) fn parse_yuan(flag: &str, text: &str) -> Result<i64, Failure> {
+    let amount = text.trim();
+    let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || (amount.contains('.') && fraction.is_empty()) {
+        return Err(Failure::usage(format!(
+            "{flag} {text:?} is not an amount in yuan like 2350 or 2350.50 (no sign: income is not negative)"
+        )));
+    }
+    if fraction.len() > 2 {
+        return Err(Failure::usage(format!(
+            "{flag} {text:?} has more than two decimals: the smallest unit is the fen (0.01 yuan)"
+        )));
+    }
+    let fen = whole
+        .parse::<i64>()
+        .ok()
+        .zip(format!("{fraction:0<2}").parse::<i64>().ok())
+        .and_then(|(yuan, fen)| yuan.checked_mul(100)?.checked_add(fen));
+    fen.ok_or_else(|| Failure::usage(format!("{flag} {text:?} is too large")))
+}
+
+/// Fen as yuan with two decimals.
+pub(super) fn yuan_text(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    let (yuan, cents) = (fen / 100, fen % 100);
+    format!("{sign}{yuan}.{cents:02}")
+}
+
+/// Basis points as a percentage; `-` for none.
+pub(super) fn percent(basis_points: i64) -> String {
+    if basis_points == 0 {
+        return "-".to_string();
+    }
+    let sign = if basis_points < 0 { "-" } else { "" };
+    let points = basis_points.unsigned_abs();
+    let (whole, hundredths) = (points / 100, points % 100);
+    format!("{sign}{whole}.{hundredths:02}%")
+}
