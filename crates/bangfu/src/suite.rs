@@ -165,7 +165,7 @@ pub async fn host(
             message: format!("{service}: {e}"),
             exit_code: 3,
         })?;
-        host.host_service(descriptor, db, started);
+        host.host_service(descriptor, db, clock.clone(), started);
     }
     let mut diagnostics =
         Diagnostics::new(&config.server, host.service_names()).with_followers(host.follower_statuses());

@@ -90,6 +90,16 @@ impl AuditEntry {
         }
     }
 
+    /// Work a service does on its own account (a scheduled job): the service is the subject.
+    pub fn by_service(service: &str, method: &str, resource: impl Into<String>, time: OffsetDateTime) -> Self {
+        Self {
+            subject: service.to_string(),
+            acting_service: service.to_string(),
+            resource: resource.into(),
+            ..Self::anonymous(method, time)
+        }
+    }
+
     /// A call whose caller is not known (no token, or one that did not verify).
     pub fn anonymous(method: &str, time: OffsetDateTime) -> Self {
         Self {
@@ -446,6 +456,50 @@ pub async fn list(db: &Database, query: &AuditQuery) -> Result<Vec<SealedEvent>,
         .map_err(DbError::from)
 }
 
+/// How often retention runs: a few times a day is plenty for a cut-off counted in months.
+const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// The least retention the rules allow (等级保护 第三级: audit records kept at least 6 months),
+/// whatever the parameter says.
+const MIN_RETENTION_MONTHS: i64 = 6;
+
+/// The job that deletes `service`'s sealed audit events older than `audit.retention_months`
+/// (never fewer than six), on a schedule and once across replicas.
+pub fn retention_job(db: Database, service: &'static str, clock: crate::clock::Clock) -> crate::jobs::Job {
+    crate::jobs::Job::new("audit-retention", RETENTION_INTERVAL, db.clone(), move || {
+        let db = db.clone();
+        let clock = clock.clone();
+        async move {
+            let parameters =
+                crate::parameters::Parameters::open(db.clone(), service, std::time::Duration::ZERO).await?;
+            let today = clock.today();
+            let months = parameters
+                .lookup("audit.retention_months", "", today)
+                .await?
+                .unwrap_or(MIN_RETENTION_MONTHS)
+                .max(MIN_RETENTION_MONTHS);
+            let cutoff = months_before(today, months)
+                .midnight()
+                .assume_offset(crate::clock::CHINA_STANDARD_TIME);
+            let removed = apply_retention(&db, cutoff).await?;
+            if removed > 0 {
+                tracing::info!(service, removed, months, "audit events past their retention removed");
+            }
+            Ok(())
+        }
+    })
+}
+
+/// The same day `months` months earlier, or the month's last day when it is shorter.
+fn months_before(day: time::Date, months: i64) -> time::Date {
+    let index = i64::from(day.year()) * 12 + i64::from(u8::from(day.month())) - 1 - months;
+    let year = i32::try_from(index.div_euclid(12)).unwrap_or(day.year());
+    let month =
+        time::Month::try_from(u8::try_from(index.rem_euclid(12) + 1).unwrap_or(1)).unwrap_or(time::Month::January);
+    let last = month.length(year);
+    time::Date::from_calendar_date(year, month, day.day().min(last)).unwrap_or(day)
+}
+
 /// Deletes sealed events older than `cutoff` (the retention parameter decides it; at least six
 /// months). The chain stays verifiable from the oldest kept row.
 pub async fn apply_retention(db: &Database, cutoff: OffsetDateTime) -> Result<u64, DbError> {
@@ -485,6 +539,14 @@ mod tests {
             trace_id: String::new(),
             region: String::new(),
         }
+    }
+
+    #[test]
+    fn months_before_keeps_the_day_or_takes_the_shorter_months_last() {
+        use time::macros::date;
+        assert_eq!(months_before(date!(2026 - 12 - 05), 6), date!(2026 - 06 - 05));
+        assert_eq!(months_before(date!(2026 - 08 - 31), 6), date!(2026 - 02 - 28));
+        assert_eq!(months_before(date!(2026 - 03 - 15), 15), date!(2024 - 12 - 15));
     }
 
     #[test]

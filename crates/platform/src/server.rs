@@ -238,12 +238,14 @@ impl ServerHost {
 
     /// Hosts a started service the way every service is hosted: its method rules join the
     /// authorization table, its routes are served, it reads NOT_SERVING while its database does
-    /// not answer, refusals of its methods and its audit log are kept in its database, and its
-    /// followers and jobs run while the server does.
+    /// not answer, refusals of its methods and its audit log are kept in its database (sealed,
+    /// and trimmed to the retention the parameters set), and its followers and jobs run while
+    /// the server does.
     pub fn host_service(
         &mut self,
         descriptor: &crate::service::ServiceDescriptor,
         db: crate::db::Database,
+        clock: crate::clock::Clock,
         started: crate::service::Started,
     ) -> &mut Self {
         self.methods.extend_from_slice(descriptor.methods);
@@ -254,7 +256,8 @@ impl ServerHost {
             self.ready_while_database_answers(name, db.clone());
         }
         self.audit_denials(descriptor.path_prefix, db.clone());
-        self.seal_audit_periodically(db);
+        self.seal_audit_periodically(db.clone());
+        self.jobs.push(crate::audit::retention_job(db, descriptor.name, clock));
         self.followers.extend(started.followers);
         self.jobs.extend(started.jobs);
         self

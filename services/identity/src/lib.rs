@@ -12,6 +12,7 @@ pub mod store;
 pub use methods::METHODS;
 
 use bangfu_platform::db::{MigrationFile, Migrations};
+use bangfu_platform::jobs::Job;
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
 
 /// The service's name in tokens, parameters and logs.
@@ -31,15 +32,37 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
     start: start_hosted,
 };
 
+/// How often the month-end employment check runs: within a day of each month's end, and a
+/// rerun costs two counts per county.
+const MONTH_END_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 fn start_hosted(context: ServiceContext) -> StartFuture {
     Box::pin(async move {
         let keys = context.data_keys.ok_or_else(|| {
             StartError::Configuration("identity keeps citizen IDs and needs its data keys (BANGFU_DATA_KEYS)".into())
         })?;
-        let identity = start(context.db, keys, context.clock).await?;
-        Ok(Started::serving(
-            identity.with_shutdown(context.shutdown).into_server(&context.server),
-        ))
+        let identity = Arc::new(
+            start(context.db.clone(), keys, context.clock)
+                .await?
+                .with_shutdown(context.shutdown),
+        );
+        let checker = identity.clone();
+        let month_end = Job::new(
+            "identity-month-end-employment",
+            MONTH_END_CHECK_INTERVAL,
+            context.db,
+            move || {
+                let identity = checker.clone();
+                async move {
+                    let raised = identity.check_month_end_employment().await?;
+                    if raised > 0 {
+                        tracing::info!(raised, "month-end employment check raised county alerts");
+                    }
+                    Ok(())
+                }
+            },
+        );
+        Ok(Started::serving(grpc::Identity::shared_server(identity, &context.server)).with_job(month_end))
     })
 }
 

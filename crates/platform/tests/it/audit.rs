@@ -15,6 +15,7 @@ on_both_backends!(
     sealed_events_cannot_be_changed_or_deleted_through_sql,
     a_rolled_back_change_leaves_no_audit_row,
     retention_removes_old_events_and_the_chain_still_verifies,
+    the_retention_job_keeps_six_months_whatever_the_parameter_says,
     auditors_filter_by_subject_outcome_and_time,
 );
 
@@ -165,6 +166,41 @@ async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDat
     let verification = audit::verify(&test.db).await.expect("verify");
     assert_eq!(verification.checked, 1);
     assert_eq!(verification.first_broken, None);
+}
+
+async fn the_retention_job_keeps_six_months_whatever_the_parameter_says(test: TestDatabase) {
+    for (i, at) in [
+        datetime!(2026-05-01 00:00 UTC),
+        datetime!(2026-07-01 00:00 UTC),
+        datetime!(2026-12-01 00:00 UTC),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        audit::append_now(&test.db, &entry("clerk-li", &format!("persons/{i}"), at))
+            .await
+            .expect("append");
+    }
+    seal_audit(&test.db, 3).await;
+    let (clock, _) = bangfu_platform::clock::Clock::manual(datetime!(2026-12-05 02:00 UTC));
+    let job = audit::retention_job(test.db.clone(), "identity", clock);
+    let kept = |db: Database| async move {
+        sqlx::query_scalar::<_, String>("SELECT resource FROM audit_events ORDER BY sequence")
+            .fetch_all(db.pool())
+            .await
+            .expect("kept")
+    };
+    // The default: six months before 2026-12-05 is 2026-06-05.
+    assert!(job.run_once().await.expect("runs"), "no other replica holds the lease");
+    assert_eq!(kept(test.db.clone()).await, ["persons/1", "persons/2"]);
+    // Three months would let July go; the rules do not.
+    sqlx::query("UPDATE parameters SET value = 3 WHERE key = 'audit.retention_months'")
+        .execute(test.db.pool())
+        .await
+        .expect("parameter");
+    job.run_once().await.expect("runs");
+    assert_eq!(kept(test.db.clone()).await, ["persons/1", "persons/2"]);
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
 }
 
 async fn auditors_filter_by_subject_outcome_and_time(test: TestDatabase) {

@@ -8,6 +8,7 @@ mod corrections;
 mod feed;
 mod households;
 mod import;
+mod jobs;
 mod monitoring;
 mod persons;
 

@@ -101,14 +101,15 @@ impl Identity {
     }
 
     /// A county's employed count on `day` against the end of the month before: a fall beyond
-    /// the county's threshold raises one alert for the month.
-    async fn check_county_employment(
+    /// the county's threshold raises one alert for the month. Answers the alert, and whether
+    /// this check raised it (an earlier one may have).
+    pub(super) async fn check_county_employment(
         &self,
         tx: &mut sqlx::AnyConnection,
         residence: &str,
         day: Date,
         now: time::OffsetDateTime,
-    ) -> Result<(), Problem> {
+    ) -> Result<Option<(StoredAlert, bool)>, Problem> {
         let county = residence.get(..6).unwrap_or(residence);
         let month = Month::of(day);
         let before = self
@@ -129,9 +130,9 @@ impl Identity {
                 drop_basis_points: drop,
                 dedupe_key: format!("region_employment_drop:{county}:{}", month.text()),
             };
-            self.store.raise_alert(tx, &alert, now).await?;
+            return Ok(Some(self.store.raise_alert_once(tx, &alert, now).await?));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Records a month's income and answers with the alerts it raised.

@@ -38,7 +38,12 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 impl Identity {
     /// The service with the configured message limits.
     pub fn into_server(self, config: &ServerConfig) -> IdentityServiceServer<Self> {
-        IdentityServiceServer::new(self)
+        Self::shared_server(std::sync::Arc::new(self), config)
+    }
+
+    /// The service, shared with the jobs that run beside it.
+    pub fn shared_server(identity: std::sync::Arc<Self>, config: &ServerConfig) -> IdentityServiceServer<Self> {
+        IdentityServiceServer::from_arc(identity)
             .max_decoding_message_size(config.max_receive_bytes)
             .max_encoding_message_size(config.max_send_bytes)
     }

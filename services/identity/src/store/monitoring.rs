@@ -289,7 +289,17 @@ impl Store {
         alert: &NewAlert,
         now: OffsetDateTime,
     ) -> Result<StoredAlert, Problem> {
-        sqlx::query(
+        Ok(self.raise_alert_once(connection, alert, now).await?.0)
+    }
+
+    /// `raise_alert`, also telling whether this call raised it (true) or found it raised.
+    pub async fn raise_alert_once(
+        &self,
+        connection: &mut AnyConnection,
+        alert: &NewAlert,
+        now: OffsetDateTime,
+    ) -> Result<(StoredAlert, bool), Problem> {
+        let inserted = sqlx::query(
             "INSERT INTO alerts (id, kind, person_id, region, effective_date, drop_basis_points, dedupe_key, created_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
         )
@@ -302,14 +312,16 @@ impl Store {
         .bind(&alert.dedupe_key)
         .bind(to_micros(now))
         .execute(&mut *connection)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE dedupe_key = $1"
         )))
         .bind(&alert.dedupe_key)
         .fetch_one(&mut *connection)
         .await?;
-        alert_of(&row)
+        Ok((alert_of(&row)?, inserted))
     }
 
     /// The alerts raised under these dedupe keys, in the keys' order (what a retried report
@@ -529,5 +541,14 @@ impl Store {
             counts.entry(region).or_default().by_status.insert(status, n);
         }
         Ok(counts)
+    }
+
+    /// The counties (6-digit codes) persons reside in.
+    pub async fn residence_counties(&self, connection: &mut AnyConnection) -> Result<Vec<String>, Problem> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT substr(residence_region, 1, 6) FROM persons")
+                .fetch_all(&mut *connection)
+                .await?,
+        )
     }
 }

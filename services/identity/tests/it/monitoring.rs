@@ -16,6 +16,7 @@ on_both_backends!(
     income_falling_beyond_the_threshold_raises_one_alert_per_month_and_kind,
     bad_employment_and_income_records_are_refused_naming_the_field,
     statistics_count_persons_by_region_category_and_status,
+    the_month_end_check_raises_a_county_drop_no_single_record_raised_once,
 );
 
 fn date(year: i32, month: i32, day: i32) -> Option<common::Date> {
@@ -510,4 +511,73 @@ async fn statistics_count_persons_by_region_category_and_status(backend: Backend
         .regions;
     assert_eq!(narrowed.len(), 1);
     assert_eq!(narrowed[0].region.as_ref().map(|r| r.code.as_str()), Some("370402"));
+}
+
+async fn the_month_end_check_raises_a_county_drop_no_single_record_raised_once(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let mut persons = Vec::new();
+    for sequence in ["011", "013", "015", "017"] {
+        let person = register(
+            &identity,
+            &clerk,
+            "赵六",
+            &citizen_id("370402", "19800101", sequence),
+            SHIZHONG_VILLAGE,
+        )
+        .await;
+        record(
+            &identity,
+            &clerk,
+            &person,
+            common::EmploymentStatus::EmployedInCounty,
+            date(2026, 1, 5),
+        )
+        .await
+        .expect("employed");
+        persons.push(person);
+    }
+    // Three leave the labour force in February: no record loses work, so none raises a drop.
+    for person in &persons[..3] {
+        record(
+            &identity,
+            &clerk,
+            person,
+            common::EmploymentStatus::NotInLaborForce,
+            date(2026, 2, 10),
+        )
+        .await
+        .expect("left");
+    }
+    let county_clerk = identity.token("clerk-li", Department::Hr, Role::Clerk, "370402");
+    assert!(
+        alerts(&identity, &county_clerk, pb::AlertKind::RegionEmploymentDrop, true)
+            .await
+            .is_empty()
+    );
+
+    // The job as a replica runs it, on 2 March: February against January.
+    let (clock, _) = bangfu_platform::clock::Clock::manual(time::macros::datetime!(2026-03-02 02:00 UTC));
+    let keys = std::sync::Arc::new(
+        bangfu_platform::pii::DataKeyFile::generate()
+            .into_keys()
+            .expect("data keys"),
+    );
+    let replica = bangfu_identity::start(identity.store.db.clone(), keys, clock)
+        .await
+        .expect("identity");
+    assert_eq!(replica.check_month_end_employment().await.expect("checked"), 1);
+    assert_eq!(
+        replica.check_month_end_employment().await.expect("again"),
+        0,
+        "idempotent"
+    );
+    let drops = alerts(&identity, &county_clerk, pb::AlertKind::RegionEmploymentDrop, true).await;
+    assert_eq!(drops.len(), 1);
+    assert_eq!(drops[0].region, "370402");
+    assert_eq!(drops[0].effective_date, date(2026, 2, 1));
+    assert_eq!(
+        drops[0].drop_basis_points, 7_500,
+        "4 employed at January's end, 1 at February's"
+    );
 }
