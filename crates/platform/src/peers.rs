@@ -206,6 +206,19 @@ impl From<PeerError> for Problem {
     }
 }
 
+/// What a transport failure was, down to its cause ("transport error" alone tells an operator
+/// nothing; "invalid peer certificate: UnknownIssuer" tells which certificate to fix).
+fn transport_detail(status: &tonic::Status) -> String {
+    let mut detail = status.message().to_string();
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        detail.push_str(": ");
+        detail.push_str(&error.to_string());
+        cause = error.source();
+    }
+    detail
+}
+
 /// The services this one calls, by name.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
@@ -359,11 +372,12 @@ impl Peer {
             Err(_) => Err(self.deadline_exceeded()),
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status))
-                if status.code() == tonic::Code::Unavailable && crate::error::reason_of(&status).is_none() =>
+                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+                    && crate::error::reason_of(&status).is_none() =>
             {
                 Err(PeerError::Unavailable {
                     service: self.service.clone(),
-                    detail: status.message().to_string(),
+                    detail: transport_detail(&status),
                 })
             }
             Ok(Err(status)) => Err(PeerError::Refused {
@@ -431,11 +445,13 @@ impl Peer {
                     backoff *= 2;
                     attempt += 1;
                 }
-                tonic::Code::Unavailable if crate::error::reason_of(&status).is_none() => {
-                    // The transport's own UNAVAILABLE (refused, reset): the peer is not there.
+                tonic::Code::Unavailable | tonic::Code::Unknown if crate::error::reason_of(&status).is_none() => {
+                    // The transport's own failure (refused, reset, a TLS handshake one side
+                    // rejected): the peer is not reachable as configured. A bangfu server's own
+                    // refusals always carry a reason.
                     return Err(PeerError::Unavailable {
                         service: self.service.clone(),
-                        detail: status.message().to_string(),
+                        detail: transport_detail(&status),
                     });
                 }
                 tonic::Code::DeadlineExceeded if crate::error::reason_of(&status).is_none() => {

@@ -3,9 +3,18 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use bangfu_platform::auth::RegionScope;
 use bangfu_platform::auth::permissions;
+use bangfu_platform::auth::token::ServiceTokens;
 use bangfu_platform::config::TlsFiles;
+use bangfu_platform::diagnostics::Diagnostics;
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::peers::{CallContext, PeerSettings, PeerTls, Peers, Retry};
 use bangfu_platform::testing::{TestServer, server_config};
+use bangfu_proto::diagnostics::v1::WhoAmIRequest;
+use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
@@ -37,6 +46,8 @@ fn make_pki(dir: &Path) -> Pki {
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
     std::fs::write(dir.join("server.pem"), server_cert.pem()).expect("write");
     std::fs::write(dir.join("server.key"), server_key.serialize_pem()).expect("write");
+    std::fs::write(dir.join("client.pem"), client_cert.pem()).expect("write");
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).expect("write");
     Pki {
         ca: ca_cert.pem(),
         client_cert: client_cert.pem(),
@@ -51,7 +62,76 @@ async fn start_tls_server(dir: &Path) -> TestServer {
         key: dir.join("server.key"),
         client_ca: Some(dir.join("ca.pem")),
     });
-    TestServer::start_with(config, permissions::PLATFORM_METHODS, |_| {}).await
+    TestServer::start_with(config, permissions::PLATFORM_METHODS, |host| {
+        let diagnostics = Diagnostics::new(host.config(), &[]).into_server(host.config());
+        host.add_service(diagnostics);
+    })
+    .await
+}
+
+/// The subsidy service's view of an identity peer at `url`, trusting `ca` and presenting the
+/// client certificate in `client`.
+fn tls_peer(server: &TestServer, url: &str, ca: &Path, client: &Path) -> Peers {
+    let tokens = ServiceTokens::new(
+        server.keys.service_signer("subsidy"),
+        "subsidy",
+        RegionScope::Country,
+        "bangfu",
+        std::time::Duration::from_secs(300),
+    );
+    let tls = PeerTls {
+        ca: ca.to_path_buf(),
+        cert: client.join("client.pem"),
+        key: client.join("client.key"),
+    };
+    let url = url.to_string();
+    Peers::from_lookup(
+        move |name| (name == "BANGFU_PEER_IDENTITY").then(|| url.clone()),
+        Some(&tls),
+        Some(Arc::new(tokens)),
+        PeerSettings::default(),
+    )
+    .expect("peers")
+}
+
+async fn who_am_i(peers: &Peers) -> Result<String, Problem> {
+    peers
+        .get("identity")
+        .expect("configured")
+        .call(&CallContext::own(), Retry::Safe, |channel| async move {
+            DiagnosticsServiceClient::new(channel).who_am_i(WhoAmIRequest {}).await
+        })
+        .await
+        .map(|me| me.subject)
+        .map_err(Problem::from)
+}
+
+#[tokio::test]
+async fn a_peer_behind_a_certificate_from_another_ca_or_refusing_ours_is_peer_unavailable_naming_it() {
+    let ours = tempfile::tempdir().expect("tmp");
+    let theirs = tempfile::tempdir().expect("tmp");
+    make_pki(ours.path());
+    make_pki(theirs.path());
+    let server = start_tls_server(ours.path()).await;
+    let url = format!("https://localhost:{}", server.addr.port());
+
+    let right = tls_peer(&server, &url, &ours.path().join("ca.pem"), ours.path());
+    assert_eq!(who_am_i(&right).await.expect("mutual TLS with the right CA"), "subsidy");
+
+    // The peer's certificate is not from the CA this service trusts.
+    let untrusted = tls_peer(&server, &url, &theirs.path().join("ca.pem"), ours.path());
+    // Our certificate is not from the CA the peer trusts.
+    let refused = tls_peer(&server, &url, &ours.path().join("ca.pem"), theirs.path());
+    for (case, peers) in [("untrusted server", untrusted), ("refused client", refused)] {
+        let problem = who_am_i(&peers).await.expect_err(case);
+        assert_eq!(problem.code, tonic::Code::Unavailable, "{case}: {problem}");
+        assert_eq!(problem.reason, ErrorReason::PeerUnavailable, "{case}: {problem}");
+        assert!(
+            problem.metadata.contains(&("peer".to_string(), "identity".to_string())),
+            "{case}: {:?}",
+            problem.metadata
+        );
+    }
 }
 
 async fn health_over(channel: Result<Channel, tonic::transport::Error>) -> bool {

@@ -53,6 +53,14 @@ impl Apply<PersonChange> for RecordEffect {
 /// A follower of identity at `url`, as the subsidy service with its development key, writing
 /// to the SQLite file `db_path`.
 async fn follower(url: &str, keys_dir: &Path, db_path: &Path) -> Follower<PersonChanges, RecordEffect> {
+    let db = Database::open(&sqlite_url(db_path), PoolSettings::default(), &EFFECTS)
+        .await
+        .expect("follower database");
+    follower_on(url, keys_dir, db)
+}
+
+/// The same follower on a database the caller opened.
+fn follower_on(url: &str, keys_dir: &Path, db: Database) -> Follower<PersonChanges, RecordEffect> {
     let signer = TokenSigner::load(&signing_key_path(keys_dir, "dev-service-subsidy")).expect("subsidy key");
     let tokens = ServiceTokens::new(
         signer,
@@ -63,9 +71,6 @@ async fn follower(url: &str, keys_dir: &Path, db_path: &Path) -> Follower<Person
     );
     let peers = Peers::all_at(url, Some(std::sync::Arc::new(tokens)), PeerSettings::default()).expect("peers");
     let identity = peers.get("identity").expect("identity peer").clone();
-    let db = Database::open(&sqlite_url(db_path), PoolSettings::default(), &EFFECTS)
-        .await
-        .expect("follower database");
     Follower::new(
         "subsidy/identity-persons",
         db,
@@ -215,4 +220,71 @@ async fn a_cursor_the_feed_never_issued_stops_the_follower_with_cursor_unknown()
     );
     let (rows, _, _) = applied(&db).await;
     assert_eq!(rows, 0);
+}
+
+/// Waits up to 10 s for `done`.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what} within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_replica_follows_while_another_stands_by_and_takes_over_when_it_stops_on_postgres() {
+    let identity = Identity::start(Backend::Sqlite).await;
+    let clerk = identity.shizhong_clerk();
+    let store = bangfu_platform::testing::TestDatabase::postgres(&EFFECTS).await;
+    let url = identity.server.url();
+    let keys = identity.server.keys.keys_dir();
+    let first = follower_on(&url, &keys, store.db.clone());
+    let second = follower_on(&url, &keys, store.db.clone());
+    let (first_status, second_status) = (first.status(), second.status());
+    let (first_stop, second_stop) = (Shutdown::new(), Shutdown::new());
+    let first_task = tokio::spawn(first.run(first_stop.clone()));
+    eventually("the first replica follows", async || {
+        first_status.report().state == FollowerState::Following
+    })
+    .await;
+    let second_task = tokio::spawn(second.run(second_stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(second_status.report().state, FollowerState::Standby);
+
+    let a = register(
+        &identity,
+        &clerk,
+        "甲",
+        &citizen_id("370402", "19800101", "011"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    eventually("the first replica applies", async || {
+        applied(&store.db).await.2.contains(&a)
+    })
+    .await;
+
+    first_stop.trigger();
+    first_task.await.expect("first replica stopped");
+    eventually("the standby takes over", async || {
+        second_status.report().state == FollowerState::Following
+    })
+    .await;
+    let b = register(
+        &identity,
+        &clerk,
+        "乙",
+        &citizen_id("370402", "19800101", "013"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    eventually("the new holder applies", async || {
+        applied(&store.db).await.2.contains(&b)
+    })
+    .await;
+    second_stop.trigger();
+    second_task.await.expect("second replica stopped");
+    let (rows, cursors, persons) = applied(&store.db).await;
+    assert_eq!(persons, BTreeSet::from([a, b]));
+    assert_eq!(rows, cursors, "an event applied twice");
 }
