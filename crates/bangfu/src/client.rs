@@ -240,9 +240,33 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
             "unary_timeout_millis": info.unary_timeout_millis,
             "concurrency_limit": info.concurrency_limit,
             "tls": info.tls,
+            "followers": info.followers.iter().map(|f| serde_json::json!({
+                "name": f.name,
+                "state": follower_state(f.state),
+                "events_applied": f.events_applied,
+                "lag_seconds": f.lag_seconds,
+                "last_error": f.last_error,
+            })).collect::<Vec<_>>(),
         });
         say!("{value:#}");
     } else {
+        let followers = info
+            .followers
+            .iter()
+            .map(|f| {
+                let mut line = format!(
+                    "{}: {}, {} applied, {:.1} s behind",
+                    f.name,
+                    follower_state(f.state),
+                    f.events_applied,
+                    f.lag_seconds
+                );
+                if !f.last_error.is_empty() {
+                    line.push_str(&format!(" ({})", f.last_error));
+                }
+                line
+            })
+            .collect::<Vec<_>>();
         print_rows(&[
             ("version", info.version),
             ("services", info.services.join("\n")),
@@ -251,9 +275,24 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
             ("unary timeout", format!("{} ms", info.unary_timeout_millis)),
             ("concurrency limit", info.concurrency_limit.to_string()),
             ("tls", info.tls.to_string()),
+            (
+                "followers",
+                if followers.is_empty() {
+                    "none".to_string()
+                } else {
+                    followers.join("\n")
+                },
+            ),
         ]);
     }
     Ok(())
+}
+
+/// A follower's state as a word (`following`, `standby`, `reconnecting`, `stopped`).
+fn follower_state(state: i32) -> String {
+    bangfu_proto::diagnostics::v1::FollowerState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("FOLLOWER_STATE_").to_lowercase())
+        .unwrap_or_else(|_| state.to_string())
 }
 
 pub async fn check_peers(args: ClientArgs) -> Result<(), Failure> {
