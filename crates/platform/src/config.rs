@@ -165,6 +165,8 @@ pub struct ServerConfig {
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// A connection that has sent nothing (no HTTP/2 preface, no TLS hello) by then is closed.
+    pub handshake_timeout: Duration,
     pub tls: Option<TlsFiles>,
 }
 
@@ -274,6 +276,7 @@ impl Config {
             keepalive_interval: Duration::from_secs(env.number("BANGFU_KEEPALIVE_INTERVAL_SECONDS", 30, 1)?),
             keepalive_timeout: Duration::from_secs(env.number("BANGFU_KEEPALIVE_TIMEOUT_SECONDS", 10, 1)?),
             shutdown_grace: Duration::from_secs(env.number("BANGFU_SHUTDOWN_GRACE_SECONDS", 30, 0)?),
+            handshake_timeout: Duration::from_secs(env.number("BANGFU_HANDSHAKE_TIMEOUT_SECONDS", 10, 1)?),
             tls,
         };
         let keys_dir = env.path("BANGFU_KEYS_DIR");
@@ -373,6 +376,7 @@ impl Config {
                 s.keepalive_timeout.as_secs()
             ),
             format!("shutdown_grace = {}s", s.shutdown_grace.as_secs()),
+            format!("handshake_timeout = {}s", s.handshake_timeout.as_secs()),
             format!(
                 "tls = {}",
                 match &s.tls {

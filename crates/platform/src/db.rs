@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -162,29 +162,45 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// No connection could be had: whatever sqlx reports (an I/O error, a TLS or protocol
+    /// failure from a proxy that accepts and closes, a pool timeout), the database is out of
+    /// reach.
+    #[error("no database connection: {0}")]
+    Acquire(#[source] sqlx::Error),
+    /// No connection came within the time the call had left.
+    #[error("no database connection within the call's deadline")]
+    AcquireDeadline,
 }
 
 impl DbError {
     /// Whether the error means the database is out of reach (worth a retry), not a bug.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Connect { .. } => true,
+            Self::Connect { .. } | Self::Acquire(_) | Self::AcquireDeadline => true,
             Self::Query(error) => is_unavailable(error),
             Self::UnsupportedUrl(_) | Self::Migrate(_) => false,
         }
     }
 }
 
-/// Whether a sqlx error means the database is out of reach.
+/// Whether a sqlx error means the database is out of reach, not that a statement is wrong: the
+/// transport failed (I/O, TLS, a protocol message that is not PostgreSQL's, as from a proxy that
+/// accepts and closes), the pool gave up, or the server said it cannot serve now — connection
+/// exceptions (SQLSTATE class 08), shutting down or starting (57P01–57P03), too many
+/// connections (53300) — or SQLite's file is locked past the busy timeout.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
+    match error {
         sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_)
-    )
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+        }),
+        _ => false,
+    }
 }
 
 impl From<DbError> for Problem {
@@ -233,11 +249,42 @@ pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
     })
 }
 
+tokio::task_local! {
+    /// When the call being served gives up: set by the authorization layer around the handler.
+    static CALL_DEADLINE: Instant;
+}
+
+/// Runs `call` with its deadline known to the database code it reaches.
+pub async fn with_call_deadline<F: std::future::Future>(deadline: Option<Instant>, call: F) -> F::Output {
+    match deadline {
+        Some(deadline) => CALL_DEADLINE.scope(deadline, call).await,
+        None => call.await,
+    }
+}
+
+/// How much of the call's remaining time a connection wait may take: the rest is left for the
+/// statement and for the answer to reach the client before its deadline.
+const DEADLINE_SHARE_PERCENT: u32 = 80;
+
+/// `acquiring`, given up when the call's time (if it has a deadline) is nearly spent.
+async fn within_call_deadline<T>(acquiring: impl std::future::Future<Output = T>) -> Result<T, DbError> {
+    let Ok(deadline) = CALL_DEADLINE.try_with(|deadline| *deadline) else {
+        return Ok(acquiring.await);
+    };
+    let left = deadline.saturating_duration_since(Instant::now()) * DEADLINE_SHARE_PERCENT / 100;
+    tokio::time::timeout(left, acquiring)
+        .await
+        .map_err(|_| DbError::AcquireDeadline)
+}
+
 /// A service's database.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// Woken when a call fails to get a connection, so health is checked at once rather than
+    /// at the next round.
+    trouble: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Database {
@@ -281,7 +328,11 @@ impl Database {
             });
         }
         let pool = pool.connect_with(options).await.map_err(connect_error)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            trouble: std::sync::Arc::default(),
+        })
     }
 
     /// Runs the platform's migrations, then the service's. On PostgreSQL the migrator holds an
@@ -314,13 +365,48 @@ impl Database {
         &self.pool
     }
 
-    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL.
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL. Waits for a
+    /// connection no longer than the call has left (see [`acquire`](Self::acquire)).
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
-        let transaction = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let begin = async {
+            match self.backend {
+                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => self.pool.begin().await,
+            }
         };
+        let transaction = within_call_deadline(begin)
+            .await
+            .and_then(|begun| {
+                begun.map_err(|error| match error {
+                    // A busy SQLite writer lock is not an outage: the statement failed, not the link.
+                    sqlx::Error::Database(_) => DbError::Query(error),
+                    other => DbError::Acquire(other),
+                })
+            })
+            .inspect_err(|error| self.report(error))?;
         Ok(transaction)
+    }
+
+    /// A connection for a read, waiting no longer than the call has left: a client with 3 s
+    /// hears UNAVAILABLE from the database before its own deadline, not DEADLINE_EXCEEDED
+    /// after the pool's longer acquire timeout.
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, DbError> {
+        within_call_deadline(self.pool.acquire())
+            .await
+            .and_then(|acquired| acquired.map_err(DbError::Acquire))
+            .inspect_err(|error| self.report(error))
+    }
+
+    /// Wakes the health check when `error` says the database is out of reach.
+    fn report(&self, error: &DbError) {
+        if error.is_unavailable() {
+            self.trouble.notify_one();
+        }
+    }
+
+    /// Resolves when a call has failed to reach the database since the last time.
+    pub async fn troubled(&self) {
+        self.trouble.notified().await;
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

@@ -130,8 +130,47 @@ impl std::fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
+/// The longest value an error quotes back, in characters: enough to recognise it, and a
+/// 10 kB value does not become tens of kB of trailers, which the standard gRPC C-core client
+/// cannot read (it reports RESOURCE_EXHAUSTED and the real reason is lost).
+pub const QUOTE_CHARS: usize = 64;
+
+/// The longest text of any one part of an error (message, field description, metadata value).
+const PART_CHARS: usize = 512;
+
+/// `value` as an error may quote it: its first [`QUOTE_CHARS`] characters, then "…".
+pub fn quoted(value: &str) -> String {
+    shortened(value, QUOTE_CHARS)
+}
+
+fn shortened(value: &str, limit: usize) -> String {
+    match value.char_indices().nth(limit) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
+
 impl From<Problem> for tonic::Status {
     fn from(problem: Problem) -> Self {
+        // Every part is bounded here, at the one way out, whatever a service put in it.
+        let problem = Problem {
+            message: shortened(&problem.message, PART_CHARS),
+            message_zh: shortened(&problem.message_zh, PART_CHARS),
+            violations: problem
+                .violations
+                .into_iter()
+                .map(|v| FieldViolation {
+                    field: shortened(&v.field, QUOTE_CHARS * 2),
+                    description: shortened(&v.description, PART_CHARS),
+                })
+                .collect(),
+            metadata: problem
+                .metadata
+                .into_iter()
+                .map(|(key, value)| (key, shortened(&value, PART_CHARS)))
+                .collect(),
+            ..problem
+        };
         let mut metadata: HashMap<String, String> = problem.metadata.into_iter().collect();
         let mut details = ErrorDetails::new();
         if problem.code == Code::Internal {
@@ -145,12 +184,29 @@ impl From<Problem> for tonic::Status {
             metadata.insert("trace_id".into(), id.clone());
             details.set_request_info(id, "");
         }
+        if let Some(delay) = retry_after(problem.reason) {
+            details.set_retry_info(Some(delay));
+        }
         details.set_error_info(problem.reason.code(), ERROR_DOMAIN, metadata);
         for violation in problem.violations {
             details.add_bad_request_violation(violation.field, violation.description);
         }
         details.set_localized_message(CLERK_LOCALE, problem.message_zh);
         tonic::Status::with_error_details(problem.code, problem.message, details)
+    }
+}
+
+/// How long a client should wait before trying again, for the refusals that pass by
+/// themselves (`google.rpc.RetryInfo`); clients that honour it spread their retries instead of
+/// hammering a database on its way back.
+fn retry_after(reason: ErrorReason) -> Option<std::time::Duration> {
+    match reason {
+        ErrorReason::DatabaseUnavailable | ErrorReason::PeerUnavailable | ErrorReason::ShuttingDown => {
+            Some(std::time::Duration::from_secs(1))
+        }
+        // The per-minute allowance refills continuously; a few seconds buys a few lookups.
+        ErrorReason::RateLimited => Some(std::time::Duration::from_secs(5)),
+        _ => None,
     }
 }
 
@@ -217,6 +273,28 @@ mod tests {
         assert_eq!(info.metadata.get("trace_id"), Some(&quoted));
         let other = tonic::Status::from(Problem::not_found("persons/1"));
         assert!(other.get_error_details().request_info().is_none());
+    }
+
+    #[test]
+    fn a_long_rejected_value_is_quoted_short_and_the_status_stays_small() {
+        let huge = "3".repeat(10_000);
+        assert_eq!(quoted(&huge).chars().count(), QUOTE_CHARS + 1);
+        assert!(quoted(&huge).ends_with('…'));
+        assert_eq!(quoted("370402"), "370402");
+        let problem = Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "person.registered_region.code",
+            format!("{huge} is not a region code"),
+            format!("{huge} 不是行政区划代码"),
+        )
+        .with_metadata("value", huge.clone());
+        let status = tonic::Status::from(problem);
+        assert!(status.message().len() < 1_000, "{}", status.message().len());
+        assert!(
+            status.details().len() < 4_000,
+            "details of {} bytes",
+            status.details().len()
+        );
     }
 
     #[test]

@@ -596,7 +596,7 @@ impl Parameters {
         if let Some(value) = self.cached(key, region_code, date) {
             return Ok(value);
         }
-        let mut connection = self.db.pool().acquire().await?;
+        let mut connection = self.db.acquire().await?;
         self.lookup_on(&mut connection, key, region_code, date).await
     }
 

@@ -132,12 +132,27 @@ pub struct ServerHost {
     jobs: Vec<crate::jobs::Job>,
 }
 
+/// The largest header block a call may send: room for the tokens and trace headers, well
+/// above `MAX_TOKEN_BYTES` twice (a service's token and the user's).
+const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 /// How often the audit rows committed since are chained into the log.
 const AUDIT_SEAL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often a service's database is asked whether it answers, and how long it may take.
 const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
-const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Tasks that end with their owner.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
 
 impl ServerHost {
     /// A host with health, reflection and nothing else yet, authorizing by the suite's table.
@@ -331,6 +346,11 @@ impl ServerHost {
         });
 
         let mut builder = Server::builder()
+            // Above the largest token the layer accepts, so an oversized one is refused on its
+            // own stream (TOKEN_TOO_LARGE) instead of by the transport: HTTP 431, which
+            // clients show as UNKNOWN, or a GOAWAY that also drops every other call sharing
+            // the connection — behind a gateway, other users' calls.
+            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .http2_keepalive_interval(Some(config.keepalive_interval))
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
             .tcp_nodelay(true);
@@ -372,7 +392,7 @@ impl ServerHost {
                 tracing::info!("draining: finishing in-flight calls, refusing new ones");
             }
         };
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = speaking_within(listener, config.handshake_timeout);
         let serving = router.serve_with_incoming_shutdown(incoming, draining);
         tokio::pin!(serving);
         let grace = config.shutdown_grace;
@@ -407,9 +427,26 @@ async fn watch_databases(
         return;
     }
     let mut answering: Vec<bool> = vec![true; databases.len()];
+    // A call that cannot get a connection checks at once: health turns within about a second
+    // of failing calls, not at the next round.
+    let troubled = Arc::new(tokio::sync::Notify::new());
+    let relays: Vec<_> = databases
+        .iter()
+        .map(|(_, db)| {
+            let (db, troubled) = (db.clone(), troubled.clone());
+            tokio::spawn(async move {
+                loop {
+                    db.troubled().await;
+                    troubled.notify_one();
+                }
+            })
+        })
+        .collect();
+    let _relays = AbortOnDrop(relays);
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
+            () = troubled.notified() => {}
             () = shutdown.triggered() => return,
         }
         for ((service, db), was) in databases.iter().zip(answering.iter_mut()) {
@@ -468,6 +505,43 @@ impl ServerHost {
 async fn grace_expired(shutdown: &Shutdown, grace: Duration) {
     shutdown.triggered().await;
     tokio::time::sleep(grace).await;
+}
+
+/// The accepted connections that send their first bytes (the HTTP/2 preface, or a TLS hello)
+/// within `timeout`. A client that connects and says nothing is closed then, instead of
+/// holding a descriptor for good; a flood of them cannot exhaust the server's.
+fn speaking_within(
+    listener: TcpListener,
+    timeout: Duration,
+) -> tokio_stream::wrappers::ReceiverStream<Result<tokio::net::TcpStream, std::io::Error>> {
+    let (ready, incoming) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        while !ready.is_closed() {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors, or a connection reset before it was accepted: the
+                    // listener itself is fine; wait a moment rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+                    Ok(Ok(read)) if read > 0 => {
+                        let _ = ready.send(Ok(stream)).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => tracing::debug!("closing a connection that sent nothing"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(incoming)
 }
 
 /// Binds the listening socket, with an error that says what to do when the port is taken.

@@ -122,6 +122,7 @@ pub fn server_config() -> ServerConfig {
         keepalive_interval: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(5),
+        handshake_timeout: Duration::from_secs(1),
         tls: None,
     }
 }

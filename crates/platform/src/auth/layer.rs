@@ -214,16 +214,20 @@ where
         let state = self.state.clone();
         let path = request.uri().path().to_string();
 
+        // Every method this server routes has a rule (a startup check keeps it so), so a path
+        // without one is a method this server does not serve: a newer contract's, or a service
+        // deployed elsewhere. The token is not at fault, and the client should not go and fix it.
         let Some(rule) = state.methods.get(path.as_str()).copied() else {
-            tracing::warn!(method = %path, reason = "METHOD_NOT_PERMITTED", "call denied");
-            let problem = Problem::new(
-                tonic::Code::PermissionDenied,
-                ErrorReason::MethodNotPermitted,
-                format!("{path} has no entry in the permission table"),
-                "该接口未开放调用权限",
+            tracing::debug!(method = %path, "method not served");
+            return deny(
+                Problem::new(
+                    tonic::Code::Unimplemented,
+                    ErrorReason::MethodNotServed,
+                    format!("this server does not serve {}", crate::error::quoted(&path)),
+                    "本服务器未提供该接口，请核对服务地址或客户端版本",
+                )
+                .with_metadata("method", crate::error::quoted(&path)),
             );
-            state.audit_denial(&path, None, &problem);
-            return deny(problem);
         };
         let mut user = None;
         if let Access::Requires(permission) = rule.access {
@@ -277,7 +281,8 @@ where
             limit.map(|limit| std::time::Instant::now() + limit),
         ));
         let bound = limit.unwrap_or(timeout);
-        Box::pin(async move {
+        let deadline = limit.map(|limit| std::time::Instant::now() + limit);
+        Box::pin(crate::db::with_call_deadline(deadline, async move {
             let response = if bounded {
                 // The caller's own grpc-timeout, when shorter, ends the work here too: a call a
                 // peer gave up on does not go on holding a connection.
@@ -296,7 +301,7 @@ where
                 inner.call(request).await?
             };
             Ok(explain_codec_errors(response))
-        })
+        }))
     }
 }
 
@@ -342,6 +347,9 @@ fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Arc<Principa
     let TokenKind::Service(service) = &caller.kind else {
         return Err(on_behalf_without_service());
     };
+    if user_header.len() > MAX_TOKEN_BYTES {
+        return Err(too_large());
+    }
     let user = verifier.verify(user_header.to_str().map_err(|_| malformed())?.trim())?;
     if user.kind != TokenKind::User {
         return Err(unauthenticated(
@@ -364,7 +372,24 @@ fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Arc<Principa
     }))
 }
 
+/// The longest token accepted. bangfu's tokens are well under 2 KiB; a longer one is a mistake
+/// or an attack, answered on its own stream rather than by the transport (see the server's
+/// header-list limit, set above this).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+fn too_large() -> Problem {
+    unauthenticated(
+        ErrorReason::TokenTooLarge,
+        format!("the token is longer than {MAX_TOKEN_BYTES} bytes"),
+        "令牌过长，请重新获取令牌",
+    )
+    .with_metadata("limit_bytes", MAX_TOKEN_BYTES.to_string())
+}
+
 fn bearer(value: &http::HeaderValue) -> Result<&str, Problem> {
+    if value.len() > MAX_TOKEN_BYTES {
+        return Err(too_large());
+    }
     let text = value.to_str().map_err(|_| malformed())?.trim();
     match text.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),

@@ -238,7 +238,7 @@ async fn a_valid_token_without_the_permission_is_denied_with_the_permission_name
 }
 
 #[tokio::test]
-async fn a_method_missing_from_the_permission_table_is_denied_even_to_an_admin() {
+async fn a_method_this_server_does_not_serve_is_unimplemented_not_a_permission_problem() {
     let only_health = [MethodRule {
         path: "/grpc.health.v1.Health/Check",
         access: Access::Public,
@@ -253,8 +253,29 @@ async fn a_method_missing_from_the_permission_table_is_denied_even_to_an_admin()
     let status = who_am_i(&server, with_token(WhoAmIRequest {}, &token))
         .await
         .expect_err("not in the table");
-    assert_eq!(status.code(), Code::PermissionDenied);
-    assert_eq!(reason_of(&status).as_deref(), Some("METHOD_NOT_PERMITTED"));
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(reason_of(&status).as_deref(), Some("METHOD_NOT_SERVED"));
+}
+
+#[tokio::test]
+async fn an_oversized_token_is_refused_on_its_own_stream_and_the_connection_carries_on() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let token = server.keys.user_token(Department::Hr, &[Role::Admin], "*");
+    for size in [9 * 1024, 20 * 1024, 100 * 1024] {
+        let huge = format!("{}.{}.{}", "a".repeat(size), "b", "c");
+        let status = DiagnosticsServiceClient::new(channel.clone())
+            .who_am_i(with_token(WhoAmIRequest {}, &huge))
+            .await
+            .expect_err("too large");
+        assert_eq!(status.code(), Code::Unauthenticated, "{size} bytes: {status:?}");
+        assert_eq!(reason_of(&status).as_deref(), Some("TOKEN_TOO_LARGE"), "{size} bytes");
+        // The same connection still serves a good call.
+        DiagnosticsServiceClient::new(channel.clone())
+            .who_am_i(with_token(WhoAmIRequest {}, &token))
+            .await
+            .unwrap_or_else(|e| panic!("after a {size}-byte token the connection was dropped: {e:?}"));
+    }
 }
 
 #[tokio::test]

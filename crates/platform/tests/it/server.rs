@@ -377,3 +377,25 @@ async fn the_health_port_answers_health_in_plaintext_and_nothing_else() {
         .expect_err("only health here");
     assert_eq!(refused.code(), Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn a_connection_that_never_speaks_is_closed_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start().await;
+    // The test configuration's handshake timeout is 1 s.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buffer))
+        .await
+        .expect("the server closed the silent connection");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the server sent {read:?} to a client that said nothing"
+    );
+    // A client that speaks is served as before.
+    let mut health = HealthClient::new(server.channel().await);
+    health
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .expect("served");
+}

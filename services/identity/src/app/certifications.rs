@@ -53,7 +53,7 @@ impl Identity {
         certification: NewCertification,
     ) -> Result<StoredCertification, Problem> {
         let method = method("CertifyCategory");
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let may = self
             .ensure_may_certify(&mut connection, caller, certification.category)
             .await;
@@ -165,7 +165,7 @@ impl Identity {
     }
 
     async fn certification_of(&self, person_id: &str, id: &str) -> Result<StoredCertification, Problem> {
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         self.store
             .certification(&mut connection, person_id, id)
             .await?
@@ -175,7 +175,7 @@ impl Identity {
     /// The categories the certifying-department table gives the caller's department.
     pub(super) async fn certifiable_by(&self, caller: &Principal) -> Result<Vec<Category>, Problem> {
         let department = caller.department.map(|d| d.as_str()).unwrap_or("");
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let mut certifiable = Vec::new();
         for category in Category::ALL {
             if self.store.may_certify(&mut connection, category, department).await? {
@@ -197,7 +197,7 @@ impl Identity {
         let prefix = visible_prefix(caller, region);
         let department = caller.department.map(|d| d.as_str()).unwrap_or("");
         let categories = self.certifiable_by(caller).await?;
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let Some(prefix) = prefix else {
             return Ok((Vec::new(), String::new()));
         };
@@ -305,7 +305,7 @@ impl Identity {
             confirmed.push((person.id.clone(), certification_id));
         }
         unit.commit_audited().await?;
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let mut certifications = Vec::with_capacity(confirmed.len());
         for (person_id, id) in confirmed {
             let stored = self

@@ -177,7 +177,7 @@ impl Identity {
     }
 
     async fn correction(&self, person_id: &str, id: &str) -> Result<StoredCorrection, Problem> {
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         self.store
             .correction(&mut connection, person_id, id)
             .await?

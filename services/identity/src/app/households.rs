@@ -68,7 +68,7 @@ impl Identity {
     /// A household with its members (masked names), NOT_FOUND outside the caller's scope.
     pub async fn household(&self, caller: &Principal, method: &str, id: &str) -> Result<HouseholdView, Problem> {
         let resource = format!("households/{id}");
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let household = self
             .store
             .household(&mut connection, id)

@@ -22,7 +22,7 @@ impl Identity {
         let month = Month::of(self.clock.today()).previous();
         let day = month.last_day();
         let counties = {
-            let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+            let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
             self.store.residence_counties(&mut connection).await?
         };
         let mut raised = 0;

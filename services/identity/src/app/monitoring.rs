@@ -82,7 +82,7 @@ impl Identity {
                 id
             }
         };
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let stored = self
             .store
             .employment(&mut connection, &person.id, &record_id)
@@ -158,7 +158,7 @@ impl Identity {
             Begun::Replay { .. } => {
                 // The first report raised these alerts, under keys the retry computes alike.
                 let keys: Vec<String> = kinds.iter().map(|(kind, _)| dedupe_key(*kind)).collect();
-                let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+                let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
                 return self.store.alerts_by_dedupe_keys(&mut connection, &keys).await;
             }
             Begun::Fresh(unit) => unit,
@@ -224,7 +224,7 @@ impl Identity {
             kind,
             include_acknowledged,
         };
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let mut alerts = self
             .store
             .list_alerts(&mut connection, &filter, after, limit + 1)
@@ -269,7 +269,7 @@ impl Identity {
         }
         unit.commit(AuditEntry::by(caller, &method, alert.resource(), now))
             .await?;
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         self.store
             .alert(&mut connection, id)
             .await?
@@ -302,7 +302,7 @@ impl Identity {
             }
         }
         .max(prefix.len());
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let counts: HashMap<String, RegionCounts> = self
             .store
             .monitoring_counts(&mut connection, &prefix, digits, period)

@@ -108,7 +108,7 @@ impl Identity {
         method: &str,
         id: &str,
     ) -> Result<StoredPerson, Problem> {
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         self.visible_person_on(&mut connection, caller, method, id).await
     }
 
@@ -137,7 +137,7 @@ impl Identity {
 
     /// One person, masked, with its facts for the period `first..=last`.
     async fn masked_view(&self, person: StoredPerson, (first, last): (Date, Date)) -> Result<PersonView, Problem> {
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let mut facts = self.store.facts(&mut connection, &[&person], first, last).await?;
         let facts = facts.remove(&person.id).ok_or_else(Problem::internal)?;
         Ok(PersonView {
@@ -245,7 +245,7 @@ impl Identity {
         disclosure: Disclosure,
     ) -> Result<PersonView, Problem> {
         // One connection and two queries for the whole read: other services make it most.
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let resource = format!("persons/{id}");
         let (person, facts) = self
             .store
@@ -280,7 +280,7 @@ impl Identity {
         let mut unique = ids.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let persons = self.store.persons_by_ids(&mut connection, &unique).await?;
         let visible: Vec<StoredPerson> = persons
             .into_iter()
@@ -344,7 +344,7 @@ impl Identity {
             parsed.push((self.store.blind_indexes(&citizen_id), name));
         }
         let all_indexes: Vec<String> = parsed.iter().flat_map(|(indexes, _)| indexes.iter().cloned()).collect();
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let holders = self.store.holders_by_index(&mut connection, &all_indexes).await?;
         drop(connection);
         let by_index: HashMap<&str, _> = holders.iter().map(|h| (h.citizen_id_index.as_str(), h)).collect();
@@ -447,7 +447,7 @@ impl Identity {
                 source,
             })?),
         };
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let holder = self.store.holder(&mut connection, &citizen_id).await?;
         let visible = holder
             .filter(|h| caller.scope.contains(&h.registered_region) || caller.scope.contains(&h.residence_region));
@@ -497,7 +497,7 @@ impl Identity {
             }
             None => None,
         };
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let mut persons = self
             .store
             .list_registered(&mut connection, &prefix, cursor, category, size + 1)
@@ -604,7 +604,7 @@ impl Identity {
         unit.commit(AuditEntry::by(caller, &method, current.resource(), now).in_region(&current.registered_region))
             .await?;
         // The caller may have moved the person out of its own scope: the answer is still its own.
-        let mut connection = self.store.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let updated = self
             .store
             .get(&mut connection, &current.id)

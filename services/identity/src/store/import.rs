@@ -606,7 +606,7 @@ impl Store {
     /// hundred persons as a scan of millions of rows (measured: 270 ms instead of 1 ms per
     /// query, with autovacuum off; with it on, until its next round).
     pub async fn analyze_after_import(&self) -> Result<(), Problem> {
-        let mut connection = self.db.pool().acquire().await.map_err(Problem::from)?;
+        let mut connection = self.db.acquire().await.map_err(Problem::from)?;
         let statement = match self.db.backend() {
             bangfu_platform::db::Backend::Postgres => {
                 "ANALYZE persons, person_regions, person_labor_capacity, households, employment_records, \

@@ -11,6 +11,7 @@ mod households;
 mod import;
 mod listing;
 mod monitoring;
+mod outage;
 mod persons;
 mod races;
 mod support;

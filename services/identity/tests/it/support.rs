@@ -1,12 +1,14 @@
 //! A running identity service for a test, on a fresh database of either backend.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bangfu_platform::auth::{Department, Role};
 use bangfu_platform::clock::Clock;
+use bangfu_platform::db::{Database, PoolSettings};
 use bangfu_platform::outbox::WatchSettings;
 use bangfu_platform::pii::DataKeyFile;
-use bangfu_platform::testing::{TestDatabase, TestServer, server_config, with_token};
+use bangfu_platform::testing::{TcpProxy, TestDatabase, TestServer, server_config, with_token};
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use tonic::transport::Channel;
 
@@ -17,6 +19,9 @@ pub const SHIZHONG_OTHER_VILLAGE: &str = "370402001016";
 pub const XUECHENG_VILLAGE: &str = "370403001001";
 /// Chongqing, Yuzhong district (渝中区).
 pub const YUZHONG_VILLAGE: &str = "500101001001";
+
+/// The gRPC name health checks ask for.
+pub const IDENTITY_SERVICE: &str = "bangfu.identity.v1.IdentityService";
 
 pub struct Identity {
     pub server: TestServer,
@@ -35,22 +40,37 @@ impl Identity {
             Backend::Sqlite => TestDatabase::sqlite(&bangfu_identity::MIGRATIONS).await,
             Backend::Postgres => TestDatabase::postgres(&bangfu_identity::MIGRATIONS).await,
         };
+        let db = store.db.clone();
+        Self::serve(store, db, Duration::from_secs(5)).await
+    }
+
+    /// The service on PostgreSQL through a proxy the test can cut, as a database that goes
+    /// away. Readiness is checked only every minute, so what turns it sooner is the calls.
+    pub async fn start_through_proxy() -> (Self, TcpProxy) {
+        let store = TestDatabase::postgres(&bangfu_identity::MIGRATIONS).await;
+        let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("address")).await;
+        let url = store.url.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
+        assert_ne!(url, store.url, "the test database URL goes through 127.0.0.1:5432");
+        let db = Database::open(&url, PoolSettings::default(), &bangfu_identity::MIGRATIONS)
+            .await
+            .expect("open through the proxy");
+        (Self::serve(store, db, Duration::from_secs(60)).await, proxy)
+    }
+
+    async fn serve(store: TestDatabase, db: Database, readiness_check: Duration) -> Self {
         let (clock, _time) = Clock::manual(time::macros::datetime!(2026-03-02 02:00 UTC));
         let keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
-        let service = bangfu_identity::start(store.db.clone(), keys, clock)
-            .await
-            .expect("identity");
-        let db = store.db.clone();
+        let service = bangfu_identity::start(db.clone(), keys, clock).await.expect("identity");
         let methods = [
             bangfu_platform::auth::permissions::PLATFORM_METHODS,
             bangfu_identity::METHODS,
         ]
         .concat();
         let server = TestServer::start_with(server_config(), &methods, move |host| {
-            host.audit_denials(bangfu_identity::PATH_PREFIX, db);
+            host.audit_denials(bangfu_identity::PATH_PREFIX, db.clone());
             let feed = WatchSettings {
-                poll: std::time::Duration::from_millis(20),
-                heartbeat: std::time::Duration::from_millis(300),
+                poll: Duration::from_millis(20),
+                heartbeat: Duration::from_millis(300),
                 batch: 100,
             };
             let server = service
@@ -58,6 +78,8 @@ impl Identity {
                 .with_feed_settings(feed)
                 .into_server(host.config());
             host.add_service(server);
+            host.ready_while_database_answers(IDENTITY_SERVICE, db);
+            host.check_databases_every(readiness_check);
         })
         .await;
         Self { server, store }
