@@ -21,6 +21,7 @@ pub mod peers;
 pub mod pii;
 pub mod ratelimit;
 pub mod regions;
+pub mod request_text;
 pub mod server;
 pub mod service;
 pub mod service_rpc;

@@ -192,12 +192,11 @@ pub struct AuthService<S> {
 
 type BoxFuture<T, E> = Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
 
-impl<S, B> Service<http::Request<B>> for AuthService<S>
+impl<S> Service<http::Request<Body>> for AuthService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -207,7 +206,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         // The ready inner service goes to this call; a fresh clone stays for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -280,6 +279,14 @@ where
             user.as_deref(),
             limit.map(|limit| std::time::Instant::now() + limit),
         ));
+        // Every string field of every single-message request, checked once here for all
+        // services. A streamed request (a bulk import, a payroll) answers item by item: its
+        // handler refuses a bad row on its own and lets the good ones land.
+        let request = if bounded {
+            crate::request_text::check_request(request)
+        } else {
+            request
+        };
         let bound = limit.unwrap_or(timeout);
         let deadline = limit.map(|limit| std::time::Instant::now() + limit);
         Box::pin(crate::db::with_call_deadline(deadline, async move {

@@ -15,4 +15,5 @@ mod outage;
 mod persons;
 mod races;
 mod support;
+mod text;
 mod updates;
