@@ -97,6 +97,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             description: "audit events by region",
             sql: include_str!("../migrations/sqlite/0005_audit_region.sql"),
         },
+        MigrationFile {
+            version: 6,
+            description: "data key check",
+            sql: include_str!("../migrations/sqlite/0006_data_key_check.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -123,6 +128,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             version: 5,
             description: "audit events by region",
             sql: include_str!("../migrations/postgres/0005_audit_region.sql"),
+        },
+        MigrationFile {
+            version: 6,
+            description: "data key check",
+            sql: include_str!("../migrations/postgres/0006_data_key_check.sql"),
         },
     ],
 };
