@@ -13,7 +13,7 @@ use bangfu_platform::auth::token::{ServiceTokens, TokenSigner};
 use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
-use bangfu_platform::data_key_check::{self, KeyCheckError, KeyCheckOutcome};
+use bangfu_platform::data_key_check::{self, KeyCheckError, KeyCheckOutcome, KeyIds};
 use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url, to_micros};
 use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::peers::{PeerSettings, PeerTls, Peers};
@@ -262,6 +262,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         for line in config.redacted_lines() {
             say!("{line}");
         }
+        check_database(&config, descriptor, &database_url).await?;
         say!("the configuration of {} is usable", args.service);
         return Ok(());
     }
@@ -287,6 +288,40 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served
+}
+
+/// For `serve --check-config`: connects with the configured URL (a wrong password or a server
+/// out of reach is a usage error naming DATABASE_URL) and, for a service with personal data,
+/// compares the database's key check value with the data keys without writing anything.
+async fn check_database(config: &Config, descriptor: &ServiceDescriptor, database_url: &str) -> Result<(), Failure> {
+    let database = Database::connect(database_url, config.database_pool)
+        .await
+        .map_err(|e| {
+            Failure::usage(format!(
+                "DATABASE_URL: {e} (check its host, port, database name, user and password)"
+            ))
+        })?;
+    say!(
+        "database: connected to {}",
+        bangfu_platform::config::redact_url(database_url)
+    );
+    if descriptor.personal_data {
+        let path = config.data_keys.as_deref();
+        let keys = data_keys(path)?;
+        match data_key_check::inspect(&database, &keys).await {
+            Ok(Some(ids)) => say!("data keys: the database was made with {ids}, which the keys given read"),
+            Ok(None) => say!(
+                "data keys: the database has no key check value yet; the first start records one for {}",
+                KeyIds::current(&keys)
+            ),
+            Err(error) => {
+                database.close().await;
+                return Err(key_check_failure(descriptor.name, path, error));
+            }
+        }
+    }
+    database.close().await;
+    Ok(())
 }
 
 /// Everything `serve` reads before it connects: the database URL, the files the settings name
