@@ -294,6 +294,28 @@ impl Database {
         Ok(Self { pool, backend })
     }
 
+    /// Opens a SQLite file for reading only and changes nothing in it: no journal-mode switch
+    /// and no `-wal` or `-shm` files beside it (`immutable`), so a backup's checksums still
+    /// hold after it was read. Only for files no one writes meanwhile (a backup).
+    pub async fn open_sqlite_read_only(path: &std::path::Path) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=ro&immutable=true", path.display());
+        let connect_error = |source| DbError::Connect {
+            url: url.clone(),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
     /// Runs the platform's migrations, then the service's. On PostgreSQL the migrator holds an
     /// advisory lock, so replicas starting together migrate once.
     pub async fn migrate(&self, service: &Migrations) -> Result<(), DbError> {

@@ -109,6 +109,24 @@ pub fn up_refused(data: &Path) -> Output {
     panic!("bangfu up was expected to refuse, and served: {}", text(&output.stdout));
 }
 
+/// Runs `bangfu up` on `data` and asserts it refused, naming the keys the database was made
+/// with (`recorded`) and the current key of the file it was given (`given`); returns stderr.
+pub fn assert_refused_naming_the_keys(data: &Path, recorded: &str, given: &str) -> String {
+    let out = up_refused(data);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("identity: refusing to serve"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("made with encryption key {recorded}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("encryption key {given} (current)")),
+        "{stderr}"
+    );
+    stderr
+}
+
 /// The `active_encryption_key` and the key material of a data folder's data keys.
 pub fn data_key_id_and_material(data: &Path) -> (String, String) {
     let file: serde_json::Value =
@@ -191,18 +209,7 @@ fn another_deployments_data_keys_stop_the_server_naming_the_key_ids() {
     // BANGFU_DATA_KEYS pointing at the wrong file, as `bangfu up` sees it.
     std::fs::copy(theirs.join("keys/data-keys.json"), ours.join("keys/data-keys.json")).expect("copy");
 
-    let out = up_refused(&ours);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("identity: refusing to serve"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("made with encryption key {our_id}")),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("encryption key {their_id} (current)")),
-        "{stderr}"
-    );
+    let stderr = assert_refused_naming_the_keys(&ours, &our_id, &their_id);
     assert!(
         stderr.contains("restore the keys folder from the same backup"),
         "{stderr}"
