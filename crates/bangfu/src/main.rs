@@ -43,8 +43,11 @@ enum Command {
     Up(up::UpArgs),
     /// Run one service, configured from the environment (as containers do).
     Serve(suite::ServeArgs),
-    /// Copy every SQLite database (consistently, while running) and the keys.
+    /// Copy every SQLite database (consistently, while running) and the keys, with a manifest
+    /// of checksums; `backup verify DIR` checks a copy.
     Backup(backup::BackupArgs),
+    /// Verify a backup and copy its databases and keys into a data folder for `bangfu up`.
+    Restore(backup::RestoreArgs),
     /// A deployment's keys: `keys init` makes each service's and the operator's.
     Keys {
         #[command(subcommand)]
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Serve(args) => suite::serve(args).await,
             Command::Backup(args) => backup::run(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Token { command } => token::run(command),
             Command::Keys { command } => deploy::keys(command),
             Command::Db { command } => deploy::db(command).await,

@@ -13,10 +13,11 @@ use bangfu_platform::auth::token::{ServiceTokens, TokenSigner};
 use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
-use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url};
+use bangfu_platform::data_key_check::{self, KeyCheckError, KeyCheckOutcome, KeyIds};
+use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url, to_micros};
 use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::peers::{PeerSettings, PeerTls, Peers};
-use bangfu_platform::pii::DataKeyFile;
+use bangfu_platform::pii::{DataKeyFile, DataKeys};
 use bangfu_platform::server::ServerHost;
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor};
 use clap::Args;
@@ -69,11 +70,45 @@ impl Databases {
     }
 }
 
-fn data_keys(path: Option<&Path>) -> Result<Arc<bangfu_platform::pii::DataKeys>, Failure> {
+fn data_keys(path: Option<&Path>) -> Result<Arc<DataKeys>, Failure> {
     let path = path.ok_or_else(|| Failure::usage("BANGFU_DATA_KEYS is not set: the service needs its data keys"))?;
     DataKeyFile::load(path)
         .map(Arc::new)
         .map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// A failed data key check, for `service` whose keys came from `path`: other keys than the
+/// database was made with are a configuration error (exit 2) the message says how to fix.
+fn key_check_failure(service: &str, path: Option<&Path>, error: KeyCheckError) -> Failure {
+    let from = path.map(|p| format!(" in {}", p.display())).unwrap_or_default();
+    match error {
+        KeyCheckError::Mismatch(mismatch) => Failure::usage(format!(
+            "{service}: refusing to serve with the data keys{from}: {mismatch}"
+        )),
+        other => Failure {
+            message: format!("{service}: checking the data keys{from}: {other}"),
+            exit_code: 3,
+        },
+    }
+}
+
+/// Compares the database's key check value with `keys` (recording one when there is none, and
+/// following a rotation) before a service with personal data serves from it.
+async fn check_data_keys(
+    service: &str,
+    db: &Database,
+    keys: &DataKeys,
+    path: Option<&Path>,
+    clock: &Clock,
+) -> Result<(), Failure> {
+    let outcome = data_key_check::ensure(db, keys, to_micros(clock.now()))
+        .await
+        .map_err(|e| key_check_failure(service, path, e))?;
+    match outcome {
+        KeyCheckOutcome::Matched(_) => tracing::debug!(service, "{outcome}"),
+        KeyCheckOutcome::Recorded(_) | KeyCheckOutcome::Rotated { .. } => tracing::info!(service, "{outcome}"),
+    }
+    Ok(())
 }
 
 /// Where a hosted service finds the services it calls, and what it signs its calls with.
@@ -149,7 +184,9 @@ pub async fn host(
             .open(service, &descriptor.migrations, config.database_pool)
             .await?;
         let data_keys = if descriptor.personal_data {
-            Some(data_keys(config.data_keys.as_deref())?)
+            let keys = data_keys(config.data_keys.as_deref())?;
+            check_data_keys(service, &db, &keys, config.data_keys.as_deref(), &clock).await?;
+            Some(keys)
         } else {
             None
         };
@@ -225,6 +262,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         for line in config.redacted_lines() {
             say!("{line}");
         }
+        check_database(&config, descriptor, &database_url).await?;
         say!("the configuration of {} is usable", args.service);
         return Ok(());
     }
@@ -250,6 +288,40 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served
+}
+
+/// For `serve --check-config`: connects with the configured URL (a wrong password or a server
+/// out of reach is a usage error naming DATABASE_URL) and, for a service with personal data,
+/// compares the database's key check value with the data keys without writing anything.
+async fn check_database(config: &Config, descriptor: &ServiceDescriptor, database_url: &str) -> Result<(), Failure> {
+    let database = Database::connect(database_url, config.database_pool)
+        .await
+        .map_err(|e| {
+            Failure::usage(format!(
+                "DATABASE_URL: {e} (check its host, port, database name, user and password)"
+            ))
+        })?;
+    say!(
+        "database: connected to {}",
+        bangfu_platform::config::redact_url(database_url)
+    );
+    if descriptor.personal_data {
+        let path = config.data_keys.as_deref();
+        let keys = data_keys(path)?;
+        match data_key_check::inspect(&database, &keys).await {
+            Ok(Some(ids)) => say!("data keys: the database was made with {ids}, which the keys given read"),
+            Ok(None) => say!(
+                "data keys: the database has no key check value yet; the first start records one for {}",
+                KeyIds::current(&keys)
+            ),
+            Err(error) => {
+                database.close().await;
+                return Err(key_check_failure(descriptor.name, path, error));
+            }
+        }
+    }
+    database.close().await;
+    Ok(())
 }
 
 /// Everything `serve` reads before it connects: the database URL, the files the settings name

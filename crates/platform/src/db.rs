@@ -97,6 +97,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             description: "audit events by region",
             sql: include_str!("../migrations/sqlite/0005_audit_region.sql"),
         },
+        MigrationFile {
+            version: 6,
+            description: "data key check",
+            sql: include_str!("../migrations/sqlite/0006_data_key_check.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -123,6 +128,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             version: 5,
             description: "audit events by region",
             sql: include_str!("../migrations/postgres/0005_audit_region.sql"),
+        },
+        MigrationFile {
+            version: 6,
+            description: "data key check",
+            sql: include_str!("../migrations/postgres/0006_data_key_check.sql"),
         },
     ],
 };
@@ -332,6 +342,28 @@ impl Database {
             pool,
             backend,
             trouble: std::sync::Arc::default(),
+        })
+    }
+
+    /// Opens a SQLite file for reading only and changes nothing in it: no journal-mode switch
+    /// and no `-wal` or `-shm` files beside it (`immutable`), so a backup's checksums still
+    /// hold after it was read. Only for files no one writes meanwhile (a backup).
+    pub async fn open_sqlite_read_only(path: &std::path::Path) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=ro&immutable=true", path.display());
+        let connect_error = |source| DbError::Connect {
+            url: url.clone(),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod data_key_check;
 pub mod db;
 pub mod diagnostics;
 pub mod error;

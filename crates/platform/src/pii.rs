@@ -447,6 +447,16 @@ impl DataKeys {
         self.active_index_version
     }
 
+    /// Every loaded encryption key's id (the active one and those kept for reading), in order.
+    pub fn encryption_key_ids(&self) -> impl Iterator<Item = &str> {
+        self.encryption_keys.keys().map(String::as_str)
+    }
+
+    /// Every loaded index key's version, oldest first.
+    pub fn index_versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index_keys.keys().copied()
+    }
+
     /// Encrypts with the active key. `aad` should name where the value lives (e.g.
     /// `"person.citizen_id"`) so a ciphertext copied to another column fails to decrypt.
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, PiiCryptoError> {

@@ -67,7 +67,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// A fresh database for this test alone (the replicas test owns bangfu_identity).
-async fn fresh_database(name: &str) -> String {
+pub async fn fresh_database(name: &str) -> String {
     use sqlx::Connection;
     let admin = admin_url();
     let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");

@@ -87,6 +87,59 @@ impl Drop for Up {
     }
 }
 
+/// Runs `bangfu up` on `data` expecting it to refuse to start; fails the test if it serves.
+pub fn up_refused(data: &Path) -> Output {
+    let mut child = Command::new(BANGFU)
+        .args(["up", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("BANGFU_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bangfu up");
+    for _ in 0..300 {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    panic!("bangfu up was expected to refuse, and served: {}", text(&output.stdout));
+}
+
+/// Runs `bangfu up` on `data` and asserts it refused, naming the keys the database was made
+/// with (`recorded`) and the current key of the file it was given (`given`); returns stderr.
+pub fn assert_refused_naming_the_keys(data: &Path, recorded: &str, given: &str) -> String {
+    let out = up_refused(data);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("identity: refusing to serve"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("made with encryption key {recorded}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("encryption key {given} (current)")),
+        "{stderr}"
+    );
+    stderr
+}
+
+/// The `active_encryption_key` and the key material of a data folder's data keys.
+pub fn data_key_id_and_material(data: &Path) -> (String, String) {
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("keys/data-keys.json")).expect("data keys")).expect("json");
+    (
+        file["active_encryption_key"].as_str().expect("id").to_string(),
+        file["encryption_keys"][0]["key_base64"]
+            .as_str()
+            .expect("key")
+            .to_string(),
+    )
+}
+
 fn bangfu(args: &[&str]) -> Output {
     Command::new(BANGFU).args(args).output().expect("run bangfu")
 }
@@ -143,6 +196,25 @@ fn a_second_run_reuses_the_keys_and_the_token() {
     assert_eq!(token, std::fs::read(data.join("admin.jwt")).expect("token"));
     assert_eq!(trust, std::fs::read(data.join("keys/trust.json")).expect("trust"));
     second.terminate();
+}
+
+#[test]
+fn another_deployments_data_keys_stop_the_server_naming_the_key_ids() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
+    Up::start(&ours).terminate();
+    Up::start(&theirs).terminate();
+    let (our_id, our_key) = data_key_id_and_material(&ours);
+    let (their_id, their_key) = data_key_id_and_material(&theirs);
+    // BANGFU_DATA_KEYS pointing at the wrong file, as `bangfu up` sees it.
+    std::fs::copy(theirs.join("keys/data-keys.json"), ours.join("keys/data-keys.json")).expect("copy");
+
+    let stderr = assert_refused_naming_the_keys(&ours, &our_id, &their_id);
+    assert!(
+        stderr.contains("restore the keys folder from the same backup"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&our_key) && !stderr.contains(&their_key), "{stderr}");
 }
 
 #[test]

@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
 
 mod audit;
 mod auth;
+mod data_key_check;
 mod db;
 mod keys;
 mod outbox;
