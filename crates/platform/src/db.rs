@@ -364,6 +364,7 @@ impl Database {
         Ok(Self {
             pool,
             backend: Backend::Sqlite,
+            trouble: std::sync::Arc::default(),
         })
     }
 
