@@ -199,12 +199,6 @@ impl From<IdentityError> for Problem {
             IdentityError::Invalid { field, what, what_zh } => {
                 Problem::invalid_field(ErrorReason::FieldInvalid, field, what, what_zh)
             }
-            IdentityError::NotYetSupported { field, what } => Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                field,
-                format!("{what} is not supported by this build yet"),
-                "该功能尚未开放",
-            ),
             IdentityError::PersonExists { resource } => Problem::new(
                 Code::AlreadyExists,
                 ErrorReason::AlreadyExists,
