@@ -28,7 +28,7 @@ use tonic::Code;
 
 pub use certifications::Revocation;
 pub use households::HouseholdView;
-pub use import::{Importer, RowChange, RowOutcome, RowResult};
+pub use import::{Importer, RowChange, RowNote, RowOutcome, RowResult};
 pub use monitoring::RecordedEmployment;
 pub use persons::{FieldChange, LookupAnswer, PersonListing, PersonUpdate, PersonView, stale_person};
 

@@ -9,7 +9,9 @@ use bangfu_proto::identity::v1 as pb;
 use tonic::Code;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, register, request};
+use crate::support::{
+    Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, move_person, read_person, register, request,
+};
 
 on_both_backends!(
     the_status_timeline_answers_as_of_a_day_and_losing_work_raises_alerts,
@@ -59,27 +61,10 @@ async fn record(
         .map(|r| r.into_inner())
 }
 
-/// A person as of `day` (None: today).
-async fn person_on(identity: &Identity, token: &str, person: &str, day: Option<common::Date>) -> pb::Person {
-    let mut client = identity.client().await;
-    client
-        .get_person(request(
-            pb::GetPersonRequest {
-                name: person.into(),
-                period: day.and_then(|day| period(Some(day), Some(day))),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .person
-        .expect("person")
-}
-
 async fn status_on(identity: &Identity, token: &str, person: &str, day: Option<common::Date>) -> i32 {
-    person_on(identity, token, person, day).await.employment_status
+    read_person(identity, token, person, period(day, day))
+        .await
+        .employment_status
 }
 
 async fn alerts(identity: &Identity, token: &str, kind: pb::AlertKind, all: bool) -> Vec<pb::Alert> {
@@ -476,29 +461,10 @@ async fn statistics_count_persons_by_region_category_and_status(backend: Backend
     assert_eq!(narrowed[0].region.as_ref().map(|r| r.code.as_str()), Some("370402"));
 }
 
-/// Moves a person's registration and residence to `village` from `effective`.
-async fn move_to(identity: &Identity, token: &str, person: &str, village: &str, effective: Option<common::Date>) {
-    let mut current = person_on(identity, token, person, None).await;
-    let region = Some(common::RegionCode {
-        code: village.into(),
-        display_name: String::new(),
-    });
-    current.registered_region = region.clone();
-    current.residence_region = region;
-    let mut client = identity.client().await;
-    client
-        .update_person(request(
-            pb::UpdatePersonRequest {
-                person: Some(current),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["registered_region".into(), "residence_region".into()],
-                }),
-                effective_date: effective,
-            },
-            token,
-        ))
-        .await
-        .expect("moved");
+/// Moves a person's registration and residence to Xuecheng from 2026-03-01.
+async fn move_to_xuecheng_from_march(identity: &Identity, token: &str, person: &str) {
+    let xuecheng = Some(XUECHENG_VILLAGE);
+    move_person(identity, token, person, (xuecheng, xuecheng), date(2026, 3, 1)).await;
 }
 
 async fn stats_for(
@@ -567,7 +533,7 @@ async fn statistics_count_a_person_who_moved_where_they_were_in_the_period(backe
     .await
     .expect("recorded");
     certify_alleviated_since_2021(&identity, &mover).await;
-    move_to(&identity, &admin, &mover, XUECHENG_VILLAGE, date(2026, 3, 1)).await;
+    move_to_xuecheng_from_march(&identity, &admin, &mover).await;
 
     // Where each district's row counts the person, in one comparable line per row.
     let rows = |stats: &[pb::RegionStats]| -> Vec<(String, i64, Option<i64>, Option<i64>)> {
@@ -641,7 +607,7 @@ async fn a_county_employment_drop_counts_workers_where_they_lived_that_day(backe
     let [mover, leaver, _stayer, xuecheng_worker] = persons.try_into().expect("four persons");
     // A Shizhong worker moves to Xuecheng from March 1; the same day a Xuecheng worker loses
     // work and so does one in Shizhong.
-    move_to(&identity, &admin, &mover, XUECHENG_VILLAGE, date(2026, 3, 1)).await;
+    move_to_xuecheng_from_march(&identity, &admin, &mover).await;
     for person in [&xuecheng_worker, &leaver] {
         record(
             &identity,
