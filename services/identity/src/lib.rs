@@ -109,6 +109,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "masked citizen IDs keep less",
             sql: include_str!("../migrations/sqlite/0107_masked_citizen_id_keeps_less.sql"),
         },
+        MigrationFile {
+            version: 108,
+            description: "person regions by region",
+            sql: include_str!("../migrations/sqlite/0108_person_regions_by_region.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -150,6 +155,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 107,
             description: "masked citizen IDs keep less",
             sql: include_str!("../migrations/postgres/0107_masked_citizen_id_keeps_less.sql"),
+        },
+        MigrationFile {
+            version: 108,
+            description: "person regions by region",
+            sql: include_str!("../migrations/postgres/0108_person_regions_by_region.sql"),
         },
     ],
 };

@@ -832,9 +832,19 @@ impl Store {
     }
 }
 
+/// What a listing keeps of the persons in its range, as of `day`.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub category: Option<Category>,
+    pub employment_status: Option<EmploymentStatus>,
+    pub day: Date,
+}
+
 impl Store {
     /// A page of persons registered under `prefix`, ordered by (registered region, id), after
-    /// `cursor`; optionally only those holding `category` on `day`. Keyset paging over the
+    /// `cursor`; only those holding the filter's category and in its employment status on its
+    /// day, when given. Each filter is an index probe per row walked (certifications and the
+    /// employment timeline by person), so the walk stays the one below. Keyset paging over the
     /// (registered_region, id) index: a page deep in a million rows costs what the first does.
     /// PostgreSQL starts its index range from the row comparison; SQLite only from a plain bound
     /// on the region, so the lower bound is the later of the prefix and the cursor.
@@ -843,15 +853,15 @@ impl Store {
         connection: &mut AnyConnection,
         prefix: &str,
         cursor: Option<(&str, &str)>,
-        category: Option<(Category, Date)>,
+        filter: &ListFilter,
         limit: u32,
     ) -> Result<Vec<StoredPerson>, Problem> {
         let upper = prefix_upper_bound(prefix);
         let (after_region, after_id) = cursor.unwrap_or(("", ""));
-        let (category_text, day) = match category {
-            Some((category, day)) => (category.as_str(), date_text(day)),
-            None => ("", String::new()),
-        };
+        let category_text = filter.category.map(Category::as_str).unwrap_or("");
+        let status_text = filter.employment_status.map(EmploymentStatus::as_str).unwrap_or("");
+        // Periods of one person never overlap, so a period in this status covering the day is
+        // the status that day.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSON_COLUMNS} FROM persons \
              WHERE registered_region >= $1 AND registered_region < $2 \
@@ -859,6 +869,8 @@ impl Store {
                AND ($5 = '' OR EXISTS (SELECT 1 FROM certifications c WHERE c.person_id = persons.id \
                     AND c.category = $5 AND c.annulled = 0 AND c.valid_from <= $6 \
                     AND (c.valid_to IS NULL OR c.valid_to >= $6))) \
+               AND ($8 = '' OR EXISTS (SELECT 1 FROM employment_records e WHERE e.person_id = persons.id \
+                    AND e.status = $8 AND e.start_date <= $6 AND (e.end_date IS NULL OR e.end_date >= $6))) \
              ORDER BY registered_region, id LIMIT $7"
         )))
         .bind(prefix.max(after_region))
@@ -866,8 +878,9 @@ impl Store {
         .bind(after_region)
         .bind(after_id)
         .bind(category_text)
-        .bind(day)
+        .bind(date_text(filter.day))
         .bind(i64::from(limit))
+        .bind(status_text)
         .fetch_all(&mut *connection)
         .await?;
         rows.iter().map(person_of).collect()

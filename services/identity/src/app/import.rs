@@ -44,12 +44,11 @@ pub struct RowResult {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowOutcome {
-    /// The person is registered; `pending` when some of the row's categories wait for the
-    /// certifying department to confirm them.
+    /// The person is registered, with what a clerk should check about the row.
     Accepted {
         change: RowChange,
         person_id: String,
-        pending: bool,
+        notes: Vec<RowNote>,
     },
     /// The row was refused, for this reason; the other rows go on.
     Rejected(Problem),
@@ -61,6 +60,15 @@ pub enum RowChange {
     Created,
     Updated,
     Unchanged,
+}
+
+/// Something an accepted row did that a clerk should check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowNote {
+    /// Some of the row's categories wait for the certifying department to confirm them.
+    CategoriesPending,
+    /// The row moved the registered village; the residence, recorded elsewhere, stays here.
+    ResidenceKept { residence: String },
 }
 
 /// An import of at least this many rows refreshes the planner's statistics before it ends.
@@ -103,13 +111,13 @@ fn rejected(row_number: i64, problem: &Problem) -> RowResult {
     }
 }
 
-fn accepted(row_number: i64, change: RowChange, person_id: &str, pending: bool) -> RowResult {
+fn accepted(row_number: i64, change: RowChange, person_id: &str, notes: Vec<RowNote>) -> RowResult {
     RowResult {
         row_number,
         outcome: RowOutcome::Accepted {
             change,
             person_id: person_id.to_string(),
-            pending,
+            notes,
         },
     }
 }
@@ -498,6 +506,13 @@ impl Importer {
 
         // Existing persons: unchanged, or updated field by field.
         let mut updated: HashSet<String> = HashSet::new();
+        // Where each existing person is after this chunk (registered, residence), for the
+        // events and proposals below; and the residences kept away from a moved registration.
+        let mut placed: HashMap<&str, (String, String)> = existing
+            .iter()
+            .map(|(_, _, h)| (h.id.as_str(), (h.registered_region.clone(), h.residence_region.clone())))
+            .collect();
+        let mut kept_residence: HashMap<&str, String> = HashMap::new();
         let mut seen: Vec<(String, Option<String>)> = Vec::with_capacity(existing.len());
         for (_, row, holder) in &existing {
             seen.push((holder.id.clone(), row.national_person_number.clone()));
@@ -516,6 +531,17 @@ impl Importer {
                 .await?
                 .ok_or_else(Problem::internal)?;
             let mut changed_fields = Vec::new();
+            // A residence recorded as the registered village follows it, as the export only
+            // knows registration; one recorded elsewhere is a fact of its own and stays.
+            let residence_region = if region_changed && current.residence_region == current.registered_region {
+                changed_fields.push("residence_region".to_string());
+                row.person.registered_region.clone()
+            } else {
+                current.residence_region.clone()
+            };
+            if region_changed && residence_region != row.person.registered_region {
+                kept_residence.insert(holder.id.as_str(), residence_region.clone());
+            }
             let changes = PersonChanges {
                 name: name_changed.then(|| {
                     changed_fields.push("display_name".to_string());
@@ -523,7 +549,7 @@ impl Importer {
                 }),
                 phone: None,
                 registered_region: row.person.registered_region.clone(),
-                residence_region: current.residence_region.clone(),
+                residence_region,
                 labor_capacity: row.labor_capacity.unwrap_or(current.labor_capacity),
                 skills: current.skills.clone(),
                 retirement_track: current.retirement_track,
@@ -553,9 +579,19 @@ impl Importer {
                 return Err(Problem::internal());
             }
             append_update_events(&mut unit, &current, &changes, &changed_fields, self.export_date).await?;
+            placed.insert(
+                holder.id.as_str(),
+                (changes.registered_region.clone(), changes.residence_region.clone()),
+            );
             updated.insert(holder.id.clone());
         }
         self.store.mark_imported(unit.tx(), &seen, &self.import_id).await?;
+        let regions_now = |holder: &ImportHolder| -> (String, String) {
+            placed
+                .get(holder.id.as_str())
+                .cloned()
+                .unwrap_or_else(|| (holder.registered_region.clone(), holder.residence_region.clone()))
+        };
 
         // Employment as of the export date.
         let reporting_system = format!("导入：{}", self.document);
@@ -606,7 +642,8 @@ impl Importer {
             self.store
                 .insert_employment(unit.tx(), &Store::new_person_id(), &holder.id, &record, &subject, now)
                 .await?;
-            let regions = [holder.registered_region.clone(), holder.residence_region.clone()];
+            let (registered, residence) = regions_now(holder);
+            let regions = [registered, residence];
             events.push((
                 ChangeKind::EmploymentChanged,
                 holder.id.clone(),
@@ -633,15 +670,14 @@ impl Importer {
                     *slot,
                     *row,
                     id.as_str(),
-                    &row.person.registered_region,
-                    &row.person.residence_region,
+                    row.person.registered_region.clone(),
+                    row.person.residence_region.clone(),
                 )
             })
-            .chain(
-                existing
-                    .iter()
-                    .map(|(slot, row, h)| (*slot, *row, h.id.as_str(), &h.registered_region, &h.residence_region)),
-            );
+            .chain(existing.iter().map(|(slot, row, h)| {
+                let (registered, residence) = regions_now(h);
+                (*slot, *row, h.id.as_str(), registered, residence)
+            }));
         for (slot, row, id, registered, residence) in everyone {
             for &(category, household_type) in &row.categories {
                 if held.get(id).is_some_and(|h| h.contains(&(category, household_type))) {
@@ -713,10 +749,17 @@ impl Importer {
         unit.commit(AuditEntry::by(&self.caller, &method, resource, now))
             .await?;
 
+        let notes = |slot: usize, kept: Option<&String>| {
+            let pending = pending_rows.contains(&slot).then_some(RowNote::CategoriesPending);
+            let kept = kept.map(|residence| RowNote::ResidenceKept {
+                residence: residence.clone(),
+            });
+            pending.into_iter().chain(kept).collect::<Vec<_>>()
+        };
         for (slot, row, id) in &new_persons {
             results.push((
                 *slot,
-                accepted(row.row_number, RowChange::Created, id, pending_rows.contains(slot)),
+                accepted(row.row_number, RowChange::Created, id, notes(*slot, None)),
             ));
         }
         for (slot, row, holder) in &existing {
@@ -727,7 +770,12 @@ impl Importer {
             };
             results.push((
                 *slot,
-                accepted(row.row_number, outcome, &holder.id, pending_rows.contains(slot)),
+                accepted(
+                    row.row_number,
+                    outcome,
+                    &holder.id,
+                    notes(*slot, kept_residence.get(holder.id.as_str())),
+                ),
             ));
         }
         Ok(results)

@@ -29,7 +29,7 @@ use tonic::Code;
 
 pub use certifications::Revocation;
 pub use households::HouseholdView;
-pub use import::{Importer, RowChange, RowOutcome, RowResult};
+pub use import::{Importer, RowChange, RowNote, RowOutcome, RowResult};
 pub use monitoring::RecordedEmployment;
 pub use persons::{FieldChange, LookupAnswer, PersonListing, PersonUpdate, PersonView, stale_person};
 
@@ -200,12 +200,6 @@ impl From<IdentityError> for Problem {
             IdentityError::Invalid { field, what, what_zh } => {
                 Problem::invalid_field(ErrorReason::FieldInvalid, field, what, what_zh)
             }
-            IdentityError::NotYetSupported { field, what } => Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                field,
-                format!("{what} is not supported by this build yet"),
-                "该功能尚未开放",
-            ),
             IdentityError::PersonExists { resource } => Problem::new(
                 Code::AlreadyExists,
                 ErrorReason::AlreadyExists,

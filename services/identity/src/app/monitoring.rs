@@ -75,7 +75,15 @@ impl Identity {
                         dedupe_key: format!("employment_lost:{}:{}", person.id, date_text(record.start_date)),
                     };
                     self.store.raise_alert(unit.tx(), &alert, now).await?;
-                    self.check_county_employment(unit.tx(), &person.residence_region, record.start_date, now)
+                    // The county's figures place the person where they lived that day, so its
+                    // drop is checked there, not where they live now.
+                    let residence = self
+                        .store
+                        .get_as_of(unit.tx(), &person.id, record.start_date, record.start_date)
+                        .await?
+                        .map(|(_, facts)| facts.residence_region)
+                        .unwrap_or_else(|| person.residence_region.clone());
+                    self.check_county_employment(unit.tx(), &residence, record.start_date, now)
                         .await?;
                 }
                 unit.commit(AuditEntry::by(caller, &method, resource, now)).await?;

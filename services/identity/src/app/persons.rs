@@ -18,11 +18,12 @@ use time::Date;
 use super::households::household_head_taken;
 use super::{Identity, method, visible_prefix};
 use crate::domain::categories::Category;
+use crate::domain::monitoring::EmploymentStatus;
 use crate::domain::{
     ChangeKind, HouseholdRelation, IdentityError, LaborCapacity, NewPerson, PersonName, RetirementTrack, resolve_track,
     retirement_month,
 };
-use crate::store::{Facts, PersonChanges, Store, StoredPerson};
+use crate::store::{Facts, ListFilter, PersonChanges, Store, StoredPerson};
 
 /// The first history entry of a registered person: what was known at registration stands for
 /// the time before it, so a later change may be dated before the registration day.
@@ -59,8 +60,7 @@ impl LookupAnswer {
 pub struct PersonListing<'a> {
     pub region: RegionScope,
     pub category: Option<Category>,
-    /// The request's filter as page tokens are bound to it.
-    pub filter_key: String,
+    pub employment_status: Option<EmploymentStatus>,
     pub page_size: i32,
     pub page_token: &'a str,
 }
@@ -478,12 +478,22 @@ impl Identity {
         caller: &Principal,
         listing: PersonListing<'_>,
     ) -> Result<(Vec<PersonView>, String), Problem> {
-        let category = listing.category.map(|category| (category, self.clock.today()));
+        let filter = ListFilter {
+            category: listing.category,
+            employment_status: listing.employment_status,
+            day: self.clock.today(),
+        };
         let Some(prefix) = visible_prefix(caller, &listing.region) else {
             return Ok((Vec::new(), String::new()));
         };
         let size = paging::page_size(listing.page_size, 100, 1000)?;
-        let fingerprint = paging::fingerprint(&[&prefix, &listing.filter_key]);
+        // A token carries its query's filters: one from another query is refused, not
+        // silently continued with different rows.
+        let fingerprint = paging::fingerprint(&[
+            &prefix,
+            listing.category.map(Category::as_str).unwrap_or(""),
+            listing.employment_status.map(EmploymentStatus::as_str).unwrap_or(""),
+        ]);
         let cursor = paging::decode_token(listing.page_token, &fingerprint)?;
         let cursor = match cursor.as_deref() {
             Some([region, id]) => Some((region.as_str(), id.as_str())),
@@ -500,7 +510,7 @@ impl Identity {
         let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let mut persons = self
             .store
-            .list_registered(&mut connection, &prefix, cursor, category, size + 1)
+            .list_registered(&mut connection, &prefix, cursor, &filter, size + 1)
             .await?;
         let next_page_token = if persons.len() > size as usize {
             persons.truncate(size as usize);

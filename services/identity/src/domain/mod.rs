@@ -235,8 +235,6 @@ pub enum IdentityError {
         what: String,
         what_zh: String,
     },
-    #[error("{field}: {what} is not supported yet")]
-    NotYetSupported { field: String, what: &'static str },
     #[error("a person with this citizen ID exists: {resource}")]
     PersonExists { resource: String },
     #[error("a person with this citizen ID exists outside the caller's scope")]

@@ -14,7 +14,6 @@ use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::outbox::{FeedItem, Position, Start};
 use bangfu_platform::pii::CitizenId;
 use bangfu_platform::{service_rpc, wire as common_wire};
-use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use bangfu_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
 use tokio_stream::Stream;
@@ -175,21 +174,18 @@ impl IdentityService for Identity {
         let caller = caller(&request)?;
         let request = request.into_inner();
         let region = wire::region_scope(&request.region_prefix, "region_prefix")?;
-        if request.employment_status != common::EmploymentStatus::Unspecified as i32 {
-            return Err(Problem::from(IdentityError::NotYetSupported {
-                field: "employment_status".into(),
-                what: "filtering by employment status",
-            })
-            .into());
-        }
         let category = match request.category {
             0 => None,
             value => Some(wire::category_from_wire(value)?),
         };
+        let employment_status = match request.employment_status {
+            0 => None,
+            value => Some(wire::status_from_wire(value, "employment_status")?),
+        };
         let listing = PersonListing {
             region,
             category,
-            filter_key: request.category.to_string(),
+            employment_status,
             page_size: request.page_size,
             page_token: &request.page_token,
         };

@@ -13,8 +13,8 @@ use bangfu_proto::identity::v1 as pb;
 use time::Date;
 
 use crate::app::{
-    FieldChange, HouseholdView, LookupAnswer, PersonUpdate, PersonView, Revocation, RowChange, RowOutcome, RowResult,
-    stale_person,
+    FieldChange, HouseholdView, LookupAnswer, PersonUpdate, PersonView, Revocation, RowChange, RowNote, RowOutcome,
+    RowResult, stale_person,
 };
 use crate::domain::categories::{Category, CertificationError, HouseholdType, NewCertification, short_text};
 use crate::domain::monitoring::{AlertKind, EmploymentStatus, Month};
@@ -948,11 +948,12 @@ pub(super) fn row_result_to_wire(result: RowResult) -> pb::ImportRowResult {
             reason: problem.reason_code().to_string(),
             field: problem.violations.first().map(|v| v.field.clone()).unwrap_or_default(),
             message: problem.message_zh,
+            notes: Vec::new(),
         },
         RowOutcome::Accepted {
             change,
             person_id,
-            pending,
+            notes,
         } => pb::ImportRowResult {
             row_number: result.row_number,
             outcome: match change {
@@ -961,18 +962,27 @@ pub(super) fn row_result_to_wire(result: RowResult) -> pb::ImportRowResult {
                 RowChange::Unchanged => pb::ImportOutcome::Unchanged,
             } as i32,
             person: format!("persons/{person_id}"),
-            reason: if pending {
-                "CATEGORIES_PENDING".into()
-            } else {
-                String::new()
-            },
+            reason: notes.first().map(note_code).unwrap_or_default().into(),
             field: String::new(),
-            message: if pending {
-                "类别待认定部门审核确认".into()
-            } else {
-                String::new()
-            },
+            message: notes.iter().map(note_message).collect::<Vec<_>>().join("；"),
+            notes: notes.iter().map(|note| note_code(note).to_string()).collect(),
         },
+    }
+}
+
+fn note_code(note: &RowNote) -> &'static str {
+    match note {
+        RowNote::CategoriesPending => "CATEGORIES_PENDING",
+        RowNote::ResidenceKept { .. } => "RESIDENCE_KEPT",
+    }
+}
+
+fn note_message(note: &RowNote) -> String {
+    match note {
+        RowNote::CategoriesPending => "类别待认定部门审核确认".into(),
+        RowNote::ResidenceKept { residence } => {
+            format!("户籍地已按导入变更，现居住地与原户籍地不同，仍保留为{residence}，请核实是否随迁")
+        }
     }
 }
 

@@ -423,7 +423,7 @@ impl Store {
         query.fetch_all(&mut *connection).await?.iter().map(alert_of).collect()
     }
 
-    /// How many persons residing under `prefix` were employed on `day`.
+    /// How many persons residing under `prefix` on `day` were employed that day.
     pub async fn employed_count(
         &self,
         connection: &mut AnyConnection,
@@ -437,8 +437,8 @@ impl Store {
             .collect();
         let upper = prefix_upper_bound(prefix);
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM employment_records e JOIN persons p ON p.id = e.person_id \
-             WHERE p.residence_region >= $1 AND p.residence_region < $2 AND e.start_date <= $3 \
+            "{REGIONS_ON_DAY} SELECT COUNT(*) AS n FROM placed p JOIN employment_records e ON e.person_id = p.id \
+             WHERE p.residence >= $1 AND p.residence < $2 AND e.start_date <= $3 \
              AND (e.end_date IS NULL OR e.end_date >= $3) AND e.status IN ({})",
             placeholders(4, employed.len())
         );
@@ -454,6 +454,25 @@ impl Store {
     }
 }
 
+/// `placed`: every person registered or residing under the prefix `$1..$2` on the day `$3`,
+/// with both regions as they stood that day (a person who moved in March counts where they
+/// were for February). The candidates come from the region index of the history (anyone who
+/// was ever there by that day), so the cost follows the region's persons, not the registry's;
+/// each candidate's row in force is the one no later row of its kind supersedes by `$3`, found
+/// on the history's primary key. Set-based on purpose: statistics run over a million persons.
+const REGIONS_ON_DAY: &str = "WITH placed AS ( \
+       SELECT r.person_id AS id, \
+              MAX(CASE WHEN r.kind = 'registered' THEN r.region END) AS registered, \
+              MAX(CASE WHEN r.kind = 'residence' THEN r.region END) AS residence \
+       FROM person_regions r \
+       WHERE r.valid_from <= $3 \
+         AND r.person_id IN (SELECT c.person_id FROM person_regions c \
+                             WHERE c.region >= $1 AND c.region < $2 AND c.valid_from <= $3) \
+         AND NOT EXISTS (SELECT 1 FROM person_regions l WHERE l.person_id = r.person_id AND l.kind = r.kind \
+                         AND l.valid_from > r.valid_from AND l.valid_from <= $3) \
+       GROUP BY r.person_id \
+     )";
+
 /// Counts for one region of a monitoring report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegionCounts {
@@ -463,9 +482,10 @@ pub struct RegionCounts {
 }
 
 impl Store {
-    /// Counts persons registered or residing under `prefix`, grouped by the first `digits`
-    /// digits of the region that placed them there (residence first): categories valid in
-    /// `first..=last`, employment status on `last` ("unknown" when none is recorded).
+    /// Counts persons registered or residing under `prefix` on `last`, grouped by the first
+    /// `digits` digits of the region that placed them there that day (residence first):
+    /// categories valid in `first..=last`, employment status on `last` ("unknown" when none is
+    /// recorded).
     pub async fn monitoring_counts(
         &self,
         connection: &mut AnyConnection,
@@ -474,19 +494,19 @@ impl Store {
         (first, last): (Date, Date),
     ) -> Result<HashMap<String, RegionCounts>, Problem> {
         let upper = prefix_upper_bound(prefix);
-        // The region a person is counted in: where they live when that is inside the report,
-        // else where they are registered.
+        // The region a person is counted in: where they lived when that is inside the report,
+        // else where they were registered.
         let placed = format!(
-            "substr(CASE WHEN p.residence_region >= $1 AND p.residence_region < $2 \
-             THEN p.residence_region ELSE p.registered_region END, 1, {digits})"
+            "substr(CASE WHEN p.residence >= $1 AND p.residence < $2 \
+             THEN p.residence ELSE p.registered END, 1, {digits})"
         );
-        let inside = "((p.residence_region >= $1 AND p.residence_region < $2) \
-             OR (p.registered_region >= $1 AND p.registered_region < $2))";
+        let inside = "((p.residence >= $1 AND p.residence < $2) \
+             OR (p.registered >= $1 AND p.registered < $2))";
         let mut counts: HashMap<String, RegionCounts> = HashMap::new();
 
         let sql = format!(
-            "SELECT {placed} AS region, c.category AS category, COUNT(DISTINCT p.id) AS n \
-             FROM persons p JOIN certifications c ON c.person_id = p.id \
+            "{REGIONS_ON_DAY} SELECT {placed} AS region, c.category AS category, COUNT(DISTINCT p.id) AS n \
+             FROM placed p JOIN certifications c ON c.person_id = p.id \
              WHERE {inside} AND c.annulled = 0 AND c.valid_from <= $3 AND (c.valid_to IS NULL OR c.valid_to >= $4) \
              GROUP BY 1, 2"
         );
@@ -505,8 +525,8 @@ impl Store {
         }
 
         let sql = format!(
-            "SELECT {placed} AS region, COUNT(DISTINCT p.id) AS n \
-             FROM persons p JOIN certifications c ON c.person_id = p.id \
+            "{REGIONS_ON_DAY} SELECT {placed} AS region, COUNT(DISTINCT p.id) AS n \
+             FROM placed p JOIN certifications c ON c.person_id = p.id \
              WHERE {inside} AND c.annulled = 0 AND c.valid_from <= $3 AND (c.valid_to IS NULL OR c.valid_to >= $4) \
              GROUP BY 1"
         );
@@ -523,8 +543,8 @@ impl Store {
         }
 
         let sql = format!(
-            "SELECT {placed} AS region, COALESCE(e.status, 'unknown') AS status, COUNT(*) AS n \
-             FROM persons p LEFT JOIN employment_records e ON e.person_id = p.id \
+            "{REGIONS_ON_DAY} SELECT {placed} AS region, COALESCE(e.status, 'unknown') AS status, COUNT(*) AS n \
+             FROM placed p LEFT JOIN employment_records e ON e.person_id = p.id \
              AND e.start_date <= $3 AND (e.end_date IS NULL OR e.end_date >= $3) \
              WHERE {inside} GROUP BY 1, 2"
         );

@@ -10,7 +10,8 @@ use tonic::Code;
 
 use crate::on_both_backends;
 use crate::support::{
-    Backend, Identity, SHIZHONG_OTHER_VILLAGE, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, request,
+    Backend, Identity, SHIZHONG_OTHER_VILLAGE, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, move_person,
+    read_person, request,
 };
 
 on_both_backends!(
@@ -19,6 +20,7 @@ on_both_backends!(
     a_row_that_changed_since_the_last_import_updates_only_that_person,
     categories_the_importer_may_not_certify_wait_for_a_reviewer,
     an_import_without_its_export_date_is_refused,
+    a_moved_registration_takes_a_residence_that_matched_it_and_says_when_it_kept_one,
 );
 
 fn export_date() -> Option<common::Date> {
@@ -68,6 +70,56 @@ async fn import(identity: &Identity, token: &str, rows: Vec<pb::ImportRow>, chun
 
 fn outcome(result: &pb::ImportRowResult) -> pb::ImportOutcome {
     pb::ImportOutcome::try_from(result.outcome).expect("outcome")
+}
+
+/// The change feed of `scope` from its head.
+async fn watch_from_head(identity: &Identity, scope: &str) -> tonic::Streaming<pb::WatchPersonChangesResponse> {
+    let watcher = identity.token("feed-reader", Department::Hr, Role::Admin, scope);
+    let mut client = identity.client().await;
+    client
+        .watch_person_changes(request(
+            pb::WatchPersonChangesRequest {
+                after_cursor: String::new(),
+                start_at_head: true,
+            },
+            &watcher,
+        ))
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+/// The next change other than a creation, or None at a heartbeat (nothing more for now).
+async fn next_change_or_idle(feed: &mut tonic::Streaming<pb::WatchPersonChangesResponse>) -> Option<pb::PersonChange> {
+    use pb::watch_person_changes_response::Item;
+    loop {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(5), feed.message())
+            .await
+            .expect("an event in time")
+            .expect("stream")
+            .expect("item");
+        match item.item {
+            Some(Item::Heartbeat(_)) => return None,
+            // On PostgreSQL the head is the oldest running transaction's horizon, cluster-wide,
+            // so earlier creations may be replayed; they are not what these tests are about.
+            Some(Item::Change(change)) if change.kind != pb::ChangeKind::Created as i32 => return Some(change),
+            _ => {}
+        }
+    }
+}
+
+/// The next change other than a creation, waiting through heartbeats, for 10 seconds at most.
+async fn next_change(feed: &mut tonic::Streaming<pb::WatchPersonChangesResponse>) -> pb::PersonChange {
+    let wait = async {
+        loop {
+            if let Some(change) = next_change_or_idle(feed).await {
+                return change;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+        .await
+        .expect("a change in time")
 }
 
 async fn count_persons(identity: &Identity, token: &str) -> usize {
@@ -295,19 +347,7 @@ async fn a_row_that_changed_since_the_last_import_updates_only_that_person(backe
     let first = import(&identity, &clerk, vec![steady.clone(), moving.clone()], 1000).await;
     assert!(first.iter().all(|r| outcome(r) == pb::ImportOutcome::Created));
 
-    let mut client = identity.client().await;
-    let watcher = identity.token("feed-reader", Department::Hr, Role::Admin, "370402");
-    let mut feed = client
-        .watch_person_changes(request(
-            pb::WatchPersonChangesRequest {
-                after_cursor: String::new(),
-                start_at_head: true,
-            },
-            &watcher,
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut feed = watch_from_head(&identity, "370402").await;
 
     moving.display_name = "钱二妹".into();
     moving.labor_skill = "半劳动力".into();
@@ -317,25 +357,15 @@ async fn a_row_that_changed_since_the_last_import_updates_only_that_person(backe
     assert_eq!(outcome(&second[1]), pb::ImportOutcome::Updated);
 
     let mut kinds = Vec::new();
-    while kinds.len() < 2 {
-        let item = tokio::time::timeout(std::time::Duration::from_secs(5), feed.message())
-            .await
-            .expect("an event in time")
-            .expect("stream")
-            .expect("item");
-        // On PostgreSQL the head is the oldest running transaction's horizon, cluster-wide, so
-        // the first import's creations may be replayed; they are not what this test is about.
-        if let Some(pb::watch_person_changes_response::Item::Change(change)) = item.item
-            && change.kind != pb::ChangeKind::Created as i32
-        {
-            assert_eq!(change.person, first[1].person, "only the changed person has events");
-            kinds.push((change.kind, change.changed_fields));
-        }
+    while kinds.len() < 3 {
+        let change = next_change(&mut feed).await;
+        assert_eq!(change.person, first[1].person, "only the changed person has events");
+        kinds.push((change.kind, change.changed_fields));
     }
-    assert!(
-        kinds.contains(&(pb::ChangeKind::RegistrationMoved as i32, vec![])),
-        "{kinds:?}"
-    );
+    // The residence was the registered village, so it moved with it.
+    for kind in [pb::ChangeKind::RegistrationMoved, pb::ChangeKind::ResidenceMoved] {
+        assert!(kinds.contains(&(kind as i32, vec![])), "{kinds:?}");
+    }
     let updated = kinds
         .iter()
         .find(|(kind, _)| *kind == pb::ChangeKind::Updated as i32)
@@ -343,19 +373,7 @@ async fn a_row_that_changed_since_the_last_import_updates_only_that_person(backe
     assert!(updated.1.contains(&"display_name".to_string()), "{kinds:?}");
     assert!(updated.1.contains(&"labor_capacity".to_string()), "{kinds:?}");
 
-    let person = client
-        .get_person(request(
-            pb::GetPersonRequest {
-                name: first[1].person.clone(),
-                ..Default::default()
-            },
-            &clerk,
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .person
-        .expect("person");
+    let person = read_person(&identity, &clerk, &first[1].person, None).await;
     assert_eq!(person.display_name, "钱**");
     assert_eq!(person.labor_capacity, common::LaborCapacity::Half as i32);
     assert_eq!(person.registered_region.expect("region").code, SHIZHONG_OTHER_VILLAGE);
@@ -505,4 +523,64 @@ async fn an_import_without_its_export_date_is_refused(backend: Backend) {
     };
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(reason_of(&refused).as_deref(), Some("FIELD_REQUIRED"));
+}
+
+async fn a_moved_registration_takes_a_residence_that_matched_it_and_says_when_it_kept_one(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.token("clerk-city", Department::Hr, Role::Clerk, "3704");
+    let mut at_home = row(2, "孙一", &citizen_id("370402", "19750101", "011"), SHIZHONG_VILLAGE);
+    let mut away = row(3, "孙二", &citizen_id("370402", "19760202", "021"), SHIZHONG_VILLAGE);
+    let first = import(&identity, &clerk, vec![at_home.clone(), away.clone()], 1000).await;
+    assert!(first.iter().all(|r| outcome(r) == pb::ImportOutcome::Created));
+    // The second person lives in Xuecheng, away from the village of registration.
+    move_person(
+        &identity,
+        &clerk,
+        &first[1].person,
+        (None, Some(XUECHENG_VILLAGE)),
+        None,
+    )
+    .await;
+
+    let mut feed = watch_from_head(&identity, "3704").await;
+    at_home.registered_region = SHIZHONG_OTHER_VILLAGE.into();
+    away.registered_region = SHIZHONG_OTHER_VILLAGE.into();
+    let second = import(&identity, &clerk, vec![at_home, away], 1000).await;
+    assert!(
+        second.iter().all(|r| outcome(r) == pb::ImportOutcome::Updated),
+        "{second:?}"
+    );
+
+    // Living where registered: the residence moved too, and nothing to check.
+    let moved = read_person(&identity, &clerk, &first[0].person, None).await;
+    assert_eq!(moved.registered_region.expect("region").code, SHIZHONG_OTHER_VILLAGE);
+    assert_eq!(moved.residence_region.expect("region").code, SHIZHONG_OTHER_VILLAGE);
+    assert!(second[0].notes.is_empty(), "{:?}", second[0]);
+    assert_eq!(second[0].reason, "");
+    // Living elsewhere: the residence stays, and the row says so to the clerk.
+    let kept = read_person(&identity, &clerk, &first[1].person, None).await;
+    assert_eq!(kept.registered_region.expect("region").code, SHIZHONG_OTHER_VILLAGE);
+    assert_eq!(kept.residence_region.expect("region").code, XUECHENG_VILLAGE);
+    assert_eq!(second[1].notes, vec!["RESIDENCE_KEPT".to_string()]);
+    assert_eq!(second[1].reason, "RESIDENCE_KEPT");
+    assert!(second[1].message.contains(XUECHENG_VILLAGE), "{}", second[1].message);
+
+    // The feed has both moves of the first person and only the registration of the second.
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let change = next_change(&mut feed).await;
+        seen.push((change.person, change.kind));
+    }
+    // One transaction wrote them all: what is not here by the next heartbeat is not coming.
+    while let Some(change) = next_change_or_idle(&mut feed).await {
+        seen.push((change.person, change.kind));
+    }
+    seen.sort();
+    let mut expected = vec![
+        (first[0].person.clone(), pb::ChangeKind::RegistrationMoved as i32),
+        (first[0].person.clone(), pb::ChangeKind::ResidenceMoved as i32),
+        (first[1].person.clone(), pb::ChangeKind::RegistrationMoved as i32),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
 }

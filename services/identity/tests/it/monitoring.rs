@@ -9,7 +9,9 @@ use bangfu_proto::identity::v1 as pb;
 use tonic::Code;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, register, request};
+use crate::support::{
+    Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, move_person, read_person, register, request,
+};
 
 on_both_backends!(
     the_status_timeline_answers_as_of_a_day_and_losing_work_raises_alerts,
@@ -17,6 +19,8 @@ on_both_backends!(
     bad_employment_and_income_records_are_refused_naming_the_field,
     statistics_count_persons_by_region_category_and_status,
     the_month_end_check_raises_a_county_drop_no_single_record_raised_once,
+    statistics_count_a_person_who_moved_where_they_were_in_the_period,
+    a_county_employment_drop_counts_workers_where_they_lived_that_day,
 );
 
 fn date(year: i32, month: i32, day: i32) -> Option<common::Date> {
@@ -59,21 +63,8 @@ async fn record(
 }
 
 async fn status_on(identity: &Identity, token: &str, person: &str, day: Option<common::Date>) -> i32 {
-    let mut client = identity.client().await;
-    client
-        .get_person(request(
-            pb::GetPersonRequest {
-                name: person.into(),
-                period: period(day, day),
-                ..Default::default()
-            },
-            token,
-        ))
+    read_person(identity, token, person, period(day, day))
         .await
-        .expect("read")
-        .into_inner()
-        .person
-        .expect("person")
         .employment_status
 }
 
@@ -427,40 +418,10 @@ async fn statistics_count_persons_by_region_category_and_status(backend: Backend
     )
     .await
     .expect("recorded");
-    let certifier = identity.token("reviewer-agri", Department::Agri, Role::Reviewer, "3704");
-    let mut client = identity.client().await;
     for person in [&worker, &idle] {
-        client
-            .certify_category(request(
-                pb::CertifyCategoryRequest {
-                    person: person.clone(),
-                    certification: Some(common::CategoryCertification {
-                        category: common::PersonCategory::PovertyAlleviated as i32,
-                        certifying_body: "枣庄市乡村振兴局".into(),
-                        document_reference: "枣振发〔2021〕1号".into(),
-                        valid_from: date(2021, 1, 1),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &certifier,
-            ))
-            .await
-            .expect("certified");
+        certify_alleviated_since_2021(&identity, person).await;
     }
-    let stats = client
-        .get_monitoring_stats(request(
-            pb::GetMonitoringStatsRequest {
-                region_prefix: "3704".into(),
-                period: period(date(2026, 2, 1), date(2026, 2, 28)),
-                group_by_digits: 6,
-            },
-            &admin,
-        ))
-        .await
-        .expect("stats")
-        .into_inner()
-        .regions;
+    let stats = stats_for(&identity, &admin, "3704", period(date(2026, 2, 1), date(2026, 2, 28))).await;
     assert_eq!(stats.len(), 2);
     let shizhong = &stats[0];
     assert_eq!(shizhong.region.as_ref().map(|r| r.code.as_str()), Some("370402"));
@@ -496,21 +457,174 @@ async fn statistics_count_persons_by_region_category_and_status(backend: Backend
 
     // A district clerk asking for the whole city gets only its district.
     let clerk = identity.shizhong_clerk();
-    let narrowed = client
+    let narrowed = stats_for(&identity, &clerk, "3704", None).await;
+    assert_eq!(narrowed.len(), 1);
+    assert_eq!(narrowed[0].region.as_ref().map(|r| r.code.as_str()), Some("370402"));
+}
+
+/// Moves a person's registration and residence to Xuecheng from 2026-03-01.
+async fn move_to_xuecheng_from_march(identity: &Identity, token: &str, person: &str) {
+    let xuecheng = Some(XUECHENG_VILLAGE);
+    move_person(identity, token, person, (xuecheng, xuecheng), date(2026, 3, 1)).await;
+}
+
+async fn stats_for(
+    identity: &Identity,
+    token: &str,
+    prefix: &str,
+    period: Option<common::Period>,
+) -> Vec<pb::RegionStats> {
+    let mut client = identity.client().await;
+    client
         .get_monitoring_stats(request(
             pb::GetMonitoringStatsRequest {
-                region_prefix: "3704".into(),
-                period: None,
+                region_prefix: prefix.into(),
+                period,
                 group_by_digits: 6,
             },
-            &clerk,
+            token,
         ))
         .await
         .expect("stats")
         .into_inner()
-        .regions;
-    assert_eq!(narrowed.len(), 1);
-    assert_eq!(narrowed[0].region.as_ref().map(|r| r.code.as_str()), Some("370402"));
+        .regions
+}
+
+/// Certifies a person poverty-alleviated (脱贫人口) from 2021 on, as Zaozhuang's bureau.
+async fn certify_alleviated_since_2021(identity: &Identity, person: &str) {
+    let certifier = identity.token("reviewer-agri", Department::Agri, Role::Reviewer, "3704");
+    let mut client = identity.client().await;
+    client
+        .certify_category(request(
+            pb::CertifyCategoryRequest {
+                person: person.into(),
+                certification: Some(common::CategoryCertification {
+                    category: common::PersonCategory::PovertyAlleviated as i32,
+                    certifying_body: "枣庄市乡村振兴局".into(),
+                    document_reference: "枣振发〔2021〕1号".into(),
+                    valid_from: date(2021, 1, 1),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &certifier,
+        ))
+        .await
+        .expect("certified");
+}
+
+async fn statistics_count_a_person_who_moved_where_they_were_in_the_period(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let admin = identity.token("admin-zz", Department::Hr, Role::Clerk, "3704");
+    let mover = register(
+        &identity,
+        &admin,
+        "丁",
+        &citizen_id("370402", "19750505", "051"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    record(
+        &identity,
+        &admin,
+        &mover,
+        common::EmploymentStatus::EmployedOutOfProvince,
+        date(2026, 1, 5),
+    )
+    .await
+    .expect("recorded");
+    certify_alleviated_since_2021(&identity, &mover).await;
+    move_to_xuecheng_from_march(&identity, &admin, &mover).await;
+
+    // Where each district's row counts the person, in one comparable line per row.
+    let rows = |stats: &[pb::RegionStats]| -> Vec<(String, i64, Option<i64>, Option<i64>)> {
+        stats
+            .iter()
+            .map(|r| {
+                (
+                    r.region.as_ref().map(|c| c.code.clone()).unwrap_or_default(),
+                    r.target_persons,
+                    r.persons_by_category.get("PERSON_CATEGORY_POVERTY_ALLEVIATED").copied(),
+                    r.persons_by_employment_status
+                        .get("EMPLOYMENT_STATUS_EMPLOYED_OUT_OF_PROVINCE")
+                        .copied(),
+                )
+            })
+            .collect()
+    };
+    let february = stats_for(&identity, &admin, "3704", period(date(2026, 2, 1), date(2026, 2, 28))).await;
+    assert_eq!(
+        rows(&february),
+        vec![("370402".to_string(), 1, Some(1), Some(1))],
+        "in February the person still lived in Shizhong"
+    );
+    let april = stats_for(&identity, &admin, "3704", period(date(2026, 4, 1), date(2026, 4, 30))).await;
+    assert_eq!(
+        rows(&april),
+        vec![("370403".to_string(), 1, Some(1), Some(1))],
+        "from March the person counts in Xuecheng"
+    );
+    // A county's own clerk asking for February sees the person its county had then.
+    let shizhong = identity.shizhong_clerk();
+    let theirs = stats_for(
+        &identity,
+        &shizhong,
+        "370402",
+        period(date(2026, 2, 1), date(2026, 2, 28)),
+    )
+    .await;
+    assert_eq!(rows(&theirs), vec![("370402".to_string(), 1, Some(1), Some(1))]);
+}
+
+async fn a_county_employment_drop_counts_workers_where_they_lived_that_day(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let admin = identity.token("admin-zz", Department::Hr, Role::Clerk, "3704");
+    let mut persons = Vec::new();
+    for (name, county, sequence, village) in [
+        ("戊", "370402", "061", SHIZHONG_VILLAGE),
+        ("己", "370402", "071", SHIZHONG_VILLAGE),
+        ("庚", "370402", "081", SHIZHONG_VILLAGE),
+        ("辛", "370403", "091", XUECHENG_VILLAGE),
+    ] {
+        let person = register(
+            &identity,
+            &admin,
+            name,
+            &citizen_id(county, "19760606", sequence),
+            village,
+        )
+        .await;
+        record(
+            &identity,
+            &admin,
+            &person,
+            common::EmploymentStatus::EmployedInCounty,
+            date(2026, 1, 5),
+        )
+        .await
+        .expect("employed");
+        persons.push(person);
+    }
+    let [mover, leaver, _stayer, xuecheng_worker] = persons.try_into().expect("four persons");
+    // A Shizhong worker moves to Xuecheng from March 1; the same day a Xuecheng worker loses
+    // work and so does one in Shizhong.
+    move_to_xuecheng_from_march(&identity, &admin, &mover).await;
+    for person in [&xuecheng_worker, &leaver] {
+        record(
+            &identity,
+            &admin,
+            person,
+            common::EmploymentStatus::Unemployed,
+            date(2026, 3, 1),
+        )
+        .await
+        .expect("unemployed");
+    }
+    let drops = alerts(&identity, &admin, pb::AlertKind::RegionEmploymentDrop, true).await;
+    let by_county: Vec<(String, i64)> = drops.iter().map(|a| (a.region.clone(), a.drop_basis_points)).collect();
+    // Xuecheng had one worker at the end of February and has one on March 1 (the newcomer):
+    // no drop. Shizhong had three then (the mover included) and one now: two thirds.
+    assert_eq!(by_county, vec![("370402".to_string(), 6666)]);
 }
 
 async fn the_month_end_check_raises_a_county_drop_no_single_record_raised_once(backend: Backend) {

@@ -163,3 +163,66 @@ pub async fn register(identity: &Identity, token: &str, name: &str, id: &str, vi
         .expect("person")
         .name
 }
+
+/// A person as of `period` (None: today), masked.
+pub async fn read_person(
+    identity: &Identity,
+    token: &str,
+    name: &str,
+    period: Option<bangfu_proto::common::v1::Period>,
+) -> bangfu_proto::identity::v1::Person {
+    let mut client = identity.client().await;
+    client
+        .get_person(request(
+            bangfu_proto::identity::v1::GetPersonRequest {
+                name: name.into(),
+                period,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .expect("read")
+        .into_inner()
+        .person
+        .expect("person")
+}
+
+/// Moves a person's registration and/or residence to the villages given, from `effective`
+/// (None: today).
+pub async fn move_person(
+    identity: &Identity,
+    token: &str,
+    name: &str,
+    (registered, residence): (Option<&str>, Option<&str>),
+    effective: Option<bangfu_proto::common::v1::Date>,
+) {
+    let region = |code: &str| {
+        Some(bangfu_proto::common::v1::RegionCode {
+            code: code.into(),
+            display_name: String::new(),
+        })
+    };
+    let mut person = read_person(identity, token, name, None).await;
+    let mut paths = Vec::new();
+    if let Some(code) = registered {
+        person.registered_region = region(code);
+        paths.push("registered_region".to_string());
+    }
+    if let Some(code) = residence {
+        person.residence_region = region(code);
+        paths.push("residence_region".to_string());
+    }
+    let mut client = identity.client().await;
+    client
+        .update_person(request(
+            bangfu_proto::identity::v1::UpdatePersonRequest {
+                person: Some(person),
+                update_mask: Some(prost_types::FieldMask { paths }),
+                effective_date: effective,
+            },
+            token,
+        ))
+        .await
+        .expect("moved");
+}

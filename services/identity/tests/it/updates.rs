@@ -12,7 +12,7 @@ use bangfu_proto::identity::v1::watch_person_changes_response::Item;
 use tonic::Code;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, request};
+use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, XUECHENG_VILLAGE, citizen_id, read_person, request};
 
 on_both_backends!(
     a_change_with_the_current_etag_is_kept_and_history_answers_earlier_dates,
@@ -78,24 +78,11 @@ async fn update(
 }
 
 async fn read_on(identity: &Identity, token: &str, name: &str, day: common::Date) -> pb::Person {
-    let mut client = identity.client().await;
-    client
-        .get_person(request(
-            pb::GetPersonRequest {
-                name: name.into(),
-                period: Some(common::Period {
-                    first_day: Some(day),
-                    last_day: Some(day),
-                }),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .expect("read")
-        .into_inner()
-        .person
-        .expect("person")
+    let period = common::Period {
+        first_day: Some(day),
+        last_day: Some(day),
+    };
+    read_person(identity, token, name, Some(period)).await
 }
 
 async fn a_change_with_the_current_etag_is_kept_and_history_answers_earlier_dates(backend: Backend) {
