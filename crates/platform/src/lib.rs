@@ -14,6 +14,7 @@ pub mod error;
 pub mod follow;
 pub mod idempotency;
 pub mod jobs;
+pub mod key_files;
 pub mod lease;
 pub mod outbox;
 pub mod paging;

@@ -700,9 +700,9 @@ pub const DATA_KEYS_FILE: &str = "data-keys.json";
 impl DataKeyFile {
     /// Reads the data keys, refusing a file that group or others can read: whoever holds them
     /// and a copy of a database reads every citizen ID in it.
-    pub fn load(path: &std::path::Path) -> Result<DataKeys, crate::auth::keys::KeyError> {
-        use crate::auth::keys::KeyError;
-        crate::auth::keys::check_private(path)?;
+    pub fn load(path: &std::path::Path) -> Result<DataKeys, crate::key_files::KeyError> {
+        use crate::key_files::KeyError;
+        crate::key_files::check_private(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
             path: path.to_path_buf(),
             source,
@@ -716,17 +716,17 @@ impl DataKeyFile {
     }
 
     /// Creates a data-key file (mode 0600) unless one is there; returns whether it did.
-    pub fn ensure(path: &std::path::Path) -> Result<bool, crate::auth::keys::KeyError> {
+    pub fn ensure(path: &std::path::Path) -> Result<bool, crate::key_files::KeyError> {
         if path.exists() {
             return Ok(false);
         }
         let text = serde_json::to_string_pretty(&DataKeyFile::generate()).map_err(|e| {
-            crate::auth::keys::KeyError::Invalid {
+            crate::key_files::KeyError::Invalid {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             }
         })?;
-        crate::auth::keys::write_file(path, text.as_bytes(), 0o600)?;
+        crate::key_files::write_file(path, text.as_bytes(), 0o600)?;
         Ok(true)
     }
 }

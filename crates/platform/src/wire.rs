@@ -123,9 +123,23 @@ pub fn parameter_query(filter: Option<&pb::ParameterFilter>) -> Result<Parameter
         return Ok(ParameterQuery::default());
     };
     let text = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    let region_code = text(&filter.region_code);
+    if let Some(code) = &region_code
+        && (code.len() > 12 || !code.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "filter.region_code",
+            format!(
+                "{} is not a division code (up to 12 digits)",
+                crate::error::quoted(code)
+            ),
+            "行政区划代码应为不超过12位的数字",
+        ));
+    }
     Ok(ParameterQuery {
         key: text(&filter.key),
-        region_code: text(&filter.region_code),
+        region_code,
         effective_date: optional_date("filter.effective_date", filter.effective_date.as_ref())?,
     })
 }

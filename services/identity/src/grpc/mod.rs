@@ -61,6 +61,7 @@ impl IdentityService for Identity {
             .person
             .as_ref()
             .ok_or_else(|| Problem::required("person", "人员信息"))?;
+        wire::no_registration_dates(person)?;
         let new = wire::new_person(person, self.regions(), self.today()).map_err(Problem::from)?;
         let person = self.create_person(&caller, key, new).await?;
         Ok(Response::new(pb::CreatePersonResponse {

@@ -110,6 +110,26 @@ pub(super) fn new_person(
     })
 }
 
+/// A death or a move away is recorded on a registered person (UpdatePerson, with its history
+/// and feed event): checked in a CreatePerson request like there, then refused rather than
+/// silently dropped.
+pub(super) fn no_registration_dates(person: &pb::Person) -> Result<(), Problem> {
+    for (field, date) in [
+        ("person.death_date", person.death_date.as_ref()),
+        ("person.moved_away_date", person.moved_away_date.as_ref()),
+    ] {
+        if wire::optional_date(field, date)?.is_some() {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                field,
+                "is recorded with UpdatePerson once the person is registered",
+                "死亡或迁出日期请在人员登记后通过修改人员信息录入",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The person an UpdatePerson request names and the changes its update mask lists.
 pub(super) fn person_update<'a>(
     request: &'a pb::UpdatePersonRequest,

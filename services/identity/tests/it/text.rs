@@ -10,7 +10,10 @@ use tonic::Code;
 use crate::on_both_backends;
 use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, citizen_id, request};
 
-on_both_backends!(nul_controls_and_bidi_overrides_are_refused_in_any_field_naming_it);
+on_both_backends!(
+    nul_controls_and_bidi_overrides_are_refused_in_any_field_naming_it,
+    dates_a_registration_cannot_take_and_letters_for_a_region_code_are_refused_naming_the_field,
+);
 
 fn refused_field(status: &tonic::Status) -> String {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -95,4 +98,63 @@ async fn nul_controls_and_bidi_overrides_are_refused_in_any_field_naming_it(back
         .create_person(request(create(person("王秀英", vec!["电工".into()])), &clerk))
         .await
         .expect("plain text");
+}
+
+async fn dates_a_registration_cannot_take_and_letters_for_a_region_code_are_refused_naming_the_field(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let mut client = identity.client().await;
+    let impossible = common::Date {
+        year: 2026,
+        month: 13,
+        day: 32,
+    };
+    let real = common::Date {
+        year: 2026,
+        month: 1,
+        day: 5,
+    };
+    for (death, moved, field) in [
+        (Some(impossible), None, "person.death_date"),
+        (None, Some(impossible), "person.moved_away_date"),
+        (Some(real), None, "person.death_date"),
+    ] {
+        let status = client
+            .create_person(request(
+                pb::CreatePersonRequest {
+                    person: Some(pb::Person {
+                        death_date: death,
+                        moved_away_date: moved,
+                        ..person("王秀英", vec![])
+                    }),
+                    request_id: String::new(),
+                },
+                &clerk,
+            ))
+            .await
+            .expect_err(field);
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let named = tonic_types::StatusExt::get_error_details(&status)
+            .bad_request()
+            .expect("the field is named")
+            .field_violations[0]
+            .field
+            .clone();
+        assert_eq!(named, field);
+    }
+    let admin = identity.token("admin-li", Department::Hr, Role::Admin, "*");
+    let status = client
+        .list_parameters(request(
+            pb::ListParametersRequest {
+                filter: Some(common::ParameterFilter {
+                    region_code: "shandong".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("letters are no region code");
+    assert_eq!(refused_field(&status), "filter.region_code");
 }
