@@ -231,9 +231,14 @@ fn not_built(service: &str) -> Failure {
 pub struct ServeArgs {
     /// The service to run: identity, jobs, welfare_post, work_relief, subsidy or exchange.
     pub service: String,
-    /// Check the configuration and keys, print them (secrets redacted) and exit.
+    /// Check the configuration and keys, connect to the database and compare its data-key
+    /// check, print the settings (secrets redacted) and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// With --check-config: check the files and settings only, without connecting (to validate
+    /// a deployment's configuration away from its database, as CI does).
+    #[arg(long, requires = "check_config")]
+    pub offline: bool,
 }
 
 /// `bangfu serve <service>`: one service, configured from the environment, as containers run it.
@@ -261,6 +266,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.check_config {
         for line in config.redacted_lines() {
             say!("{line}");
+        }
+        if args.offline {
+            say!("the files and settings of {} are usable (the database was not contacted)", args.service);
+            return Ok(());
         }
         check_database(&config, descriptor, &database_url).await?;
         say!("the configuration of {} is usable", args.service);
