@@ -268,7 +268,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
             say!("{line}");
         }
         if args.offline {
-            say!("the files and settings of {} are usable (the database was not contacted)", args.service);
+            say!(
+                "the files and settings of {} are usable (the database was not contacted)",
+                args.service
+            );
             return Ok(());
         }
         check_database(&config, descriptor, &database_url).await?;
