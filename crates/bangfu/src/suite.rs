@@ -240,16 +240,22 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let listener = bangfu_platform::server::bind(config.server.listen)
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;
+    listen_for_probes(&config, &mut host).await?;
+    host.shutdown().trigger_on_signals();
+    let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
+    telemetry.shutdown().await;
+    served
+}
+
+/// Binds the probe port (BANGFU_HEALTH_LISTEN: gRPC health and /metrics, plaintext) when set.
+pub async fn listen_for_probes(config: &Config, host: &mut ServerHost) -> Result<(), Failure> {
     if let Some(addr) = config.server.health_listen {
         let health = bangfu_platform::server::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("BANGFU_HEALTH_LISTEN: {e}")))?;
         host.health_listener(health);
     }
-    host.shutdown().trigger_on_signals();
-    let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
-    telemetry.shutdown().await;
-    served
+    Ok(())
 }
 
 /// Everything `serve` reads before it connects: the database URL, the files the settings name

@@ -79,7 +79,8 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         url: format!("http://{}", args.listen),
         keys_dir: keys_dir.clone(),
     };
-    let host = suite::host(&config, verifier, &suite::built(), &databases, &wiring, Clock::system()).await?;
+    let mut host = suite::host(&config, verifier, &suite::built(), &databases, &wiring, Clock::system()).await?;
+    suite::listen_for_probes(&config, &mut host).await?;
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }

@@ -24,7 +24,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         variable: "BANGFU_HEALTH_LISTEN",
         default: "(none)",
-        meaning: "a second, plaintext address serving only grpc.health.v1, for probes that cannot present a client certificate",
+        meaning: "a second, plaintext address serving grpc.health.v1 (for probes that cannot present a client certificate) and GET /metrics (Prometheus)",
     },
     Setting {
         variable: "DATABASE_URL",

@@ -14,6 +14,7 @@ pub mod follow;
 pub mod idempotency;
 pub mod jobs;
 pub mod lease;
+pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod parameters;

@@ -2,6 +2,7 @@
 
 mod backup;
 mod import;
+mod metrics;
 mod replicas;
 mod tls;
 mod up;

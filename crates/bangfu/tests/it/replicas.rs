@@ -23,6 +23,39 @@ pub fn admin_url() -> String {
     std::env::var("BANGFU_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A deployment's keys for identity (`keys init`) in `dir`/keys.
+pub fn deployment_keys(dir: &Path) -> std::path::PathBuf {
+    let keys = dir.join("keys");
+    bangfu(
+        &[
+            "keys",
+            "init",
+            "--out",
+            keys.to_str().expect("path"),
+            "--services",
+            "identity",
+        ],
+        &[],
+    );
+    keys
+}
+
+/// The URL of database `name`, new and empty, on the test server (as its superuser).
+pub async fn fresh_database(name: &str) -> String {
+    use sqlx::Connection;
+    let admin = admin_url();
+    let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut connection)
+    .await
+    .expect("drop an earlier run's database");
+    bangfu_platform::db::ensure_postgres_database(&admin, name)
+        .await
+        .expect("database")
+}
+
 /// Runs `bangfu` and asserts it succeeded.
 pub fn bangfu(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let output = Command::new(BANGFU)
@@ -78,6 +111,11 @@ impl Replica {
             addr: format!("http://127.0.0.1:{port}"),
             health: format!("http://127.0.0.1:{health}"),
         }
+    }
+
+    /// The plaintext probe port (health and /metrics), http://127.0.0.1:port.
+    pub fn health(&self) -> &str {
+        &self.health
     }
 
     /// Waits until the health port (plaintext, also beside TLS) says the identity service is
@@ -163,7 +201,7 @@ fn citizen_id(body: &str) -> String {
     format!("{body}{}", CHECK[(sum % 11) as usize] as char)
 }
 
-fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -171,7 +209,7 @@ fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-async fn client(addr: &str) -> IdentityServiceClient<Channel> {
+pub async fn client(addr: &str) -> IdentityServiceClient<Channel> {
     IdentityServiceClient::new(
         Channel::from_shared(addr.to_string())
             .expect("url")
@@ -181,7 +219,7 @@ async fn client(addr: &str) -> IdentityServiceClient<Channel> {
     )
 }
 
-fn create_request(n: u32, request_id: &str) -> pb::CreatePersonRequest {
+pub fn create_request(n: u32, request_id: &str) -> pb::CreatePersonRequest {
     pb::CreatePersonRequest {
         person: Some(pb::Person {
             display_name: format!("副本{n}"),
@@ -221,9 +259,7 @@ async fn feed(addr: &str, token: &str, expected: usize) -> Vec<(String, String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chain_and_drain_without_loss() {
     let dir = tempfile::tempdir().expect("tmp");
-    let keys = dir.path().join("keys");
-    let keys_text = keys.to_str().expect("path");
-    bangfu(&["keys", "init", "--out", keys_text, "--services", "identity"], &[]);
+    let keys = deployment_keys(dir.path());
 
     // The service's own database and role, as a deployment makes them (and again: idempotent).
     let admin = admin_url();
