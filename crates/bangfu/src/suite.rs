@@ -13,7 +13,7 @@ use bangfu_platform::auth::token::{ServiceTokens, TokenSigner};
 use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
-use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url};
+use bangfu_platform::db::{Database, PoolSettings, SchemaReport, ensure_postgres_database, sqlite_url};
 use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::peers::{PeerSettings, PeerTls, Peers};
 use bangfu_platform::pii::DataKeyFile;
@@ -53,7 +53,7 @@ impl Databases {
         service: &str,
         migrations: &bangfu_platform::db::Migrations,
         pool: PoolSettings,
-    ) -> Result<Database, Failure> {
+    ) -> Result<(Database, SchemaReport), Failure> {
         let failed = |e: bangfu_platform::db::DbError| Failure {
             message: format!("{service}: {e}"),
             exit_code: 3,
@@ -65,7 +65,9 @@ impl Databases {
                 .map_err(failed)?,
             Self::Url(url) => url.clone(),
         };
-        Database::open(&url, pool, migrations).await.map_err(failed)
+        let db = Database::connect(&url, pool).await.map_err(failed)?;
+        let report = db.migrate(migrations).await.map_err(failed)?;
+        Ok((db, report))
     }
 }
 
@@ -130,7 +132,7 @@ const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30
 
 /// A server hosting `services` (and diagnostics, health and reflection, always), each on its
 /// own database and with the peers `wiring` gives it — every service the same way, from its
-/// descriptor.
+/// descriptor; and each service's schema, for the ready line.
 pub async fn host(
     config: &Config,
     verifier: Verifier,
@@ -138,16 +140,18 @@ pub async fn host(
     databases: &Databases,
     wiring: &PeerWiring,
     clock: Clock,
-) -> Result<ServerHost, Failure> {
+) -> Result<(ServerHost, Vec<(String, SchemaReport)>), Failure> {
     let mut host = ServerHost::new(config.server.clone(), Arc::new(verifier));
+    let mut schemas = Vec::new();
     let mut callers = Vec::new();
     for service in services {
         let descriptor = descriptor(service).ok_or_else(|| not_built(service))?;
         let peers = wiring.peers(config, service)?;
         callers.push((service.to_string(), peers.clone()));
-        let db = databases
+        let (db, schema) = databases
             .open(service, &descriptor.migrations, config.database_pool)
             .await?;
+        schemas.push((service.to_string(), schema));
         let data_keys = if descriptor.personal_data {
             Some(data_keys(config.data_keys.as_deref())?)
         } else {
@@ -173,7 +177,34 @@ pub async fn host(
         diagnostics = diagnostics.with_peers(&service, peers);
     }
     host.add_service(diagnostics.into_server(&config.server));
-    Ok(host)
+    Ok((host, schemas))
+}
+
+/// The one line that says a server is up: what it serves, which build, where, on which schema.
+pub fn log_ready(config: &Config, listen: std::net::SocketAddr, schemas: &[(String, SchemaReport)]) {
+    let services: Vec<&str> = schemas.iter().map(|(service, _)| service.as_str()).collect();
+    let migrations: Vec<String> = schemas
+        .iter()
+        .map(|(service, schema)| {
+            let now = if schema.applied_now.is_empty() {
+                "none applied now".to_string()
+            } else {
+                let versions: Vec<String> = schema.applied_now.iter().map(i64::to_string).collect();
+                format!("applied now {}", versions.join(","))
+            };
+            format!("{service} at {} ({now})", schema.version)
+        })
+        .collect();
+    tracing::info!(
+        services = %services.join(","),
+        version = %bangfu_platform::telemetry::VERSION,
+        commit = %bangfu_platform::telemetry::COMMIT,
+        listen = %listen,
+        tls = config.server.tls.is_some(),
+        probes = %config.server.health_listen.map_or_else(|| "(none)".to_string(), |addr| addr.to_string()),
+        migrations = %migrations.join("; "),
+        "ready"
+    );
 }
 
 fn not_built(service: &str) -> Failure {
@@ -228,7 +259,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         say!("the configuration of {} is usable", args.service);
         return Ok(());
     }
-    let mut host = host(
+    let (mut host, schemas) = host(
         &config,
         verifier,
         &[args.service.as_str()],
@@ -242,6 +273,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(e.to_string()))?;
     listen_for_probes(&config, &mut host).await?;
     host.shutdown().trigger_on_signals();
+    log_ready(&config, config.server.listen, &schemas);
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served

@@ -93,7 +93,10 @@ pub fn init_service(config: &TelemetryConfig, service_name: &str) -> TelemetryGu
     global::set_text_map_propagator(TraceContextPropagator::new());
 
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    // Colour codes only for a person at a terminal: a file, a pipe or a container's log
+    // collector would store them as text. NO_COLOR (no-color.org) turns them off there too.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi);
     let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> = vec![if config.json {
         fmt.json().with_filter(filter).boxed()
     } else {

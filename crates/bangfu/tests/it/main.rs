@@ -2,6 +2,7 @@
 
 mod backup;
 mod import;
+mod logs;
 mod metrics;
 mod replicas;
 mod tls;
