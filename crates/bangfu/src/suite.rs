@@ -241,6 +241,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }
+    warn_if_plaintext(&config);
     let database_url = check_files(&config, descriptor)?;
     // A peer address that is not a URL, or https without the TLS files, or no address for a
     // service this one calls, stops the start here.
@@ -277,6 +278,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served
+}
+
+/// One loud line when the gRPC port takes plaintext beyond this machine: tokens and personal
+/// data would cross the network readable (`bangfu up` refuses this; a deployment may have a
+/// TLS-terminating proxy in front, so `serve` warns).
+fn warn_if_plaintext(config: &Config) {
+    let listen = config.server.listen;
+    if config.server.tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "PLAINTEXT ON THE NETWORK: BANGFU_LISTEN={listen} is not a loopback address and BANGFU_TLS_CERT / BANGFU_TLS_KEY are not set, so tokens and personal data cross the network unencrypted; set both (and BANGFU_TLS_CLIENT_CA for mutual TLS), or listen on 127.0.0.1 behind a proxy that terminates TLS"
+        );
+    }
 }
 
 /// Binds the probe port (BANGFU_HEALTH_LISTEN: gRPC health and /metrics, plaintext) when set.

@@ -4,6 +4,7 @@ mod backup;
 mod import;
 mod logs;
 mod metrics;
+mod operator;
 mod replicas;
 mod tls;
 mod up;
