@@ -43,8 +43,9 @@ pub enum Databases {
     /// `bangfu up --database-url`: one database per service (`<prefix>_<service>`) on this
     /// server, created when missing; two suites with two prefixes share one server.
     PostgresServer { url: String, prefix: String },
-    /// `bangfu serve`: the one database the environment names.
-    Url(String),
+    /// `bangfu serve`: the one database the environment names, migrated by `bangfu migrate`
+    /// beforehand (its schema is checked) or, with BANGFU_MIGRATE_ON_START, at start.
+    Deployed { url: String, migrate: bool },
 }
 
 impl Databases {
@@ -63,12 +64,99 @@ impl Databases {
             Self::PostgresServer { url, prefix } => ensure_postgres_database(url, &format!("{prefix}_{service}"))
                 .await
                 .map_err(failed)?,
-            Self::Url(url) => url.clone(),
+            Self::Deployed { url, .. } => url.clone(),
         };
         let db = Database::connect(&url, pool).await.map_err(failed)?;
+        if let Self::Deployed { migrate: false, .. } = self {
+            let report = check_schema(service, &db, migrations).await?;
+            return Ok((db, report));
+        }
         let report = db.migrate(migrations).await.map_err(failed)?;
         Ok((db, report))
     }
+}
+
+/// Refuses a schema older than this build (naming the step that brings it up to date); serves,
+/// with a warning, on a newer one, as a binary one release behind its schema does during a
+/// rolling update or a rollback — migrations stay backward compatible for one release.
+async fn check_schema(
+    service: &str,
+    db: &Database,
+    migrations: &bangfu_platform::db::Migrations,
+) -> Result<SchemaReport, Failure> {
+    let check = db.schema(migrations).await.map_err(|e| Failure {
+        message: format!("{service}: cannot read the schema version: {e}"),
+        exit_code: 3,
+    })?;
+    let list = |versions: &[i64]| versions.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    if !check.missing.is_empty() {
+        return Err(Failure {
+            message: format!(
+                "{service}: the database schema (version {}) is older than this build's: it lacks migration(s) {}. Run `bangfu migrate {service}` with the database owner's DATABASE_URL, then start again (or set BANGFU_MIGRATE_ON_START=true on a single-replica install)",
+                check.version,
+                list(&check.missing)
+            ),
+            exit_code: 3,
+        });
+    }
+    if !check.unknown.is_empty() {
+        tracing::warn!(
+            service,
+            schema = check.version,
+            unknown = %list(&check.unknown),
+            "the database schema is newer than this build knows: this binary is older than its schema (a rolling update or a rollback); migrations stay backward compatible for one release, so it serves, but roll forward"
+        );
+    }
+    Ok(SchemaReport {
+        version: check.version,
+        applied_now: Vec::new(),
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The service whose database to migrate: identity, jobs, welfare_post, work_relief, subsidy
+    /// or exchange.
+    pub service: String,
+}
+
+/// `bangfu migrate <service>`: applies the platform's and the service's migrations to the
+/// database DATABASE_URL names (connect as the database's owner: the runtime role needs no DDL
+/// rights) and exits. Safe to run again, and from several places at once (PostgreSQL's advisory
+/// lock); a database with migrations this build does not know is refused (an older binary).
+pub async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
+    let config = Config::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let descriptor = descriptor(&args.service).ok_or_else(|| not_built(&args.service))?;
+    let url = config.database_url.clone().ok_or_else(|| {
+        Failure::usage("DATABASE_URL is not set: migrate needs the URL of the service's database, as its owner")
+    })?;
+    let settings = PoolSettings {
+        max_connections: 1,
+        ..config.database_pool
+    };
+    let failed = |e: bangfu_platform::db::DbError| Failure {
+        message: format!("{}: {e}", args.service),
+        exit_code: 3,
+    };
+    let db = Database::connect(&url, settings).await.map_err(failed)?;
+    let report = db.migrate(&descriptor.migrations).await.map_err(failed)?;
+    db.close().await;
+    let applied: Vec<String> = report.applied_now.iter().map(i64::to_string).collect();
+    if applied.is_empty() {
+        say!(
+            "{}: schema at version {}, already up to date",
+            args.service,
+            report.version
+        );
+    } else {
+        say!(
+            "{}: schema at version {}, applied {}",
+            args.service,
+            report.version,
+            applied.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn data_keys(path: Option<&Path>) -> Result<Arc<bangfu_platform::pii::DataKeys>, Failure> {
@@ -264,7 +352,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         &config,
         verifier,
         &[args.service.as_str()],
-        &Databases::Url(database_url),
+        &Databases::Deployed {
+            url: database_url,
+            migrate: config.migrate_on_start,
+        },
         &PeerWiring::Environment,
         Clock::system(),
     )

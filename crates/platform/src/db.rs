@@ -2,7 +2,7 @@
 //! foreign keys on, a busy timeout, writes in `BEGIN IMMEDIATE` transactions) or PostgreSQL
 //! (TLS with `sslmode=verify-full` for a managed server). Ordinary statements are one SQL text
 //! for both, run through sqlx's Any driver with `$1` placeholders; the service's migrations for
-//! the backend, with the platform's own tables (audit log, parameters), run at start.
+//! the backend, with the platform's own tables (audit log, parameters), run at start under `bangfu up` and by `bangfu migrate` for a deployment.
 //!
 //! Why `BEGIN IMMEDIATE`: SQLite has one writer. A deferred transaction that reads and then
 //! writes fails with SQLITE_BUSY_SNAPSHOT when another writer got in first; an immediate one

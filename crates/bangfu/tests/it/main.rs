@@ -4,6 +4,7 @@ mod backup;
 mod import;
 mod logs;
 mod metrics;
+mod migrate;
 mod operator;
 mod replicas;
 mod tls;

@@ -3,31 +3,15 @@
 
 use std::process::{Command, Output};
 
-use crate::replicas::deployment_keys;
+use crate::replicas::{deployment_keys, serve_identity, text};
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// `bangfu serve identity --check-config` listening on `listen`, with a deployment's keys.
 fn check_config(keys: &std::path::Path, listen: &str) -> Output {
-    Command::new(BANGFU)
-        .env_clear()
-        .args(["serve", "identity", "--check-config"])
+    serve_identity(keys, "postgres://bangfu_identity:secret@127.0.0.1:5432/bangfu_identity")
+        .arg("--check-config")
         .env("BANGFU_LISTEN", listen)
-        .env(
-            "DATABASE_URL",
-            "postgres://bangfu_identity:secret@127.0.0.1:5432/bangfu_identity",
-        )
-        .env("BANGFU_KEYS_DIR", keys.join("public"))
-        .env("BANGFU_SIGNING_KEY", keys.join("identity/signing.json"))
-        .env("BANGFU_DATA_KEYS", keys.join("data-keys.json"))
         .output()
         .expect("run bangfu serve")
 }

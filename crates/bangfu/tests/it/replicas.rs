@@ -40,8 +40,22 @@ pub fn deployment_keys(dir: &Path) -> std::path::PathBuf {
     keys
 }
 
-/// The URL of database `name`, new and empty, on the test server (as its superuser).
+/// `bangfu migrate identity` on `database_url`, as a deployment runs it before `serve`.
+pub fn migrate_identity(database_url: &str) -> String {
+    let output = bangfu(&["migrate", "identity"], &[("DATABASE_URL", database_url)]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The URL of database `name`, new and migrated for identity, on the test server (as its
+/// superuser).
 pub async fn fresh_database(name: &str) -> String {
+    let url = empty_database(name).await;
+    migrate_identity(&url);
+    url
+}
+
+/// The URL of database `name`, new and empty, on the test server (as its superuser).
+pub async fn empty_database(name: &str) -> String {
     use sqlx::Connection;
     let admin = admin_url();
     let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
@@ -54,6 +68,29 @@ pub async fn fresh_database(name: &str) -> String {
     bangfu_platform::db::ensure_postgres_database(&admin, name)
         .await
         .expect("database")
+}
+
+/// A command's standard output and error, for assertion messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `bangfu serve identity` with a deployment's keys and `database_url`, nothing else from the
+/// test's environment.
+pub fn serve_identity(keys: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(BANGFU);
+    command
+        .env_clear()
+        .args(["serve", "identity"])
+        .env("DATABASE_URL", database_url)
+        .env("BANGFU_KEYS_DIR", keys.join("public"))
+        .env("BANGFU_SIGNING_KEY", keys.join("identity/signing.json"))
+        .env("BANGFU_DATA_KEYS", keys.join("data-keys.json"));
+    command
 }
 
 /// Runs `bangfu` and asserts it succeeded.
@@ -90,16 +127,10 @@ impl Replica {
     /// A replica with more of the environment than keys and database (TLS files, peers).
     pub fn start_with(keys: &Path, database_url: &str, env: &[(&str, &str)]) -> Self {
         let (port, health) = (free_port(), free_port());
-        let child = Command::new(BANGFU)
-            .env_clear()
+        let child = serve_identity(keys, database_url)
             .envs(env.iter().copied())
-            .args(["serve", "identity"])
-            .env("DATABASE_URL", database_url)
             .env("BANGFU_LISTEN", format!("127.0.0.1:{port}"))
             .env("BANGFU_HEALTH_LISTEN", format!("127.0.0.1:{health}"))
-            .env("BANGFU_KEYS_DIR", keys.join("public"))
-            .env("BANGFU_SIGNING_KEY", keys.join("identity/signing.json"))
-            .env("BANGFU_DATA_KEYS", keys.join("data-keys.json"))
             .env("BANGFU_SHUTDOWN_GRACE_SECONDS", "10")
             .env("BANGFU_LOG", "warn")
             .stdout(Stdio::null())
@@ -286,8 +317,10 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     let server = server.split_once("://").map(|(_, rest)| rest).unwrap_or(server);
     let host = server.rsplit('@').next().unwrap_or(server);
     let database_url = format!("postgres://bangfu_identity:replica-test-password@{host}/bangfu_identity");
+    // The migration step the chart's hook runs, as the database's owner; then the replicas.
+    assert!(migrate_identity(&database_url).contains("identity: schema at version"));
 
-    // Both start at once: the migrations run once, under PostgreSQL's advisory lock.
+    // Both start at once on the migrated schema.
     let one = Replica::start(&keys, &database_url, None);
     let mut two = Replica::start(&keys, &database_url, Some(&one.addr));
     one.wait_serving();
