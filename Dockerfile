@@ -11,6 +11,10 @@
 # mounts, so a rebuild after a source change recompiles the workspace but not its dependencies.
 # protoc comes vendored with a build dependency and SQLite is bundled: no apt packages needed.
 FROM rust:1.95-bookworm AS build
+# The commit bangfu_build_info and the ready line name, as the context carries no .git:
+#   docker build --build-arg BANGFU_GIT_COMMIT="$(git rev-parse --short=12 HEAD)" .
+# Without it they say "unknown".
+ARG BANGFU_GIT_COMMIT=""
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
@@ -39,7 +43,7 @@ ENV BANGFU_LISTEN=0.0.0.0:50051 \
     BANGFU_HEALTH_LISTEN=0.0.0.0:8081 \
     BANGFU_LOG_FORMAT=json
 # 50051: gRPC (TLS when BANGFU_TLS_CERT/BANGFU_TLS_KEY are set); 8081: plaintext grpc.health.v1
-# only, for container health checks and kubelet gRPC probes.
+# for container health checks and kubelet gRPC probes, and GET /metrics for Prometheus.
 EXPOSE 50051 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/bangfu", "health", "--addr", "http://127.0.0.1:8081"]

@@ -43,6 +43,9 @@ enum Command {
     Up(up::UpArgs),
     /// Run one service, configured from the environment (as containers do).
     Serve(suite::ServeArgs),
+    /// Apply a service's database migrations (DATABASE_URL, as the database's owner) and exit:
+    /// the step before `serve` starts a new release.
+    Migrate(suite::MigrateArgs),
     /// Copy every SQLite database (consistently, while running) and the keys, with a manifest
     /// of checksums; `backup verify DIR` checks a copy.
     Backup(backup::BackupArgs),
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Serve(args) => suite::serve(args).await,
+            Command::Migrate(args) => suite::migrate(args).await,
             Command::Backup(args) => backup::run(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Token { command } => token::run(command),

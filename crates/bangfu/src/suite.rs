@@ -14,7 +14,7 @@ use bangfu_platform::auth::verify::Verifier;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::config::Config;
 use bangfu_platform::data_key_check::{self, KeyCheckError, KeyCheckOutcome, KeyIds};
-use bangfu_platform::db::{Database, PoolSettings, ensure_postgres_database, sqlite_url, to_micros};
+use bangfu_platform::db::{Database, PoolSettings, SchemaReport, ensure_postgres_database, sqlite_url, to_micros};
 use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::peers::{PeerSettings, PeerTls, Peers};
 use bangfu_platform::pii::{DataKeyFile, DataKeys};
@@ -44,8 +44,9 @@ pub enum Databases {
     /// `bangfu up --database-url`: one database per service (`<prefix>_<service>`) on this
     /// server, created when missing; two suites with two prefixes share one server.
     PostgresServer { url: String, prefix: String },
-    /// `bangfu serve`: the one database the environment names.
-    Url(String),
+    /// `bangfu serve`: the one database the environment names, migrated by `bangfu migrate`
+    /// beforehand (its schema is checked) or, with BANGFU_MIGRATE_ON_START, at start.
+    Deployed { url: String, migrate: bool },
 }
 
 impl Databases {
@@ -54,7 +55,7 @@ impl Databases {
         service: &str,
         migrations: &bangfu_platform::db::Migrations,
         pool: PoolSettings,
-    ) -> Result<Database, Failure> {
+    ) -> Result<(Database, SchemaReport), Failure> {
         let failed = |e: bangfu_platform::db::DbError| Failure {
             message: format!("{service}: {e}"),
             exit_code: 3,
@@ -64,10 +65,99 @@ impl Databases {
             Self::PostgresServer { url, prefix } => ensure_postgres_database(url, &format!("{prefix}_{service}"))
                 .await
                 .map_err(failed)?,
-            Self::Url(url) => url.clone(),
+            Self::Deployed { url, .. } => url.clone(),
         };
-        Database::open(&url, pool, migrations).await.map_err(failed)
+        let db = Database::connect(&url, pool).await.map_err(failed)?;
+        if let Self::Deployed { migrate: false, .. } = self {
+            let report = check_schema(service, &db, migrations).await?;
+            return Ok((db, report));
+        }
+        let report = db.migrate(migrations).await.map_err(failed)?;
+        Ok((db, report))
     }
+}
+
+/// Refuses a schema older than this build (naming the step that brings it up to date); serves,
+/// with a warning, on a newer one, as a binary one release behind its schema does during a
+/// rolling update or a rollback — migrations stay backward compatible for one release.
+async fn check_schema(
+    service: &str,
+    db: &Database,
+    migrations: &bangfu_platform::db::Migrations,
+) -> Result<SchemaReport, Failure> {
+    let check = db.schema(migrations).await.map_err(|e| Failure {
+        message: format!("{service}: cannot read the schema version: {e}"),
+        exit_code: 3,
+    })?;
+    let list = |versions: &[i64]| versions.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    if !check.missing.is_empty() {
+        return Err(Failure {
+            message: format!(
+                "{service}: the database schema (version {}) is older than this build's: it lacks migration(s) {}. Run `bangfu migrate {service}` with the database owner's DATABASE_URL, then start again (or set BANGFU_MIGRATE_ON_START=true on a single-replica install)",
+                check.version,
+                list(&check.missing)
+            ),
+            exit_code: 3,
+        });
+    }
+    if !check.unknown.is_empty() {
+        tracing::warn!(
+            service,
+            schema = check.version,
+            unknown = %list(&check.unknown),
+            "the database schema is newer than this build knows: this binary is older than its schema (a rolling update or a rollback); migrations stay backward compatible for one release, so it serves, but roll forward"
+        );
+    }
+    Ok(SchemaReport {
+        version: check.version,
+        applied_now: Vec::new(),
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The service whose database to migrate: identity, jobs, welfare_post, work_relief, subsidy
+    /// or exchange.
+    pub service: String,
+}
+
+/// `bangfu migrate <service>`: applies the platform's and the service's migrations to the
+/// database DATABASE_URL names (connect as the database's owner: the runtime role needs no DDL
+/// rights) and exits. Safe to run again, and from several places at once (PostgreSQL's advisory
+/// lock); a database with migrations this build does not know is refused (an older binary).
+pub async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
+    let config = Config::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let descriptor = descriptor(&args.service).ok_or_else(|| not_built(&args.service))?;
+    let url = config.database_url.clone().ok_or_else(|| {
+        Failure::usage("DATABASE_URL is not set: migrate needs the URL of the service's database, as its owner")
+    })?;
+    let settings = PoolSettings {
+        max_connections: 1,
+        ..config.database_pool
+    };
+    let failed = |e: bangfu_platform::db::DbError| Failure {
+        message: format!("{}: {e}", args.service),
+        exit_code: 3,
+    };
+    let db = Database::connect(&url, settings).await.map_err(failed)?;
+    let report = db.migrate(&descriptor.migrations).await.map_err(failed)?;
+    db.close().await;
+    let applied: Vec<String> = report.applied_now.iter().map(i64::to_string).collect();
+    if applied.is_empty() {
+        say!(
+            "{}: schema at version {}, already up to date",
+            args.service,
+            report.version
+        );
+    } else {
+        say!(
+            "{}: schema at version {}, applied {}",
+            args.service,
+            report.version,
+            applied.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn data_keys(path: Option<&Path>) -> Result<Arc<DataKeys>, Failure> {
@@ -165,7 +255,7 @@ const SERVICE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30
 
 /// A server hosting `services` (and diagnostics, health and reflection, always), each on its
 /// own database and with the peers `wiring` gives it — every service the same way, from its
-/// descriptor.
+/// descriptor; and each service's schema, for the ready line.
 pub async fn host(
     config: &Config,
     verifier: Verifier,
@@ -173,16 +263,18 @@ pub async fn host(
     databases: &Databases,
     wiring: &PeerWiring,
     clock: Clock,
-) -> Result<ServerHost, Failure> {
+) -> Result<(ServerHost, Vec<(String, SchemaReport)>), Failure> {
     let mut host = ServerHost::new(config.server.clone(), Arc::new(verifier));
+    let mut schemas = Vec::new();
     let mut callers = Vec::new();
     for service in services {
         let descriptor = descriptor(service).ok_or_else(|| not_built(service))?;
         let peers = wiring.peers(config, service)?;
         callers.push((service.to_string(), peers.clone()));
-        let db = databases
+        let (db, schema) = databases
             .open(service, &descriptor.migrations, config.database_pool)
             .await?;
+        schemas.push((service.to_string(), schema));
         let data_keys = if descriptor.personal_data {
             let keys = data_keys(config.data_keys.as_deref())?;
             check_data_keys(service, &db, &keys, config.data_keys.as_deref(), &clock).await?;
@@ -210,7 +302,34 @@ pub async fn host(
         diagnostics = diagnostics.with_peers(&service, peers);
     }
     host.add_service(diagnostics.into_server(&config.server));
-    Ok(host)
+    Ok((host, schemas))
+}
+
+/// The one line that says a server is up: what it serves, which build, where, on which schema.
+pub fn log_ready(config: &Config, listen: std::net::SocketAddr, schemas: &[(String, SchemaReport)]) {
+    let services: Vec<&str> = schemas.iter().map(|(service, _)| service.as_str()).collect();
+    let migrations: Vec<String> = schemas
+        .iter()
+        .map(|(service, schema)| {
+            let now = if schema.applied_now.is_empty() {
+                "none applied now".to_string()
+            } else {
+                let versions: Vec<String> = schema.applied_now.iter().map(i64::to_string).collect();
+                format!("applied now {}", versions.join(","))
+            };
+            format!("{service} at {} ({now})", schema.version)
+        })
+        .collect();
+    tracing::info!(
+        services = %services.join(","),
+        version = %bangfu_platform::telemetry::VERSION,
+        commit = %bangfu_platform::telemetry::COMMIT,
+        listen = %listen,
+        tls = config.server.tls.is_some(),
+        probes = %config.server.health_listen.map_or_else(|| "(none)".to_string(), |addr| addr.to_string()),
+        migrations = %migrations.join("; "),
+        "ready"
+    );
 }
 
 fn not_built(service: &str) -> Failure {
@@ -252,6 +371,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }
+    warn_if_plaintext(&config);
     let database_url = check_files(&config, descriptor)?;
     // A peer address that is not a URL, or https without the TLS files, or no address for a
     // service this one calls, stops the start here.
@@ -278,11 +398,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         say!("the configuration of {} is usable", args.service);
         return Ok(());
     }
-    let mut host = host(
+    let (mut host, schemas) = host(
         &config,
         verifier,
         &[args.service.as_str()],
-        &Databases::Url(database_url),
+        &Databases::Deployed {
+            url: database_url,
+            migrate: config.migrate_on_start,
+        },
         &PeerWiring::Environment,
         Clock::system(),
     )
@@ -290,16 +413,36 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let listener = bangfu_platform::server::bind(config.server.listen)
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;
+    listen_for_probes(&config, &mut host).await?;
+    host.shutdown().trigger_on_signals();
+    log_ready(&config, config.server.listen, &schemas);
+    let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
+    telemetry.shutdown().await;
+    served
+}
+
+/// One loud line when the gRPC port takes plaintext beyond this machine: tokens and personal
+/// data would cross the network readable (`bangfu up` refuses this; a deployment may have a
+/// TLS-terminating proxy in front, so `serve` warns).
+fn warn_if_plaintext(config: &Config) {
+    let listen = config.server.listen;
+    if config.server.tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "PLAINTEXT ON THE NETWORK: BANGFU_LISTEN={listen} is not a loopback address and BANGFU_TLS_CERT / BANGFU_TLS_KEY are not set, so tokens and personal data cross the network unencrypted; set both (and BANGFU_TLS_CLIENT_CA for mutual TLS), or listen on 127.0.0.1 behind a proxy that terminates TLS"
+        );
+    }
+}
+
+/// Binds the probe port (BANGFU_HEALTH_LISTEN: gRPC health and /metrics, plaintext) when set.
+pub async fn listen_for_probes(config: &Config, host: &mut ServerHost) -> Result<(), Failure> {
     if let Some(addr) = config.server.health_listen {
         let health = bangfu_platform::server::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("BANGFU_HEALTH_LISTEN: {e}")))?;
         host.health_listener(health);
     }
-    host.shutdown().trigger_on_signals();
-    let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
-    telemetry.shutdown().await;
-    served
+    Ok(())
 }
 
 /// For `serve --check-config`: connects with the configured URL (a wrong password or a server

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bangfu_platform::auth::keys::{DEVELOPMENT_DEPARTMENT_KID, signing_key_path};
+use bangfu_platform::auth::keys::{DEVELOPMENT_DEPARTMENT_KID, DEVELOPMENT_ISSUER, signing_key_path};
 use bangfu_platform::auth::token::{TokenSigner, UserIdentity, unix_now};
 use bangfu_platform::auth::{Department, RegionScope, Role};
 use clap::Subcommand;
@@ -27,9 +27,11 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 30m, 8h, 7d.
         #[arg(long, default_value = "1h")]
         ttl: String,
-        /// The subject (user id) the token names.
-        #[arg(long, default_value = "dev-user")]
-        subject: String,
+        /// The subject (user id) the token names, as the audit log will name every call made
+        /// with it. Required with a deployment key; a development key (`bangfu up`) defaults
+        /// to dev-user.
+        #[arg(long)]
+        subject: Option<String>,
         /// The keys directory.
         #[arg(long, env = "BANGFU_KEYS_DIR", default_value = "data/keys")]
         keys: PathBuf,
@@ -79,6 +81,7 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
         .ok_or_else(|| Failure::usage(format!("--ttl {ttl:?} is not a duration like 30m, 8h or 7d")))?;
     let key = key.unwrap_or_else(|| signing_key_path(&keys, &key_id));
     let signer = TokenSigner::load(&key).map_err(|e| Failure::usage(e.to_string()))?;
+    let subject = subject_for(subject, signer.issuer())?;
     let user = UserIdentity {
         subject,
         department,
@@ -89,6 +92,19 @@ pub fn run(command: TokenCommand) -> Result<(), Failure> {
     let token = signer.sign(&claims).map_err(|e| Failure::failed(e.to_string()))?;
     say!("{token}");
     Ok(())
+}
+
+/// The subject to sign: the one given, or for a development key only, `dev-user`. A deployment's
+/// token names a person, because the audit log names that person for every call made with it.
+fn subject_for(given: Option<String>, issuer: &str) -> Result<String, Failure> {
+    match given {
+        Some(subject) if subject.trim().is_empty() => Err(Failure::usage("--subject is empty")),
+        Some(subject) => Ok(subject),
+        None if issuer == DEVELOPMENT_ISSUER => Ok("dev-user".into()),
+        None => Err(Failure::usage(format!(
+            "--subject is required with a deployment key (issuer {issuer}): name the person the token is for, as the audit log will name them for every call"
+        ))),
+    }
 }
 
 /// Parses `90s`, `30m`, `8h`, `7d`.

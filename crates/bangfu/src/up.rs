@@ -79,7 +79,9 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         url: format!("http://{}", args.listen),
         keys_dir: keys_dir.clone(),
     };
-    let host = suite::host(&config, verifier, &suite::built(), &databases, &wiring, Clock::system()).await?;
+    let (mut host, schemas) =
+        suite::host(&config, verifier, &suite::built(), &databases, &wiring, Clock::system()).await?;
+    suite::listen_for_probes(&config, &mut host).await?;
     for line in config.redacted_lines() {
         tracing::info!("config: {line}");
     }
@@ -104,6 +106,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         "  or:   grpcurl -plaintext -H \"authorization: Bearer $(cat {token})\" {addr} bangfu.diagnostics.v1.DiagnosticsService/WhoAmI"
     );
     say!("  stop: Ctrl-C");
+    suite::log_ready(&config, args.listen, &schemas);
     let served = host.serve(listener).await.map_err(|e| Failure::failed(e.to_string()));
     telemetry.shutdown().await;
     served

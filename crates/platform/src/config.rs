@@ -24,12 +24,17 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         variable: "BANGFU_HEALTH_LISTEN",
         default: "(none)",
-        meaning: "a second, plaintext address serving only grpc.health.v1, for probes that cannot present a client certificate",
+        meaning: "a second, plaintext address serving grpc.health.v1 (for probes that cannot present a client certificate) and GET /metrics (Prometheus)",
     },
     Setting {
         variable: "DATABASE_URL",
         default: "(bangfu up: sqlite files in the data folder)",
         meaning: "sqlite://PATH or postgres://… (sslmode=verify-full for a remote server)",
+    },
+    Setting {
+        variable: "BANGFU_MIGRATE_ON_START",
+        default: "false",
+        meaning: "true: `serve` migrates its database itself (one replica, a role with DDL rights); false: run `bangfu migrate <service>` first, `serve` checks the schema",
     },
     Setting {
         variable: "BANGFU_KEYS_DIR",
@@ -212,6 +217,8 @@ pub struct Config {
     /// The CA that signed the peers' server certificates (BANGFU_PEER_CA, default
     /// BANGFU_TLS_CLIENT_CA): with BANGFU_TLS_CERT and _KEY it makes calls to https peers.
     pub peer_ca: Option<PathBuf>,
+    /// Whether `serve` migrates its database at start instead of only checking its schema.
+    pub migrate_on_start: bool,
 }
 
 impl Config {
@@ -336,6 +343,7 @@ impl Config {
             peer_ca,
             database_url: env.text("DATABASE_URL"),
             data_keys,
+            migrate_on_start: env.flag("BANGFU_MIGRATE_ON_START")?,
         })
     }
 
@@ -353,6 +361,7 @@ impl Config {
                 "database_url = {}",
                 self.database_url.as_deref().map_or("(none)".into(), redact_url)
             ),
+            format!("migrate_on_start = {}", self.migrate_on_start),
             format!(
                 "database_pool = {} connections, {}ms acquire timeout",
                 self.database_pool.max_connections,
@@ -443,6 +452,19 @@ impl Env<'_> {
 
     fn path(&self, name: &str) -> Option<PathBuf> {
         self.text(name).map(PathBuf::from)
+    }
+
+    /// `true` or `false` (default false).
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.text(name).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ConfigError::Invalid {
+                variable: name,
+                value: other.to_string(),
+                expected: "true or false",
+            }),
+        }
     }
 
     fn number(&self, name: &'static str, default: u64, min: u64) -> Result<u64, ConfigError> {

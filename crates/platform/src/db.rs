@@ -2,7 +2,7 @@
 //! foreign keys on, a busy timeout, writes in `BEGIN IMMEDIATE` transactions) or PostgreSQL
 //! (TLS with `sslmode=verify-full` for a managed server). Ordinary statements are one SQL text
 //! for both, run through sqlx's Any driver with `$1` placeholders; the service's migrations for
-//! the backend, with the platform's own tables (audit log, parameters), run at start.
+//! the backend, with the platform's own tables (audit log, parameters), run at start under `bangfu up` and by `bangfu migrate` for a deployment.
 //!
 //! Why `BEGIN IMMEDIATE`: SQLite has one writer. A deferred transaction that reads and then
 //! writes fails with SQLITE_BUSY_SNAPSHOT when another writer got in first; an immediate one
@@ -136,6 +136,26 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
         },
     ],
 };
+
+/// What [`Database::migrate`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaReport {
+    /// The newest migration applied, now (0 for none).
+    pub version: i64,
+    /// The versions this run applied.
+    pub applied_now: Vec<i64>,
+}
+
+/// A database's schema against the migrations a build knows ([`Database::schema`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaCheck {
+    /// The newest migration applied (0 for none).
+    pub version: i64,
+    /// Migrations this build has that the database lacks: the schema is older than the binary.
+    pub missing: Vec<i64>,
+    /// Migrations the database has that this build does not know: the binary is older.
+    pub unknown: Vec<i64>,
+}
 
 /// Pool settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,9 +388,10 @@ impl Database {
         })
     }
 
-    /// Runs the platform's migrations, then the service's. On PostgreSQL the migrator holds an
-    /// advisory lock, so replicas starting together migrate once.
-    pub async fn migrate(&self, service: &Migrations) -> Result<(), DbError> {
+    /// Runs the platform's migrations, then the service's, and says which it applied. On
+    /// PostgreSQL the migrator holds an advisory lock, so replicas starting together migrate once.
+    pub async fn migrate(&self, service: &Migrations) -> Result<SchemaReport, DbError> {
+        let before = self.applied_versions().await?;
         let mut migrations = Vec::new();
         for file in PLATFORM_MIGRATIONS
             .for_backend(self.backend)
@@ -387,7 +408,47 @@ impl Database {
         }
         let migrator = Migrator::with_migrations(migrations);
         migrator.run(&self.pool).await?;
-        Ok(())
+        let after = self.applied_versions().await?;
+        Ok(SchemaReport {
+            version: after.last().copied().unwrap_or(0),
+            applied_now: after.into_iter().filter(|v| !before.contains(v)).collect(),
+        })
+    }
+
+    /// The migration versions applied to this database, in order; none before the first migration.
+    pub async fn applied_versions(&self) -> Result<Vec<i64>, DbError> {
+        let exists_sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()"
+            }
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        };
+        let exists: i64 = sqlx::query_scalar(exists_sql).fetch_one(&self.pool).await?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// This database's schema against the migrations this build knows (the platform's and
+    /// `service`'s), without changing anything.
+    pub async fn schema(&self, service: &Migrations) -> Result<SchemaCheck, DbError> {
+        let applied = self.applied_versions().await?;
+        let known: Vec<i64> = PLATFORM_MIGRATIONS
+            .for_backend(self.backend)
+            .iter()
+            .chain(service.for_backend(self.backend))
+            .map(|file| file.version)
+            .collect();
+        Ok(SchemaCheck {
+            missing: known.iter().copied().filter(|v| !applied.contains(v)).collect(),
+            unknown: applied.iter().copied().filter(|v| !known.contains(v)).collect(),
+            version: applied.last().copied().unwrap_or(0),
+        })
     }
 
     pub fn backend(&self) -> Backend {

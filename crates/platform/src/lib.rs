@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod key_files;
 pub mod lease;
+pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod parameters;

@@ -16,9 +16,19 @@ struct Bucket {
 }
 
 /// Token buckets by subject.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SubjectRateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// `bangfu.ratelimit.refusals{limit}`: by the limit's name, never by subject (a label per
+    /// subject would be a series per clerk).
+    refusals: opentelemetry::metrics::Counter<u64>,
+    name: &'static str,
+}
+
+impl Default for SubjectRateLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Buckets kept before idle ones are dropped.
@@ -26,7 +36,21 @@ const MAX_BUCKETS: usize = 100_000;
 
 impl SubjectRateLimiter {
     pub fn new() -> Self {
-        Self::default()
+        Self::named("subject")
+    }
+
+    /// A limiter whose refusals are counted under `name` (e.g. `identity.lookups`). Create it
+    /// after telemetry is set up: the counter comes from the meter provider installed then.
+    pub fn named(name: &'static str) -> Self {
+        Self {
+            buckets: Mutex::default(),
+            refusals: opentelemetry::global::meter(crate::telemetry::SCOPE)
+                .u64_counter("bangfu.ratelimit.refusals")
+                .with_description("calls refused by a per-subject rate limit, by limit")
+                .with_unit("{call}")
+                .build(),
+            name,
+        }
     }
 
     /// Takes `cost` calls from `subject`'s bucket of `per_minute`, or refuses with
@@ -52,6 +76,8 @@ impl SubjectRateLimiter {
             return Ok(());
         }
         let wait = ((cost - bucket.tokens) / rate).ceil().max(1.0) as u64;
+        self.refusals
+            .add(1, &[opentelemetry::KeyValue::new("limit", self.name)]);
         Err(Problem::new(
             tonic::Code::ResourceExhausted,
             ErrorReason::RateLimited,

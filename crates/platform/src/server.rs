@@ -7,7 +7,7 @@
 //! load balancer or a readiness probe stops sending it calls; the server as a whole (the empty
 //! service name, what liveness probes ask) stays SERVING, because restarting a process does not
 //! bring a database back. A second, plaintext listener can serve only the health service, for
-//! probes that cannot present a client certificate.
+//! probes that cannot present a client certificate, and `GET /metrics` for Prometheus.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +130,8 @@ pub struct ServerHost {
     denials: Vec<DenialAudit>,
     followers: Vec<crate::follow::HostedFollower>,
     jobs: Vec<crate::jobs::Job>,
+    /// Services whose database's pool and audit lag are measured, by short name.
+    measured: Vec<(&'static str, crate::db::Database)>,
 }
 
 /// The largest header block a call may send: room for the tokens and trace headers, well
@@ -193,6 +195,7 @@ impl ServerHost {
             denials: Vec::new(),
             followers: Vec::new(),
             jobs: Vec::new(),
+            measured: Vec::new(),
         }
     }
 
@@ -218,8 +221,9 @@ impl ServerHost {
     }
 
     /// Also serves the health service, alone and in plaintext, on `listener`: for kubelet gRPC
-    /// probes and container health checks, which cannot present a client certificate. It
-    /// answers until the main server has stopped, so a draining server reads NOT_SERVING.
+    /// probes and container health checks, which cannot present a client certificate; and
+    /// `GET /metrics` (HTTP/1.1 or 2) for Prometheus. It answers until the main server has
+    /// stopped, so a draining server reads NOT_SERVING.
     pub fn health_listener(&mut self, listener: TcpListener) -> &mut Self {
         self.health_listener = Some(listener);
         self
@@ -271,6 +275,7 @@ impl ServerHost {
             self.ready_while_database_answers(name, db.clone());
         }
         self.audit_denials(descriptor.path_prefix, db.clone());
+        self.measured.push((descriptor.name, db.clone()));
         self.seal_audit_periodically(db.clone());
         self.jobs.push(crate::audit::retention_job(db, descriptor.name, clock));
         self.followers.extend(started.followers);
@@ -320,7 +325,13 @@ impl ServerHost {
             denials,
             followers,
             jobs,
+            measured,
         } = self;
+        // Kept until the server stops: the gauges report while they live.
+        let _gauges: Vec<_> = measured
+            .into_iter()
+            .map(|(service, db)| crate::metrics::watch_database(service, db, shutdown.clone()))
+            .collect();
         for name in &services {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
@@ -340,6 +351,9 @@ impl ServerHost {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             tokio::spawn(
                 Server::builder()
+                    // Prometheus scrapes over HTTP/1.1; probes speak gRPC over HTTP/2.
+                    .accept_http1(true)
+                    .layer(crate::telemetry::PrometheusEndpoint::layer())
                     .add_service(health_service)
                     .serve_with_incoming(incoming),
             )
@@ -368,7 +382,7 @@ impl ServerHost {
             builder = builder.tls_config(tls_config).map_err(ServeError::Tls)?;
         }
         let router = builder
-            .layer(crate::telemetry::RpcTelemetryLayer::new())
+            .layer(crate::telemetry::RpcTelemetryLayer::new().with_known_methods(methods.iter().map(|m| m.path)))
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.concurrency_limit))
             .layer(AuthLayer::with_methods(
                 verifier,

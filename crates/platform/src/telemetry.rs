@@ -1,6 +1,8 @@
-//! Logs for every process, and with an OTLP endpoint traces and metrics exported over gRPC.
-//! [`RpcTelemetryLayer`] gives each RPC a span that continues the caller's W3C trace, a status,
-//! a duration and a count. Bodies and metadata values never reach a log, span or metric.
+//! Logs for every process, metrics for every process (read by Prometheus from `/metrics` on the
+//! probe port, see [`PrometheusEndpoint`]), and with an OTLP endpoint traces and the same metrics
+//! exported over gRPC as well. [`RpcTelemetryLayer`] gives each RPC a span that continues the
+//! caller's W3C trace, a status, a duration, a count and an in-flight gauge. Bodies and metadata
+//! values never reach a log, span or metric.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::metrics::{Counter, Histogram, ObservableGauge, UpDownCounter};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry::{KeyValue, StringValue, global};
@@ -53,14 +55,28 @@ const DURATION_BUCKETS: &[f64] = &[
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
+/// The registry the Prometheus reader fills at each scrape; set once by [`init_service`].
+static PROMETHEUS: std::sync::OnceLock<prometheus::Registry> = std::sync::OnceLock::new();
+
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this build was made from (the build script's `BANGFU_GIT_COMMIT`), or
+/// "unknown" for a build outside git that was not told.
+pub const COMMIT: &str = match option_env!("BANGFU_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
 /// Installs the global subscriber as [`init_service`] does, under the service name `bangfu`.
 pub fn init(config: &TelemetryConfig) -> TelemetryGuard {
     init_service(config, DEFAULT_SERVICE_NAME)
 }
 
-/// Installs the global subscriber: logs as text or JSON through `config.log_filter`, and, when
-/// `config.otlp_endpoint` is set, spans and metrics exported over OTLP/gRPC as `service_name`
-/// (`OTEL_SERVICE_NAME` wins when set). Installs the W3C trace-context propagator either way.
+/// Installs the global subscriber: logs as text or JSON through `config.log_filter`; a meter
+/// provider whose metrics [`prometheus_text`] renders; and, when `config.otlp_endpoint` is set,
+/// spans and the same metrics exported over OTLP/gRPC as `service_name` (`OTEL_SERVICE_NAME`
+/// wins when set). Installs the W3C trace-context propagator either way.
 ///
 /// Only the first call does anything (tests start many servers); later calls return a guard with
 /// nothing to shut down. Must be called inside a tokio runtime: the exporters' channels spawn
@@ -77,7 +93,10 @@ pub fn init_service(config: &TelemetryConfig, service_name: &str) -> TelemetryGu
     global::set_text_map_propagator(TraceContextPropagator::new());
 
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    // Colour codes only for a person at a terminal: a file, a pipe or a container's log
+    // collector would store them as text. NO_COLOR (no-color.org) turns them off there too.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi);
     let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> = vec![if config.json {
         fmt.json().with_filter(filter).boxed()
     } else {
@@ -85,28 +104,58 @@ pub fn init_service(config: &TelemetryConfig, service_name: &str) -> TelemetryGu
     }];
 
     let mut refused = None;
-    let providers = match config.otlp_endpoint.as_deref() {
+    let otlp = match config.otlp_endpoint.as_deref() {
         None => None,
         // The exporters' channels would panic; a process without export is better than none.
         Some(_) if tokio::runtime::Handle::try_current().is_err() => {
             refused = Some("telemetry::init was called outside a tokio runtime".to_owned());
             None
         }
-        Some(endpoint) => match export(endpoint, service_name) {
-            Ok(providers) => Some(providers),
+        Some(endpoint) => match otlp_exporters(endpoint) {
+            Ok(exporters) => Some(exporters),
             Err(error) => {
                 refused = Some(error.to_string());
                 None
             }
         },
     };
-    if let Some(providers) = &providers {
-        global::set_tracer_provider(providers.tracer.clone());
-        global::set_meter_provider(providers.meter.clone());
-        let tracer = providers.tracer.tracer(SCOPE);
+    let resource = resource(service_name);
+    // One meter provider, two readers: Prometheus pulls at each scrape, OTLP pushes
+    // periodically; every instrument reaches both.
+    let mut meter = SdkMeterProvider::builder().with_resource(resource.clone());
+    let registry = prometheus::Registry::new();
+    let prometheus_refused = match opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        // One scope (bangfu) for every instrument: its labels on each series would be noise.
+        .scope_info_enabled(false)
+        .build()
+    {
+        Ok(reader) => {
+            meter = meter.with_reader(reader);
+            let _ = PROMETHEUS.set(registry);
+            None
+        }
+        Err(error) => Some(error.to_string()),
+    };
+    let tracer = match otlp {
+        Some((spans, metrics)) => {
+            meter = meter.with_periodic_exporter(metrics);
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(spans)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let meter = meter.build();
+    global::set_meter_provider(meter.clone());
+    if let Some(tracer) = &tracer {
+        global::set_tracer_provider(tracer.clone());
         layers.push(
             tracing_opentelemetry::layer()
-                .with_tracer(tracer)
+                .with_tracer(tracer.tracer(SCOPE))
                 .with_filter(export_filter())
                 .boxed(),
         );
@@ -116,10 +165,22 @@ pub fn init_service(config: &TelemetryConfig, service_name: &str) -> TelemetryGu
     if let Some(error) = refused {
         tracing::warn!(%error, "OTLP export is off");
     }
-    TelemetryGuard { providers }
+    if let Some(error) = prometheus_refused {
+        tracing::warn!(%error, "/metrics is off");
+    }
+    TelemetryGuard {
+        tracer,
+        meter: Some(meter),
+        _build_info: Some(build_info()),
+    }
 }
 
-fn export(endpoint: &str, service_name: &str) -> Result<Providers, opentelemetry_otlp::ExporterBuildError> {
+fn otlp_exporters(
+    endpoint: &str,
+) -> Result<
+    (opentelemetry_otlp::SpanExporter, opentelemetry_otlp::MetricExporter),
+    opentelemetry_otlp::ExporterBuildError,
+> {
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
@@ -128,17 +189,32 @@ fn export(endpoint: &str, service_name: &str) -> Result<Providers, opentelemetry
         .with_tonic()
         .with_endpoint(endpoint)
         .build()?;
-    let resource = resource(service_name);
-    Ok(Providers {
-        tracer: SdkTracerProvider::builder()
-            .with_batch_exporter(spans)
-            .with_resource(resource.clone())
-            .build(),
-        meter: SdkMeterProvider::builder()
-            .with_periodic_exporter(metrics)
-            .with_resource(resource)
-            .build(),
-    })
+    Ok((spans, metrics))
+}
+
+/// `bangfu_build_info{version, commit} 1`: which build a process runs, for dashboards that
+/// compare replicas during a rollout.
+fn build_info() -> ObservableGauge<u64> {
+    global::meter(SCOPE)
+        .u64_observable_gauge("bangfu.build.info")
+        .with_description("always 1; the labels name the version and the git commit of this build")
+        .with_callback(|observer| {
+            observer.observe(1, &[KeyValue::new("version", VERSION), KeyValue::new("commit", COMMIT)]);
+        })
+        .build()
+}
+
+/// The metrics in the Prometheus text format, as of now; `None` when [`init_service`] has not
+/// run in this process (or the Prometheus reader could not be made).
+pub fn prometheus_text() -> Option<Result<String, prometheus::Error>> {
+    use prometheus::Encoder as _;
+    let registry = PROMETHEUS.get()?;
+    let mut text = Vec::new();
+    Some(
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .map(|()| String::from_utf8_lossy(&text).into_owned()),
+    )
 }
 
 fn resource(service_name: &str) -> Resource {
@@ -160,43 +236,109 @@ fn export_filter() -> Targets {
         })
 }
 
-#[derive(Debug)]
-struct Providers {
-    tracer: SdkTracerProvider,
-    meter: SdkMeterProvider,
-}
-
-/// Keeps the exporters of [`init`]; [`TelemetryGuard::shutdown`] sends what is still buffered.
+/// Keeps the providers of [`init`]; [`TelemetryGuard::shutdown`] sends what is still buffered.
 /// Dropping it without calling `shutdown` loses the spans and metrics not yet exported.
 #[derive(Debug, Default)]
 pub struct TelemetryGuard {
-    providers: Option<Providers>,
+    /// Only when exporting over OTLP.
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    _build_info: Option<ObservableGauge<u64>>,
 }
 
 impl TelemetryGuard {
-    /// Whether spans and metrics are being exported.
+    /// Whether spans and metrics are being exported over OTLP.
     pub fn is_exporting(&self) -> bool {
-        self.providers.is_some()
+        self.tracer.is_some()
     }
 
     /// Exports what is buffered and stops the exporters, waiting at most about five seconds for
     /// an unreachable collector. Call it last, after the server has stopped.
     pub async fn shutdown(self) {
-        let Some(Providers { tracer, meter }) = self.providers else {
-            return;
-        };
         // Both block until their background thread has exported, which needs this runtime's
         // workers free to drive the gRPC channel: never block a worker with them.
-        let spans = tokio::task::spawn_blocking(move || tracer.shutdown_with_timeout(SHUTDOWN_TIMEOUT));
-        let metrics = tokio::task::spawn_blocking(move || meter.shutdown_with_timeout(SHUTDOWN_TIMEOUT));
-        let (spans, metrics) = tokio::join!(spans, metrics);
-        for (signal, outcome) in [("spans", spans), ("metrics", metrics)] {
-            match outcome {
+        let spans = self
+            .tracer
+            .map(|tracer| tokio::task::spawn_blocking(move || tracer.shutdown_with_timeout(SHUTDOWN_TIMEOUT)));
+        let metrics = self
+            .meter
+            .map(|meter| tokio::task::spawn_blocking(move || meter.shutdown_with_timeout(SHUTDOWN_TIMEOUT)));
+        for (signal, task) in [("spans", spans), ("metrics", metrics)] {
+            let Some(task) = task else { continue };
+            match task.await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::warn!(signal, %error, "telemetry exporter did not shut down cleanly"),
                 Err(error) => tracing::warn!(signal, %error, "telemetry exporter shutdown panicked"),
             }
         }
+    }
+}
+
+/// Answers `GET /metrics` with [`prometheus_text`] and hands every other request to the
+/// service it wraps: on the plaintext probe listener, beside gRPC health, so a cluster that
+/// scrapes pods reads the metrics from the port its probes already use. The answer never touches
+/// a database: gauges are read from memory, so a scrape during an outage still answers (and
+/// shows it).
+#[derive(Debug, Clone)]
+pub struct PrometheusEndpoint<S> {
+    inner: S,
+}
+
+impl<S> PrometheusEndpoint<S> {
+    pub fn layer() -> impl Layer<S, Service = Self> + Clone {
+        tower::layer::layer_fn(|inner| Self { inner })
+    }
+}
+
+/// The path Prometheus scrapes.
+pub const METRICS_PATH: &str = "/metrics";
+
+impl<S, B> Service<http::Request<B>> for PrometheusEndpoint<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != METRICS_PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        let response = metrics_response(request.method());
+        Box::pin(async move { Ok(response) })
+    }
+}
+
+fn metrics_response(method: &http::Method) -> http::Response<Body> {
+    let plain = |status: http::StatusCode, text: String| {
+        let mut response = http::Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(text))));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    };
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return plain(http::StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n".into());
+    }
+    match prometheus_text() {
+        Some(Ok(text)) => plain(http::StatusCode::OK, text),
+        Some(Err(error)) => {
+            tracing::warn!(%error, "the metrics could not be rendered");
+            plain(http::StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n"))
+        }
+        None => plain(
+            http::StatusCode::NOT_FOUND,
+            "metrics are not set up in this process\n".into(),
+        ),
     }
 }
 
@@ -252,6 +394,7 @@ impl Extractor for HeaderExtractor<'_> {
 struct Instruments {
     requests: Counter<u64>,
     duration: Histogram<f64>,
+    in_flight: UpDownCounter<i64>,
 }
 
 /// Per-RPC telemetry, to sit outermost on the server so that it sees every call, refused ones
@@ -260,6 +403,7 @@ struct Instruments {
 #[derive(Debug, Clone)]
 pub struct RpcTelemetryLayer {
     instruments: Arc<Instruments>,
+    known: Option<Arc<std::collections::HashSet<&'static str>>>,
 }
 
 impl Default for RpcTelemetryLayer {
@@ -286,10 +430,26 @@ impl RpcTelemetryLayer {
                     .with_unit("s")
                     .with_boundaries(DURATION_BUCKETS.to_vec())
                     .build(),
+                in_flight: meter
+                    .i64_up_down_counter("rpc.server.active_requests")
+                    .with_description("RPCs being served now, by method")
+                    .with_unit("{request}")
+                    .build(),
             }),
+            known: None,
         }
     }
+
+    /// Labels calls of any other path `rpc.method="unknown"`: the path comes from the client,
+    /// and every distinct label value is a series kept for the life of the process.
+    pub fn with_known_methods(mut self, paths: impl IntoIterator<Item = &'static str>) -> Self {
+        self.known = Some(Arc::new(paths.into_iter().collect()));
+        self
+    }
 }
+
+/// The label of a call's method: its path, when it is one the server knows.
+const UNKNOWN_METHOD: &str = "unknown";
 
 impl<S> Layer<S> for RpcTelemetryLayer {
     type Service = RpcTelemetryService<S>;
@@ -298,6 +458,7 @@ impl<S> Layer<S> for RpcTelemetryLayer {
         RpcTelemetryService {
             inner,
             instruments: self.instruments.clone(),
+            known: self.known.clone(),
         }
     }
 }
@@ -307,6 +468,7 @@ impl<S> Layer<S> for RpcTelemetryLayer {
 pub struct RpcTelemetryService<S> {
     inner: S,
     instruments: Arc<Instruments>,
+    known: Option<Arc<std::collections::HashSet<&'static str>>>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -332,9 +494,16 @@ where
             global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(request.headers())));
         // Fails only when no OpenTelemetry layer is installed; there is then no trace to continue.
         let _ = span.set_parent(parent);
+        let method = match &self.known {
+            Some(known) if !known.contains(path) => StringValue::from(UNKNOWN_METHOD),
+            _ => StringValue::from(Arc::<str>::from(path)),
+        };
+        self.instruments
+            .in_flight
+            .add(1, &[KeyValue::new("rpc.method", method.clone())]);
         let call = Call {
             instruments: self.instruments.clone(),
-            method: StringValue::from(Arc::<str>::from(path)),
+            method,
             span: span.clone(),
             started: Instant::now(),
             finished: false,
@@ -435,6 +604,7 @@ impl Call {
             KeyValue::new("rpc.grpc.status_code", i64::from(code)),
         ];
         self.instruments.requests.add(1, &attributes);
+        self.instruments.in_flight.add(-1, &attributes[..1]);
         self.instruments.duration.record(elapsed.as_secs_f64(), &attributes);
         tracing::debug!(
             parent: &self.span,
@@ -925,7 +1095,7 @@ mod tests {
             .await
             .unwrap();
         // A first export, so that spans the transport made during it would be in the second.
-        let tracer = guard.providers.as_ref().unwrap().tracer.clone();
+        let tracer = guard.tracer.clone().unwrap();
         tokio::task::spawn_blocking(move || tracer.force_flush())
             .await
             .unwrap()

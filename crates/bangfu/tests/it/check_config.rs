@@ -10,7 +10,7 @@ use bangfu_platform::db::{Database, PoolSettings};
 use bangfu_platform::pii::DataKeyFile;
 
 use crate::replicas::{admin_url, bangfu};
-use crate::tls::fresh_database;
+use crate::replicas::fresh_database;
 use crate::up::free_port;
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");

@@ -3,6 +3,10 @@
 mod backup;
 mod check_config;
 mod import;
+mod logs;
+mod metrics;
+mod migrate;
+mod operator;
 mod replicas;
 mod tls;
 mod up;

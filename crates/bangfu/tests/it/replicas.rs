@@ -23,6 +23,76 @@ pub fn admin_url() -> String {
     std::env::var("BANGFU_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A deployment's keys for identity (`keys init`) in `dir`/keys.
+pub fn deployment_keys(dir: &Path) -> std::path::PathBuf {
+    let keys = dir.join("keys");
+    bangfu(
+        &[
+            "keys",
+            "init",
+            "--out",
+            keys.to_str().expect("path"),
+            "--services",
+            "identity",
+        ],
+        &[],
+    );
+    keys
+}
+
+/// `bangfu migrate identity` on `database_url`, as a deployment runs it before `serve`.
+pub fn migrate_identity(database_url: &str) -> String {
+    let output = bangfu(&["migrate", "identity"], &[("DATABASE_URL", database_url)]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The URL of database `name`, new and migrated for identity, on the test server (as its
+/// superuser).
+pub async fn fresh_database(name: &str) -> String {
+    let url = empty_database(name).await;
+    migrate_identity(&url);
+    url
+}
+
+/// The URL of database `name`, new and empty, on the test server (as its superuser).
+pub async fn empty_database(name: &str) -> String {
+    use sqlx::Connection;
+    let admin = admin_url();
+    let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut connection)
+    .await
+    .expect("drop an earlier run's database");
+    bangfu_platform::db::ensure_postgres_database(&admin, name)
+        .await
+        .expect("database")
+}
+
+/// A command's standard output and error, for assertion messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `bangfu serve identity` with a deployment's keys and `database_url`, nothing else from the
+/// test's environment.
+pub fn serve_identity(keys: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(BANGFU);
+    command
+        .env_clear()
+        .args(["serve", "identity"])
+        .env("DATABASE_URL", database_url)
+        .env("BANGFU_KEYS_DIR", keys.join("public"))
+        .env("BANGFU_SIGNING_KEY", keys.join("identity/signing.json"))
+        .env("BANGFU_DATA_KEYS", keys.join("data-keys.json"));
+    command
+}
+
 /// Runs `bangfu` and asserts it succeeded.
 pub fn bangfu(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let output = Command::new(BANGFU)
@@ -57,16 +127,10 @@ impl Replica {
     /// A replica with more of the environment than keys and database (TLS files, peers).
     pub fn start_with(keys: &Path, database_url: &str, env: &[(&str, &str)]) -> Self {
         let (port, health) = (free_port(), free_port());
-        let child = Command::new(BANGFU)
-            .env_clear()
+        let child = serve_identity(keys, database_url)
             .envs(env.iter().copied())
-            .args(["serve", "identity"])
-            .env("DATABASE_URL", database_url)
             .env("BANGFU_LISTEN", format!("127.0.0.1:{port}"))
             .env("BANGFU_HEALTH_LISTEN", format!("127.0.0.1:{health}"))
-            .env("BANGFU_KEYS_DIR", keys.join("public"))
-            .env("BANGFU_SIGNING_KEY", keys.join("identity/signing.json"))
-            .env("BANGFU_DATA_KEYS", keys.join("data-keys.json"))
             .env("BANGFU_SHUTDOWN_GRACE_SECONDS", "10")
             .env("BANGFU_LOG", "warn")
             .stdout(Stdio::null())
@@ -78,6 +142,11 @@ impl Replica {
             addr: format!("http://127.0.0.1:{port}"),
             health: format!("http://127.0.0.1:{health}"),
         }
+    }
+
+    /// The plaintext probe port (health and /metrics), http://127.0.0.1:port.
+    pub fn health(&self) -> &str {
+        &self.health
     }
 
     /// Waits until the health port (plaintext, also beside TLS) says the identity service is
@@ -163,7 +232,7 @@ fn citizen_id(body: &str) -> String {
     format!("{body}{}", CHECK[(sum % 11) as usize] as char)
 }
 
-fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -171,7 +240,7 @@ fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-async fn client(addr: &str) -> IdentityServiceClient<Channel> {
+pub async fn client(addr: &str) -> IdentityServiceClient<Channel> {
     IdentityServiceClient::new(
         Channel::from_shared(addr.to_string())
             .expect("url")
@@ -181,7 +250,7 @@ async fn client(addr: &str) -> IdentityServiceClient<Channel> {
     )
 }
 
-fn create_request(n: u32, request_id: &str) -> pb::CreatePersonRequest {
+pub fn create_request(n: u32, request_id: &str) -> pb::CreatePersonRequest {
     pb::CreatePersonRequest {
         person: Some(pb::Person {
             display_name: format!("副本{n}"),
@@ -221,9 +290,7 @@ async fn feed(addr: &str, token: &str, expected: usize) -> Vec<(String, String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chain_and_drain_without_loss() {
     let dir = tempfile::tempdir().expect("tmp");
-    let keys = dir.path().join("keys");
-    let keys_text = keys.to_str().expect("path");
-    bangfu(&["keys", "init", "--out", keys_text, "--services", "identity"], &[]);
+    let keys = deployment_keys(dir.path());
 
     // The service's own database and role, as a deployment makes them (and again: idempotent).
     let admin = admin_url();
@@ -250,8 +317,10 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     let server = server.split_once("://").map(|(_, rest)| rest).unwrap_or(server);
     let host = server.rsplit('@').next().unwrap_or(server);
     let database_url = format!("postgres://bangfu_identity:replica-test-password@{host}/bangfu_identity");
+    // The migration step the chart's hook runs, as the database's owner; then the replicas.
+    assert!(migrate_identity(&database_url).contains("identity: schema at version"));
 
-    // Both start at once: the migrations run once, under PostgreSQL's advisory lock.
+    // Both start at once on the migrated schema.
     let one = Replica::start(&keys, &database_url, None);
     let mut two = Replica::start(&keys, &database_url, Some(&one.addr));
     one.wait_serving();

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-use crate::replicas::{Replica, admin_url, bangfu, operator_token};
+use crate::replicas::{Replica, deployment_keys, fresh_database, operator_token};
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 
@@ -67,37 +67,12 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// A fresh database for this test alone (the replicas test owns bangfu_identity).
-pub async fn fresh_database(name: &str) -> String {
-    use sqlx::Connection;
-    let admin = admin_url();
-    let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut connection)
-    .await
-    .expect("drop an earlier run's database");
-    bangfu_platform::db::ensure_postgres_database(&admin, name)
-        .await
-        .expect("database")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_presents_its_certificate_to_a_server_that_requires_one() {
     let dir = tempfile::tempdir().expect("tmp");
     let pki = Pki::make(&dir.path().join("tls"));
-    let keys = dir.path().join("keys");
-    bangfu(
-        &[
-            "keys",
-            "init",
-            "--out",
-            keys.to_str().expect("path"),
-            "--services",
-            "identity",
-        ],
-        &[],
-    );
+    let keys = deployment_keys(dir.path());
     let database_url = fresh_database("bangfu_client_tls").await;
     let (server_cert, server_key, ca) = (pki.path("server.pem"), pki.path("server.key"), pki.path("ca.pem"));
     let server = Replica::start_with(

@@ -58,7 +58,7 @@ impl Identity {
             parameters,
             clock,
             regions,
-            lookups: SubjectRateLimiter::new(),
+            lookups: SubjectRateLimiter::named("identity.lookups"),
             shutdown: Shutdown::new(),
             feed: WatchSettings::default(),
         }
