@@ -20,6 +20,14 @@ pub mod identity {
     }
 }
 
+/// Subsidy payment's contract; the service is not hosted yet (its methods answer
+/// METHOD_NOT_SERVED).
+pub mod subsidy {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.subsidy.v1");
+    }
+}
+
 pub mod diagnostics {
     pub mod v1 {
         tonic::include_proto!("bangfu.diagnostics.v1");
