@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use bangfu_platform::db::{Database, PoolSettings};
 use bangfu_platform::pii::DataKeyFile;
 
-use crate::replicas::{admin_url, bangfu};
 use crate::replicas::fresh_database;
+use crate::replicas::{admin_url, bangfu};
 use crate::up::free_port;
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");

@@ -7,10 +7,11 @@ use crate::replicas::{deployment_keys, serve_identity, text};
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 
-/// `bangfu serve identity --check-config` listening on `listen`, with a deployment's keys.
+/// `bangfu serve identity --check-config --offline` listening on `listen`, with a deployment's
+/// keys: the warning comes from the settings, before any database is contacted.
 fn check_config(keys: &std::path::Path, listen: &str) -> Output {
     serve_identity(keys, "postgres://bangfu_identity:secret@127.0.0.1:5432/bangfu_identity")
-        .arg("--check-config")
+        .args(["--check-config", "--offline"])
         .env("BANGFU_LISTEN", listen)
         .output()
         .expect("run bangfu serve")
