@@ -149,7 +149,25 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
             .fetch_one(&mut admin)
             .await
             .map_err(unavailable)?;
-        if !database_exists {
+        let mut owner_note = String::new();
+        if database_exists {
+            // A database made by hand (or by an earlier tool) under another role would leave the
+            // service's role without rights on its own schema, and `migrate` would fail deep in
+            // a statement: give it to the service's role, and say so.
+            let owner: String =
+                sqlx::query_scalar("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .map_err(unavailable)?;
+            if owner != name {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE {role} OWNER TO {role}")))
+                    .execute(&mut admin)
+                    .await
+                    .map_err(unavailable)?;
+                owner_note = format!(" (its owner was {owner}; now {name})");
+            }
+        } else {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {role} OWNER {role}")))
                 .execute(&mut admin)
                 .await
@@ -163,7 +181,7 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
         .await
         .map_err(unavailable)?;
         say!(
-            "{service}: role {name} {}, database {name} {}",
+            "{service}: role {name} {}, database {name} {}{owner_note}",
             if role_exists { "kept (password set)" } else { "created" },
             if database_exists { "kept" } else { "created" }
         );

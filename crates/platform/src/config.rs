@@ -32,6 +32,16 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "sqlite://PATH or postgres://… (sslmode=verify-full for a remote server)",
     },
     Setting {
+        variable: "DATABASE_URL_FILE",
+        default: "(none)",
+        meaning: "a file holding the whole DATABASE_URL (a mounted secret), instead of DATABASE_URL",
+    },
+    Setting {
+        variable: "DATABASE_PASSWORD_FILE",
+        default: "(none)",
+        meaning: "a file holding the database password, put into DATABASE_URL escaped: it may hold any character, and stays out of the environment",
+    },
+    Setting {
         variable: "BANGFU_MIGRATE_ON_START",
         default: "false",
         meaning: "true: `serve` migrates its database itself (one replica, a role with DDL rights); false: run `bangfu migrate <service>` first, `serve` checks the schema",
@@ -154,6 +164,67 @@ pub enum ConfigError {
     },
     #[error("{variable} must be set: {why}")]
     Missing { variable: &'static str, why: &'static str },
+}
+
+/// The database URL: `DATABASE_URL`, or the whole URL read from `DATABASE_URL_FILE`; with
+/// `DATABASE_PASSWORD_FILE` the password read from that file is put into it, percent-escaped, so
+/// a password may hold `@`, `/` or `%` and never sits in the environment.
+fn database_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    let read = |variable: &'static str, path: String| {
+        std::fs::read_to_string(&path)
+            .map(|text| text.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|_| ConfigError::Invalid {
+                variable,
+                value: path,
+                expected: "a file this process can read",
+            })
+    };
+    let url = match (env.text("DATABASE_URL"), env.text("DATABASE_URL_FILE")) {
+        (Some(_), Some(path)) => {
+            return Err(ConfigError::Invalid {
+                variable: "DATABASE_URL_FILE",
+                value: path,
+                expected: "unset while DATABASE_URL is set (give one of the two)",
+            });
+        }
+        (Some(url), None) => Some(url),
+        (None, Some(path)) => Some(read("DATABASE_URL_FILE", path)?.trim().to_string()),
+        (None, None) => None,
+    };
+    let Some(path) = env.text("DATABASE_PASSWORD_FILE") else {
+        return Ok(url);
+    };
+    let Some(url) = url else {
+        return Err(ConfigError::Missing {
+            variable: "DATABASE_URL",
+            why: "DATABASE_PASSWORD_FILE gives the password of the URL DATABASE_URL names",
+        });
+    };
+    let password = read("DATABASE_PASSWORD_FILE", path)?;
+    let mut parsed = url::Url::parse(&url).map_err(|_| ConfigError::Invalid {
+        variable: "DATABASE_URL",
+        value: redact_url(&url),
+        expected: "a URL like postgres://user@host:5432/database",
+    })?;
+    parsed
+        .set_password(Some(&escape_userinfo(&password)))
+        .map_err(|()| ConfigError::Invalid {
+            variable: "DATABASE_URL",
+            value: redact_url(&url),
+            expected: "a URL with a user and host to give the password to",
+        })?;
+    Ok(Some(parsed.to_string()))
+}
+
+/// `text` percent-escaped for the userinfo of a URL: everything but the unreserved characters,
+/// `%` included (which `Url::set_password` would leave as it is, for the driver to misread).
+fn escape_userinfo(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Limits and transport settings of a gRPC server.
@@ -341,7 +412,7 @@ impl Config {
             telemetry,
             database_pool,
             peer_ca,
-            database_url: env.text("DATABASE_URL"),
+            database_url: database_url(&env)?,
             data_keys,
             migrate_on_start: env.flag("BANGFU_MIGRATE_ON_START")?,
         })
@@ -504,6 +575,56 @@ mod tests {
         assert_eq!(config.server.max_receive_bytes, 4 * 1024 * 1024);
         assert_eq!(config.auth.audience, "bangfu");
         assert!(config.server.tls.is_none());
+    }
+
+    #[test]
+    fn the_database_password_comes_from_a_file_escaped_into_the_url() {
+        let dir = std::env::temp_dir().join(format!("bangfu-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let password = dir.join("password");
+        std::fs::write(&password, "p@ss/w%rd:1\n").expect("write");
+        let url_file = dir.join("url");
+        std::fs::write(&url_file, "postgres://bangfu_identity@postgres:5432/bangfu_identity\n").expect("write");
+        let with_password = config(&[
+            (
+                "DATABASE_URL",
+                "postgres://bangfu_identity@postgres:5432/bangfu_identity?sslmode=disable",
+            ),
+            ("DATABASE_PASSWORD_FILE", password.to_str().expect("path")),
+        ])
+        .expect("config");
+        let url = with_password.database_url.expect("url");
+        assert_eq!(
+            url,
+            "postgres://bangfu_identity:p%40ss%2Fw%25rd%3A1@postgres:5432/bangfu_identity?sslmode=disable"
+        );
+        let parsed = url::Url::parse(&url).expect("a URL");
+        assert_eq!(
+            parsed.host_str(),
+            Some("postgres"),
+            "the password did not break the URL"
+        );
+        let from_file = config(&[("DATABASE_URL_FILE", url_file.to_str().expect("path"))]).expect("config");
+        assert_eq!(
+            from_file.database_url.as_deref(),
+            Some("postgres://bangfu_identity@postgres:5432/bangfu_identity")
+        );
+        let both = config(&[
+            ("DATABASE_URL", "postgres://a@b/c"),
+            ("DATABASE_URL_FILE", url_file.to_str().expect("path")),
+        ])
+        .expect_err("two sources");
+        assert!(both.to_string().contains("DATABASE_URL_FILE"), "{both}");
+        let unreadable = config(&[
+            ("DATABASE_PASSWORD_FILE", "/nonexistent/password"),
+            ("DATABASE_URL", "postgres://a@b/c"),
+        ])
+        .expect_err("no such file");
+        assert!(
+            unreadable.to_string().contains("DATABASE_PASSWORD_FILE"),
+            "{unreadable}"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

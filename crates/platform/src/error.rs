@@ -173,14 +173,17 @@ impl From<Problem> for tonic::Status {
         };
         let mut metadata: HashMap<String, String> = problem.metadata.into_iter().collect();
         let mut details = ErrorDetails::new();
-        if problem.code == Code::Internal {
-            // What the client quotes to an operator, who finds the call's spans and log lines
-            // under it: the trace id when a trace is recorded, else an id logged here.
-            let id = crate::telemetry::current_trace_id().unwrap_or_else(|| {
+        // What the client quotes to an operator, who finds the call's log lines, spans and
+        // audit rows under it: the call's trace id (every served call has one). Outside a call
+        // an INTERNAL error still gets an id, logged here.
+        let id = crate::telemetry::current_trace_id().or_else(|| {
+            (problem.code == Code::Internal).then(|| {
                 let id = format!("{:032x}", rand::random::<u128>());
                 tracing::error!(trace_id = %id, message = %problem.message, "internal error answered to the client");
                 id
-            });
+            })
+        });
+        if let Some(id) = id {
             metadata.insert("trace_id".into(), id.clone());
             details.set_request_info(id, "");
         }
@@ -271,6 +274,7 @@ mod tests {
         assert_eq!(quoted.len(), 32, "{quoted}");
         let info = details.error_info().expect("error info");
         assert_eq!(info.metadata.get("trace_id"), Some(&quoted));
+        // Outside a call only an INTERNAL error needs an id of its own.
         let other = tonic::Status::from(Problem::not_found("persons/1"));
         assert!(other.get_error_details().request_info().is_none());
     }

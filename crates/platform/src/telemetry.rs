@@ -351,7 +351,10 @@ pub fn current_trace_id() -> Option<String> {
     }
     let span = context.span();
     let span_context = span.span_context();
-    span_context.is_valid().then(|| span_context.trace_id().to_string())
+    if span_context.is_valid() {
+        return Some(span_context.trace_id().to_string());
+    }
+    CALL_TRACE_ID.try_with(|id| id.to_string()).ok()
 }
 
 /// Injects the current span's trace context (W3C `traceparent`, `tracestate`) into an outgoing
@@ -493,7 +496,10 @@ where
         let parent =
             global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(request.headers())));
         // Fails only when no OpenTelemetry layer is installed; there is then no trace to continue.
-        let _ = span.set_parent(parent);
+        let _ = span.set_parent(parent.clone());
+        // After the parent is set: the span's context is then the caller's trace, continued.
+        let trace_id = call_trace_id(&span, &parent);
+        span.record("trace_id", &*trace_id);
         let method = match &self.known {
             Some(known) if !known.contains(path) => StringValue::from(UNKNOWN_METHOD),
             _ => StringValue::from(Arc::<str>::from(path)),
@@ -509,10 +515,18 @@ where
             finished: false,
         };
         // Entered while the inner layers run their synchronous part, so a refusal they log carries the trace.
-        let response = span.in_scope(|| self.inner.call(request));
+        let response = span.in_scope(|| CALL_TRACE_ID.sync_scope(trace_id.clone(), || self.inner.call(request)));
         Box::pin(async move {
-            match response.instrument(span).await {
-                Ok(response) => Ok(call.observe(response)),
+            match CALL_TRACE_ID.scope(trace_id.clone(), response.instrument(span)).await {
+                Ok(mut response) => {
+                    // Every answer names its trace: a clerk quotes it, an operator finds the
+                    // call's log lines (the rpc span's trace_id) and audit rows under it. On an
+                    // error's trailers-only response this header is the trailer.
+                    if let Ok(value) = http::HeaderValue::from_str(&trace_id) {
+                        response.headers_mut().insert(TRACE_ID_HEADER, value);
+                    }
+                    Ok(call.observe(response))
+                }
                 Err(error) => {
                     let mut call = call;
                     call.finish(tonic::Code::Unknown.into());
@@ -535,7 +549,28 @@ fn rpc_span(path: &str) -> tracing::Span {
         rpc.method = method,
         rpc.grpc.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     )
+}
+
+/// The response header that names the call's trace.
+pub const TRACE_ID_HEADER: &str = "x-bangfu-trace-id";
+
+tokio::task_local! {
+    /// The trace id of the call being served, for code that runs inside it without a span
+    /// context (no OpenTelemetry export): errors and audit rows name it all the same.
+    static CALL_TRACE_ID: Arc<str>;
+}
+
+/// The call's trace id: the recorded span's, else the caller's (a `traceparent` it sent), else
+/// a new random one, so every call has one even when nothing is exported.
+fn call_trace_id(span: &tracing::Span, parent: &opentelemetry::Context) -> Arc<str> {
+    let own = span.context();
+    let candidates = [own.span().span_context().clone(), parent.span().span_context().clone()];
+    match candidates.iter().find(|c| c.is_valid()) {
+        Some(context) => Arc::from(context.trace_id().to_string()),
+        None => Arc::from(format!("{:032x}", rand::random::<u128>())),
+    }
 }
 
 /// The `grpc-status` of response headers (a trailers-only response) or trailers.

@@ -75,6 +75,26 @@ async fn auditors_read_the_events_of_their_scope_and_refusals_outside_scope_are_
         .await
         .expect_err("outside the clerk's county");
     assert_eq!(refused.code(), Code::NotFound);
+    // The answer names its trace three ways a client may read, all the same id.
+    let trace_id = tonic_types::StatusExt::get_error_details(&refused)
+        .request_info()
+        .expect("RequestInfo")
+        .request_id
+        .clone();
+    assert_eq!(trace_id.len(), 32, "{trace_id}");
+    assert_eq!(
+        refused
+            .metadata()
+            .get("x-bangfu-trace-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(trace_id.as_str())
+    );
+    assert_eq!(
+        tonic_types::StatusExt::get_error_details(&refused)
+            .error_info()
+            .and_then(|info| info.metadata.get("trace_id").cloned()),
+        Some(trace_id.clone())
+    );
 
     let zaozhuang_auditor = identity.token("auditor-zao", Department::Hr, Role::Auditor, "3704");
     let chongqing_auditor = identity.token("auditor-yu", Department::Hr, Role::Auditor, "50");
@@ -101,6 +121,10 @@ async fn auditors_read_the_events_of_their_scope_and_refusals_outside_scope_are_
     assert_eq!(denied.subject, "clerk-xue");
     assert_eq!(denied.reason, "NOT_FOUND");
     assert_eq!(denied.region, "370403", "in the region of the caller's scope");
+    assert_eq!(
+        denied.trace_id, trace_id,
+        "the audit row names the trace the clerk was told"
+    );
     assert!(
         zaozhuang
             .iter()
