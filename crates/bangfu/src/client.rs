@@ -245,6 +245,7 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
                 "state": follower_state(f.state),
                 "events_applied": f.events_applied,
                 "lag_seconds": f.lag_seconds,
+                "events_behind": f.events_behind,
                 "last_error": f.last_error,
             })).collect::<Vec<_>>(),
         });
@@ -255,11 +256,12 @@ pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
             .iter()
             .map(|f| {
                 let mut line = format!(
-                    "{}: {}, {} applied, {:.1} s behind",
+                    "{}: {}, {} applied, {:.1} s and about {} events behind",
                     f.name,
                     follower_state(f.state),
                     f.events_applied,
-                    f.lag_seconds
+                    f.lag_seconds,
+                    f.events_behind
                 );
                 if !f.last_error.is_empty() {
                     line.push_str(&format!(" ({})", f.last_error));

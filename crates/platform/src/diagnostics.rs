@@ -108,6 +108,7 @@ impl DiagnosticsService for Diagnostics {
                     } as i32,
                     events_applied: report.events_applied as i64,
                     lag_seconds: report.lag_seconds,
+                    events_behind: i64::try_from(report.events_behind).unwrap_or(i64::MAX),
                     last_error: report.last_error,
                 }
             })

@@ -36,6 +36,8 @@ pub enum Followed<E> {
         cursor: String,
         /// When the producer recorded it (for the lag).
         recorded: Option<OffsetDateTime>,
+        /// About how many events come after it at the producer (for the lag).
+        behind: u64,
         event: E,
     },
     /// Nothing new: the follower is caught up at this cursor.
@@ -95,6 +97,8 @@ pub struct FollowerReport {
     pub state: FollowerState,
     pub events_applied: u64,
     pub lag_seconds: f64,
+    /// About how many events the producer holds that are not applied yet.
+    pub events_behind: u64,
     pub last_error: String,
 }
 
@@ -112,6 +116,7 @@ impl FollowerStatus {
                 state: FollowerState::Standby,
                 events_applied: 0,
                 lag_seconds: 0.0,
+                events_behind: 0,
                 last_error: String::new(),
             }),
         }
@@ -288,6 +293,10 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
                 Followed::Event { recorded, .. } => *recorded,
                 Followed::Heartbeat { .. } => None,
             });
+            let behind = match batch.last() {
+                Some(Followed::Event { behind, .. }) => *behind,
+                _ => 0,
+            };
             if let Some(next) = batch.last().map(|item| match item {
                 Followed::Event { cursor, .. } | Followed::Heartbeat { cursor } => cursor.clone(),
             }) {
@@ -298,6 +307,7 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
                 .add(applied, &[KeyValue::new("follower", self.name.clone())]);
             self.status.update(|r| {
                 r.events_applied += applied;
+                r.events_behind = behind;
                 if caught_up {
                     r.lag_seconds = 0.0;
                 } else if let Some(recorded) = newest {
@@ -411,17 +421,29 @@ async fn wait(shutdown: &Shutdown, duration: Duration) -> bool {
     }
 }
 
-/// A follower's instruments: events applied, and its lag as a gauge read at export time.
+/// A follower's instruments: events applied, and its lag (seconds, events) as gauges read at
+/// export time.
 struct Metrics {
     applied: Counter<u64>,
     _lag: ObservableGauge<f64>,
+    _behind: ObservableGauge<u64>,
 }
 
 impl Metrics {
     fn new(status: &Arc<FollowerStatus>) -> Self {
         let meter = opentelemetry::global::meter(crate::telemetry::SCOPE);
         let observed = status.clone();
+        let counted = status.clone();
         Self {
+            _behind: meter
+                .u64_observable_gauge("bangfu.follower.events_behind")
+                .with_description("about how many events the producer holds that the follower has not applied")
+                .with_unit("{event}")
+                .with_callback(move |observer| {
+                    let report = counted.report();
+                    observer.observe(report.events_behind, &[KeyValue::new("follower", report.name)]);
+                })
+                .build(),
             applied: meter
                 .u64_counter("bangfu.follower.events_applied")
                 .with_description("feed events a follower applied")
@@ -482,6 +504,7 @@ impl Feed for PersonChanges {
             match answer.map(|response| response.item) {
                 Ok(Some(Item::Change(change))) => Ok(Followed::Event {
                     cursor: change.cursor.clone(),
+                    behind: u64::try_from(change.changes_behind).unwrap_or(0),
                     recorded: change
                         .record_time
                         .as_ref()

@@ -146,6 +146,10 @@ pub struct FeedEvent {
     pub effective_date: Option<Date>,
     pub detail: String,
     pub recorded: OffsetDateTime,
+    /// About how many events of the feed come after this one (0 once a watch has caught up):
+    /// the newest event id less this one's. Ids are taken before commit and include events a
+    /// watcher's scope hides, so it is an estimate — what a follower's lag gauge needs.
+    pub behind: u64,
 }
 
 /// Up to `limit` committed events after `after`, in commit order.
@@ -212,10 +216,19 @@ async fn read_after_excluding(
                 effective_date: effective.as_deref().and_then(parse_date_text),
                 detail: row.try_get("detail")?,
                 recorded: from_micros(micros).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                behind: 0,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(DbError::from)
+}
+
+/// The id of the newest event written (committed or not): the top of a backlog estimate.
+async fn newest_id(db: &Database) -> Result<i64, DbError> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM outbox_events")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(id.unwrap_or(0))
 }
 
 /// The feed's head: a watcher starting here sees only what commits from now on.
@@ -413,7 +426,11 @@ pub async fn watch(
                 }
             };
             let full = events.len() as u32 >= settings.batch;
-            for event in events {
+            // A full page means more is waiting: say about how much, once per page (one
+            // index lookup), so a follower can report its lag in events.
+            let newest = if full { newest_id(&db).await.unwrap_or(0) } else { 0 };
+            for mut event in events {
+                event.behind = u64::try_from(newest.saturating_sub(event.position.id)).unwrap_or(0);
                 position = event.position;
                 if visible(&event) {
                     if sender.send(Ok(FeedItem::Event(event))).await.is_err() {

@@ -22,6 +22,7 @@ on_both_backends!(
     a_watch_shows_only_events_in_scope_and_heartbeats_when_idle,
     a_rolled_back_change_leaves_no_event,
     a_retried_request_is_answered_once_and_a_reused_id_refused,
+    a_watch_behind_its_feed_says_about_how_far,
 );
 
 async fn publish(db: &Database, resource: &str, regions: &[&str]) {
@@ -385,4 +386,38 @@ async fn a_watch_from_the_head_skips_what_committed_before_it_behind_an_open_tra
     seen.sort();
     assert_eq!(seen, ["persons/after", "persons/open-before"]);
     shutdown.trigger();
+}
+
+async fn a_watch_behind_its_feed_says_about_how_far(test: TestDatabase) {
+    for n in 0..25 {
+        publish(&test.db, &format!("persons/{n}"), &["370402001001"]).await;
+    }
+    read_until(&test.db, Position::START, 25).await;
+    let settings = WatchSettings {
+        poll: Duration::from_millis(20),
+        heartbeat: Duration::from_secs(60),
+        batch: 10,
+    };
+    let mut stream = Box::pin(
+        outbox::watch(
+            test.db.clone(),
+            outbox::Start::After(Position::START),
+            Arc::new(|_: &FeedEvent| true),
+            settings,
+            Shutdown::new(),
+        )
+        .await
+        .expect("watch"),
+    );
+    let mut behind = Vec::new();
+    while behind.len() < 25 {
+        match stream.next().await.expect("an item").expect("no error") {
+            FeedItem::Event(event) => behind.push(event.behind),
+            FeedItem::Heartbeat(_) => {}
+        }
+    }
+    // Pages of 10: the first two are full and say how much is left; the last caught up.
+    assert_eq!(behind[0], 24, "{behind:?}");
+    assert_eq!(behind[10], 14, "{behind:?}");
+    assert!(behind[20..].iter().all(|b| *b == 0), "{behind:?}");
 }

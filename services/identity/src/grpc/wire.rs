@@ -679,6 +679,7 @@ pub(super) fn change_to_wire(event: &FeedEvent) -> pb::PersonChange {
         category,
         changed_fields,
         record_time: Some(wire::timestamp_to_wire(event.recorded)),
+        changes_behind: i64::try_from(event.behind).unwrap_or(i64::MAX),
     }
 }
 
