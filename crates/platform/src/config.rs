@@ -122,6 +122,16 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "how long in-flight calls may finish after SIGTERM",
     },
     Setting {
+        variable: "BANGFU_HANDSHAKE_TIMEOUT_SECONDS",
+        default: "10",
+        meaning: "a connection that sends nothing (no HTTP/2 preface, no TLS hello) for this long is closed",
+    },
+    Setting {
+        variable: "BANGFU_DB_ACQUIRE_TIMEOUT_MS",
+        default: "5000",
+        meaning: "longest wait for a database connection; a call waits at most 80 % of the time it has left, then answers UNAVAILABLE / DATABASE_UNAVAILABLE",
+    },
+    Setting {
         variable: "BANGFU_TLS_CERT",
         default: "(none: plaintext)",
         meaning: "server certificate chain (PEM); with BANGFU_TLS_KEY turns TLS on",
