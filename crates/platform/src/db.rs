@@ -315,6 +315,9 @@ pub struct Database {
     /// Woken when a call fails to get a connection, so health is checked at once rather than
     /// at the next round.
     trouble: std::sync::Arc<tokio::sync::Notify>,
+    /// Calls waiting for a connection now (a gauge: a pool too small for the load shows here
+    /// before it shows as timeouts).
+    waiting: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Database {
@@ -362,6 +365,7 @@ impl Database {
             pool,
             backend,
             trouble: std::sync::Arc::default(),
+            waiting: std::sync::Arc::default(),
         })
     }
 
@@ -385,6 +389,7 @@ impl Database {
             pool,
             backend: Backend::Sqlite,
             trouble: std::sync::Arc::default(),
+            waiting: std::sync::Arc::default(),
         })
     }
 
@@ -468,7 +473,8 @@ impl Database {
                 Backend::Postgres => self.pool.begin().await,
             }
         };
-        let transaction = within_call_deadline(begin)
+        let transaction = self
+            .waited(within_call_deadline(begin))
             .await
             .and_then(|begun| {
                 begun.map_err(|error| match error {
@@ -485,10 +491,45 @@ impl Database {
     /// hears UNAVAILABLE from the database before its own deadline, not DEADLINE_EXCEEDED
     /// after the pool's longer acquire timeout.
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, DbError> {
-        within_call_deadline(self.pool.acquire())
+        self.waited(within_call_deadline(self.pool.acquire()))
             .await
             .and_then(|acquired| acquired.map_err(DbError::Acquire))
             .inspect_err(|error| self.report(error))
+    }
+
+    /// Runs a wait for a connection, counted in `waiting` and timed in
+    /// `bangfu.db.acquire.duration`.
+    async fn waited<T>(&self, acquiring: impl std::future::Future<Output = T>) -> T {
+        use std::sync::atomic::Ordering;
+        static DURATION: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>> = std::sync::OnceLock::new();
+        /// Counts the wait down however it ends, a call dropped at its deadline included.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicI64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(&self.waiting);
+        let started = Instant::now();
+        let outcome = acquiring.await;
+        drop(waiting);
+        DURATION
+            .get_or_init(|| {
+                opentelemetry::global::meter(crate::telemetry::SCOPE)
+                    .f64_histogram("bangfu.db.acquire.duration")
+                    .with_description("time a call waited for a database connection (BEGIN included for writes)")
+                    .with_unit("s")
+                    .with_boundaries(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+                    .build()
+            })
+            .record(started.elapsed().as_secs_f64(), &[]);
+        outcome
+    }
+
+    /// Calls waiting for a connection now.
+    pub fn waiting(&self) -> u64 {
+        u64::try_from(self.waiting.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Wakes the health check when `error` says the database is out of reach.

@@ -23,6 +23,7 @@ const AUDIT_LAG_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct DatabaseGauges {
     _pool: ObservableGauge<u64>,
     _max: ObservableGauge<u64>,
+    _waiting: ObservableGauge<u64>,
     _unsealed: ObservableGauge<u64>,
     _unsealed_age: ObservableGauge<f64>,
     task: tokio::task::JoinHandle<()>,
@@ -58,6 +59,15 @@ pub fn watch_database(service: &'static str, db: Database, shutdown: Shutdown) -
                 observer.observe(size - idle, &[label.clone(), KeyValue::new("state", "in_use")]);
                 observer.observe(idle, &[label.clone(), KeyValue::new("state", "idle")]);
             })
+            .build()
+    };
+    let waiting = {
+        let (label, db) = (label.clone(), db.clone());
+        meter
+            .u64_observable_gauge("bangfu.db.pool.waiting")
+            .with_description("calls waiting for a database connection")
+            .with_unit("{call}")
+            .with_callback(move |observer| observer.observe(db.waiting(), std::slice::from_ref(&label)))
             .build()
     };
     let max = {
@@ -107,6 +117,7 @@ pub fn watch_database(service: &'static str, db: Database, shutdown: Shutdown) -
     DatabaseGauges {
         _pool: pool_gauge,
         _max: max,
+        _waiting: waiting,
         _unsealed: unsealed,
         _unsealed_age: unsealed_age,
         task,

@@ -141,6 +141,12 @@ async fn metrics_on_the_probe_port_count_calls_by_method_and_code_and_answer_dur
         value(&text, "bangfu_db_pool_max_connections", &["service=\"identity\""]),
         16.0
     );
+    // Background work (the audit sealer) may be waiting at the moment of the scrape.
+    assert!(value(&text, "bangfu_db_pool_waiting", &["service=\"identity\""]) < 16.0);
+    assert!(
+        value(&text, "bangfu_db_acquire_duration_seconds_count", &[]) > 0.0,
+        "the calls' connection waits are timed"
+    );
     value(&text, "bangfu_audit_unsealed", &["service=\"identity\""]);
     value(
         &text,

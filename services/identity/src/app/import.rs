@@ -297,8 +297,49 @@ impl Importer {
         })
     }
 
-    /// One chunk: a result per row, in order.
+    /// One chunk: a result per row, in order; counted in `bangfu.import.rows` by outcome, so an
+    /// operator sees an import's progress and its rejects as it runs.
     pub async fn chunk(&self, rows: Vec<pb::ImportRow>) -> Result<Vec<RowResult>, Problem> {
+        let results = self.chunk_rows(rows).await?;
+        let counter = opentelemetry::global::meter("bangfu")
+            .u64_counter("bangfu.import.rows")
+            .with_description("rows of bulk imports, by outcome (created, updated, unchanged, rejected)")
+            .with_unit("{row}")
+            .build();
+        let mut counts = [0u64; 4];
+        for result in &results {
+            let slot = match &result.outcome {
+                RowOutcome::Accepted {
+                    change: RowChange::Created,
+                    ..
+                } => 0,
+                RowOutcome::Accepted {
+                    change: RowChange::Updated,
+                    ..
+                } => 1,
+                RowOutcome::Accepted {
+                    change: RowChange::Unchanged,
+                    ..
+                } => 2,
+                RowOutcome::Rejected(_) => 3,
+            };
+            counts[slot] += 1;
+        }
+        for (outcome, count) in ["created", "updated", "unchanged", "rejected"].into_iter().zip(counts) {
+            if count > 0 {
+                counter.add(
+                    count,
+                    &[
+                        opentelemetry::KeyValue::new("service", crate::SERVICE),
+                        opentelemetry::KeyValue::new("outcome", outcome),
+                    ],
+                );
+            }
+        }
+        Ok(results)
+    }
+
+    async fn chunk_rows(&self, rows: Vec<pb::ImportRow>) -> Result<Vec<RowResult>, Problem> {
         let today = self.clock.today();
         let mut results: Vec<Option<RowResult>> = vec![None; rows.len()];
         let mut ready: Vec<(usize, ParsedRow)> = Vec::with_capacity(rows.len());
