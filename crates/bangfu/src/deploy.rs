@@ -44,6 +44,10 @@ pub enum DbCommand {
         /// A superuser's URL to the server (postgres://…/postgres).
         #[arg(long, env = "BANGFU_ADMIN_DATABASE_URL", hide_env_values = true)]
         admin_url: Option<String>,
+        /// A file holding the superuser's password, for an admin URL that names none (so the
+        /// password stays out of the environment; any character is fine).
+        #[arg(long, env = "BANGFU_ADMIN_PASSWORD_FILE")]
+        admin_password_file: Option<PathBuf>,
         /// A directory with one file per service holding its role's password.
         #[arg(long, env = "BANGFU_DB_PASSWORDS_DIR")]
         passwords_dir: Option<PathBuf>,
@@ -98,6 +102,7 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
     let DbCommand::Init {
         services: named,
         admin_url,
+        admin_password_file,
         passwords_dir,
     } = command;
     let services = services(&named)?;
@@ -120,9 +125,15 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
         message: format!("cannot reach the database server {redacted}: {e}"),
         exit_code: 3,
     };
-    let admin_options: PgConnectOptions = admin_url
+    let mut admin_options: PgConnectOptions = admin_url
         .parse()
         .map_err(|e| Failure::usage(format!("BANGFU_ADMIN_DATABASE_URL {redacted}: {e}")))?;
+    if let Some(path) = &admin_password_file {
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("BANGFU_ADMIN_PASSWORD_FILE: {}: {e}", path.display())))?;
+        // Given to the driver as it is, not through the URL: no character needs escaping.
+        admin_options = admin_options.password(password.trim_end_matches(['\n', '\r']));
+    }
     let mut admin = sqlx::PgConnection::connect_with(&admin_options)
         .await
         .map_err(unavailable)?;

@@ -325,8 +325,13 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     std::fs::create_dir(&passwords).expect("dir");
     std::fs::write(passwords.join("identity"), "replica-test-password\n").expect("password");
     std::fs::write(passwords.join("identity-owner"), "replica-owner-password\n").expect("password");
+    // The superuser's password from a file, as Compose's db-init gives it (the test server
+    // trusts local connections, so this checks that the file is read and used, not refused).
+    let admin_password = dir.path().join("postgres-password");
+    std::fs::write(&admin_password, "any p@ss/w%rd:\n").expect("password");
     let init_env = [
         ("BANGFU_ADMIN_DATABASE_URL", admin.as_str()),
+        ("BANGFU_ADMIN_PASSWORD_FILE", admin_password.to_str().expect("path")),
         ("BANGFU_DB_PASSWORDS_DIR", passwords.to_str().expect("path")),
     ];
     let first = bangfu(&["db", "init", "--services", "identity"], &init_env);
