@@ -142,6 +142,7 @@ calls: {{ $svc.calls | default list | toJson }}
 callers: {{ $callers | sortAlpha | toJson }}
 secrets:
   database: {{ tpl $svc.secrets.database $root | quote }}
+  databaseOwner: {{ tpl $svc.secrets.databaseOwner $root | quote }}
   keys: {{ $keysSecret | quote }}
   tls: {{ $tlsSecret | quote }}
 publicKeyFiles: {{ include "bangfu.publicKeyFiles" (dict "root" $root "secret" $keysSecret) }}

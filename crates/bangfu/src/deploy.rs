@@ -1,6 +1,6 @@
 //! What a deployment runs once before the services start: `bangfu keys init` makes each
-//! service's keys and the operator's, `bangfu db init` makes one database and one login role
-//! per service. Both keep what exists, so a service added later gets its keys and database on
+//! service's keys and the operator's, `bangfu db init` makes one database and two login roles
+//! per service (its owner, for migrations, and the runtime role, with data rights only). Both keep what exists, so a service added later gets its keys and database on
 //! the volumes and server already in use.
 
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use bangfu_platform::auth::keys::{self, OPERATOR_DIR, PUBLIC_DIR};
 use clap::Subcommand;
 use sqlx::Connection;
+use sqlx::postgres::PgConnectOptions;
 
 use crate::Failure;
 use crate::suite::built;
@@ -29,10 +30,13 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Create, on the PostgreSQL server BANGFU_ADMIN_DATABASE_URL names, a login role
-    /// `bangfu_<service>` (password: the file named after the service in
-    /// BANGFU_DB_PASSWORDS_DIR) and a database `bangfu_<service>` owned by it that nobody else may
-    /// connect to. Safe to run again: it only sets a changed password.
+    /// Create, on the PostgreSQL server BANGFU_ADMIN_DATABASE_URL names, per service a database
+    /// `bangfu_<service>` that nobody else may connect to, its owner role
+    /// `bangfu_<service>_owner` (for `bangfu migrate`; password: file `<service>-owner` in
+    /// BANGFU_DB_PASSWORDS_DIR) and the runtime role `bangfu_<service>` (for `bangfu serve`;
+    /// password: file `<service>`), which may read and write rows but not change the schema.
+    /// Safe to run again: it sets changed passwords, and moves a database of the earlier layout
+    /// (owned by `bangfu_<service>`) to the owner role.
     Init {
         /// Services to prepare, comma-separated (default: every service of this build).
         #[arg(long, value_delimiter = ',')]
@@ -40,6 +44,10 @@ pub enum DbCommand {
         /// A superuser's URL to the server (postgres://…/postgres).
         #[arg(long, env = "BANGFU_ADMIN_DATABASE_URL", hide_env_values = true)]
         admin_url: Option<String>,
+        /// A file holding the superuser's password, for an admin URL that names none (so the
+        /// password stays out of the environment; any character is fine).
+        #[arg(long, env = "BANGFU_ADMIN_PASSWORD_FILE")]
+        admin_password_file: Option<PathBuf>,
         /// A directory with one file per service holding its role's password.
         #[arg(long, env = "BANGFU_DB_PASSWORDS_DIR")]
         passwords_dir: Option<PathBuf>,
@@ -94,6 +102,7 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
     let DbCommand::Init {
         services: named,
         admin_url,
+        admin_password_file,
         passwords_dir,
     } = command;
     let services = services(&named)?;
@@ -103,88 +112,196 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
     let passwords_dir = passwords_dir.ok_or_else(|| {
         Failure::usage("BANGFU_DB_PASSWORDS_DIR is not set: db init needs a file with each service's password")
     })?;
+    // Every password is read before anything changes on the server: a missing file stops the
+    // run with nothing done, not halfway through the services.
     let mut passwords = Vec::with_capacity(services.len());
     for service in &services {
-        let path = passwords_dir.join(service);
-        let password = std::fs::read_to_string(&path)
-            .map_err(|e| Failure::usage(format!("the password of {service}: {}: {e}", path.display())))?;
-        let password = password.trim_end_matches(['\n', '\r']).to_string();
-        if password.len() < 12 || password.contains('\0') {
-            return Err(Failure::usage(format!(
-                "the password in {} is shorter than 12 characters (or holds a NUL byte)",
-                path.display()
-            )));
-        }
-        passwords.push(password);
+        let runtime = read_password(&passwords_dir, service)?;
+        let owner = read_password(&passwords_dir, &format!("{service}-owner"))?;
+        passwords.push((runtime, owner));
     }
     let redacted = bangfu_platform::config::redact_url(&admin_url);
     let unavailable = |e: sqlx::Error| Failure {
         message: format!("cannot reach the database server {redacted}: {e}"),
         exit_code: 3,
     };
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.map_err(unavailable)?;
-    for (service, password) in services.iter().zip(passwords) {
-        let name = format!("bangfu_{service}");
-        // DDL takes no bind parameters: the server quotes the name and the password itself.
-        let (role, secret): (String, String) = sqlx::query_as("SELECT quote_ident($1), quote_literal($2)")
-            .bind(&name)
-            .bind(&password)
-            .fetch_one(&mut admin)
-            .await
-            .map_err(unavailable)?;
-        let role_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await
-            .map_err(unavailable)?;
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {secret}"
-        )))
-        .execute(&mut admin)
+    let mut admin_options: PgConnectOptions = admin_url
+        .parse()
+        .map_err(|e| Failure::usage(format!("BANGFU_ADMIN_DATABASE_URL {redacted}: {e}")))?;
+    if let Some(path) = &admin_password_file {
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("BANGFU_ADMIN_PASSWORD_FILE: {}: {e}", path.display())))?;
+        // Given to the driver as it is, not through the URL: no character needs escaping.
+        admin_options = admin_options.password(password.trim_end_matches(['\n', '\r']));
+    }
+    let mut admin = sqlx::PgConnection::connect_with(&admin_options)
         .await
         .map_err(unavailable)?;
-        let database_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
+    for (service, (runtime_password, owner_password)) in services.iter().zip(passwords) {
+        let name = format!("bangfu_{service}");
+        let owner_name = format!("{name}_owner");
+        let runtime_created = login_role(&mut admin, &name, &runtime_password)
             .await
             .map_err(unavailable)?;
-        let mut owner_note = String::new();
-        if database_exists {
-            // A database made by hand (or by an earlier tool) under another role would leave the
-            // service's role without rights on its own schema, and `migrate` would fail deep in
-            // a statement: give it to the service's role, and say so.
-            let owner: String =
-                sqlx::query_scalar("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1")
-                    .bind(&name)
-                    .fetch_one(&mut admin)
-                    .await
-                    .map_err(unavailable)?;
-            if owner != name {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE {role} OWNER TO {role}")))
+        let owner_created = login_role(&mut admin, &owner_name, &owner_password)
+            .await
+            .map_err(unavailable)?;
+        let (database, owner, runtime): (String, String, String) =
+            sqlx::query_as("SELECT quote_ident($1), quote_ident($2), quote_ident($1)")
+                .bind(&name)
+                .bind(&owner_name)
+                .fetch_one(&mut admin)
+                .await
+                .map_err(unavailable)?;
+        let was_owned_by: Option<String> =
+            sqlx::query_scalar("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1")
+                .bind(&name)
+                .fetch_optional(&mut admin)
+                .await
+                .map_err(unavailable)?;
+        let mut notes = Vec::new();
+        match &was_owned_by {
+            None => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database} OWNER {owner}")))
                     .execute(&mut admin)
                     .await
                     .map_err(unavailable)?;
-                owner_note = format!(" (its owner was {owner}; now {name})");
             }
-        } else {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {role} OWNER {role}")))
+            Some(current) if *current != owner_name => {
+                // A database made by hand (or by an earlier tool) under another role would
+                // leave the owner role without rights on its own schema, and `migrate` would
+                // fail deep in a statement: give it to the owner role, and say so.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {database} OWNER TO {owner}"
+                )))
                 .execute(&mut admin)
                 .await
                 .map_err(unavailable)?;
+                notes.push(format!("its owner was {current}; now {owner_name}"));
+            }
+            Some(_) => {}
         }
-        // Only its owner (and superusers) may connect: one service's role never reaches another's data.
+        // Only the two roles (and superusers) may connect: one service's roles never reach
+        // another's data. TEMPORARY stays granted: a runtime statement may use a temporary table.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "REVOKE ALL ON DATABASE {role} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {role} TO {role}"
+            "REVOKE ALL ON DATABASE {database} FROM PUBLIC; \
+             GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {owner}, {runtime}"
         )))
         .execute(&mut admin)
         .await
         .map_err(unavailable)?;
+
+        // The rest happens inside the service's database, still as the superuser.
+        let mut inside = sqlx::PgConnection::connect_with(&admin_options.clone().database(&name))
+            .await
+            .map_err(unavailable)?;
+        // The layout before the owner role existed: the runtime role owned the database and
+        // everything the migrations made. Everything it owns here goes to the owner role, so
+        // that the runtime role keeps only the rights granted below.
+        let owned_by_runtime: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relowner = to_regrole($1)) \
+                  + (SELECT count(*) FROM pg_namespace WHERE nspowner = to_regrole($1)) \
+                  + (SELECT count(*) FROM pg_proc WHERE proowner = to_regrole($1)) \
+                  + (SELECT count(*) FROM pg_type \
+                     WHERE typowner = to_regrole($1) AND typrelid = 0 AND typelem = 0)",
+        )
+        .bind(&name)
+        .fetch_one(&mut inside)
+        .await
+        .map_err(unavailable)?;
+        if owned_by_runtime > 0 {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("REASSIGN OWNED BY {runtime} TO {owner}")))
+                .execute(&mut inside)
+                .await
+                .map_err(unavailable)?;
+            notes.push(format!(
+                "{owned_by_runtime} objects {name} owned (tables, indexes, sequences, functions, the schema) \
+                 now belong to {owner_name}; {name} keeps data rights only"
+            ));
+        }
+        // PostgreSQL 17 has a privilege for ANALYZE (MAINTAIN): with it the runtime role
+        // refreshes the statistics after a bulk import; older servers let only the owner, and
+        // the import then leaves that to autovacuum.
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&mut inside)
+            .await
+            .map_err(unavailable)?;
+        let table_rights = if version >= 170_000 {
+            "SELECT, INSERT, UPDATE, DELETE, MAINTAIN"
+        } else {
+            "SELECT, INSERT, UPDATE, DELETE"
+        };
+        // The schema belongs to the owner role (on PostgreSQL 15 it is the database owner's
+        // by default, on older servers the bootstrap superuser's with CREATE for everyone):
+        // nobody else may create in it. The runtime role reads and writes rows, and the
+        // default privileges extend that to the tables and sequences later migrations make.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER SCHEMA public OWNER TO {owner}; \
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+             REVOKE CREATE ON SCHEMA public FROM {runtime}; \
+             GRANT USAGE ON SCHEMA public TO {runtime}; \
+             GRANT {table_rights} ON ALL TABLES IN SCHEMA public TO {runtime}; \
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {runtime}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public \
+                 GRANT {table_rights} ON TABLES TO {runtime}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public \
+                 GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {runtime}"
+        )))
+        .execute(&mut inside)
+        .await
+        .map_err(unavailable)?;
+        // Best effort: the connection is ours alone and dropped either way.
+        let _ = inside.close().await;
+
+        let created = |yes: bool| if yes { "created" } else { "kept (password set)" };
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
         say!(
-            "{service}: role {name} {}, database {name} {}{owner_note}",
-            if role_exists { "kept (password set)" } else { "created" },
-            if database_exists { "kept" } else { "created" }
+            "{service}: owner role {owner_name} {} (runs `bangfu migrate {service}`), runtime role {name} {} (data rights only), database {name} {}{notes}",
+            created(owner_created),
+            created(runtime_created),
+            if was_owned_by.is_some() { "kept" } else { "created" }
         );
     }
     Ok(())
+}
+
+/// The password in `dir`/`file`, without its line ending.
+fn read_password(dir: &std::path::Path, file: &str) -> Result<String, Failure> {
+    let path = dir.join(file);
+    let password = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::usage(format!("the password {file:?}: {}: {e}", path.display())))?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    if password.len() < 12 || password.contains('\0') {
+        return Err(Failure::usage(format!(
+            "the password in {} is shorter than 12 characters (or holds a NUL byte)",
+            path.display()
+        )));
+    }
+    Ok(password)
+}
+
+/// Creates login role `name` with `password`, or sets the password of the existing one; true
+/// when it was created. Neither role may create databases or roles.
+async fn login_role(admin: &mut sqlx::PgConnection, name: &str, password: &str) -> Result<bool, sqlx::Error> {
+    // DDL takes no bind parameters: the server quotes the name and the password itself.
+    let (role, secret): (String, String) = sqlx::query_as("SELECT quote_ident($1), quote_literal($2)")
+        .bind(name)
+        .bind(password)
+        .fetch_one(&mut *admin)
+        .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(name)
+        .fetch_one(&mut *admin)
+        .await?;
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {secret}"
+    )))
+    .execute(&mut *admin)
+    .await?;
+    Ok(!exists)
 }

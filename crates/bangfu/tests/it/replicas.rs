@@ -292,17 +292,30 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     let dir = tempfile::tempdir().expect("tmp");
     let keys = deployment_keys(dir.path());
 
-    // The service's own database and role, as a deployment makes them (and again: idempotent).
+    // The service's own database and roles, as a deployment makes them (and again: idempotent).
     let admin = admin_url();
+    let server = admin.rsplit_once('/').expect("a database in the URL").0;
+    let server = server.split_once("://").map(|(_, rest)| rest).unwrap_or(server);
+    let host = server.rsplit('@').next().unwrap_or(server);
+    let database_url = format!("postgres://bangfu_identity:replica-test-password@{host}/bangfu_identity");
+    let owner_url = format!("postgres://bangfu_identity_owner:replica-owner-password@{host}/bangfu_identity");
     {
         use sqlx::Connection;
         let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
-        sqlx::raw_sql("DROP DATABASE IF EXISTS bangfu_identity WITH (FORCE)")
-            .execute(&mut connection)
-            .await
-            .expect("drop an earlier run's database");
+        // An earlier run's database and roles, so that this one starts from nothing.
+        // One statement at a time: DROP DATABASE may not share a transaction.
+        for statement in [
+            "DROP DATABASE IF EXISTS bangfu_identity WITH (FORCE)",
+            "DROP ROLE IF EXISTS bangfu_identity",
+            "DROP ROLE IF EXISTS bangfu_identity_owner",
+        ] {
+            sqlx::raw_sql(statement)
+                .execute(&mut connection)
+                .await
+                .expect("drop an earlier run's database and roles");
+        }
         // Made by hand under the superuser, as an operator might have: db init must hand it to
-        // the service's role, or migrate would fail without rights on its schema.
+        // the owner role, or migrate would fail without rights on its schema.
         sqlx::raw_sql("CREATE DATABASE bangfu_identity")
             .execute(&mut connection)
             .await
@@ -311,28 +324,116 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     let passwords = dir.path().join("passwords");
     std::fs::create_dir(&passwords).expect("dir");
     std::fs::write(passwords.join("identity"), "replica-test-password\n").expect("password");
+    std::fs::write(passwords.join("identity-owner"), "replica-owner-password\n").expect("password");
+    // The superuser's password from a file, as Compose's db-init gives it (the test server
+    // trusts local connections, so this checks that the file is read and used, not refused).
+    let admin_password = dir.path().join("postgres-password");
+    std::fs::write(&admin_password, "any p@ss/w%rd:\n").expect("password");
     let init_env = [
         ("BANGFU_ADMIN_DATABASE_URL", admin.as_str()),
+        ("BANGFU_ADMIN_PASSWORD_FILE", admin_password.to_str().expect("path")),
         ("BANGFU_DB_PASSWORDS_DIR", passwords.to_str().expect("path")),
     ];
     let first = bangfu(&["db", "init", "--services", "identity"], &init_env);
     let said = String::from_utf8_lossy(&first.stdout);
     assert!(
-        said.contains("database bangfu_identity kept (its owner was postgres; now bangfu_identity)"),
+        said.contains("database bangfu_identity kept (its owner was postgres; now bangfu_identity_owner)"),
+        "{said}"
+    );
+
+    // The layout before the owner role: bangfu_identity owns the database, its schema and
+    // every table (it ran the migrations). db init moves all of it to the owner role.
+    {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
+        sqlx::raw_sql("ALTER DATABASE bangfu_identity OWNER TO bangfu_identity")
+            .execute(&mut connection)
+            .await
+            .expect("the earlier owner");
+        let inside = format!("{}/bangfu_identity", admin.rsplit_once('/').expect("a database").0);
+        let mut connection = sqlx::PgConnection::connect(&inside).await.expect("admin connection");
+        sqlx::raw_sql(
+            "ALTER SCHEMA public OWNER TO bangfu_identity; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE bangfu_identity_owner IN SCHEMA public \
+                 REVOKE ALL ON TABLES FROM bangfu_identity",
+        )
+        .execute(&mut connection)
+        .await
+        .expect("the earlier schema owner");
+    }
+    assert!(migrate_identity(&database_url).contains("identity: schema at version"));
+    let moved = bangfu(&["db", "init", "--services", "identity"], &init_env);
+    let said = String::from_utf8_lossy(&moved.stdout);
+    assert!(
+        said.contains("its owner was bangfu_identity; now bangfu_identity_owner")
+            && said.contains("now belong to bangfu_identity_owner; bangfu_identity keeps data rights only"),
         "{said}"
     );
     let again = bangfu(&["db", "init", "--services", "identity"], &init_env);
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(
-        said.contains("database bangfu_identity kept") && !said.contains("owner was"),
+        said.contains("database bangfu_identity kept") && !said.contains("owner was") && !said.contains("belong"),
         "{said}"
     );
-    let server = admin.rsplit_once('/').expect("a database in the URL").0;
-    let server = server.split_once("://").map(|(_, rest)| rest).unwrap_or(server);
-    let host = server.rsplit('@').next().unwrap_or(server);
-    let database_url = format!("postgres://bangfu_identity:replica-test-password@{host}/bangfu_identity");
-    // The migration step the chart's hook runs, as the database's owner; then the replicas.
-    assert!(migrate_identity(&database_url).contains("identity: schema at version"));
+    // The migration step the chart's hook runs, as the database's owner; then the replicas,
+    // as the runtime role.
+    assert!(migrate_identity(&owner_url).contains("identity: schema at version"));
+    {
+        use sqlx::Connection;
+        let mut runtime = sqlx::PgConnection::connect(&database_url)
+            .await
+            .expect("runtime connection");
+        let owned: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class WHERE relowner = current_user::regrole \
+             AND relnamespace = 'public'::regnamespace",
+        )
+        .fetch_one(&mut runtime)
+        .await
+        .expect("owned");
+        assert_eq!(owned, 0, "the runtime role owns no table");
+        let refused = sqlx::raw_sql("CREATE TABLE intruder (x int)")
+            .execute(&mut runtime)
+            .await
+            .expect_err("the runtime role may not create a table");
+        assert!(
+            refused.to_string().contains("permission denied for schema public"),
+            "{refused}"
+        );
+        let refused = sqlx::raw_sql("ALTER TABLE persons ADD COLUMN intruder int")
+            .execute(&mut runtime)
+            .await
+            .expect_err("the runtime role may not change a table");
+        assert!(refused.to_string().contains("must be owner"), "{refused}");
+        // A temporary table stays possible (TEMPORARY on the database).
+        sqlx::raw_sql("CREATE TEMP TABLE scratch (x int)")
+            .execute(&mut runtime)
+            .await
+            .expect("a temporary table");
+    }
+    // A bulk import's statistics refresh, as the runtime role: ANALYZE is the owner's, so it
+    // analyzes what it may (nothing before PostgreSQL 17) and leaves the rest to autovacuum,
+    // without an error.
+    {
+        let db = bangfu_platform::db::Database::connect(&database_url, Default::default())
+            .await
+            .expect("runtime pool");
+        let data_keys = bangfu_platform::pii::DataKeyFile::load(&keys.join("data-keys.json")).expect("data keys");
+        let store = bangfu_identity::store::Store::new(db, std::sync::Arc::new(data_keys));
+        let analyzed = store.analyze_after_import().await.expect("analyze as the runtime role");
+        let version: i32 = {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&admin).await.expect("admin connection");
+            sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+                .fetch_one(&mut connection)
+                .await
+                .expect("version")
+        };
+        if version < 170_000 {
+            assert!(analyzed.is_empty(), "{analyzed:?}");
+        } else {
+            assert_eq!(analyzed.len(), 8, "{analyzed:?}");
+        }
+    }
 
     // Both start at once on the migrated schema.
     let one = Replica::start(&keys, &database_url, None);

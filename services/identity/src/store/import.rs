@@ -605,17 +605,68 @@ impl Store {
     /// import they still describe the empty tables, and PostgreSQL then plans a read of a
     /// hundred persons as a scan of millions of rows (measured: 270 ms instead of 1 ms per
     /// query, with autovacuum off; with it on, until its next round).
-    pub async fn analyze_after_import(&self) -> Result<(), Problem> {
+    ///
+    /// On PostgreSQL only a table's owner (or, from PostgreSQL 17, a role granted MAINTAIN) may
+    /// analyze it, and a deployment's runtime role owns nothing (`bangfu db init`): the tables it
+    /// may not analyze are left to autovacuum, with a log line naming them, rather than to
+    /// PostgreSQL's warning that nobody reads. Returns the tables analyzed.
+    pub async fn analyze_after_import(&self) -> Result<Vec<String>, Problem> {
+        const TABLES: [&str; 8] = [
+            "persons",
+            "person_regions",
+            "person_labor_capacity",
+            "households",
+            "employment_records",
+            "certifications",
+            "pending_certifications",
+            "outbox_events",
+        ];
         let mut connection = self.db.acquire().await.map_err(Problem::from)?;
-        let statement = match self.db.backend() {
+        match self.db.backend() {
             bangfu_platform::db::Backend::Postgres => {
-                "ANALYZE persons, person_regions, person_labor_capacity, households, employment_records, \
-                 certifications, pending_certifications, outbox_events"
+                // The CASE keeps has_table_privilege from being asked about MAINTAIN on a server
+                // that does not know it (it would fail the query).
+                // The pool is sqlx's Any driver, which binds no arrays: the fixed names above
+                // go into the text as literals.
+                let names = TABLES.map(|t| format!("'{t}'")).join(", ");
+                let allowed: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT c.relname::text FROM pg_class c \
+                     WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relname IN ({names}) \
+                       AND (pg_has_role(c.relowner, 'USAGE') \
+                            OR CASE WHEN current_setting('server_version_num')::int >= 170000 \
+                                    THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END) \
+                     ORDER BY 1"
+                )))
+                .fetch_all(&mut *connection)
+                .await?;
+                if allowed.len() < TABLES.len() {
+                    let refused: Vec<&str> = TABLES
+                        .iter()
+                        .copied()
+                        .filter(|t| !allowed.iter().any(|a| a == t))
+                        .collect();
+                    tracing::info!(
+                        tables = %refused.join(", "),
+                        "statistics not refreshed after the import for tables this role does not own \
+                         (the runtime role has data rights only); autovacuum's analyze refreshes them"
+                    );
+                }
+                if !allowed.is_empty() {
+                    // The names come from the fixed list above, checked against the catalog.
+                    let statement = format!("ANALYZE {}", allowed.join(", "));
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                Ok(allowed)
             }
-            // A sampled ANALYZE: reading every index of a million rows would take longer than it helps.
-            bangfu_platform::db::Backend::Sqlite => "PRAGMA analysis_limit = 1000; ANALYZE",
-        };
-        sqlx::raw_sql(statement).execute(&mut *connection).await?;
-        Ok(())
+            bangfu_platform::db::Backend::Sqlite => {
+                // A sampled ANALYZE: reading every index of a million rows would take longer than it helps.
+                sqlx::raw_sql("PRAGMA analysis_limit = 1000; ANALYZE")
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(TABLES.iter().map(|t| t.to_string()).collect())
+            }
+        }
     }
 }
