@@ -334,8 +334,22 @@ pub struct Verification {
 /// Recomputes the chain from the oldest kept row to the head and reports the first row that
 /// was changed, removed or inserted behind the service's back.
 pub async fn verify(db: &Database) -> Result<Verification, DbError> {
+    // One snapshot for the head and the rows: a sealer on another replica chaining rows between
+    // the two reads would otherwise look like a broken chain.
+    let mut tx = db.pool().begin().await?;
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let verification = verify_on(&mut tx).await;
+    tx.rollback().await?;
+    verification
+}
+
+async fn verify_on(tx: &mut AnyConnection) -> Result<Verification, DbError> {
     let head = sqlx::query("SELECT last_sequence, last_hash FROM audit_chain WHERE singleton = 1")
-        .fetch_one(db.pool())
+        .fetch_one(&mut *tx)
         .await?;
     let last_sequence: i64 = head.try_get("last_sequence")?;
     let last_hash: String = head.try_get("last_hash")?;
@@ -350,7 +364,7 @@ pub async fn verify(db: &Database) -> Result<Verification, DbError> {
              WHERE sequence > $1 ORDER BY sequence LIMIT 1000",
         )
         .bind(after)
-        .fetch_all(db.pool())
+        .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
             break;
@@ -382,7 +396,7 @@ pub async fn verify(db: &Database) -> Result<Verification, DbError> {
     // Rows removed from the end leave the head pointing past the last row.
     let head_ok = match &expected_prev {
         Some(hash) => after == last_sequence && *hash == last_hash,
-        None => last_sequence == 0 || retention_removed_everything(db, last_sequence).await?,
+        None => last_sequence == 0 || retention_removed_everything(tx, last_sequence).await?,
     };
     Ok(Verification {
         checked,
@@ -390,11 +404,11 @@ pub async fn verify(db: &Database) -> Result<Verification, DbError> {
     })
 }
 
-async fn retention_removed_everything(db: &Database, last_sequence: i64) -> Result<bool, DbError> {
+async fn retention_removed_everything(tx: &mut AnyConnection, last_sequence: i64) -> Result<bool, DbError> {
     // With every row past retention gone, the head may legitimately point at nothing; then no
     // unsealed-then-sealed row can exist either.
     let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
-        .fetch_one(db.pool())
+        .fetch_one(&mut *tx)
         .await?;
     Ok(remaining == 0 && last_sequence > 0)
 }
