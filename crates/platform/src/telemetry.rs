@@ -55,6 +55,9 @@ const DURATION_BUCKETS: &[f64] = &[
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
+/// Whether spans are recorded (an OTLP exporter is on): only then can a span carry a trace id.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
 /// The registry the Prometheus reader fills at each scrape; set once by [`init_service`].
 static PROMETHEUS: std::sync::OnceLock<prometheus::Registry> = std::sync::OnceLock::new();
 
@@ -152,6 +155,7 @@ pub fn init_service(config: &TelemetryConfig, service_name: &str) -> TelemetryGu
     let meter = meter.build();
     global::set_meter_provider(meter.clone());
     if let Some(tracer) = &tracer {
+        RECORDING.store(true, Ordering::Relaxed);
         global::set_tracer_provider(tracer.clone());
         layers.push(
             tracing_opentelemetry::layer()
@@ -565,12 +569,20 @@ tokio::task_local! {
 /// The call's trace id: the recorded span's, else the caller's (a `traceparent` it sent), else
 /// a new random one, so every call has one even when nothing is exported.
 fn call_trace_id(span: &tracing::Span, parent: &opentelemetry::Context) -> Arc<str> {
-    let own = span.context();
-    let candidates = [own.span().span_context().clone(), parent.span().span_context().clone()];
-    match candidates.iter().find(|c| c.is_valid()) {
-        Some(context) => Arc::from(context.trace_id().to_string()),
-        None => Arc::from(format!("{:032x}", rand::random::<u128>())),
+    // Asking a span for its context costs a walk through the subscriber on every call: only
+    // worth it when spans are recorded at all.
+    if RECORDING.load(Ordering::Relaxed) {
+        let own = span.context();
+        let own = own.span().span_context().clone();
+        if own.is_valid() {
+            return Arc::from(own.trace_id().to_string());
+        }
     }
+    let remote = parent.span().span_context().clone();
+    if remote.is_valid() {
+        return Arc::from(remote.trace_id().to_string());
+    }
+    Arc::from(format!("{:032x}", rand::random::<u128>()))
 }
 
 /// The `grpc-status` of response headers (a trailers-only response) or trailers.
