@@ -320,6 +320,14 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
     /// Applies the batch's events and moves the cursor from `from` to the batch's last, in one
     /// transaction; returns how many events it applied.
     async fn apply_batch(&self, from: &str, batch: &[Followed<F::Event>]) -> Result<u64, Failure> {
+        let to = match batch.last() {
+            Some(Followed::Event { cursor, .. } | Followed::Heartbeat { cursor }) => cursor.as_str(),
+            None => return Ok(0),
+        };
+        // A heartbeat at the cursor already stored: nothing to apply, nothing to move.
+        if to == from {
+            return Ok(0);
+        }
         let mut tx = self.db.begin().await.map_err(retry_db)?;
         let mut applied = 0u64;
         for item in batch {
@@ -336,13 +344,6 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
                 })?;
                 applied += 1;
             }
-        }
-        let to = match batch.last() {
-            Some(Followed::Event { cursor, .. } | Followed::Heartbeat { cursor }) => cursor.as_str(),
-            None => return Ok(0),
-        };
-        if to == from {
-            return Ok(0);
         }
         let moved = sqlx::query(
             "UPDATE follower_cursors SET cursor = $1, events_applied = events_applied + $2, updated_us = $3 \

@@ -48,10 +48,6 @@ impl Job {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Runs one round now if this replica takes the lease; false when another holds it.
     pub async fn run_once(&self) -> Result<bool, Problem> {
         let Some(held) = lease::try_take(&self.db, &format!("job:{}", self.name)).await? else {

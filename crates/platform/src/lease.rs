@@ -16,7 +16,6 @@ use crate::db::{Backend, Database, DbError};
 
 /// A lease held until dropped or released.
 pub struct Lease {
-    name: String,
     /// The connection holding the advisory lock (PostgreSQL).
     holder: Option<(PoolConnection<Any>, i64)>,
 }
@@ -32,10 +31,7 @@ fn lock_key(name: &str) -> i64 {
 /// Takes the lease `name` in `db` if no other replica holds it.
 pub async fn try_take(db: &Database, name: &str) -> Result<Option<Lease>, DbError> {
     match db.backend() {
-        Backend::Sqlite => Ok(Some(Lease {
-            name: name.to_string(),
-            holder: None,
-        })),
+        Backend::Sqlite => Ok(Some(Lease { holder: None })),
         Backend::Postgres => {
             let key = lock_key(name);
             let mut connection = db.pool().acquire().await?;
@@ -44,7 +40,6 @@ pub async fn try_take(db: &Database, name: &str) -> Result<Option<Lease>, DbErro
                 .fetch_one(&mut *connection)
                 .await?;
             Ok(taken.then(|| Lease {
-                name: name.to_string(),
                 holder: Some((connection, key)),
             }))
         }
@@ -52,10 +47,6 @@ pub async fn try_take(db: &Database, name: &str) -> Result<Option<Lease>, DbErro
 }
 
 impl Lease {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Whether the lock's connection still answers: a holder whose connection broke has lost
     /// the lease (PostgreSQL released the lock) and must stop and take it again.
     pub async fn still_held(&mut self) -> bool {

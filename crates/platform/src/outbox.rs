@@ -304,7 +304,9 @@ pub async fn ensure_known(db: &Database, position: Position) -> Result<(), Probl
     let known = match db.backend() {
         // A head cursor (the horizon, no event yet): its transaction id must have been issued.
         Backend::Postgres if position.id == i64::MAX => {
-            sqlx::query_scalar::<_, bool>("SELECT $1::text::xid8 < pg_current_xact_id()")
+            // The snapshot's xmax is the first id not yet issued; pg_current_xact_id() would
+            // issue one to this read just to compare against it.
+            sqlx::query_scalar::<_, bool>("SELECT $1::text::xid8 < pg_snapshot_xmax(pg_current_snapshot())")
                 .bind(position.xid.to_string())
                 .fetch_one(db.pool())
                 .await?

@@ -371,19 +371,26 @@ impl Peer {
         match tokio::time::timeout(self.settings.default_timeout, make(channel)).await {
             Err(_) => Err(self.deadline_exceeded()),
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status))
-                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-                    && crate::error::reason_of(&status).is_none() =>
-            {
-                Err(PeerError::Unavailable {
-                    service: self.service.clone(),
-                    detail: transport_detail(&status),
-                })
+            Ok(Err(status)) => Err(self.failure(status)),
+        }
+    }
+
+    /// What an error status from the peer means: the transport's own failure (refused, reset,
+    /// a TLS handshake one side rejected) is the peer not reachable as configured; anything
+    /// with a reason is the peer's refusal (a bangfu server's refusals always carry one).
+    fn failure(&self, status: tonic::Status) -> PeerError {
+        let transport = matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+            && crate::error::reason_of(&status).is_none();
+        if transport {
+            PeerError::Unavailable {
+                service: self.service.clone(),
+                detail: transport_detail(&status),
             }
-            Ok(Err(status)) => Err(PeerError::Refused {
+        } else {
+            PeerError::Refused {
                 service: self.service.clone(),
                 status,
-            }),
+            }
         }
     }
 
@@ -446,13 +453,7 @@ impl Peer {
                     attempt += 1;
                 }
                 tonic::Code::Unavailable | tonic::Code::Unknown if crate::error::reason_of(&status).is_none() => {
-                    // The transport's own failure (refused, reset, a TLS handshake one side
-                    // rejected): the peer is not reachable as configured. A bangfu server's own
-                    // refusals always carry a reason.
-                    return Err(PeerError::Unavailable {
-                        service: self.service.clone(),
-                        detail: transport_detail(&status),
-                    });
+                    return Err(self.failure(status));
                 }
                 tonic::Code::DeadlineExceeded if crate::error::reason_of(&status).is_none() => {
                     return Err(self.deadline_exceeded());

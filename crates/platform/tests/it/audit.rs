@@ -36,6 +36,16 @@ fn entry(subject: &str, resource: &str, at: OffsetDateTime) -> AuditEntry {
     }
 }
 
+/// Events on persons/0, persons/1, … at `times`, sealed.
+async fn append_sealed_at(db: &Database, times: &[OffsetDateTime]) {
+    for (i, at) in times.iter().enumerate() {
+        audit::append_now(db, &entry("clerk-li", &format!("persons/{i}"), *at))
+            .await
+            .expect("append");
+    }
+    seal_audit(db, times.len() as i64).await;
+}
+
 async fn append_three(db: &Database) {
     for (i, subject) in ["clerk-li", "clerk-wang", "reviewer-zhao"].iter().enumerate() {
         let at = datetime!(2026-03-01 08:00 UTC) + time::Duration::minutes(i as i64);
@@ -146,19 +156,15 @@ async fn a_rolled_back_change_leaves_no_audit_row(test: TestDatabase) {
 }
 
 async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDatabase) {
-    for (i, at) in [
-        datetime!(2025-01-01 00:00 UTC),
-        datetime!(2025-02-01 00:00 UTC),
-        datetime!(2026-03-01 00:00 UTC),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        audit::append_now(&test.db, &entry("clerk-li", &format!("persons/{i}"), at))
-            .await
-            .expect("append");
-    }
-    seal_audit(&test.db, 3).await;
+    append_sealed_at(
+        &test.db,
+        &[
+            datetime!(2025-01-01 00:00 UTC),
+            datetime!(2025-02-01 00:00 UTC),
+            datetime!(2026-03-01 00:00 UTC),
+        ],
+    )
+    .await;
     let deleted = audit::apply_retention(&test.db, datetime!(2025-09-01 00:00 UTC))
         .await
         .expect("retention");
@@ -169,19 +175,15 @@ async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDat
 }
 
 async fn the_retention_job_keeps_six_months_whatever_the_parameter_says(test: TestDatabase) {
-    for (i, at) in [
-        datetime!(2026-05-01 00:00 UTC),
-        datetime!(2026-07-01 00:00 UTC),
-        datetime!(2026-12-01 00:00 UTC),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        audit::append_now(&test.db, &entry("clerk-li", &format!("persons/{i}"), at))
-            .await
-            .expect("append");
-    }
-    seal_audit(&test.db, 3).await;
+    append_sealed_at(
+        &test.db,
+        &[
+            datetime!(2026-05-01 00:00 UTC),
+            datetime!(2026-07-01 00:00 UTC),
+            datetime!(2026-12-01 00:00 UTC),
+        ],
+    )
+    .await;
     let (clock, _) = bangfu_platform::clock::Clock::manual(datetime!(2026-12-05 02:00 UTC));
     let job = audit::retention_job(test.db.clone(), "identity", clock);
     let kept = |db: Database| async move {
