@@ -20,8 +20,7 @@ pub mod identity {
     }
 }
 
-/// Subsidy payment's contract; the service is not hosted yet (its methods answer
-/// METHOD_NOT_SERVED).
+/// Subsidy payment's contract (`services/subsidy-payment`).
 pub mod subsidy {
     pub mod v1 {
         tonic::include_proto!("bangfu.subsidy.v1");

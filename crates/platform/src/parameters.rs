@@ -181,6 +181,21 @@ pub const DEFINITIONS: &[Definition] = &[
         "years pay ledgers are kept",
     ),
     def(
+        "subsidy.review_one_reviewer_above_fen",
+        Unit::Fen,
+        "a claim above this amount needs one reviewer before it may be paid (0: no review)",
+    ),
+    def(
+        "subsidy.review_two_reviewers_above_fen",
+        Unit::Fen,
+        "a claim above this amount needs two reviewers before it may be paid (0: no review)",
+    ),
+    def(
+        "subsidy.max_claim_amount_fen",
+        Unit::Fen,
+        "the largest amount fact a claim may carry where its policy sets no ceiling",
+    ),
+    def(
         "subsidy.unemployment_insurance_min_wage_bp",
         Unit::BasisPoints,
         "unemployment insurance as a share of the top minimum-wage tier in key counties",
@@ -412,6 +427,32 @@ pub const DEFAULTS: &[DefaultRow] = &[
         None,
         3,
         "国家发展改革委 以工代赈管理办法（2022）",
+    ),
+    // Finance's own controls, not from a policy document: amounts above 2,000 yuan are looked
+    // at by one reviewer, above 5,000 yuan by two; no claim fact above 100,000 yuan.
+    row(
+        "subsidy.review_one_reviewer_above_fen",
+        "*",
+        "2020-01-01",
+        None,
+        200_000,
+        "bangfu 默认值（财政部门可调整）",
+    ),
+    row(
+        "subsidy.review_two_reviewers_above_fen",
+        "*",
+        "2020-01-01",
+        None,
+        500_000,
+        "bangfu 默认值（财政部门可调整）",
+    ),
+    row(
+        "subsidy.max_claim_amount_fen",
+        "*",
+        "2020-01-01",
+        None,
+        10_000_000,
+        "bangfu 默认值（财政部门可调整）",
     ),
     row(
         "subsidy.unemployment_insurance_min_wage_bp",

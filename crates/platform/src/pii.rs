@@ -213,7 +213,7 @@ fn birth_date_from_digits(digits: &[u8]) -> Result<Date, CitizenIdError> {
 }
 
 /// `body` must be the first 17 characters, all ASCII digits.
-fn check_character(body: &[u8]) -> u8 {
+pub(crate) fn check_character(body: &[u8]) -> u8 {
     let sum: u32 = body
         .iter()
         .zip(CHECK_WEIGHTS)

@@ -147,11 +147,21 @@ impl TestServer {
 
     /// A server with a given configuration and method table, hosting what `add` adds.
     pub async fn start_with(config: ServerConfig, methods: &[MethodRule], add: impl FnOnce(&mut ServerHost)) -> Self {
+        Self::start_calling_itself(config, methods, |host, _, _| add(host)).await
+    }
+
+    /// As `start_with`, for services that call each other on this one server (as `bangfu up`
+    /// hosts them): `add` gets the keys, to sign the callers' service tokens, and the address.
+    pub async fn start_calling_itself(
+        config: ServerConfig,
+        methods: &[MethodRule],
+        add: impl FnOnce(&mut ServerHost, &TestKeys, SocketAddr),
+    ) -> Self {
         let keys = TestKeys::new();
         let listener = crate::server::bind(config.listen).await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let mut host = ServerHost::with_methods(config, Arc::new(keys.verifier()), methods);
-        add(&mut host);
+        add(&mut host, &keys, addr);
         let shutdown = host.shutdown();
         let task = tokio::spawn(host.serve(listener));
         Self {
@@ -197,6 +207,12 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 /// The PostgreSQL server the `_on_postgres` tests use.
+/// A valid citizen ID (GB 11643) from its first 17 digits: the check character appended.
+pub fn citizen_id(first17: &str) -> String {
+    let check = crate::pii::check_character(first17.as_bytes());
+    format!("{first17}{}", char::from(check))
+}
+
 pub fn postgres_admin_url() -> String {
     std::env::var("BANGFU_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }

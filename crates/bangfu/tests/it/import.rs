@@ -89,17 +89,7 @@ fn summary(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("a JSON summary ({e}): {}", text(&out.stdout)))
 }
 
-/// A valid citizen ID (GB 11643) from its first 17 characters.
-fn citizen_id(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
-        .sum();
-    let check = char::from(b"10X98765432"[(sum % 11) as usize]);
-    format!("{first17}{check}")
-}
+use bangfu_platform::testing::citizen_id;
 
 fn gbk(text: &str) -> Vec<u8> {
     let (bytes, _, unmappable) = GB18030.encode(text);

@@ -106,11 +106,7 @@ pub fn request<T>(message: T, token: &str) -> tonic::Request<T> {
 
 /// A valid citizen ID: issuing county, birth date `yyyymmdd`, 3-digit sequence (odd = male).
 pub fn citizen_id(county: &str, birth: &str, sequence: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
-    let body = format!("{county}{birth}{sequence}");
-    let sum: u32 = body.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
-    format!("{body}{}", CHECK[(sum % 11) as usize] as char)
+    bangfu_platform::testing::citizen_id(&format!("{county}{birth}{sequence}"))
 }
 
 /// Runs each listed `async fn(Backend)` once on SQLite and once on PostgreSQL.

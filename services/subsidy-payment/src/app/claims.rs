@@ -1,0 +1,941 @@
+//! Claims: submitted and decided at once from identity's facts (即申即享), evaluated as a dry
+//! run, reviewed by amount band, withdrawn, read and listed.
+//!
+//! The order of a submission: the source key is looked up first (a retry answers with the
+//! claim it made); the policy version in force and identity's facts are read outside the
+//! transaction; then, in one transaction, the history, the rules, the periods the claim holds
+//! (the database refuses a second claim of the group for the same month or day), the
+//! fund reservation (a guarded UPDATE that cannot overdraw), the claim, its ledger entry, its
+//! feed event and its audit row. Anything that fails leaves nothing behind.
+
+use bangfu_platform::audit::AuditEntry;
+use bangfu_platform::auth::Principal;
+use bangfu_platform::db::to_micros;
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::idempotency::RequestKey;
+use bangfu_platform::outbox::NewEvent;
+use bangfu_platform::peers::CallContext;
+use bangfu_platform::write::{self, Begun};
+use sqlx::AnyConnection;
+use tonic::Code;
+
+use super::funds::account;
+use super::{Subsidy, method, narrowed, stale};
+use crate::domain::{
+    ClaimPayload, ClaimSource, ClaimState, Decision, ExclusivityScope, Fact, FactSource, FactType, FactValue,
+    FrozenFact, Outcome, Payee, PayeeKind, Period, PeriodKind, Policy, RegionBasis, Rejection, RejectionReason, Review,
+    ReviewBands, ReviewCause, ReviewVerdict, StoredVersion, check_period, day_text, month_text, policy_name,
+};
+use crate::identity::{PersonFacts, source_detail};
+use crate::store::{self, LedgerEntry, StoredClaim, StoredPolicy};
+
+/// A claim as submitted, with its source.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub source: ClaimSource,
+    pub payload: ClaimPayload,
+}
+
+/// What SubmitClaim answers: the claim, and whether it existed (a retry).
+pub struct Submitted {
+    pub claim: StoredClaim,
+    pub existing: bool,
+}
+
+/// What EvaluateClaim answers.
+pub struct Dry {
+    pub decision: Decision,
+    pub region: String,
+    pub fund: Option<String>,
+    pub required_reviews: i32,
+}
+
+/// A page of claims.
+pub struct ClaimListing {
+    pub claims: Vec<StoredClaim>,
+    pub more: bool,
+}
+
+/// Everything read before the transaction: the policy, the version in force and the person.
+struct Gathered {
+    policy: StoredPolicy,
+    version: StoredVersion,
+    person: PersonFacts,
+    region: String,
+    read_us: i64,
+}
+
+/// The claim feed's event for a claim's change, in the change's transaction: the submitting
+/// service learns the outcome from it.
+async fn publish(unit: &mut write::Unit, kind: &str, claim: &StoredClaim) -> Result<(), Problem> {
+    let resource = claim.name();
+    let detail = serde_json::json!({
+        "source_system": claim.source_system,
+        "source_reference": claim.source_reference,
+        "state": claim.state.as_str(),
+    })
+    .to_string();
+    unit.publish(&NewEvent {
+        kind,
+        resource: &resource,
+        regions: &[claim.region.as_str()],
+        effective_date: Some(claim.payload.period.first),
+        detail: &detail,
+    })
+    .await
+}
+
+fn claim_not_found(id: &str) -> Problem {
+    Problem::not_found(&format!("claims/{id}"))
+}
+
+fn not_in_force(code: &str, period: &Period) -> Problem {
+    Problem::new(
+        Code::FailedPrecondition,
+        ErrorReason::PolicyNotInForce,
+        format!(
+            "no published version of {code} covers {}; a claim for this period waits for a new version",
+            day_text(period.first)
+        ),
+        format!(
+            "政策 {code} 在 {} 没有生效的版本，待新版本发布后再申请",
+            day_text(period.first)
+        ),
+    )
+    .with_metadata("policy", policy_name(code))
+}
+
+fn source_reused(existing: &StoredClaim, fields: &[&str]) -> Problem {
+    Problem::new(
+        Code::AlreadyExists,
+        ErrorReason::ClaimSourceReused,
+        format!(
+            "the source {}/{} was used for {} with a different {}",
+            existing.source_system,
+            existing.source_reference,
+            existing.name(),
+            fields.join(", ")
+        ),
+        format!("该来源编号已用于另一笔申请，且以下内容不同：{}", fields.join("、")),
+    )
+    .with_metadata("resource", existing.name())
+    .with_metadata("fields", fields.join(","))
+}
+
+/// The units of time a claim holds in its group: months of a monthly policy, days of a
+/// one-time one.
+fn units(kind: PeriodKind, period: &Period) -> Vec<String> {
+    match kind {
+        PeriodKind::Monthly => period.months(),
+        PeriodKind::OneTime => period.day_texts(),
+    }
+}
+
+impl Subsidy {
+    /// The review bands in force for a region and day (parameters; 0 turns a band off).
+    async fn review_bands(&self, region: &str, day: time::Date) -> Result<ReviewBands, Problem> {
+        let one = self
+            .parameters()
+            .lookup("subsidy.review_one_reviewer_above_fen", region, day)
+            .await?
+            .unwrap_or(0);
+        let two = self
+            .parameters()
+            .lookup("subsidy.review_two_reviewers_above_fen", region, day)
+            .await?
+            .unwrap_or(0);
+        Ok(ReviewBands {
+            one_reviewer_above_fen: one,
+            two_reviewers_above_fen: two,
+        })
+    }
+
+    /// Checks the claim's own facts against the version: each defined, of its type, under its
+    /// ceiling; every required one present.
+    async fn check_claim_facts(&self, version: &StoredVersion, payload: &ClaimPayload) -> Result<(), Problem> {
+        let rules = &version.rules;
+        let ceiling = self
+            .parameters()
+            .lookup("subsidy.max_claim_amount_fen", "", payload.period.first)
+            .await?
+            .unwrap_or(0);
+        for (i, fact) in payload.facts.iter().enumerate() {
+            let field = format!("claim.facts[{i}]");
+            let Some(definition) = rules.fact(&fact.name).filter(|d| d.source == FactSource::Claim) else {
+                let names: Vec<&str> = rules
+                    .facts
+                    .iter()
+                    .filter(|d| d.source == FactSource::Claim)
+                    .map(|d| d.name.as_str())
+                    .collect();
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    format!("{field}.name"),
+                    format!(
+                        "{} is not a fact the submitter gives under {}; those are: {}",
+                        fact.name,
+                        version.name(),
+                        names.join(", ")
+                    ),
+                    format!("事实项 {} 不需要申请方填写，应填写：{}", fact.name, names.join("、")),
+                ));
+            };
+            if fact.value.fact_type() != definition.fact_type {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    format!("{field}.value"),
+                    format!("{} is of type {}", fact.name, definition.fact_type.as_str()),
+                    format!("事实项 {} 的类型应为 {}", fact.name, definition.fact_type.as_str()),
+                ));
+            }
+            if let FactValue::Integer(v) | FactValue::Money(v) = fact.value {
+                let limit = if definition.max_value > 0 {
+                    definition.max_value
+                } else if definition.fact_type == FactType::Money {
+                    ceiling
+                } else {
+                    0
+                };
+                if v < 0 || (limit > 0 && v > limit) {
+                    return Err(Problem::invalid_field(
+                        ErrorReason::AmountOutOfRange,
+                        format!("{field}.value"),
+                        format!("{} must be between 0 and {limit}", fact.name),
+                        format!("{}（{}）应在0至{limit}之间", definition.description, fact.name),
+                    ));
+                }
+            }
+            if payload.facts[..i].iter().any(|f| f.name == fact.name) {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    format!("{field}.name"),
+                    format!("{} is given twice", fact.name),
+                    format!("事实项 {} 重复填写", fact.name),
+                ));
+            }
+        }
+        for definition in rules
+            .facts
+            .iter()
+            .filter(|d| d.source == FactSource::Claim && d.required)
+        {
+            if !payload.facts.iter().any(|f| f.name == definition.name) {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldRequired,
+                    "claim.facts",
+                    format!("{} ({}) is required", definition.name, definition.description),
+                    format!("请填写{}（{}）", definition.description, definition.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what a decision needs outside any transaction: the policy, the version in force
+    /// for the period (None: not in force), the person's facts from identity, the claim's region.
+    async fn gather(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        method_name: &str,
+        payload: &ClaimPayload,
+    ) -> Result<Result<Gathered, StoredPolicy>, Problem> {
+        let (policy, version) = {
+            let mut conn = self.db().acquire().await?;
+            let policy = store::get_policy(&mut conn, &payload.policy_code)
+                .await?
+                .ok_or_else(|| Problem::not_found(&policy_name(&payload.policy_code)))?;
+            let version = store::version_in_force(&mut conn, &payload.policy_code, payload.period.first).await?;
+            (policy, version)
+        };
+        check_period(&policy.policy, &payload.period, "claim.period").map_err(super::invalid)?;
+        match (&payload.payee, policy.policy.payee_kind) {
+            (Payee::Person(id), PayeeKind::Person) if *id == payload.person_id => {}
+            (Payee::Organization(_), PayeeKind::Organization) => {}
+            _ => {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "claim.payee",
+                    format!(
+                        "{} pays {}; for a person it is the beneficiary",
+                        policy_name(&policy.policy.code),
+                        policy.policy.payee_kind.as_str()
+                    ),
+                    "收款方与政策不符：支付给个人的政策，收款人应为申请对象本人；支付给单位的政策，应填写单位",
+                ));
+            }
+        }
+        let Some(version) = version else {
+            return Ok(Err(policy));
+        };
+        self.check_claim_facts(&version, payload).await?;
+        let read_us = to_micros(self.now());
+        let person = self
+            .identity()?
+            .person(call, &payload.person_id, &payload.period)
+            .await?
+            .ok_or_else(|| {
+                let resource = format!("persons/{}", payload.person_id);
+                self.refuse(caller, method_name, &resource, Problem::not_found(&resource))
+            })?;
+        let region = match (version.rules.region_basis, &payload.payee) {
+            (RegionBasis::Residence, _) => person.residence_region.clone(),
+            (RegionBasis::Organization, Payee::Organization(org)) => org.region.clone(),
+            _ => person.registered_region.clone(),
+        };
+        self.ensure_sees(caller, method_name, &format!("persons/{}", payload.person_id), &region)?;
+        Ok(Ok(Gathered {
+            policy,
+            version,
+            person,
+            region,
+            read_us,
+        }))
+    }
+
+    /// Every fact the version defines that has a value, frozen with where it came from.
+    async fn facts_for(
+        &self,
+        conn: &mut AnyConnection,
+        gathered: &Gathered,
+        payload: &ClaimPayload,
+    ) -> Result<Vec<FrozenFact>, Problem> {
+        let rules = &gathered.version.rules;
+        let policy = &gathered.policy.policy;
+        let period = &payload.period;
+        let person = &gathered.person;
+        let history_needed = rules.facts.iter().any(|f| f.source == FactSource::History);
+        let history = if history_needed {
+            store::history(
+                conn,
+                &payload.person_id,
+                &policy.policy_group,
+                policy.period_kind == PeriodKind::Monthly,
+            )
+            .await?
+        } else {
+            store::History::default()
+        };
+        let identity_detail = source_detail(&payload.person_id, period);
+        let mut frozen = Vec::new();
+        for definition in &rules.facts {
+            let (value, detail) = match definition.source {
+                FactSource::Claim => (
+                    payload
+                        .facts
+                        .iter()
+                        .find(|f| f.name == definition.name)
+                        .map(|f| f.value.clone()),
+                    "claim".to_string(),
+                ),
+                FactSource::Identity => {
+                    let value = match definition.name.as_str() {
+                        "person.categories" => {
+                            Some(FactValue::TextList(person.categories(period, rules.category_as_of)))
+                        }
+                        "person.registered_region" => Some(FactValue::RegionCode(person.registered_region.clone())),
+                        "person.residence_region" => Some(FactValue::RegionCode(person.residence_region.clone())),
+                        "person.employment_status" => Some(FactValue::Text(person.employment_status.clone())),
+                        "person.labor_capacity" => Some(FactValue::Text(person.labor_capacity.clone())),
+                        "person.age_years" => person.age_on(period.first).map(FactValue::Integer),
+                        "person.retirement_month" => person.retirement_month.clone().map(FactValue::YearMonth),
+                        "person.death_date" => person.death_date.map(|d| FactValue::Date(day_text(d))),
+                        "person.moved_away_date" => person.moved_away_date.map(|d| FactValue::Date(day_text(d))),
+                        _ => None,
+                    };
+                    (value, identity_detail.clone())
+                }
+                FactSource::History => {
+                    let value = match definition.name.as_str() {
+                        "history.months_granted" => Some(FactValue::Integer(history.months_granted)),
+                        "history.amount_granted_fen" => Some(FactValue::Money(history.amount_granted)),
+                        "history.claims_granted" => Some(FactValue::Integer(history.claims_granted)),
+                        "history.first_approval_month" => {
+                            history.first_approval_month.clone().map(FactValue::YearMonth)
+                        }
+                        _ => None,
+                    };
+                    (value, format!("history policy group {}", policy.policy_group))
+                }
+                FactSource::StandardsTable => {
+                    let value = rules
+                        .table(&definition.lookup_key)
+                        .and_then(|t| t.lookup(&gathered.region, period.first.year()))
+                        .map(|row| FactValue::Money(row.value_fen));
+                    (
+                        value,
+                        format!(
+                            "table {} {} {}",
+                            definition.lookup_key,
+                            gathered.region,
+                            period.first.year()
+                        ),
+                    )
+                }
+                FactSource::Parameter => {
+                    let value = self
+                        .parameters()
+                        .lookup(&definition.lookup_key, &gathered.region, period.first)
+                        .await?
+                        .map(|v| match definition.fact_type {
+                            FactType::Money => FactValue::Money(v),
+                            _ => FactValue::Integer(v),
+                        });
+                    (
+                        value,
+                        format!("parameter {} {}", definition.lookup_key, gathered.region),
+                    )
+                }
+            };
+            if let Some(value) = value {
+                frozen.push(FrozenFact {
+                    fact: Fact {
+                        name: definition.name.clone(),
+                        value,
+                    },
+                    source: definition.source,
+                    source_detail: detail,
+                    read_us: if definition.source == FactSource::Identity {
+                        gathered.read_us
+                    } else {
+                        to_micros(self.now())
+                    },
+                });
+            }
+        }
+        Ok(frozen)
+    }
+
+    /// The rules' decision on the gathered facts, with exclusivity against stored claims.
+    async fn decide(
+        &self,
+        conn: &mut AnyConnection,
+        gathered: &Gathered,
+        payload: &ClaimPayload,
+    ) -> Result<Decision, Problem> {
+        let frozen = self.facts_for(conn, gathered, payload).await?;
+        let facts: Vec<Fact> = frozen.iter().map(|f| f.fact.clone()).collect();
+        let rules = self.compiled(&gathered.version)?;
+        let evaluation = rules
+            .evaluate(&payload.period, &gathered.region, &facts)
+            .map_err(|error| {
+                tracing::error!(version = %gathered.version.name(), %error, "a published rule fails on a claim");
+                Problem::new(
+                    Code::Internal,
+                    ErrorReason::PolicyRuleInvalid,
+                    format!(
+                        "{} cannot decide this claim ({error}); the policy needs a new version",
+                        gathered.version.name()
+                    ),
+                    "该政策规则无法计算此申请，需由财政部门发布新版本后再申请",
+                )
+            })?;
+        let mut rejections = evaluation.rejections.clone();
+        for group in &gathered.version.rules.exclusivity_groups {
+            if group.scope != ExclusivityScope::Ever {
+                continue;
+            }
+            let others: Vec<String> = store::policies_in_exclusivity_group(conn, &group.key)
+                .await?
+                .into_iter()
+                .filter(|(code, rules)| {
+                    *code != payload.policy_code
+                        && rules
+                            .exclusivity_groups
+                            .iter()
+                            .any(|g| g.key == group.key && g.scope == ExclusivityScope::Ever)
+                })
+                .map(|(code, _)| code)
+                .collect();
+            if let Some((id, code, _, _)) = store::exclusive_claims(conn, &payload.person_id, &others)
+                .await?
+                .into_iter()
+                .next()
+            {
+                rejections.push(Rejection {
+                    reason: RejectionReason::ExclusiveWith,
+                    message: format!("已享受互斥的政策 {code}（互斥组 {}）", group.key),
+                    conflicting_claim: format!("claims/{id}"),
+                });
+            }
+        }
+        let outcome = if rejections.is_empty() {
+            Outcome::Eligible
+        } else {
+            Outcome::Rejected
+        };
+        Ok(Decision {
+            outcome,
+            amount: if outcome == Outcome::Eligible {
+                evaluation.amount
+            } else {
+                0
+            },
+            computed_amount: evaluation.computed_amount,
+            policy_version: gathered.version.version,
+            rejections,
+            months_granted: evaluation.months_granted,
+            months_limit: evaluation.months_limit,
+            frozen_facts: frozen,
+            decided_us: to_micros(self.now()),
+        })
+    }
+
+    /// The period keys a granted claim holds: its group's units and those of its same-period
+    /// exclusivity groups.
+    fn period_keys(gathered: &Gathered, payload: &ClaimPayload) -> Vec<(String, String)> {
+        let policy: &Policy = &gathered.policy.policy;
+        let units = units(policy.period_kind, &payload.period);
+        let mut keys: Vec<(String, String)> = units
+            .iter()
+            .map(|u| (format!("group:{}", policy.policy_group), u.clone()))
+            .collect();
+        for group in &gathered.version.rules.exclusivity_groups {
+            if group.scope == ExclusivityScope::SamePeriod {
+                // Exclusivity across period kinds is by month: a month on a post excludes a
+                // work-relief day in it.
+                for month in payload.period.months() {
+                    keys.push((format!("exclusive:{}", group.key), month));
+                }
+            }
+        }
+        keys
+    }
+
+    /// SubmitClaim: decide and store, idempotent by source.
+    pub async fn submit_claim(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        key: Option<RequestKey>,
+        submission: Submission,
+    ) -> Result<Submitted, Problem> {
+        let Submission { source, payload } = submission;
+        {
+            let mut conn = self.db().acquire().await?;
+            if let Some(existing) = store::claim_by_source(&mut conn, &source.system, &source.reference).await? {
+                return self.existing(caller, existing, &payload);
+            }
+        }
+        let gathered = match self.gather(caller, call, "SubmitClaim", &payload).await? {
+            Ok(gathered) => gathered,
+            Err(policy) => return Err(not_in_force(&policy.policy.code, &payload.period)),
+        };
+        let mut unit = match write::begin(self.db(), key, self.now()).await? {
+            Begun::Replay { resource } => {
+                let id = resource.trim_start_matches("claims/");
+                let mut conn = self.db().acquire().await?;
+                let claim = store::get_claim(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| claim_not_found(id))?;
+                return Ok(Submitted { claim, existing: true });
+            }
+            Begun::Fresh(unit) => unit,
+        };
+        // A concurrent submission of the same source may have committed since the first look.
+        if let Some(existing) = store::claim_by_source(unit.tx(), &source.system, &source.reference).await? {
+            return self.existing(caller, existing, &payload);
+        }
+        let now = unit.now();
+        let id = store::new_id();
+        let mut decision = self.decide(unit.tx(), &gathered, &payload).await?;
+        let keys = Self::period_keys(&gathered, &payload);
+        if decision.outcome == Outcome::Eligible
+            && let Some(holder) = store::occupy(unit.tx(), &payload.person_id, &keys, &id).await?
+        {
+            // Whatever was taken before the clash goes back; the claim is stored rejected.
+            store::vacate(unit.tx(), &id).await?;
+            decision.outcome = Outcome::Rejected;
+            decision.amount = 0;
+            decision.rejections.push(Rejection {
+                reason: RejectionReason::DuplicatePeriod,
+                message: format!(
+                    "同一补贴项目组（{}）在该期间已有申请",
+                    gathered.policy.policy.policy_group
+                ),
+                conflicting_claim: format!("claims/{holder}"),
+            });
+        }
+        let mut claim = StoredClaim {
+            id: id.clone(),
+            policy_group: gathered.policy.policy.policy_group.clone(),
+            source_system: source.system.clone(),
+            source_reference: source.reference.clone(),
+            payload: payload.clone(),
+            state: ClaimState::Rejected,
+            region: gathered.region.clone(),
+            person_display_name: gathered.person.display_name.clone(),
+            amount: decision.amount,
+            fund_id: None,
+            decision,
+            earlier_decisions: Vec::new(),
+            review_cause: None,
+            required_reviews: 0,
+            reviews: Vec::new(),
+            submit_subject: caller.subject.clone(),
+            acting_service: caller.acting_service.clone().unwrap_or_default(),
+            created: now,
+            updated: now,
+            revision: 1,
+        };
+        let mut approved_month = None;
+        if claim.decision.outcome == Outcome::Eligible {
+            let fund = store::fund_for(
+                unit.tx(),
+                gathered.version.rules.fund_source,
+                &gathered.region,
+                payload.period.first.year(),
+            )
+            .await?
+            .ok_or_else(|| {
+                Problem::new(
+                    Code::FailedPrecondition,
+                    ErrorReason::FundMissing,
+                    format!(
+                        "no fund of {} covers {} in {}; finance creates it first",
+                        gathered.version.rules.fund_source.as_str(),
+                        gathered.region,
+                        payload.period.first.year()
+                    ),
+                    "该地区、年度尚未下达对应来源的资金，请联系财政部门",
+                )
+            })?;
+            claim.fund_id = Some(fund.id.clone());
+            claim.required_reviews = self
+                .review_bands(&gathered.region, payload.period.first)
+                .await?
+                .required_reviews(claim.amount);
+            approved_month = Some(month_text(payload.period.first));
+            if claim.required_reviews > 0 {
+                claim.state = ClaimState::PendingReview;
+                claim.review_cause = Some(ReviewCause::AmountBand);
+            } else {
+                claim.state = ClaimState::Approved;
+                self.reserve(unit.tx(), &fund.id, &claim, &caller.subject, now).await?;
+            }
+        }
+        store::insert_claim(unit.tx(), &claim, approved_month.as_deref()).await?;
+        publish(&mut unit, "claim_decided", &claim).await?;
+        let resource = claim.name();
+        unit.commit(AuditEntry::by(caller, &method("SubmitClaim"), resource, now).in_region(&claim.region))
+            .await?;
+        Ok(Submitted { claim, existing: false })
+    }
+
+    /// The answer to a source submitted before: the same claim, or CLAIM_SOURCE_REUSED.
+    fn existing(
+        &self,
+        caller: &Principal,
+        existing: StoredClaim,
+        payload: &ClaimPayload,
+    ) -> Result<Submitted, Problem> {
+        self.ensure_sees(caller, "SubmitClaim", &existing.name(), &existing.region)?;
+        let differences = existing.payload.differences(payload);
+        if differences.is_empty() {
+            Ok(Submitted {
+                claim: existing,
+                existing: true,
+            })
+        } else {
+            Err(source_reused(&existing, &differences))
+        }
+    }
+
+    /// Moves the claim's amount from available to reserved, with its journal entry.
+    async fn reserve(
+        &self,
+        tx: &mut AnyConnection,
+        fund_id: &str,
+        claim: &StoredClaim,
+        subject: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), Problem> {
+        if !store::reserve(tx, fund_id, claim.amount).await? {
+            return Err(Problem::new(
+                Code::FailedPrecondition,
+                ErrorReason::BudgetExhausted,
+                format!("funds/{fund_id} has less than {} fen available", claim.amount),
+                "该项资金余额不足，无法核定此笔补贴，请联系财政部门追加预算",
+            )
+            .with_metadata("fund", format!("funds/{fund_id}")));
+        }
+        store::append_entry(
+            tx,
+            &LedgerEntry {
+                fund_id: fund_id.to_string(),
+                seq: 0,
+                kind: "reserve".into(),
+                debit: account::RESERVED.into(),
+                credit: account::AVAILABLE.into(),
+                amount: claim.amount,
+                claim_id: Some(claim.id.clone()),
+                batch_id: None,
+                document: claim.name(),
+                entry_date: self.today(),
+                subject: subject.to_string(),
+                recorded: now,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// EvaluateClaim: the decision a claim would get now, stored nowhere.
+    pub async fn evaluate_claim(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        payload: ClaimPayload,
+    ) -> Result<Dry, Problem> {
+        let gathered = match self.gather(caller, call, "EvaluateClaim", &payload).await? {
+            Ok(gathered) => gathered,
+            Err(_) => {
+                return Ok(Dry {
+                    decision: Decision {
+                        outcome: Outcome::Rejected,
+                        amount: 0,
+                        computed_amount: 0,
+                        policy_version: 0,
+                        rejections: vec![Rejection::new(
+                            RejectionReason::PolicyNotInForce,
+                            format!("{} 没有生效的政策版本", day_text(payload.period.first)),
+                        )],
+                        months_granted: 0,
+                        months_limit: 0,
+                        frozen_facts: Vec::new(),
+                        decided_us: to_micros(self.now()),
+                    },
+                    region: String::new(),
+                    fund: None,
+                    required_reviews: 0,
+                });
+            }
+        };
+        let mut conn = self.db().acquire().await?;
+        let mut decision = self.decide(&mut conn, &gathered, &payload).await?;
+        if decision.outcome == Outcome::Eligible
+            && let Some(holder) =
+                store::holder_of(&mut conn, &payload.person_id, &Self::period_keys(&gathered, &payload)).await?
+        {
+            decision.outcome = Outcome::Rejected;
+            decision.amount = 0;
+            decision.rejections.push(Rejection {
+                reason: RejectionReason::DuplicatePeriod,
+                message: "同一补贴项目组在该期间已有申请".into(),
+                conflicting_claim: format!("claims/{holder}"),
+            });
+        }
+        let fund = store::fund_for(
+            &mut conn,
+            gathered.version.rules.fund_source,
+            &gathered.region,
+            payload.period.first.year(),
+        )
+        .await?;
+        if decision.outcome == Outcome::Eligible
+            && let Some(fund) = &fund
+            && fund.available() < decision.amount
+        {
+            decision.outcome = Outcome::Rejected;
+            decision.rejections.push(Rejection::new(
+                RejectionReason::BudgetExhausted,
+                format!("资金余额 {} 分，不足 {} 分", fund.available(), decision.amount),
+            ));
+            decision.amount = 0;
+        }
+        let required_reviews = self
+            .review_bands(&gathered.region, payload.period.first)
+            .await?
+            .required_reviews(decision.amount);
+        Ok(Dry {
+            decision,
+            region: gathered.region,
+            fund: fund.map(|f| f.name()),
+            required_reviews,
+        })
+    }
+
+    pub async fn get_claim(&self, caller: &Principal, id: &str) -> Result<StoredClaim, Problem> {
+        let mut conn = self.db().acquire().await?;
+        let claim = store::get_claim(&mut conn, id)
+            .await?
+            .ok_or_else(|| claim_not_found(id))?;
+        self.ensure_sees(caller, "GetClaim", &claim.name(), &claim.region)?;
+        Ok(claim)
+    }
+
+    pub async fn list_claims(
+        &self,
+        caller: &Principal,
+        mut filter: store::ClaimFilter,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<ClaimListing, Problem> {
+        let Some(prefix) = narrowed(&caller.scope, &filter.region_prefix) else {
+            return Ok(ClaimListing {
+                claims: Vec::new(),
+                more: false,
+            });
+        };
+        filter.region_prefix = prefix;
+        let mut conn = self.db().acquire().await?;
+        let mut claims = store::list_claims(&mut conn, &filter, after, i64::from(limit) + 1).await?;
+        let more = claims.len() > limit as usize;
+        claims.truncate(limit as usize);
+        Ok(ClaimListing { claims, more })
+    }
+
+    /// ReviewClaim: one reviewer's verdict on a claim waiting for review. Never by its
+    /// submitter or an earlier reviewer; the last approval needed reserves the amount.
+    pub async fn review_claim(
+        &self,
+        caller: &Principal,
+        id: &str,
+        verdict: ReviewVerdict,
+        note: &str,
+        etag: &str,
+    ) -> Result<StoredClaim, Problem> {
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let mut claim = store::get_claim(unit.tx(), id)
+            .await?
+            .ok_or_else(|| claim_not_found(id))?;
+        let name = claim.name();
+        self.ensure_sees(caller, "ReviewClaim", &name, &claim.region)?;
+        if claim.etag() != etag {
+            return Err(stale(&name));
+        }
+        if claim.state != ClaimState::PendingReview {
+            return Err(Problem::new(
+                Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                format!("{name} is {}, not waiting for review", claim.state.as_str()),
+                "该申请不在待复核状态",
+            ));
+        }
+        let earlier = claim.reviews.iter().any(|r| r.subject == caller.subject);
+        if caller.subject == claim.submit_subject || earlier {
+            let refusal = Problem::new(
+                Code::PermissionDenied,
+                ErrorReason::SameMakerAndChecker,
+                "the submitter, or a subject who reviewed the claim before, may not review it",
+                "申请人或已复核过的人员不能再次复核该申请，请由其他复核人员办理",
+            );
+            return Err(self.refuse(caller, "ReviewClaim", &name, refusal));
+        }
+        let read_revision = claim.revision;
+        claim.reviews.push(Review {
+            subject: caller.subject.clone(),
+            verdict,
+            note: note.to_string(),
+            reviewed_us: to_micros(now),
+        });
+        claim.updated = now;
+        match verdict {
+            ReviewVerdict::Reject => {
+                claim.state = ClaimState::Rejected;
+                claim.review_cause = None;
+                claim.earlier_decisions.push(claim.decision.clone());
+                claim.decision.outcome = Outcome::Rejected;
+                claim.decision.rejections = vec![Rejection::new(RejectionReason::RejectedInReview, note)];
+                claim.decision.decided_us = to_micros(now);
+                claim.amount = 0;
+                store::vacate(unit.tx(), &claim.id).await?;
+            }
+            ReviewVerdict::Approve => {
+                let approvals = claim
+                    .reviews
+                    .iter()
+                    .filter(|r| r.verdict == ReviewVerdict::Approve)
+                    .count();
+                if approvals as i32 >= claim.required_reviews {
+                    let fund_id = claim.fund_id.clone().ok_or_else(Problem::internal)?;
+                    self.reserve(unit.tx(), &fund_id, &claim, &caller.subject, now).await?;
+                    claim.state = ClaimState::Approved;
+                    claim.review_cause = None;
+                }
+            }
+        }
+        if !store::update_claim(unit.tx(), &claim, ClaimState::PendingReview, read_revision, None).await? {
+            return Err(stale(&name));
+        }
+        let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
+        publish(&mut unit, "claim_reviewed", &claim).await?;
+        unit.commit(AuditEntry::by(caller, &method("ReviewClaim"), name, now).in_region(&claim.region))
+            .await?;
+        Ok(claim)
+    }
+
+    /// WithdrawClaim: by its source's side, before it enters a batch; an approved claim's
+    /// reservation is released.
+    pub async fn withdraw_claim(
+        &self,
+        caller: &Principal,
+        id: &str,
+        reason: &str,
+        etag: &str,
+    ) -> Result<StoredClaim, Problem> {
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let mut claim = store::get_claim(unit.tx(), id)
+            .await?
+            .ok_or_else(|| claim_not_found(id))?;
+        let name = claim.name();
+        self.ensure_sees(caller, "WithdrawClaim", &name, &claim.region)?;
+        if claim.etag() != etag {
+            return Err(stale(&name));
+        }
+        let from = claim.state;
+        if !matches!(
+            from,
+            ClaimState::Proposed | ClaimState::Rejected | ClaimState::PendingReview | ClaimState::Approved
+        ) {
+            return Err(Problem::new(
+                Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                format!(
+                    "{name} is {}; only a claim not in a batch may be withdrawn",
+                    from.as_str()
+                ),
+                "该申请已进入发放批次或已发放，不能撤回",
+            ));
+        }
+        if from == ClaimState::Approved {
+            let fund_id = claim.fund_id.clone().ok_or_else(Problem::internal)?;
+            if !store::release(unit.tx(), &fund_id, claim.amount).await? {
+                tracing::error!(claim = %name, "an approved claim's reservation is missing from its fund");
+                return Err(Problem::internal());
+            }
+            store::append_entry(
+                unit.tx(),
+                &LedgerEntry {
+                    fund_id,
+                    seq: 0,
+                    kind: "release".into(),
+                    debit: account::AVAILABLE.into(),
+                    credit: account::RESERVED.into(),
+                    amount: claim.amount,
+                    claim_id: Some(claim.id.clone()),
+                    batch_id: None,
+                    document: reason.to_string(),
+                    entry_date: self.today(),
+                    subject: caller.subject.clone(),
+                    recorded: now,
+                },
+            )
+            .await?;
+        }
+        store::vacate(unit.tx(), &claim.id).await?;
+        let read_revision = claim.revision;
+        claim.state = ClaimState::Withdrawn;
+        claim.updated = now;
+        if !store::update_claim(unit.tx(), &claim, from, read_revision, None).await? {
+            return Err(stale(&name));
+        }
+        let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
+        publish(&mut unit, "claim_withdrawn", &claim).await?;
+        unit.commit(AuditEntry::by(caller, &method("WithdrawClaim"), name, now).in_region(&claim.region))
+            .await?;
+        Ok(claim)
+    }
+}

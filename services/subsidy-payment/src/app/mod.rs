@@ -1,0 +1,158 @@
+//! Subsidy payment's application layer: one use case per method, each taking the caller and
+//! domain values, running its work in one `write::Unit` transaction or one read, and answering
+//! with store values or a `Problem`.
+
+mod claims;
+mod funds;
+mod policies;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bangfu_platform::auth::layer::DenialAudit;
+use bangfu_platform::auth::{Principal, RegionScope};
+use bangfu_platform::clock::Clock;
+use bangfu_platform::db::Database;
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::parameters::Parameters;
+use time::{Date, OffsetDateTime};
+use tonic::Code;
+
+pub use claims::{ClaimListing, Dry, Submission, Submitted};
+pub use funds::{FundListing, NewFundRequest};
+pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
+
+use crate::domain::{CompiledRules, FieldError, StoredVersion};
+use crate::identity::IdentityFacts;
+
+/// The subsidy payment service: what every use case needs, shared by the gRPC edge.
+pub struct Subsidy {
+    db: Database,
+    parameters: Arc<Parameters>,
+    clock: Clock,
+    identity: Option<IdentityFacts>,
+    refusals: DenialAudit,
+    /// Published versions never change, so their compiled rules are kept.
+    rules: Mutex<HashMap<(String, i32), Arc<CompiledRules>>>,
+}
+
+/// The method's full gRPC path, as audit rows and request ids name it.
+pub fn method(name: &str) -> String {
+    format!("/bangfu.subsidy.v1.SubsidyService/{name}")
+}
+
+impl Subsidy {
+    /// Starts the writer of refused calls' audit rows, so call it inside the runtime.
+    pub fn new(db: Database, parameters: Arc<Parameters>, clock: Clock, identity: Option<IdentityFacts>) -> Self {
+        Self {
+            refusals: DenialAudit::start(crate::PATH_PREFIX, db.clone()),
+            db,
+            parameters,
+            clock,
+            identity,
+            rules: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same service reading persons from `identity` (a server that hosts both learns the
+    /// address only once it is bound).
+    pub fn with_identity(mut self, identity: IdentityFacts) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn parameters(&self) -> &Parameters {
+        &self.parameters
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn today(&self) -> Date {
+        self.clock.today()
+    }
+
+    /// Audits a refusal made here and hands it back.
+    pub(crate) fn refuse(&self, caller: &Principal, method_name: &str, resource: &str, refusal: Problem) -> Problem {
+        self.refusals.refused(caller, &method(method_name), resource, refusal)
+    }
+
+    /// NOT_FOUND, audited, when `region` lies outside the caller's scope.
+    pub(crate) fn ensure_sees(
+        &self,
+        caller: &Principal,
+        method_name: &str,
+        resource: &str,
+        region: &str,
+    ) -> Result<(), Problem> {
+        caller
+            .ensure_sees(resource, [region])
+            .map_err(|refusal| self.refuse(caller, method_name, resource, refusal))
+    }
+
+    /// The compiled rules of a stored version (cached when published).
+    pub(crate) fn compiled(&self, version: &StoredVersion) -> Result<Arc<CompiledRules>, Problem> {
+        let key = (version.policy_code.clone(), version.version);
+        if let Ok(cache) = self.rules.lock()
+            && let Some(rules) = cache.get(&key)
+        {
+            return Ok(rules.clone());
+        }
+        let rules = Arc::new(CompiledRules::compile(Arc::new(version.rules.clone())).map_err(|e| {
+            tracing::error!(version = %version.name(), error = %e.message, "a stored version does not compile");
+            Problem::internal()
+        })?);
+        if version.state == crate::domain::VersionState::Published
+            && let Ok(mut cache) = self.rules.lock()
+        {
+            cache.insert(key, rules.clone());
+        }
+        Ok(rules)
+    }
+
+    pub(crate) fn identity(&self) -> Result<&IdentityFacts, Problem> {
+        self.identity.as_ref().ok_or_else(|| {
+            Problem::new(
+                Code::Unavailable,
+                ErrorReason::PeerUnavailable,
+                "identity is not configured for this server (BANGFU_PEER_IDENTITY)",
+                "未配置身份服务地址，暂时无法核对人员信息",
+            )
+        })
+    }
+}
+
+/// A domain refusal of a field as INVALID_ARGUMENT.
+pub fn invalid(error: FieldError) -> Problem {
+    Problem::invalid_field(ErrorReason::FieldInvalid, error.field, error.message, error.message_zh)
+}
+
+/// The prefix a list is narrowed to: the caller's scope and the asked prefix, whichever is
+/// narrower; None when they do not overlap (nothing to list).
+pub fn narrowed(scope: &RegionScope, asked: &str) -> Option<String> {
+    let asked_scope = if asked.is_empty() {
+        RegionScope::Country
+    } else {
+        RegionScope::Prefix(asked.to_string())
+    };
+    match scope.intersect(&asked_scope) {
+        RegionScope::Country => Some(String::new()),
+        RegionScope::Prefix(prefix) => Some(prefix),
+        RegionScope::Nothing => None,
+    }
+}
+
+pub(crate) fn stale(resource: &str) -> Problem {
+    Problem::new(
+        Code::Aborted,
+        ErrorReason::EtagMismatch,
+        format!("{resource} changed since it was read; read it again"),
+        "该记录已被他人修改，请刷新后重试",
+    )
+    .with_metadata("resource", resource)
+}

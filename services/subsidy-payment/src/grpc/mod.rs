@@ -1,0 +1,833 @@
+//! The wire edge of subsidy payment: each RPC takes its caller, parses the message into domain
+//! values (`wire`), runs the use case in `app`, and maps the answer back.
+
+pub mod policy_files;
+mod wire;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bangfu_platform::auth::caller;
+use bangfu_platform::config::ServerConfig;
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::idempotency::RequestKey;
+use bangfu_platform::paging;
+use bangfu_platform::peers::CallContext;
+use bangfu_platform::service_rpc;
+use bangfu_proto::subsidy::v1 as pb;
+use bangfu_proto::subsidy::v1::subsidy_service_server::{SubsidyService, SubsidyServiceServer};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::app::{PolicyQuery, Submission, Subsidy, method};
+use crate::store::ClaimFilter;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The gRPC face of [`Subsidy`].
+#[derive(Clone)]
+pub struct SubsidyServer {
+    subsidy: Arc<Subsidy>,
+}
+
+impl SubsidyServer {
+    /// The service with the configured message limits.
+    pub fn shared(subsidy: Arc<Subsidy>, config: &ServerConfig) -> SubsidyServiceServer<Self> {
+        SubsidyServiceServer::new(Self { subsidy })
+            .max_decoding_message_size(config.max_receive_bytes)
+            .max_encoding_message_size(config.max_send_bytes)
+    }
+}
+
+/// The request key of a create, bound to the whole message.
+fn request_key(
+    subject: &str,
+    name: &str,
+    request_id: &str,
+    message: &impl prost::Message,
+) -> Result<Option<RequestKey>, Problem> {
+    RequestKey::of_message(subject, &method(name), request_id, message)
+}
+
+fn page_token_invalid() -> Problem {
+    Problem::invalid_field(
+        ErrorReason::PageTokenInvalid,
+        "page_token",
+        "the page token does not belong to this listing",
+        "翻页标记无效，请从第一页重新查询",
+    )
+}
+
+fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Problem::required(field, what_zh));
+    }
+    if value.chars().count() > max {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldTooLong,
+            field,
+            format!("at most {max} characters"),
+            format!("{what_zh}不能超过{max}个字符"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// The answer of the contract's methods not served yet (after the layer's permission check).
+fn not_served() -> Status {
+    Problem::new(
+        tonic::Code::Unimplemented,
+        ErrorReason::MethodNotServed,
+        "this server does not serve this method yet",
+        "本服务器尚未提供该接口",
+    )
+    .into()
+}
+
+#[tonic::async_trait]
+impl SubsidyService for SubsidyServer {
+    async fn create_policy(
+        &self,
+        request: Request<pb::CreatePolicyRequest>,
+    ) -> Result<Response<pb::CreatePolicyResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreatePolicy", &request.request_id, &request)?;
+        let policy = wire::policy(request.policy.as_ref())?;
+        let version = wire::policy_version(request.version.as_ref())?;
+        let created = self
+            .subsidy
+            .create_policy(&caller, key, policy, version, request.validate_only)
+            .await?;
+        let (policy, version) = wire::created_version_to_wire(&created);
+        Ok(Response::new(pb::CreatePolicyResponse {
+            policy,
+            version,
+            example_results: wire::example_results_to_wire(&created.examples),
+        }))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        let request = request.into_inner();
+        let code = wire::resource_id("name", &request.name, "policies")?;
+        let (policy, latest, in_force) = self.subsidy.get_policy(&code).await?;
+        Ok(Response::new(pb::GetPolicyResponse {
+            policy: Some(wire::policy_to_wire(&policy, latest.as_ref(), in_force.as_ref())),
+            in_force_version: in_force.as_ref().map(wire::version_to_wire),
+        }))
+    }
+
+    async fn list_policies(
+        &self,
+        request: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let request = request.into_inner();
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let in_force_on = bangfu_platform::wire::optional_date("in_force_on", request.in_force_on.as_ref())?;
+        let query = PolicyQuery {
+            region_prefix: request.region_prefix.trim().to_string(),
+            fund_source: (request.fund_source != 0)
+                .then(|| wire::fund_source("fund_source", request.fund_source))
+                .transpose()?,
+            policy_group: request.policy_group.trim().to_string(),
+            in_force_on,
+        };
+        let fingerprint = paging::fingerprint(&[
+            &query.region_prefix,
+            &request.fund_source.to_string(),
+            &query.policy_group,
+            &in_force_on.map(crate::domain::day_text).unwrap_or_default(),
+        ]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => String::new(),
+            Some(cursor) => cursor.into_iter().next().ok_or_else(page_token_invalid)?,
+        };
+        let listing = self.subsidy.list_policies(&query, &after, size).await?;
+        Ok(Response::new(pb::ListPoliciesResponse {
+            policies: listing
+                .policies
+                .iter()
+                .map(|(p, latest, in_force)| wire::policy_to_wire(p, latest.as_ref(), in_force.as_ref()))
+                .collect(),
+            next_page_token: listing
+                .next_after
+                .map(|code| paging::encode_token(&fingerprint, &[code]))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn create_policy_version(
+        &self,
+        request: Request<pb::CreatePolicyVersionRequest>,
+    ) -> Result<Response<pb::CreatePolicyVersionResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreatePolicyVersion", &request.request_id, &request)?;
+        let code = wire::resource_id("parent", &request.parent, "policies")?;
+        let version = wire::policy_version(request.version.as_ref())?;
+        let created = self
+            .subsidy
+            .create_policy_version(&caller, key, &code, version, request.validate_only)
+            .await?;
+        Ok(Response::new(pb::CreatePolicyVersionResponse {
+            version: created.version.as_ref().map(wire::version_to_wire),
+            example_results: wire::example_results_to_wire(&created.examples),
+        }))
+    }
+
+    async fn get_policy_version(
+        &self,
+        request: Request<pb::GetPolicyVersionRequest>,
+    ) -> Result<Response<pb::GetPolicyVersionResponse>, Status> {
+        let request = request.into_inner();
+        let (code, number) = wire::version_ref("name", &request.name)?;
+        let version = self.subsidy.get_policy_version(&code, number).await?;
+        Ok(Response::new(pb::GetPolicyVersionResponse {
+            version: Some(wire::version_to_wire(&version)),
+        }))
+    }
+
+    async fn list_policy_versions(
+        &self,
+        request: Request<pb::ListPolicyVersionsRequest>,
+    ) -> Result<Response<pb::ListPolicyVersionsResponse>, Status> {
+        let request = request.into_inner();
+        let code = wire::resource_id("parent", &request.parent, "policies")?;
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let fingerprint = paging::fingerprint(&[&code]);
+        let before = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => 0,
+            Some(cursor) => cursor
+                .first()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(page_token_invalid)?,
+        };
+        let mut versions = self.subsidy.list_policy_versions(&code, before, size + 1).await?;
+        let next_page_token = if versions.len() > size as usize {
+            versions.truncate(size as usize);
+            versions
+                .last()
+                .map(|v| paging::encode_token(&fingerprint, &[v.version.to_string()]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListPolicyVersionsResponse {
+            versions: versions.iter().map(wire::version_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn publish_policy_version(
+        &self,
+        request: Request<pb::PublishPolicyVersionRequest>,
+    ) -> Result<Response<pb::PublishPolicyVersionResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let (code, number) = wire::version_ref("name", &request.name)?;
+        let note = text("note", &request.note, 500, "发布说明")?;
+        let version = self
+            .subsidy
+            .publish_policy_version(&caller, &code, number, &note)
+            .await?;
+        Ok(Response::new(pb::PublishPolicyVersionResponse {
+            version: Some(wire::version_to_wire(&version)),
+        }))
+    }
+
+    async fn create_fund(
+        &self,
+        request: Request<pb::CreateFundRequest>,
+    ) -> Result<Response<pb::CreateFundResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreateFund", &request.request_id, &request)?;
+        let fund = request.fund.as_ref().ok_or_else(|| Problem::required("fund", "资金"))?;
+        let region_prefix = fund.region_prefix.trim().to_string();
+        if bangfu_platform::auth::RegionScope::parse(&region_prefix).is_none() || region_prefix == "*" {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "fund.region_prefix",
+                "must be a division-code prefix of 2, 4, 6, 9 or 12 digits",
+                "资金地区应为2、4、6、9或12位行政区划代码前缀",
+            )
+            .into());
+        }
+        if !(2000..=2100).contains(&fund.year) {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "fund.year",
+                "must be a year",
+                "预算年度无效",
+            )
+            .into());
+        }
+        let budget = fund.budget.as_ref().map(|m| m.fen).unwrap_or(0);
+        if budget <= 0 || budget > 1_000_000_000_000 {
+            return Err(Problem::invalid_field(
+                ErrorReason::AmountOutOfRange,
+                "fund.budget",
+                "must be more than zero and at most 10 billion yuan",
+                "预算金额应大于零且不超过100亿元",
+            )
+            .into());
+        }
+        let new = crate::app::NewFundRequest {
+            display_name: text("fund.display_name", &fund.display_name, 100, "资金名称")?,
+            fund_source: wire::fund_source("fund.fund_source", fund.fund_source)?,
+            region_prefix,
+            year: fund.year,
+            budget_document: text("fund.budget_document", &fund.budget_document, 128, "预算指标文号")?,
+            budget,
+        };
+        let fund = self.subsidy.create_fund(&caller, key, new).await?;
+        Ok(Response::new(pb::CreateFundResponse {
+            fund: Some(wire::fund_to_wire(&fund)),
+        }))
+    }
+
+    async fn get_fund(&self, request: Request<pb::GetFundRequest>) -> Result<Response<pb::GetFundResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "funds")?;
+        let fund = self.subsidy.get_fund(&caller, &id).await?;
+        Ok(Response::new(pb::GetFundResponse {
+            fund: Some(wire::fund_to_wire(&fund)),
+        }))
+    }
+
+    async fn list_funds(
+        &self,
+        request: Request<pb::ListFundsRequest>,
+    ) -> Result<Response<pb::ListFundsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let source = (request.fund_source != 0)
+            .then(|| wire::fund_source("fund_source", request.fund_source))
+            .transpose()?;
+        let region_prefix = request.region_prefix.trim().to_string();
+        let fingerprint = paging::fingerprint(&[
+            &request.fund_source.to_string(),
+            &region_prefix,
+            &request.year.to_string(),
+        ]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(cursor) => match cursor.as_slice() {
+                [year, source, region, id] => Some((
+                    year.parse().map_err(|_| page_token_invalid())?,
+                    source.clone(),
+                    region.clone(),
+                    id.clone(),
+                )),
+                _ => return Err(page_token_invalid().into()),
+            },
+        };
+        let listing = self
+            .subsidy
+            .list_funds(&caller, source, &region_prefix, request.year, after, size)
+            .await?;
+        let next_page_token = match (listing.more, listing.funds.last()) {
+            (true, Some(last)) => paging::encode_token(
+                &fingerprint,
+                &[
+                    last.year.to_string(),
+                    last.fund_source.as_str().to_string(),
+                    last.region_prefix.clone(),
+                    last.id.clone(),
+                ],
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListFundsResponse {
+            funds: listing.funds.iter().map(wire::fund_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn adjust_fund_budget(
+        &self,
+        request: Request<pb::AdjustFundBudgetRequest>,
+    ) -> Result<Response<pb::AdjustFundBudgetResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "AdjustFundBudget", &request.request_id, &request)?;
+        let id = wire::resource_id("name", &request.name, "funds")?;
+        let delta = request.amount.as_ref().map(|m| m.fen).unwrap_or(0);
+        if delta == 0 || delta.abs() > 1_000_000_000_000 {
+            return Err(Problem::invalid_field(
+                ErrorReason::AmountOutOfRange,
+                "amount",
+                "must not be zero, and at most 10 billion yuan either way",
+                "调整金额不能为零，且不超过100亿元",
+            )
+            .into());
+        }
+        let document = text("document", &request.document, 128, "预算调整文号")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let (fund, entry) = self
+            .subsidy
+            .adjust_fund_budget(&caller, key, &id, delta, &document, &etag)
+            .await?;
+        Ok(Response::new(pb::AdjustFundBudgetResponse {
+            fund: Some(wire::fund_to_wire(&fund)),
+            entry: Some(wire::entry_to_wire(&entry)),
+        }))
+    }
+
+    async fn list_ledger_entries(
+        &self,
+        request: Request<pb::ListLedgerEntriesRequest>,
+    ) -> Result<Response<pb::ListLedgerEntriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("parent", &request.parent, "funds")?;
+        if !request.payment_batch.is_empty() || request.entry_period.is_some() {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                if request.payment_batch.is_empty() {
+                    "entry_period"
+                } else {
+                    "payment_batch"
+                },
+                "this filter is not served yet; filter by kind",
+                "暂不支持按批次或日期筛选，请按类型筛选",
+            )
+            .into());
+        }
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let kind = wire::ledger_kind(request.kind);
+        let fingerprint = paging::fingerprint(&[&id, kind.unwrap_or("")]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => 0,
+            Some(cursor) => cursor
+                .first()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(page_token_invalid)?,
+        };
+        let mut entries = self
+            .subsidy
+            .list_ledger_entries(&caller, &id, kind, after, size + 1)
+            .await?;
+        let next_page_token = if entries.len() > size as usize {
+            entries.truncate(size as usize);
+            entries
+                .last()
+                .map(|e| paging::encode_token(&fingerprint, &[e.seq.to_string()]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListLedgerEntriesResponse {
+            entries: entries.iter().map(wire::entry_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn submit_claim(
+        &self,
+        request: Request<pb::SubmitClaimRequest>,
+    ) -> Result<Response<pb::SubmitClaimResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "SubmitClaim", &request.request_id, &request)?;
+        let (payload, source) = wire::claim_payload(request.claim.as_ref())?;
+        let source = source.ok_or_else(|| Problem::required("claim.source", "申请来源"))?;
+        let submitted = self
+            .subsidy
+            .submit_claim(&caller, &call, key, Submission { source, payload })
+            .await?;
+        Ok(Response::new(pb::SubmitClaimResponse {
+            claim: Some(wire::claim_to_wire(&submitted.claim)),
+            existing: submitted.existing,
+        }))
+    }
+
+    type SubmitClaimsStream = BoxStream<pb::SubmitClaimsResponse>;
+
+    async fn submit_claims(
+        &self,
+        _request: Request<tonic::Streaming<pb::SubmitClaimsRequest>>,
+    ) -> Result<Response<Self::SubmitClaimsStream>, Status> {
+        Err(not_served())
+    }
+
+    async fn evaluate_claim(
+        &self,
+        request: Request<pb::EvaluateClaimRequest>,
+    ) -> Result<Response<pb::EvaluateClaimResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let (payload, _) = wire::claim_payload(request.claim.as_ref())?;
+        let code = payload.policy_code.clone();
+        let dry = self.subsidy.evaluate_claim(&caller, &call, payload).await?;
+        Ok(Response::new(pb::EvaluateClaimResponse {
+            decision: Some(wire::decision_to_wire(&dry.decision, &code)),
+            region: (!dry.region.is_empty()).then(|| bangfu_proto::common::v1::RegionCode {
+                code: dry.region.clone(),
+                display_name: String::new(),
+            }),
+            fund: dry.fund.unwrap_or_default(),
+            required_reviews: dry.required_reviews,
+        }))
+    }
+
+    async fn get_claim(&self, request: Request<pb::GetClaimRequest>) -> Result<Response<pb::GetClaimResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "claims")?;
+        let claim = self.subsidy.get_claim(&caller, &id).await?;
+        Ok(Response::new(pb::GetClaimResponse {
+            claim: Some(wire::claim_to_wire(&claim)),
+        }))
+    }
+
+    async fn list_claims(
+        &self,
+        request: Request<pb::ListClaimsRequest>,
+    ) -> Result<Response<pb::ListClaimsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        if !request.payment_batch.is_empty() {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "payment_batch",
+                "payment batches are not served yet",
+                "暂不支持按发放批次筛选",
+            )
+            .into());
+        }
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let period = request
+            .period
+            .as_ref()
+            .map(|p| wire::period("period", Some(p)))
+            .transpose()?
+            .map(|p| (crate::domain::day_text(p.first), crate::domain::day_text(p.last)));
+        let filter = ClaimFilter {
+            policy_code: if request.policy.is_empty() {
+                String::new()
+            } else {
+                wire::resource_id("policy", &request.policy, "policies")?
+            },
+            person_id: if request.person.is_empty() {
+                String::new()
+            } else {
+                wire::person_id("person", &request.person)?
+            },
+            state: if request.state == 0 {
+                String::new()
+            } else {
+                wire::claim_state("state", request.state)?.as_str().to_string()
+            },
+            source_system: request.source_system.trim().to_string(),
+            region_prefix: request.region_prefix.trim().to_string(),
+            fund_id: if request.fund.is_empty() {
+                String::new()
+            } else {
+                wire::resource_id("fund", &request.fund, "funds")?
+            },
+            period,
+        };
+        let (first, last) = filter.period.clone().unwrap_or_default();
+        let fingerprint = paging::fingerprint(&[
+            &filter.policy_code,
+            &filter.person_id,
+            &filter.state,
+            &filter.source_system,
+            &filter.region_prefix,
+            &filter.fund_id,
+            &first,
+            &last,
+        ]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(cursor) => match cursor.as_slice() {
+                [region, id] => Some((region.clone(), id.clone())),
+                _ => return Err(page_token_invalid().into()),
+            },
+        };
+        let listing = self.subsidy.list_claims(&caller, filter, after, size).await?;
+        let next_page_token = match (listing.more, listing.claims.last()) {
+            (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListClaimsResponse {
+            claims: listing.claims.iter().map(wire::claim_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn review_claim(
+        &self,
+        request: Request<pb::ReviewClaimRequest>,
+    ) -> Result<Response<pb::ReviewClaimResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "claims")?;
+        let verdict = wire::review_verdict("verdict", request.verdict)?;
+        let note = text("note", &request.note, 500, "复核意见")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let claim = self.subsidy.review_claim(&caller, &id, verdict, &note, &etag).await?;
+        Ok(Response::new(pb::ReviewClaimResponse {
+            claim: Some(wire::claim_to_wire(&claim)),
+        }))
+    }
+
+    async fn withdraw_claim(
+        &self,
+        request: Request<pb::WithdrawClaimRequest>,
+    ) -> Result<Response<pb::WithdrawClaimResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "claims")?;
+        let reason = text("reason", &request.reason, 500, "撤回原因")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let claim = self.subsidy.withdraw_claim(&caller, &id, &reason, &etag).await?;
+        Ok(Response::new(pb::WithdrawClaimResponse {
+            claim: Some(wire::claim_to_wire(&claim)),
+        }))
+    }
+
+    async fn confirm_proposed_claim(
+        &self,
+        _request: Request<pb::ConfirmProposedClaimRequest>,
+    ) -> Result<Response<pb::ConfirmProposedClaimResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn reevaluate_claim(
+        &self,
+        _request: Request<pb::ReevaluateClaimRequest>,
+    ) -> Result<Response<pb::ReevaluateClaimResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn register_payee_account(
+        &self,
+        _request: Request<pb::RegisterPayeeAccountRequest>,
+    ) -> Result<Response<pb::RegisterPayeeAccountResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn get_payee_account(
+        &self,
+        _request: Request<pb::GetPayeeAccountRequest>,
+    ) -> Result<Response<pb::GetPayeeAccountResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn list_payee_accounts(
+        &self,
+        _request: Request<pb::ListPayeeAccountsRequest>,
+    ) -> Result<Response<pb::ListPayeeAccountsResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn create_payment_batch(
+        &self,
+        _request: Request<pb::CreatePaymentBatchRequest>,
+    ) -> Result<Response<pb::CreatePaymentBatchResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn get_payment_batch(
+        &self,
+        _request: Request<pb::GetPaymentBatchRequest>,
+    ) -> Result<Response<pb::GetPaymentBatchResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn list_payment_batches(
+        &self,
+        _request: Request<pb::ListPaymentBatchesRequest>,
+    ) -> Result<Response<pb::ListPaymentBatchesResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn list_payment_lines(
+        &self,
+        _request: Request<pb::ListPaymentLinesRequest>,
+    ) -> Result<Response<pb::ListPaymentLinesResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn publish_batch_notice(
+        &self,
+        _request: Request<pb::PublishBatchNoticeRequest>,
+    ) -> Result<Response<pb::PublishBatchNoticeResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn get_public_notice(
+        &self,
+        _request: Request<pb::GetPublicNoticeRequest>,
+    ) -> Result<Response<pb::GetPublicNoticeResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn raise_objection(
+        &self,
+        _request: Request<pb::RaiseObjectionRequest>,
+    ) -> Result<Response<pb::RaiseObjectionResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn list_objections(
+        &self,
+        _request: Request<pb::ListObjectionsRequest>,
+    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn resolve_objection(
+        &self,
+        _request: Request<pb::ResolveObjectionRequest>,
+    ) -> Result<Response<pb::ResolveObjectionResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn cancel_payment_batch(
+        &self,
+        _request: Request<pb::CancelPaymentBatchRequest>,
+    ) -> Result<Response<pb::CancelPaymentBatchResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn approve_payment_batch(
+        &self,
+        _request: Request<pb::ApprovePaymentBatchRequest>,
+    ) -> Result<Response<pb::ApprovePaymentBatchResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn get_person_statement(
+        &self,
+        _request: Request<pb::GetPersonStatementRequest>,
+    ) -> Result<Response<pb::GetPersonStatementResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn list_recoveries(
+        &self,
+        _request: Request<pb::ListRecoveriesRequest>,
+    ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn get_recovery(
+        &self,
+        _request: Request<pb::GetRecoveryRequest>,
+    ) -> Result<Response<pb::GetRecoveryResponse>, Status> {
+        Err(not_served())
+    }
+
+    async fn settle_recovery(
+        &self,
+        _request: Request<pb::SettleRecoveryRequest>,
+    ) -> Result<Response<pb::SettleRecoveryResponse>, Status> {
+        Err(not_served())
+    }
+
+    type RegisterPayeeAccountsStream = BoxStream<pb::RegisterPayeeAccountsResponse>;
+
+    async fn register_payee_accounts(
+        &self,
+        _request: Request<tonic::Streaming<pb::RegisterPayeeAccountsRequest>>,
+    ) -> Result<Response<Self::RegisterPayeeAccountsStream>, Status> {
+        Err(not_served())
+    }
+
+    type ExportPaymentBatchStream = BoxStream<pb::ExportPaymentBatchResponse>;
+
+    async fn export_payment_batch(
+        &self,
+        _request: Request<pb::ExportPaymentBatchRequest>,
+    ) -> Result<Response<Self::ExportPaymentBatchStream>, Status> {
+        Err(not_served())
+    }
+
+    type ImportBankResultsStream = BoxStream<pb::ImportBankResultsResponse>;
+
+    async fn import_bank_results(
+        &self,
+        _request: Request<tonic::Streaming<pb::ImportBankResultsRequest>>,
+    ) -> Result<Response<Self::ImportBankResultsStream>, Status> {
+        Err(not_served())
+    }
+
+    type WatchClaimChangesStream = BoxStream<pb::WatchClaimChangesResponse>;
+
+    async fn watch_claim_changes(
+        &self,
+        _request: Request<pb::WatchClaimChangesRequest>,
+    ) -> Result<Response<Self::WatchClaimChangesStream>, Status> {
+        Err(not_served())
+    }
+
+    async fn list_parameters(
+        &self,
+        request: Request<pb::ListParametersRequest>,
+    ) -> Result<Response<pb::ListParametersResponse>, Status> {
+        let request = request.into_inner();
+        let (parameters, next_page_token) = service_rpc::list_parameters(
+            self.subsidy.parameters(),
+            request.filter.as_ref(),
+            request.page_size,
+            &request.page_token,
+        )
+        .await?;
+        Ok(Response::new(pb::ListParametersResponse {
+            parameters,
+            next_page_token,
+        }))
+    }
+
+    async fn update_parameter(
+        &self,
+        request: Request<pb::UpdateParameterRequest>,
+    ) -> Result<Response<pb::UpdateParameterResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let parameter = service_rpc::update_parameter(
+            self.subsidy.parameters(),
+            &caller,
+            &method("UpdateParameter"),
+            request.parameter.as_ref(),
+            request.update_mask.as_ref(),
+            request.allow_missing,
+            self.subsidy.now(),
+        )
+        .await?;
+        Ok(Response::new(pb::UpdateParameterResponse {
+            parameter: Some(parameter),
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let (audit_events, next_page_token) = service_rpc::list_audit_events(
+            self.subsidy.db(),
+            &caller,
+            request.filter.as_ref(),
+            request.page_size,
+            &request.page_token,
+        )
+        .await?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            audit_events,
+            next_page_token,
+        }))
+    }
+}

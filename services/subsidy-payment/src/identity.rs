@@ -1,0 +1,178 @@
+//! What subsidy payment reads from identity, and only that: a person's facts for a period, in
+//! the masked view (a decision never needs a clear citizen ID). The identity contract's types
+//! stop here; the application sees [`PersonFacts`].
+
+use bangfu_platform::error::Problem;
+use bangfu_platform::peers::{CallContext, Peer, Retry};
+use bangfu_platform::wire::date_to_wire;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as pb;
+use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use time::Date;
+
+use crate::domain::{CategoryAsOf, Period, day_text};
+
+/// One certification as identity gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryHeld {
+    /// The category's name without prefix ("POVERTY_ALLEVIATED").
+    pub category: String,
+    pub valid_from: Option<Date>,
+    pub valid_to: Option<Date>,
+    pub annulled: bool,
+}
+
+/// A person's facts for a claim's period, masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonFacts {
+    pub person_id: String,
+    /// Masked, as identity gives it ("张*").
+    pub display_name: String,
+    pub registered_region: String,
+    pub residence_region: String,
+    pub employment_status: String,
+    pub labor_capacity: String,
+    /// Year and month only, as the masked view gives it.
+    pub birth_year_month: Option<(i32, u8)>,
+    pub retirement_month: Option<String>,
+    pub death_date: Option<Date>,
+    pub moved_away_date: Option<Date>,
+    pub certifications: Vec<CategoryHeld>,
+}
+
+impl PersonFacts {
+    /// The categories that count for `period` by the policy's day rule.
+    pub fn categories(&self, period: &Period, as_of: CategoryAsOf) -> Vec<String> {
+        let holds_on = |c: &CategoryHeld, day: Date| {
+            !c.annulled && c.valid_from.is_none_or(|from| from <= day) && c.valid_to.is_none_or(|to| day <= to)
+        };
+        let mut held: Vec<String> = self
+            .certifications
+            .iter()
+            .filter(|c| match as_of {
+                CategoryAsOf::PeriodFirstDay => holds_on(c, period.first),
+                CategoryAsOf::PeriodLastDay => holds_on(c, period.last),
+                CategoryAsOf::AnyDay => {
+                    !c.annulled
+                        && c.valid_from.is_none_or(|from| from <= period.last)
+                        && c.valid_to.is_none_or(|to| period.first <= to)
+                }
+                CategoryAsOf::EveryDay => holds_on(c, period.first) && holds_on(c, period.last),
+            })
+            .map(|c| c.category.clone())
+            .collect();
+        held.sort();
+        held.dedup();
+        held
+    }
+
+    /// Whole years of age on `day`, from the year and month of birth (the day is masked, so a
+    /// birthday in `day`'s month counts as passed).
+    pub fn age_on(&self, day: Date) -> Option<i64> {
+        let (year, month) = self.birth_year_month?;
+        let mut age = i64::from(day.year() - year);
+        if u8::from(day.month()) < month {
+            age -= 1;
+        }
+        Some(age)
+    }
+}
+
+/// Reads persons from identity over the peer channel.
+#[derive(Debug, Clone)]
+pub struct IdentityFacts {
+    peer: Peer,
+}
+
+impl IdentityFacts {
+    pub fn new(peer: Peer) -> Self {
+        Self { peer }
+    }
+
+    /// The person's facts for `period`, acting for the caller (identity applies the user's
+    /// region scope); None when identity does not know the person or the caller may not see
+    /// them. Identity unreachable is UNAVAILABLE: nothing is decided on missing facts.
+    pub async fn person(
+        &self,
+        call: &CallContext,
+        person_id: &str,
+        period: &Period,
+    ) -> Result<Option<PersonFacts>, Problem> {
+        let request = pb::BatchGetPersonsRequest {
+            names: vec![format!("persons/{person_id}")],
+            period: Some(common::Period {
+                first_day: Some(date_to_wire(period.first)),
+                last_day: Some(date_to_wire(period.last)),
+            }),
+            view: common::PersonalDataView::Masked as i32,
+            purpose: None,
+        };
+        let response = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { IdentityServiceClient::new(channel).batch_get_persons(request).await }
+            })
+            .await?;
+        Ok(response
+            .results
+            .into_iter()
+            .find(|r| !r.not_found)
+            .and_then(|r| r.person)
+            .map(|p| facts_from(person_id, p)))
+    }
+}
+
+fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
+    name.strip_prefix(prefix).unwrap_or(name)
+}
+
+fn date(value: Option<&common::Date>) -> Option<Date> {
+    let value = value?;
+    let month = time::Month::try_from(u8::try_from(value.month).ok()?).ok()?;
+    Date::from_calendar_date(value.year, month, u8::try_from(value.day).ok()?).ok()
+}
+
+fn facts_from(person_id: &str, person: pb::Person) -> PersonFacts {
+    let region = |r: Option<&common::RegionCode>| r.map(|r| r.code.clone()).unwrap_or_default();
+    PersonFacts {
+        person_id: person_id.to_string(),
+        display_name: person.display_name.clone(),
+        registered_region: region(person.registered_region.as_ref()),
+        residence_region: region(person.residence_region.as_ref()),
+        employment_status: strip(person.employment_status().as_str_name(), "EMPLOYMENT_STATUS_").to_string(),
+        labor_capacity: strip(person.labor_capacity().as_str_name(), "LABOR_CAPACITY_").to_string(),
+        birth_year_month: person
+            .birth_date
+            .as_ref()
+            .and_then(|d| Some((d.year, u8::try_from(d.month).ok()?))),
+        retirement_month: person
+            .retirement_month
+            .as_ref()
+            .map(|m| format!("{:04}-{:02}", m.year, m.month)),
+        death_date: date(person.death_date.as_ref()),
+        moved_away_date: date(person.moved_away_date.as_ref()),
+        certifications: person
+            .certifications
+            .iter()
+            .filter_map(|c| {
+                let certification = c.certification.as_ref()?;
+                Some(CategoryHeld {
+                    category: strip(certification.category().as_str_name(), "PERSON_CATEGORY_").to_string(),
+                    valid_from: date(certification.valid_from.as_ref()),
+                    valid_to: date(certification.valid_to.as_ref()),
+                    annulled: certification.annulled || c.annul_time.is_some(),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Where identity facts were read, for the frozen facts.
+pub fn source_detail(person_id: &str, period: &Period) -> String {
+    format!(
+        "identity BatchGetPersons persons/{person_id} {}..{}",
+        day_text(period.first),
+        day_text(period.last)
+    )
+}

@@ -1,0 +1,92 @@
+//! Subsidy payment (`bangfu.subsidy.v1`, 补贴发放), owned by finance: the policy catalog as
+//! data, funds and their journal, and claims decided at once from identity's facts (即申即享)
+//! with review by amount band. A request goes one way: `grpc` parses the wire message into
+//! `domain` values, `app` runs the use case in one transaction, `store` is the SQL; `identity`
+//! is the one place identity's contract is read.
+
+pub mod app;
+pub mod domain;
+pub mod grpc;
+pub mod identity;
+pub mod methods;
+pub mod store;
+
+pub use methods::METHODS;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bangfu_platform::clock::Clock;
+use bangfu_platform::db::{Database, MigrationFile, Migrations};
+use bangfu_platform::error::Problem;
+use bangfu_platform::parameters::Parameters;
+use bangfu_platform::peers::Peer;
+use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
+
+/// The service's name in tokens, parameters and logs.
+pub const SERVICE: &str = "subsidy";
+
+/// The gRPC path prefix of the service's methods.
+pub const PATH_PREFIX: &str = "/bangfu.subsidy.v1.";
+
+/// Subsidy payment as the platform hosts it (`bangfu up`, `bangfu serve subsidy`).
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    path_prefix: PATH_PREFIX,
+    methods: METHODS,
+    migrations: MIGRATIONS,
+    personal_data: false,
+    calls: &["identity"],
+    start: start_hosted,
+};
+
+fn start_hosted(context: ServiceContext) -> StartFuture {
+    Box::pin(async move {
+        let identity = context
+            .peers
+            .get("identity")
+            .map_err(|e| StartError::Configuration(format!("subsidy decides claims from identity's facts: {e}")))?
+            .clone();
+        let subsidy = start(context.db, context.clock, Some(identity)).await?;
+        Ok(Started::serving(grpc::SubsidyServer::shared(
+            Arc::new(subsidy),
+            &context.server,
+        )))
+    })
+}
+
+/// The service over its (migrated) database, with the shipped policy files loaded.
+pub async fn start(db: Database, clock: Clock, identity: Option<Peer>) -> Result<app::Subsidy, StartError> {
+    let parameters = Arc::new(
+        Parameters::open(db.clone(), SERVICE, Duration::from_secs(30))
+            .await
+            .map_err(|e| StartError::Configuration(format!("subsidy parameters: {e}")))?,
+    );
+    let files = grpc::policy_files::shipped().map_err(StartError::Configuration)?;
+    let loaded = app::load_policy_files(&db, &files, clock.now())
+        .await
+        .map_err(|e: Problem| StartError::Configuration(format!("loading the policy files: {}", e.message)))?;
+    if !loaded.is_empty() {
+        tracing::info!(policies = ?loaded, "policy files loaded into the catalog");
+    }
+    Ok(app::Subsidy::new(
+        db,
+        parameters,
+        clock,
+        identity.map(identity::IdentityFacts::new),
+    ))
+}
+
+/// Subsidy payment's tables, after the platform's.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[MigrationFile {
+        version: 200,
+        description: "policies, funds and claims",
+        sql: include_str!("../migrations/sqlite/0200_policies_funds_claims.sql"),
+    }],
+    postgres: &[MigrationFile {
+        version: 200,
+        description: "policies, funds and claims",
+        sql: include_str!("../migrations/postgres/0200_policies_funds_claims.sql"),
+    }],
+};

@@ -1,0 +1,865 @@
+//! Subsidy payment's SQL, the same on SQLite and PostgreSQL (through sqlx's Any driver). Every
+//! function takes the connection it runs on, so a use case's reads and writes share its
+//! transaction. Rules, payloads and decisions are stored as JSON of the domain values.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
+
+use bangfu_platform::db::{from_micros, to_micros};
+
+use crate::domain::{
+    ClaimPayload, ClaimState, Decision, FundSource, PayeeKind, PeriodKind, Policy, PolicyVersion, Review, ReviewCause,
+    StoredVersion, VersionState, day_text, parse_day,
+};
+
+type Result<T> = std::result::Result<T, sqlx::Error>;
+
+fn decode<T>(column: &str, text: Option<T>) -> Result<T> {
+    text.ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unexpected stored value in {column}").into(),
+    })
+}
+
+fn instant(row: &AnyRow, column: &str) -> Result<OffsetDateTime> {
+    decode(column, from_micros(row.try_get(column)?))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(e),
+    })
+}
+
+pub fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Plain data types with string keys: serialization cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A new opaque id: 80 random bits in lower-case hex.
+pub fn new_id() -> String {
+    let bytes: [u8; 10] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies and versions
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub policy: Policy,
+    pub create_subject: String,
+    pub created: OffsetDateTime,
+}
+
+fn policy_from(row: &AnyRow) -> Result<StoredPolicy> {
+    let payee: String = row.try_get("payee_kind")?;
+    let period: String = row.try_get("period_kind")?;
+    Ok(StoredPolicy {
+        policy: Policy {
+            code: row.try_get("code")?,
+            title: row.try_get("title")?,
+            policy_group: row.try_get("policy_group")?,
+            payee_kind: decode("payee_kind", PayeeKind::parse(&payee))?,
+            period_kind: decode("period_kind", PeriodKind::parse(&period))?,
+        },
+        create_subject: row.try_get("create_subject")?,
+        created: instant(row, "created_us")?,
+    })
+}
+
+/// Inserts a policy; false when the code exists.
+pub async fn insert_policy(
+    tx: &mut AnyConnection,
+    policy: &Policy,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO policies (code, title, policy_group, payee_kind, period_kind, create_subject, created_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO NOTHING",
+    )
+    .bind(&policy.code)
+    .bind(&policy.title)
+    .bind(&policy.policy_group)
+    .bind(policy.payee_kind.as_str())
+    .bind(policy.period_kind.as_str())
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+pub async fn get_policy(conn: &mut AnyConnection, code: &str) -> Result<Option<StoredPolicy>> {
+    let row = sqlx::query("SELECT * FROM policies WHERE code = $1")
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(policy_from).transpose()
+}
+
+/// Policies by code after `after`, filtered by group; the caller filters by version facts.
+pub async fn list_policies(
+    conn: &mut AnyConnection,
+    group: Option<&str>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<StoredPolicy>> {
+    let rows =
+        sqlx::query("SELECT * FROM policies WHERE code > $1 AND ($2 = '' OR policy_group = $2) ORDER BY code LIMIT $3")
+            .bind(after)
+            .bind(group.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter().map(policy_from).collect()
+}
+
+fn version_from(row: &AnyRow) -> Result<StoredVersion> {
+    let state: String = row.try_get("state")?;
+    let published: Option<i64> = row.try_get("published_us")?;
+    Ok(StoredVersion {
+        policy_code: row.try_get("policy_code")?,
+        version: i32::try_from(row.try_get::<i64, _>("version")?).unwrap_or_default(),
+        state: decode("state", VersionState::parse(&state))?,
+        rules: json(row, "rules")?,
+        create_subject: row.try_get("create_subject")?,
+        created: instant(row, "created_us")?,
+        publish_subject: row.try_get("publish_subject")?,
+        published: published.and_then(from_micros),
+    })
+}
+
+/// Adds the next version of a policy as a draft; its number.
+pub async fn insert_version(
+    tx: &mut AnyConnection,
+    code: &str,
+    rules: &PolicyVersion,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<i32> {
+    let next: i64 =
+        sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS next FROM policy_versions WHERE policy_code = $1")
+            .bind(code)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("next")?;
+    sqlx::query(
+        "INSERT INTO policy_versions (policy_code, version, state, valid_from, valid_to, region_prefix, fund_source, \
+         rules, create_subject, created_us) VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(code)
+    .bind(next)
+    .bind(day_text(rules.valid_from))
+    .bind(rules.valid_to.map(day_text))
+    .bind(&rules.issuing_region_prefix)
+    .bind(rules.fund_source.as_str())
+    .bind(to_json(rules))
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?;
+    Ok(i32::try_from(next).unwrap_or(i32::MAX))
+}
+
+/// Publishes a draft, by a subject other than its creator; false when it was not a draft of
+/// someone else (the caller reads again to say which).
+pub async fn publish_version(
+    tx: &mut AnyConnection,
+    code: &str,
+    version: i32,
+    subject: &str,
+    note: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE policy_versions SET state = 'published', publish_subject = $3, publish_note = $4, published_us = $5 \
+         WHERE policy_code = $1 AND version = $2 AND state = 'draft' AND create_subject <> $3",
+    )
+    .bind(code)
+    .bind(i64::from(version))
+    .bind(subject)
+    .bind(note)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+pub async fn get_version(conn: &mut AnyConnection, code: &str, version: i32) -> Result<Option<StoredVersion>> {
+    let row = sqlx::query("SELECT * FROM policy_versions WHERE policy_code = $1 AND version = $2")
+        .bind(code)
+        .bind(i64::from(version))
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(version_from).transpose()
+}
+
+/// Versions of a policy, newest first, below `before` (0: from the newest).
+pub async fn list_versions(
+    conn: &mut AnyConnection,
+    code: &str,
+    before: i32,
+    limit: i64,
+) -> Result<Vec<StoredVersion>> {
+    let rows = sqlx::query(
+        "SELECT * FROM policy_versions WHERE policy_code = $1 AND ($2 = 0 OR version < $2) ORDER BY version DESC LIMIT $3",
+    )
+    .bind(code)
+    .bind(i64::from(before))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(version_from).collect()
+}
+
+/// The published version deciding a period that starts on `day`: among those covering it, the
+/// latest version (a later version wins from its valid_from on).
+pub async fn version_in_force(conn: &mut AnyConnection, code: &str, day: time::Date) -> Result<Option<StoredVersion>> {
+    let day = day_text(day);
+    let row = sqlx::query(
+        "SELECT * FROM policy_versions WHERE policy_code = $1 AND state = 'published' AND valid_from <= $2 \
+         AND (valid_to IS NULL OR valid_to >= $2) ORDER BY version DESC LIMIT 1",
+    )
+    .bind(code)
+    .bind(&day)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(version_from).transpose()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Funds and the ledger
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFund {
+    pub id: String,
+    pub display_name: String,
+    pub fund_source: FundSource,
+    pub region_prefix: String,
+    pub year: i32,
+    pub budget_document: String,
+    pub budget: i64,
+    pub reserved: i64,
+    pub payable: i64,
+    pub consumed: i64,
+    pub recoverable: i64,
+    pub released: i64,
+    pub create_subject: String,
+    pub created: OffsetDateTime,
+    pub revision: i64,
+}
+
+impl StoredFund {
+    pub fn name(&self) -> String {
+        format!("funds/{}", self.id)
+    }
+
+    pub fn available(&self) -> i64 {
+        self.budget - self.reserved - self.payable - self.consumed
+    }
+
+    pub fn etag(&self) -> String {
+        format!("r{}", self.revision)
+    }
+}
+
+fn fund_from(row: &AnyRow) -> Result<StoredFund> {
+    let source: String = row.try_get("fund_source")?;
+    Ok(StoredFund {
+        id: row.try_get("id")?,
+        display_name: row.try_get("display_name")?,
+        fund_source: decode("fund_source", FundSource::parse(&source))?,
+        region_prefix: row.try_get("region_prefix")?,
+        year: i32::try_from(row.try_get::<i64, _>("year")?).unwrap_or_default(),
+        budget_document: row.try_get("budget_document")?,
+        budget: row.try_get("budget_fen")?,
+        reserved: row.try_get("reserved_fen")?,
+        payable: row.try_get("payable_fen")?,
+        consumed: row.try_get("consumed_fen")?,
+        recoverable: row.try_get("recoverable_fen")?,
+        released: row.try_get("released_fen")?,
+        create_subject: row.try_get("create_subject")?,
+        created: instant(row, "created_us")?,
+        revision: row.try_get("revision")?,
+    })
+}
+
+pub struct NewFund<'a> {
+    pub display_name: &'a str,
+    pub fund_source: FundSource,
+    pub region_prefix: &'a str,
+    pub year: i32,
+    pub budget_document: &'a str,
+    pub budget: i64,
+}
+
+/// Inserts a fund with its budget; None when the source, region and year have one.
+pub async fn insert_fund(
+    tx: &mut AnyConnection,
+    fund: &NewFund<'_>,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>> {
+    let id = new_id();
+    let inserted = sqlx::query(
+        "INSERT INTO funds (id, display_name, fund_source, region_prefix, year, budget_document, budget_fen, \
+         create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (fund_source, region_prefix, year) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(fund.display_name)
+    .bind(fund.fund_source.as_str())
+    .bind(fund.region_prefix)
+    .bind(i64::from(fund.year))
+    .bind(fund.budget_document)
+    .bind(fund.budget)
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok((inserted == 1).then_some(id))
+}
+
+pub async fn get_fund(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredFund>> {
+    let row = sqlx::query("SELECT * FROM funds WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(fund_from).transpose()
+}
+
+/// Funds by (year, source, region, id) after the cursor.
+pub async fn list_funds(
+    conn: &mut AnyConnection,
+    source: Option<FundSource>,
+    year: i32,
+    after: Option<(i32, String, String, String)>,
+    limit: i64,
+) -> Result<Vec<StoredFund>> {
+    let (a_year, a_source, a_region, a_id) = after.unwrap_or((0, String::new(), String::new(), String::new()));
+    let rows = sqlx::query(
+        "SELECT * FROM funds WHERE ($1 = '' OR fund_source = $1) AND ($2 = 0 OR year = $2) \
+         AND (year > $3 OR (year = $3 AND (fund_source > $4 OR (fund_source = $4 AND (region_prefix > $5 \
+         OR (region_prefix = $5 AND id > $6)))))) ORDER BY year, fund_source, region_prefix, id LIMIT $7",
+    )
+    .bind(source.map(|s| s.as_str()).unwrap_or(""))
+    .bind(i64::from(year))
+    .bind(i64::from(a_year))
+    .bind(a_source)
+    .bind(a_region)
+    .bind(a_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(fund_from).collect()
+}
+
+/// The fund a claim draws on: its source and year, the longest region prefix covering `region`.
+pub async fn fund_for(
+    conn: &mut AnyConnection,
+    source: FundSource,
+    region: &str,
+    year: i32,
+) -> Result<Option<StoredFund>> {
+    let rows = sqlx::query("SELECT * FROM funds WHERE fund_source = $1 AND year = $2")
+        .bind(source.as_str())
+        .bind(i64::from(year))
+        .fetch_all(&mut *conn)
+        .await?;
+    let funds = rows.iter().map(fund_from).collect::<Result<Vec<_>>>()?;
+    Ok(funds
+        .into_iter()
+        .filter(|f| region.starts_with(&f.region_prefix))
+        .max_by_key(|f| f.region_prefix.len()))
+}
+
+/// Moves `amount` from available to reserved, only when the fund has it; false otherwise. The
+/// guard and the CHECK on `funds` make concurrent reservations unable to overdraw.
+pub async fn reserve(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE funds SET reserved_fen = reserved_fen + $2, revision = revision + 1 \
+         WHERE id = $1 AND budget_fen - reserved_fen - payable_fen - consumed_fen >= $2",
+    )
+    .bind(fund_id)
+    .bind(amount)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Moves `amount` from reserved back to available.
+pub async fn release(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE funds SET reserved_fen = reserved_fen - $2, released_fen = released_fen + $2, revision = revision + 1 \
+         WHERE id = $1 AND reserved_fen >= $2",
+    )
+    .bind(fund_id)
+    .bind(amount)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Changes the budget by `delta` at the read revision; false when the revision moved or a cut
+/// would leave less than what is committed.
+pub async fn adjust_budget(tx: &mut AnyConnection, fund_id: &str, delta: i64, revision: i64) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE funds SET budget_fen = budget_fen + $2, revision = revision + 1 \
+         WHERE id = $1 AND revision = $3 AND budget_fen + $2 - reserved_fen - payable_fen - consumed_fen >= 0",
+    )
+    .bind(fund_id)
+    .bind(delta)
+    .bind(revision)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub fund_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub debit: String,
+    pub credit: String,
+    pub amount: i64,
+    pub claim_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub document: String,
+    pub entry_date: time::Date,
+    pub subject: String,
+    pub recorded: OffsetDateTime,
+}
+
+/// Appends a journal entry. Call it after the UPDATE of the fund's row in the same
+/// transaction: that row lock orders concurrent appends, so the sequence has no gaps or twins.
+pub async fn append_entry(tx: &mut AnyConnection, entry: &LedgerEntry) -> Result<i64> {
+    let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM ledger_entries WHERE fund_id = $1")
+        .bind(&entry.fund_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("seq")?;
+    sqlx::query(
+        "INSERT INTO ledger_entries (fund_id, seq, kind, debit_account, credit_account, amount_fen, claim_id, \
+         batch_id, document, entry_date, subject, recorded_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&entry.fund_id)
+    .bind(seq)
+    .bind(&entry.kind)
+    .bind(&entry.debit)
+    .bind(&entry.credit)
+    .bind(entry.amount)
+    .bind(&entry.claim_id)
+    .bind(&entry.batch_id)
+    .bind(&entry.document)
+    .bind(day_text(entry.entry_date))
+    .bind(&entry.subject)
+    .bind(to_micros(entry.recorded))
+    .execute(&mut *tx)
+    .await?;
+    Ok(seq)
+}
+
+fn entry_from(row: &AnyRow) -> Result<LedgerEntry> {
+    let date: String = row.try_get("entry_date")?;
+    Ok(LedgerEntry {
+        fund_id: row.try_get("fund_id")?,
+        seq: row.try_get("seq")?,
+        kind: row.try_get("kind")?,
+        debit: row.try_get("debit_account")?,
+        credit: row.try_get("credit_account")?,
+        amount: row.try_get("amount_fen")?,
+        claim_id: row.try_get("claim_id")?,
+        batch_id: row.try_get("batch_id")?,
+        document: row.try_get("document")?,
+        entry_date: decode("entry_date", parse_day(&date))?,
+        subject: row.try_get("subject")?,
+        recorded: instant(row, "recorded_us")?,
+    })
+}
+
+pub async fn list_entries(
+    conn: &mut AnyConnection,
+    fund_id: &str,
+    kind: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>> {
+    let rows = sqlx::query(
+        "SELECT * FROM ledger_entries WHERE fund_id = $1 AND ($2 = '' OR kind = $2) AND seq > $3 ORDER BY seq LIMIT $4",
+    )
+    .bind(fund_id)
+    .bind(kind.unwrap_or(""))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(entry_from).collect()
+}
+
+/// Sums of the fund's journal per account (debits minus credits), for the balance check.
+pub async fn account_balances(conn: &mut AnyConnection, fund_id: &str) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT account, SUM(amount) AS balance FROM ( \
+           SELECT debit_account AS account, amount_fen AS amount FROM ledger_entries WHERE fund_id = $1 \
+           UNION ALL SELECT credit_account AS account, -amount_fen AS amount FROM ledger_entries WHERE fund_id = $1 \
+         ) moves GROUP BY account ORDER BY account",
+    )
+    .bind(fund_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("account")?, row.try_get::<i64, _>("balance")?)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredClaim {
+    pub id: String,
+    pub policy_group: String,
+    pub source_system: String,
+    pub source_reference: String,
+    pub payload: ClaimPayload,
+    pub state: ClaimState,
+    pub region: String,
+    pub person_display_name: String,
+    pub amount: i64,
+    pub fund_id: Option<String>,
+    pub decision: Decision,
+    pub earlier_decisions: Vec<Decision>,
+    pub review_cause: Option<ReviewCause>,
+    pub required_reviews: i32,
+    pub reviews: Vec<Review>,
+    pub submit_subject: String,
+    pub acting_service: String,
+    pub created: OffsetDateTime,
+    pub updated: OffsetDateTime,
+    pub revision: i64,
+}
+
+impl StoredClaim {
+    pub fn name(&self) -> String {
+        format!("claims/{}", self.id)
+    }
+
+    pub fn etag(&self) -> String {
+        format!("r{}", self.revision)
+    }
+}
+
+fn claim_from(row: &AnyRow) -> Result<StoredClaim> {
+    let state: String = row.try_get("state")?;
+    let cause: String = row.try_get("review_cause")?;
+    Ok(StoredClaim {
+        id: row.try_get("id")?,
+        policy_group: row.try_get("policy_group")?,
+        source_system: row.try_get("source_system")?,
+        source_reference: row.try_get("source_reference")?,
+        payload: json(row, "payload")?,
+        state: decode("state", ClaimState::parse(&state))?,
+        region: row.try_get("region")?,
+        person_display_name: row.try_get("person_display_name")?,
+        amount: row.try_get("amount_fen")?,
+        fund_id: row.try_get("fund_id")?,
+        decision: json(row, "decision")?,
+        earlier_decisions: json(row, "earlier_decisions")?,
+        review_cause: ReviewCause::parse(&cause),
+        required_reviews: i32::try_from(row.try_get::<i64, _>("required_reviews")?).unwrap_or_default(),
+        reviews: json(row, "reviews")?,
+        submit_subject: row.try_get("submit_subject")?,
+        acting_service: row.try_get("acting_service")?,
+        created: instant(row, "created_us")?,
+        updated: instant(row, "updated_us")?,
+        revision: row.try_get("revision")?,
+    })
+}
+
+pub async fn insert_claim(tx: &mut AnyConnection, claim: &StoredClaim, approved_month: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO claims (id, policy_code, policy_group, person_id, period_first, period_last, source_system, \
+         source_reference, payload, state, region, person_display_name, policy_version, amount_fen, fund_id, decision, \
+         earlier_decisions, review_cause, required_reviews, reviews, approved_month, submit_subject, acting_service, \
+         created_us, updated_us, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+    )
+    .bind(&claim.id)
+    .bind(&claim.payload.policy_code)
+    .bind(&claim.policy_group)
+    .bind(&claim.payload.person_id)
+    .bind(day_text(claim.payload.period.first))
+    .bind(day_text(claim.payload.period.last))
+    .bind(&claim.source_system)
+    .bind(&claim.source_reference)
+    .bind(to_json(&claim.payload))
+    .bind(claim.state.as_str())
+    .bind(&claim.region)
+    .bind(&claim.person_display_name)
+    .bind(i64::from(claim.decision.policy_version))
+    .bind(claim.amount)
+    .bind(&claim.fund_id)
+    .bind(to_json(&claim.decision))
+    .bind(to_json(&claim.earlier_decisions))
+    .bind(claim.review_cause.map(|c| c.as_str()).unwrap_or(""))
+    .bind(i64::from(claim.required_reviews))
+    .bind(to_json(&claim.reviews))
+    .bind(approved_month)
+    .bind(&claim.submit_subject)
+    .bind(&claim.acting_service)
+    .bind(to_micros(claim.created))
+    .bind(to_micros(claim.updated))
+    .bind(claim.revision)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_claim(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredClaim>> {
+    let row = sqlx::query("SELECT * FROM claims WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(claim_from).transpose()
+}
+
+pub async fn claim_by_source(conn: &mut AnyConnection, system: &str, reference: &str) -> Result<Option<StoredClaim>> {
+    let row = sqlx::query("SELECT * FROM claims WHERE source_system = $1 AND source_reference = $2")
+        .bind(system)
+        .bind(reference)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(claim_from).transpose()
+}
+
+/// The filters of ListClaims.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    pub policy_code: String,
+    pub person_id: String,
+    pub state: String,
+    pub source_system: String,
+    /// Already narrowed to the caller's scope ("" for the whole country).
+    pub region_prefix: String,
+    pub fund_id: String,
+    pub period: Option<(String, String)>,
+}
+
+/// Claims by (region, id) after the cursor.
+pub async fn list_claims(
+    conn: &mut AnyConnection,
+    filter: &ClaimFilter,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<StoredClaim>> {
+    let (after_region, after_id) = after.unwrap_or_default();
+    let upper = bangfu_platform::regions::prefix_upper_bound(&filter.region_prefix);
+    let (first, last) = filter.period.clone().unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT * FROM claims WHERE region >= $1 AND ($2 = '' OR region < $2) \
+         AND ($3 = '' OR policy_code = $3) AND ($4 = '' OR person_id = $4) AND ($5 = '' OR state = $5) \
+         AND ($6 = '' OR source_system = $6) AND ($7 = '' OR fund_id = $7) \
+         AND ($8 = '' OR (period_first <= $9 AND period_last >= $8)) \
+         AND (region > $10 OR (region = $10 AND id > $11)) ORDER BY region, id LIMIT $12",
+    )
+    .bind(&filter.region_prefix)
+    .bind(upper)
+    .bind(&filter.policy_code)
+    .bind(&filter.person_id)
+    .bind(&filter.state)
+    .bind(&filter.source_system)
+    .bind(&filter.fund_id)
+    .bind(first)
+    .bind(last)
+    .bind(after_region)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(claim_from).collect()
+}
+
+/// What the group granted a person before a claim: months, amount, claims, and the month of
+/// the first approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub months_granted: i64,
+    pub amount_granted: i64,
+    pub claims_granted: i64,
+    pub first_approval_month: Option<String>,
+}
+
+const GRANTED_STATES: &str =
+    "('pending_review', 'approved', 'batched', 'paid', 'payment_failed', 'recovery_open', 'recovered')";
+
+pub async fn history(conn: &mut AnyConnection, person_id: &str, group: &str, monthly: bool) -> Result<History> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS claims, COALESCE(SUM(amount_fen), 0) AS amount, MIN(approved_month) AS first_month \
+         FROM claims WHERE person_id = $1 AND policy_group = $2 AND state IN {GRANTED_STATES}"
+    ));
+    let row = sqlx::query(sql)
+        .bind(person_id)
+        .bind(group)
+        .fetch_one(&mut *conn)
+        .await?;
+    let claims: i64 = row.try_get("claims")?;
+    Ok(History {
+        months_granted: if monthly { claims } else { 0 },
+        amount_granted: row.try_get("amount")?,
+        claims_granted: claims,
+        first_approval_month: row.try_get("first_month")?,
+    })
+}
+
+/// Claims of the person granted under policies of an exclusivity group (other policies than
+/// `policy_code`), with their periods: the application tests them against the scope.
+pub async fn exclusive_claims(
+    conn: &mut AnyConnection,
+    person_id: &str,
+    policy_codes: &[String],
+) -> Result<Vec<(String, String, String, String)>> {
+    let mut found = Vec::new();
+    for code in policy_codes {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT id, policy_code, period_first, period_last FROM claims WHERE person_id = $1 AND policy_code = $2 \
+             AND state IN {GRANTED_STATES}"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(person_id)
+            .bind(code)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            found.push((
+                row.try_get("id")?,
+                row.try_get("policy_code")?,
+                row.try_get("period_first")?,
+                row.try_get("period_last")?,
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// Policy codes whose latest version lists the exclusivity group `key`. Versions keep their
+/// rules as JSON, so the match is on the stored text and confirmed by the caller.
+pub async fn policies_in_exclusivity_group(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Vec<(String, PolicyVersion)>> {
+    let pattern = format!("%\"key\":\"{key}\"%");
+    let rows = sqlx::query("SELECT policy_code, rules FROM policy_versions WHERE rules LIKE $1")
+        .bind(pattern)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("policy_code")?, json(row, "rules")?)))
+        .collect()
+}
+
+/// Takes the periods a granted claim holds. Returns the claim already holding one, if any, and
+/// then takes nothing: the caller rolls back or rejects.
+pub async fn occupy(
+    tx: &mut AnyConnection,
+    person_id: &str,
+    keys: &[(String, String)],
+    claim_id: &str,
+) -> Result<Option<String>> {
+    for (group_key, unit) in keys {
+        let taken = sqlx::query(
+            "INSERT INTO claim_periods (person_id, group_key, unit, claim_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (person_id, group_key, unit) DO NOTHING",
+        )
+        .bind(person_id)
+        .bind(group_key)
+        .bind(unit)
+        .bind(claim_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            let holder: String =
+                sqlx::query("SELECT claim_id FROM claim_periods WHERE person_id = $1 AND group_key = $2 AND unit = $3")
+                    .bind(person_id)
+                    .bind(group_key)
+                    .bind(unit)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("claim_id")?;
+            return Ok(Some(holder));
+        }
+    }
+    Ok(None)
+}
+
+/// The claim that holds any of `keys`, without taking them (a dry run).
+pub async fn holder_of(conn: &mut AnyConnection, person_id: &str, keys: &[(String, String)]) -> Result<Option<String>> {
+    for (group_key, unit) in keys {
+        let row =
+            sqlx::query("SELECT claim_id FROM claim_periods WHERE person_id = $1 AND group_key = $2 AND unit = $3")
+                .bind(person_id)
+                .bind(group_key)
+                .bind(unit)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(row) = row {
+            return Ok(Some(row.try_get("claim_id")?));
+        }
+    }
+    Ok(None)
+}
+
+/// Gives up the periods of a claim that no longer counts.
+pub async fn vacate(tx: &mut AnyConnection, claim_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM claim_periods WHERE claim_id = $1")
+        .bind(claim_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a claim's changed state, decision and reviews at the read revision and state; false
+/// when either moved (someone else changed it meanwhile).
+pub async fn update_claim(
+    tx: &mut AnyConnection,
+    claim: &StoredClaim,
+    from: ClaimState,
+    read_revision: i64,
+    approved_month: Option<&str>,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE claims SET state = $1, amount_fen = $2, fund_id = $3, decision = $4, earlier_decisions = $5, \
+         review_cause = $6, required_reviews = $7, reviews = $8, updated_us = $9, revision = revision + 1, \
+         approved_month = COALESCE(approved_month, $10) \
+         WHERE id = $11 AND state = $12 AND revision = $13",
+    )
+    .bind(claim.state.as_str())
+    .bind(claim.amount)
+    .bind(&claim.fund_id)
+    .bind(to_json(&claim.decision))
+    .bind(to_json(&claim.earlier_decisions))
+    .bind(claim.review_cause.map(|c| c.as_str()).unwrap_or(""))
+    .bind(i64::from(claim.required_reviews))
+    .bind(to_json(&claim.reviews))
+    .bind(to_micros(claim.updated))
+    .bind(approved_month)
+    .bind(&claim.id)
+    .bind(from.as_str())
+    .bind(read_revision)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}

@@ -1,0 +1,312 @@
+//! Claims decided at once from identity's facts: idempotent by source, never twice for one
+//! person, group and month, inside the budget, reviewed by amount band.
+
+use bangfu_platform::testing::with_token;
+use bangfu_proto::subsidy::v1 as pb;
+
+use crate::on_both_backends;
+use crate::support::{Backend, Suite, integer_fact, money_fact, month, reason};
+
+fn post_claim(person: &str, reference: &str, year: i32, month_number: i32, days: i64, standard_fen: i64) -> pb::Claim {
+    pb::Claim {
+        policy: "policies/zz-welfare-post-2021".into(),
+        person: person.into(),
+        payee: Some(pb::Payee {
+            payee: Some(pb::payee::Payee::Person(person.into())),
+        }),
+        period: Some(month(year, month_number)),
+        facts: vec![
+            integer_fact("days_on_post", days),
+            money_fact("post_monthly_standard_fen", standard_fen),
+        ],
+        source: Some(pb::ClaimSource {
+            system: "welfare-post".into(),
+            reference: reference.into(),
+        }),
+        ..Default::default()
+    }
+}
+
+async fn submit(suite: &Suite, token: &str, claim: pb::Claim) -> Result<pb::SubmitClaimResponse, tonic::Status> {
+    suite
+        .subsidy()
+        .await
+        .submit_claim(with_token(
+            pb::SubmitClaimRequest {
+                claim: Some(claim),
+                request_id: String::new(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn fund_of(suite: &Suite, name: &str) -> pb::Fund {
+    suite
+        .subsidy()
+        .await
+        .get_fund(with_token(
+            pb::GetFundRequest { name: name.into() },
+            &suite.agri_clerk(),
+        ))
+        .await
+        .expect("fund")
+        .into_inner()
+        .fund
+        .expect("fund")
+}
+
+async fn a_claim_is_decided_at_once_reserved_and_idempotent_by_source(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(10_000_000).await;
+    let person = suite.poverty_alleviated_person("王小花", "022").await;
+    let clerk = suite.agri_clerk();
+
+    // 20 of 31 days on a 500-yuan post: 322.58 yuan, pro-rated and rounded half up.
+    let first = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "assignments/1/months/2025-03", 2025, 3, 20, 50_000),
+    )
+    .await
+    .expect("submitted");
+    let claim = first.claim.expect("claim");
+    assert!(!first.existing);
+    assert_eq!(claim.state, pb::ClaimState::Approved as i32);
+    let decision = claim.decision.clone().expect("decision");
+    assert_eq!(decision.outcome, pb::DecisionOutcome::Eligible as i32);
+    assert_eq!(decision.amount.map(|m| m.fen), Some(32_258));
+    assert_eq!(decision.policy_version, "policies/zz-welfare-post-2021/versions/1");
+    assert_eq!(claim.person_display_name, "王**", "the name is masked");
+    let categories = decision
+        .frozen_facts
+        .iter()
+        .find(|f| f.fact.as_ref().is_some_and(|f| f.name == "person.categories"))
+        .expect("identity's categories are frozen on the claim");
+    assert!(categories.source_detail.starts_with("identity BatchGetPersons"));
+    assert_eq!(claim.fund, fund.name);
+    let fund_after = fund_of(&suite, &fund.name).await;
+    assert_eq!(fund_after.reserved.map(|m| m.fen), Some(32_258));
+    assert_eq!(fund_after.available.map(|m| m.fen), Some(10_000_000 - 32_258));
+
+    // The same source and payload again: the same claim, nothing new.
+    let again = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "assignments/1/months/2025-03", 2025, 3, 20, 50_000),
+    )
+    .await
+    .expect("retried");
+    assert!(again.existing);
+    assert_eq!(again.claim.expect("claim").name, claim.name);
+    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(32_258));
+
+    // The same source with other days: refused, naming what differs.
+    let reused = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "assignments/1/months/2025-03", 2025, 3, 31, 50_000),
+    )
+    .await
+    .expect_err("another payload under the same source");
+    assert_eq!(reused.code(), tonic::Code::AlreadyExists);
+    assert_eq!(reason(&reused), "CLAIM_SOURCE_REUSED");
+    assert!(reused.message().contains("facts"), "{}", reused.message());
+
+    // Another department's claim for the same person, group and month: stored rejected, naming
+    // the claim it collides with; nothing more reserved.
+    let twice = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "other-system/ref-9", 2025, 3, 31, 50_000),
+    )
+    .await
+    .expect("decided");
+    let twice = twice.claim.expect("claim");
+    assert_eq!(twice.state, pb::ClaimState::Rejected as i32);
+    let rejection = &twice.decision.expect("decision").rejection_reasons[0];
+    assert_eq!(rejection.reason, pb::RejectionReason::DuplicatePeriod as i32);
+    assert_eq!(rejection.conflicting_claim, claim.name);
+    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(32_258));
+
+    // The journal sums: the budget entry and one reservation.
+    let entries = suite
+        .subsidy()
+        .await
+        .list_ledger_entries(with_token(
+            pb::ListLedgerEntriesRequest {
+                parent: fund.name.clone(),
+                ..Default::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries;
+    let kinds: Vec<i32> = entries.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![pb::LedgerEntryKind::Budget as i32, pb::LedgerEntryKind::Reserve as i32]
+    );
+}
+
+async fn a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    suite.fund(10_000_000).await;
+    let person = suite.poverty_alleviated_person("李四", "031").await;
+    let clerk = suite.agri_clerk();
+    let refused = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "assignments/2/months/2026-01", 2026, 1, 31, 50_000),
+    )
+    .await
+    .expect_err("the 2021 documents expired on 2025-12-31");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "POLICY_NOT_IN_FORCE");
+    let claims = suite
+        .subsidy()
+        .await
+        .list_claims(with_token(pb::ListClaimsRequest::default(), &clerk))
+        .await
+        .expect("listed")
+        .into_inner()
+        .claims;
+    assert!(claims.is_empty(), "nothing is stored for a refused claim");
+}
+
+async fn a_large_amount_waits_for_two_reviewers_other_than_the_submitter(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(10_000_000).await;
+    let person = suite.poverty_alleviated_person("赵六", "051").await;
+    let clerk = suite.agri_clerk();
+    // 6,000 yuan: above the two-reviewer band (5,000 yuan).
+    let claim = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "assignments/3/months/2025-04", 2025, 4, 30, 600_000),
+    )
+    .await
+    .expect("submitted")
+    .claim
+    .expect("claim");
+    assert_eq!(claim.state, pb::ClaimState::PendingReview as i32);
+    assert_eq!(claim.required_reviews, 2);
+    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(0));
+
+    let review = |token: String, etag: String| {
+        let name = claim.name.clone();
+        let suite = &suite;
+        async move {
+            suite
+                .subsidy()
+                .await
+                .review_claim(with_token(
+                    pb::ReviewClaimRequest {
+                        name,
+                        verdict: pb::ReviewVerdict::Approve as i32,
+                        note: "核对在岗考勤表无误".into(),
+                        etag,
+                    },
+                    &token,
+                ))
+                .await
+                .map(|r| r.into_inner().claim.expect("claim"))
+        }
+    };
+    let first = review(suite.finance_reviewer("reviewer-a"), claim.etag.clone())
+        .await
+        .expect("first review");
+    assert_eq!(first.state, pb::ClaimState::PendingReview as i32);
+    let same = review(suite.finance_reviewer("reviewer-a"), first.etag.clone())
+        .await
+        .expect_err("one reviewer counts once");
+    assert_eq!(reason(&same), "SAME_MAKER_AND_CHECKER");
+    let stale = review(suite.finance_reviewer("reviewer-b"), claim.etag.clone())
+        .await
+        .expect_err("an etag from before the first review");
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+    let second = review(suite.finance_reviewer("reviewer-b"), first.etag.clone())
+        .await
+        .expect("second review");
+    assert_eq!(second.state, pb::ClaimState::Approved as i32);
+    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(600_000));
+}
+
+async fn concurrent_claims_never_overdraw_the_fund(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    // Room for three full months of 500 yuan, not four.
+    let fund = suite.fund(160_000).await;
+    let clerk = suite.agri_clerk();
+    let mut persons = Vec::new();
+    for i in 0..6 {
+        persons.push(
+            suite
+                .poverty_alleviated_person("钱七", &format!("{:03}", 101 + 2 * i))
+                .await,
+        );
+    }
+    let results = futures_join(persons.iter().enumerate().map(|(i, person)| {
+        let clerk = clerk.clone();
+        let suite = &suite;
+        async move {
+            submit(
+                suite,
+                &clerk,
+                post_claim(person, &format!("race/{i}"), 2025, 5, 31, 50_000),
+            )
+            .await
+        }
+    }))
+    .await;
+    let approved = results.iter().filter(|r| r.is_ok()).count();
+    let exhausted = results
+        .iter()
+        .filter(|r| r.as_ref().err().is_some_and(|e| reason(e) == "BUDGET_EXHAUSTED"))
+        .count();
+    assert_eq!((approved, exhausted), (3, 3), "{results:?}");
+    let fund = fund_of(&suite, &fund.name).await;
+    assert_eq!(fund.reserved.map(|m| m.fen), Some(150_000));
+    assert_eq!(fund.available.map(|m| m.fen), Some(10_000));
+}
+
+/// Runs the futures concurrently on this task.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs = Vec::new();
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut done: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => {
+                        done[i] = Some(output);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    for output in done.into_iter().flatten() {
+        outputs.push(output);
+    }
+    outputs
+}
+
+on_both_backends!(
+    a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
+    a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
+    a_large_amount_waits_for_two_reviewers_other_than_the_submitter,
+    concurrent_claims_never_overdraw_the_fund,
+);

@@ -1,0 +1,5 @@
+//! Subsidy payment through its gRPC surface, with identity on the same server.
+
+mod claims;
+mod policies;
+mod support;

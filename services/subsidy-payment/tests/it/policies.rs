@@ -1,0 +1,187 @@
+//! The policy catalog: shipped policies loaded and in force, rules checked by their examples,
+//! versions published by a second subject.
+
+use bangfu_platform::testing::with_token;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::subsidy::v1 as pb;
+
+use crate::on_both_backends;
+use crate::support::{Backend, Suite, date, integer_fact, month, reason};
+
+/// A one-time 300-yuan subsidy for completing a course of at least 5 days.
+fn course_subsidy(amount_rule: &str, expected_fen: i64) -> pb::CreatePolicyRequest {
+    pb::CreatePolicyRequest {
+        policy: Some(pb::Policy {
+            code: "sz-course-2025".into(),
+            title: "培训结业补贴（市中区）".into(),
+            policy_group: "training-completion".into(),
+            payee_kind: pb::PayeeKind::Person as i32,
+            period_kind: pb::PeriodKind::OneTime as i32,
+            ..Default::default()
+        }),
+        version: Some(pb::PolicyVersion {
+            source_document: Some(pb::SourceDocument {
+                document_number: "市中人社〔2025〕3号".into(),
+                title: "关于开展脱贫劳动力技能培训的通知".into(),
+                article: "§三".into(),
+                issuer: "枣庄市市中区人力资源和社会保障局".into(),
+                issue_date: None,
+            }),
+            issuing_region_prefix: "370402".into(),
+            valid_from: Some(date(2025, 1, 1)),
+            valid_to: Some(date(2025, 12, 31)),
+            fund_source: pb::FundSource::EmploymentSubsidy as i32,
+            facts: vec![pb::FactDefinition {
+                name: "course_days".into(),
+                r#type: pb::FactType::Integer as i32,
+                source: pb::FactSource::Claim as i32,
+                description: "培训天数".into(),
+                required: true,
+                ..Default::default()
+            }],
+            conditions: vec![pb::PolicyCondition {
+                expression: "facts.course_days >= 5".into(),
+                reason: pb::RejectionReason::ConditionNotMet as i32,
+                description: "培训不少于5天".into(),
+            }],
+            amount_rule: amount_rule.into(),
+            examples: vec![
+                pb::ExampleCase {
+                    title: "结业".into(),
+                    period: Some(month(2025, 3)),
+                    region: "370402001013".into(),
+                    facts: vec![integer_fact("course_days", 10)],
+                    expected_outcome: pb::DecisionOutcome::Eligible as i32,
+                    expected_amount: Some(common::Money { fen: expected_fen }),
+                    expected_reasons: vec![],
+                },
+                pb::ExampleCase {
+                    title: "天数不足".into(),
+                    period: Some(month(2025, 3)),
+                    region: "370402001013".into(),
+                    facts: vec![integer_fact("course_days", 3)],
+                    expected_outcome: pb::DecisionOutcome::Rejected as i32,
+                    expected_amount: None,
+                    expected_reasons: vec![pb::RejectionReason::ConditionNotMet as i32],
+                },
+            ],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+        validate_only: false,
+    }
+}
+
+async fn create(
+    suite: &Suite,
+    token: &str,
+    request: pb::CreatePolicyRequest,
+) -> Result<pb::CreatePolicyResponse, tonic::Status> {
+    suite
+        .subsidy()
+        .await
+        .create_policy(with_token(request, token))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn rules_are_refused_unless_they_compile_and_pass_their_examples(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let author = suite.finance_reviewer("reviewer-author");
+
+    let broken = create(&suite, &author, course_subsidy("30000 +", 30_000))
+        .await
+        .expect_err("does not compile");
+    assert_eq!(broken.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason(&broken), "POLICY_RULE_INVALID");
+
+    let wrong = create(&suite, &author, course_subsidy("20000", 30_000))
+        .await
+        .expect_err("200 yuan, not 300");
+    assert_eq!(reason(&wrong), "POLICY_EXAMPLE_FAILED");
+    assert!(wrong.message().contains("结业"), "{}", wrong.message());
+
+    let text = create(&suite, &author, course_subsidy("'三百元'", 30_000))
+        .await
+        .expect_err("not an integer");
+    assert_eq!(reason(&text), "POLICY_EXAMPLE_FAILED");
+
+    let created = create(&suite, &author, course_subsidy("30000", 30_000))
+        .await
+        .expect("created");
+    let version = created.version.expect("version");
+    assert_eq!(version.state, pb::PolicyVersionState::Draft as i32);
+    assert!(created.example_results.iter().all(|r| r.passed));
+
+    let publish = |token: String| {
+        let name = version.name.clone();
+        let suite = &suite;
+        async move {
+            suite
+                .subsidy()
+                .await
+                .publish_policy_version(with_token(
+                    pb::PublishPolicyVersionRequest {
+                        name,
+                        note: "已核对文件条款和测算样例".into(),
+                    },
+                    &token,
+                ))
+                .await
+                .map(|r| r.into_inner().version.expect("version"))
+        }
+    };
+    let own = publish(author.clone()).await.expect_err("the author may not publish");
+    assert_eq!(reason(&own), "SAME_MAKER_AND_CHECKER");
+    let published = publish(suite.finance_reviewer("reviewer-checker"))
+        .await
+        .expect("published");
+    assert_eq!(published.state, pb::PolicyVersionState::Published as i32);
+    assert_eq!(published.publish_subject, "reviewer-checker");
+}
+
+async fn the_shipped_policies_are_in_the_catalog_until_the_documents_expire(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let clerk = suite.agri_clerk();
+    let listed = suite
+        .subsidy()
+        .await
+        .list_policies(with_token(
+            pb::ListPoliciesRequest {
+                policy_group: "public-welfare-post".into(),
+                ..Default::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .policies;
+    let codes: Vec<&str> = listed.iter().map(|p| p.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        vec!["cq-welfare-post-2021", "cy-welfare-post-2021", "zz-welfare-post-2021"]
+    );
+    // Today (2025-03-02) every one of them is in force.
+    assert!(listed.iter().all(|p| p.in_force_version.ends_with("/versions/1")));
+    let in_2026 = suite
+        .subsidy()
+        .await
+        .list_policies(with_token(
+            pb::ListPoliciesRequest {
+                in_force_on: Some(date(2026, 1, 1)),
+                ..Default::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .policies;
+    assert!(in_2026.is_empty(), "the seed documents expired on 2025-12-31");
+}
+
+on_both_backends!(
+    rules_are_refused_unless_they_compile_and_pass_their_examples,
+    the_shipped_policies_are_in_the_catalog_until_the_documents_expire,
+);
