@@ -47,7 +47,9 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
             .get("identity")
             .map_err(|e| StartError::Configuration(format!("subsidy decides claims from identity's facts: {e}")))?
             .clone();
-        let subsidy = start(context.db, context.clock, Some(identity)).await?;
+        let subsidy = start(context.db, context.clock, Some(identity))
+            .await?
+            .with_shutdown(context.shutdown);
         Ok(Started::serving(grpc::SubsidyServer::shared(
             Arc::new(subsidy),
             &context.server,

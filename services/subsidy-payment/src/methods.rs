@@ -113,12 +113,17 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyAuditRead),
         CallKind::Unary,
     ),
-    // Not served yet: batches, payee accounts, the claim feed, recoveries, bulk claims.
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/WatchClaimChanges",
+        Access::Requires(SubsidyRead),
+        CallKind::ServerStreaming,
+    ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/SubmitClaims",
         Access::Requires(SubsidyClaimsWrite),
         CallKind::Bidirectional,
     ),
+    // Not served yet: batches, payee accounts, recoveries.
     rule(
         "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
         Access::Requires(SubsidyClaimsWrite),
@@ -233,10 +238,5 @@ pub const METHODS: &[MethodRule] = &[
         "/bangfu.subsidy.v1.SubsidyService/SettleRecovery",
         Access::Requires(SubsidyPay),
         CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/WatchClaimChanges",
-        Access::Requires(SubsidyRead),
-        CallKind::ServerStreaming,
     ),
 ];

@@ -425,6 +425,9 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
             IdentityPersonsLookup,
             IdentityFeedWatch,
             IdentityEmploymentWrite,
+            // Its subsidies go to subsidy payment as claims, and it follows their outcome.
+            SubsidyRead,
+            SubsidyClaimsWrite,
         ],
     ),
     (
@@ -435,6 +438,9 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
             IdentityPersonsLookup,
             IdentityFeedWatch,
             IdentityEmploymentWrite,
+            // Its subsidies go to subsidy payment as claims, and it follows their outcome.
+            SubsidyRead,
+            SubsidyClaimsWrite,
         ],
     ),
     (
@@ -445,6 +451,9 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
             IdentityPersonsLookup,
             IdentityFeedWatch,
             IdentityEmploymentWrite,
+            // Its subsidies go to subsidy payment as claims, and it follows their outcome.
+            SubsidyRead,
+            SubsidyClaimsWrite,
         ],
     ),
     (

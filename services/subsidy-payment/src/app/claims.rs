@@ -8,17 +8,19 @@
 //! fund reservation (a guarded UPDATE that cannot overdraw), the claim, its ledger entry, its
 //! feed event and its audit row. Anything that fails leaves nothing behind.
 
+use std::collections::HashMap;
+
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
 use bangfu_platform::db::to_micros;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
-use bangfu_platform::outbox::NewEvent;
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::write::{self, Begun};
 use sqlx::AnyConnection;
 use tonic::Code;
 
+use super::feed::{ClaimChangeKind, publish};
 use super::funds::account;
 use super::{Subsidy, method, narrowed, stale};
 use crate::domain::{
@@ -56,6 +58,9 @@ pub struct ClaimListing {
     pub more: bool,
 }
 
+/// Persons read from identity ahead of a chunk of claims, by person and period.
+type Prefetched = HashMap<(String, Period), PersonFacts>;
+
 /// Everything read before the transaction: the policy, the version in force and the person.
 struct Gathered {
     policy: StoredPolicy,
@@ -63,26 +68,6 @@ struct Gathered {
     person: PersonFacts,
     region: String,
     read_us: i64,
-}
-
-/// The claim feed's event for a claim's change, in the change's transaction: the submitting
-/// service learns the outcome from it.
-async fn publish(unit: &mut write::Unit, kind: &str, claim: &StoredClaim) -> Result<(), Problem> {
-    let resource = claim.name();
-    let detail = serde_json::json!({
-        "source_system": claim.source_system,
-        "source_reference": claim.source_reference,
-        "state": claim.state.as_str(),
-    })
-    .to_string();
-    unit.publish(&NewEvent {
-        kind,
-        resource: &resource,
-        regions: &[claim.region.as_str()],
-        effective_date: Some(claim.payload.period.first),
-        detail: &detail,
-    })
-    .await
 }
 
 fn claim_not_found(id: &str) -> Problem {
@@ -239,6 +224,7 @@ impl Subsidy {
         call: &CallContext,
         method_name: &str,
         payload: &ClaimPayload,
+        prefetched: Option<&Prefetched>,
     ) -> Result<Result<Gathered, StoredPolicy>, Problem> {
         let (policy, version) = {
             let mut conn = self.db().acquire().await?;
@@ -270,14 +256,19 @@ impl Subsidy {
         };
         self.check_claim_facts(&version, payload).await?;
         let read_us = to_micros(self.now());
-        let person = self
-            .identity()?
-            .person(call, &payload.person_id, &payload.period)
-            .await?
-            .ok_or_else(|| {
-                let resource = format!("persons/{}", payload.person_id);
-                self.refuse(caller, method_name, &resource, Problem::not_found(&resource))
-            })?;
+        let known = prefetched.and_then(|p| p.get(&(payload.person_id.clone(), payload.period)));
+        let person = match known {
+            Some(person) => Some(person.clone()),
+            None => {
+                self.identity()?
+                    .person(call, &payload.person_id, &payload.period)
+                    .await?
+            }
+        };
+        let person = person.ok_or_else(|| {
+            let resource = format!("persons/{}", payload.person_id);
+            self.refuse(caller, method_name, &resource, Problem::not_found(&resource))
+        })?;
         let region = match (version.rules.region_basis, &payload.payee) {
             (RegionBasis::Residence, _) => person.residence_region.clone(),
             (RegionBasis::Organization, Payee::Organization(org)) => org.region.clone(),
@@ -510,6 +501,58 @@ impl Subsidy {
         key: Option<RequestKey>,
         submission: Submission,
     ) -> Result<Submitted, Problem> {
+        self.submit_one(caller, call, key, submission, None).await
+    }
+
+    /// SubmitClaims' chunk: each line as SubmitClaim would take it, the persons read from
+    /// identity once for the chunk (one BatchGetPersons per period, up to 1,000 a call). A line
+    /// refused is answered with its problem; the others go on.
+    pub async fn submit_claims(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        lines: Vec<Result<Submission, Problem>>,
+    ) -> Result<Vec<Result<Submitted, Problem>>, Problem> {
+        let mut by_period: HashMap<Period, Vec<String>> = HashMap::new();
+        for submission in lines.iter().flatten() {
+            by_period
+                .entry(submission.payload.period)
+                .or_default()
+                .push(submission.payload.person_id.clone());
+        }
+        let mut prefetched = Prefetched::new();
+        for (period, mut ids) in by_period {
+            ids.sort();
+            ids.dedup();
+            match self.identity()?.persons(call, &ids, &period).await {
+                Ok(persons) => {
+                    for (id, person) in persons {
+                        prefetched.insert((id, period), person);
+                    }
+                }
+                // Identity unreachable: every line waits (retryable), none is decided on
+                // missing facts.
+                Err(problem) => return Ok(lines.iter().map(|_| Err(problem.clone())).collect()),
+            }
+        }
+        let mut results = Vec::with_capacity(lines.len());
+        for line in lines {
+            results.push(match line {
+                Ok(submission) => self.submit_one(caller, call, None, submission, Some(&prefetched)).await,
+                Err(problem) => Err(problem),
+            });
+        }
+        Ok(results)
+    }
+
+    async fn submit_one(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        key: Option<RequestKey>,
+        submission: Submission,
+        prefetched: Option<&Prefetched>,
+    ) -> Result<Submitted, Problem> {
         let Submission { source, payload } = submission;
         {
             let mut conn = self.db().acquire().await?;
@@ -517,7 +560,7 @@ impl Subsidy {
                 return self.existing(caller, existing, &payload);
             }
         }
-        let gathered = match self.gather(caller, call, "SubmitClaim", &payload).await? {
+        let gathered = match self.gather(caller, call, "SubmitClaim", &payload, prefetched).await? {
             Ok(gathered) => gathered,
             Err(policy) => return Err(not_in_force(&policy.policy.code, &payload.period)),
         };
@@ -615,7 +658,7 @@ impl Subsidy {
             }
         }
         store::insert_claim(unit.tx(), &claim, approved_month.as_deref()).await?;
-        publish(&mut unit, "claim_decided", &claim).await?;
+        publish(&mut unit, ClaimChangeKind::Decided, &claim).await?;
         let resource = claim.name();
         unit.commit(AuditEntry::by(caller, &method("SubmitClaim"), resource, now).in_region(&claim.region))
             .await?;
@@ -687,7 +730,7 @@ impl Subsidy {
         call: &CallContext,
         payload: ClaimPayload,
     ) -> Result<Dry, Problem> {
-        let gathered = match self.gather(caller, call, "EvaluateClaim", &payload).await? {
+        let gathered = match self.gather(caller, call, "EvaluateClaim", &payload, None).await? {
             Ok(gathered) => gathered,
             Err(_) => {
                 return Ok(Dry {
@@ -860,7 +903,7 @@ impl Subsidy {
             return Err(stale(&name));
         }
         let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
-        publish(&mut unit, "claim_reviewed", &claim).await?;
+        publish(&mut unit, ClaimChangeKind::Reviewed, &claim).await?;
         unit.commit(AuditEntry::by(caller, &method("ReviewClaim"), name, now).in_region(&claim.region))
             .await?;
         Ok(claim)
@@ -933,7 +976,7 @@ impl Subsidy {
             return Err(stale(&name));
         }
         let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
-        publish(&mut unit, "claim_withdrawn", &claim).await?;
+        publish(&mut unit, ClaimChangeKind::Withdrawn, &claim).await?;
         unit.commit(AuditEntry::by(caller, &method("WithdrawClaim"), name, now).in_region(&claim.region))
             .await?;
         Ok(claim)

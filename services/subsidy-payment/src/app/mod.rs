@@ -3,6 +3,7 @@
 //! with store values or a `Problem`.
 
 mod claims;
+mod feed;
 mod funds;
 mod policies;
 
@@ -14,11 +15,14 @@ use bangfu_platform::auth::{Principal, RegionScope};
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::Database;
 use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::outbox::WatchSettings;
 use bangfu_platform::parameters::Parameters;
+use bangfu_platform::server::Shutdown;
 use time::{Date, OffsetDateTime};
 use tonic::Code;
 
 pub use claims::{ClaimListing, Dry, Submission, Submitted};
+pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
 
@@ -34,6 +38,8 @@ pub struct Subsidy {
     refusals: DenialAudit,
     /// Published versions never change, so their compiled rules are kept.
     rules: Mutex<HashMap<(String, i32), Arc<CompiledRules>>>,
+    shutdown: Shutdown,
+    feed: WatchSettings,
 }
 
 /// The method's full gRPC path, as audit rows and request ids name it.
@@ -51,7 +57,21 @@ impl Subsidy {
             clock,
             identity,
             rules: Mutex::new(HashMap::new()),
+            shutdown: Shutdown::new(),
+            feed: WatchSettings::default(),
         }
+    }
+
+    /// Ends claim-feed streams when this server drains.
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// How the claim feed polls and how often idle streams get a heartbeat.
+    pub fn with_feed_settings(mut self, feed: WatchSettings) -> Self {
+        self.feed = feed;
+        self
     }
 
     /// The same service reading persons from `identity` (a server that hosts both learns the
@@ -59,6 +79,10 @@ impl Subsidy {
     pub fn with_identity(mut self, identity: IdentityFacts) -> Self {
         self.identity = Some(identity);
         self
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     pub(crate) fn db(&self) -> &Database {

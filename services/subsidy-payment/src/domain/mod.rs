@@ -36,7 +36,7 @@ pub fn month_text(date: Date) -> String {
 }
 
 /// A claim's period: first and last day, both inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Period {
     #[serde(with = "day_serde")]
     pub first: Date,

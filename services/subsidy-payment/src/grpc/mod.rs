@@ -2,6 +2,7 @@
 //! values (`wire`), runs the use case in `app`, and maps the answer back.
 
 pub mod policy_files;
+mod submit_claims;
 mod wire;
 
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use bangfu_platform::auth::caller;
 use bangfu_platform::config::ServerConfig;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
+use bangfu_platform::outbox::{FeedItem, Position, Start};
 use bangfu_platform::paging;
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::service_rpc;
@@ -453,9 +455,18 @@ impl SubsidyService for SubsidyServer {
 
     async fn submit_claims(
         &self,
-        _request: Request<tonic::Streaming<pb::SubmitClaimsRequest>>,
+        request: Request<tonic::Streaming<pb::SubmitClaimsRequest>>,
     ) -> Result<Response<Self::SubmitClaimsStream>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let stream = submit_claims::start(
+            self.subsidy.clone(),
+            caller,
+            call,
+            request.into_inner(),
+            self.subsidy.shutdown().clone(),
+        );
+        Ok(Response::new(stream))
     }
 
     async fn evaluate_claim(
@@ -767,9 +778,33 @@ impl SubsidyService for SubsidyServer {
 
     async fn watch_claim_changes(
         &self,
-        _request: Request<pb::WatchClaimChangesRequest>,
+        request: Request<pb::WatchClaimChangesRequest>,
     ) -> Result<Response<Self::WatchClaimChangesStream>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let start = if request.start_at_head {
+            Start::Head
+        } else {
+            Start::After(Position::decode(&request.after_cursor)?)
+        };
+        let feed = self
+            .subsidy
+            .watch_claim_changes(&caller, start, request.source_system.trim())
+            .await?;
+        let stream = tokio_stream::StreamExt::map(feed, |item| match item {
+            Ok(FeedItem::Event(event)) => Ok(pb::WatchClaimChangesResponse {
+                item: Some(pb::watch_claim_changes_response::Item::Change(
+                    wire::claim_change_to_wire(&event),
+                )),
+            }),
+            Ok(FeedItem::Heartbeat(position)) => Ok(pb::WatchClaimChangesResponse {
+                item: Some(pb::watch_claim_changes_response::Item::Heartbeat(pb::Heartbeat {
+                    cursor: position.encode(),
+                })),
+            }),
+            Err(problem) => Err(Status::from(problem)),
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_parameters(

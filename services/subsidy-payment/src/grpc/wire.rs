@@ -888,3 +888,34 @@ pub fn claim_payload(value: Option<&pb::Claim>) -> Result<(d::ClaimPayload, Opti
         source,
     ))
 }
+
+/// A feed event as the claim change it records.
+pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::ClaimChange {
+    let detail: Option<crate::app::ClaimEvent> = serde_json::from_str(&event.detail).ok();
+    let kind = match crate::app::ClaimChangeKind::parse(&event.kind) {
+        Some(crate::app::ClaimChangeKind::Decided) => pb::ClaimChangeKind::Decided,
+        Some(crate::app::ClaimChangeKind::Reviewed) => pb::ClaimChangeKind::Reviewed,
+        Some(crate::app::ClaimChangeKind::Withdrawn) => pb::ClaimChangeKind::Withdrawn,
+        None => pb::ClaimChangeKind::Unspecified,
+    };
+    let mut change = pb::ClaimChange {
+        cursor: event.position.encode(),
+        claim: event.resource.clone(),
+        kind: kind as i32,
+        effective_date: event.effective_date.map(date_to_wire),
+        record_time: Some(timestamp_to_wire(event.recorded)),
+        ..Default::default()
+    };
+    if let Some(detail) = detail {
+        change.source = Some(pb::ClaimSource {
+            system: detail.source_system,
+            reference: detail.source_reference,
+        });
+        change.person = format!("persons/{}", detail.person_id);
+        change.state = claim_state_to_wire(detail.state);
+        change.outcome = outcome_to_wire(detail.outcome);
+        change.amount = (detail.outcome == d::Outcome::Eligible).then(|| money_to_wire(detail.amount));
+        change.rejection_reasons = detail.reasons.into_iter().map(rejection_reason_to_wire).collect();
+    }
+    change
+}

@@ -304,9 +304,164 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
     outputs
 }
 
+mod feed {
+    use std::time::Duration;
+
+    use bangfu_platform::testing::with_token;
+    use bangfu_proto::subsidy::v1 as pb;
+
+    use super::{post_claim, submit};
+    use crate::support::{Backend, Suite};
+
+    /// The next change on a claim feed, skipping heartbeats.
+    async fn next_change(stream: &mut tonic::Streaming<pb::WatchClaimChangesResponse>) -> Option<pb::ClaimChange> {
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(1), stream.message())
+                .await
+                .ok()?;
+            match item.expect("stream").expect("open").item {
+                Some(pb::watch_claim_changes_response::Item::Change(change)) => return Some(change),
+                _ => continue,
+            }
+        }
+    }
+
+    async fn watch(suite: &Suite, token: &str) -> tonic::Streaming<pb::WatchClaimChangesResponse> {
+        suite
+            .subsidy()
+            .await
+            .watch_claim_changes(with_token(pb::WatchClaimChangesRequest::default(), token))
+            .await
+            .expect("watching")
+            .into_inner()
+    }
+
+    #[tokio::test]
+    async fn the_submitting_service_learns_the_outcome_and_no_other_service_does() {
+        let suite = Suite::start(Backend::Sqlite).await;
+        suite.fund(10_000_000).await;
+        let person = suite.poverty_alleviated_person("孙八", "061").await;
+        submit(
+            &suite,
+            &suite.agri_clerk(),
+            post_claim(&person, "assignments/8/months/2025-03", 2025, 3, 31, 50_000),
+        )
+        .await
+        .expect("submitted");
+
+        let posts = suite.server.keys.service_token("welfare_post", "3704");
+        let mut own = watch(&suite, &posts).await;
+        let change = next_change(&mut own)
+            .await
+            .expect("the decision reaches the posts service");
+        assert_eq!(change.kind, pb::ClaimChangeKind::Decided as i32);
+        assert_eq!(change.state, pb::ClaimState::Approved as i32);
+        assert_eq!(change.amount.map(|m| m.fen), Some(50_000));
+        let source = change.source.expect("source");
+        assert_eq!(
+            (source.system.as_str(), source.reference.as_str()),
+            ("welfare-post", "assignments/8/months/2025-03")
+        );
+        assert_eq!(change.person, person);
+
+        let jobs = suite.server.keys.service_token("jobs", "3704");
+        let mut other = watch(&suite, &jobs).await;
+        assert!(
+            next_change(&mut other).await.is_none(),
+            "job matching sees only its own claims"
+        );
+    }
+}
+
+async fn a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(10_000_000).await;
+    let clerk = suite.agri_clerk();
+    let mut persons = Vec::new();
+    for i in 0..5 {
+        persons.push(
+            suite
+                .poverty_alleviated_person("周九", &format!("{:03}", 201 + 2 * i))
+                .await,
+        );
+    }
+    let mut lines: Vec<pb::SubmitClaimsLine> = persons
+        .iter()
+        .enumerate()
+        .map(|(i, person)| pb::SubmitClaimsLine {
+            line_reference: format!("row-{}", i + 2),
+            claim: Some(post_claim(person, &format!("payroll/2025-06/{i}"), 2025, 6, 30, 50_000)),
+        })
+        .collect();
+    let mut unknown = post_claim(&persons[0], "payroll/2025-06/x", 2025, 6, 30, 50_000);
+    unknown.policy = "policies/no-such-policy".into();
+    lines.insert(
+        2,
+        pb::SubmitClaimsLine {
+            line_reference: "row-bad".into(),
+            claim: Some(unknown),
+        },
+    );
+    let send = |lines: Vec<pb::SubmitClaimsLine>| {
+        let suite = &suite;
+        let clerk = clerk.clone();
+        async move {
+            let (first, second) = lines.split_at(3);
+            let messages = vec![
+                pb::SubmitClaimsRequest { lines: first.to_vec() },
+                pb::SubmitClaimsRequest { lines: second.to_vec() },
+            ];
+            let mut responses = suite
+                .subsidy()
+                .await
+                .submit_claims(with_token(tokio_stream::iter(messages), &clerk))
+                .await
+                .expect("stream")
+                .into_inner();
+            let mut results = Vec::new();
+            while let Some(response) = responses.message().await.expect("answer") {
+                results.extend(response.results);
+            }
+            results
+        }
+    };
+    let first = send(lines.clone()).await;
+    assert_eq!(first.len(), 6);
+    let refs: Vec<&str> = first.iter().map(|r| r.line_reference.as_str()).collect();
+    assert_eq!(
+        refs,
+        vec!["row-2", "row-3", "row-bad", "row-4", "row-5", "row-6"],
+        "answers keep the lines' order"
+    );
+    let bad = first[2].error.as_ref().expect("the unknown policy is refused");
+    assert_eq!(bad.reason, "NOT_FOUND");
+    assert!(!bad.retryable);
+    let approved = first
+        .iter()
+        .filter(|r| r.state == pb::ClaimState::Approved as i32)
+        .count();
+    assert_eq!(approved, 5);
+    assert!(first.iter().all(|r| !r.existing));
+
+    let again = send(lines).await;
+    assert_eq!(
+        again.iter().filter(|r| r.existing).count(),
+        5,
+        "a re-sent payroll writes nothing new"
+    );
+    let names: Vec<&str> = first.iter().map(|r| r.claim.as_str()).collect();
+    let names_again: Vec<&str> = again.iter().map(|r| r.claim.as_str()).collect();
+    assert_eq!(names, names_again);
+    assert_eq!(
+        fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen),
+        Some(5 * 50_000)
+    );
+}
+
 on_both_backends!(
     a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
     a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
     a_large_amount_waits_for_two_reviewers_other_than_the_submitter,
     concurrent_claims_never_overdraw_the_fund,
+    a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it,
 );
