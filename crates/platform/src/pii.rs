@@ -271,6 +271,17 @@ pub fn mask_name(s: &str) -> String {
     }
 }
 
+/// Bank and social-security card numbers keep their first 4 digits (the issuer) and last 4
+/// (what a payee recognizes): `6217000012341234` → `6217********1234`. A number of 12 digits or
+/// fewer keeps only its last 4, so at least 8 stay hidden whatever its length.
+pub fn mask_account_number(s: &str) -> String {
+    if s.chars().count() > 12 {
+        mask_middle(s, 4, 4)
+    } else {
+        mask_middle(s, 0, 4)
+    }
+}
+
 /// 11-digit mobile numbers → `138****1234`; anything else keeps its last 4 characters when it
 /// is long enough that those 4 don't give most of it away.
 pub fn mask_phone(s: &str) -> String {

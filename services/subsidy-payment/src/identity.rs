@@ -140,6 +140,42 @@ impl IdentityFacts {
     }
 }
 
+/// What identity said of a citizen ID and a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No person in the caller's scope holds the ID.
+    NotFound,
+    /// The person holding it, and whether the name matched.
+    Found { person_id: String, name_matches: bool },
+}
+
+impl IdentityFacts {
+    /// Who holds `citizen_id`, and whether `name` is theirs (BatchLookupPersons: nothing is
+    /// unmasked; identity audits the lookup).
+    pub async fn lookup(&self, call: &CallContext, citizen_id: &str, name: &str) -> Result<Lookup, Problem> {
+        let request = pb::BatchLookupPersonsRequest {
+            lookups: vec![pb::LookupPersonRequest {
+                citizen_id: citizen_id.to_string(),
+                display_name: name.to_string(),
+            }],
+        };
+        let response = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { IdentityServiceClient::new(channel).batch_lookup_persons(request).await }
+            })
+            .await?;
+        Ok(match response.results.into_iter().next() {
+            Some(result) if !result.person.is_empty() => Lookup::Found {
+                person_id: result.person.trim_start_matches("persons/").to_string(),
+                name_matches: result.name_match == pb::NameMatch::Matched as i32,
+            },
+            _ => Lookup::NotFound,
+        })
+    }
+}
+
 fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
     name.strip_prefix(prefix).unwrap_or(name)
 }

@@ -21,6 +21,7 @@ use bangfu_platform::db::{Database, MigrationFile, Migrations};
 use bangfu_platform::error::Problem;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::peers::Peer;
+use bangfu_platform::pii::DataKeys;
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
 
 /// The service's name in tokens, parameters and logs.
@@ -35,7 +36,7 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
     path_prefix: PATH_PREFIX,
     methods: METHODS,
     migrations: MIGRATIONS,
-    personal_data: false,
+    personal_data: true,
     calls: &["identity"],
     start: start_hosted,
 };
@@ -47,7 +48,13 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
             .get("identity")
             .map_err(|e| StartError::Configuration(format!("subsidy decides claims from identity's facts: {e}")))?
             .clone();
-        let subsidy = start(context.db, context.clock, Some(identity))
+        let keys = context.data_keys.ok_or_else(|| {
+            StartError::Configuration(
+                "subsidy keeps payee account numbers and holders' citizen IDs and needs its data keys (BANGFU_DATA_KEYS)"
+                    .into(),
+            )
+        })?;
+        let subsidy = start(context.db, context.clock, Some(identity), Some(keys))
             .await?
             .with_shutdown(context.shutdown);
         Ok(Started::serving(grpc::SubsidyServer::shared(
@@ -58,7 +65,12 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
 }
 
 /// The service over its (migrated) database, with the shipped policy files loaded.
-pub async fn start(db: Database, clock: Clock, identity: Option<Peer>) -> Result<app::Subsidy, StartError> {
+pub async fn start(
+    db: Database,
+    clock: Clock,
+    identity: Option<Peer>,
+    keys: Option<Arc<DataKeys>>,
+) -> Result<app::Subsidy, StartError> {
     let parameters = Arc::new(
         Parameters::open(db.clone(), SERVICE, Duration::from_secs(30))
             .await
@@ -76,19 +88,34 @@ pub async fn start(db: Database, clock: Clock, identity: Option<Peer>) -> Result
         parameters,
         clock,
         identity.map(identity::IdentityFacts::new),
+        keys,
     ))
 }
 
 /// Subsidy payment's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 200,
-        description: "policies, funds and claims",
-        sql: include_str!("../migrations/sqlite/0200_policies_funds_claims.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 200,
-        description: "policies, funds and claims",
-        sql: include_str!("../migrations/postgres/0200_policies_funds_claims.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 200,
+            description: "policies, funds and claims",
+            sql: include_str!("../migrations/sqlite/0200_policies_funds_claims.sql"),
+        },
+        MigrationFile {
+            version: 201,
+            description: "payee accounts",
+            sql: include_str!("../migrations/sqlite/0201_payee_accounts.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 200,
+            description: "policies, funds and claims",
+            sql: include_str!("../migrations/postgres/0200_policies_funds_claims.sql"),
+        },
+        MigrationFile {
+            version: 201,
+            description: "payee accounts",
+            sql: include_str!("../migrations/postgres/0201_payee_accounts.sql"),
+        },
+    ],
 };

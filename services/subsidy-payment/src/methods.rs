@@ -123,6 +123,21 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyClaimsWrite),
         CallKind::Bidirectional,
     ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccount",
+        Access::Requires(SubsidyPay),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/GetPayeeAccount",
+        Access::Requires(SubsidyRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ListPayeeAccounts",
+        Access::Requires(SubsidyRead),
+        CallKind::Unary,
+    ),
     // Not served yet: batches, payee accounts, recoveries.
     rule(
         "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
@@ -135,24 +150,9 @@ pub const METHODS: &[MethodRule] = &[
         CallKind::Unary,
     ),
     rule(
-        "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccount",
-        Access::Requires(SubsidyPay),
-        CallKind::Unary,
-    ),
-    rule(
         "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/GetPayeeAccount",
-        Access::Requires(SubsidyRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ListPayeeAccounts",
-        Access::Requires(SubsidyRead),
-        CallKind::Unary,
     ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/CreatePaymentBatch",

@@ -863,3 +863,177 @@ pub async fn update_claim(
     .rows_affected();
     Ok(updated == 1)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Payee accounts
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAccount {
+    pub id: String,
+    pub owner: crate::domain::Payee,
+    pub owner_display_name: String,
+    pub region: String,
+    pub kind: crate::domain::AccountKind,
+    pub account_enc: Vec<u8>,
+    pub account_masked: String,
+    pub holder_name_enc: Vec<u8>,
+    pub holder_name_masked: String,
+    pub holder_citizen_id_enc: Option<Vec<u8>>,
+    pub bank_name: String,
+    pub bank_code: String,
+    pub verification_state: crate::domain::VerificationState,
+    pub verification_method: crate::domain::VerificationMethod,
+    pub verification_document: String,
+    pub verified: Option<OffsetDateTime>,
+    pub in_use: bool,
+    pub superseded_by: Option<String>,
+    pub create_subject: String,
+    pub created: OffsetDateTime,
+}
+
+impl StoredAccount {
+    pub fn name(&self) -> String {
+        format!("payeeAccounts/{}", self.id)
+    }
+}
+
+/// The owner as the table keys it: ("person", id) or ("organization", credit code).
+pub fn owner_key(owner: &crate::domain::Payee) -> (&'static str, String) {
+    match owner {
+        crate::domain::Payee::Person(id) => ("person", id.clone()),
+        crate::domain::Payee::Organization(org) => ("organization", org.credit_code.clone()),
+    }
+}
+
+fn account_from(row: &AnyRow) -> Result<StoredAccount> {
+    let owner_kind: String = row.try_get("owner_kind")?;
+    let owner_key: String = row.try_get("owner_key")?;
+    let region: String = row.try_get("region")?;
+    let owner_display_name: String = row.try_get("owner_display_name")?;
+    let owner = if owner_kind == "person" {
+        crate::domain::Payee::Person(owner_key)
+    } else {
+        crate::domain::Payee::Organization(crate::domain::OrganizationPayee {
+            credit_code: owner_key,
+            display_name: owner_display_name.clone(),
+            region: region.clone(),
+        })
+    };
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("verification_state")?;
+    let method: String = row.try_get("verification_method")?;
+    let verified: Option<i64> = row.try_get("verified_us")?;
+    Ok(StoredAccount {
+        id: row.try_get("id")?,
+        owner,
+        owner_display_name,
+        region,
+        kind: decode("kind", crate::domain::AccountKind::parse(&kind))?,
+        account_enc: row.try_get("account_enc")?,
+        account_masked: row.try_get("account_masked")?,
+        holder_name_enc: row.try_get("holder_name_enc")?,
+        holder_name_masked: row.try_get("holder_name_masked")?,
+        holder_citizen_id_enc: row.try_get("holder_citizen_id_enc")?,
+        bank_name: row.try_get("bank_name")?,
+        bank_code: row.try_get("bank_code")?,
+        verification_state: decode("verification_state", crate::domain::VerificationState::parse(&state))?,
+        verification_method: decode("verification_method", crate::domain::VerificationMethod::parse(&method))?,
+        verification_document: row.try_get("verification_document")?,
+        verified: verified.and_then(from_micros),
+        in_use: row.try_get::<i64, _>("in_use")? == 1,
+        superseded_by: row.try_get("superseded_by")?,
+        create_subject: row.try_get("create_subject")?,
+        created: instant(row, "created_us")?,
+    })
+}
+
+/// Inserts an account; a verified one takes the owner's account in use over (the older is kept,
+/// superseded). Call in one transaction.
+pub async fn insert_account(tx: &mut AnyConnection, account: &StoredAccount) -> Result<()> {
+    let (owner_kind, owner_key) = owner_key(&account.owner);
+    if account.in_use {
+        sqlx::query(
+            "UPDATE payee_accounts SET in_use = 0, superseded_by = $1 WHERE owner_kind = $2 AND owner_key = $3 AND in_use = 1",
+        )
+        .bind(&account.id)
+        .bind(owner_kind)
+        .bind(&owner_key)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO payee_accounts (id, owner_kind, owner_key, owner_display_name, region, kind, account_enc, \
+         account_masked, holder_name_enc, holder_name_masked, holder_citizen_id_enc, bank_name, bank_code, \
+         verification_state, verification_method, verification_document, verified_us, in_use, superseded_by, \
+         create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, NULL, $19, $20)",
+    )
+    .bind(&account.id)
+    .bind(owner_kind)
+    .bind(&owner_key)
+    .bind(&account.owner_display_name)
+    .bind(&account.region)
+    .bind(account.kind.as_str())
+    .bind(&account.account_enc)
+    .bind(&account.account_masked)
+    .bind(&account.holder_name_enc)
+    .bind(&account.holder_name_masked)
+    .bind(&account.holder_citizen_id_enc)
+    .bind(&account.bank_name)
+    .bind(&account.bank_code)
+    .bind(account.verification_state.as_str())
+    .bind(account.verification_method.as_str())
+    .bind(&account.verification_document)
+    .bind(account.verified.map(to_micros))
+    .bind(i64::from(account.in_use))
+    .bind(&account.create_subject)
+    .bind(to_micros(account.created))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_account(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredAccount>> {
+    let row = sqlx::query("SELECT * FROM payee_accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(account_from).transpose()
+}
+
+/// The account in use of a payee, if any.
+pub async fn account_in_use(conn: &mut AnyConnection, owner: &crate::domain::Payee) -> Result<Option<StoredAccount>> {
+    let (owner_kind, owner_key) = owner_key(owner);
+    let row = sqlx::query("SELECT * FROM payee_accounts WHERE owner_kind = $1 AND owner_key = $2 AND in_use = 1")
+        .bind(owner_kind)
+        .bind(owner_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(account_from).transpose()
+}
+
+/// Accounts by (region, id) after the cursor, under a region prefix ("" for all), of one owner
+/// ("" for all).
+pub async fn list_accounts(
+    conn: &mut AnyConnection,
+    region_prefix: &str,
+    owner_key: &str,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<StoredAccount>> {
+    let (after_region, after_id) = after.unwrap_or_default();
+    let upper = bangfu_platform::regions::prefix_upper_bound(region_prefix);
+    let rows = sqlx::query(
+        "SELECT * FROM payee_accounts WHERE region >= $1 AND ($2 = '' OR region < $2) AND ($3 = '' OR owner_key = $3) \
+         AND (region > $4 OR (region = $4 AND id > $5)) ORDER BY region, id LIMIT $6",
+    )
+    .bind(region_prefix)
+    .bind(upper)
+    .bind(owner_key)
+    .bind(after_region)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(account_from).collect()
+}

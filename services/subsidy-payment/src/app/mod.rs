@@ -5,6 +5,7 @@
 mod claims;
 mod feed;
 mod funds;
+mod payees;
 mod policies;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use bangfu_platform::db::Database;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::outbox::WatchSettings;
 use bangfu_platform::parameters::Parameters;
+use bangfu_platform::pii::DataKeys;
 use bangfu_platform::server::Shutdown;
 use time::{Date, OffsetDateTime};
 use tonic::Code;
@@ -24,6 +26,7 @@ use tonic::Code;
 pub use claims::{ClaimListing, Dry, Submission, Submitted};
 pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};
+pub use payees::{AccountListing, NewAccount};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
 
 use crate::domain::{CompiledRules, FieldError, StoredVersion};
@@ -35,6 +38,8 @@ pub struct Subsidy {
     parameters: Arc<Parameters>,
     clock: Clock,
     identity: Option<IdentityFacts>,
+    /// Encrypt payee accounts' numbers, holder names and citizen IDs.
+    keys: Option<Arc<DataKeys>>,
     refusals: DenialAudit,
     /// Published versions never change, so their compiled rules are kept.
     rules: Mutex<HashMap<(String, i32), Arc<CompiledRules>>>,
@@ -49,8 +54,15 @@ pub fn method(name: &str) -> String {
 
 impl Subsidy {
     /// Starts the writer of refused calls' audit rows, so call it inside the runtime.
-    pub fn new(db: Database, parameters: Arc<Parameters>, clock: Clock, identity: Option<IdentityFacts>) -> Self {
+    pub fn new(
+        db: Database,
+        parameters: Arc<Parameters>,
+        clock: Clock,
+        identity: Option<IdentityFacts>,
+        keys: Option<Arc<DataKeys>>,
+    ) -> Self {
         Self {
+            keys,
             refusals: DenialAudit::start(crate::PATH_PREFIX, db.clone()),
             db,
             parameters,
@@ -137,6 +149,13 @@ impl Subsidy {
             cache.insert(key, rules.clone());
         }
         Ok(rules)
+    }
+
+    pub(crate) fn data_keys(&self) -> Result<&DataKeys, Problem> {
+        self.keys.as_deref().ok_or_else(|| {
+            tracing::error!("subsidy payment runs without data keys (BANGFU_DATA_KEYS)");
+            Problem::internal()
+        })
     }
 
     pub(crate) fn identity(&self) -> Result<&IdentityFacts, Problem> {

@@ -3,6 +3,7 @@
 //! application layer gathers.
 
 pub mod claim;
+pub mod payee;
 pub mod policy;
 pub mod rules;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 pub use claim::*;
+pub use payee::*;
 pub use policy::*;
 pub use rules::*;
 

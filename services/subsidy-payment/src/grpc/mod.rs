@@ -621,27 +621,6 @@ impl SubsidyService for SubsidyServer {
         Err(not_served())
     }
 
-    async fn register_payee_account(
-        &self,
-        _request: Request<pb::RegisterPayeeAccountRequest>,
-    ) -> Result<Response<pb::RegisterPayeeAccountResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn get_payee_account(
-        &self,
-        _request: Request<pb::GetPayeeAccountRequest>,
-    ) -> Result<Response<pb::GetPayeeAccountResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn list_payee_accounts(
-        &self,
-        _request: Request<pb::ListPayeeAccountsRequest>,
-    ) -> Result<Response<pb::ListPayeeAccountsResponse>, Status> {
-        Err(not_served())
-    }
-
     async fn create_payment_batch(
         &self,
         _request: Request<pb::CreatePaymentBatchRequest>,
@@ -745,6 +724,90 @@ impl SubsidyService for SubsidyServer {
         _request: Request<pb::SettleRecoveryRequest>,
     ) -> Result<Response<pb::SettleRecoveryResponse>, Status> {
         Err(not_served())
+    }
+
+    async fn register_payee_account(
+        &self,
+        request: Request<pb::RegisterPayeeAccountRequest>,
+    ) -> Result<Response<pb::RegisterPayeeAccountResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "RegisterPayeeAccount", &request.request_id, &request)?;
+        let new = wire::new_account(request.payee_account.as_ref())?;
+        let account = self.subsidy.register_payee_account(&caller, &call, key, new).await?;
+        Ok(Response::new(pb::RegisterPayeeAccountResponse {
+            payee_account: Some(wire::account_to_wire(&account)),
+        }))
+    }
+
+    async fn get_payee_account(
+        &self,
+        request: Request<pb::GetPayeeAccountRequest>,
+    ) -> Result<Response<pb::GetPayeeAccountResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "payeeAccounts")?;
+        let account = self.subsidy.get_payee_account(&caller, &id).await?;
+        Ok(Response::new(pb::GetPayeeAccountResponse {
+            payee_account: Some(wire::account_to_wire(&account)),
+        }))
+    }
+
+    async fn list_payee_accounts(
+        &self,
+        request: Request<pb::ListPayeeAccountsRequest>,
+    ) -> Result<Response<pb::ListPayeeAccountsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        if request.verification_state != 0 || request.in_use_only {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                if request.in_use_only {
+                    "in_use_only"
+                } else {
+                    "verification_state"
+                },
+                "this filter is not served yet; filter by person or credit code",
+                "暂不支持按核验状态筛选，请按人员或统一社会信用代码查询",
+            )
+            .into());
+        }
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let owner = if !request.person.is_empty() {
+            Some(crate::domain::Payee::Person(wire::person_id(
+                "person",
+                &request.person,
+            )?))
+        } else if !request.credit_code.is_empty() {
+            Some(crate::domain::Payee::Organization(crate::domain::OrganizationPayee {
+                credit_code: request.credit_code.trim().to_uppercase(),
+                display_name: String::new(),
+                region: String::new(),
+            }))
+        } else {
+            None
+        };
+        let fingerprint = paging::fingerprint(&[&request.person, &request.credit_code]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(cursor) => match cursor.as_slice() {
+                [region, id] => Some((region.clone(), id.clone())),
+                _ => return Err(page_token_invalid().into()),
+            },
+        };
+        let listing = self
+            .subsidy
+            .list_payee_accounts(&caller, "", owner.as_ref(), after, size)
+            .await?;
+        let next_page_token = match (listing.more, listing.accounts.last()) {
+            (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListPayeeAccountsResponse {
+            payee_accounts: listing.accounts.iter().map(wire::account_to_wire).collect(),
+            next_page_token,
+        }))
     }
 
     type RegisterPayeeAccountsStream = BoxStream<pb::RegisterPayeeAccountsResponse>;

@@ -827,45 +827,7 @@ pub fn claim_payload(value: Option<&pb::Claim>) -> Result<(d::ClaimPayload, Opti
     let claim = value.ok_or_else(|| required("claim", "补贴申请"))?;
     let policy_code = resource_id("claim.policy", &claim.policy, "policies")?;
     let person_id = person_id("claim.person", &claim.person)?;
-    let payee = match claim.payee.as_ref().and_then(|p| p.payee.as_ref()) {
-        None => return Err(required("claim.payee", "收款方")),
-        Some(pb::payee::Payee::Person(name)) => d::Payee::Person(self::person_id("claim.payee.person", name)?),
-        Some(pb::payee::Payee::Organization(org)) => {
-            let credit_code = org.credit_code.trim().to_uppercase();
-            if !d::valid_credit_code(&credit_code) {
-                return Err(invalid(
-                    "claim.payee.organization.credit_code",
-                    "not a unified social credit code (18 characters, last a check character)",
-                    "统一社会信用代码无效（应为18位，末位为校验码）",
-                ));
-            }
-            let display_name = org.display_name.trim().to_string();
-            if display_name.is_empty() || display_name.chars().count() > 100 {
-                return Err(invalid(
-                    "claim.payee.organization.display_name",
-                    "must be 1 to 100 characters",
-                    "单位名称应为1至100个字符",
-                ));
-            }
-            let region = org
-                .region
-                .as_ref()
-                .map(|r| r.code.trim().to_string())
-                .unwrap_or_default();
-            if region.len() != 12 || !region.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(
-                    "claim.payee.organization.region",
-                    "a region code has 12 digits",
-                    "单位所在地应为12位行政区划代码",
-                ));
-            }
-            d::Payee::Organization(d::OrganizationPayee {
-                credit_code,
-                display_name,
-                region,
-            })
-        }
-    };
+    let payee = payee("claim.payee", claim.payee.as_ref())?;
     if claim.note.chars().count() > 500 {
         return Err(invalid("claim.note", "at most 500 characters", "备注不能超过500个字符"));
     }
@@ -918,4 +880,142 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
         change.rejection_reasons = detail.reasons.into_iter().map(rejection_reason_to_wire).collect();
     }
     change
+}
+
+fn account_kind(field: &str, value: i32) -> Result<d::AccountKind, Problem> {
+    match pb::PayeeAccountKind::try_from(value) {
+        Ok(pb::PayeeAccountKind::SocialSecurityCard) => Ok(d::AccountKind::SocialSecurityCard),
+        Ok(pb::PayeeAccountKind::BankAccount) => Ok(d::AccountKind::BankAccount),
+        _ => Err(invalid(
+            field,
+            "social-security card or bank account",
+            "请选择社保卡或银行账户",
+        )),
+    }
+}
+
+fn payee(field: &str, value: Option<&pb::Payee>) -> Result<d::Payee, Problem> {
+    match value.and_then(|p| p.payee.as_ref()) {
+        None => Err(required(field, "收款方")),
+        Some(pb::payee::Payee::Person(name)) => Ok(d::Payee::Person(person_id(&format!("{field}.person"), name)?)),
+        Some(pb::payee::Payee::Organization(org)) => {
+            let credit_code = org.credit_code.trim().to_uppercase();
+            if !d::valid_credit_code(&credit_code) {
+                return Err(invalid(
+                    format!("{field}.organization.credit_code"),
+                    "not a unified social credit code (18 characters, last a check character)",
+                    "统一社会信用代码无效（应为18位，末位为校验码）",
+                ));
+            }
+            let display_name = org.display_name.trim().to_string();
+            if display_name.is_empty() || display_name.chars().count() > 100 {
+                return Err(invalid(
+                    format!("{field}.organization.display_name"),
+                    "must be 1 to 100 characters",
+                    "单位名称应为1至100个字符",
+                ));
+            }
+            let region = org
+                .region
+                .as_ref()
+                .map(|r| r.code.trim().to_string())
+                .unwrap_or_default();
+            if region.len() != 12 || !region.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    format!("{field}.organization.region"),
+                    "a region code has 12 digits",
+                    "单位所在地应为12位行政区划代码",
+                ));
+            }
+            Ok(d::Payee::Organization(d::OrganizationPayee {
+                credit_code,
+                display_name,
+                region,
+            }))
+        }
+    }
+}
+
+pub fn new_account(value: Option<&pb::PayeeAccount>) -> Result<crate::app::NewAccount, Problem> {
+    let value = value.ok_or_else(|| required("payee_account", "收款账户"))?;
+    let owner = payee("payee_account.owner", value.owner.as_ref())?;
+    let account_number = value.account_number.trim().to_string();
+    d::check_account_number(&account_number).map_err(crate::app::invalid)?;
+    let bank_code = value.bank_code.trim().to_string();
+    d::check_bank_code(&bank_code).map_err(crate::app::invalid)?;
+    let holder_name = value.holder_name.trim().to_string();
+    if holder_name.is_empty() || holder_name.chars().count() > 100 {
+        return Err(invalid(
+            "payee_account.holder_name",
+            "must be 1 to 100 characters",
+            "持卡人姓名应为1至100个字符",
+        ));
+    }
+    let bank_name = value.bank_name.trim().to_string();
+    if bank_name.is_empty() || bank_name.chars().count() > 100 {
+        return Err(invalid(
+            "payee_account.bank_name",
+            "must be 1 to 100 characters",
+            "开户银行应为1至100个字符",
+        ));
+    }
+    let holder_citizen_id = Some(value.holder_citizen_id.trim().to_uppercase()).filter(|v| !v.is_empty());
+    let verification_document = value.verification_document.trim().to_string();
+    if verification_document.chars().count() > 200 {
+        return Err(invalid(
+            "payee_account.verification_document",
+            "at most 200 characters",
+            "登记证明不能超过200个字符",
+        ));
+    }
+    Ok(crate::app::NewAccount {
+        owner,
+        kind: account_kind("payee_account.kind", value.kind)?,
+        account_number,
+        holder_name,
+        holder_citizen_id,
+        bank_name,
+        bank_code,
+        verification_document,
+    })
+}
+
+pub fn account_to_wire(account: &crate::store::StoredAccount) -> pb::PayeeAccount {
+    pb::PayeeAccount {
+        name: account.name(),
+        owner: Some(payee_to_wire(&account.owner)),
+        kind: (match account.kind {
+            d::AccountKind::SocialSecurityCard => pb::PayeeAccountKind::SocialSecurityCard,
+            d::AccountKind::BankAccount => pb::PayeeAccountKind::BankAccount,
+        }) as i32,
+        account_number: String::new(),
+        masked_account_number: account.account_masked.clone(),
+        holder_name: account.holder_name_masked.clone(),
+        holder_citizen_id: String::new(),
+        bank_name: account.bank_name.clone(),
+        bank_code: account.bank_code.clone(),
+        verification_state: (match account.verification_state {
+            d::VerificationState::Pending => pb::PayeeAccountVerificationState::Pending,
+            d::VerificationState::Verified => pb::PayeeAccountVerificationState::Verified,
+            d::VerificationState::NameMismatch => pb::PayeeAccountVerificationState::NameMismatch,
+            d::VerificationState::PersonNotFound => pb::PayeeAccountVerificationState::PersonNotFound,
+        }) as i32,
+        verification_method: (match account.verification_method {
+            d::VerificationMethod::None => pb::PayeeAccountVerificationMethod::Unspecified,
+            d::VerificationMethod::IdentityNameMatch => pb::PayeeAccountVerificationMethod::IdentityNameMatch,
+            d::VerificationMethod::OrganizationRegistration => {
+                pb::PayeeAccountVerificationMethod::OrganizationRegistration
+            }
+        }) as i32,
+        verification_document: account.verification_document.clone(),
+        verify_time: account.verified.map(timestamp_to_wire),
+        in_use: account.in_use,
+        superseded_by: account
+            .superseded_by
+            .as_ref()
+            .map(|id| format!("payeeAccounts/{id}"))
+            .unwrap_or_default(),
+        create_subject: account.create_subject.clone(),
+        create_time: Some(timestamp_to_wire(account.created)),
+    }
 }

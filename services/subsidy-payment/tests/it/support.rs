@@ -50,10 +50,11 @@ impl Suite {
         };
         let (clock, _time) = Clock::manual(time::macros::datetime!(2025-03-02 02:00 UTC));
         let keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
+        let subsidy_keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
         let identity = bangfu_identity::start(identity_db.db.clone(), keys, clock.clone())
             .await
             .expect("identity");
-        let subsidy = bangfu_subsidy_payment::start(subsidy_db.db.clone(), clock, None)
+        let subsidy = bangfu_subsidy_payment::start(subsidy_db.db.clone(), clock, None, Some(subsidy_keys))
             .await
             .expect("subsidy");
         let methods = [
@@ -108,12 +109,17 @@ impl Suite {
         self.token("clerk-agri", Department::Agri, Role::Clerk, "370402")
     }
 
+    /// A Zaozhuang finance clerk: registers accounts, makes batches.
+    pub fn finance_clerk(&self) -> String {
+        self.token("clerk-finance", Department::Finance, Role::Clerk, "3704")
+    }
+
     pub fn finance_reviewer(&self, subject: &str) -> String {
         self.token(subject, Department::Finance, Role::Reviewer, "3704")
     }
 
-    /// Registers a poverty-alleviated person in Shizhong (certified from 2021); returns the
-    /// resource name.
+    /// Registers a poverty-alleviated person in Shizhong (certified from 2021), born 1970-03-15
+    /// with the ID sequence given; returns the resource name.
     pub async fn poverty_alleviated_person(&self, name: &str, sequence: &str) -> String {
         let hr = self.token("clerk-hr", Department::Hr, Role::Clerk, "370402");
         let mut identity = self.identity().await;
