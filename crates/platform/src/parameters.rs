@@ -191,6 +191,11 @@ pub const DEFINITIONS: &[Definition] = &[
         "a claim above this amount needs two reviewers before it may be paid (0: no review)",
     ),
     def(
+        "subsidy.notice_days",
+        Unit::Days,
+        "days a payment batch's public notice (公示) runs before it may be approved",
+    ),
+    def(
         "subsidy.max_claim_amount_fen",
         Unit::Fen,
         "the largest amount fact a claim may carry where its policy sets no ceiling",
@@ -445,6 +450,14 @@ pub const DEFAULTS: &[DefaultRow] = &[
         None,
         500_000,
         "bangfu 默认值（财政部门可调整）",
+    ),
+    row(
+        "subsidy.notice_days",
+        "*",
+        "2020-01-01",
+        None,
+        7,
+        "公示期不少于7天（各地通行做法；财政部门可调整）",
     ),
     row(
         "subsidy.max_claim_amount_fen",

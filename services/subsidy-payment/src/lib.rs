@@ -105,6 +105,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "payee accounts",
             sql: include_str!("../migrations/sqlite/0201_payee_accounts.sql"),
         },
+        MigrationFile {
+            version: 202,
+            description: "payment batches",
+            sql: include_str!("../migrations/sqlite/0202_payment_batches.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -116,6 +121,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 201,
             description: "payee accounts",
             sql: include_str!("../migrations/postgres/0201_payee_accounts.sql"),
+        },
+        MigrationFile {
+            version: 202,
+            description: "payment batches",
+            sql: include_str!("../migrations/postgres/0202_payment_batches.sql"),
         },
     ],
 };

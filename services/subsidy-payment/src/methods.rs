@@ -138,22 +138,6 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyRead),
         CallKind::Unary,
     ),
-    // Not served yet: batches, payee accounts, recoveries.
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
-        Access::Requires(SubsidyClaimsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ReevaluateClaim",
-        Access::Requires(SubsidyClaimsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
-        Access::Requires(SubsidyPay),
-        CallKind::Bidirectional,
-    ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/CreatePaymentBatch",
         Access::Requires(SubsidyPay),
@@ -185,21 +169,6 @@ pub const METHODS: &[MethodRule] = &[
         CallKind::Unary,
     ),
     rule(
-        "/bangfu.subsidy.v1.SubsidyService/RaiseObjection",
-        Access::Requires(SubsidyClaimsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ListObjections",
-        Access::Requires(SubsidyRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ResolveObjection",
-        Access::Requires(SubsidyApprove),
-        CallKind::Unary,
-    ),
-    rule(
         "/bangfu.subsidy.v1.SubsidyService/CancelPaymentBatch",
         Access::Requires(SubsidyApprove),
         CallKind::Unary,
@@ -218,6 +187,37 @@ pub const METHODS: &[MethodRule] = &[
         "/bangfu.subsidy.v1.SubsidyService/ImportBankResults",
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
+    ),
+    // Not served yet: objections, bulk accounts, statements, recoveries, proposals, re-evaluation.
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
+        Access::Requires(SubsidyClaimsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ReevaluateClaim",
+        Access::Requires(SubsidyClaimsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
+        Access::Requires(SubsidyPay),
+        CallKind::Bidirectional,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/RaiseObjection",
+        Access::Requires(SubsidyClaimsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ListObjections",
+        Access::Requires(SubsidyRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ResolveObjection",
+        Access::Requires(SubsidyApprove),
+        CallKind::Unary,
     ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/GetPersonStatement",

@@ -511,7 +511,7 @@ pub async fn list_entries(
 /// Sums of the fund's journal per account (debits minus credits), for the balance check.
 pub async fn account_balances(conn: &mut AnyConnection, fund_id: &str) -> Result<Vec<(String, i64)>> {
     let rows = sqlx::query(
-        "SELECT account, SUM(amount) AS balance FROM ( \
+        "SELECT account, CAST(SUM(amount) AS BIGINT) AS balance FROM ( \
            SELECT debit_account AS account, amount_fen AS amount FROM ledger_entries WHERE fund_id = $1 \
            UNION ALL SELECT credit_account AS account, -amount_fen AS amount FROM ledger_entries WHERE fund_id = $1 \
          ) moves GROUP BY account ORDER BY account",
@@ -539,6 +539,8 @@ pub struct StoredClaim {
     pub person_display_name: String,
     pub amount: i64,
     pub fund_id: Option<String>,
+    /// The open or last batch it is a line of.
+    pub payment_batch_id: Option<String>,
     pub decision: Decision,
     pub earlier_decisions: Vec<Decision>,
     pub review_cause: Option<ReviewCause>,
@@ -575,6 +577,7 @@ fn claim_from(row: &AnyRow) -> Result<StoredClaim> {
         person_display_name: row.try_get("person_display_name")?,
         amount: row.try_get("amount_fen")?,
         fund_id: row.try_get("fund_id")?,
+        payment_batch_id: row.try_get("payment_batch_id")?,
         decision: json(row, "decision")?,
         earlier_decisions: json(row, "earlier_decisions")?,
         review_cause: ReviewCause::parse(&cause),
@@ -593,8 +596,8 @@ pub async fn insert_claim(tx: &mut AnyConnection, claim: &StoredClaim, approved_
         "INSERT INTO claims (id, policy_code, policy_group, person_id, period_first, period_last, source_system, \
          source_reference, payload, state, region, person_display_name, policy_version, amount_fen, fund_id, decision, \
          earlier_decisions, review_cause, required_reviews, reviews, approved_month, submit_subject, acting_service, \
-         created_us, updated_us, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+         created_us, updated_us, revision, payee_kind, payee_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
     )
     .bind(&claim.id)
     .bind(&claim.payload.policy_code)
@@ -622,6 +625,8 @@ pub async fn insert_claim(tx: &mut AnyConnection, claim: &StoredClaim, approved_
     .bind(to_micros(claim.created))
     .bind(to_micros(claim.updated))
     .bind(claim.revision)
+    .bind(owner_key(&claim.payload.payee).0)
+    .bind(owner_key(&claim.payload.payee).1)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -706,7 +711,7 @@ const GRANTED_STATES: &str =
 
 pub async fn history(conn: &mut AnyConnection, person_id: &str, group: &str, monthly: bool) -> Result<History> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS claims, COALESCE(SUM(amount_fen), 0) AS amount, MIN(approved_month) AS first_month \
+        "SELECT COUNT(*) AS claims, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS amount, MIN(approved_month) AS first_month \
          FROM claims WHERE person_id = $1 AND policy_group = $2 AND state IN {GRANTED_STATES}"
     ));
     let row = sqlx::query(sql)
@@ -1036,4 +1041,476 @@ pub async fn list_accounts(
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(account_from).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payment batches
+
+/// Which claims a batch takes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    pub fund_id: String,
+    pub region_prefix: String,
+    pub policies: Vec<String>,
+    #[serde(with = "crate::domain::optional_day_serde", default)]
+    pub period_last_day_on_or_before: Option<time::Date>,
+    pub include_failed_payments: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub id: String,
+    pub display_name: String,
+    pub selection: Selection,
+    pub state: String,
+    pub control_count: i64,
+    pub control_amount: i64,
+    pub skipped_without_account: i64,
+    pub notice_days: i64,
+    pub notice: Option<(time::Date, time::Date)>,
+    pub objection_contact: String,
+    pub open_objections: i64,
+    pub paid_count: i64,
+    pub paid_amount: i64,
+    pub failed_count: i64,
+    pub failed_amount: i64,
+    pub reconciliation: Option<String>,
+    pub create_subject: String,
+    pub created: OffsetDateTime,
+    pub approve_subject: Option<String>,
+    pub approved: Option<OffsetDateTime>,
+    pub export_count: i64,
+    pub first_export: Option<OffsetDateTime>,
+    pub cancel_reason: String,
+    pub cancelled: Option<OffsetDateTime>,
+    pub revision: i64,
+}
+
+impl StoredBatch {
+    pub fn name(&self) -> String {
+        format!("paymentBatches/{}", self.id)
+    }
+
+    pub fn etag(&self) -> String {
+        format!("r{}", self.revision)
+    }
+}
+
+fn batch_from(row: &AnyRow) -> Result<StoredBatch> {
+    let first: Option<String> = row.try_get("notice_first")?;
+    let last: Option<String> = row.try_get("notice_last")?;
+    let notice = match (
+        first.as_deref().and_then(parse_day),
+        last.as_deref().and_then(parse_day),
+    ) {
+        (Some(first), Some(last)) => Some((first, last)),
+        _ => None,
+    };
+    let optional_instant = |column: &str| -> Result<Option<OffsetDateTime>> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.and_then(from_micros))
+    };
+    Ok(StoredBatch {
+        id: row.try_get("id")?,
+        display_name: row.try_get("display_name")?,
+        selection: json(row, "selection")?,
+        state: row.try_get("state")?,
+        control_count: row.try_get("control_count")?,
+        control_amount: row.try_get("control_amount_fen")?,
+        skipped_without_account: row.try_get("skipped_without_account")?,
+        notice_days: row.try_get("notice_days")?,
+        notice,
+        objection_contact: row.try_get("objection_contact")?,
+        open_objections: row.try_get("open_objections")?,
+        paid_count: row.try_get("paid_count")?,
+        paid_amount: row.try_get("paid_fen")?,
+        failed_count: row.try_get("failed_count")?,
+        failed_amount: row.try_get("failed_fen")?,
+        reconciliation: row.try_get("reconciliation")?,
+        create_subject: row.try_get("create_subject")?,
+        created: instant(row, "created_us")?,
+        approve_subject: row.try_get("approve_subject")?,
+        approved: optional_instant("approved_us")?,
+        export_count: row.try_get("export_count")?,
+        first_export: optional_instant("first_export_us")?,
+        cancel_reason: row.try_get("cancel_reason")?,
+        cancelled: optional_instant("cancelled_us")?,
+        revision: row.try_get("revision")?,
+    })
+}
+
+pub async fn get_batch(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredBatch>> {
+    let row = sqlx::query("SELECT * FROM payment_batches WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(batch_from).transpose()
+}
+
+/// Batches newest first, after the cursor (created_us, id), optionally of one fund and state.
+pub async fn list_batches(
+    conn: &mut AnyConnection,
+    fund_id: &str,
+    state: &str,
+    region_prefix: &str,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<StoredBatch>> {
+    let (before_us, before_id) = before.unwrap_or((i64::MAX, String::new()));
+    let rows = sqlx::query(
+        "SELECT * FROM payment_batches WHERE ($1 = '' OR fund_id = $1) AND ($2 = '' OR state = $2) \
+         AND region_prefix LIKE $3 AND (created_us < $4 OR (created_us = $4 AND id < $5)) \
+         ORDER BY created_us DESC, id DESC LIMIT $6",
+    )
+    .bind(fund_id)
+    .bind(state)
+    .bind(format!("{region_prefix}%"))
+    .bind(before_us)
+    .bind(if before_id.is_empty() {
+        "~".to_string()
+    } else {
+        before_id
+    })
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(batch_from).collect()
+}
+
+const BATCHABLE: &str = "('approved')";
+const BATCHABLE_WITH_FAILED: &str = "('approved', 'payment_failed')";
+
+/// The claims a selection takes, as lines of a new batch, in one INSERT … SELECT: each claim
+/// with its payee's verified account in use, numbered by region and claim. Claims whose payee
+/// has no such account are left out and counted. Returns (lines, amount, skipped).
+pub async fn insert_batch_lines(
+    tx: &mut AnyConnection,
+    batch_id: &str,
+    selection: &Selection,
+) -> Result<(i64, i64, i64)> {
+    let states = if selection.include_failed_payments {
+        BATCHABLE_WITH_FAILED
+    } else {
+        BATCHABLE
+    };
+    let upper = bangfu_platform::regions::prefix_upper_bound(&selection.region_prefix);
+    let last_day = selection.period_last_day_on_or_before.map(day_text).unwrap_or_default();
+    let policies = to_json(&selection.policies);
+    // The policy filter is a JSON list matched by text, so one statement serves any number of
+    // policies on both databases.
+    let filter = format!(
+        "c.fund_id = $2 AND c.state IN {states} AND c.region >= $3 AND ($4 = '' OR c.region < $4) \
+         AND ($5 = '' OR c.period_last <= $5) AND ($6 = '[]' OR $6 LIKE '%\"' || c.policy_code || '\"%')"
+    );
+    let insert = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO payment_lines (batch_id, line_number, claim_id, open_claim_id, account_id, payee_display_name, \
+         masked_account, amount_fen, region, state) \
+         SELECT $1, ROW_NUMBER() OVER (ORDER BY c.region, c.id), c.id, c.id, a.id, c.person_display_name, \
+         a.account_masked, c.amount_fen, c.region, 'pending' \
+         FROM claims c JOIN payee_accounts a ON a.owner_kind = c.payee_kind AND a.owner_key = c.payee_key AND a.in_use = 1 \
+         WHERE {filter}"
+    ));
+    sqlx::query(insert)
+        .bind(batch_id)
+        .bind(&selection.fund_id)
+        .bind(&selection.region_prefix)
+        .bind(&upper)
+        .bind(&last_day)
+        .bind(&policies)
+        .execute(&mut *tx)
+        .await?;
+    let totals = sqlx::query(
+        "SELECT COUNT(*) AS lines, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS amount FROM payment_lines WHERE batch_id = $1",
+    )
+    .bind(batch_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let skipped_sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS skipped FROM claims c WHERE {filter} AND NOT EXISTS (SELECT 1 FROM payee_accounts a \
+         WHERE a.owner_kind = c.payee_kind AND a.owner_key = c.payee_key AND a.in_use = 1) AND $1 = $1"
+    ));
+    let skipped: i64 = sqlx::query(skipped_sql)
+        .bind(batch_id)
+        .bind(&selection.fund_id)
+        .bind(&selection.region_prefix)
+        .bind(&upper)
+        .bind(&last_day)
+        .bind(&policies)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("skipped")?;
+    Ok((totals.try_get("lines")?, totals.try_get("amount")?, skipped))
+}
+
+pub async fn insert_batch(tx: &mut AnyConnection, batch: &StoredBatch) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO payment_batches (id, display_name, fund_id, region_prefix, selection, state, control_count, \
+         control_amount_fen, skipped_without_account, create_subject, created_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&batch.id)
+    .bind(&batch.display_name)
+    .bind(&batch.selection.fund_id)
+    .bind(&batch.selection.region_prefix)
+    .bind(to_json(&batch.selection))
+    .bind(&batch.state)
+    .bind(batch.control_count)
+    .bind(batch.control_amount)
+    .bind(batch.skipped_without_account)
+    .bind(&batch.create_subject)
+    .bind(to_micros(batch.created))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks the batch's claims as its lines; the number of claims moved (every line's, unless a
+/// claim changed meanwhile).
+pub async fn batch_claims(tx: &mut AnyConnection, batch_id: &str, now: OffsetDateTime) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE claims SET state = 'batched', payment_batch_id = $1, updated_us = $2, revision = revision + 1 \
+         WHERE id IN (SELECT claim_id FROM payment_lines WHERE batch_id = $1 AND state = 'pending') \
+         AND state IN ('approved', 'payment_failed')",
+    )
+    .bind(batch_id)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
+}
+
+/// Moves a batch from one state to another at the read revision, with the columns the step
+/// sets; false when the batch moved meanwhile.
+pub async fn move_batch(tx: &mut AnyConnection, batch: &StoredBatch, from: &str, read_revision: i64) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE payment_batches SET state = $1, notice_days = $2, notice_first = $3, notice_last = $4, \
+         objection_contact = $5, open_objections = $6, approve_subject = $7, approved_us = $8, export_count = $9, \
+         first_export_us = $10, cancel_reason = $11, cancelled_us = $12, paid_count = $13, paid_fen = $14, \
+         failed_count = $15, failed_fen = $16, reconciliation = $17, revision = revision + 1 \
+         WHERE id = $18 AND state = $19 AND revision = $20",
+    )
+    .bind(&batch.state)
+    .bind(batch.notice_days)
+    .bind(batch.notice.map(|n| day_text(n.0)))
+    .bind(batch.notice.map(|n| day_text(n.1)))
+    .bind(&batch.objection_contact)
+    .bind(batch.open_objections)
+    .bind(&batch.approve_subject)
+    .bind(batch.approved.map(to_micros))
+    .bind(batch.export_count)
+    .bind(batch.first_export.map(to_micros))
+    .bind(&batch.cancel_reason)
+    .bind(batch.cancelled.map(to_micros))
+    .bind(batch.paid_count)
+    .bind(batch.paid_amount)
+    .bind(batch.failed_count)
+    .bind(batch.failed_amount)
+    .bind(&batch.reconciliation)
+    .bind(&batch.id)
+    .bind(from)
+    .bind(read_revision)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Closes every open line of a cancelled batch and puts its claims back among the approved.
+pub async fn cancel_lines(tx: &mut AnyConnection, batch_id: &str, now: OffsetDateTime) -> Result<()> {
+    sqlx::query(
+        "UPDATE claims SET state = 'approved', payment_batch_id = NULL, updated_us = $2, revision = revision + 1 \
+         WHERE id IN (SELECT claim_id FROM payment_lines WHERE batch_id = $1 AND state = 'pending') AND state = 'batched'",
+    )
+    .bind(batch_id)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE payment_lines SET state = 'cancelled', open_claim_id = NULL WHERE batch_id = $1 AND state = 'pending'",
+    )
+    .bind(batch_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLine {
+    pub batch_id: String,
+    pub line_number: i64,
+    pub claim_id: String,
+    pub account_id: String,
+    pub payee_display_name: String,
+    pub masked_account: String,
+    pub amount: i64,
+    pub region: String,
+    pub state: String,
+    pub paid_date: Option<time::Date>,
+    pub bank_reference: String,
+    pub failure_reason: String,
+}
+
+impl StoredLine {
+    pub fn name(&self) -> String {
+        format!("paymentBatches/{}/lines/{}", self.batch_id, self.line_number)
+    }
+}
+
+fn line_from(row: &AnyRow) -> Result<StoredLine> {
+    let paid: Option<String> = row.try_get("paid_date")?;
+    Ok(StoredLine {
+        batch_id: row.try_get("batch_id")?,
+        line_number: row.try_get("line_number")?,
+        claim_id: row.try_get("claim_id")?,
+        account_id: row.try_get("account_id")?,
+        payee_display_name: row.try_get("payee_display_name")?,
+        masked_account: row.try_get("masked_account")?,
+        amount: row.try_get("amount_fen")?,
+        region: row.try_get("region")?,
+        state: row.try_get("state")?,
+        paid_date: paid.as_deref().and_then(parse_day),
+        bank_reference: row.try_get("bank_reference")?,
+        failure_reason: row.try_get("failure_reason")?,
+    })
+}
+
+/// Lines by number after `after`, optionally in one state and under a region prefix.
+pub async fn list_lines(
+    conn: &mut AnyConnection,
+    batch_id: &str,
+    state: &str,
+    region_prefix: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredLine>> {
+    let rows = sqlx::query(
+        "SELECT * FROM payment_lines WHERE batch_id = $1 AND ($2 = '' OR state = $2) AND region LIKE $3 \
+         AND line_number > $4 ORDER BY line_number LIMIT $5",
+    )
+    .bind(batch_id)
+    .bind(state)
+    .bind(format!("{region_prefix}%"))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(line_from).collect()
+}
+
+/// Count and sum of a batch's lines under a region prefix.
+pub async fn line_totals(conn: &mut AnyConnection, batch_id: &str, region_prefix: &str) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS lines, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS amount FROM payment_lines \
+         WHERE batch_id = $1 AND region LIKE $2 AND state <> 'cancelled'",
+    )
+    .bind(batch_id)
+    .bind(format!("{region_prefix}%"))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((row.try_get("lines")?, row.try_get("amount")?))
+}
+
+/// Moves money between a fund's columns for a batch step (never below zero: the CHECKs hold).
+pub async fn move_fund(
+    tx: &mut AnyConnection,
+    fund_id: &str,
+    reserved: i64,
+    payable: i64,
+    consumed: i64,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE funds SET reserved_fen = reserved_fen + $2, payable_fen = payable_fen + $3, \
+         consumed_fen = consumed_fen + $4, revision = revision + 1 WHERE id = $1 \
+         AND reserved_fen + $2 >= 0 AND payable_fen + $3 >= 0 AND consumed_fen + $4 >= 0",
+    )
+    .bind(fund_id)
+    .bind(reserved)
+    .bind(payable)
+    .bind(consumed)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Records the bank's result for a pending line and its claim: paid, or failed (the claim
+/// keeps its reservation for a new batch). False when the line was not pending.
+pub async fn settle_line(
+    tx: &mut AnyConnection,
+    line: &StoredLine,
+    outcome: &crate::domain::files::BankOutcome,
+    paid_date: Option<time::Date>,
+    bank_reference: &str,
+    failure_reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let (line_state, claim_state) = match outcome {
+        crate::domain::files::BankOutcome::Paid => ("paid", "paid"),
+        crate::domain::files::BankOutcome::Failed => ("failed", "payment_failed"),
+    };
+    let updated = sqlx::query(
+        "UPDATE payment_lines SET state = $1, open_claim_id = NULL, paid_date = $2, bank_reference = $3, \
+         failure_reason = $4 WHERE batch_id = $5 AND line_number = $6 AND state = 'pending'",
+    )
+    .bind(line_state)
+    .bind(paid_date.map(day_text))
+    .bind(bank_reference)
+    .bind(failure_reason)
+    .bind(&line.batch_id)
+    .bind(line.line_number)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Ok(false);
+    }
+    let claims = sqlx::query(
+        "UPDATE claims SET state = $1, updated_us = $2, revision = revision + 1 WHERE id = $3 AND state = 'batched'",
+    )
+    .bind(claim_state)
+    .bind(to_micros(now))
+    .bind(&line.claim_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(claims == 1)
+}
+
+pub async fn result_file_report(
+    conn: &mut AnyConnection,
+    batch_id: &str,
+    sha256: &str,
+) -> Result<Option<crate::app::Reconciliation>> {
+    let row = sqlx::query("SELECT report FROM bank_result_files WHERE batch_id = $1 AND sha256 = $2")
+        .bind(batch_id)
+        .bind(sha256)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(|row| json(row, "report")).transpose()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_result_file(
+    tx: &mut AnyConnection,
+    batch_id: &str,
+    sha256: &str,
+    file_name: &str,
+    bank_name: &str,
+    report: &str,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO bank_result_files (batch_id, sha256, file_name, bank_name, report, subject, imported_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(batch_id)
+    .bind(sha256)
+    .bind(file_name)
+    .bind(bank_name)
+    .bind(report)
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

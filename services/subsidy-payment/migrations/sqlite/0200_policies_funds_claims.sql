@@ -85,6 +85,8 @@ CREATE TABLE claims (
     policy_code         TEXT   NOT NULL REFERENCES policies (code),
     policy_group        TEXT   NOT NULL,
     person_id           TEXT   NOT NULL,
+    payee_kind          TEXT   NOT NULL CHECK (payee_kind IN ('person', 'organization')),
+    payee_key           TEXT   NOT NULL,
     period_first        TEXT   NOT NULL,
     period_last         TEXT   NOT NULL,
     source_system       TEXT   NOT NULL,
@@ -96,6 +98,7 @@ CREATE TABLE claims (
     policy_version      INTEGER,
     amount_fen          INTEGER NOT NULL DEFAULT 0,
     fund_id             TEXT   REFERENCES funds (id),
+    payment_batch_id    TEXT,
     decision            TEXT   NOT NULL,
     earlier_decisions   TEXT   NOT NULL DEFAULT '[]',
     review_cause        TEXT   NOT NULL DEFAULT '',
@@ -113,6 +116,8 @@ CREATE TABLE claims (
 );
 CREATE INDEX claims_region ON claims (region, id);
 CREATE INDEX claims_person_group ON claims (person_id, policy_group);
+-- What a payment batch selects: approved claims of a fund, by region.
+CREATE INDEX claims_fund_state ON claims (fund_id, state, region);
 
 -- The periods a granted claim holds: one row per month (monthly policies) or day (one-time
 -- ones) per person and policy group, and the same per same-period exclusivity group. The

@@ -610,6 +610,7 @@ impl Subsidy {
             person_display_name: gathered.person.display_name.clone(),
             amount: decision.amount,
             fund_id: None,
+            payment_batch_id: None,
             decision,
             earlier_decisions: Vec::new(),
             review_cause: None,

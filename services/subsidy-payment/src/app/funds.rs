@@ -32,6 +32,8 @@ pub mod account {
     pub const TREASURY: &str = "treasury";
     pub const AVAILABLE: &str = "available";
     pub const RESERVED: &str = "reserved";
+    pub const PAYABLE: &str = "payable";
+    pub const PAID: &str = "paid";
 }
 
 fn fund_not_found(id: &str) -> Problem {

@@ -2,10 +2,12 @@
 //! domain values, running its work in one `write::Unit` transaction or one read, and answering
 //! with store values or a `Problem`.
 
+mod batches;
 mod claims;
 mod feed;
 mod funds;
 mod payees;
+mod payments;
 mod policies;
 
 use std::collections::HashMap;
@@ -23,10 +25,12 @@ use bangfu_platform::server::Shutdown;
 use time::{Date, OffsetDateTime};
 use tonic::Code;
 
+pub use batches::{BatchListing, NoticeLine, PublicNotice, effective_state, state as batch_state};
 pub use claims::{ClaimListing, Dry, Submission, Submitted};
 pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};
 pub use payees::{AccountListing, NewAccount};
+pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
 
 use crate::domain::{CompiledRules, FieldError, StoredVersion};

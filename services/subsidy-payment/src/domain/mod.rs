@@ -3,6 +3,7 @@
 //! application layer gathers.
 
 pub mod claim;
+pub mod files;
 pub mod payee;
 pub mod policy;
 pub mod rules;

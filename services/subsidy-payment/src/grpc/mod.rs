@@ -1,6 +1,7 @@
 //! The wire edge of subsidy payment: each RPC takes its caller, parses the message into domain
 //! values (`wire`), runs the use case in `app`, and maps the answer back.
 
+mod payment_files;
 pub mod policy_files;
 mod submit_claims;
 mod wire;
@@ -58,6 +59,29 @@ fn page_token_invalid() -> Problem {
         "the page token does not belong to this listing",
         "翻页标记无效，请从第一页重新查询",
     )
+}
+
+/// The number a page token carries after: 0 for the first page.
+fn number_after(token: &str, fingerprint: &str) -> Result<i64, Problem> {
+    match paging::decode_token(token, fingerprint)? {
+        None => Ok(0),
+        Some(cursor) => cursor
+            .first()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(page_token_invalid),
+    }
+}
+
+/// Keeps the page of `rows` (read with one more than `size`) and gives the next page's token,
+/// made from the last row kept; empty on the last page.
+fn next_page<T>(rows: &mut Vec<T>, size: u32, fingerprint: &str, cursor: impl Fn(&T) -> Vec<String>) -> String {
+    if rows.len() <= size as usize {
+        return String::new();
+    }
+    rows.truncate(size as usize);
+    rows.last()
+        .map(|row| paging::encode_token(fingerprint, &cursor(row)))
+        .unwrap_or_default()
 }
 
 fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
@@ -201,23 +225,16 @@ impl SubsidyService for SubsidyServer {
         let code = wire::resource_id("parent", &request.parent, "policies")?;
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let fingerprint = paging::fingerprint(&[&code]);
-        let before = match paging::decode_token(&request.page_token, &fingerprint)? {
-            None => 0,
-            Some(cursor) => cursor
-                .first()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(page_token_invalid)?,
-        };
-        let mut versions = self.subsidy.list_policy_versions(&code, before, size + 1).await?;
-        let next_page_token = if versions.len() > size as usize {
-            versions.truncate(size as usize);
-            versions
-                .last()
-                .map(|v| paging::encode_token(&fingerprint, &[v.version.to_string()]))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let before = number_after(&request.page_token, &fingerprint)?;
+        let mut versions = self
+            .subsidy
+            .list_policy_versions(
+                &code,
+                i32::try_from(before).map_err(|_| page_token_invalid())?,
+                size + 1,
+            )
+            .await?;
+        let next_page_token = next_page(&mut versions, size, &fingerprint, |v| vec![v.version.to_string()]);
         Ok(Response::new(pb::ListPolicyVersionsResponse {
             versions: versions.iter().map(wire::version_to_wire).collect(),
             next_page_token,
@@ -405,26 +422,12 @@ impl SubsidyService for SubsidyServer {
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let kind = wire::ledger_kind(request.kind);
         let fingerprint = paging::fingerprint(&[&id, kind.unwrap_or("")]);
-        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
-            None => 0,
-            Some(cursor) => cursor
-                .first()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(page_token_invalid)?,
-        };
+        let after = number_after(&request.page_token, &fingerprint)?;
         let mut entries = self
             .subsidy
             .list_ledger_entries(&caller, &id, kind, after, size + 1)
             .await?;
-        let next_page_token = if entries.len() > size as usize {
-            entries.truncate(size as usize);
-            entries
-                .last()
-                .map(|e| paging::encode_token(&fingerprint, &[e.seq.to_string()]))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut entries, size, &fingerprint, |e| vec![e.seq.to_string()]);
         Ok(Response::new(pb::ListLedgerEntriesResponse {
             entries: entries.iter().map(wire::entry_to_wire).collect(),
             next_page_token,
@@ -621,48 +624,6 @@ impl SubsidyService for SubsidyServer {
         Err(not_served())
     }
 
-    async fn create_payment_batch(
-        &self,
-        _request: Request<pb::CreatePaymentBatchRequest>,
-    ) -> Result<Response<pb::CreatePaymentBatchResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn get_payment_batch(
-        &self,
-        _request: Request<pb::GetPaymentBatchRequest>,
-    ) -> Result<Response<pb::GetPaymentBatchResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn list_payment_batches(
-        &self,
-        _request: Request<pb::ListPaymentBatchesRequest>,
-    ) -> Result<Response<pb::ListPaymentBatchesResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn list_payment_lines(
-        &self,
-        _request: Request<pb::ListPaymentLinesRequest>,
-    ) -> Result<Response<pb::ListPaymentLinesResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn publish_batch_notice(
-        &self,
-        _request: Request<pb::PublishBatchNoticeRequest>,
-    ) -> Result<Response<pb::PublishBatchNoticeResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn get_public_notice(
-        &self,
-        _request: Request<pb::GetPublicNoticeRequest>,
-    ) -> Result<Response<pb::GetPublicNoticeResponse>, Status> {
-        Err(not_served())
-    }
-
     async fn raise_objection(
         &self,
         _request: Request<pb::RaiseObjectionRequest>,
@@ -681,20 +642,6 @@ impl SubsidyService for SubsidyServer {
         &self,
         _request: Request<pb::ResolveObjectionRequest>,
     ) -> Result<Response<pb::ResolveObjectionResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn cancel_payment_batch(
-        &self,
-        _request: Request<pb::CancelPaymentBatchRequest>,
-    ) -> Result<Response<pb::CancelPaymentBatchResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn approve_payment_batch(
-        &self,
-        _request: Request<pb::ApprovePaymentBatchRequest>,
-    ) -> Result<Response<pb::ApprovePaymentBatchResponse>, Status> {
         Err(not_served())
     }
 
@@ -810,6 +757,205 @@ impl SubsidyService for SubsidyServer {
         }))
     }
 
+    async fn create_payment_batch(
+        &self,
+        request: Request<pb::CreatePaymentBatchRequest>,
+    ) -> Result<Response<pb::CreatePaymentBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreatePaymentBatch", &request.request_id, &request)?;
+        let batch = request
+            .payment_batch
+            .as_ref()
+            .ok_or_else(|| Problem::required("payment_batch", "发放批次"))?;
+        let display_name = text("payment_batch.display_name", &batch.display_name, 100, "批次名称")?;
+        let selection = wire::selection(batch.selection.as_ref())?;
+        let batch = self
+            .subsidy
+            .create_payment_batch(&caller, key, display_name, selection)
+            .await?;
+        Ok(Response::new(pb::CreatePaymentBatchResponse {
+            payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
+    async fn get_payment_batch(
+        &self,
+        request: Request<pb::GetPaymentBatchRequest>,
+    ) -> Result<Response<pb::GetPaymentBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "paymentBatches")?;
+        let batch = self.subsidy.get_payment_batch(&caller, &id).await?;
+        Ok(Response::new(pb::GetPaymentBatchResponse {
+            payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
+    async fn list_payment_batches(
+        &self,
+        request: Request<pb::ListPaymentBatchesRequest>,
+    ) -> Result<Response<pb::ListPaymentBatchesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let fund = if request.fund.is_empty() {
+            String::new()
+        } else {
+            wire::resource_id("fund", &request.fund, "funds")?
+        };
+        let state = if request.state == 0 {
+            ""
+        } else {
+            wire::batch_state("state", request.state)?
+        };
+        let region_prefix = request.region_prefix.trim().to_string();
+        let fingerprint = paging::fingerprint(&[&fund, state, &region_prefix]);
+        let before = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(cursor) => match cursor.as_slice() {
+                [created, id] => Some((created.parse().map_err(|_| page_token_invalid())?, id.clone())),
+                _ => return Err(page_token_invalid().into()),
+            },
+        };
+        let listing = self
+            .subsidy
+            .list_payment_batches(&caller, &fund, state, &region_prefix, before, size)
+            .await?;
+        let next_page_token = match (listing.more, listing.batches.last()) {
+            (true, Some(last)) => paging::encode_token(
+                &fingerprint,
+                &[
+                    bangfu_platform::db::to_micros(last.created).to_string(),
+                    last.id.clone(),
+                ],
+            ),
+            _ => String::new(),
+        };
+        let today = self.subsidy.today();
+        Ok(Response::new(pb::ListPaymentBatchesResponse {
+            payment_batches: listing.batches.iter().map(|b| wire::batch_to_wire(b, today)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_payment_lines(
+        &self,
+        request: Request<pb::ListPaymentLinesRequest>,
+    ) -> Result<Response<pb::ListPaymentLinesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("parent", &request.parent, "paymentBatches")?;
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let state = if request.state == 0 {
+            ""
+        } else {
+            wire::line_state("state", request.state)?
+        };
+        let fingerprint = paging::fingerprint(&[&id, state]);
+        let after = number_after(&request.page_token, &fingerprint)?;
+        let mut lines = self
+            .subsidy
+            .list_payment_lines(&caller, &id, state, after, size + 1)
+            .await?;
+        let next_page_token = next_page(&mut lines, size, &fingerprint, |l| vec![l.line_number.to_string()]);
+        Ok(Response::new(pb::ListPaymentLinesResponse {
+            lines: lines.iter().map(wire::line_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn publish_batch_notice(
+        &self,
+        request: Request<pb::PublishBatchNoticeRequest>,
+    ) -> Result<Response<pb::PublishBatchNoticeResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "paymentBatches")?;
+        let first_day = bangfu_platform::wire::optional_date("first_day", request.first_day.as_ref())?
+            .unwrap_or_else(|| self.subsidy.today());
+        let contact = text(
+            "objection_contact",
+            &request.objection_contact,
+            200,
+            "异议受理电话和地点",
+        )?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let batch = self
+            .subsidy
+            .publish_batch_notice(&caller, &id, first_day, &contact, &etag)
+            .await?;
+        Ok(Response::new(pb::PublishBatchNoticeResponse {
+            payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
+    async fn get_public_notice(
+        &self,
+        request: Request<pb::GetPublicNoticeRequest>,
+    ) -> Result<Response<pb::GetPublicNoticeResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = request
+            .name
+            .strip_suffix("/publicNotice")
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "name",
+                    "must be paymentBatches/{batch}/publicNotice",
+                    "公示名称应写作 paymentBatches/{批次}/publicNotice",
+                )
+            })
+            .and_then(|batch| wire::resource_id("name", batch, "paymentBatches"))?;
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let region_prefix = request.region_prefix.trim().to_string();
+        let fingerprint = paging::fingerprint(&[&id, &region_prefix]);
+        let after = number_after(&request.page_token, &fingerprint)?;
+        let notice = self
+            .subsidy
+            .public_notice(&caller, &id, &region_prefix, after, size)
+            .await?;
+        let next_page_token = match (notice.more, notice.lines.last()) {
+            (true, Some(last)) => paging::encode_token(&fingerprint, &[last.line_number.to_string()]),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::GetPublicNoticeResponse {
+            public_notice: Some(wire::notice_to_wire(&notice)),
+            next_page_token,
+        }))
+    }
+
+    async fn cancel_payment_batch(
+        &self,
+        request: Request<pb::CancelPaymentBatchRequest>,
+    ) -> Result<Response<pb::CancelPaymentBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "paymentBatches")?;
+        let reason = text("reason", &request.reason, 500, "撤销原因")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let batch = self.subsidy.cancel_payment_batch(&caller, &id, &reason, &etag).await?;
+        Ok(Response::new(pb::CancelPaymentBatchResponse {
+            payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
+    async fn approve_payment_batch(
+        &self,
+        request: Request<pb::ApprovePaymentBatchRequest>,
+    ) -> Result<Response<pb::ApprovePaymentBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "paymentBatches")?;
+        let note = text("note", &request.note, 500, "审批意见")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let batch = self.subsidy.approve_payment_batch(&caller, &id, &note, &etag).await?;
+        Ok(Response::new(pb::ApprovePaymentBatchResponse {
+            payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
     type RegisterPayeeAccountsStream = BoxStream<pb::RegisterPayeeAccountsResponse>;
 
     async fn register_payee_accounts(
@@ -823,18 +969,49 @@ impl SubsidyService for SubsidyServer {
 
     async fn export_payment_batch(
         &self,
-        _request: Request<pb::ExportPaymentBatchRequest>,
+        request: Request<pb::ExportPaymentBatchRequest>,
     ) -> Result<Response<Self::ExportPaymentBatchStream>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "paymentBatches")?;
+        if request.format != pb::DisbursementFileFormat::Csv as i32 {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "format",
+                "CSV is the layout served",
+                "发放文件格式请选择CSV",
+            )
+            .into());
+        }
+        let encoding = wire::file_encoding("encoding", request.encoding)?;
+        let purpose = match bangfu_platform::wire::disclosure(
+            &caller,
+            bangfu_platform::auth::Permission::SubsidyPay,
+            bangfu_proto::common::v1::PersonalDataView::Unmasked as i32,
+            request.purpose.as_ref(),
+        )? {
+            bangfu_platform::wire::Disclosure::Unmasked(purpose) => purpose,
+            bangfu_platform::wire::Disclosure::Masked => return Err(Problem::internal().into()),
+        };
+        let export = self.subsidy.begin_export(&caller, &id, &purpose).await?;
+        Ok(Response::new(payment_files::export_stream(
+            self.subsidy.clone(),
+            export,
+            encoding,
+            request.encoding,
+            request.format,
+        )))
     }
 
     type ImportBankResultsStream = BoxStream<pb::ImportBankResultsResponse>;
 
     async fn import_bank_results(
         &self,
-        _request: Request<tonic::Streaming<pb::ImportBankResultsRequest>>,
+        request: Request<tonic::Streaming<pb::ImportBankResultsRequest>>,
     ) -> Result<Response<Self::ImportBankResultsStream>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let stream = payment_files::import(self.subsidy.clone(), caller, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 
     type WatchClaimChangesStream = BoxStream<pb::WatchClaimChangesResponse>;

@@ -773,7 +773,11 @@ pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
                 review_time: micros_to_wire(r.reviewed_us),
             })
             .collect(),
-        payment_batch: String::new(),
+        payment_batch: claim
+            .payment_batch_id
+            .as_ref()
+            .map(|b| format!("paymentBatches/{b}"))
+            .unwrap_or_default(),
         paid_amount: None,
         paid_date: None,
         recoveries: Vec::new(),
@@ -1017,5 +1021,234 @@ pub fn account_to_wire(account: &crate::store::StoredAccount) -> pb::PayeeAccoun
             .unwrap_or_default(),
         create_subject: account.create_subject.clone(),
         create_time: Some(timestamp_to_wire(account.created)),
+    }
+}
+
+pub fn batch_state_to_wire(state: &str) -> i32 {
+    use crate::app::batch_state as s;
+    (match state {
+        s::DRAFT => pb::PaymentBatchState::Draft,
+        s::NOTICE => pb::PaymentBatchState::Notice,
+        s::AWAITING_APPROVAL => pb::PaymentBatchState::AwaitingApproval,
+        s::APPROVED => pb::PaymentBatchState::Approved,
+        s::EXPORTED => pb::PaymentBatchState::Exported,
+        s::RECONCILED => pb::PaymentBatchState::Reconciled,
+        s::CANCELLED => pb::PaymentBatchState::Cancelled,
+        _ => pb::PaymentBatchState::Unspecified,
+    }) as i32
+}
+
+pub fn batch_state(field: &str, value: i32) -> Result<&'static str, Problem> {
+    use crate::app::batch_state as s;
+    match pb::PaymentBatchState::try_from(value) {
+        Ok(pb::PaymentBatchState::Draft) => Ok(s::DRAFT),
+        Ok(pb::PaymentBatchState::Notice) => Ok(s::NOTICE),
+        Ok(pb::PaymentBatchState::Approved) => Ok(s::APPROVED),
+        Ok(pb::PaymentBatchState::Exported) => Ok(s::EXPORTED),
+        Ok(pb::PaymentBatchState::Reconciled) => Ok(s::RECONCILED),
+        Ok(pb::PaymentBatchState::Cancelled) => Ok(s::CANCELLED),
+        _ => Err(invalid(
+            field,
+            "filter by a stored state (not AWAITING_APPROVAL)",
+            "批次状态无效",
+        )),
+    }
+}
+
+pub fn selection(value: Option<&pb::ClaimSelection>) -> Result<crate::store::Selection, Problem> {
+    let value = value.ok_or_else(|| required("payment_batch.selection", "批次范围"))?;
+    let fund_id = resource_id("payment_batch.selection.fund", &value.fund, "funds")?;
+    let region_prefix = value.region_prefix.trim().to_string();
+    if bangfu_platform::auth::RegionScope::parse(&region_prefix).is_none() || region_prefix == "*" {
+        return Err(invalid(
+            "payment_batch.selection.region_prefix",
+            "must be a division-code prefix of 2, 4, 6, 9 or 12 digits",
+            "批次地区应为2、4、6、9或12位行政区划代码前缀",
+        ));
+    }
+    let policies = value
+        .policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| resource_id(&format!("payment_batch.selection.policies[{i}]"), p, "policies"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::store::Selection {
+        fund_id,
+        region_prefix,
+        policies,
+        period_last_day_on_or_before: optional_date(
+            "payment_batch.selection.period_last_day_on_or_before",
+            value.period_last_day_on_or_before.as_ref(),
+        )?,
+        include_failed_payments: value.include_failed_payments,
+    })
+}
+
+pub fn batch_to_wire(batch: &crate::store::StoredBatch, today: time::Date) -> pb::PaymentBatch {
+    let report = batch
+        .reconciliation
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<crate::app::Reconciliation>(text).ok());
+    pb::PaymentBatch {
+        name: batch.name(),
+        display_name: batch.display_name.clone(),
+        selection: Some(pb::ClaimSelection {
+            fund: format!("funds/{}", batch.selection.fund_id),
+            region_prefix: batch.selection.region_prefix.clone(),
+            policies: batch.selection.policies.iter().map(|p| d::policy_name(p)).collect(),
+            period_last_day_on_or_before: batch.selection.period_last_day_on_or_before.map(date_to_wire),
+            include_failed_payments: batch.selection.include_failed_payments,
+        }),
+        state: batch_state_to_wire(crate::app::effective_state(batch, today)),
+        control_count: batch.control_count,
+        control_amount: Some(money_to_wire(batch.control_amount)),
+        skipped_without_account: batch.skipped_without_account,
+        notice_days: i32::try_from(batch.notice_days).unwrap_or_default(),
+        notice_period: batch.notice.map(|(first, last)| common::Period {
+            first_day: Some(date_to_wire(first)),
+            last_day: Some(date_to_wire(last)),
+        }),
+        objection_contact: batch.objection_contact.clone(),
+        open_objections: i32::try_from(batch.open_objections).unwrap_or_default(),
+        paid_count: batch.paid_count,
+        paid_amount: Some(money_to_wire(batch.paid_amount)),
+        failed_count: batch.failed_count,
+        failed_amount: Some(money_to_wire(batch.failed_amount)),
+        reconciliation: report.as_ref().map(reconciliation_to_wire),
+        create_subject: batch.create_subject.clone(),
+        create_time: Some(timestamp_to_wire(batch.created)),
+        approve_subject: batch.approve_subject.clone().unwrap_or_default(),
+        approve_time: batch.approved.map(timestamp_to_wire),
+        export_count: i32::try_from(batch.export_count).unwrap_or_default(),
+        first_export_time: batch.first_export.map(timestamp_to_wire),
+        cancel_reason: batch.cancel_reason.clone(),
+        cancel_time: batch.cancelled.map(timestamp_to_wire),
+        etag: batch.etag(),
+    }
+}
+
+pub fn line_state_to_wire(state: &str) -> i32 {
+    (match state {
+        "pending" => pb::PaymentLineState::Pending,
+        "paid" => pb::PaymentLineState::Paid,
+        "failed" => pb::PaymentLineState::Failed,
+        "cancelled" => pb::PaymentLineState::Cancelled,
+        _ => pb::PaymentLineState::Unspecified,
+    }) as i32
+}
+
+pub fn line_state(field: &str, value: i32) -> Result<&'static str, Problem> {
+    match pb::PaymentLineState::try_from(value) {
+        Ok(pb::PaymentLineState::Pending) => Ok("pending"),
+        Ok(pb::PaymentLineState::Paid) => Ok("paid"),
+        Ok(pb::PaymentLineState::Failed) => Ok("failed"),
+        Ok(pb::PaymentLineState::Cancelled) => Ok("cancelled"),
+        _ => Err(invalid(field, "unknown line state", "明细状态无效")),
+    }
+}
+
+pub fn line_to_wire(line: &crate::store::StoredLine) -> pb::PaymentLine {
+    pb::PaymentLine {
+        name: line.name(),
+        line_number: line.line_number,
+        claim: format!("claims/{}", line.claim_id),
+        payee_display_name: line.payee_display_name.clone(),
+        payee_account: format!("payeeAccounts/{}", line.account_id),
+        masked_account_number: line.masked_account.clone(),
+        amount: Some(money_to_wire(line.amount)),
+        state: line_state_to_wire(&line.state),
+        paid_date: line.paid_date.map(date_to_wire),
+        bank_reference: line.bank_reference.clone(),
+        failure_reason: line.failure_reason.clone(),
+    }
+}
+
+pub fn reconciliation_to_wire(report: &crate::app::Reconciliation) -> pb::ReconciliationReport {
+    pb::ReconciliationReport {
+        file_sha256: report.file_sha256.clone(),
+        control_count: report.control_count,
+        control_amount: Some(money_to_wire(report.control_amount)),
+        paid_count: report.paid_count,
+        paid_amount: Some(money_to_wire(report.paid_amount)),
+        failed_count: report.failed_count,
+        failed_amount: Some(money_to_wire(report.failed_amount)),
+        pending_count: report.pending_count,
+        pending_amount: Some(money_to_wire(report.pending_amount)),
+        issue_count: report.issue_count,
+        balanced: report.balanced,
+        report_time: bangfu_platform::db::from_micros(report.report_us).map(timestamp_to_wire),
+    }
+}
+
+pub fn file_encoding(field: &str, value: i32) -> Result<crate::domain::files::Encoding, Problem> {
+    match pb::FileEncoding::try_from(value) {
+        Ok(pb::FileEncoding::Utf8) => Ok(crate::domain::files::Encoding::Utf8),
+        Ok(pb::FileEncoding::Gbk) => Ok(crate::domain::files::Encoding::Gbk),
+        _ => Err(invalid(field, "GBK or UTF-8", "请选择文件编码（GBK或UTF-8）")),
+    }
+}
+
+pub fn notice_to_wire(notice: &crate::app::PublicNotice) -> pb::PublicNotice {
+    let batch = &notice.batch;
+    pb::PublicNotice {
+        name: format!("{}/publicNotice", batch.name()),
+        title: format!("{}公示", batch.display_name),
+        issuer: String::new(),
+        notice_period: batch.notice.map(|(first, last)| common::Period {
+            first_day: Some(date_to_wire(first)),
+            last_day: Some(date_to_wire(last)),
+        }),
+        objection_contact: batch.objection_contact.clone(),
+        lines: notice
+            .lines
+            .iter()
+            .map(|l| pb::PublicNoticeLine {
+                line_number: l.line_number,
+                masked_name: l.masked_name.clone(),
+                subsidy_item: l.subsidy_item.clone(),
+                period_label: l.period_label.clone(),
+                amount: Some(money_to_wire(l.amount)),
+            })
+            .collect(),
+        total_count: notice.total_count,
+        total_amount: Some(money_to_wire(notice.total_amount)),
+    }
+}
+
+pub fn row_result_to_wire(row: &crate::app::RowResult) -> pb::BankLineResult {
+    use crate::app::{IssueKind, RowOutcome};
+    let (outcome, issue) = match &row.outcome {
+        RowOutcome::Paid => (pb::BankLineOutcome::Paid, None),
+        RowOutcome::Failed => (pb::BankLineOutcome::Failed, None),
+        RowOutcome::Unchanged => (pb::BankLineOutcome::Unchanged, None),
+        RowOutcome::Issue {
+            kind,
+            batch_amount,
+            message,
+        } => (
+            pb::BankLineOutcome::Issue,
+            Some(pb::ReconciliationIssue {
+                file_line_number: row.file_line_number,
+                line_id: row.line_id.clone(),
+                kind: (match kind {
+                    IssueKind::UnknownLine => pb::ReconciliationIssueKind::UnknownLine,
+                    IssueKind::AmountDiffers => pb::ReconciliationIssueKind::AmountDiffers,
+                    IssueKind::DuplicateLine => pb::ReconciliationIssueKind::DuplicateLine,
+                    IssueKind::OtherBatchLine => pb::ReconciliationIssueKind::OtherBatchLine,
+                    IssueKind::ResultConflict => pb::ReconciliationIssueKind::ResultConflict,
+                }) as i32,
+                payment_line: row.payment_line.clone().unwrap_or_default(),
+                bank_amount: Some(money_to_wire(row.bank_amount)),
+                batch_amount: batch_amount.map(money_to_wire),
+                message: message.clone(),
+            }),
+        ),
+    };
+    pb::BankLineResult {
+        file_line_number: row.file_line_number,
+        payment_line: row.payment_line.clone().unwrap_or_default(),
+        outcome: outcome as i32,
+        failure_reason: row.failure_reason.clone(),
+        issue,
     }
 }

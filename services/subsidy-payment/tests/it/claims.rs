@@ -7,7 +7,14 @@ use bangfu_proto::subsidy::v1 as pb;
 use crate::on_both_backends;
 use crate::support::{Backend, Suite, integer_fact, money_fact, month, reason};
 
-fn post_claim(person: &str, reference: &str, year: i32, month_number: i32, days: i64, standard_fen: i64) -> pb::Claim {
+pub fn post_claim(
+    person: &str,
+    reference: &str,
+    year: i32,
+    month_number: i32,
+    days: i64,
+    standard_fen: i64,
+) -> pb::Claim {
     pb::Claim {
         policy: "policies/zz-welfare-post-2021".into(),
         person: person.into(),
@@ -27,7 +34,7 @@ fn post_claim(person: &str, reference: &str, year: i32, month_number: i32, days:
     }
 }
 
-async fn submit(suite: &Suite, token: &str, claim: pb::Claim) -> Result<pb::SubmitClaimResponse, tonic::Status> {
+pub async fn submit(suite: &Suite, token: &str, claim: pb::Claim) -> Result<pb::SubmitClaimResponse, tonic::Status> {
     suite
         .subsidy()
         .await

@@ -1,6 +1,7 @@
 //! Subsidy payment through its gRPC surface, with identity on the same server.
 
 mod accounts;
+mod batches;
 mod claims;
 mod policies;
 mod support;

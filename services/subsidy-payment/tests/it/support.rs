@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bangfu_platform::auth::token::ServiceTokens;
 use bangfu_platform::auth::{Department, RegionScope, Role};
-use bangfu_platform::clock::Clock;
+use bangfu_platform::clock::{Clock, ManualTime};
 use bangfu_platform::peers::{PeerSettings, Peers};
 use bangfu_platform::pii::DataKeyFile;
 use bangfu_platform::testing::{TestDatabase, TestServer, citizen_id, server_config, with_token};
@@ -28,6 +28,8 @@ pub enum Backend {
 
 pub struct Suite {
     pub server: TestServer,
+    /// The suite's clock: a test moves it past a notice period.
+    pub time: Arc<ManualTime>,
     /// Identity's and subsidy's databases, dropped (and removed) with the suite.
     _databases: (TestDatabase, TestDatabase),
 }
@@ -48,7 +50,7 @@ impl Suite {
                 TestDatabase::postgres(&bangfu_subsidy_payment::MIGRATIONS).await,
             ),
         };
-        let (clock, _time) = Clock::manual(time::macros::datetime!(2025-03-02 02:00 UTC));
+        let (clock, time) = Clock::manual(time::macros::datetime!(2025-03-02 02:00 UTC));
         let keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
         let subsidy_keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
         let identity = bangfu_identity::start(identity_db.db.clone(), keys, clock.clone())
@@ -88,6 +90,7 @@ impl Suite {
         .await;
         Self {
             server,
+            time,
             _databases: (identity_db, subsidy_db),
         }
     }

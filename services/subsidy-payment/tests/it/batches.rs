@@ -1,0 +1,317 @@
+//! The money path: approved claims with verified accounts → a batch with fixed control totals →
+//! public notice (masked) → approval by a second subject after the notice → the disbursement
+//! file → the bank's results, reconciled; the ledger moves with each step and balances.
+
+use bangfu_platform::testing::{citizen_id, with_token};
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::subsidy::v1 as pb;
+
+use crate::accounts::{person_account, register};
+use crate::claims::{post_claim, submit};
+use crate::on_both_backends;
+use crate::support::{Backend, Suite, reason};
+
+async fn batch(suite: &Suite, token: &str, fund: &str) -> Result<pb::PaymentBatch, tonic::Status> {
+    suite
+        .subsidy()
+        .await
+        .create_payment_batch(with_token(
+            pb::CreatePaymentBatchRequest {
+                payment_batch: Some(pb::PaymentBatch {
+                    display_name: "2025年3月市中区公益性岗位补贴".into(),
+                    selection: Some(pb::ClaimSelection {
+                        fund: fund.into(),
+                        region_prefix: "370402".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().payment_batch.expect("batch"))
+}
+
+async fn export(suite: &Suite, token: &str, name: &str) -> Result<(Vec<u8>, pb::ExportFileTrailer), tonic::Status> {
+    let mut stream = suite
+        .subsidy()
+        .await
+        .export_payment_batch(with_token(
+            pb::ExportPaymentBatchRequest {
+                name: name.into(),
+                format: pb::DisbursementFileFormat::Csv as i32,
+                encoding: pb::FileEncoding::Gbk as i32,
+                purpose: Some(common::AccessPurpose {
+                    code: common::AccessPurposeCode::Payment as i32,
+                    reference: "市中财支〔2025〕12号".into(),
+                }),
+            },
+            token,
+        ))
+        .await?
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut trailer = None;
+    while let Some(message) = stream.message().await? {
+        match message.item {
+            Some(pb::export_payment_batch_response::Item::Chunk(chunk)) => bytes.extend(chunk),
+            Some(pb::export_payment_batch_response::Item::Trailer(t)) => trailer = Some(t),
+            _ => {}
+        }
+    }
+    Ok((bytes, trailer.expect("trailer")))
+}
+
+async fn import(
+    suite: &Suite,
+    token: &str,
+    batch: &str,
+    file: &str,
+) -> (Vec<pb::BankLineResult>, pb::ReconciliationReport) {
+    let (bytes, _, _) = encoding_rs::GBK.encode(file);
+    let messages = vec![
+        pb::ImportBankResultsRequest {
+            item: Some(pb::import_bank_results_request::Item::Header(pb::BankResultsHeader {
+                payment_batch: batch.into(),
+                format: pb::BankResultFileFormat::Csv as i32,
+                encoding: pb::FileEncoding::Gbk as i32,
+                file_name: "回盘文件.csv".into(),
+                bank_name: "中国农业银行枣庄分行".into(),
+                request_id: String::new(),
+            })),
+        },
+        pb::ImportBankResultsRequest {
+            item: Some(pb::import_bank_results_request::Item::Chunk(bytes.into_owned())),
+        },
+    ];
+    let mut stream = suite
+        .subsidy()
+        .await
+        .import_bank_results(with_token(tokio_stream::iter(messages), token))
+        .await
+        .expect("imported")
+        .into_inner();
+    let mut results = Vec::new();
+    let mut report = None;
+    while let Some(message) = stream.message().await.expect("answer") {
+        match message.item {
+            Some(pb::import_bank_results_response::Item::LineResults(r)) => results.extend(r.results),
+            Some(pb::import_bank_results_response::Item::Report(r)) => report = Some(r),
+            None => {}
+        }
+    }
+    (results, report.expect("report"))
+}
+
+async fn fund(suite: &Suite, name: &str) -> pb::Fund {
+    suite
+        .subsidy()
+        .await
+        .get_fund(with_token(
+            pb::GetFundRequest { name: name.into() },
+            &suite.finance_clerk(),
+        ))
+        .await
+        .expect("fund")
+        .into_inner()
+        .fund
+        .expect("fund")
+}
+
+async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let budget = suite.fund(10_000_000).await;
+    let agri = suite.agri_clerk();
+    let finance = suite.finance_clerk();
+    // Three persons with verified cards; a fourth without an account is left out and counted.
+    let mut persons = Vec::new();
+    for (i, name) in ["郑一", "郑二", "郑三", "郑四"].iter().enumerate() {
+        let sequence = format!("{:03}", 401 + 2 * i);
+        let person = suite.poverty_alleviated_person(name, &sequence).await;
+        submit(
+            &suite,
+            &agri,
+            post_claim(
+                &person,
+                &format!("posts/{i}/2025-03"),
+                2025,
+                3,
+                31,
+                50_000 + i as i64 * 100,
+            ),
+        )
+        .await
+        .expect("claim");
+        if i < 3 {
+            let id = citizen_id(&format!("37040219700315{sequence}"));
+            register(
+                &suite,
+                &finance,
+                person_account(&person, name, &id, &format!("62170000123456{i:02}")),
+            )
+            .await
+            .expect("account");
+        }
+        persons.push(person);
+    }
+
+    let made = batch(&suite, &finance, &budget.name).await.expect("batch");
+    assert_eq!(made.state, pb::PaymentBatchState::Draft as i32);
+    assert_eq!(made.control_count, 3);
+    assert_eq!(made.control_amount.map(|m| m.fen), Some(50_000 + 50_100 + 50_200));
+    assert_eq!(made.skipped_without_account, 1);
+    // The same claims cannot go into a second batch.
+    let second = batch(&suite, &finance, &budget.name)
+        .await
+        .expect_err("nothing left to batch");
+    assert_eq!(reason(&second), "STATE_CONFLICT");
+
+    let mut client = suite.subsidy().await;
+    let noticed = client
+        .publish_batch_notice(with_token(
+            pb::PublishBatchNoticeRequest {
+                name: made.name.clone(),
+                first_day: None,
+                objection_contact: "市中区财政局 0632-1234567".into(),
+                etag: made.etag.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("noticed")
+        .into_inner()
+        .payment_batch
+        .expect("batch");
+    assert_eq!(noticed.notice_days, 7);
+    let notice = client
+        .get_public_notice(with_token(
+            pb::GetPublicNoticeRequest {
+                name: format!("{}/publicNotice", made.name),
+                ..Default::default()
+            },
+            &finance,
+        ))
+        .await
+        .expect("notice")
+        .into_inner()
+        .public_notice
+        .expect("notice");
+    assert_eq!(notice.total_count, 3);
+    let printed = format!("{notice:?}");
+    assert!(notice.lines.iter().all(|l| l.masked_name.ends_with('*')), "{printed}");
+    assert!(
+        !printed.contains("6217") && !printed.contains("370402197003"),
+        "no account or ID on a notice"
+    );
+
+    let approver = suite.finance_reviewer("reviewer-approver");
+    let approve = |etag: String, token: String| {
+        let name = made.name.clone();
+        let suite = &suite;
+        async move {
+            suite
+                .subsidy()
+                .await
+                .approve_payment_batch(with_token(
+                    pb::ApprovePaymentBatchRequest {
+                        name,
+                        note: "公示期满无异议".into(),
+                        etag,
+                    },
+                    &token,
+                ))
+                .await
+                .map(|r| r.into_inner().payment_batch.expect("batch"))
+        }
+    };
+    let early = approve(noticed.etag.clone(), approver.clone())
+        .await
+        .expect_err("the notice runs 7 days");
+    assert_eq!(reason(&early), "NOTICE_NOT_ENDED");
+    suite.time.advance(time::Duration::days(8));
+    let approved = approve(noticed.etag.clone(), approver.clone()).await.expect("approved");
+    assert_eq!(approved.state, pb::PaymentBatchState::Approved as i32);
+    let after_approval = fund(&suite, &budget.name).await;
+    assert_eq!(after_approval.payable.map(|m| m.fen), Some(150_300));
+    assert_eq!(
+        after_approval.reserved.map(|m| m.fen),
+        Some(50_300),
+        "the fourth claim stays reserved"
+    );
+
+    // The disbursement file: GBK, a header, three lines in clear, a trailer with the totals.
+    let (bytes, trailer) = export(&suite, &finance, &made.name).await.expect("exported");
+    assert_eq!(trailer.line_count, 3);
+    assert_eq!(trailer.total_amount.map(|m| m.fen), Some(150_300));
+    assert_eq!(trailer.file_size, bytes.len() as i64);
+    let text = encoding_rs::GBK
+        .decode_without_bom_handling_and_without_replacement(&bytes)
+        .expect("GBK");
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 5, "{text}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("6217000012345600") && r.contains("郑一") && r.contains(",500.00,")),
+        "{text}"
+    );
+    assert_eq!(rows[4], "合计,3,1503.00");
+    // Each line's id and amount, as the bank reads them: columns 明细编号 and 金额（元）.
+    let lines: Vec<(String, String)> = rows[1..4]
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.split(',').collect();
+            (cells[1].to_string(), cells[7].to_string())
+        })
+        .collect();
+    let fen = |yuan: &str| (yuan.replace('.', "")).parse::<i64>().expect("amount");
+
+    // The bank pays two lines, fails one, and the file carries a line of no batch.
+    let file = format!(
+        "明细编号,金额（元）,结果,付款日期,银行流水号,失败原因\n\
+         {},{},成功,2025-03-12,R001,\n\
+         {},{},成功,2025-03-12,R002,\n\
+         {},{},失败,,,账户已冻结\n\
+         nosuchbatch-9,1.00,成功,2025-03-12,R009,\n",
+        lines[0].0, lines[0].1, lines[1].0, lines[1].1, lines[2].0, lines[2].1
+    );
+    let paid_fen = fen(&lines[0].1) + fen(&lines[1].1);
+    let failed_fen = fen(&lines[2].1);
+    let (results, report) = import(&suite, &finance, &made.name, &file).await;
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[3].outcome, pb::BankLineOutcome::Issue as i32);
+    assert_eq!(report.paid_count, 2);
+    assert_eq!(report.paid_amount.map(|m| m.fen), Some(paid_fen));
+    assert_eq!(report.failed_count, 1);
+    assert_eq!(report.pending_count, 0);
+    assert_eq!(report.issue_count, 1);
+    assert!(!report.balanced, "an issue is reported, never absorbed");
+
+    // The same file again changes nothing.
+    let (again, report_again) = import(&suite, &finance, &made.name, &file).await;
+    assert!(again.is_empty());
+    assert_eq!(report_again, report);
+
+    let settled = fund(&suite, &budget.name).await;
+    assert_eq!(settled.consumed.map(|m| m.fen), Some(paid_fen));
+    assert_eq!(settled.payable.map(|m| m.fen), Some(0));
+    assert_eq!(
+        settled.reserved.map(|m| m.fen),
+        Some(50_300 + failed_fen),
+        "the failed line is kept for a new batch"
+    );
+    let budget_fen = settled.budget.map(|m| m.fen).unwrap_or_default();
+    let parts = [
+        &settled.available,
+        &settled.reserved,
+        &settled.payable,
+        &settled.consumed,
+    ]
+    .iter()
+    .map(|m| m.as_ref().map(|m| m.fen).unwrap_or_default())
+    .sum::<i64>();
+    assert_eq!(parts, budget_fen, "available + reserved + payable + consumed = budget");
+}
+
+on_both_backends!(a_batch_goes_from_approved_claims_to_reconciled_payments);
