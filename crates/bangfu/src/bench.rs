@@ -63,6 +63,20 @@ pub enum BenchTarget {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// SubmitClaim under load (each call a new claim), beside GetServerInfo on the same server.
+    Claims {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Server address (a suite hosting identity and subsidy).
+        #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The administrator's bearer token.
+        #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
+        token_file: std::path::PathBuf,
+        /// Persons to register for the run (each takes up to 52 monthly claims).
+        #[arg(long, default_value_t = 500)]
+        persons: usize,
+    },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
         #[command(flatten)]
@@ -143,6 +157,17 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             let report = load_call(&load, &channels, Some(token.trim()), &call).await?;
             say!("{}", report.line(call.label()));
             Ok(())
+        }
+        BenchTarget::Claims {
+            load,
+            addr,
+            token_file,
+            persons,
+        } => {
+            let token = std::fs::read_to_string(&token_file)
+                .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
+            let channels = connect(&addr, load.connections).await?;
+            crate::bench_claims::run(&load, &channels, token.trim(), persons).await
         }
         BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
         BenchTarget::PersonsCsv { rows, out } => crate::bench_data::write_persons_csv(rows, &out),
@@ -320,6 +345,8 @@ pub enum Call {
     BatchGetPersons(Vec<String>),
     /// IdentityService/ListPersons: one page under a region prefix, from a page token.
     ListPersons { prefix: String, page_token: String },
+    /// SubsidyService/SubmitClaim: a new claim each call.
+    SubmitClaim(Arc<crate::bench_claims::ClaimSequence>),
 }
 
 impl Call {
@@ -331,6 +358,7 @@ impl Call {
             Self::LookupPerson { .. } => "lookup",
             Self::BatchGetPersons(_) => "batch-get",
             Self::ListPersons { .. } => "list",
+            Self::SubmitClaim(_) => "submit",
         }
     }
 }
@@ -341,6 +369,7 @@ struct Caller {
     diagnostics: DiagnosticsServiceClient<Channel>,
     health: tonic_health::pb::health_client::HealthClient<Channel>,
     identity: pb::identity_service_client::IdentityServiceClient<Channel>,
+    subsidy: bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient<Channel>,
 }
 
 impl Caller {
@@ -349,7 +378,8 @@ impl Caller {
             call,
             diagnostics: DiagnosticsServiceClient::new(channel.clone()),
             health: tonic_health::pb::health_client::HealthClient::new(channel.clone()),
-            identity: pb::identity_service_client::IdentityServiceClient::new(channel),
+            identity: pb::identity_service_client::IdentityServiceClient::new(channel.clone()),
+            subsidy: bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient::new(channel),
         }
     }
 
@@ -412,6 +442,19 @@ impl Caller {
                 ))
                 .await
                 .map(|_| ()),
+            Call::SubmitClaim(sequence) => {
+                let claim = sequence.next_claim();
+                self.subsidy
+                    .submit_claim(authorized(
+                        bangfu_proto::subsidy::v1::SubmitClaimRequest {
+                            claim: Some(claim),
+                            request_id: String::new(),
+                        },
+                        authorization,
+                    ))
+                    .await
+                    .map(|_| ())
+            }
             Call::ListPersons { prefix, page_token } => self
                 .identity
                 .list_persons(authorized(

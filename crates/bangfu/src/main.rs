@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod backup;
 mod bench;
+mod bench_claims;
 mod bench_data;
 mod client;
 mod deploy;

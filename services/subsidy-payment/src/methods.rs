@@ -188,22 +188,6 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
     ),
-    // Not served yet: objections, bulk accounts, statements, recoveries, proposals, re-evaluation.
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
-        Access::Requires(SubsidyClaimsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ReevaluateClaim",
-        Access::Requires(SubsidyClaimsWrite),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
-        Access::Requires(SubsidyPay),
-        CallKind::Bidirectional,
-    ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/RaiseObjection",
         Access::Requires(SubsidyClaimsWrite),
@@ -218,6 +202,22 @@ pub const METHODS: &[MethodRule] = &[
         "/bangfu.subsidy.v1.SubsidyService/ResolveObjection",
         Access::Requires(SubsidyApprove),
         CallKind::Unary,
+    ),
+    // Not served yet: bulk accounts, statements, recoveries, proposals, re-evaluation.
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
+        Access::Requires(SubsidyClaimsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ReevaluateClaim",
+        Access::Requires(SubsidyClaimsWrite),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
+        Access::Requires(SubsidyPay),
+        CallKind::Bidirectional,
     ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/GetPersonStatement",

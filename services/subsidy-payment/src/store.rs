@@ -1514,3 +1514,160 @@ pub async fn insert_result_file(
     .await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Objections
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObjection {
+    pub batch_id: String,
+    pub seq: i64,
+    pub line_number: i64,
+    pub claim_id: Option<String>,
+    pub channel: String,
+    pub content: String,
+    pub objector_contact_enc: Option<Vec<u8>>,
+    pub objector_contact_masked: String,
+    pub received_date: time::Date,
+    pub state: String,
+    pub resolution: String,
+    pub record_subject: String,
+    pub resolve_subject: Option<String>,
+    pub created: OffsetDateTime,
+    pub resolved: Option<OffsetDateTime>,
+}
+
+impl StoredObjection {
+    pub fn name(&self) -> String {
+        format!("paymentBatches/{}/objections/{}", self.batch_id, self.seq)
+    }
+}
+
+fn objection_from(row: &AnyRow) -> Result<StoredObjection> {
+    let received: String = row.try_get("received_date")?;
+    let resolved: Option<i64> = row.try_get("resolved_us")?;
+    Ok(StoredObjection {
+        batch_id: row.try_get("batch_id")?,
+        seq: row.try_get("seq")?,
+        line_number: row.try_get("line_number")?,
+        claim_id: row.try_get("claim_id")?,
+        channel: row.try_get("channel")?,
+        content: row.try_get("content")?,
+        objector_contact_enc: row.try_get("objector_contact_enc")?,
+        objector_contact_masked: row.try_get("objector_contact_masked")?,
+        received_date: decode("received_date", parse_day(&received))?,
+        state: row.try_get("state")?,
+        resolution: row.try_get("resolution")?,
+        record_subject: row.try_get("record_subject")?,
+        resolve_subject: row.try_get("resolve_subject")?,
+        created: instant(row, "created_us")?,
+        resolved: resolved.and_then(from_micros),
+    })
+}
+
+/// Counts an objection on a batch in notice; false when the batch is not in notice.
+pub async fn count_objection(tx: &mut AnyConnection, batch_id: &str, delta: i64) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE payment_batches SET open_objections = open_objections + $2, revision = revision + 1 \
+         WHERE id = $1 AND state = 'notice' AND open_objections + $2 >= 0",
+    )
+    .bind(batch_id)
+    .bind(delta)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Inserts an objection with the next number of its batch (call after `count_objection`, whose
+/// row lock orders concurrent ones); its number.
+pub async fn insert_objection(tx: &mut AnyConnection, objection: &StoredObjection) -> Result<i64> {
+    let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM objections WHERE batch_id = $1")
+        .bind(&objection.batch_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("seq")?;
+    sqlx::query(
+        "INSERT INTO objections (batch_id, seq, line_number, claim_id, channel, content, objector_contact_enc, \
+         objector_contact_masked, received_date, state, record_subject, created_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11)",
+    )
+    .bind(&objection.batch_id)
+    .bind(seq)
+    .bind(objection.line_number)
+    .bind(&objection.claim_id)
+    .bind(&objection.channel)
+    .bind(&objection.content)
+    .bind(&objection.objector_contact_enc)
+    .bind(&objection.objector_contact_masked)
+    .bind(day_text(objection.received_date))
+    .bind(&objection.record_subject)
+    .bind(to_micros(objection.created))
+    .execute(&mut *tx)
+    .await?;
+    Ok(seq)
+}
+
+pub async fn get_objection(conn: &mut AnyConnection, batch_id: &str, seq: i64) -> Result<Option<StoredObjection>> {
+    let row = sqlx::query("SELECT * FROM objections WHERE batch_id = $1 AND seq = $2")
+        .bind(batch_id)
+        .bind(seq)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(objection_from).transpose()
+}
+
+pub async fn list_objections(
+    conn: &mut AnyConnection,
+    batch_id: &str,
+    state: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredObjection>> {
+    let rows = sqlx::query(
+        "SELECT * FROM objections WHERE batch_id = $1 AND ($2 = '' OR state = $2) AND seq > $3 ORDER BY seq LIMIT $4",
+    )
+    .bind(batch_id)
+    .bind(state)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(objection_from).collect()
+}
+
+/// Resolves an open objection; false when it was no longer open.
+pub async fn resolve_objection(
+    tx: &mut AnyConnection,
+    batch_id: &str,
+    seq: i64,
+    state: &str,
+    resolution: &str,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE objections SET state = $3, resolution = $4, resolve_subject = $5, resolved_us = $6 \
+         WHERE batch_id = $1 AND seq = $2 AND state = 'open'",
+    )
+    .bind(batch_id)
+    .bind(seq)
+    .bind(state)
+    .bind(resolution)
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// The line of a batch by its number.
+pub async fn get_line(conn: &mut AnyConnection, batch_id: &str, line_number: i64) -> Result<Option<StoredLine>> {
+    let row = sqlx::query("SELECT * FROM payment_lines WHERE batch_id = $1 AND line_number = $2")
+        .bind(batch_id)
+        .bind(line_number)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(line_from).transpose()
+}

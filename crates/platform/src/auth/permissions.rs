@@ -366,8 +366,6 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
         Role::Clerk,
         &[
             IdentityPersonsRead,
-            // A payee account is checked against the holder's citizen ID and name.
-            IdentityPersonsLookup,
             SubsidyRead,
             SubsidyClaimsWrite,
             SubsidyPay,

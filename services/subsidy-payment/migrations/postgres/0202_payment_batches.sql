@@ -59,7 +59,8 @@ CREATE TABLE payment_lines (
 );
 CREATE INDEX payment_lines_claim ON payment_lines (claim_id);
 
--- Objections during the notice (异议).
+-- Objections during the notice (异议). The objector's contact is personal data: encrypted, and
+-- masked in answers.
 CREATE TABLE objections (
     batch_id         TEXT   NOT NULL REFERENCES payment_batches (id),
     seq              BIGINT NOT NULL,
@@ -67,7 +68,8 @@ CREATE TABLE objections (
     claim_id         TEXT,
     channel          TEXT   NOT NULL,
     content          TEXT   NOT NULL,
-    objector_contact TEXT   NOT NULL,
+    objector_contact_enc BYTEA,
+    objector_contact_masked TEXT NOT NULL,
     received_date    TEXT   NOT NULL,
     state            TEXT   NOT NULL CHECK (state IN ('open', 'upheld', 'dismissed')),
     resolution       TEXT   NOT NULL DEFAULT '',

@@ -6,6 +6,7 @@ mod batches;
 mod claims;
 mod feed;
 mod funds;
+mod objections;
 mod payees;
 mod payments;
 mod policies;
@@ -29,6 +30,7 @@ pub use batches::{BatchListing, NoticeLine, PublicNotice, effective_state, state
 pub use claims::{ClaimListing, Dry, Submission, Submitted};
 pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};
+pub use objections::{NewObjection, Resolution};
 pub use payees::{AccountListing, NewAccount};
 pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};

@@ -85,9 +85,13 @@ impl Subsidy {
                         self.refuse(caller, "RegisterPayeeAccount", &resource, Problem::not_found(&resource))
                     })?;
                 self.ensure_sees(caller, "RegisterPayeeAccount", &resource, &person.registered_region)?;
+                // The check by citizen ID is the service's own (finance clerks may not look
+                // persons up by ID); the clerk learns only whether the holder is the payee they
+                // can already see.
+                let own = CallContext::new(None, call.deadline());
                 let (state, method) = match self
                     .identity()?
-                    .lookup(call, citizen_id.as_str(), &new.holder_name)
+                    .lookup(&own, citizen_id.as_str(), &new.holder_name)
                     .await
                 {
                     Ok(Lookup::Found {

@@ -624,27 +624,6 @@ impl SubsidyService for SubsidyServer {
         Err(not_served())
     }
 
-    async fn raise_objection(
-        &self,
-        _request: Request<pb::RaiseObjectionRequest>,
-    ) -> Result<Response<pb::RaiseObjectionResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn list_objections(
-        &self,
-        _request: Request<pb::ListObjectionsRequest>,
-    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn resolve_objection(
-        &self,
-        _request: Request<pb::ResolveObjectionRequest>,
-    ) -> Result<Response<pb::ResolveObjectionResponse>, Status> {
-        Err(not_served())
-    }
-
     async fn get_person_statement(
         &self,
         _request: Request<pb::GetPersonStatementRequest>,
@@ -952,6 +931,85 @@ impl SubsidyService for SubsidyServer {
         let etag = text("etag", &request.etag, 64, "版本标记")?;
         let batch = self.subsidy.approve_payment_batch(&caller, &id, &note, &etag).await?;
         Ok(Response::new(pb::ApprovePaymentBatchResponse {
+            payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
+    async fn raise_objection(
+        &self,
+        request: Request<pb::RaiseObjectionRequest>,
+    ) -> Result<Response<pb::RaiseObjectionResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let batch = wire::resource_id("parent", &request.parent, "paymentBatches")?;
+        let new = wire::new_objection(request.objection.as_ref())?;
+        let objection = self.subsidy.raise_objection(&caller, &batch, new).await?;
+        Ok(Response::new(pb::RaiseObjectionResponse {
+            objection: Some(wire::objection_to_wire(&objection)),
+        }))
+    }
+
+    async fn list_objections(
+        &self,
+        request: Request<pb::ListObjectionsRequest>,
+    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let batch = wire::resource_id("parent", &request.parent, "paymentBatches")?;
+        let state = wire::objection_state_filter("state", request.state)?;
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let fingerprint = paging::fingerprint(&[&batch, state]);
+        let after = number_after(&request.page_token, &fingerprint)?;
+        let mut objections = self
+            .subsidy
+            .list_objections(&caller, &batch, state, after, size + 1)
+            .await?;
+        let next_page_token = next_page(&mut objections, size, &fingerprint, |o| vec![o.seq.to_string()]);
+        Ok(Response::new(pb::ListObjectionsResponse {
+            objections: objections.iter().map(wire::objection_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn resolve_objection(
+        &self,
+        request: Request<pb::ResolveObjectionRequest>,
+    ) -> Result<Response<pb::ResolveObjectionResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let parsed = request.name.split_once("/objections/").and_then(|(batch, seq)| {
+            let batch = wire::resource_id("name", batch, "paymentBatches").ok()?;
+            Some((batch, seq.parse::<i64>().ok().filter(|n| *n > 0)?))
+        });
+        let (batch, seq) = parsed.ok_or_else(|| {
+            Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "name",
+                "must be paymentBatches/{batch}/objections/{objection}",
+                "异议应写作 paymentBatches/{批次}/objections/{编号}",
+            )
+        })?;
+        let resolution = match pb::ObjectionState::try_from(request.resolution) {
+            Ok(pb::ObjectionState::Upheld) => crate::app::Resolution::Upheld,
+            Ok(pb::ObjectionState::Dismissed) => crate::app::Resolution::Dismissed,
+            _ => {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "resolution",
+                    "UPHELD or DISMISSED",
+                    "处理结果应为“异议成立”或“异议不成立”",
+                )
+                .into());
+            }
+        };
+        let finding = text("finding", &request.finding, 2000, "核查结论")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let (objection, batch) = self
+            .subsidy
+            .resolve_objection(&caller, &batch, seq, resolution, &finding, &etag)
+            .await?;
+        Ok(Response::new(pb::ResolveObjectionResponse {
+            objection: Some(wire::objection_to_wire(&objection)),
             payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
         }))
     }

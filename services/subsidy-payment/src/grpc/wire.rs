@@ -1252,3 +1252,102 @@ pub fn row_result_to_wire(row: &crate::app::RowResult) -> pb::BankLineResult {
         issue,
     }
 }
+
+fn channel_text(value: i32) -> Option<&'static str> {
+    match pb::ObjectionChannel::try_from(value).ok()? {
+        pb::ObjectionChannel::Phone => Some("phone"),
+        pb::ObjectionChannel::InPerson => Some("in_person"),
+        pb::ObjectionChannel::Letter => Some("letter"),
+        pb::ObjectionChannel::Online => Some("online"),
+        pb::ObjectionChannel::Unspecified => None,
+    }
+}
+
+pub fn new_objection(value: Option<&pb::Objection>) -> Result<crate::app::NewObjection, Problem> {
+    let value = value.ok_or_else(|| required("objection", "异议"))?;
+    let channel = channel_text(value.channel).ok_or_else(|| {
+        invalid(
+            "objection.channel",
+            "phone, in person, letter or online",
+            "请选择异议的受理方式",
+        )
+    })?;
+    let content = value.content.trim().to_string();
+    if content.is_empty() || content.chars().count() > 2000 {
+        return Err(invalid(
+            "objection.content",
+            "must be 1 to 2,000 characters",
+            "异议内容应为1至2000个字符",
+        ));
+    }
+    let objector_contact = value.objector_contact.trim().to_string();
+    if objector_contact.chars().count() > 200 {
+        return Err(invalid(
+            "objection.objector_contact",
+            "at most 200 characters",
+            "联系方式不能超过200个字符",
+        ));
+    }
+    if value.line_number < 0 {
+        return Err(invalid(
+            "objection.line_number",
+            "0 for the whole batch, or a line's number",
+            "序号无效",
+        ));
+    }
+    Ok(crate::app::NewObjection {
+        line_number: value.line_number,
+        channel: channel.to_string(),
+        content,
+        objector_contact,
+        received_date: date("objection.received_date", value.received_date.as_ref())?,
+    })
+}
+
+pub fn objection_state(value: &str) -> i32 {
+    (match value {
+        "open" => pb::ObjectionState::Open,
+        "upheld" => pb::ObjectionState::Upheld,
+        "dismissed" => pb::ObjectionState::Dismissed,
+        _ => pb::ObjectionState::Unspecified,
+    }) as i32
+}
+
+pub fn objection_state_filter(field: &str, value: i32) -> Result<&'static str, Problem> {
+    match pb::ObjectionState::try_from(value) {
+        Ok(pb::ObjectionState::Unspecified) => Ok(""),
+        Ok(pb::ObjectionState::Open) => Ok("open"),
+        Ok(pb::ObjectionState::Upheld) => Ok("upheld"),
+        Ok(pb::ObjectionState::Dismissed) => Ok("dismissed"),
+        Err(_) => Err(invalid(field, "unknown objection state", "异议状态无效")),
+    }
+}
+
+pub fn objection_to_wire(objection: &crate::store::StoredObjection) -> pb::Objection {
+    let channel = match objection.channel.as_str() {
+        "phone" => pb::ObjectionChannel::Phone,
+        "in_person" => pb::ObjectionChannel::InPerson,
+        "letter" => pb::ObjectionChannel::Letter,
+        "online" => pb::ObjectionChannel::Online,
+        _ => pb::ObjectionChannel::Unspecified,
+    };
+    pb::Objection {
+        name: objection.name(),
+        line_number: objection.line_number,
+        claim: objection
+            .claim_id
+            .as_ref()
+            .map(|c| format!("claims/{c}"))
+            .unwrap_or_default(),
+        channel: channel as i32,
+        content: objection.content.clone(),
+        objector_contact: objection.objector_contact_masked.clone(),
+        received_date: Some(date_to_wire(objection.received_date)),
+        state: objection_state(&objection.state),
+        resolution: objection.resolution.clone(),
+        record_subject: objection.record_subject.clone(),
+        resolve_subject: objection.resolve_subject.clone().unwrap_or_default(),
+        create_time: Some(timestamp_to_wire(objection.created)),
+        resolve_time: objection.resolved.map(timestamp_to_wire),
+    }
+}

@@ -314,4 +314,200 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
     assert_eq!(parts, budget_fen, "available + reserved + payable + consumed = budget");
 }
 
-on_both_backends!(a_batch_goes_from_approved_claims_to_reconciled_payments);
+async fn an_upheld_objection_cancels_the_batch_and_sends_the_claim_to_review(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let budget = suite.fund(10_000_000).await;
+    let agri = suite.agri_clerk();
+    let finance = suite.finance_clerk();
+    let mut claims = Vec::new();
+    for (i, name) in ["冯一", "冯二"].iter().enumerate() {
+        let sequence = format!("{:03}", 501 + 2 * i);
+        let person = suite.poverty_alleviated_person(name, &sequence).await;
+        let claim = submit(
+            &suite,
+            &agri,
+            post_claim(&person, &format!("posts/o{i}/2025-03"), 2025, 3, 31, 50_000),
+        )
+        .await
+        .expect("claim")
+        .claim
+        .expect("claim");
+        let id = citizen_id(&format!("37040219700315{sequence}"));
+        register(
+            &suite,
+            &finance,
+            person_account(&person, name, &id, &format!("62170000765432{i:02}")),
+        )
+        .await
+        .expect("account");
+        claims.push(claim);
+    }
+    let made = batch(&suite, &finance, &budget.name).await.expect("batch");
+    let mut client = suite.subsidy().await;
+    let noticed = client
+        .publish_batch_notice(with_token(
+            pb::PublishBatchNoticeRequest {
+                name: made.name.clone(),
+                first_day: None,
+                objection_contact: "市中区财政局 0632-1234567".into(),
+                etag: made.etag.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("noticed")
+        .into_inner()
+        .payment_batch
+        .expect("batch");
+    let lines = client
+        .list_payment_lines(with_token(
+            pb::ListPaymentLinesRequest {
+                parent: made.name.clone(),
+                ..Default::default()
+            },
+            &finance,
+        ))
+        .await
+        .expect("lines")
+        .into_inner()
+        .lines;
+    let contested = lines[0].clone();
+    // Recorded by a subject who could also resolve it, to show that they may not.
+    let admin = suite.token(
+        "admin-finance",
+        bangfu_platform::auth::Department::Finance,
+        bangfu_platform::auth::Role::Admin,
+        "3704",
+    );
+    let objection = client
+        .raise_objection(with_token(
+            pb::RaiseObjectionRequest {
+                parent: made.name.clone(),
+                objection: Some(pb::Objection {
+                    line_number: contested.line_number,
+                    channel: pb::ObjectionChannel::Phone as i32,
+                    content: "该户3月外出务工，未实际在岗".into(),
+                    objector_contact: "李某 13800001234".into(),
+                    received_date: Some(crate::support::date(2025, 3, 2)),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("raised")
+        .into_inner()
+        .objection
+        .expect("objection");
+    assert_eq!(objection.state, pb::ObjectionState::Open as i32);
+    assert!(
+        !objection.objector_contact.contains("13800001234"),
+        "the objector's contact is masked"
+    );
+
+    suite.time.advance(time::Duration::days(8));
+    let batch_now = client
+        .get_payment_batch(with_token(
+            pb::GetPaymentBatchRequest {
+                name: made.name.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("batch")
+        .into_inner()
+        .payment_batch
+        .expect("batch");
+    assert_eq!(batch_now.open_objections, 1);
+    let blocked = client
+        .approve_payment_batch(with_token(
+            pb::ApprovePaymentBatchRequest {
+                name: made.name.clone(),
+                note: "审批".into(),
+                etag: batch_now.etag.clone(),
+            },
+            &suite.finance_reviewer("reviewer-approver"),
+        ))
+        .await
+        .expect_err("an objection is open");
+    assert_eq!(reason(&blocked), "OBJECTION_OPEN");
+    let _ = noticed;
+
+    let resolve = |token: String, etag: String| {
+        let name = objection.name.clone();
+        let suite = &suite;
+        async move {
+            suite
+                .subsidy()
+                .await
+                .resolve_objection(with_token(
+                    pb::ResolveObjectionRequest {
+                        name,
+                        resolution: pb::ObjectionState::Upheld as i32,
+                        finding: "经村委会核实，该户3月未在岗".into(),
+                        etag,
+                    },
+                    &token,
+                ))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let own = resolve(admin.clone(), batch_now.etag.clone())
+        .await
+        .expect_err("the recorder does not resolve");
+    assert_eq!(reason(&own), "SAME_MAKER_AND_CHECKER");
+    let resolved = resolve(suite.finance_reviewer("reviewer-checker"), batch_now.etag.clone())
+        .await
+        .expect("upheld");
+    assert_eq!(
+        resolved.payment_batch.expect("batch").state,
+        pb::PaymentBatchState::Cancelled as i32
+    );
+
+    let claim_state = |name: String| {
+        let suite = &suite;
+        let finance = finance.clone();
+        async move {
+            suite
+                .subsidy()
+                .await
+                .get_claim(with_token(pb::GetClaimRequest { name }, &finance))
+                .await
+                .expect("claim")
+                .into_inner()
+                .claim
+                .expect("claim")
+        }
+    };
+    let back = claim_state(contested.claim.clone()).await;
+    assert_eq!(back.state, pb::ClaimState::PendingReview as i32);
+    assert_eq!(back.review_cause, pb::ReviewCause::ObjectionUpheld as i32);
+    let other = claims
+        .iter()
+        .find(|c| c.name != contested.claim)
+        .expect("other")
+        .name
+        .clone();
+    assert_eq!(claim_state(other).await.state, pb::ClaimState::Approved as i32);
+    let fund_after = fund(&suite, &budget.name).await;
+    assert_eq!(
+        fund_after.reserved.map(|m| m.fen),
+        Some(50_000),
+        "the contested claim's reservation is released"
+    );
+    // The uncontested claim can go into a new batch.
+    assert_eq!(
+        batch(&suite, &finance, &budget.name)
+            .await
+            .expect("new batch")
+            .control_count,
+        1
+    );
+}
+
+on_both_backends!(
+    a_batch_goes_from_approved_claims_to_reconciled_payments,
+    an_upheld_objection_cancels_the_batch_and_sends_the_claim_to_review,
+);
