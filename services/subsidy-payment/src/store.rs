@@ -1671,3 +1671,34 @@ pub async fn get_line(conn: &mut AnyConnection, batch_id: &str, line_number: i64
         .await?;
     row.as_ref().map(line_from).transpose()
 }
+
+/// The claims whose ids are given (for their feed events), in no particular order.
+pub async fn claims_by_ids(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<StoredClaim>> {
+    let mut claims = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM claims WHERE id IN ({})",
+            placeholders.join(", ")
+        ));
+        let mut query = sqlx::query(sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            claims.push(claim_from(&row)?);
+        }
+    }
+    Ok(claims)
+}
+
+/// The ids of the claims on a batch's lines in one state.
+pub async fn line_claim_ids(conn: &mut AnyConnection, batch_id: &str, state: &str) -> Result<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT claim_id FROM payment_lines WHERE batch_id = $1 AND state = $2 ORDER BY line_number")
+            .bind(batch_id)
+            .bind(state)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter().map(|row| row.try_get("claim_id")).collect()
+}

@@ -11,6 +11,7 @@ use bangfu_platform::write::{self, Begun};
 use time::Date;
 use tonic::Code;
 
+use super::feed::{ClaimChangeKind, publish_claims};
 use super::funds::account;
 use super::{Subsidy, narrowed, stale};
 use crate::store::{self, LedgerEntry, Selection, StoredBatch, StoredLine};
@@ -161,6 +162,9 @@ impl Subsidy {
                 "生成批次时有申请发生变化，请重新生成",
             ));
         }
+        let ids = store::line_claim_ids(unit.tx(), &id, "pending").await?;
+        let claims = store::claims_by_ids(unit.tx(), &ids).await?;
+        publish_claims(unit.tx(), ClaimChangeKind::Batched, &claims, now).await?;
         let region = batch.selection.region_prefix.clone();
         unit.commit(AuditEntry::by(caller, &super::method("CreatePaymentBatch"), batch.name(), now).in_region(&region))
             .await?;
@@ -389,7 +393,10 @@ impl Subsidy {
             return Err(stale(&batch.name()));
         }
         batch.revision += 1;
+        let ids = store::line_claim_ids(tx, &batch.id, "pending").await?;
         store::cancel_lines(tx, &batch.id, now).await?;
+        let claims = store::claims_by_ids(tx, &ids).await?;
+        publish_claims(tx, ClaimChangeKind::Unbatched, &claims, now).await?;
         if from == state::APPROVED {
             self.batch_entry(
                 tx,

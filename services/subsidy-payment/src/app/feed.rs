@@ -35,31 +35,38 @@ pub enum ClaimChangeKind {
     Decided,
     Reviewed,
     Withdrawn,
+    Batched,
+    Unbatched,
+    Paid,
+    PaymentFailed,
 }
+
+const KINDS: [(ClaimChangeKind, &str); 7] = [
+    (ClaimChangeKind::Decided, "claim_decided"),
+    (ClaimChangeKind::Reviewed, "claim_reviewed"),
+    (ClaimChangeKind::Withdrawn, "claim_withdrawn"),
+    (ClaimChangeKind::Batched, "claim_batched"),
+    (ClaimChangeKind::Unbatched, "claim_unbatched"),
+    (ClaimChangeKind::Paid, "claim_paid"),
+    (ClaimChangeKind::PaymentFailed, "claim_payment_failed"),
+];
 
 impl ClaimChangeKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Decided => "claim_decided",
-            Self::Reviewed => "claim_reviewed",
-            Self::Withdrawn => "claim_withdrawn",
-        }
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, text)| *text)
+            .unwrap_or_default()
     }
 
     pub fn parse(kind: &str) -> Option<Self> {
-        match kind {
-            "claim_decided" => Some(Self::Decided),
-            "claim_reviewed" => Some(Self::Reviewed),
-            "claim_withdrawn" => Some(Self::Withdrawn),
-            _ => None,
-        }
+        KINDS.iter().find(|(_, text)| *text == kind).map(|(k, _)| *k)
     }
 }
 
-/// Appends the claim's event in the change's transaction.
-pub(crate) async fn publish(unit: &mut write::Unit, kind: ClaimChangeKind, claim: &StoredClaim) -> Result<(), Problem> {
-    let resource = claim.name();
-    let detail = crate::store::to_json(&ClaimEvent {
+fn detail(claim: &StoredClaim) -> String {
+    crate::store::to_json(&ClaimEvent {
         source_system: claim.source_system.clone(),
         source_reference: claim.source_reference.clone(),
         person_id: claim.payload.person_id.clone(),
@@ -67,7 +74,13 @@ pub(crate) async fn publish(unit: &mut write::Unit, kind: ClaimChangeKind, claim
         outcome: claim.decision.outcome,
         amount: claim.amount,
         reasons: claim.decision.rejections.iter().map(|r| r.reason).collect(),
-    });
+    })
+}
+
+/// Appends the claim's event in the change's transaction.
+pub(crate) async fn publish(unit: &mut write::Unit, kind: ClaimChangeKind, claim: &StoredClaim) -> Result<(), Problem> {
+    let resource = claim.name();
+    let detail = detail(claim);
     unit.publish(&NewEvent {
         kind: kind.as_str(),
         resource: &resource,
@@ -76,6 +89,31 @@ pub(crate) async fn publish(unit: &mut write::Unit, kind: ClaimChangeKind, claim
         detail: &detail,
     })
     .await
+}
+
+/// Appends one event per claim (a batch's lines, a result file's) in the step's transaction.
+pub(crate) async fn publish_claims(
+    tx: &mut sqlx::AnyConnection,
+    kind: ClaimChangeKind,
+    claims: &[StoredClaim],
+    now: time::OffsetDateTime,
+) -> Result<(), Problem> {
+    let texts: Vec<(String, String)> = claims.iter().map(|c| (c.name(), detail(c))).collect();
+    let regions: Vec<[&str; 1]> = claims.iter().map(|c| [c.region.as_str()]).collect();
+    let events: Vec<NewEvent<'_>> = claims
+        .iter()
+        .zip(&texts)
+        .zip(&regions)
+        .map(|((claim, (resource, detail)), regions)| NewEvent {
+            kind: kind.as_str(),
+            resource,
+            regions,
+            effective_date: Some(claim.payload.period.first),
+            detail,
+        })
+        .collect();
+    outbox::append_many(tx, &events, now).await?;
+    Ok(())
 }
 
 /// A service's name in tokens ("welfare_post") as the source system its claims carry

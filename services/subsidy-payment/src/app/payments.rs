@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use super::batches::{PolicyTitles, period_label, state, wrong_state};
+use super::feed::{ClaimChangeKind, publish_claims};
 use super::funds::account;
 use super::payees::aad;
 use super::{Subsidy, stale};
@@ -267,6 +268,23 @@ impl Subsidy {
                 outcome: outcome.0,
                 failure_reason: row.failure_reason.clone(),
             });
+        }
+        for (kind, state) in [
+            (ClaimChangeKind::Paid, "paid"),
+            (ClaimChangeKind::PaymentFailed, "failed"),
+        ] {
+            let ids: Vec<String> = results
+                .iter()
+                .filter(|r| match state {
+                    "paid" => r.outcome == RowOutcome::Paid,
+                    _ => r.outcome == RowOutcome::Failed,
+                })
+                .filter_map(|r| r.payment_line.as_ref())
+                .filter_map(|line| line.rsplit('/').next()?.parse::<i64>().ok())
+                .filter_map(|number| by_number.get(&number).map(|l| l.claim_id.clone()))
+                .collect();
+            let claims = store::claims_by_ids(unit.tx(), &ids).await?;
+            publish_claims(unit.tx(), kind, &claims, now).await?;
         }
         let document = format!("{} sha256:{sha256}", file.file_name);
         self.batch_entry(

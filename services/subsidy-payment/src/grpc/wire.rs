@@ -862,6 +862,10 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
         Some(crate::app::ClaimChangeKind::Decided) => pb::ClaimChangeKind::Decided,
         Some(crate::app::ClaimChangeKind::Reviewed) => pb::ClaimChangeKind::Reviewed,
         Some(crate::app::ClaimChangeKind::Withdrawn) => pb::ClaimChangeKind::Withdrawn,
+        Some(crate::app::ClaimChangeKind::Batched) => pb::ClaimChangeKind::Batched,
+        Some(crate::app::ClaimChangeKind::Unbatched) => pb::ClaimChangeKind::Unbatched,
+        Some(crate::app::ClaimChangeKind::Paid) => pb::ClaimChangeKind::Paid,
+        Some(crate::app::ClaimChangeKind::PaymentFailed) => pb::ClaimChangeKind::PaymentFailed,
         None => pb::ClaimChangeKind::Unspecified,
     };
     let mut change = pb::ClaimChange {

@@ -301,6 +301,35 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
         Some(50_300 + failed_fen),
         "the failed line is kept for a new batch"
     );
+    // The submitting side learns every step from the claim feed.
+    let mut feed = suite
+        .subsidy()
+        .await
+        .watch_claim_changes(with_token(pb::WatchClaimChangesRequest::default(), &agri))
+        .await
+        .expect("watching")
+        .into_inner();
+    let mut kinds = Vec::new();
+    loop {
+        let Ok(message) = tokio::time::timeout(std::time::Duration::from_secs(1), feed.message()).await else {
+            break;
+        };
+        let Some(message) = message.expect("the feed stays open") else {
+            break;
+        };
+        if let Some(pb::watch_claim_changes_response::Item::Change(change)) = message.item {
+            kinds.push(change.kind);
+        }
+        if kinds.len() == 4 + 3 + 3 {
+            break;
+        }
+    }
+    let count = |kind: pb::ClaimChangeKind| kinds.iter().filter(|k| **k == kind as i32).count();
+    assert_eq!(count(pb::ClaimChangeKind::Decided), 4);
+    assert_eq!(count(pb::ClaimChangeKind::Batched), 3);
+    assert_eq!(count(pb::ClaimChangeKind::Paid), 2);
+    assert_eq!(count(pb::ClaimChangeKind::PaymentFailed), 1);
+
     let budget_fen = settled.budget.map(|m| m.fen).unwrap_or_default();
     let parts = [
         &settled.available,
