@@ -118,15 +118,20 @@ fn units(kind: PeriodKind, period: &Period) -> Vec<String> {
 
 impl Subsidy {
     /// The review bands in force for a region and day (parameters; 0 turns a band off).
-    async fn review_bands(&self, region: &str, day: time::Date) -> Result<ReviewBands, Problem> {
+    async fn review_bands(
+        &self,
+        conn: &mut AnyConnection,
+        region: &str,
+        day: time::Date,
+    ) -> Result<ReviewBands, Problem> {
         let one = self
             .parameters()
-            .lookup("subsidy.review_one_reviewer_above_fen", region, day)
+            .lookup_on(conn, "subsidy.review_one_reviewer_above_fen", region, day)
             .await?
             .unwrap_or(0);
         let two = self
             .parameters()
-            .lookup("subsidy.review_two_reviewers_above_fen", region, day)
+            .lookup_on(conn, "subsidy.review_two_reviewers_above_fen", region, day)
             .await?
             .unwrap_or(0);
         Ok(ReviewBands {
@@ -366,7 +371,7 @@ impl Subsidy {
                 FactSource::Parameter => {
                     let value = self
                         .parameters()
-                        .lookup(&definition.lookup_key, &gathered.region, period.first)
+                        .lookup_on(conn, &definition.lookup_key, &gathered.region, period.first)
                         .await?
                         .map(|v| match definition.fact_type {
                             FactType::Money => FactValue::Money(v),
@@ -646,7 +651,7 @@ impl Subsidy {
             })?;
             claim.fund_id = Some(fund.id.clone());
             claim.required_reviews = self
-                .review_bands(&gathered.region, payload.period.first)
+                .review_bands(unit.tx(), &gathered.region, payload.period.first)
                 .await?
                 .required_reviews(claim.amount);
             approved_month = Some(month_text(payload.period.first));
@@ -655,11 +660,18 @@ impl Subsidy {
                 claim.review_cause = Some(ReviewCause::AmountBand);
             } else {
                 claim.state = ClaimState::Approved;
-                self.reserve(unit.tx(), &fund.id, &claim, &caller.subject, now).await?;
             }
         }
         store::insert_claim(unit.tx(), &claim, approved_month.as_deref()).await?;
         publish(&mut unit, ClaimChangeKind::Decided, &claim).await?;
+        // The fund's row is every concurrent approval's one hot row: it is locked last, so the
+        // lock is held only for the reservation, its journal entry, the audit row and the commit.
+        // A refusal still rolls the whole claim back.
+        if claim.state == ClaimState::Approved
+            && let Some(fund_id) = claim.fund_id.clone()
+        {
+            self.reserve(unit.tx(), &fund_id, &claim, &caller.subject, now).await?;
+        }
         let resource = claim.name();
         unit.commit(AuditEntry::by(caller, &method("SubmitClaim"), resource, now).in_region(&claim.region))
             .await?;
@@ -788,7 +800,7 @@ impl Subsidy {
             decision.amount = 0;
         }
         let required_reviews = self
-            .review_bands(&gathered.region, payload.period.first)
+            .review_bands(&mut conn, &gathered.region, payload.period.first)
             .await?
             .required_reviews(decision.amount);
         Ok(Dry {
