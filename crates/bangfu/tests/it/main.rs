@@ -8,5 +8,6 @@ mod metrics;
 mod migrate;
 mod operator;
 mod replicas;
+mod subsidy_crash;
 mod tls;
 mod up;
