@@ -76,6 +76,9 @@ pub enum BenchTarget {
         /// Persons to register for the run (each takes up to 52 monthly claims).
         #[arg(long, default_value_t = 500)]
         persons: usize,
+        /// Then stream this many more claims through SubmitClaims (messages of 1,000).
+        #[arg(long, default_value_t = 0)]
+        stream_claims: usize,
     },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
@@ -163,11 +166,12 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             addr,
             token_file,
             persons,
+            stream_claims,
         } => {
             let token = std::fs::read_to_string(&token_file)
                 .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
             let channels = connect(&addr, load.connections).await?;
-            crate::bench_claims::run(&load, &channels, token.trim(), persons).await
+            crate::bench_claims::run(&load, &channels, token.trim(), persons, stream_claims).await
         }
         BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
         BenchTarget::PersonsCsv { rows, out } => crate::bench_data::write_persons_csv(rows, &out),

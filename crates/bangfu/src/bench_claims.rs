@@ -189,8 +189,60 @@ async fn prepare(channel: &Channel, token: &str, count: usize) -> Result<ClaimSe
     })
 }
 
-/// GetServerInfo, then SubmitClaim, with the same load settings on the same server.
-pub async fn run(load: &LoadArgs, channels: &[Channel], token: &str, persons: usize) -> Result<(), Failure> {
+/// SubmitClaims: `count` new claims streamed in messages of 1,000 lines, the way a monthly
+/// payroll is sent; prints claims/s and the slowest message's answer time.
+async fn stream(channel: &Channel, token: &str, sequence: &ClaimSequence, count: usize) -> Result<(), Failure> {
+    let bearer: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| Failure::usage("the token cannot be sent as a header"))?;
+    let messages: Vec<pb::SubmitClaimsRequest> = (0..count)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| pb::SubmitClaimsRequest {
+            lines: chunk
+                .iter()
+                .map(|i| pb::SubmitClaimsLine {
+                    line_reference: i.to_string(),
+                    claim: Some(sequence.next_claim()),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut subsidy = pb::subsidy_service_client::SubsidyServiceClient::new(channel.clone())
+        .max_decoding_message_size(64 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let mut answers = subsidy
+        .submit_claims(authorized(tokio_stream::iter(messages), &bearer))
+        .await
+        .map_err(|s| crate::client::call_failed(&s))?
+        .into_inner();
+    let (mut lines, mut refused, mut slowest) = (0usize, 0usize, std::time::Duration::ZERO);
+    let mut last = std::time::Instant::now();
+    while let Some(answer) = answers.message().await.map_err(|s| crate::client::call_failed(&s))? {
+        slowest = slowest.max(last.elapsed());
+        last = std::time::Instant::now();
+        lines += answer.results.len();
+        refused += answer.results.iter().filter(|r| r.error.is_some()).count();
+    }
+    let elapsed = started.elapsed();
+    say!(
+        "SubmitClaims  {lines} claims in {:.2} s: {:.0} claims/s ({refused} refused), slowest message {:.0} ms",
+        elapsed.as_secs_f64(),
+        lines as f64 / elapsed.as_secs_f64(),
+        slowest.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// GetServerInfo, then SubmitClaim, with the same load settings on the same server; then,
+/// with `stream_claims`, that many more through SubmitClaims.
+pub async fn run(
+    load: &LoadArgs,
+    channels: &[Channel],
+    token: &str,
+    persons: usize,
+    stream_claims: usize,
+) -> Result<(), Failure> {
     let sequence = Arc::new(prepare(&channels[0], token, persons).await?);
     say!(
         "{} persons registered and certified; Zaozhuang funds 2021-2025 in place",
@@ -205,5 +257,8 @@ pub async fn run(load: &LoadArgs, channels: &[Channel], token: &str, persons: us
         claims.throughput() / floor.throughput(),
         claims.latency_us.value_at_quantile(0.99) as f64 / floor.latency_us.value_at_quantile(0.99).max(1) as f64
     );
+    if stream_claims > 0 {
+        stream(&channels[0], token, &sequence, stream_claims).await?;
+    }
     Ok(())
 }
