@@ -203,7 +203,12 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyApprove),
         CallKind::Unary,
     ),
-    // Not served yet: bulk accounts, statements, recoveries, proposals, re-evaluation.
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/GetPersonStatement",
+        Access::Requires(SubsidyRead),
+        CallKind::Unary,
+    ),
+    // Not served yet: bulk accounts, recoveries, proposals, re-evaluation.
     rule(
         "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
         Access::Requires(SubsidyClaimsWrite),
@@ -218,11 +223,6 @@ pub const METHODS: &[MethodRule] = &[
         "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/GetPersonStatement",
-        Access::Requires(SubsidyRead),
-        CallKind::Unary,
     ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/ListRecoveries",

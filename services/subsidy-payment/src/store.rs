@@ -1702,3 +1702,60 @@ pub async fn line_claim_ids(conn: &mut AnyConnection, batch_id: &str, state: &st
             .await?;
     rows.iter().map(|row| row.try_get("claim_id")).collect()
 }
+
+/// A person's claims by (period, id) after the cursor, inside a region prefix, overlapping
+/// `period` when given.
+pub async fn claims_of_person(
+    conn: &mut AnyConnection,
+    person_id: &str,
+    region_prefix: &str,
+    period: Option<(String, String)>,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<StoredClaim>> {
+    let (first, last) = period.unwrap_or_default();
+    let (after_first, after_id) = after.unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT * FROM claims WHERE person_id = $1 AND region LIKE $2 \
+         AND ($3 = '' OR (period_first <= $4 AND period_last >= $3)) \
+         AND (period_first > $5 OR (period_first = $5 AND id > $6)) ORDER BY period_first, id LIMIT $7",
+    )
+    .bind(person_id)
+    .bind(format!("{region_prefix}%"))
+    .bind(first)
+    .bind(last)
+    .bind(after_first)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(claim_from).collect()
+}
+
+/// What was paid on a claim: the amount and day of its paid line, if any.
+pub async fn paid_line(conn: &mut AnyConnection, claim_id: &str) -> Result<Option<(i64, Option<time::Date>)>> {
+    let row = sqlx::query("SELECT amount_fen, paid_date FROM payment_lines WHERE claim_id = $1 AND state = 'paid'")
+        .bind(claim_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        let date: Option<String> = row.try_get("paid_date")?;
+        Ok((row.try_get("amount_fen")?, date.as_deref().and_then(parse_day)))
+    })
+    .transpose()
+}
+
+/// Totals over a person's claims inside a region prefix: granted and paid.
+pub async fn person_totals(conn: &mut AnyConnection, person_id: &str, region_prefix: &str) -> Result<(i64, i64)> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN c.state IN {GRANTED_STATES} THEN c.amount_fen ELSE 0 END), 0) AS BIGINT) \
+         AS granted, CAST(COALESCE(SUM(l.amount_fen), 0) AS BIGINT) AS paid FROM claims c \
+         LEFT JOIN payment_lines l ON l.claim_id = c.id AND l.state = 'paid' WHERE c.person_id = $1 AND c.region LIKE $2"
+    ));
+    let row = sqlx::query(sql)
+        .bind(person_id)
+        .bind(format!("{region_prefix}%"))
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((row.try_get("granted")?, row.try_get("paid")?))
+}

@@ -626,9 +626,46 @@ impl SubsidyService for SubsidyServer {
 
     async fn get_person_statement(
         &self,
-        _request: Request<pb::GetPersonStatementRequest>,
+        request: Request<pb::GetPersonStatementRequest>,
     ) -> Result<Response<pb::GetPersonStatementResponse>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let person = wire::person_id("person", &request.person)?;
+        let period = request
+            .period
+            .as_ref()
+            .map(|p| wire::period("period", Some(p)))
+            .transpose()?;
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let (first, last) = period
+            .map(|p| (crate::domain::day_text(p.first), crate::domain::day_text(p.last)))
+            .unwrap_or_default();
+        let fingerprint = paging::fingerprint(&[&person, &first, &last]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(cursor) => match cursor.as_slice() {
+                [first, id] => Some((first.clone(), id.clone())),
+                _ => return Err(page_token_invalid().into()),
+            },
+        };
+        let statement = self
+            .subsidy
+            .person_statement(&caller, &person, period, after, size)
+            .await?;
+        let next_page_token = match (statement.more, statement.lines.last()) {
+            (true, Some(last)) => paging::encode_token(
+                &fingerprint,
+                &[
+                    crate::domain::day_text(last.claim.payload.period.first),
+                    last.claim.id.clone(),
+                ],
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::GetPersonStatementResponse {
+            statement: Some(wire::statement_to_wire(&statement)),
+            next_page_token,
+        }))
     }
 
     async fn list_recoveries(

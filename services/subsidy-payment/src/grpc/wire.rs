@@ -1355,3 +1355,45 @@ pub fn objection_to_wire(objection: &crate::store::StoredObjection) -> pb::Objec
         resolve_time: objection.resolved.map(timestamp_to_wire),
     }
 }
+
+pub fn statement_to_wire(statement: &crate::app::Statement) -> pb::PersonStatement {
+    pb::PersonStatement {
+        person: format!("persons/{}", statement.person_id),
+        person_display_name: statement.display_name.clone(),
+        lines: statement
+            .lines
+            .iter()
+            .map(|line| {
+                let claim = &line.claim;
+                let granted = if claim.state.is_granted() { claim.amount } else { 0 };
+                pb::StatementLine {
+                    claim: claim.name(),
+                    policy_title: line.policy_title.clone(),
+                    policy_version: if claim.decision.policy_version > 0 {
+                        d::version_name(&claim.payload.policy_code, claim.decision.policy_version)
+                    } else {
+                        String::new()
+                    },
+                    period: Some(period_to_wire(&claim.payload.period)),
+                    granted_amount: Some(money_to_wire(granted)),
+                    paid_amount: Some(money_to_wire(line.paid.map(|p| p.0).unwrap_or(0))),
+                    paid_date: line.paid.and_then(|p| p.1).map(date_to_wire),
+                    to_return_amount: Some(money_to_wire(0)),
+                    returned_amount: Some(money_to_wire(0)),
+                    state: strip(
+                        pb::ClaimState::try_from(claim_state_to_wire(claim.state))
+                            .map(|s| s.as_str_name())
+                            .unwrap_or(""),
+                        "CLAIM_STATE_",
+                    )
+                    .to_string(),
+                    source_system: claim.source_system.clone(),
+                }
+            })
+            .collect(),
+        total_granted: Some(money_to_wire(statement.total_granted)),
+        total_paid: Some(money_to_wire(statement.total_paid)),
+        total_to_return: Some(money_to_wire(0)),
+        total_returned: Some(money_to_wire(0)),
+    }
+}

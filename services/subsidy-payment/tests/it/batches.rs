@@ -301,6 +301,35 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
         Some(50_300 + failed_fen),
         "the failed line is kept for a new batch"
     );
+    // Each person's statement shows what was granted and paid; over the four, the file's paid sum.
+    let mut paid_over_statements = 0;
+    for person in &persons {
+        let statement = suite
+            .subsidy()
+            .await
+            .get_person_statement(with_token(
+                pb::GetPersonStatementRequest {
+                    person: person.clone(),
+                    ..Default::default()
+                },
+                &finance,
+            ))
+            .await
+            .expect("statement")
+            .into_inner()
+            .statement
+            .expect("statement");
+        assert_eq!(statement.lines.len(), 1);
+        assert!(statement.total_granted.map(|m| m.fen).unwrap_or_default() > 0);
+        let paid = statement.total_paid.map(|m| m.fen).unwrap_or_default();
+        if paid > 0 {
+            assert_eq!(statement.lines[0].state, "PAID");
+            assert!(statement.lines[0].paid_date.is_some());
+        }
+        paid_over_statements += paid;
+    }
+    assert_eq!(paid_over_statements, paid_fen);
+
     // The submitting side learns every step from the claim feed.
     let mut feed = suite
         .subsidy()

@@ -1,0 +1,89 @@
+//! A person's statement (个人补贴明细): everything granted, paid and asked to return, over every
+//! policy and department, as far as the caller's scope reaches.
+
+use bangfu_platform::auth::Principal;
+use bangfu_platform::error::Problem;
+
+use super::batches::PolicyTitles;
+use super::{Subsidy, narrowed};
+use crate::domain::Period;
+use crate::store::{self, StoredClaim};
+
+/// One line of a statement.
+pub struct StatementLine {
+    pub claim: StoredClaim,
+    pub policy_title: String,
+    pub paid: Option<(i64, Option<time::Date>)>,
+}
+
+/// A page of a person's statement with the totals of the whole statement.
+pub struct Statement {
+    pub person_id: String,
+    pub display_name: String,
+    pub lines: Vec<StatementLine>,
+    pub total_granted: i64,
+    pub total_paid: i64,
+    pub more: bool,
+}
+
+impl Subsidy {
+    pub async fn person_statement(
+        &self,
+        caller: &Principal,
+        person_id: &str,
+        period: Option<Period>,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Statement, Problem> {
+        let resource = format!("persons/{person_id}");
+        let not_found = || self.refuse(caller, "GetPersonStatement", &resource, Problem::not_found(&resource));
+        let prefix = narrowed(&caller.scope, "").ok_or_else(not_found)?;
+        let mut conn = self.db().acquire().await?;
+        let period_text = period.map(|p| (crate::domain::day_text(p.first), crate::domain::day_text(p.last)));
+        let mut claims =
+            store::claims_of_person(&mut conn, person_id, &prefix, period_text, after, i64::from(limit) + 1).await?;
+        let (total_granted, total_paid) = store::person_totals(&mut conn, person_id, &prefix).await?;
+        if claims.is_empty() && total_granted == 0 && total_paid == 0 {
+            // No claim of the person in the caller's scope: as if the person had none anywhere.
+            let any = store::claims_of_person(&mut conn, person_id, "", None, None, 1).await?;
+            if any.is_empty() {
+                return Ok(Statement {
+                    person_id: person_id.to_string(),
+                    display_name: String::new(),
+                    lines: Vec::new(),
+                    total_granted: 0,
+                    total_paid: 0,
+                    more: false,
+                });
+            }
+            if narrowed(&caller.scope, &any[0].region).is_none() {
+                return Err(not_found());
+            }
+        }
+        let more = claims.len() > limit as usize;
+        claims.truncate(limit as usize);
+        let mut titles = PolicyTitles::default();
+        let mut lines = Vec::with_capacity(claims.len());
+        let display_name = claims
+            .first()
+            .map(|c| c.person_display_name.clone())
+            .unwrap_or_default();
+        for claim in claims {
+            let policy_title = titles.title(&mut conn, &claim.payload.policy_code).await?;
+            let paid = store::paid_line(&mut conn, &claim.id).await?;
+            lines.push(StatementLine {
+                claim,
+                policy_title,
+                paid,
+            });
+        }
+        Ok(Statement {
+            person_id: person_id.to_string(),
+            display_name,
+            lines,
+            total_granted,
+            total_paid,
+            more,
+        })
+    }
+}
