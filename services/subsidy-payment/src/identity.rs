@@ -66,6 +66,24 @@ impl PersonFacts {
         held
     }
 
+    /// The value of identity fact `name` ("person.categories", …) for `period`; None when the
+    /// person has none (alive: no death date) or the name is not an identity fact.
+    pub fn fact(&self, name: &str, period: &Period, as_of: CategoryAsOf) -> Option<crate::domain::FactValue> {
+        use crate::domain::FactValue;
+        match name {
+            "person.categories" => Some(FactValue::TextList(self.categories(period, as_of))),
+            "person.registered_region" => Some(FactValue::RegionCode(self.registered_region.clone())),
+            "person.residence_region" => Some(FactValue::RegionCode(self.residence_region.clone())),
+            "person.employment_status" => Some(FactValue::Text(self.employment_status.clone())),
+            "person.labor_capacity" => Some(FactValue::Text(self.labor_capacity.clone())),
+            "person.age_years" => self.age_on(period.first).map(FactValue::Integer),
+            "person.retirement_month" => self.retirement_month.clone().map(FactValue::YearMonth),
+            "person.death_date" => self.death_date.map(|d| FactValue::Date(day_text(d))),
+            "person.moved_away_date" => self.moved_away_date.map(|d| FactValue::Date(day_text(d))),
+            _ => None,
+        }
+    }
+
     /// Whole years of age on `day`, from the year and month of birth (the day is masked, so a
     /// birthday in `day`'s month counts as passed).
     pub fn age_on(&self, day: Date) -> Option<i64> {
@@ -228,4 +246,31 @@ pub fn source_detail(person_id: &str, period: &Period) -> String {
         day_text(period.first),
         day_text(period.last)
     )
+}
+
+/// A change on identity's feed, as the recovery follower needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonEvent {
+    pub cursor: String,
+    pub person_id: String,
+    /// The change kind without its prefix ("CATEGORY_REVOKED").
+    pub kind: String,
+    pub effective_date: Option<Date>,
+}
+
+/// The follower's effect: the identity change, read off the wire, handed to the application.
+pub struct RecoveryFollower {
+    pub clock: bangfu_platform::clock::Clock,
+}
+
+impl bangfu_platform::follow::Apply<pb::PersonChange> for RecoveryFollower {
+    async fn apply(&self, tx: &mut sqlx::AnyConnection, change: &pb::PersonChange) -> Result<(), Problem> {
+        let event = PersonEvent {
+            cursor: change.cursor.clone(),
+            person_id: change.person.trim_start_matches("persons/").to_string(),
+            kind: strip(change.kind().as_str_name(), "CHANGE_KIND_").to_string(),
+            effective_date: date(change.effective_date.as_ref()),
+        };
+        crate::app::note_person_change(tx, &event, self.clock.now()).await
+    }
 }

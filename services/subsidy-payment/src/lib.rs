@@ -19,6 +19,8 @@ use std::time::Duration;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::{Database, MigrationFile, Migrations};
 use bangfu_platform::error::Problem;
+use bangfu_platform::follow::{Follower, PersonChanges};
+use bangfu_platform::jobs::Job;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::peers::Peer;
 use bangfu_platform::pii::DataKeys;
@@ -54,14 +56,49 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                     .into(),
             )
         })?;
-        let subsidy = start(context.db, context.clock, Some(identity), Some(keys))
-            .await?
-            .with_shutdown(context.shutdown);
-        Ok(Started::serving(grpc::SubsidyServer::shared(
-            Arc::new(subsidy),
-            &context.server,
-        )))
+        let follower = recovery_follower(context.db.clone(), identity.clone(), context.clock.clone());
+        let subsidy = Arc::new(
+            start(context.db.clone(), context.clock, Some(identity), Some(keys))
+                .await?
+                .with_shutdown(context.shutdown),
+        );
+        let checker = subsidy.clone();
+        let recoveries = Job::new(
+            "subsidy-recovery-checks",
+            RECOVERY_CHECK_INTERVAL,
+            context.db,
+            move || {
+                let subsidy = checker.clone();
+                async move {
+                    let opened = subsidy.process_recovery_checks().await?;
+                    if opened > 0 {
+                        tracing::info!(opened, "recoveries opened from identity's corrections");
+                    }
+                    Ok(())
+                }
+            },
+        );
+        Ok(Started::serving(grpc::SubsidyServer::shared(subsidy, &context.server))
+            .with_follower(follower.hosted())
+            .with_job(recoveries))
     })
+}
+
+/// How often noted identity changes are checked for payments to recover.
+const RECOVERY_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The follower of identity's person feed that notes changes which may undo a payment.
+pub fn recovery_follower(
+    db: Database,
+    identity: Peer,
+    clock: Clock,
+) -> Follower<PersonChanges, identity::RecoveryFollower> {
+    Follower::new(
+        "subsidy/identity-persons",
+        db,
+        PersonChanges::new(identity),
+        identity::RecoveryFollower { clock },
+    )
 }
 
 /// The service over its (migrated) database, with the shipped policy files loaded.
@@ -110,6 +147,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "payment batches",
             sql: include_str!("../migrations/sqlite/0202_payment_batches.sql"),
         },
+        MigrationFile {
+            version: 203,
+            description: "recoveries",
+            sql: include_str!("../migrations/sqlite/0203_recoveries.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -126,6 +168,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 202,
             description: "payment batches",
             sql: include_str!("../migrations/postgres/0202_payment_batches.sql"),
+        },
+        MigrationFile {
+            version: 203,
+            description: "recoveries",
+            sql: include_str!("../migrations/postgres/0203_recoveries.sql"),
         },
     ],
 };

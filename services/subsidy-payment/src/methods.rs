@@ -208,7 +208,17 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyRead),
         CallKind::Unary,
     ),
-    // Not served yet: bulk accounts, recoveries, proposals, re-evaluation.
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ListRecoveries",
+        Access::Requires(SubsidyRead),
+        CallKind::Unary,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/GetRecovery",
+        Access::Requires(SubsidyRead),
+        CallKind::Unary,
+    ),
+    // Not served yet: bulk accounts, settling recoveries, proposals, re-evaluation.
     rule(
         "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
         Access::Requires(SubsidyClaimsWrite),
@@ -223,16 +233,6 @@ pub const METHODS: &[MethodRule] = &[
         "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ListRecoveries",
-        Access::Requires(SubsidyRead),
-        CallKind::Unary,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/GetRecovery",
-        Access::Requires(SubsidyRead),
-        CallKind::Unary,
     ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/SettleRecovery",

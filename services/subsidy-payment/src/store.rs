@@ -1759,3 +1759,231 @@ pub async fn person_totals(conn: &mut AnyConnection, person_id: &str, region_pre
         .await?;
     Ok((row.try_get("granted")?, row.try_get("paid")?))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Recoveries
+
+/// Notes a change to check, once per feed event.
+pub async fn note_recovery_check(
+    tx: &mut AnyConnection,
+    cursor: &str,
+    person_id: &str,
+    change_kind: &str,
+    effective_date: Option<time::Date>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO recovery_checks (event_cursor, person_id, change_kind, effective_date, noted_us) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_cursor) DO NOTHING",
+    )
+    .bind(cursor)
+    .bind(person_id)
+    .bind(change_kind)
+    .bind(effective_date.map(day_text))
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether the person has any claim paid (the only ones a change can undo).
+pub async fn has_paid_claims(conn: &mut AnyConnection, person_id: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM claims WHERE person_id = $1 AND state = 'paid' LIMIT 1")
+            .bind(person_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some(),
+    )
+}
+
+/// A noted change waiting to be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCheck {
+    pub cursor: String,
+    pub person_id: String,
+    pub change_kind: String,
+    pub effective_date: Option<time::Date>,
+}
+
+pub async fn pending_recovery_checks(conn: &mut AnyConnection, limit: i64) -> Result<Vec<RecoveryCheck>> {
+    let rows = sqlx::query("SELECT * FROM recovery_checks ORDER BY noted_us, event_cursor LIMIT $1")
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let date: Option<String> = row.try_get("effective_date")?;
+            Ok(RecoveryCheck {
+                cursor: row.try_get("event_cursor")?,
+                person_id: row.try_get("person_id")?,
+                change_kind: row.try_get("change_kind")?,
+                effective_date: date.as_deref().and_then(parse_day),
+            })
+        })
+        .collect()
+}
+
+pub async fn finish_recovery_check(tx: &mut AnyConnection, cursor: &str) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM recovery_checks WHERE event_cursor = $1")
+        .bind(cursor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// A person's paid claims whose period ends on or after `from` (every paid claim without it).
+pub async fn paid_claims_from(
+    conn: &mut AnyConnection,
+    person_id: &str,
+    from: Option<time::Date>,
+) -> Result<Vec<StoredClaim>> {
+    let rows = sqlx::query(
+        "SELECT * FROM claims WHERE person_id = $1 AND state = 'paid' AND ($2 = '' OR period_last >= $2) ORDER BY period_first, id",
+    )
+    .bind(person_id)
+    .bind(from.map(day_text).unwrap_or_default())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(claim_from).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecovery {
+    pub id: String,
+    pub claim_id: String,
+    pub person_id: String,
+    pub person_display_name: String,
+    pub fund_id: String,
+    pub region: String,
+    pub reason: String,
+    pub trigger_cursor: String,
+    pub amount: i64,
+    pub returned: i64,
+    pub reevaluation: Decision,
+    pub message: String,
+    pub state: String,
+    pub created: OffsetDateTime,
+    pub closed: Option<OffsetDateTime>,
+    pub revision: i64,
+}
+
+impl StoredRecovery {
+    pub fn name(&self) -> String {
+        format!("recoveries/{}", self.id)
+    }
+
+    pub fn etag(&self) -> String {
+        format!("r{}", self.revision)
+    }
+}
+
+fn recovery_from(row: &AnyRow) -> Result<StoredRecovery> {
+    let closed: Option<i64> = row.try_get("closed_us")?;
+    Ok(StoredRecovery {
+        id: row.try_get("id")?,
+        claim_id: row.try_get("claim_id")?,
+        person_id: row.try_get("person_id")?,
+        person_display_name: row.try_get("person_display_name")?,
+        fund_id: row.try_get("fund_id")?,
+        region: row.try_get("region")?,
+        reason: row.try_get("reason")?,
+        trigger_cursor: row.try_get("trigger_cursor")?,
+        amount: row.try_get("amount_fen")?,
+        returned: row.try_get("returned_fen")?,
+        reevaluation: json(row, "reevaluation")?,
+        message: row.try_get("message")?,
+        state: row.try_get("state")?,
+        created: instant(row, "created_us")?,
+        closed: closed.and_then(from_micros),
+        revision: row.try_get("revision")?,
+    })
+}
+
+/// Opens a recovery; false when this claim already has one for this change.
+pub async fn insert_recovery(tx: &mut AnyConnection, recovery: &StoredRecovery) -> Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO recoveries (id, claim_id, person_id, person_display_name, fund_id, region, reason, trigger_cursor, \
+         amount_fen, reevaluation, message, state, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         'open', $12) ON CONFLICT (claim_id, trigger_cursor) DO NOTHING",
+    )
+    .bind(&recovery.id)
+    .bind(&recovery.claim_id)
+    .bind(&recovery.person_id)
+    .bind(&recovery.person_display_name)
+    .bind(&recovery.fund_id)
+    .bind(&recovery.region)
+    .bind(&recovery.reason)
+    .bind(&recovery.trigger_cursor)
+    .bind(recovery.amount)
+    .bind(to_json(&recovery.reevaluation))
+    .bind(&recovery.message)
+    .bind(to_micros(recovery.created))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn get_recovery(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredRecovery>> {
+    let row = sqlx::query("SELECT * FROM recoveries WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(recovery_from).transpose()
+}
+
+/// Recoveries by (region, id) after the cursor, with optional filters.
+pub async fn list_recoveries(
+    conn: &mut AnyConnection,
+    region_prefix: &str,
+    person_id: &str,
+    claim_id: &str,
+    state: &str,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<StoredRecovery>> {
+    let (after_region, after_id) = after.unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT * FROM recoveries WHERE region LIKE $1 AND ($2 = '' OR person_id = $2) AND ($3 = '' OR claim_id = $3) \
+         AND ($4 = '' OR state = $4) AND (region > $5 OR (region = $5 AND id > $6)) ORDER BY region, id LIMIT $7",
+    )
+    .bind(format!("{region_prefix}%"))
+    .bind(person_id)
+    .bind(claim_id)
+    .bind(state)
+    .bind(after_region)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(recovery_from).collect()
+}
+
+/// Moves a paid claim to recovery open; false when it was not paid.
+pub async fn open_claim_recovery(tx: &mut AnyConnection, claim_id: &str, now: OffsetDateTime) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE claims SET state = 'recovery_open', updated_us = $2, revision = revision + 1 WHERE id = $1 AND state = 'paid'",
+    )
+    .bind(claim_id)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Moves `amount` of a fund's consumed money into recoverable (still counted as consumed).
+pub async fn mark_recoverable(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE funds SET recoverable_fen = recoverable_fen + $2, revision = revision + 1 \
+         WHERE id = $1 AND consumed_fen >= recoverable_fen + $2",
+    )
+    .bind(fund_id)
+    .bind(amount)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}

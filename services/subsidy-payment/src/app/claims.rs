@@ -325,20 +325,7 @@ impl Subsidy {
                     "claim".to_string(),
                 ),
                 FactSource::Identity => {
-                    let value = match definition.name.as_str() {
-                        "person.categories" => {
-                            Some(FactValue::TextList(person.categories(period, rules.category_as_of)))
-                        }
-                        "person.registered_region" => Some(FactValue::RegionCode(person.registered_region.clone())),
-                        "person.residence_region" => Some(FactValue::RegionCode(person.residence_region.clone())),
-                        "person.employment_status" => Some(FactValue::Text(person.employment_status.clone())),
-                        "person.labor_capacity" => Some(FactValue::Text(person.labor_capacity.clone())),
-                        "person.age_years" => person.age_on(period.first).map(FactValue::Integer),
-                        "person.retirement_month" => person.retirement_month.clone().map(FactValue::YearMonth),
-                        "person.death_date" => person.death_date.map(|d| FactValue::Date(day_text(d))),
-                        "person.moved_away_date" => person.moved_away_date.map(|d| FactValue::Date(day_text(d))),
-                        _ => None,
-                    };
+                    let value = person.fact(&definition.name, period, rules.category_as_of);
                     (value, identity_detail.clone())
                 }
                 FactSource::History => {

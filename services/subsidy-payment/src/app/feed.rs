@@ -39,9 +39,10 @@ pub enum ClaimChangeKind {
     Unbatched,
     Paid,
     PaymentFailed,
+    RecoveryOpened,
 }
 
-const KINDS: [(ClaimChangeKind, &str); 7] = [
+const KINDS: [(ClaimChangeKind, &str); 8] = [
     (ClaimChangeKind::Decided, "claim_decided"),
     (ClaimChangeKind::Reviewed, "claim_reviewed"),
     (ClaimChangeKind::Withdrawn, "claim_withdrawn"),
@@ -49,6 +50,7 @@ const KINDS: [(ClaimChangeKind, &str); 7] = [
     (ClaimChangeKind::Unbatched, "claim_unbatched"),
     (ClaimChangeKind::Paid, "claim_paid"),
     (ClaimChangeKind::PaymentFailed, "claim_payment_failed"),
+    (ClaimChangeKind::RecoveryOpened, "claim_recovery_opened"),
 ];
 
 impl ClaimChangeKind {

@@ -34,6 +34,7 @@ pub mod account {
     pub const RESERVED: &str = "reserved";
     pub const PAYABLE: &str = "payable";
     pub const PAID: &str = "paid";
+    pub const RECOVERABLE: &str = "recoverable";
 }
 
 fn fund_not_found(id: &str) -> Problem {

@@ -10,6 +10,7 @@ mod objections;
 mod payees;
 mod payments;
 mod policies;
+mod recoveries;
 mod statements;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ pub use objections::{NewObjection, Resolution};
 pub use payees::{AccountListing, NewAccount};
 pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
+pub use recoveries::{RecoveryListing, note_person_change};
 pub use statements::{Statement, StatementLine};
 
 use crate::domain::{CompiledRules, FieldError, StoredVersion};

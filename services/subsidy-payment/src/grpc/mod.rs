@@ -668,20 +668,6 @@ impl SubsidyService for SubsidyServer {
         }))
     }
 
-    async fn list_recoveries(
-        &self,
-        _request: Request<pb::ListRecoveriesRequest>,
-    ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
-        Err(not_served())
-    }
-
-    async fn get_recovery(
-        &self,
-        _request: Request<pb::GetRecoveryRequest>,
-    ) -> Result<Response<pb::GetRecoveryResponse>, Status> {
-        Err(not_served())
-    }
-
     async fn settle_recovery(
         &self,
         _request: Request<pb::SettleRecoveryRequest>,
@@ -1048,6 +1034,69 @@ impl SubsidyService for SubsidyServer {
         Ok(Response::new(pb::ResolveObjectionResponse {
             objection: Some(wire::objection_to_wire(&objection)),
             payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),
+        }))
+    }
+
+    async fn list_recoveries(
+        &self,
+        request: Request<pb::ListRecoveriesRequest>,
+    ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        if request.reason != 0 || !request.fund.is_empty() {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                if request.fund.is_empty() { "reason" } else { "fund" },
+                "this filter is not served yet; filter by person, claim, state or region",
+                "暂不支持按原因或资金筛选",
+            )
+            .into());
+        }
+        let size = paging::page_size(request.page_size, 100, 1000)?;
+        let person = if request.person.is_empty() {
+            String::new()
+        } else {
+            wire::person_id("person", &request.person)?
+        };
+        let claim = if request.claim.is_empty() {
+            String::new()
+        } else {
+            wire::resource_id("claim", &request.claim, "claims")?
+        };
+        let state = wire::recovery_state_filter("state", request.state)?;
+        let region_prefix = request.region_prefix.trim().to_string();
+        let fingerprint = paging::fingerprint(&[&person, &claim, state, &region_prefix]);
+        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(cursor) => match cursor.as_slice() {
+                [region, id] => Some((region.clone(), id.clone())),
+                _ => return Err(page_token_invalid().into()),
+            },
+        };
+        let listing = self
+            .subsidy
+            .list_recoveries(&caller, &region_prefix, &person, &claim, state, after, size)
+            .await?;
+        let next_page_token = match (listing.more, listing.recoveries.last()) {
+            (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListRecoveriesResponse {
+            recoveries: listing.recoveries.iter().map(wire::recovery_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_recovery(
+        &self,
+        request: Request<pb::GetRecoveryRequest>,
+    ) -> Result<Response<pb::GetRecoveryResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "recoveries")?;
+        let recovery = self.subsidy.get_recovery(&caller, &id).await?;
+        Ok(Response::new(pb::GetRecoveryResponse {
+            recovery: Some(wire::recovery_to_wire(&recovery)),
         }))
     }
 

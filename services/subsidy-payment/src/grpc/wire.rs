@@ -866,6 +866,7 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
         Some(crate::app::ClaimChangeKind::Unbatched) => pb::ClaimChangeKind::Unbatched,
         Some(crate::app::ClaimChangeKind::Paid) => pb::ClaimChangeKind::Paid,
         Some(crate::app::ClaimChangeKind::PaymentFailed) => pb::ClaimChangeKind::PaymentFailed,
+        Some(crate::app::ClaimChangeKind::RecoveryOpened) => pb::ClaimChangeKind::RecoveryOpened,
         None => pb::ClaimChangeKind::Unspecified,
     };
     let mut change = pb::ClaimChange {
@@ -1395,5 +1396,51 @@ pub fn statement_to_wire(statement: &crate::app::Statement) -> pb::PersonStateme
         total_paid: Some(money_to_wire(statement.total_paid)),
         total_to_return: Some(money_to_wire(0)),
         total_returned: Some(money_to_wire(0)),
+    }
+}
+
+pub fn recovery_state_filter(field: &str, value: i32) -> Result<&'static str, Problem> {
+    match pb::RecoveryState::try_from(value) {
+        Ok(pb::RecoveryState::Unspecified) => Ok(""),
+        Ok(pb::RecoveryState::Open) => Ok("open"),
+        Ok(pb::RecoveryState::Returned) => Ok("returned"),
+        Ok(pb::RecoveryState::WrittenOff) => Ok("written_off"),
+        Ok(pb::RecoveryState::Cancelled) => Ok("cancelled"),
+        Err(_) => Err(invalid(field, "unknown recovery state", "追回状态无效")),
+    }
+}
+
+pub fn recovery_to_wire(recovery: &crate::store::StoredRecovery) -> pb::Recovery {
+    let reason = match recovery.reason.as_str() {
+        "category_revoked" => pb::RecoveryReason::CategoryRevoked,
+        "category_annulled" => pb::RecoveryReason::CategoryAnnulled,
+        "person_deceased" => pb::RecoveryReason::PersonDeceased,
+        "facts_corrected" => pb::RecoveryReason::FactsCorrected,
+        _ => pb::RecoveryReason::Unspecified,
+    };
+    let state = match recovery.state.as_str() {
+        "open" => pb::RecoveryState::Open,
+        "returned" => pb::RecoveryState::Returned,
+        "written_off" => pb::RecoveryState::WrittenOff,
+        "cancelled" => pb::RecoveryState::Cancelled,
+        _ => pb::RecoveryState::Unspecified,
+    };
+    pb::Recovery {
+        name: recovery.name(),
+        claim: format!("claims/{}", recovery.claim_id),
+        person: format!("persons/{}", recovery.person_id),
+        person_display_name: recovery.person_display_name.clone(),
+        reason: reason as i32,
+        trigger: format!("identity change {}", recovery.trigger_cursor),
+        amount: Some(money_to_wire(recovery.amount)),
+        returned_amount: Some(money_to_wire(recovery.returned)),
+        reevaluation: Some(decision_to_wire(&recovery.reevaluation, "")),
+        message: recovery.message.clone(),
+        state: state as i32,
+        fund: format!("funds/{}", recovery.fund_id),
+        documents: Vec::new(),
+        create_time: Some(timestamp_to_wire(recovery.created)),
+        close_time: recovery.closed.map(timestamp_to_wire),
+        etag: recovery.etag(),
     }
 }

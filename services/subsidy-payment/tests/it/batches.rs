@@ -565,7 +565,166 @@ async fn an_upheld_objection_cancels_the_batch_and_sends_the_claim_to_review(bac
     );
 }
 
+async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let budget = suite.fund(10_000_000).await;
+    let agri = suite.agri_clerk();
+    let finance = suite.finance_clerk();
+    let person = suite.poverty_alleviated_person("褚一", "701").await;
+    submit(
+        &suite,
+        &agri,
+        post_claim(&person, "posts/r1/2025-03", 2025, 3, 31, 50_000),
+    )
+    .await
+    .expect("claim");
+    register(
+        &suite,
+        &finance,
+        person_account(&person, "褚一", &citizen_id("37040219700315701"), "6217000055550000"),
+    )
+    .await
+    .expect("account");
+    let made = batch(&suite, &finance, &budget.name).await.expect("batch");
+    let mut client = suite.subsidy().await;
+    let noticed = client
+        .publish_batch_notice(with_token(
+            pb::PublishBatchNoticeRequest {
+                name: made.name.clone(),
+                first_day: None,
+                objection_contact: "市中区财政局".into(),
+                etag: made.etag.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("noticed")
+        .into_inner()
+        .payment_batch
+        .expect("batch");
+    suite.time.advance(time::Duration::days(8));
+    client
+        .approve_payment_batch(with_token(
+            pb::ApprovePaymentBatchRequest {
+                name: made.name.clone(),
+                note: "公示无异议".into(),
+                etag: noticed.etag.clone(),
+            },
+            &suite.finance_reviewer("reviewer-approver"),
+        ))
+        .await
+        .expect("approved");
+    let (bytes, _) = export(&suite, &finance, &made.name).await.expect("exported");
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| {
+        encoding_rs::GBK
+            .decode_without_bom_handling_and_without_replacement(e.as_bytes())
+            .expect("GBK")
+            .into_owned()
+    });
+    let row: Vec<&str> = text.lines().nth(1).expect("a line").split(',').collect();
+    let file = format!(
+        "明细编号,金额（元）,结果,付款日期,银行流水号,失败原因\n{},{},成功,2025-03-12,R1,\n",
+        row[1], row[7]
+    );
+    let (_, report) = import(&suite, &finance, &made.name, &file).await;
+    assert_eq!(report.paid_count, 1);
+
+    // The category ends in February: March was paid on a fact that no longer holds.
+    let reviewer = suite.token(
+        "reviewer-agri",
+        bangfu_platform::auth::Department::Agri,
+        bangfu_platform::auth::Role::Reviewer,
+        "370402",
+    );
+    let mut identity = suite.identity().await;
+    let certification = identity
+        .get_person(with_token(
+            bangfu_proto::identity::v1::GetPersonRequest {
+                name: person.clone(),
+                ..Default::default()
+            },
+            &reviewer,
+        ))
+        .await
+        .expect("person")
+        .into_inner()
+        .person
+        .expect("person")
+        .certifications[0]
+        .name
+        .clone();
+    identity
+        .revoke_category(with_token(
+            bangfu_proto::identity::v1::RevokeCategoryRequest {
+                name: certification,
+                valid_to: Some(crate::support::date(2025, 2, 28)),
+                annul: false,
+                document_reference: "市中乡振〔2025〕7号".into(),
+                request_id: String::new(),
+            },
+            &reviewer,
+        ))
+        .await
+        .expect("revoked");
+
+    // The follower notes the change; the job opens the recovery (here called as its schedule would).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if suite.app.process_recovery_checks().await.expect("checked") > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no recovery was opened");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let recoveries = client
+        .list_recoveries(with_token(
+            pb::ListRecoveriesRequest {
+                person: person.clone(),
+                ..Default::default()
+            },
+            &finance,
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .recoveries;
+    assert_eq!(recoveries.len(), 1);
+    let recovery = &recoveries[0];
+    assert_eq!(recovery.reason, pb::RecoveryReason::CategoryRevoked as i32);
+    assert_eq!(recovery.amount.as_ref().map(|m| m.fen), Some(50_000));
+    assert_eq!(recovery.state, pb::RecoveryState::Open as i32);
+    let reevaluation = recovery.reevaluation.as_ref().expect("re-evaluation");
+    assert_eq!(reevaluation.outcome, pb::DecisionOutcome::Rejected as i32);
+    assert_eq!(
+        reevaluation.rejection_reasons[0].reason,
+        pb::RejectionReason::NotTargetPerson as i32
+    );
+    let claim = client
+        .get_claim(with_token(
+            pb::GetClaimRequest {
+                name: recovery.claim.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    assert_eq!(claim.state, pb::ClaimState::RecoveryOpen as i32);
+    let fund_after = fund(&suite, &budget.name).await;
+    assert_eq!(fund_after.recoverable.map(|m| m.fen), Some(50_000));
+    assert_eq!(
+        fund_after.consumed.map(|m| m.fen),
+        Some(50_000),
+        "asked back, not yet returned"
+    );
+    // A second run of the job opens nothing twice.
+    assert_eq!(suite.app.process_recovery_checks().await.expect("checked"), 0);
+}
+
 on_both_backends!(
     a_batch_goes_from_approved_claims_to_reconciled_payments,
     an_upheld_objection_cancels_the_batch_and_sends_the_claim_to_review,
+    a_category_revoked_before_a_paid_month_opens_a_recovery,
 );

@@ -16,6 +16,7 @@ use bangfu_proto::identity::v1 as id;
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use bangfu_proto::subsidy::v1 as pb;
 use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
+use bangfu_subsidy_payment::app::Subsidy;
 use tonic::transport::Channel;
 
 /// Zaozhuang, Shizhong district (枣庄市市中区).
@@ -28,6 +29,8 @@ pub enum Backend {
 
 pub struct Suite {
     pub server: TestServer,
+    /// The service itself, for what a job does on a schedule (the recovery check).
+    pub app: Arc<Subsidy>,
     /// The suite's clock: a test moves it past a notice period.
     pub time: Arc<ManualTime>,
     /// Identity's and subsidy's databases, dropped (and removed) with the suite.
@@ -56,7 +59,7 @@ impl Suite {
         let identity = bangfu_identity::start(identity_db.db.clone(), keys, clock.clone())
             .await
             .expect("identity");
-        let subsidy = bangfu_subsidy_payment::start(subsidy_db.db.clone(), clock, None, Some(subsidy_keys))
+        let subsidy = bangfu_subsidy_payment::start(subsidy_db.db.clone(), clock.clone(), None, Some(subsidy_keys))
             .await
             .expect("subsidy");
         let methods = [
@@ -66,6 +69,9 @@ impl Suite {
         ]
         .concat();
         let (identity_store, subsidy_store) = (identity_db.db.clone(), subsidy_db.db.clone());
+        let follower_db = subsidy_db.db.clone();
+        let app_slot: Arc<std::sync::Mutex<Option<Arc<Subsidy>>>> = Arc::new(std::sync::Mutex::new(None));
+        let app_slot_in = app_slot.clone();
         let server = TestServer::start_calling_itself(server_config(), &methods, move |host, test_keys, addr| {
             host.audit_denials(bangfu_identity::PATH_PREFIX, identity_store);
             host.audit_denials(bangfu_subsidy_payment::PATH_PREFIX, subsidy_store);
@@ -78,18 +84,22 @@ impl Suite {
             ));
             let peers = Peers::all_at(&format!("http://{addr}"), Some(tokens), PeerSettings::default()).expect("peers");
             let peer = peers.get("identity").expect("identity peer").clone();
-            let subsidy = subsidy.with_identity(bangfu_subsidy_payment::identity::IdentityFacts::new(peer));
+            // The recovery follower of identity's feed, as the hosted service runs it.
+            bangfu_subsidy_payment::recovery_follower(follower_db, peer.clone(), clock)
+                .hosted()
+                .spawn(host.shutdown());
+            let subsidy = Arc::new(subsidy.with_identity(bangfu_subsidy_payment::identity::IdentityFacts::new(peer)));
+            *app_slot_in.lock().expect("slot") = Some(subsidy.clone());
             let config = host.config().clone();
-            host.add_service(bangfu_subsidy_payment::grpc::SubsidyServer::shared(
-                Arc::new(subsidy),
-                &config,
-            ));
+            host.add_service(bangfu_subsidy_payment::grpc::SubsidyServer::shared(subsidy, &config));
             let identity = identity.with_shutdown(host.shutdown()).into_server(host.config());
             host.add_service(identity);
         })
         .await;
+        let app = app_slot.lock().expect("slot").take().expect("the subsidy service");
         Self {
             server,
+            app,
             time,
             _databases: (identity_db, subsidy_db),
         }
