@@ -218,7 +218,12 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyRead),
         CallKind::Unary,
     ),
-    // Not served yet: bulk accounts, settling recoveries, proposals, re-evaluation.
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/SettleRecovery",
+        Access::Requires(SubsidyPay),
+        CallKind::Unary,
+    ),
+    // Not served yet: bulk accounts, proposals, re-evaluation.
     rule(
         "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
         Access::Requires(SubsidyClaimsWrite),
@@ -233,10 +238,5 @@ pub const METHODS: &[MethodRule] = &[
         "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
-    ),
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/SettleRecovery",
-        Access::Requires(SubsidyPay),
-        CallKind::Unary,
     ),
 ];

@@ -1987,3 +1987,65 @@ pub async fn mark_recoverable(tx: &mut AnyConnection, fund_id: &str, amount: i64
     .rows_affected()
         == 1)
 }
+
+/// Records a settlement of an open recovery at its read revision: money returned (the state
+/// stays open until all of it is), or the rest written off or cancelled. False when it moved.
+pub async fn settle_recovery(
+    tx: &mut AnyConnection,
+    id: &str,
+    returned: i64,
+    state: &str,
+    read_revision: i64,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE recoveries SET returned_fen = returned_fen + $2, state = $3, \
+         closed_us = CASE WHEN $3 = 'open' THEN NULL ELSE $4 END, revision = revision + 1 \
+         WHERE id = $1 AND state = 'open' AND revision = $5 AND returned_fen + $2 <= amount_fen",
+    )
+    .bind(id)
+    .bind(returned)
+    .bind(state)
+    .bind(to_micros(now))
+    .bind(read_revision)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// A fund's recoverable money settled: `returned` goes back to available (out of consumed),
+/// `closed` (written off or cancelled) stays consumed.
+pub async fn settle_recoverable(tx: &mut AnyConnection, fund_id: &str, returned: i64, closed: i64) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE funds SET recoverable_fen = recoverable_fen - $2 - $3, consumed_fen = consumed_fen - $2, \
+         released_fen = released_fen + $2, revision = revision + 1 \
+         WHERE id = $1 AND recoverable_fen >= $2 + $3 AND consumed_fen >= $2",
+    )
+    .bind(fund_id)
+    .bind(returned)
+    .bind(closed)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Moves a claim under recovery to its settled state.
+pub async fn close_claim_recovery(
+    tx: &mut AnyConnection,
+    claim_id: &str,
+    state: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE claims SET state = $2, updated_us = $3, revision = revision + 1 WHERE id = $1 AND state = 'recovery_open'",
+    )
+    .bind(claim_id)
+    .bind(state)
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}

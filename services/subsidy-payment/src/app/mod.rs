@@ -36,7 +36,7 @@ pub use objections::{NewObjection, Resolution};
 pub use payees::{AccountListing, NewAccount};
 pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
-pub use recoveries::{RecoveryListing, note_person_change};
+pub use recoveries::{RecoveryListing, Settlement, note_person_change};
 pub use statements::{Statement, StatementLine};
 
 use crate::domain::{CompiledRules, FieldError, StoredVersion};

@@ -277,3 +277,135 @@ impl Subsidy {
         Ok(RecoveryListing { recoveries, more })
     }
 }
+
+/// How a recovery is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Money received: this much.
+    Returned(i64),
+    /// The rest will not be asked (the payee cannot pay, a decision of the department).
+    WrittenOff,
+    /// The recovery was wrong (the facts were restored): the payment stands.
+    Cancelled,
+}
+
+impl Subsidy {
+    /// SettleRecovery: money returned goes back to the fund (RECOVERABLE → AVAILABLE); a write-off
+    /// or cancellation closes what is left (RECOVERABLE → PAID). One journal entry each.
+    pub async fn settle_recovery(
+        &self,
+        caller: &Principal,
+        key: Option<bangfu_platform::idempotency::RequestKey>,
+        id: &str,
+        settlement: Settlement,
+        document: &str,
+        etag: &str,
+    ) -> Result<(StoredRecovery, store::LedgerEntry), Problem> {
+        let mut unit = match write::begin(self.db(), key, self.now()).await? {
+            write::Begun::Replay { .. } => {
+                let mut conn = self.db().acquire().await?;
+                let recovery = store::get_recovery(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| Problem::not_found(&format!("recoveries/{id}")))?;
+                let entry = store::list_entries(&mut conn, &recovery.fund_id, None, 0, i64::MAX)
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|e| {
+                        e.document.ends_with(&recovery.name()) || e.claim_id.as_deref() == Some(&recovery.claim_id)
+                    })
+                    .ok_or_else(Problem::internal)?;
+                return Ok((recovery, entry));
+            }
+            write::Begun::Fresh(unit) => unit,
+        };
+        let now = unit.now();
+        let recovery = store::get_recovery(unit.tx(), id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&format!("recoveries/{id}")))?;
+        let name = recovery.name();
+        self.ensure_sees(caller, "SettleRecovery", &name, &recovery.region)?;
+        if recovery.etag() != etag {
+            return Err(super::stale(&name));
+        }
+        if recovery.state != "open" {
+            return Err(Problem::new(
+                tonic::Code::FailedPrecondition,
+                bangfu_platform::error::ErrorReason::StateConflict,
+                format!("{name} is {}", recovery.state),
+                "该追回事项已办结",
+            ));
+        }
+        let due = recovery.amount - recovery.returned;
+        let (returned, closed, state, kind, (debit, credit)) = match settlement {
+            Settlement::Returned(amount) => {
+                if amount <= 0 || amount > due {
+                    return Err(Problem::invalid_field(
+                        bangfu_platform::error::ErrorReason::AmountOutOfRange,
+                        "returned_amount",
+                        format!("must be more than zero and at most the {due} fen still due"),
+                        format!("缴回金额应大于零且不超过尚欠的 {due} 分"),
+                    ));
+                }
+                let state = if amount == due { "returned" } else { "open" };
+                (
+                    amount,
+                    0,
+                    state,
+                    "recovery_received",
+                    (account::AVAILABLE, account::RECOVERABLE),
+                )
+            }
+            Settlement::WrittenOff => (
+                0,
+                due,
+                "written_off",
+                "recovery_closed",
+                (account::PAID, account::RECOVERABLE),
+            ),
+            Settlement::Cancelled => (
+                0,
+                due,
+                "cancelled",
+                "recovery_closed",
+                (account::PAID, account::RECOVERABLE),
+            ),
+        };
+        if !store::settle_recovery(unit.tx(), id, returned, state, recovery.revision, now).await? {
+            return Err(super::stale(&name));
+        }
+        if !store::settle_recoverable(unit.tx(), &recovery.fund_id, returned, closed).await? {
+            tracing::error!(recovery = %name, "a recovery's fund lacks the recoverable money");
+            return Err(Problem::internal());
+        }
+        let claim_state = match state {
+            "returned" | "written_off" => Some("recovered"),
+            "cancelled" => Some("paid"),
+            _ => None,
+        };
+        if let Some(claim_state) = claim_state {
+            store::close_claim_recovery(unit.tx(), &recovery.claim_id, claim_state, now).await?;
+        }
+        let mut entry = store::LedgerEntry {
+            fund_id: recovery.fund_id.clone(),
+            seq: 0,
+            kind: kind.into(),
+            debit: debit.into(),
+            credit: credit.into(),
+            amount: returned + closed,
+            claim_id: Some(recovery.claim_id.clone()),
+            batch_id: None,
+            document: format!("{document} {name}"),
+            entry_date: self.today(),
+            subject: caller.subject.clone(),
+            recorded: now,
+        };
+        entry.seq = store::append_entry(unit.tx(), &entry).await?;
+        let settled = store::get_recovery(unit.tx(), id)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        unit.commit(AuditEntry::by(caller, &super::method("SettleRecovery"), name, now).in_region(&settled.region))
+            .await?;
+        Ok((settled, entry))
+    }
+}

@@ -670,9 +670,38 @@ impl SubsidyService for SubsidyServer {
 
     async fn settle_recovery(
         &self,
-        _request: Request<pb::SettleRecoveryRequest>,
+        request: Request<pb::SettleRecoveryRequest>,
     ) -> Result<Response<pb::SettleRecoveryResponse>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "SettleRecovery", &request.request_id, &request)?;
+        let id = wire::resource_id("name", &request.name, "recoveries")?;
+        let settlement = match pb::RecoveryState::try_from(request.settlement) {
+            Ok(pb::RecoveryState::Returned) => {
+                crate::app::Settlement::Returned(request.returned_amount.as_ref().map(|m| m.fen).unwrap_or_default())
+            }
+            Ok(pb::RecoveryState::WrittenOff) => crate::app::Settlement::WrittenOff,
+            Ok(pb::RecoveryState::Cancelled) => crate::app::Settlement::Cancelled,
+            _ => {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "settlement",
+                    "RETURNED, WRITTEN_OFF or CANCELLED",
+                    "请选择办结方式：已缴回、核销或撤销",
+                )
+                .into());
+            }
+        };
+        let document = text("document", &request.document, 128, "缴款书或文书编号")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let (recovery, entry) = self
+            .subsidy
+            .settle_recovery(&caller, key, &id, settlement, &document, &etag)
+            .await?;
+        Ok(Response::new(pb::SettleRecoveryResponse {
+            recovery: Some(wire::recovery_to_wire(&recovery)),
+            entry: Some(wire::entry_to_wire(&entry)),
+        }))
     }
 
     async fn register_payee_account(

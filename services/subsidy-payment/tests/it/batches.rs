@@ -721,6 +721,65 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
     );
     // A second run of the job opens nothing twice.
     assert_eq!(suite.app.process_recovery_checks().await.expect("checked"), 0);
+
+    // The person returns 200 yuan; the rest is written off.
+    let settle = |settlement: pb::RecoveryState, amount: i64, etag: String| {
+        let name = recovery.name.clone();
+        let suite = &suite;
+        let finance = finance.clone();
+        async move {
+            suite
+                .subsidy()
+                .await
+                .settle_recovery(with_token(
+                    pb::SettleRecoveryRequest {
+                        name,
+                        settlement: settlement as i32,
+                        returned_amount: Some(bangfu_proto::common::v1::Money { fen: amount }),
+                        document: "缴款书 0001".into(),
+                        etag,
+                        request_id: String::new(),
+                    },
+                    &finance,
+                ))
+                .await
+                .map(|r| r.into_inner().recovery.expect("recovery"))
+        }
+    };
+    let too_much = settle(pb::RecoveryState::Returned, 60_000, recovery.etag.clone())
+        .await
+        .expect_err("more than is due");
+    assert_eq!(reason(&too_much), "AMOUNT_OUT_OF_RANGE");
+    let part = settle(pb::RecoveryState::Returned, 20_000, recovery.etag.clone())
+        .await
+        .expect("returned");
+    assert_eq!(part.state, pb::RecoveryState::Open as i32);
+    assert_eq!(part.returned_amount.map(|m| m.fen), Some(20_000));
+    let closed = settle(pb::RecoveryState::WrittenOff, 0, part.etag.clone())
+        .await
+        .expect("written off");
+    assert_eq!(closed.state, pb::RecoveryState::WrittenOff as i32);
+    let claim = client
+        .get_claim(with_token(
+            pb::GetClaimRequest {
+                name: recovery.claim.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    assert_eq!(claim.state, pb::ClaimState::Recovered as i32);
+    let settled = fund(&suite, &budget.name).await;
+    assert_eq!(settled.recoverable.map(|m| m.fen), Some(0));
+    assert_eq!(settled.consumed.map(|m| m.fen), Some(30_000));
+    let fen = |m: &Option<bangfu_proto::common::v1::Money>| m.as_ref().map(|m| m.fen).unwrap_or_default();
+    assert_eq!(
+        fen(&settled.available) + fen(&settled.reserved) + fen(&settled.payable) + fen(&settled.consumed),
+        fen(&settled.budget)
+    );
 }
 
 on_both_backends!(
