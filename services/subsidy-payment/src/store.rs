@@ -2049,3 +2049,17 @@ pub async fn close_claim_recovery(
     .rows_affected()
         == 1)
 }
+
+/// Serializes the writes of one person's claims on PostgreSQL (a transaction-scoped advisory
+/// lock): the caps and ever-exclusivity read the person's other claims, and two submissions at
+/// once must not both pass on what neither has written yet. SQLite's single writer already
+/// serializes them.
+pub async fn lock_person(tx: &mut AnyConnection, backend: bangfu_platform::db::Backend, person_id: &str) -> Result<()> {
+    if backend == bangfu_platform::db::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)) IS NULL AS locked")
+            .bind(format!("bangfu.subsidy.person:{person_id}"))
+            .fetch_one(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -60,6 +60,8 @@ pub(crate) fn wrong_state(batch: &StoredBatch, today: Date, wanted: &str, messag
 
 impl Subsidy {
     /// Reads a batch inside the caller's scope.
+    /// Reads a batch the caller may see: its scope overlaps the batch's region (a county sees
+    /// the city batch its villages are in, and only its own lines).
     pub(crate) async fn batch_for(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -69,6 +71,22 @@ impl Subsidy {
     ) -> Result<StoredBatch, Problem> {
         let batch = store::get_batch(conn, id).await?.ok_or_else(|| batch_not_found(id))?;
         if narrowed(&caller.scope, &batch.selection.region_prefix).is_none() {
+            return Err(self.refuse(caller, method_name, &batch.name(), batch_not_found(id)));
+        }
+        Ok(batch)
+    }
+
+    /// Reads a batch the caller may act on: its scope holds the whole batch. A county may not
+    /// approve, cancel, export or settle a city's batch.
+    pub(crate) async fn batch_to_change(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        caller: &Principal,
+        method_name: &str,
+        id: &str,
+    ) -> Result<StoredBatch, Problem> {
+        let batch = store::get_batch(conn, id).await?.ok_or_else(|| batch_not_found(id))?;
+        if !caller.scope.contains(&batch.selection.region_prefix) {
             return Err(self.refuse(caller, method_name, &batch.name(), batch_not_found(id)));
         }
         Ok(batch)
@@ -233,7 +251,9 @@ impl Subsidy {
         }
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let mut batch = self.batch_for(unit.tx(), caller, "PublishBatchNotice", id).await?;
+        let mut batch = self
+            .batch_to_change(unit.tx(), caller, "PublishBatchNotice", id)
+            .await?;
         if batch.etag() != etag {
             return Err(stale(&batch.name()));
         }
@@ -242,7 +262,12 @@ impl Subsidy {
         }
         let days = self
             .parameters()
-            .require("subsidy.notice_days", &batch.selection.region_prefix, first_day)
+            .require_on(
+                unit.tx(),
+                "subsidy.notice_days",
+                &batch.selection.region_prefix,
+                first_day,
+            )
             .await?;
         let last_day = if days > 0 {
             first_day + time::Duration::days(days - 1)
@@ -277,7 +302,9 @@ impl Subsidy {
         let today = self.today();
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let mut batch = self.batch_for(unit.tx(), caller, "ApprovePaymentBatch", id).await?;
+        let mut batch = self
+            .batch_to_change(unit.tx(), caller, "ApprovePaymentBatch", id)
+            .await?;
         let name = batch.name();
         if batch.etag() != etag {
             return Err(stale(&name));
@@ -352,7 +379,9 @@ impl Subsidy {
     ) -> Result<StoredBatch, Problem> {
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let mut batch = self.batch_for(unit.tx(), caller, "CancelPaymentBatch", id).await?;
+        let mut batch = self
+            .batch_to_change(unit.tx(), caller, "CancelPaymentBatch", id)
+            .await?;
         if batch.etag() != etag {
             return Err(stale(&batch.name()));
         }
@@ -492,10 +521,14 @@ impl Subsidy {
         if batch.notice.is_none() || batch.state == state::DRAFT {
             return Err(wrong_state(&batch, today, "in notice or later", "批次尚未公示"));
         }
-        let prefix = if region_prefix.is_empty() {
-            batch.selection.region_prefix.clone()
+        let asked = if region_prefix.is_empty() {
+            batch.selection.region_prefix.as_str()
         } else {
-            region_prefix.to_string()
+            region_prefix
+        };
+        // Only the lines in the caller's scope: a county prints its own villages' part.
+        let Some(prefix) = narrowed(&caller.scope, asked) else {
+            return Err(self.refuse(caller, "GetPublicNotice", &batch.name(), batch_not_found(id)));
         };
         let lines = store::list_lines(&mut conn, id, "", &prefix, after, i64::from(limit) + 1).await?;
         let more = lines.len() > limit as usize;

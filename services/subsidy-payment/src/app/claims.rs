@@ -567,6 +567,7 @@ impl Subsidy {
             }
             Begun::Fresh(unit) => unit,
         };
+        store::lock_person(unit.tx(), self.db().backend(), &payload.person_id).await?;
         // A concurrent submission of the same source may have committed since the first look.
         if let Some(existing) = store::claim_by_source(unit.tx(), &source.system, &source.reference).await? {
             return self.existing(caller, existing, &payload);

@@ -197,11 +197,16 @@ impl Subsidy {
         let fund = store::get_fund(unit.tx(), id)
             .await?
             .ok_or_else(|| fund_not_found(id))?;
-        self.ensure_fund_visible(caller, "AdjustFundBudget", &fund)?;
+        // Changing a budget needs the whole fund in scope (a county only reads the city's fund).
+        self.ensure_sees(caller, "AdjustFundBudget", &fund.name(), &fund.region_prefix)?;
         if fund.etag() != etag {
             return Err(stale(&fund.name()));
         }
         if !store::adjust_budget(unit.tx(), id, delta, fund.revision).await? {
+            let read_again = store::get_fund(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
+            if read_again.revision != fund.revision {
+                return Err(stale(&fund.name()));
+            }
             return Err(Problem::new(
                 Code::FailedPrecondition,
                 ErrorReason::BudgetExhausted,

@@ -46,7 +46,9 @@ impl Subsidy {
         let today = self.today();
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let batch = self.batch_for(unit.tx(), caller, "RaiseObjection", batch_id).await?;
+        let batch = self
+            .batch_to_change(unit.tx(), caller, "RaiseObjection", batch_id)
+            .await?;
         if effective_state(&batch, today) != state::NOTICE {
             return Err(wrong_state(
                 &batch,
@@ -143,7 +145,9 @@ impl Subsidy {
     ) -> Result<(StoredObjection, StoredBatch), Problem> {
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let mut batch = self.batch_for(unit.tx(), caller, "ResolveObjection", batch_id).await?;
+        let mut batch = self
+            .batch_to_change(unit.tx(), caller, "ResolveObjection", batch_id)
+            .await?;
         let name = format!("{}/objections/{seq}", batch.name());
         if batch.etag() != etag {
             return Err(stale(&batch.name()));

@@ -148,6 +148,17 @@ impl Subsidy {
             Begun::Fresh(unit) => unit,
         };
         let now = unit.now();
+        // A new account replaces the payee's account in use: only a caller who sees that one may.
+        if let Some(current) = store::account_in_use(unit.tx(), &new.owner).await?
+            && !caller.scope.contains(&current.region)
+        {
+            return Err(self.refuse(
+                caller,
+                "RegisterPayeeAccount",
+                &current.name(),
+                Problem::not_found(&current.name()),
+            ));
+        }
         let id = store::new_id();
         let encrypt = |value: &str, field: &str| {
             keys.encrypt(value.as_bytes(), &aad(&id, field)).map_err(|e| {

@@ -111,7 +111,9 @@ impl Subsidy {
         let today = self.today();
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let mut batch = self.batch_for(unit.tx(), caller, "ExportPaymentBatch", id).await?;
+        let mut batch = self
+            .batch_to_change(unit.tx(), caller, "ExportPaymentBatch", id)
+            .await?;
         let from = batch.state.clone();
         if from != state::APPROVED && from != state::EXPORTED {
             return Err(wrong_state(
@@ -119,6 +121,16 @@ impl Subsidy {
                 today,
                 "APPROVED",
                 "只有审批通过的批次可以导出发放文件",
+            ));
+        }
+        // Once the bank has answered, a file of the batch again could pay a line twice (a failed
+        // line may already be in a new batch): the export is for a file lost before any answer.
+        if batch.paid_count + batch.failed_count > 0 {
+            return Err(Problem::new(
+                Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                format!("{} has bank results; it is not exported again", batch.name()),
+                "该批次已导入银行结果，不能再次导出发放文件",
             ));
         }
         let read = batch.revision;
@@ -227,7 +239,7 @@ impl Subsidy {
         let today = self.today();
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let mut batch = self.batch_for(unit.tx(), caller, "ImportBankResults", id).await?;
+        let mut batch = self.batch_to_change(unit.tx(), caller, "ImportBankResults", id).await?;
         if let Some(report) = store::result_file_report(unit.tx(), id, &sha256).await? {
             return Ok((Vec::new(), report));
         }

@@ -363,13 +363,24 @@ impl Subsidy {
                 "recovery_closed",
                 (account::PAID, account::RECOVERABLE),
             ),
-            Settlement::Cancelled => (
-                0,
-                due,
-                "cancelled",
-                "recovery_closed",
-                (account::PAID, account::RECOVERABLE),
-            ),
+            Settlement::Cancelled => {
+                if recovery.returned > 0 {
+                    // Money already received cannot be undone by cancelling: write the rest off.
+                    return Err(Problem::new(
+                        tonic::Code::FailedPrecondition,
+                        bangfu_platform::error::ErrorReason::StateConflict,
+                        format!("{name} has money returned; write off the rest instead of cancelling"),
+                        "该追回事项已有缴回款项，不能撤销，请核销剩余部分",
+                    ));
+                }
+                (
+                    0,
+                    due,
+                    "cancelled",
+                    "recovery_closed",
+                    (account::PAID, account::RECOVERABLE),
+                )
+            }
         };
         if !store::settle_recovery(unit.tx(), id, returned, state, recovery.revision, now).await? {
             return Err(super::stale(&name));
@@ -383,8 +394,10 @@ impl Subsidy {
             "cancelled" => Some("paid"),
             _ => None,
         };
-        if let Some(claim_state) = claim_state {
-            store::close_claim_recovery(unit.tx(), &recovery.claim_id, claim_state, now).await?;
+        if let Some(claim_state) = claim_state
+            && !store::close_claim_recovery(unit.tx(), &recovery.claim_id, claim_state, now).await?
+        {
+            return Err(super::stale(&name));
         }
         let mut entry = store::LedgerEntry {
             fund_id: recovery.fund_id.clone(),

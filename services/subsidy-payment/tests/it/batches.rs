@@ -231,6 +231,18 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
         .expect_err("the notice runs 7 days");
     assert_eq!(reason(&early), "NOTICE_NOT_ENDED");
     suite.time.advance(time::Duration::days(8));
+    // A township's reviewer sees the batch's lines in the township, but may not approve the
+    // county's batch.
+    let township = suite.token(
+        "reviewer-township",
+        bangfu_platform::auth::Department::Finance,
+        bangfu_platform::auth::Role::Reviewer,
+        "370402001",
+    );
+    let partial = approve(noticed.etag.clone(), township)
+        .await
+        .expect_err("the batch is the county's");
+    assert_eq!(partial.code(), tonic::Code::NotFound);
     let approved = approve(noticed.etag.clone(), approver.clone()).await.expect("approved");
     assert_eq!(approved.state, pb::PaymentBatchState::Approved as i32);
     let after_approval = fund(&suite, &budget.name).await;
@@ -292,6 +304,10 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
     let (again, report_again) = import(&suite, &finance, &made.name, &file).await;
     assert!(again.is_empty());
     assert_eq!(report_again, report);
+    // Once the bank has answered, the file is not made again: a failed line may be paid by a
+    // new batch.
+    let second_file = export(&suite, &finance, &made.name).await.expect_err("results are in");
+    assert_eq!(reason(&second_file), "STATE_CONFLICT");
 
     let settled = fund(&suite, &budget.name).await;
     assert_eq!(settled.consumed.map(|m| m.fen), Some(paid_fen));
