@@ -115,7 +115,11 @@ impl Subsidy {
             .await?
             .ok_or_else(|| Problem::not_found(&format!("funds/{}", selection.fund_id)))?;
         let resource = format!("funds/{}", fund.id);
-        // The batch lies inside the fund's region and the caller's scope.
+        // The caller's scope holds the whole batch, and may see the fund, before anything about
+        // the fund is told.
+        if !caller.scope.contains(&selection.region_prefix) || narrowed(&caller.scope, &fund.region_prefix).is_none() {
+            return Err(self.refuse(caller, "CreatePaymentBatch", &resource, Problem::not_found(&resource)));
+        }
         if !selection.region_prefix.starts_with(&fund.region_prefix) {
             return Err(Problem::invalid_field(
                 ErrorReason::FieldInvalid,
@@ -123,11 +127,6 @@ impl Subsidy {
                 format!("must lie inside the fund's region {}", fund.region_prefix),
                 format!("批次地区应在资金地区 {} 范围内", fund.region_prefix),
             ));
-        }
-        if narrowed(&caller.scope, &selection.region_prefix).as_deref() != Some(selection.region_prefix.as_str())
-            && !caller.scope.contains(&selection.region_prefix)
-        {
-            return Err(self.refuse(caller, "CreatePaymentBatch", &resource, Problem::not_found(&resource)));
         }
         let id = store::new_id();
         let (lines, amount, skipped) = store::insert_batch_lines(unit.tx(), &id, &selection).await?;

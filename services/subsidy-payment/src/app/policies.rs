@@ -86,6 +86,7 @@ impl Subsidy {
         validate_only: bool,
     ) -> Result<CreatedVersion, Problem> {
         check_policy(&policy).map_err(invalid)?;
+        self.ensure_issues_for(caller, "CreatePolicy", &policy.code, &version)?;
         let examples = checked_rules(&policy, &version, true)?;
         if validate_only {
             return Ok(CreatedVersion {
@@ -149,6 +150,7 @@ impl Subsidy {
                 .await?
                 .ok_or_else(|| policy_not_found(code))?
         };
+        self.ensure_issues_for(caller, "CreatePolicyVersion", code, &version)?;
         let examples = checked_rules(&policy.policy, &version, false)?;
         if validate_only {
             return Ok(CreatedVersion {
@@ -231,6 +233,30 @@ impl Subsidy {
         unit.commit(AuditEntry::by(caller, &method("PublishPolicyVersion"), name, now))
             .await?;
         Ok(published)
+    }
+
+    /// A policy's rules are made for the region the caller governs: its scope holds the
+    /// version's issuing region ("*" needs the whole country).
+    fn ensure_issues_for(
+        &self,
+        caller: &Principal,
+        method_name: &str,
+        code: &str,
+        version: &PolicyVersion,
+    ) -> Result<(), Problem> {
+        if caller.scope.contains(&version.issuing_region_prefix) {
+            return Ok(());
+        }
+        let refusal = Problem::new(
+            Code::PermissionDenied,
+            ErrorReason::PermissionMissing,
+            format!(
+                "the issuing region {} lies outside the caller's scope {}",
+                version.issuing_region_prefix, caller.scope
+            ),
+            "政策适用地区超出了您的管辖范围",
+        );
+        Err(self.refuse(caller, method_name, &policy_name(code), refusal))
     }
 
     pub async fn get_policy(

@@ -106,6 +106,15 @@ async fn rules_are_refused_unless_they_compile_and_pass_their_examples(backend: 
         .expect_err("not an integer");
     assert_eq!(reason(&text), "POLICY_EXAMPLE_FAILED");
 
+    let mut national = course_subsidy("30000", 30_000);
+    if let Some(version) = national.version.as_mut() {
+        version.issuing_region_prefix = "*".into();
+    }
+    let beyond = create(&suite, &author, national)
+        .await
+        .expect_err("a city's reviewer issues no national rule");
+    assert_eq!(reason(&beyond), "PERMISSION_MISSING");
+
     let created = create(&suite, &author, course_subsidy("30000", 30_000))
         .await
         .expect("created");
