@@ -255,18 +255,24 @@ async fn concurrent_claims_never_overdraw_the_fund(backend: Backend) {
                 .await,
         );
     }
-    let results = futures_join(persons.iter().enumerate().map(|(i, person)| {
-        let clerk = clerk.clone();
-        let suite = &suite;
-        async move {
-            submit(
-                suite,
-                &clerk,
-                post_claim(person, &format!("race/{i}"), 2025, 5, 31, 50_000),
-            )
-            .await
-        }
-    }))
+    let results = crate::support::join_all(
+        persons
+            .iter()
+            .enumerate()
+            .map(|(i, person)| {
+                let clerk = clerk.clone();
+                let suite = &suite;
+                async move {
+                    submit(
+                        suite,
+                        &clerk,
+                        post_claim(person, &format!("race/{i}"), 2025, 5, 31, 50_000),
+                    )
+                    .await
+                }
+            })
+            .collect(),
+    )
     .await;
     let approved = results.iter().filter(|r| r.is_ok()).count();
     let exhausted = results
@@ -277,38 +283,6 @@ async fn concurrent_claims_never_overdraw_the_fund(backend: Backend) {
     let fund = fund_of(&suite, &fund.name).await;
     assert_eq!(fund.reserved.map(|m| m.fen), Some(150_000));
     assert_eq!(fund.available.map(|m| m.fen), Some(10_000));
-}
-
-/// Runs the futures concurrently on this task.
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut outputs = Vec::new();
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut done: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(output) => {
-                        done[i] = Some(output);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    for output in done.into_iter().flatten() {
-        outputs.push(output);
-    }
-    outputs
 }
 
 mod feed {

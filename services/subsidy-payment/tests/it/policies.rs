@@ -6,7 +6,7 @@ use bangfu_proto::common::v1 as common;
 use bangfu_proto::subsidy::v1 as pb;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Suite, date, integer_fact, month, reason};
+use crate::support::{Backend, Suite, date, integer_fact, join_all, month, reason};
 
 /// A one-time 300-yuan subsidy for completing a course of at least 5 days.
 fn course_subsidy(amount_rule: &str, expected_fen: i64) -> pb::CreatePolicyRequest {
@@ -190,7 +190,126 @@ async fn the_shipped_policies_are_in_the_catalog_until_the_documents_expire(back
     assert!(in_2026.is_empty(), "the seed documents expired on 2025-12-31");
 }
 
+/// A once-in-a-lifetime 100-yuan subsidy (max_claims 1), published by a second reviewer.
+async fn once_only_policy(suite: &Suite) {
+    let mut request = course_subsidy("10000", 10_000);
+    let policy = request.policy.as_mut().expect("policy");
+    policy.code = "sz-once-2025".into();
+    policy.policy_group = "once-only".into();
+    let version = request.version.as_mut().expect("version");
+    version.conditions.clear();
+    version.facts = vec![pb::FactDefinition {
+        name: "history.claims_granted".into(),
+        r#type: pb::FactType::Integer as i32,
+        source: pb::FactSource::History as i32,
+        description: "已享受次数".into(),
+        ..Default::default()
+    }];
+    version.caps = Some(pb::PolicyCaps {
+        max_claims: 1,
+        ..Default::default()
+    });
+    version.examples = vec![
+        pb::ExampleCase {
+            title: "首次".into(),
+            period: Some(month(2025, 3)),
+            region: "370402001013".into(),
+            facts: vec![integer_fact("history.claims_granted", 0)],
+            expected_outcome: pb::DecisionOutcome::Eligible as i32,
+            expected_amount: Some(common::Money { fen: 10_000 }),
+            expected_reasons: vec![],
+        },
+        pb::ExampleCase {
+            title: "再次".into(),
+            period: Some(month(2025, 3)),
+            region: "370402001013".into(),
+            facts: vec![integer_fact("history.claims_granted", 1)],
+            expected_outcome: pb::DecisionOutcome::Rejected as i32,
+            expected_amount: None,
+            expected_reasons: vec![pb::RejectionReason::CapReached as i32],
+        },
+    ];
+    let created = create(suite, &suite.finance_reviewer("reviewer-author"), request)
+        .await
+        .expect("created")
+        .version
+        .expect("version");
+    suite
+        .subsidy()
+        .await
+        .publish_policy_version(with_token(
+            pb::PublishPolicyVersionRequest {
+                name: created.name,
+                note: "已核对".into(),
+            },
+            &suite.finance_reviewer("reviewer-checker"),
+        ))
+        .await
+        .expect("published");
+}
+
+async fn concurrent_claims_of_one_person_never_pass_a_cap_twice(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    once_only_policy(&suite).await;
+    suite.fund(10_000_000).await;
+    let person = suite.poverty_alleviated_person("卫一", "801").await;
+    let clerk = suite.agri_clerk();
+    // Five claims for five different days (no two hold the same day), all at once.
+    let calls = (1..=5).map(|day| {
+        let (suite, clerk, person) = (&suite, clerk.clone(), person.clone());
+        async move {
+            let claim = pb::Claim {
+                policy: "policies/sz-once-2025".into(),
+                person: person.clone(),
+                payee: Some(pb::Payee {
+                    payee: Some(pb::payee::Payee::Person(person)),
+                }),
+                period: Some(common::Period {
+                    first_day: Some(date(2025, 4, day)),
+                    last_day: Some(date(2025, 4, day)),
+                }),
+                source: Some(pb::ClaimSource {
+                    system: "counter".into(),
+                    reference: format!("once/{day}"),
+                }),
+                ..Default::default()
+            };
+            suite
+                .subsidy()
+                .await
+                .submit_claim(with_token(
+                    pb::SubmitClaimRequest {
+                        claim: Some(claim),
+                        request_id: String::new(),
+                    },
+                    &clerk,
+                ))
+                .await
+                .map(|r| r.into_inner().claim.expect("claim"))
+        }
+    });
+    let results = join_all(calls.collect()).await;
+    let approved = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|c| c.state == pb::ClaimState::Approved as i32))
+        .count();
+    let capped = results
+        .iter()
+        .filter(|r| {
+            r.as_ref().is_ok_and(|c| {
+                c.decision.as_ref().is_some_and(|d| {
+                    d.rejection_reasons
+                        .iter()
+                        .any(|x| x.reason == pb::RejectionReason::CapReached as i32)
+                })
+            })
+        })
+        .count();
+    assert_eq!((approved, capped), (1, 4), "{results:?}");
+}
+
 on_both_backends!(
     rules_are_refused_unless_they_compile_and_pass_their_examples,
     the_shipped_policies_are_in_the_catalog_until_the_documents_expire,
+    concurrent_claims_of_one_person_never_pass_a_cap_twice,
 );
