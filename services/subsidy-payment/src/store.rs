@@ -1853,6 +1853,8 @@ pub async fn paid_claims_from(
 pub struct StoredRecovery {
     pub id: String,
     pub claim_id: String,
+    /// The claim's policy, whose version the re-evaluation names.
+    pub policy_code: String,
     pub person_id: String,
     pub person_display_name: String,
     pub fund_id: String,
@@ -1884,6 +1886,7 @@ fn recovery_from(row: &AnyRow) -> Result<StoredRecovery> {
     Ok(StoredRecovery {
         id: row.try_get("id")?,
         claim_id: row.try_get("claim_id")?,
+        policy_code: row.try_get("policy_code")?,
         person_id: row.try_get("person_id")?,
         person_display_name: row.try_get("person_display_name")?,
         fund_id: row.try_get("fund_id")?,
@@ -1905,8 +1908,8 @@ fn recovery_from(row: &AnyRow) -> Result<StoredRecovery> {
 pub async fn insert_recovery(tx: &mut AnyConnection, recovery: &StoredRecovery) -> Result<bool> {
     Ok(sqlx::query(
         "INSERT INTO recoveries (id, claim_id, person_id, person_display_name, fund_id, region, reason, trigger_cursor, \
-         amount_fen, reevaluation, message, state, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         'open', $12) ON CONFLICT (claim_id, trigger_cursor) DO NOTHING",
+         amount_fen, reevaluation, message, state, created_us, policy_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, 'open', $12, $13) ON CONFLICT (claim_id, trigger_cursor) DO NOTHING",
     )
     .bind(&recovery.id)
     .bind(&recovery.claim_id)
@@ -1920,6 +1923,7 @@ pub async fn insert_recovery(tx: &mut AnyConnection, recovery: &StoredRecovery) 
     .bind(to_json(&recovery.reevaluation))
     .bind(&recovery.message)
     .bind(to_micros(recovery.created))
+    .bind(&recovery.policy_code)
     .execute(&mut *tx)
     .await?
     .rows_affected()

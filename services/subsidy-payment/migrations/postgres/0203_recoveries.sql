@@ -13,6 +13,7 @@ CREATE TABLE recovery_checks (
 CREATE TABLE recoveries (
     id                  TEXT   PRIMARY KEY,
     claim_id            TEXT   NOT NULL REFERENCES claims (id),
+    policy_code         TEXT   NOT NULL,
     person_id           TEXT   NOT NULL,
     person_display_name TEXT   NOT NULL,
     fund_id             TEXT   NOT NULL REFERENCES funds (id),

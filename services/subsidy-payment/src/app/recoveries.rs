@@ -171,6 +171,7 @@ impl Subsidy {
                 let recovery = StoredRecovery {
                     id: store::new_id(),
                     claim_id: claim.id.clone(),
+                    policy_code: claim.payload.policy_code.clone(),
                     person_id: check.person_id.clone(),
                     person_display_name: claim.person_display_name.clone(),
                     fund_id: fund_id.clone(),

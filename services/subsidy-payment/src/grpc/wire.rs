@@ -1434,7 +1434,7 @@ pub fn recovery_to_wire(recovery: &crate::store::StoredRecovery) -> pb::Recovery
         trigger: format!("identity change {}", recovery.trigger_cursor),
         amount: Some(money_to_wire(recovery.amount)),
         returned_amount: Some(money_to_wire(recovery.returned)),
-        reevaluation: Some(decision_to_wire(&recovery.reevaluation, "")),
+        reevaluation: Some(decision_to_wire(&recovery.reevaluation, &recovery.policy_code)),
         message: recovery.message.clone(),
         state: state as i32,
         fund: format!("funds/{}", recovery.fund_id),

@@ -712,6 +712,10 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
     let reevaluation = recovery.reevaluation.as_ref().expect("re-evaluation");
     assert_eq!(reevaluation.outcome, pb::DecisionOutcome::Rejected as i32);
     assert_eq!(
+        reevaluation.policy_version, "policies/zz-welfare-post-2021/versions/1",
+        "re-evaluated under the version that decided the claim"
+    );
+    assert_eq!(
         reevaluation.rejection_reasons[0].reason,
         pb::RejectionReason::NotTargetPerson as i32
     );
