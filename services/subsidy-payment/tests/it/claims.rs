@@ -439,10 +439,63 @@ async fn a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it
     );
 }
 
+async fn a_budget_is_raised_and_cut_but_never_below_what_is_committed(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(100_000).await;
+    let person = suite.poverty_alleviated_person("何一", "901").await;
+    submit(
+        &suite,
+        &suite.agri_clerk(),
+        post_claim(&person, "posts/b1/2025-03", 2025, 3, 31, 50_000),
+    )
+    .await
+    .expect("claim");
+    let reviewer = suite.finance_reviewer("reviewer-budget");
+    let adjust = |delta: i64, etag: String| {
+        let (suite, reviewer, name) = (&suite, reviewer.clone(), fund.name.clone());
+        async move {
+            suite
+                .subsidy()
+                .await
+                .adjust_fund_budget(with_token(
+                    pb::AdjustFundBudgetRequest {
+                        name,
+                        amount: Some(bangfu_proto::common::v1::Money { fen: delta }),
+                        document: "枣财社指〔2025〕9号".into(),
+                        etag,
+                        request_id: String::new(),
+                    },
+                    &reviewer,
+                ))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let current = fund_of(&suite, &fund.name).await;
+    let raised = adjust(20_000, current.etag.clone()).await.expect("raised");
+    let raised_fund = raised.fund.expect("fund");
+    assert_eq!(raised_fund.budget.map(|m| m.fen), Some(120_000));
+    assert_eq!(raised.entry.expect("entry").kind, pb::LedgerEntryKind::Budget as i32);
+    let stale = adjust(1_000, current.etag.clone())
+        .await
+        .expect_err("read before the raise");
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+    // 50,000 fen are reserved: a cut to less than that is refused.
+    let deep = adjust(-80_000, raised_fund.etag.clone())
+        .await
+        .expect_err("below what is committed");
+    assert_eq!(reason(&deep), "BUDGET_EXHAUSTED");
+    let cut = adjust(-70_000, raised_fund.etag.clone()).await.expect("cut");
+    let after = cut.fund.expect("fund");
+    assert_eq!(after.budget.map(|m| m.fen), Some(50_000));
+    assert_eq!(after.available.map(|m| m.fen), Some(0));
+}
+
 on_both_backends!(
     a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
     a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
     a_large_amount_waits_for_two_reviewers_other_than_the_submitter,
     concurrent_claims_never_overdraw_the_fund,
     a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it,
+    a_budget_is_raised_and_cut_but_never_below_what_is_committed,
 );
