@@ -223,14 +223,14 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyPay),
         CallKind::Unary,
     ),
-    // Not served yet: bulk accounts, proposals, re-evaluation.
     rule(
-        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
+        "/bangfu.subsidy.v1.SubsidyService/ReevaluateClaim",
         Access::Requires(SubsidyClaimsWrite),
         CallKind::Unary,
     ),
+    // Not served yet: bulk accounts and proposed claims.
     rule(
-        "/bangfu.subsidy.v1.SubsidyService/ReevaluateClaim",
+        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
         Access::Requires(SubsidyClaimsWrite),
         CallKind::Unary,
     ),

@@ -946,28 +946,8 @@ impl Subsidy {
         }
         if from == ClaimState::Approved {
             let fund_id = claim.fund_id.clone().ok_or_else(Problem::internal)?;
-            if !store::release(unit.tx(), &fund_id, claim.amount).await? {
-                tracing::error!(claim = %name, "an approved claim's reservation is missing from its fund");
-                return Err(Problem::internal());
-            }
-            store::append_entry(
-                unit.tx(),
-                &LedgerEntry {
-                    fund_id,
-                    seq: 0,
-                    kind: "release".into(),
-                    debit: account::AVAILABLE.into(),
-                    credit: account::RESERVED.into(),
-                    amount: claim.amount,
-                    claim_id: Some(claim.id.clone()),
-                    batch_id: None,
-                    document: reason.to_string(),
-                    entry_date: self.today(),
-                    subject: caller.subject.clone(),
-                    recorded: now,
-                },
-            )
-            .await?;
+            self.release_reservation(unit.tx(), &fund_id, &claim, claim.amount, reason, &caller.subject, now)
+                .await?;
         }
         store::vacate(unit.tx(), &claim.id).await?;
         let read_revision = claim.revision;
@@ -981,5 +961,197 @@ impl Subsidy {
         unit.commit(AuditEntry::by(caller, &method("WithdrawClaim"), name, now).in_region(&claim.region))
             .await?;
         Ok(claim)
+    }
+}
+
+impl Subsidy {
+    /// ReevaluateClaim: a rejected, waiting or approved claim decided again under the version in
+    /// force for its period now, with identity's facts as they are now (a correction, a new
+    /// version). The old decision is kept; an approved claim whose amount changes goes back to
+    /// review, one now rejected gives its reservation back.
+    pub async fn reevaluate_claim(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        id: &str,
+        note: &str,
+        etag: &str,
+    ) -> Result<StoredClaim, Problem> {
+        let read = {
+            let mut conn = self.db().acquire().await?;
+            store::get_claim(&mut conn, id)
+                .await?
+                .ok_or_else(|| claim_not_found(id))?
+        };
+        self.ensure_sees(caller, "ReevaluateClaim", &read.name(), &read.region)?;
+        let payload = read.payload.clone();
+        let gathered = match self.gather(caller, call, "ReevaluateClaim", &payload, None).await? {
+            Ok(gathered) => gathered,
+            Err(policy) => return Err(not_in_force(&policy.policy.code, &payload.period)),
+        };
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        store::lock_person(unit.tx(), self.db().backend(), &payload.person_id).await?;
+        let mut claim = store::get_claim(unit.tx(), id)
+            .await?
+            .ok_or_else(|| claim_not_found(id))?;
+        let name = claim.name();
+        if claim.etag() != etag {
+            return Err(stale(&name));
+        }
+        let from = claim.state;
+        if !matches!(
+            from,
+            ClaimState::Rejected | ClaimState::PendingReview | ClaimState::Approved
+        ) {
+            return Err(Problem::new(
+                Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                format!(
+                    "{name} is {}; only a rejected, waiting or approved claim is decided again",
+                    from.as_str()
+                ),
+                "该申请已进入发放或已办结，不能重新核定",
+            ));
+        }
+        // Out of the way first: the claim's own periods and amount must not count against it.
+        let old_amount = claim.amount;
+        let old_fund = claim.fund_id.clone();
+        let read_revision = claim.revision;
+        claim.state = ClaimState::Rejected;
+        if !store::update_claim(unit.tx(), &claim, from, read_revision, None).await? {
+            return Err(stale(&name));
+        }
+        store::vacate(unit.tx(), &claim.id).await?;
+        if from == ClaimState::Approved
+            && let Some(fund_id) = &old_fund
+        {
+            self.release_reservation(unit.tx(), fund_id, &claim, old_amount, note, &caller.subject, now)
+                .await?;
+        }
+
+        let mut decision = self.decide(unit.tx(), &gathered, &payload).await?;
+        if decision.outcome == Outcome::Eligible
+            && let Some(holder) = store::occupy(
+                unit.tx(),
+                &payload.person_id,
+                &Self::period_keys(&gathered, &payload),
+                &claim.id,
+            )
+            .await?
+        {
+            store::vacate(unit.tx(), &claim.id).await?;
+            decision.outcome = Outcome::Rejected;
+            decision.amount = 0;
+            decision.rejections.push(Rejection {
+                reason: RejectionReason::DuplicatePeriod,
+                message: format!(
+                    "同一补贴项目组（{}）在该期间已有申请",
+                    gathered.policy.policy.policy_group
+                ),
+                conflicting_claim: format!("claims/{holder}"),
+            });
+        }
+        let previous = std::mem::replace(&mut claim.decision, decision);
+        claim.earlier_decisions.push(previous);
+        claim.amount = claim.decision.amount;
+        claim.region = gathered.region.clone();
+        claim.reviews.clear();
+        claim.review_cause = None;
+        claim.required_reviews = 0;
+        claim.updated = now;
+        claim.state = ClaimState::Rejected;
+        if claim.decision.outcome == Outcome::Eligible {
+            let fund = store::fund_for(
+                unit.tx(),
+                gathered.version.rules.fund_source,
+                &gathered.region,
+                payload.period.first.year(),
+            )
+            .await?
+            .ok_or_else(|| {
+                Problem::new(
+                    Code::FailedPrecondition,
+                    ErrorReason::FundMissing,
+                    "no fund covers the claim's region and year",
+                    "该地区、年度尚未下达对应来源的资金，请联系财政部门",
+                )
+            })?;
+            claim.fund_id = Some(fund.id.clone());
+            let bands = self
+                .review_bands(unit.tx(), &gathered.region, payload.period.first)
+                .await?
+                .required_reviews(claim.amount);
+            let changed_after_approval = from == ClaimState::Approved && claim.amount != old_amount;
+            if changed_after_approval || bands > 0 {
+                claim.state = ClaimState::PendingReview;
+                claim.review_cause = Some(if changed_after_approval {
+                    ReviewCause::Reevaluated
+                } else {
+                    ReviewCause::AmountBand
+                });
+                claim.required_reviews = bands.max(1);
+            } else {
+                claim.state = ClaimState::Approved;
+                self.reserve(unit.tx(), &fund.id, &claim, &caller.subject, now).await?;
+            }
+        }
+        let approved_month = (claim.decision.outcome == Outcome::Eligible).then(|| month_text(payload.period.first));
+        if !store::update_claim(
+            unit.tx(),
+            &claim,
+            ClaimState::Rejected,
+            read_revision + 1,
+            approved_month.as_deref(),
+        )
+        .await?
+        {
+            return Err(stale(&name));
+        }
+        let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
+        publish(&mut unit, ClaimChangeKind::Reevaluated, &claim).await?;
+        unit.commit(AuditEntry::by(caller, &method("ReevaluateClaim"), name, now).in_region(&claim.region))
+            .await?;
+        Ok(claim)
+    }
+
+    /// Gives a claim's reservation back to the fund, with its journal entry.
+    #[allow(clippy::too_many_arguments)]
+    async fn release_reservation(
+        &self,
+        tx: &mut AnyConnection,
+        fund_id: &str,
+        claim: &StoredClaim,
+        amount: i64,
+        document: &str,
+        subject: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), Problem> {
+        if amount == 0 {
+            return Ok(());
+        }
+        if !store::release(tx, fund_id, amount).await? {
+            tracing::error!(claim = %claim.name(), "an approved claim's reservation is missing from its fund");
+            return Err(Problem::internal());
+        }
+        store::append_entry(
+            tx,
+            &LedgerEntry {
+                fund_id: fund_id.to_string(),
+                seq: 0,
+                kind: "release".into(),
+                debit: account::AVAILABLE.into(),
+                credit: account::RESERVED.into(),
+                amount,
+                claim_id: Some(claim.id.clone()),
+                batch_id: None,
+                document: document.to_string(),
+                entry_date: self.today(),
+                subject: subject.to_string(),
+                recorded: now,
+            },
+        )
+        .await?;
+        Ok(())
     }
 }

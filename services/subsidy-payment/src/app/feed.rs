@@ -40,9 +40,10 @@ pub enum ClaimChangeKind {
     Paid,
     PaymentFailed,
     RecoveryOpened,
+    Reevaluated,
 }
 
-const KINDS: [(ClaimChangeKind, &str); 8] = [
+const KINDS: [(ClaimChangeKind, &str); 9] = [
     (ClaimChangeKind::Decided, "claim_decided"),
     (ClaimChangeKind::Reviewed, "claim_reviewed"),
     (ClaimChangeKind::Withdrawn, "claim_withdrawn"),
@@ -51,6 +52,7 @@ const KINDS: [(ClaimChangeKind, &str); 8] = [
     (ClaimChangeKind::Paid, "claim_paid"),
     (ClaimChangeKind::PaymentFailed, "claim_payment_failed"),
     (ClaimChangeKind::RecoveryOpened, "claim_recovery_opened"),
+    (ClaimChangeKind::Reevaluated, "claim_reevaluated"),
 ];
 
 impl ClaimChangeKind {

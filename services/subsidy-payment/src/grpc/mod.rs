@@ -619,9 +619,18 @@ impl SubsidyService for SubsidyServer {
 
     async fn reevaluate_claim(
         &self,
-        _request: Request<pb::ReevaluateClaimRequest>,
+        request: Request<pb::ReevaluateClaimRequest>,
     ) -> Result<Response<pb::ReevaluateClaimResponse>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "claims")?;
+        let note = text("note", &request.note, 500, "重新核定的原因")?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let claim = self.subsidy.reevaluate_claim(&caller, &call, &id, &note, &etag).await?;
+        Ok(Response::new(pb::ReevaluateClaimResponse {
+            claim: Some(wire::claim_to_wire(&claim)),
+        }))
     }
 
     async fn get_person_statement(

@@ -867,6 +867,7 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
         Some(crate::app::ClaimChangeKind::Paid) => pb::ClaimChangeKind::Paid,
         Some(crate::app::ClaimChangeKind::PaymentFailed) => pb::ClaimChangeKind::PaymentFailed,
         Some(crate::app::ClaimChangeKind::RecoveryOpened) => pb::ClaimChangeKind::RecoveryOpened,
+        Some(crate::app::ClaimChangeKind::Reevaluated) => pb::ClaimChangeKind::Reevaluated,
         None => pb::ClaimChangeKind::Unspecified,
     };
     let mut change = pb::ClaimChange {

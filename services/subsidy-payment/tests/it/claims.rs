@@ -491,6 +491,68 @@ async fn a_budget_is_raised_and_cut_but_never_below_what_is_committed(backend: B
     assert_eq!(after.available.map(|m| m.fen), Some(0));
 }
 
+async fn a_claim_rejected_on_missing_facts_is_approved_once_they_are_corrected(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(10_000_000).await;
+    let person = suite.person("施一", "911").await;
+    let clerk = suite.agri_clerk();
+    let rejected = submit(
+        &suite,
+        &clerk,
+        post_claim(&person, "posts/e1/2025-03", 2025, 3, 31, 50_000),
+    )
+    .await
+    .expect("decided")
+    .claim
+    .expect("claim");
+    assert_eq!(rejected.state, pb::ClaimState::Rejected as i32);
+    let first = rejected.decision.clone().expect("decision");
+    assert_eq!(
+        first.rejection_reasons[0].reason,
+        pb::RejectionReason::NotTargetPerson as i32
+    );
+
+    // The certifying department records the category the clerk's counter lacked.
+    suite.certify_poverty_alleviated(&person).await;
+    let reevaluated = suite
+        .subsidy()
+        .await
+        .reevaluate_claim(with_token(
+            pb::ReevaluateClaimRequest {
+                name: rejected.name.clone(),
+                note: "补录脱贫人口认定后重新核定".into(),
+                etag: rejected.etag.clone(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect("decided again")
+        .into_inner()
+        .claim
+        .expect("claim");
+    assert_eq!(reevaluated.state, pb::ClaimState::Approved as i32);
+    assert_eq!(
+        reevaluated.decision.expect("decision").amount.map(|m| m.fen),
+        Some(50_000)
+    );
+    assert_eq!(reevaluated.earlier_decisions, vec![first], "the first decision is kept");
+    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(50_000));
+    let stale = suite
+        .subsidy()
+        .await
+        .reevaluate_claim(with_token(
+            pb::ReevaluateClaimRequest {
+                name: rejected.name.clone(),
+                note: "再次".into(),
+                etag: rejected.etag.clone(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect_err("the etag moved");
+    assert_eq!(reason(&stale), "ETAG_MISMATCH");
+}
+
 on_both_backends!(
     a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
     a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
@@ -498,4 +560,5 @@ on_both_backends!(
     concurrent_claims_never_overdraw_the_fund,
     a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it,
     a_budget_is_raised_and_cut_but_never_below_what_is_committed,
+    a_claim_rejected_on_missing_facts_is_approved_once_they_are_corrected,
 );

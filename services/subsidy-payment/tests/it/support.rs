@@ -131,12 +131,12 @@ impl Suite {
         self.token(subject, Department::Finance, Role::Reviewer, "3704")
     }
 
-    /// Registers a poverty-alleviated person in Shizhong (certified from 2021), born 1970-03-15
-    /// with the ID sequence given; returns the resource name.
-    pub async fn poverty_alleviated_person(&self, name: &str, sequence: &str) -> String {
+    /// Registers a person in Shizhong, born 1970-03-15 with the ID sequence given, in no
+    /// category; returns the resource name.
+    pub async fn person(&self, name: &str, sequence: &str) -> String {
         let hr = self.token("clerk-hr", Department::Hr, Role::Clerk, "370402");
-        let mut identity = self.identity().await;
-        let person = identity
+        self.identity()
+            .await
             .create_person(with_token(
                 id::CreatePersonRequest {
                     person: Some(id::Person {
@@ -157,12 +157,17 @@ impl Suite {
             .into_inner()
             .person
             .expect("person")
-            .name;
+            .name
+    }
+
+    /// Certifies `person` poverty-alleviated (脱贫人口) from 2021.
+    pub async fn certify_poverty_alleviated(&self, person: &str) {
         let reviewer = self.token("reviewer-agri", Department::Agri, Role::Reviewer, "370402");
-        identity
+        self.identity()
+            .await
             .certify_category(with_token(
                 id::CertifyCategoryRequest {
-                    person: person.clone(),
+                    person: person.into(),
                     certification: Some(common::CategoryCertification {
                         category: common::PersonCategory::PovertyAlleviated as i32,
                         certifying_body: "枣庄市市中区乡村振兴局".into(),
@@ -176,6 +181,12 @@ impl Suite {
             ))
             .await
             .expect("certified");
+    }
+
+    /// A poverty-alleviated person in Shizhong (certified from 2021); returns the resource name.
+    pub async fn poverty_alleviated_person(&self, name: &str, sequence: &str) -> String {
+        let person = self.person(name, sequence).await;
+        self.certify_poverty_alleviated(&person).await;
         person
     }
 
