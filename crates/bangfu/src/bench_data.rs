@@ -21,7 +21,7 @@ const GIVEN: [&str; 20] = [
 const RELATIONS: [&str; 4] = ["户主", "配偶", "之子", "之女"];
 
 /// GB 11643 check character of a 17-digit body.
-fn check_character(body: &str) -> char {
+pub(crate) fn check_character(body: &str) -> char {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
     let sum: u32 = body

@@ -72,6 +72,17 @@ fn number_after(token: &str, fingerprint: &str) -> Result<i64, Problem> {
     }
 }
 
+/// The (key, id) pair a page token carries after: None for the first page.
+fn pair_after(token: &str, fingerprint: &str) -> Result<Option<(String, String)>, Problem> {
+    match paging::decode_token(token, fingerprint)? {
+        None => Ok(None),
+        Some(cursor) => match cursor.as_slice() {
+            [key, id] => Ok(Some((key.clone(), id.clone()))),
+            _ => Err(page_token_invalid()),
+        },
+    }
+}
+
 /// Keeps the page of `rows` (read with one more than `size`) and gives the next page's token,
 /// made from the last row kept; empty on the last page.
 fn next_page<T>(rows: &mut Vec<T>, size: u32, fingerprint: &str, cursor: impl Fn(&T) -> Vec<String>) -> String {
@@ -561,13 +572,7 @@ impl SubsidyService for SubsidyServer {
             &first,
             &last,
         ]);
-        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
-            None => None,
-            Some(cursor) => match cursor.as_slice() {
-                [region, id] => Some((region.clone(), id.clone())),
-                _ => return Err(page_token_invalid().into()),
-            },
-        };
+        let after = pair_after(&request.page_token, &fingerprint)?;
         let listing = self.subsidy.list_claims(&caller, filter, after, size).await?;
         let next_page_token = match (listing.more, listing.claims.last()) {
             (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),
@@ -650,13 +655,7 @@ impl SubsidyService for SubsidyServer {
             .map(|p| (crate::domain::day_text(p.first), crate::domain::day_text(p.last)))
             .unwrap_or_default();
         let fingerprint = paging::fingerprint(&[&person, &first, &last]);
-        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
-            None => None,
-            Some(cursor) => match cursor.as_slice() {
-                [first, id] => Some((first.clone(), id.clone())),
-                _ => return Err(page_token_invalid().into()),
-            },
-        };
+        let after = pair_after(&request.page_token, &fingerprint)?;
         let statement = self
             .subsidy
             .person_statement(&caller, &person, period, after, size)
@@ -776,13 +775,7 @@ impl SubsidyService for SubsidyServer {
             None
         };
         let fingerprint = paging::fingerprint(&[&request.person, &request.credit_code]);
-        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
-            None => None,
-            Some(cursor) => match cursor.as_slice() {
-                [region, id] => Some((region.clone(), id.clone())),
-                _ => return Err(page_token_invalid().into()),
-            },
-        };
+        let after = pair_after(&request.page_token, &fingerprint)?;
         let listing = self
             .subsidy
             .list_payee_accounts(&caller, "", owner.as_ref(), after, size)
@@ -1104,13 +1097,7 @@ impl SubsidyService for SubsidyServer {
         let state = wire::recovery_state_filter("state", request.state)?;
         let region_prefix = request.region_prefix.trim().to_string();
         let fingerprint = paging::fingerprint(&[&person, &claim, state, &region_prefix]);
-        let after = match paging::decode_token(&request.page_token, &fingerprint)? {
-            None => None,
-            Some(cursor) => match cursor.as_slice() {
-                [region, id] => Some((region.clone(), id.clone())),
-                _ => return Err(page_token_invalid().into()),
-            },
-        };
+        let after = pair_after(&request.page_token, &fingerprint)?;
         let listing = self
             .subsidy
             .list_recoveries(&caller, &region_prefix, &person, &claim, state, after, size)

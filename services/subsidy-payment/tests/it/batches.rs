@@ -105,21 +105,6 @@ async fn import(
     (results, report.expect("report"))
 }
 
-async fn fund(suite: &Suite, name: &str) -> pb::Fund {
-    suite
-        .subsidy()
-        .await
-        .get_fund(with_token(
-            pb::GetFundRequest { name: name.into() },
-            &suite.finance_clerk(),
-        ))
-        .await
-        .expect("fund")
-        .into_inner()
-        .fund
-        .expect("fund")
-}
-
 async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backend) {
     let suite = Suite::start(backend).await;
     let budget = suite.fund(10_000_000).await;
@@ -245,7 +230,7 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
     assert_eq!(partial.code(), tonic::Code::NotFound);
     let approved = approve(noticed.etag.clone(), approver.clone()).await.expect("approved");
     assert_eq!(approved.state, pb::PaymentBatchState::Approved as i32);
-    let after_approval = fund(&suite, &budget.name).await;
+    let after_approval = suite.read_fund(&budget.name).await;
     assert_eq!(after_approval.payable.map(|m| m.fen), Some(150_300));
     assert_eq!(
         after_approval.reserved.map(|m| m.fen),
@@ -309,7 +294,7 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
     let second_file = export(&suite, &finance, &made.name).await.expect_err("results are in");
     assert_eq!(reason(&second_file), "STATE_CONFLICT");
 
-    let settled = fund(&suite, &budget.name).await;
+    let settled = suite.read_fund(&budget.name).await;
     assert_eq!(settled.consumed.map(|m| m.fen), Some(paid_fen));
     assert_eq!(settled.payable.map(|m| m.fen), Some(0));
     assert_eq!(
@@ -565,7 +550,7 @@ async fn an_upheld_objection_cancels_the_batch_and_sends_the_claim_to_review(bac
         .name
         .clone();
     assert_eq!(claim_state(other).await.state, pb::ClaimState::Approved as i32);
-    let fund_after = fund(&suite, &budget.name).await;
+    let fund_after = suite.read_fund(&budget.name).await;
     assert_eq!(
         fund_after.reserved.map(|m| m.fen),
         Some(50_000),
@@ -732,7 +717,7 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
         .claim
         .expect("claim");
     assert_eq!(claim.state, pb::ClaimState::RecoveryOpen as i32);
-    let fund_after = fund(&suite, &budget.name).await;
+    let fund_after = suite.read_fund(&budget.name).await;
     assert_eq!(fund_after.recoverable.map(|m| m.fen), Some(50_000));
     assert_eq!(
         fund_after.consumed.map(|m| m.fen),
@@ -792,7 +777,7 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
         .claim
         .expect("claim");
     assert_eq!(claim.state, pb::ClaimState::Recovered as i32);
-    let settled = fund(&suite, &budget.name).await;
+    let settled = suite.read_fund(&budget.name).await;
     assert_eq!(settled.recoverable.map(|m| m.fen), Some(0));
     assert_eq!(settled.consumed.map(|m| m.fen), Some(30_000));
     let fen = |m: &Option<bangfu_proto::common::v1::Money>| m.as_ref().map(|m| m.fen).unwrap_or_default();

@@ -49,21 +49,6 @@ pub async fn submit(suite: &Suite, token: &str, claim: pb::Claim) -> Result<pb::
         .map(|r| r.into_inner())
 }
 
-async fn fund_of(suite: &Suite, name: &str) -> pb::Fund {
-    suite
-        .subsidy()
-        .await
-        .get_fund(with_token(
-            pb::GetFundRequest { name: name.into() },
-            &suite.agri_clerk(),
-        ))
-        .await
-        .expect("fund")
-        .into_inner()
-        .fund
-        .expect("fund")
-}
-
 async fn a_claim_is_decided_at_once_reserved_and_idempotent_by_source(backend: Backend) {
     let suite = Suite::start(backend).await;
     let fund = suite.fund(10_000_000).await;
@@ -93,7 +78,7 @@ async fn a_claim_is_decided_at_once_reserved_and_idempotent_by_source(backend: B
         .expect("identity's categories are frozen on the claim");
     assert!(categories.source_detail.starts_with("identity BatchGetPersons"));
     assert_eq!(claim.fund, fund.name);
-    let fund_after = fund_of(&suite, &fund.name).await;
+    let fund_after = suite.read_fund(&fund.name).await;
     assert_eq!(fund_after.reserved.map(|m| m.fen), Some(32_258));
     assert_eq!(fund_after.available.map(|m| m.fen), Some(10_000_000 - 32_258));
 
@@ -107,7 +92,7 @@ async fn a_claim_is_decided_at_once_reserved_and_idempotent_by_source(backend: B
     .expect("retried");
     assert!(again.existing);
     assert_eq!(again.claim.expect("claim").name, claim.name);
-    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(32_258));
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(32_258));
 
     // The same source with other days: refused, naming what differs.
     let reused = submit(
@@ -135,7 +120,7 @@ async fn a_claim_is_decided_at_once_reserved_and_idempotent_by_source(backend: B
     let rejection = &twice.decision.expect("decision").rejection_reasons[0];
     assert_eq!(rejection.reason, pb::RejectionReason::DuplicatePeriod as i32);
     assert_eq!(rejection.conflicting_claim, claim.name);
-    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(32_258));
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(32_258));
 
     // The journal sums: the budget entry and one reservation.
     let entries = suite
@@ -201,7 +186,7 @@ async fn a_large_amount_waits_for_two_reviewers_other_than_the_submitter(backend
     .expect("claim");
     assert_eq!(claim.state, pb::ClaimState::PendingReview as i32);
     assert_eq!(claim.required_reviews, 2);
-    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(0));
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(0));
 
     let review = |token: String, etag: String| {
         let name = claim.name.clone();
@@ -239,7 +224,7 @@ async fn a_large_amount_waits_for_two_reviewers_other_than_the_submitter(backend
         .await
         .expect("second review");
     assert_eq!(second.state, pb::ClaimState::Approved as i32);
-    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(600_000));
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(600_000));
 }
 
 async fn concurrent_claims_never_overdraw_the_fund(backend: Backend) {
@@ -280,7 +265,7 @@ async fn concurrent_claims_never_overdraw_the_fund(backend: Backend) {
         .filter(|r| r.as_ref().err().is_some_and(|e| reason(e) == "BUDGET_EXHAUSTED"))
         .count();
     assert_eq!((approved, exhausted), (3, 3), "{results:?}");
-    let fund = fund_of(&suite, &fund.name).await;
+    let fund = suite.read_fund(&fund.name).await;
     assert_eq!(fund.reserved.map(|m| m.fen), Some(150_000));
     assert_eq!(fund.available.map(|m| m.fen), Some(10_000));
 }
@@ -434,7 +419,7 @@ async fn a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it
     let names_again: Vec<&str> = again.iter().map(|r| r.claim.as_str()).collect();
     assert_eq!(names, names_again);
     assert_eq!(
-        fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen),
+        suite.read_fund(&fund.name).await.reserved.map(|m| m.fen),
         Some(5 * 50_000)
     );
 }
@@ -471,7 +456,7 @@ async fn a_budget_is_raised_and_cut_but_never_below_what_is_committed(backend: B
                 .map(|r| r.into_inner())
         }
     };
-    let current = fund_of(&suite, &fund.name).await;
+    let current = suite.read_fund(&fund.name).await;
     let raised = adjust(20_000, current.etag.clone()).await.expect("raised");
     let raised_fund = raised.fund.expect("fund");
     assert_eq!(raised_fund.budget.map(|m| m.fen), Some(120_000));
@@ -536,7 +521,7 @@ async fn a_claim_rejected_on_missing_facts_is_approved_once_they_are_corrected(b
         Some(50_000)
     );
     assert_eq!(reevaluated.earlier_decisions, vec![first], "the first decision is kept");
-    assert_eq!(fund_of(&suite, &fund.name).await.reserved.map(|m| m.fen), Some(50_000));
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(50_000));
     let stale = suite
         .subsidy()
         .await

@@ -190,6 +190,21 @@ impl Suite {
         person
     }
 
+    /// A fund as a finance clerk reads it.
+    pub async fn read_fund(&self, name: &str) -> pb::Fund {
+        self.subsidy()
+            .await
+            .get_fund(with_token(
+                pb::GetFundRequest { name: name.into() },
+                &self.finance_clerk(),
+            ))
+            .await
+            .expect("fund")
+            .into_inner()
+            .fund
+            .expect("fund")
+    }
+
     /// The employment-subsidy fund of Zaozhuang for 2025 with `budget_fen`.
     pub async fn fund(&self, budget_fen: i64) -> pb::Fund {
         self.subsidy()
