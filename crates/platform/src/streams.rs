@@ -92,6 +92,57 @@ where
     }
 }
 
+/// The answers of a bulk call, one per message of the client's stream.
+pub type Answers<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+/// Answers a bulk call's client stream one message at a time, in order, until the client
+/// finishes or goes away, or the server drains. `answer` handles one message; its error ends the
+/// stream with that error. The rows of a bulk call are idempotent, so a drain ends the stream
+/// with UNAVAILABLE telling the client to send the rest again: the answered messages are stored.
+pub fn answer_each<In, Req, Resp, F, Fut>(inbound: In, shutdown: Shutdown, mut answer: F) -> Answers<Resp>
+where
+    In: Stream<Item = Result<Req, tonic::Status>> + Send + 'static,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: FnMut(Req) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Resp, Problem>> + Send,
+{
+    use tokio_stream::StreamExt;
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut inbound = Box::pin(inbound);
+        loop {
+            let next = tokio::select! {
+                next = inbound.next() => next,
+                () = shutdown.triggered() => {
+                    let problem = Problem::new(
+                        tonic::Code::Unavailable,
+                        ErrorReason::ShuttingDown,
+                        "the server is shutting down; what was answered so far is stored, send the rest again",
+                        "服务正在停止：已返回结果的部分已保存，请重新提交其余部分（不会重复登记）",
+                    );
+                    let _ = sender.send(Err(problem.into())).await;
+                    return;
+                }
+            };
+            let request = match next {
+                Some(Ok(request)) => request,
+                None => return,
+                Some(Err(status)) => {
+                    tracing::debug!(status = %status.message(), "a bulk call's client went away");
+                    return;
+                }
+            };
+            let answered = answer(request).await.map_err(tonic::Status::from);
+            let failed = answered.is_err();
+            if sender.send(answered).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +159,33 @@ mod tests {
         assert_eq!(stream.next().await, Some(0));
         shutdown.trigger();
         assert_eq!(stream.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn bulk_messages_are_answered_in_order_and_an_error_ends_the_stream() {
+        let inbound = tokio_stream::iter(vec![Ok(1u32), Ok(2), Ok(0), Ok(4)]);
+        let answers = answer_each(inbound, Shutdown::new(), |n: u32| async move {
+            if n == 0 { Err(Problem::internal()) } else { Ok(n * 10) }
+        });
+        let got: Vec<Result<u32, tonic::Code>> = answers.map(|a| a.map_err(|s| s.code())).collect().await;
+        assert_eq!(got, vec![Ok(10), Ok(20), Err(tonic::Code::Internal)]);
+    }
+
+    #[tokio::test]
+    async fn a_drain_ends_a_bulk_call_with_unavailable() {
+        let shutdown = Shutdown::new();
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<u32, tonic::Status>>(4);
+        let mut answers = answer_each(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+            shutdown.clone(),
+            |n: u32| async move { Ok(n) },
+        );
+        sender.send(Ok(7)).await.expect("send");
+        assert_eq!(answers.next().await.map(|a| a.ok()), Some(Some(7)));
+        shutdown.trigger();
+        let ended = answers.next().await.expect("an error item").expect_err("drained");
+        assert_eq!(ended.code(), tonic::Code::Unavailable);
+        assert!(answers.next().await.is_none());
     }
 
     #[tokio::test(start_paused = true)]

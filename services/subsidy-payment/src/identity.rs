@@ -171,26 +171,44 @@ impl IdentityFacts {
     /// Who holds `citizen_id`, and whether `name` is theirs (BatchLookupPersons: nothing is
     /// unmasked; identity audits the lookup).
     pub async fn lookup(&self, call: &CallContext, citizen_id: &str, name: &str) -> Result<Lookup, Problem> {
-        let request = pb::BatchLookupPersonsRequest {
-            lookups: vec![pb::LookupPersonRequest {
-                citizen_id: citizen_id.to_string(),
-                display_name: name.to_string(),
-            }],
-        };
-        let response = self
-            .peer
-            .call(call, Retry::Safe, |channel| {
-                let request = request.clone();
-                async move { IdentityServiceClient::new(channel).batch_lookup_persons(request).await }
-            })
+        let mut found = self
+            .lookup_many(call, &[(citizen_id.to_string(), name.to_string())])
             .await?;
-        Ok(match response.results.into_iter().next() {
-            Some(result) if !result.person.is_empty() => Lookup::Found {
-                person_id: result.person.trim_start_matches("persons/").to_string(),
-                name_matches: result.name_match == pb::NameMatch::Matched as i32,
-            },
-            _ => Lookup::NotFound,
-        })
+        Ok(found.pop().unwrap_or(Lookup::NotFound))
+    }
+
+    /// Who holds each (citizen ID, name), in order, in calls of up to 1,000.
+    pub async fn lookup_many(&self, call: &CallContext, holders: &[(String, String)]) -> Result<Vec<Lookup>, Problem> {
+        let mut found = Vec::with_capacity(holders.len());
+        for chunk in holders.chunks(1000) {
+            let request = pb::BatchLookupPersonsRequest {
+                lookups: chunk
+                    .iter()
+                    .map(|(citizen_id, name)| pb::LookupPersonRequest {
+                        citizen_id: citizen_id.clone(),
+                        display_name: name.clone(),
+                    })
+                    .collect(),
+            };
+            let response = self
+                .peer
+                .call(call, Retry::Safe, |channel| {
+                    let request = request.clone();
+                    async move { IdentityServiceClient::new(channel).batch_lookup_persons(request).await }
+                })
+                .await?;
+            let mut results = response.results.into_iter();
+            for _ in chunk {
+                found.push(match results.next() {
+                    Some(result) if !result.person.is_empty() => Lookup::Found {
+                        person_id: result.person.trim_start_matches("persons/").to_string(),
+                        name_matches: result.name_match == pb::NameMatch::Matched as i32,
+                    },
+                    _ => Lookup::NotFound,
+                });
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -256,6 +274,8 @@ pub struct PersonEvent {
     /// The change kind without its prefix ("CATEGORY_REVOKED").
     pub kind: String,
     pub effective_date: Option<Date>,
+    /// The category without its prefix, for a category change ("" otherwise).
+    pub category: String,
 }
 
 /// The follower's effect: the identity change, read off the wire, handed to the application.
@@ -270,6 +290,11 @@ impl bangfu_platform::follow::Apply<pb::PersonChange> for RecoveryFollower {
             person_id: change.person.trim_start_matches("persons/").to_string(),
             kind: strip(change.kind().as_str_name(), "CHANGE_KIND_").to_string(),
             effective_date: date(change.effective_date.as_ref()),
+            category: if change.category == 0 {
+                String::new()
+            } else {
+                strip(change.category().as_str_name(), "PERSON_CATEGORY_").to_string()
+            },
         };
         crate::app::note_person_change(tx, &event, self.clock.now()).await
     }

@@ -66,7 +66,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         let recoveries = Job::new(
             "subsidy-recovery-checks",
             RECOVERY_CHECK_INTERVAL,
-            context.db,
+            context.db.clone(),
             move || {
                 let subsidy = checker.clone();
                 async move {
@@ -78,13 +78,30 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                 }
             },
         );
+        let proposer = subsidy.clone();
+        let proposals = Job::new(
+            "subsidy-proposal-checks",
+            RECOVERY_CHECK_INTERVAL,
+            context.db,
+            move || {
+                let subsidy = proposer.clone();
+                async move {
+                    let proposed = subsidy.process_proposal_checks().await?;
+                    if proposed > 0 {
+                        tracing::info!(proposed, "claims proposed from identity's changes (免申即享)");
+                    }
+                    Ok(())
+                }
+            },
+        );
         Ok(Started::serving(grpc::SubsidyServer::shared(subsidy, &context.server))
             .with_follower(follower.hosted())
-            .with_job(recoveries))
+            .with_job(recoveries)
+            .with_job(proposals))
     })
 }
 
-/// How often noted identity changes are checked for payments to recover.
+/// How often noted identity changes are checked for payments to recover and claims to propose.
 const RECOVERY_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The follower of identity's person feed that notes changes which may undo a payment.
@@ -152,6 +169,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "recoveries",
             sql: include_str!("../migrations/sqlite/0203_recoveries.sql"),
         },
+        MigrationFile {
+            version: 204,
+            description: "payee accounts by owner, proposal checks",
+            sql: include_str!("../migrations/sqlite/0204_account_owners_and_proposals.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -173,6 +195,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 203,
             description: "recoveries",
             sql: include_str!("../migrations/postgres/0203_recoveries.sql"),
+        },
+        MigrationFile {
+            version: 204,
+            description: "payee accounts by owner, proposal checks",
+            sql: include_str!("../migrations/postgres/0204_account_owners_and_proposals.sql"),
         },
     ],
 };

@@ -4,9 +4,8 @@
 
 use bangfu_platform::auth::permissions::{Access, CallKind, MethodRule, Permission::*, rule};
 
-/// Subsidy payment's methods, hosted with the service (see [`crate::DESCRIPTOR`]). The second
-/// part are the contract's methods not served yet: they carry the permission they will need,
-/// and after the permission check answer UNIMPLEMENTED / METHOD_NOT_SERVED.
+/// Subsidy payment's methods, hosted with the service (see [`crate::DESCRIPTOR`]); every method
+/// of the contract is served.
 pub const METHODS: &[MethodRule] = &[
     rule(
         "/bangfu.subsidy.v1.SubsidyService/CreatePolicy",
@@ -228,15 +227,14 @@ pub const METHODS: &[MethodRule] = &[
         Access::Requires(SubsidyClaimsWrite),
         CallKind::Unary,
     ),
-    // Not served yet: bulk accounts and proposed claims.
-    rule(
-        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
-        Access::Requires(SubsidyClaimsWrite),
-        CallKind::Unary,
-    ),
     rule(
         "/bangfu.subsidy.v1.SubsidyService/RegisterPayeeAccounts",
         Access::Requires(SubsidyPay),
         CallKind::Bidirectional,
+    ),
+    rule(
+        "/bangfu.subsidy.v1.SubsidyService/ConfirmProposedClaim",
+        Access::Requires(SubsidyClaimsWrite),
+        CallKind::Unary,
     ),
 ];

@@ -234,6 +234,25 @@ pub async fn version_in_force(conn: &mut AnyConnection, code: &str, day: time::D
     row.as_ref().map(version_from).transpose()
 }
 
+/// The versions deciding a period that starts on `day`, one per policy (the latest covering it).
+pub async fn versions_in_force_on(conn: &mut AnyConnection, day: time::Date) -> Result<Vec<StoredVersion>> {
+    let rows = sqlx::query(
+        "SELECT * FROM policy_versions WHERE state = 'published' AND valid_from <= $1 \
+         AND (valid_to IS NULL OR valid_to >= $1) ORDER BY policy_code, version DESC",
+    )
+    .bind(day_text(day))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut versions: Vec<StoredVersion> = Vec::new();
+    for row in &rows {
+        let version = version_from(row)?;
+        if versions.last().is_none_or(|v| v.policy_code != version.policy_code) {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Funds and the ledger
 
@@ -869,6 +888,25 @@ pub async fn update_claim(
     Ok(updated == 1)
 }
 
+/// A proposal confirmed: the clerk's facts and note become the claim's, and the clerk its
+/// submitter (so they cannot also review it).
+pub async fn confirm_claim(
+    tx: &mut AnyConnection,
+    id: &str,
+    payload: &crate::domain::ClaimPayload,
+    subject: &str,
+    region: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE claims SET payload = $1, submit_subject = $2, region = $3 WHERE id = $4")
+        .bind(to_json(payload))
+        .bind(subject)
+        .bind(region)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Payee accounts
 
@@ -1015,6 +1053,17 @@ pub async fn account_in_use(conn: &mut AnyConnection, owner: &crate::domain::Pay
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(account_from).transpose()
+}
+
+/// Every account a payee ever registered, in use or not.
+pub async fn accounts_of(conn: &mut AnyConnection, owner: &crate::domain::Payee) -> Result<Vec<StoredAccount>> {
+    let (owner_kind, owner_key) = owner_key(owner);
+    let rows = sqlx::query("SELECT * FROM payee_accounts WHERE owner_kind = $1 AND owner_key = $2 ORDER BY created_us")
+        .bind(owner_kind)
+        .bind(owner_key)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(account_from).collect()
 }
 
 /// Accounts by (region, id) after the cursor, under a region prefix ("" for all), of one owner
@@ -2065,5 +2114,63 @@ pub async fn lock_person(tx: &mut AnyConnection, backend: bangfu_platform::db::B
             .fetch_one(&mut *tx)
             .await?;
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proactive claims
+
+/// A noted identity change a policy may be triggered by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalCheck {
+    pub cursor: String,
+    pub person_id: String,
+    pub change_kind: String,
+    /// The category, for a category change ("" otherwise).
+    pub category: String,
+    pub effective_date: Option<time::Date>,
+}
+
+/// Notes a change to match against the policies' triggers, once per feed event.
+pub async fn note_proposal_check(tx: &mut AnyConnection, check: &ProposalCheck, now: OffsetDateTime) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO proposal_checks (event_cursor, person_id, change_kind, category, effective_date, noted_us) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_cursor) DO NOTHING",
+    )
+    .bind(&check.cursor)
+    .bind(&check.person_id)
+    .bind(&check.change_kind)
+    .bind(&check.category)
+    .bind(check.effective_date.map(day_text))
+    .bind(to_micros(now))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn pending_proposal_checks(conn: &mut AnyConnection, limit: i64) -> Result<Vec<ProposalCheck>> {
+    let rows = sqlx::query("SELECT * FROM proposal_checks ORDER BY noted_us, event_cursor LIMIT $1")
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let date: Option<String> = row.try_get("effective_date")?;
+            Ok(ProposalCheck {
+                cursor: row.try_get("event_cursor")?,
+                person_id: row.try_get("person_id")?,
+                change_kind: row.try_get("change_kind")?,
+                category: row.try_get("category")?,
+                effective_date: date.as_deref().and_then(parse_day),
+            })
+        })
+        .collect()
+}
+
+pub async fn finish_proposal_check(tx: &mut AnyConnection, cursor: &str) -> Result<()> {
+    sqlx::query("DELETE FROM proposal_checks WHERE event_cursor = $1")
+        .bind(cursor)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

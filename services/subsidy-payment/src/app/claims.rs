@@ -62,7 +62,7 @@ pub struct ClaimListing {
 type Prefetched = HashMap<(String, Period), PersonFacts>;
 
 /// Everything read before the transaction: the policy, the version in force and the person.
-struct Gathered {
+pub(super) struct Gathered {
     policy: StoredPolicy,
     version: StoredVersion,
     person: PersonFacts,
@@ -289,6 +289,20 @@ impl Subsidy {
         }))
     }
 
+    /// What a decision needs, or POLICY_NOT_IN_FORCE.
+    pub(super) async fn gather_for_decision(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        method_name: &str,
+        payload: &ClaimPayload,
+    ) -> Result<Gathered, Problem> {
+        match self.gather(caller, call, method_name, payload, None).await? {
+            Ok(gathered) => Ok(gathered),
+            Err(policy) => Err(not_in_force(&policy.policy.code, &payload.period)),
+        }
+    }
+
     /// Every fact the version defines that has a value, frozen with where it came from.
     async fn facts_for(
         &self,
@@ -485,6 +499,89 @@ impl Subsidy {
         keys
     }
 
+    /// Takes the periods a granted decision holds for the claim; when another claim of the
+    /// group holds one (the database's constraint says so), gives back what was taken and turns
+    /// the decision into DUPLICATE_PERIOD.
+    async fn hold_periods(
+        tx: &mut AnyConnection,
+        gathered: &Gathered,
+        payload: &ClaimPayload,
+        claim_id: &str,
+        decision: &mut Decision,
+    ) -> Result<(), Problem> {
+        if decision.outcome != Outcome::Eligible {
+            return Ok(());
+        }
+        let keys = Self::period_keys(gathered, payload);
+        if let Some(holder) = store::occupy(tx, &payload.person_id, &keys, claim_id).await? {
+            store::vacate(tx, claim_id).await?;
+            decision.outcome = Outcome::Rejected;
+            decision.amount = 0;
+            decision.rejections.push(Rejection {
+                reason: RejectionReason::DuplicatePeriod,
+                message: format!(
+                    "同一补贴项目组（{}）在该期间已有申请",
+                    gathered.policy.policy.policy_group
+                ),
+                conflicting_claim: format!("claims/{holder}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decides `claim` in the transaction and sets what follows from the decision: the periods
+    /// it holds (a clash rejects it), its fund, its reviews and its state. Returns the month of
+    /// approval of a granted claim. The fund's reservation is left to the caller's last step.
+    pub(super) async fn decide_into(
+        &self,
+        tx: &mut AnyConnection,
+        gathered: &Gathered,
+        claim: &mut StoredClaim,
+    ) -> Result<Option<String>, Problem> {
+        let payload = claim.payload.clone();
+        let mut decision = self.decide(tx, gathered, &payload).await?;
+        Self::hold_periods(tx, gathered, &payload, &claim.id, &mut decision).await?;
+        claim.amount = decision.amount;
+        claim.decision = decision;
+        claim.region = gathered.region.clone();
+        claim.state = ClaimState::Rejected;
+        if claim.decision.outcome != Outcome::Eligible {
+            return Ok(None);
+        }
+        let fund = store::fund_for(
+            tx,
+            gathered.version.rules.fund_source,
+            &gathered.region,
+            payload.period.first.year(),
+        )
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                Code::FailedPrecondition,
+                ErrorReason::FundMissing,
+                format!(
+                    "no fund of {} covers {} in {}; finance creates it first",
+                    gathered.version.rules.fund_source.as_str(),
+                    gathered.region,
+                    payload.period.first.year()
+                ),
+                "该地区、年度尚未下达对应来源的资金，请联系财政部门",
+            )
+        })?;
+        claim.fund_id = Some(fund.id.clone());
+        claim.required_reviews = self
+            .review_bands(tx, &gathered.region, payload.period.first)
+            .await?
+            .required_reviews(claim.amount);
+        if claim.required_reviews > 0 {
+            claim.state = ClaimState::PendingReview;
+            claim.review_cause = Some(ReviewCause::AmountBand);
+        } else {
+            claim.state = ClaimState::Approved;
+        }
+        Ok(Some(month_text(payload.period.first)))
+    }
+
     /// SubmitClaim: decide and store, idempotent by source.
     pub async fn submit_claim(
         &self,
@@ -573,27 +670,8 @@ impl Subsidy {
             return self.existing(caller, existing, &payload);
         }
         let now = unit.now();
-        let id = store::new_id();
-        let mut decision = self.decide(unit.tx(), &gathered, &payload).await?;
-        let keys = Self::period_keys(&gathered, &payload);
-        if decision.outcome == Outcome::Eligible
-            && let Some(holder) = store::occupy(unit.tx(), &payload.person_id, &keys, &id).await?
-        {
-            // Whatever was taken before the clash goes back; the claim is stored rejected.
-            store::vacate(unit.tx(), &id).await?;
-            decision.outcome = Outcome::Rejected;
-            decision.amount = 0;
-            decision.rejections.push(Rejection {
-                reason: RejectionReason::DuplicatePeriod,
-                message: format!(
-                    "同一补贴项目组（{}）在该期间已有申请",
-                    gathered.policy.policy.policy_group
-                ),
-                conflicting_claim: format!("claims/{holder}"),
-            });
-        }
         let mut claim = StoredClaim {
-            id: id.clone(),
+            id: store::new_id(),
             policy_group: gathered.policy.policy.policy_group.clone(),
             source_system: source.system.clone(),
             source_reference: source.reference.clone(),
@@ -601,10 +679,10 @@ impl Subsidy {
             state: ClaimState::Rejected,
             region: gathered.region.clone(),
             person_display_name: gathered.person.display_name.clone(),
-            amount: decision.amount,
+            amount: 0,
             fund_id: None,
             payment_batch_id: None,
-            decision,
+            decision: Decision::pending(gathered.version.version),
             earlier_decisions: Vec::new(),
             review_cause: None,
             required_reviews: 0,
@@ -615,41 +693,7 @@ impl Subsidy {
             updated: now,
             revision: 1,
         };
-        let mut approved_month = None;
-        if claim.decision.outcome == Outcome::Eligible {
-            let fund = store::fund_for(
-                unit.tx(),
-                gathered.version.rules.fund_source,
-                &gathered.region,
-                payload.period.first.year(),
-            )
-            .await?
-            .ok_or_else(|| {
-                Problem::new(
-                    Code::FailedPrecondition,
-                    ErrorReason::FundMissing,
-                    format!(
-                        "no fund of {} covers {} in {}; finance creates it first",
-                        gathered.version.rules.fund_source.as_str(),
-                        gathered.region,
-                        payload.period.first.year()
-                    ),
-                    "该地区、年度尚未下达对应来源的资金，请联系财政部门",
-                )
-            })?;
-            claim.fund_id = Some(fund.id.clone());
-            claim.required_reviews = self
-                .review_bands(unit.tx(), &gathered.region, payload.period.first)
-                .await?
-                .required_reviews(claim.amount);
-            approved_month = Some(month_text(payload.period.first));
-            if claim.required_reviews > 0 {
-                claim.state = ClaimState::PendingReview;
-                claim.review_cause = Some(ReviewCause::AmountBand);
-            } else {
-                claim.state = ClaimState::Approved;
-            }
-        }
+        let approved_month = self.decide_into(unit.tx(), &gathered, &mut claim).await?;
         store::insert_claim(unit.tx(), &claim, approved_month.as_deref()).await?;
         publish(&mut unit, ClaimChangeKind::Decided, &claim).await?;
         // The fund's row is every concurrent approval's one hot row: it is locked last, so the
@@ -686,7 +730,7 @@ impl Subsidy {
     }
 
     /// Moves the claim's amount from available to reserved, with its journal entry.
-    async fn reserve(
+    pub(super) async fn reserve(
         &self,
         tx: &mut AnyConnection,
         fund_id: &str,
@@ -985,10 +1029,9 @@ impl Subsidy {
         };
         self.ensure_sees(caller, "ReevaluateClaim", &read.name(), &read.region)?;
         let payload = read.payload.clone();
-        let gathered = match self.gather(caller, call, "ReevaluateClaim", &payload, None).await? {
-            Ok(gathered) => gathered,
-            Err(policy) => return Err(not_in_force(&policy.policy.code, &payload.period)),
-        };
+        let gathered = self
+            .gather_for_decision(caller, call, "ReevaluateClaim", &payload)
+            .await?;
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
         store::lock_person(unit.tx(), self.db().backend(), &payload.person_id).await?;
@@ -1030,73 +1073,24 @@ impl Subsidy {
                 .await?;
         }
 
-        let mut decision = self.decide(unit.tx(), &gathered, &payload).await?;
-        if decision.outcome == Outcome::Eligible
-            && let Some(holder) = store::occupy(
-                unit.tx(),
-                &payload.person_id,
-                &Self::period_keys(&gathered, &payload),
-                &claim.id,
-            )
-            .await?
-        {
-            store::vacate(unit.tx(), &claim.id).await?;
-            decision.outcome = Outcome::Rejected;
-            decision.amount = 0;
-            decision.rejections.push(Rejection {
-                reason: RejectionReason::DuplicatePeriod,
-                message: format!(
-                    "同一补贴项目组（{}）在该期间已有申请",
-                    gathered.policy.policy.policy_group
-                ),
-                conflicting_claim: format!("claims/{holder}"),
-            });
-        }
-        let previous = std::mem::replace(&mut claim.decision, decision);
-        claim.earlier_decisions.push(previous);
-        claim.amount = claim.decision.amount;
-        claim.region = gathered.region.clone();
+        let previous = claim.decision.clone();
         claim.reviews.clear();
         claim.review_cause = None;
         claim.required_reviews = 0;
         claim.updated = now;
-        claim.state = ClaimState::Rejected;
-        if claim.decision.outcome == Outcome::Eligible {
-            let fund = store::fund_for(
-                unit.tx(),
-                gathered.version.rules.fund_source,
-                &gathered.region,
-                payload.period.first.year(),
-            )
-            .await?
-            .ok_or_else(|| {
-                Problem::new(
-                    Code::FailedPrecondition,
-                    ErrorReason::FundMissing,
-                    "no fund covers the claim's region and year",
-                    "该地区、年度尚未下达对应来源的资金，请联系财政部门",
-                )
-            })?;
-            claim.fund_id = Some(fund.id.clone());
-            let bands = self
-                .review_bands(unit.tx(), &gathered.region, payload.period.first)
-                .await?
-                .required_reviews(claim.amount);
-            let changed_after_approval = from == ClaimState::Approved && claim.amount != old_amount;
-            if changed_after_approval || bands > 0 {
-                claim.state = ClaimState::PendingReview;
-                claim.review_cause = Some(if changed_after_approval {
-                    ReviewCause::Reevaluated
-                } else {
-                    ReviewCause::AmountBand
-                });
-                claim.required_reviews = bands.max(1);
-            } else {
-                claim.state = ClaimState::Approved;
-                self.reserve(unit.tx(), &fund.id, &claim, &caller.subject, now).await?;
-            }
+        let approved_month = self.decide_into(unit.tx(), &gathered, &mut claim).await?;
+        claim.earlier_decisions.push(previous);
+        // A different amount on a claim approved before goes back to a reviewer.
+        if from == ClaimState::Approved && claim.decision.outcome == Outcome::Eligible && claim.amount != old_amount {
+            claim.state = ClaimState::PendingReview;
+            claim.review_cause = Some(ReviewCause::Reevaluated);
+            claim.required_reviews = claim.required_reviews.max(1);
         }
-        let approved_month = (claim.decision.outcome == Outcome::Eligible).then(|| month_text(payload.period.first));
+        if claim.state == ClaimState::Approved
+            && let Some(fund_id) = claim.fund_id.clone()
+        {
+            self.reserve(unit.tx(), &fund_id, &claim, &caller.subject, now).await?;
+        }
         if !store::update_claim(
             unit.tx(),
             &claim,

@@ -41,9 +41,11 @@ pub enum ClaimChangeKind {
     PaymentFailed,
     RecoveryOpened,
     Reevaluated,
+    Proposed,
+    Declined,
 }
 
-const KINDS: [(ClaimChangeKind, &str); 9] = [
+const KINDS: [(ClaimChangeKind, &str); 11] = [
     (ClaimChangeKind::Decided, "claim_decided"),
     (ClaimChangeKind::Reviewed, "claim_reviewed"),
     (ClaimChangeKind::Withdrawn, "claim_withdrawn"),
@@ -53,6 +55,8 @@ const KINDS: [(ClaimChangeKind, &str); 9] = [
     (ClaimChangeKind::PaymentFailed, "claim_payment_failed"),
     (ClaimChangeKind::RecoveryOpened, "claim_recovery_opened"),
     (ClaimChangeKind::Reevaluated, "claim_reevaluated"),
+    (ClaimChangeKind::Proposed, "claim_proposed"),
+    (ClaimChangeKind::Declined, "claim_declined"),
 ];
 
 impl ClaimChangeKind {

@@ -10,6 +10,7 @@ mod objections;
 mod payees;
 mod payments;
 mod policies;
+mod proposals;
 mod recoveries;
 mod statements;
 
@@ -33,9 +34,10 @@ pub use claims::{ClaimListing, Dry, Submission, Submitted};
 pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};
 pub use objections::{NewObjection, Resolution};
-pub use payees::{AccountListing, NewAccount};
+pub use payees::{AccountList, AccountListing, AccountRow, NewAccount, RowHolder, RowRegistered};
 pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
+pub use proposals::PROPOSING_SYSTEM;
 pub use recoveries::{RecoveryListing, Settlement, note_person_change};
 pub use statements::{Statement, StatementLine};
 

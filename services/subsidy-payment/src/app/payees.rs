@@ -6,8 +6,9 @@ use bangfu_platform::auth::Principal;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::peers::CallContext;
-use bangfu_platform::pii::{CitizenId, mask_account_number, mask_name};
+use bangfu_platform::pii::{CitizenId, DataKeys, mask_account_number, mask_name};
 use bangfu_platform::write::{self, Begun};
+use time::OffsetDateTime;
 use tonic::Code;
 
 use super::{Subsidy, narrowed};
@@ -27,6 +28,62 @@ pub struct NewAccount {
     pub bank_code: String,
     /// Required for an organization's account: the registration the clerk checked.
     pub verification_document: String,
+}
+
+/// What the checks decided of a new account.
+struct Checked {
+    region: String,
+    owner_display_name: String,
+    state: VerificationState,
+    method: VerificationMethod,
+}
+
+/// Who holds a listed account.
+pub enum RowHolder {
+    Person { citizen_id: String },
+    Organization { credit_code: String },
+}
+
+/// One row of an account list, checked for form.
+pub struct AccountRow {
+    pub holder: RowHolder,
+    pub kind: AccountKind,
+    pub account_number: String,
+    pub holder_name: String,
+    pub bank_name: String,
+    pub bank_code: String,
+}
+
+impl AccountRow {
+    fn account(&self, owner: Payee, holder_citizen_id: Option<String>, verification_document: String) -> NewAccount {
+        NewAccount {
+            owner,
+            kind: self.kind,
+            account_number: self.account_number.clone(),
+            holder_name: self.holder_name.clone(),
+            holder_citizen_id,
+            bank_name: self.bank_name.clone(),
+            bank_code: self.bank_code.clone(),
+            verification_document,
+        }
+    }
+}
+
+/// What a whole account list says once, in its first message.
+#[derive(Debug, Clone, Default)]
+pub struct AccountList {
+    /// The bank's or the county's letter, the file's name.
+    pub source_document: String,
+    /// The registration checked for organizations' rows.
+    pub verification_document: String,
+    /// The county organizations' rows are registered in.
+    pub organization_region: String,
+}
+
+/// A row's account: new, or the same one registered before.
+pub struct RowRegistered {
+    pub account: StoredAccount,
+    pub created: bool,
 }
 
 /// A page of accounts.
@@ -147,9 +204,34 @@ impl Subsidy {
             }
             Begun::Fresh(unit) => unit,
         };
+        let checked = Checked {
+            region,
+            owner_display_name,
+            state,
+            method,
+        };
         let now = unit.now();
-        // A new account replaces the payee's account in use: only a caller who sees that one may.
-        if let Some(current) = store::account_in_use(unit.tx(), &new.owner).await?
+        let account = self.store_account(unit.tx(), caller, keys, &new, checked, now).await?;
+        unit.commit(
+            AuditEntry::by(caller, &super::method("RegisterPayeeAccount"), account.name(), now)
+                .in_region(&account.region),
+        )
+        .await?;
+        Ok(account)
+    }
+
+    /// Encrypts and stores a checked account, superseding the payee's account in use when this
+    /// one is verified. Replacing another's account needs sight of that one's region too.
+    async fn store_account(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        caller: &Principal,
+        keys: &DataKeys,
+        new: &NewAccount,
+        checked: Checked,
+        now: OffsetDateTime,
+    ) -> Result<StoredAccount, Problem> {
+        if let Some(current) = store::account_in_use(tx, &new.owner).await?
             && !caller.scope.contains(&current.region)
         {
             return Err(self.refuse(
@@ -177,8 +259,8 @@ impl Subsidy {
         let account = StoredAccount {
             id: id.clone(),
             owner: new.owner.clone(),
-            owner_display_name,
-            region: region.clone(),
+            owner_display_name: checked.owner_display_name,
+            region: checked.region,
             kind: new.kind,
             account_enc: encrypt(&new.account_number, "account_number")?,
             account_masked: mask_account_number(&new.account_number),
@@ -187,21 +269,192 @@ impl Subsidy {
             holder_citizen_id_enc,
             bank_name: new.bank_name.clone(),
             bank_code: new.bank_code.clone(),
-            verification_state: state,
-            verification_method: method,
+            verification_state: checked.state,
+            verification_method: checked.method,
             verification_document: new.verification_document.clone(),
-            verified: (state == VerificationState::Verified).then_some(now),
-            in_use: state == VerificationState::Verified,
+            verified: (checked.state == VerificationState::Verified).then_some(now),
+            in_use: checked.state == VerificationState::Verified,
             superseded_by: None,
             create_subject: caller.subject.clone(),
             created: now,
         };
-        store::insert_account(unit.tx(), &account).await?;
-        unit.commit(
-            AuditEntry::by(caller, &super::method("RegisterPayeeAccount"), account.name(), now).in_region(&region),
-        )
-        .await?;
+        store::insert_account(tx, &account).await?;
         Ok(account)
+    }
+
+    /// RegisterPayeeAccounts, one message of a bank's or a county's list: every row's holder is
+    /// looked up in identity at once (by citizen ID and name, nothing unmasked), and the rows
+    /// are stored in one transaction. A row already registered (same payee, kind and number)
+    /// is UNCHANGED, so a list sent again registers nothing twice. Identity unreachable fails
+    /// the message: no row is decided on missing facts.
+    pub async fn register_payee_accounts(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        list: &AccountList,
+        rows: Vec<Result<AccountRow, Problem>>,
+    ) -> Result<Vec<Result<RowRegistered, Problem>>, Problem> {
+        let keys = self.data_keys()?;
+        let today = self.today();
+        // Form first: a citizen ID that does not parse is the row's error, not identity's.
+        let rows: Vec<Result<AccountRow, Problem>> = rows
+            .into_iter()
+            .map(|row| {
+                let row = row?;
+                if let RowHolder::Person { citizen_id } = &row.holder {
+                    CitizenId::parse(citizen_id, today).map_err(|e| {
+                        Problem::invalid_field(
+                            ErrorReason::CitizenIdInvalid,
+                            "holder_citizen_id",
+                            e.to_string(),
+                            e.message_zh(),
+                        )
+                    })?;
+                }
+                Ok(row)
+            })
+            .collect();
+        let holders: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|row| match row {
+                Ok(AccountRow {
+                    holder: RowHolder::Person { citizen_id },
+                    holder_name,
+                    ..
+                }) => Some((citizen_id.clone(), holder_name.clone())),
+                _ => None,
+            })
+            .collect();
+        let identity = self.identity()?;
+        // The check by citizen ID is the service's own, as for one account; the clerk sees
+        // only the persons their own scope lets identity give them.
+        let own = CallContext::new(None, call.deadline());
+        let mut lookups = identity.lookup_many(&own, &holders).await?.into_iter();
+        let mut owners: Vec<Option<(String, bool)>> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            owners.push(match row {
+                Ok(AccountRow {
+                    holder: RowHolder::Person { .. },
+                    ..
+                }) => match lookups.next() {
+                    Some(Lookup::Found {
+                        person_id,
+                        name_matches,
+                    }) => Some((person_id, name_matches)),
+                    _ => None,
+                },
+                _ => None,
+            });
+        }
+        let ids: Vec<String> = owners.iter().flatten().map(|(id, _)| id.clone()).collect();
+        let today_period = Period {
+            first: today,
+            last: today,
+        };
+        let persons = identity.persons(call, &ids, &today_period).await?;
+        if list.source_document.is_empty() {
+            return Err(Problem::required("source_document", "账户名单来源"));
+        }
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let mut seen = std::collections::HashSet::new();
+        let mut results = Vec::with_capacity(rows.len());
+        for (row, owner) in rows.into_iter().zip(owners) {
+            let registered = async {
+                let row = row?;
+                let (new, checked) = match &row.holder {
+                    RowHolder::Person { citizen_id } => {
+                        let not_held = || {
+                            Problem::invalid_field(
+                                ErrorReason::NotFound,
+                                "holder_citizen_id",
+                                "no person in your scope holds this citizen ID; register the person in identity first",
+                                "您管辖范围内没有持该身份证号的人员，请先在人员库登记",
+                            )
+                        };
+                        let (person_id, name_matches) = owner.ok_or_else(not_held)?;
+                        let person = persons.get(&person_id).ok_or_else(not_held)?;
+                        let new = row.account(Payee::Person(person_id), Some(citizen_id.clone()), String::new());
+                        let state = if name_matches {
+                            VerificationState::Verified
+                        } else {
+                            VerificationState::NameMismatch
+                        };
+                        let checked = Checked {
+                            region: person.registered_region.clone(),
+                            owner_display_name: person.display_name.clone(),
+                            state,
+                            method: VerificationMethod::IdentityNameMatch,
+                        };
+                        (new, checked)
+                    }
+                    RowHolder::Organization { credit_code } => {
+                        if list.verification_document.is_empty() {
+                            return Err(Problem::required("verification_document", "单位登记证明文件"));
+                        }
+                        if list.organization_region.is_empty() {
+                            return Err(Problem::required("organization_region", "单位所在区县"));
+                        }
+                        let org = crate::domain::OrganizationPayee {
+                            credit_code: credit_code.clone(),
+                            display_name: row.holder_name.clone(),
+                            region: list.organization_region.clone(),
+                        };
+                        let resource = format!("organizations/{credit_code}");
+                        self.ensure_sees(caller, "RegisterPayeeAccounts", &resource, &org.region)?;
+                        let new = row.account(Payee::Organization(org), None, list.verification_document.clone());
+                        let checked = Checked {
+                            region: list.organization_region.clone(),
+                            owner_display_name: row.holder_name.clone(),
+                            state: VerificationState::Verified,
+                            method: VerificationMethod::OrganizationRegistration,
+                        };
+                        (new, checked)
+                    }
+                };
+                let (_, owner_key) = store::owner_key(&new.owner);
+                if !seen.insert(owner_key) {
+                    return Err(Problem::invalid_field(
+                        ErrorReason::DuplicateInImport,
+                        "holder_citizen_id",
+                        "the same payee is on an earlier row of this message; send one account per payee",
+                        "同一收款人在本批前面的行中已出现，每个收款人只能登记一个账户",
+                    ));
+                }
+                for existing in store::accounts_of(unit.tx(), &new.owner).await? {
+                    let number = keys
+                        .decrypt(&existing.account_enc, &aad(&existing.id, "account_number"))
+                        .map_err(|e| {
+                            tracing::error!(account = %existing.id, error = %e, "decrypting a payee account failed");
+                            Problem::internal()
+                        })?;
+                    if existing.kind == new.kind && number == new.account_number.as_bytes() {
+                        return Ok(RowRegistered {
+                            account: existing,
+                            created: false,
+                        });
+                    }
+                }
+                let account = self.store_account(unit.tx(), caller, keys, &new, checked, now).await?;
+                unit.audit(
+                    AuditEntry::by(caller, &super::method("RegisterPayeeAccounts"), account.name(), now)
+                        .in_region(&account.region),
+                )
+                .await?;
+                Ok(RowRegistered { account, created: true })
+            }
+            .await;
+            // A database failure is the message's, not the row's: nothing of it is kept.
+            if let Err(problem) = &registered
+                && problem.code != Code::InvalidArgument
+                && problem.code != Code::NotFound
+            {
+                return Err(problem.clone());
+            }
+            results.push(registered);
+        }
+        unit.commit_audited().await?;
+        Ok(results)
     }
 
     pub async fn get_payee_account(&self, caller: &Principal, id: &str) -> Result<StoredAccount, Problem> {

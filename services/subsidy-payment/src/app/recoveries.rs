@@ -28,12 +28,14 @@ const UNDOING: [&str; 5] = [
     "MOVED_AWAY",
 ];
 
-/// The follower's effect, in its transaction: a change to check, for a person with paid claims.
+/// The follower's effect, in its transaction: a change to check for recoveries (a person with
+/// paid claims) and for proposals (a change a policy may be triggered by).
 pub async fn note_person_change(
     tx: &mut sqlx::AnyConnection,
     event: &PersonEvent,
     now: time::OffsetDateTime,
 ) -> Result<(), Problem> {
+    super::proposals::note_change(tx, event, now).await?;
     if !UNDOING.contains(&event.kind.as_str()) || !store::has_paid_claims(tx, &event.person_id).await? {
         return Ok(());
     }

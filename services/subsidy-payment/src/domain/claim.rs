@@ -146,6 +146,29 @@ pub struct Decision {
     pub decided_us: i64,
 }
 
+impl Decision {
+    /// The place of a decision not made yet (a proposal waiting for its clerk): nothing
+    /// granted, no reason, the version that will decide it.
+    pub fn pending(policy_version: i32) -> Self {
+        Self {
+            outcome: Outcome::Rejected,
+            amount: 0,
+            computed_amount: 0,
+            policy_version,
+            rejections: Vec::new(),
+            months_granted: 0,
+            months_limit: 0,
+            frozen_facts: Vec::new(),
+            decided_us: 0,
+        }
+    }
+
+    /// Whether the rules have decided (a proposal has not yet).
+    pub fn made(&self) -> bool {
+        self.decided_us != 0
+    }
+}
+
 /// One review of a claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {

@@ -363,6 +363,45 @@ pub struct ProactiveTrigger {
     pub registered_region_prefix: String,
 }
 
+/// The identity changes a trigger may name: those a person's entitlement can start from.
+pub const TRIGGER_KINDS: [&str; 2] = ["EMPLOYMENT_CHANGED", "CATEGORY_CERTIFIED"];
+
+/// What a trigger is matched against: the change, and the person's facts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggeringChange<'a> {
+    pub change_kind: &'a str,
+    /// For a category change, the category ("" otherwise).
+    pub category: &'a str,
+    pub employment_status: &'a str,
+    pub registered_region: &'a str,
+}
+
+impl ProactiveTrigger {
+    /// Whether the change, with the person's facts after it, is the one the policy names.
+    pub fn matches(&self, change: &TriggeringChange<'_>) -> bool {
+        self.change_kind == change.change_kind
+            && self.category.as_deref().is_none_or(|c| c == change.category)
+            && self
+                .employment_status
+                .as_deref()
+                .is_none_or(|s| s == change.employment_status)
+            && change.registered_region.starts_with(&self.registered_region_prefix)
+    }
+
+    /// The period a proposal claims: the change's day for a one-time policy, its month for a
+    /// monthly one.
+    pub fn period(kind: PeriodKind, day: Date) -> Period {
+        match kind {
+            PeriodKind::OneTime => Period { first: day, last: day },
+            PeriodKind::Monthly => {
+                let first = day.replace_day(1).unwrap_or(day);
+                let last = day.replace_day(day.month().length(day.year())).unwrap_or(day);
+                Period { first, last }
+            }
+        }
+    }
+}
+
 /// One version of a policy's rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyVersion {
@@ -774,6 +813,50 @@ pub fn check_period(policy: &Policy, period: &Period, field: &str) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transport_trigger_wants_a_chongqing_person_gone_out_of_province() {
+        let trigger = ProactiveTrigger {
+            change_kind: "EMPLOYMENT_CHANGED".into(),
+            employment_status: Some("EMPLOYED_OUT_OF_PROVINCE".into()),
+            category: None,
+            registered_region_prefix: "50".into(),
+        };
+        let change = TriggeringChange {
+            change_kind: "EMPLOYMENT_CHANGED",
+            category: "",
+            employment_status: "EMPLOYED_OUT_OF_PROVINCE",
+            registered_region: "500101001001",
+        };
+        assert!(trigger.matches(&change));
+        assert!(!trigger.matches(&TriggeringChange {
+            registered_region: "370402001001",
+            ..change.clone()
+        }));
+        assert!(!trigger.matches(&TriggeringChange {
+            employment_status: "EMPLOYED_IN_COUNTY",
+            ..change.clone()
+        }));
+        assert!(!trigger.matches(&TriggeringChange {
+            change_kind: "CATEGORY_CERTIFIED",
+            ..change
+        }));
+    }
+
+    #[test]
+    fn a_proposal_claims_the_day_or_the_month_of_the_change() {
+        let day = Date::from_calendar_date(2024, time::Month::February, 20).expect("date");
+        let one = ProactiveTrigger::period(PeriodKind::OneTime, day);
+        assert_eq!((one.first, one.last), (day, day));
+        let month = ProactiveTrigger::period(PeriodKind::Monthly, day);
+        assert_eq!(
+            (month.first, month.last),
+            (
+                Date::from_calendar_date(2024, time::Month::February, 1).expect("date"),
+                Date::from_calendar_date(2024, time::Month::February, 29).expect("date"),
+            )
+        );
+    }
 
     #[test]
     fn division_rounds_as_told() {

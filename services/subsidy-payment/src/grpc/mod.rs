@@ -1,6 +1,7 @@
 //! The wire edge of subsidy payment: each RPC takes its caller, parses the message into domain
 //! values (`wire`), runs the use case in `app`, and maps the answer back.
 
+mod payee_accounts;
 mod payment_files;
 pub mod policy_files;
 mod submit_claims;
@@ -109,17 +110,6 @@ fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, P
         ));
     }
     Ok(value.to_string())
-}
-
-/// The answer of the contract's methods not served yet (after the layer's permission check).
-fn not_served() -> Status {
-    Problem::new(
-        tonic::Code::Unimplemented,
-        ErrorReason::MethodNotServed,
-        "this server does not serve this method yet",
-        "本服务器尚未提供该接口",
-    )
-    .into()
 }
 
 #[tonic::async_trait]
@@ -617,9 +607,31 @@ impl SubsidyService for SubsidyServer {
 
     async fn confirm_proposed_claim(
         &self,
-        _request: Request<pb::ConfirmProposedClaimRequest>,
+        request: Request<pb::ConfirmProposedClaimRequest>,
     ) -> Result<Response<pb::ConfirmProposedClaimResponse>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let id = wire::resource_id("name", &request.name, "claims")?;
+        let facts = wire::facts("facts", &request.facts)?;
+        let note = text(
+            "note",
+            &request.note,
+            500,
+            if request.decline {
+                "不予确认的原因"
+            } else {
+                "与本人核实的情况"
+            },
+        )?;
+        let etag = text("etag", &request.etag, 64, "版本标记")?;
+        let claim = self
+            .subsidy
+            .confirm_proposed_claim(&caller, &call, &id, facts, request.decline, &note, &etag)
+            .await?;
+        Ok(Response::new(pb::ConfirmProposedClaimResponse {
+            claim: Some(wire::claim_to_wire(&claim)),
+        }))
     }
 
     async fn reevaluate_claim(
@@ -1129,9 +1141,17 @@ impl SubsidyService for SubsidyServer {
 
     async fn register_payee_accounts(
         &self,
-        _request: Request<tonic::Streaming<pb::RegisterPayeeAccountsRequest>>,
+        request: Request<tonic::Streaming<pb::RegisterPayeeAccountsRequest>>,
     ) -> Result<Response<Self::RegisterPayeeAccountsStream>, Status> {
-        Err(not_served())
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        Ok(Response::new(payee_accounts::start(
+            self.subsidy.clone(),
+            caller,
+            call,
+            request.into_inner(),
+            self.subsidy.shutdown().clone(),
+        )))
     }
 
     type ExportPaymentBatchStream = BoxStream<pb::ExportPaymentBatchResponse>;

@@ -9,9 +9,9 @@ use bangfu_platform::auth::Principal;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::server::Shutdown;
+use bangfu_platform::streams;
 use bangfu_proto::subsidy::v1 as pb;
-use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tonic::Streaming;
 
 use super::{BoxStream, wire};
 use crate::app::{Submission, Subsidy};
@@ -34,7 +34,7 @@ fn retryable(problem: &Problem) -> bool {
     )
 }
 
-fn line_error(problem: &Problem) -> pb::LineError {
+pub(super) fn line_error(problem: &Problem) -> pb::LineError {
     pb::LineError {
         reason: problem.reason_code().to_string(),
         field: problem.violations.first().map(|v| v.field.clone()).unwrap_or_default(),
@@ -50,104 +50,72 @@ pub(super) fn start(
     inbound: Streaming<pb::SubmitClaimsRequest>,
     shutdown: Shutdown,
 ) -> BoxStream<pb::SubmitClaimsResponse> {
-    let (sender, receiver) = mpsc::channel(2);
-    tokio::spawn(run(subsidy, caller, call, inbound, sender, shutdown));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+    streams::answer_each(inbound, shutdown, move |request| {
+        let (subsidy, caller, call) = (subsidy.clone(), caller.clone(), call.clone());
+        async move { answer(&subsidy, &caller, &call, request).await }
+    })
 }
 
-async fn run(
-    subsidy: Arc<Subsidy>,
-    caller: Arc<Principal>,
-    call: CallContext,
-    mut inbound: Streaming<pb::SubmitClaimsRequest>,
-    sender: mpsc::Sender<Result<pb::SubmitClaimsResponse, Status>>,
-    shutdown: Shutdown,
-) {
-    loop {
-        let next = tokio::select! {
-            next = inbound.message() => next,
-            () = shutdown.triggered() => {
-                let problem = Problem::new(
-                    tonic::Code::Unavailable,
-                    ErrorReason::ShuttingDown,
-                    "the server is shutting down; the lines answered so far are stored, send the rest again",
-                    "服务正在停止：已返回结果的申请已保存，请重新提交其余申请（不会重复登记）",
-                );
-                let _ = sender.send(Err(problem.into())).await;
-                return;
-            }
-        };
-        let request = match next {
-            Ok(Some(request)) => request,
-            Ok(None) => return,
-            Err(status) => {
-                tracing::debug!(status = %status.message(), "SubmitClaims stream ended by the client");
-                return;
-            }
-        };
-        if request.lines.len() > LINES_PER_MESSAGE {
-            let problem = Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                "lines",
-                format!("at most {LINES_PER_MESSAGE} lines per message"),
-                format!("每条消息最多{LINES_PER_MESSAGE}笔申请"),
-            );
-            let _ = sender.send(Err(problem.into())).await;
-            return;
-        }
-        let references: Vec<String> = request.lines.iter().map(|l| l.line_reference.clone()).collect();
-        let parsed: Vec<Result<Submission, Problem>> = request
-            .lines
-            .iter()
-            .map(|line| {
-                let reference = line.line_reference.trim();
-                if reference.is_empty() || reference.chars().count() > 64 {
-                    return Err(Problem::invalid_field(
-                        ErrorReason::FieldInvalid,
-                        "line_reference",
-                        "must be 1 to 64 characters",
-                        "行号应为1至64个字符",
-                    ));
-                }
-                let (payload, source) = wire::claim_payload(line.claim.as_ref())?;
-                let source = source.ok_or_else(|| Problem::required("claim.source", "申请来源"))?;
-                Ok(Submission { source, payload })
-            })
-            .collect();
-        let answer = match subsidy.submit_claims(&caller, &call, parsed).await {
-            Ok(results) => Ok(pb::SubmitClaimsResponse {
-                results: references
-                    .into_iter()
-                    .zip(results)
-                    .map(|(line_reference, result)| match result {
-                        Ok(submitted) => {
-                            let claim = &submitted.claim;
-                            let decision = wire::decision_to_wire(&claim.decision, &claim.payload.policy_code);
-                            pb::SubmitClaimsLineResult {
-                                line_reference,
-                                claim: claim.name(),
-                                state: wire::claim_state_to_wire(claim.state),
-                                outcome: decision.outcome,
-                                amount: decision.amount,
-                                policy_version: decision.policy_version,
-                                rejection_reasons: decision.rejection_reasons.iter().map(|r| r.reason).collect(),
-                                existing: submitted.existing,
-                                error: None,
-                            }
-                        }
-                        Err(problem) => pb::SubmitClaimsLineResult {
-                            line_reference,
-                            error: Some(line_error(&problem)),
-                            ..Default::default()
-                        },
-                    })
-                    .collect(),
-            }),
-            Err(problem) => Err(Status::from(problem)),
-        };
-        let failed = answer.is_err();
-        if sender.send(answer).await.is_err() || failed {
-            return;
-        }
+async fn answer(
+    subsidy: &Subsidy,
+    caller: &Principal,
+    call: &CallContext,
+    request: pb::SubmitClaimsRequest,
+) -> Result<pb::SubmitClaimsResponse, Problem> {
+    if request.lines.len() > LINES_PER_MESSAGE {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "lines",
+            format!("at most {LINES_PER_MESSAGE} lines per message"),
+            format!("每条消息最多{LINES_PER_MESSAGE}笔申请"),
+        ));
     }
+    let references: Vec<String> = request.lines.iter().map(|l| l.line_reference.clone()).collect();
+    let parsed: Vec<Result<Submission, Problem>> = request
+        .lines
+        .iter()
+        .map(|line| {
+            let reference = line.line_reference.trim();
+            if reference.is_empty() || reference.chars().count() > 64 {
+                return Err(Problem::invalid_field(
+                    ErrorReason::FieldInvalid,
+                    "line_reference",
+                    "must be 1 to 64 characters",
+                    "行号应为1至64个字符",
+                ));
+            }
+            let (payload, source) = wire::claim_payload(line.claim.as_ref())?;
+            let source = source.ok_or_else(|| Problem::required("claim.source", "申请来源"))?;
+            Ok(Submission { source, payload })
+        })
+        .collect();
+    let results = subsidy.submit_claims(caller, call, parsed).await?;
+    Ok(pb::SubmitClaimsResponse {
+        results: references
+            .into_iter()
+            .zip(results)
+            .map(|(line_reference, result)| match result {
+                Ok(submitted) => {
+                    let claim = &submitted.claim;
+                    let decision = wire::decision_to_wire(&claim.decision, &claim.payload.policy_code);
+                    pb::SubmitClaimsLineResult {
+                        line_reference,
+                        claim: claim.name(),
+                        state: wire::claim_state_to_wire(claim.state),
+                        outcome: decision.outcome,
+                        amount: decision.amount,
+                        policy_version: decision.policy_version,
+                        rejection_reasons: decision.rejection_reasons.iter().map(|r| r.reason).collect(),
+                        existing: submitted.existing,
+                        error: None,
+                    }
+                }
+                Err(problem) => pb::SubmitClaimsLineResult {
+                    line_reference,
+                    error: Some(line_error(&problem)),
+                    ..Default::default()
+                },
+            })
+            .collect(),
+    })
 }

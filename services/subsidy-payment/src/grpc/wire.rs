@@ -392,13 +392,27 @@ pub fn policy_version(value: Option<&pb::PolicyVersion>) -> Result<d::PolicyVers
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;
-    let proactive_trigger = value.proactive_trigger.as_ref().map(|t| d::ProactiveTrigger {
-        change_kind: strip(t.change_kind().as_str_name(), "CHANGE_KIND_").to_string(),
-        employment_status: (t.employment_status != 0)
-            .then(|| strip(t.employment_status().as_str_name(), "EMPLOYMENT_STATUS_").to_string()),
-        category: (t.category != 0).then(|| strip(t.category().as_str_name(), "PERSON_CATEGORY_").to_string()),
-        registered_region_prefix: t.registered_region_prefix.trim().to_string(),
-    });
+    let proactive_trigger = value
+        .proactive_trigger
+        .as_ref()
+        .map(|t| {
+            let change_kind = strip(t.change_kind().as_str_name(), "CHANGE_KIND_").to_string();
+            if !d::TRIGGER_KINDS.contains(&change_kind.as_str()) {
+                return Err(invalid(
+                    "version.proactive_trigger.change_kind",
+                    format!("a proposal may be triggered by {}", d::TRIGGER_KINDS.join(" or ")),
+                    "免申即享只能由就业状态变化或人员类别认定触发",
+                ));
+            }
+            Ok(d::ProactiveTrigger {
+                change_kind,
+                employment_status: (t.employment_status != 0)
+                    .then(|| strip(t.employment_status().as_str_name(), "EMPLOYMENT_STATUS_").to_string()),
+                category: (t.category != 0).then(|| strip(t.category().as_str_name(), "PERSON_CATEGORY_").to_string()),
+                registered_region_prefix: t.registered_region_prefix.trim().to_string(),
+            })
+        })
+        .transpose()?;
     Ok(d::PolicyVersion {
         source_document: d::SourceDocument {
             document_number: document.document_number.trim().to_string(),
@@ -754,7 +768,7 @@ pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
             code: claim.region.clone(),
             display_name: String::new(),
         }),
-        decision: Some(decision_to_wire(&claim.decision, code)),
+        decision: claim.decision.made().then(|| decision_to_wire(&claim.decision, code)),
         earlier_decisions: claim
             .earlier_decisions
             .iter()
@@ -868,6 +882,8 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
         Some(crate::app::ClaimChangeKind::PaymentFailed) => pb::ClaimChangeKind::PaymentFailed,
         Some(crate::app::ClaimChangeKind::RecoveryOpened) => pb::ClaimChangeKind::RecoveryOpened,
         Some(crate::app::ClaimChangeKind::Reevaluated) => pb::ClaimChangeKind::Reevaluated,
+        Some(crate::app::ClaimChangeKind::Proposed) => pb::ClaimChangeKind::Proposed,
+        Some(crate::app::ClaimChangeKind::Declined) => pb::ClaimChangeKind::Declined,
         None => pb::ClaimChangeKind::Unspecified,
     };
     let mut change = pb::ClaimChange {
@@ -885,8 +901,11 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
         });
         change.person = format!("persons/{}", detail.person_id);
         change.state = claim_state_to_wire(detail.state);
-        change.outcome = outcome_to_wire(detail.outcome);
-        change.amount = (detail.outcome == d::Outcome::Eligible).then(|| money_to_wire(detail.amount));
+        // A proposal, and a proposal declined, carry no decision.
+        if !matches!(detail.state, d::ClaimState::Proposed | d::ClaimState::Declined) {
+            change.outcome = outcome_to_wire(detail.outcome);
+            change.amount = (detail.outcome == d::Outcome::Eligible).then(|| money_to_wire(detail.amount));
+        }
         change.rejection_reasons = detail.reasons.into_iter().map(rejection_reason_to_wire).collect();
     }
     change
@@ -946,29 +965,63 @@ fn payee(field: &str, value: Option<&pb::Payee>) -> Result<d::Payee, Problem> {
     }
 }
 
-pub fn new_account(value: Option<&pb::PayeeAccount>) -> Result<crate::app::NewAccount, Problem> {
-    let value = value.ok_or_else(|| required("payee_account", "收款账户"))?;
-    let owner = payee("payee_account.owner", value.owner.as_ref())?;
-    let account_number = value.account_number.trim().to_string();
-    d::check_account_number(&account_number).map_err(crate::app::invalid)?;
-    let bank_code = value.bank_code.trim().to_string();
-    d::check_bank_code(&bank_code).map_err(crate::app::invalid)?;
-    let holder_name = value.holder_name.trim().to_string();
+/// What every account carries, checked for form; `prefix` is the fields' path ("payee_account.").
+struct AccountDetails {
+    kind: d::AccountKind,
+    account_number: String,
+    holder_name: String,
+    bank_name: String,
+    bank_code: String,
+}
+
+fn account_details(
+    prefix: &str,
+    kind: i32,
+    account_number: &str,
+    holder_name: &str,
+    bank_name: &str,
+    bank_code: &str,
+) -> Result<AccountDetails, Problem> {
+    let account_number = account_number.trim().to_string();
+    d::check_account_number(&format!("{prefix}account_number"), &account_number).map_err(crate::app::invalid)?;
+    let bank_code = bank_code.trim().to_string();
+    d::check_bank_code(&format!("{prefix}bank_code"), &bank_code).map_err(crate::app::invalid)?;
+    let holder_name = holder_name.trim().to_string();
     if holder_name.is_empty() || holder_name.chars().count() > 100 {
         return Err(invalid(
-            "payee_account.holder_name",
+            format!("{prefix}holder_name"),
             "must be 1 to 100 characters",
             "持卡人姓名应为1至100个字符",
         ));
     }
-    let bank_name = value.bank_name.trim().to_string();
+    let bank_name = bank_name.trim().to_string();
     if bank_name.is_empty() || bank_name.chars().count() > 100 {
         return Err(invalid(
-            "payee_account.bank_name",
+            format!("{prefix}bank_name"),
             "must be 1 to 100 characters",
             "开户银行应为1至100个字符",
         ));
     }
+    Ok(AccountDetails {
+        kind: account_kind(&format!("{prefix}kind"), kind)?,
+        account_number,
+        holder_name,
+        bank_name,
+        bank_code,
+    })
+}
+
+pub fn new_account(value: Option<&pb::PayeeAccount>) -> Result<crate::app::NewAccount, Problem> {
+    let value = value.ok_or_else(|| required("payee_account", "收款账户"))?;
+    let owner = payee("payee_account.owner", value.owner.as_ref())?;
+    let details = account_details(
+        "payee_account.",
+        value.kind,
+        &value.account_number,
+        &value.holder_name,
+        &value.bank_name,
+        &value.bank_code,
+    )?;
     let holder_citizen_id = Some(value.holder_citizen_id.trim().to_uppercase()).filter(|v| !v.is_empty());
     let verification_document = value.verification_document.trim().to_string();
     if verification_document.chars().count() > 200 {
@@ -980,14 +1033,65 @@ pub fn new_account(value: Option<&pb::PayeeAccount>) -> Result<crate::app::NewAc
     }
     Ok(crate::app::NewAccount {
         owner,
-        kind: account_kind("payee_account.kind", value.kind)?,
-        account_number,
-        holder_name,
+        kind: details.kind,
+        account_number: details.account_number,
+        holder_name: details.holder_name,
         holder_citizen_id,
-        bank_name,
-        bank_code,
+        bank_name: details.bank_name,
+        bank_code: details.bank_code,
         verification_document,
     })
+}
+
+/// One row of an account list, checked for form; a field at fault is named as in the row.
+pub fn account_row(row: &pb::PayeeAccountRow) -> Result<crate::app::AccountRow, Problem> {
+    let details = account_details(
+        "",
+        row.kind,
+        &row.account_number,
+        &row.holder_name,
+        &row.bank_name,
+        &row.bank_code,
+    )?;
+    let citizen_id = row.holder_citizen_id.trim().to_uppercase();
+    let credit_code = row.credit_code.trim().to_uppercase();
+    let holder = match (citizen_id.is_empty(), credit_code.is_empty()) {
+        (false, true) => crate::app::RowHolder::Person { citizen_id },
+        (true, false) => {
+            if !d::valid_credit_code(&credit_code) {
+                return Err(invalid(
+                    "credit_code",
+                    "not a unified social credit code (18 characters, last a check character)",
+                    "统一社会信用代码无效（应为18位，末位为校验码）",
+                ));
+            }
+            crate::app::RowHolder::Organization { credit_code }
+        }
+        _ => {
+            return Err(invalid(
+                "holder_citizen_id",
+                "give the holder's citizen ID for a person or the credit code for an organization, not both",
+                "个人填写持卡人身份证号，单位填写统一社会信用代码，二者填且只填一项",
+            ));
+        }
+    };
+    Ok(crate::app::AccountRow {
+        holder,
+        kind: details.kind,
+        account_number: details.account_number,
+        holder_name: details.holder_name,
+        bank_name: details.bank_name,
+        bank_code: details.bank_code,
+    })
+}
+
+pub fn verification_state_to_wire(state: d::VerificationState) -> pb::PayeeAccountVerificationState {
+    match state {
+        d::VerificationState::Pending => pb::PayeeAccountVerificationState::Pending,
+        d::VerificationState::Verified => pb::PayeeAccountVerificationState::Verified,
+        d::VerificationState::NameMismatch => pb::PayeeAccountVerificationState::NameMismatch,
+        d::VerificationState::PersonNotFound => pb::PayeeAccountVerificationState::PersonNotFound,
+    }
 }
 
 pub fn account_to_wire(account: &crate::store::StoredAccount) -> pb::PayeeAccount {
@@ -1004,12 +1108,7 @@ pub fn account_to_wire(account: &crate::store::StoredAccount) -> pb::PayeeAccoun
         holder_citizen_id: String::new(),
         bank_name: account.bank_name.clone(),
         bank_code: account.bank_code.clone(),
-        verification_state: (match account.verification_state {
-            d::VerificationState::Pending => pb::PayeeAccountVerificationState::Pending,
-            d::VerificationState::Verified => pb::PayeeAccountVerificationState::Verified,
-            d::VerificationState::NameMismatch => pb::PayeeAccountVerificationState::NameMismatch,
-            d::VerificationState::PersonNotFound => pb::PayeeAccountVerificationState::PersonNotFound,
-        }) as i32,
+        verification_state: verification_state_to_wire(account.verification_state) as i32,
         verification_method: (match account.verification_method {
             d::VerificationMethod::None => pb::PayeeAccountVerificationMethod::Unspecified,
             d::VerificationMethod::IdentityNameMatch => pb::PayeeAccountVerificationMethod::IdentityNameMatch,

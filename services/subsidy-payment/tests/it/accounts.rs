@@ -103,4 +103,160 @@ async fn an_account_is_verified_by_name_and_id_and_never_shown_whole(backend: Ba
     assert_eq!(reason(&bad_id), "CITIZEN_ID_INVALID");
 }
 
-on_both_backends!(an_account_is_verified_by_name_and_id_and_never_shown_whole);
+fn row(number: i64, holder: &str, citizen_id: &str, account: &str) -> pb::PayeeAccountRow {
+    pb::PayeeAccountRow {
+        row_number: number,
+        kind: pb::PayeeAccountKind::SocialSecurityCard as i32,
+        holder_name: holder.into(),
+        holder_citizen_id: citizen_id.into(),
+        account_number: account.into(),
+        bank_name: "枣庄农村商业银行".into(),
+        ..Default::default()
+    }
+}
+
+async fn register_list(
+    suite: &Suite,
+    token: &str,
+    messages: Vec<pb::RegisterPayeeAccountsRequest>,
+) -> Result<Vec<pb::PayeeAccountRowResult>, tonic::Status> {
+    let mut responses = suite
+        .subsidy()
+        .await
+        .register_payee_accounts(with_token(tokio_stream::iter(messages), token))
+        .await?
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(response) = responses.message().await? {
+        results.extend(response.results);
+    }
+    Ok(results)
+}
+
+async fn a_banks_account_list_registers_each_row_once_with_its_check(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let wu = suite.person("吴十", "301").await;
+    suite.person("郑一", "302").await;
+    let clerk = suite.finance_clerk();
+    let (wu_id, zheng_id) = (citizen_id("37040219700315301"), citizen_id("37040219700315302"));
+    let stranger = citizen_id("37040219700315399");
+    let bad_check = format!("{}{}", &wu_id[..17], if wu_id.ends_with('0') { '1' } else { '0' });
+    let first = pb::RegisterPayeeAccountsRequest {
+        source_document: "枣庄农商行2025年3月社保卡名单.csv".into(),
+        verification_document: "营业执照 91350100M000100Y43".into(),
+        organization_region: "370402".into(),
+        rows: vec![
+            row(2, "吴十", &wu_id, "6217000012345678"),
+            row(3, "郑壹", &zheng_id, "6217000012345679"),
+            row(4, "王五", &stranger, "6217000012345680"),
+            row(5, "王五", &bad_check, "6217000012345681"),
+            pb::PayeeAccountRow {
+                holder_citizen_id: String::new(),
+                credit_code: "91350100M000100Y43".into(),
+                kind: pb::PayeeAccountKind::BankAccount as i32,
+                ..row(6, "枣庄市市中区某劳务公司", "", "1602000009000123456")
+            },
+            row(7, "吴十", &wu_id, "6217000099999999"),
+        ],
+    };
+    let results = register_list(&suite, &clerk, vec![first.clone()])
+        .await
+        .expect("registered");
+    let outcome = |i: usize| pb::PayeeAccountRowOutcome::try_from(results[i].outcome).expect("outcome");
+    let error = |i: usize| results[i].error.clone().map(|e| e.reason).unwrap_or_default();
+    assert_eq!(
+        results.iter().map(|r| r.row_number).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5, 6, 7]
+    );
+    assert_eq!(outcome(0), pb::PayeeAccountRowOutcome::Created);
+    assert_eq!(
+        results[0].verification_state,
+        pb::PayeeAccountVerificationState::Verified as i32
+    );
+    assert_eq!(outcome(1), pb::PayeeAccountRowOutcome::Created);
+    assert_eq!(
+        results[1].verification_state,
+        pb::PayeeAccountVerificationState::NameMismatch as i32
+    );
+    assert_eq!(
+        (outcome(2), error(2).as_str()),
+        (pb::PayeeAccountRowOutcome::Rejected, "NOT_FOUND")
+    );
+    assert_eq!(
+        (outcome(3), error(3).as_str()),
+        (pb::PayeeAccountRowOutcome::Rejected, "CITIZEN_ID_INVALID")
+    );
+    assert_eq!(outcome(4), pb::PayeeAccountRowOutcome::Created);
+    assert_eq!(
+        (outcome(5), error(5).as_str()),
+        (pb::PayeeAccountRowOutcome::Rejected, "DUPLICATE_IN_IMPORT")
+    );
+
+    // The person's account is theirs, in use, masked.
+    let listed = suite
+        .subsidy()
+        .await
+        .list_payee_accounts(with_token(
+            pb::ListPayeeAccountsRequest {
+                person: wu.clone(),
+                ..Default::default()
+            },
+            &clerk,
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .payee_accounts;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, results[0].payee_account);
+    assert!(listed[0].in_use);
+    assert_eq!(listed[0].masked_account_number, "6217********5678");
+
+    // The same list sent again, after a crash: nothing registered twice.
+    let again = register_list(&suite, &clerk, vec![first]).await.expect("sent again");
+    assert_eq!(again[0].outcome, pb::PayeeAccountRowOutcome::Unchanged as i32);
+    assert_eq!(again[0].payee_account, results[0].payee_account);
+    assert_eq!(again[4].outcome, pb::PayeeAccountRowOutcome::Unchanged as i32);
+    assert_eq!(again[4].payee_account, results[4].payee_account);
+
+    // A list without its origin is refused before any row is read.
+    let unnamed = register_list(
+        &suite,
+        &clerk,
+        vec![pb::RegisterPayeeAccountsRequest {
+            rows: vec![row(2, "吴十", &wu_id, "6217000012345678")],
+            ..Default::default()
+        }],
+    )
+    .await
+    .expect_err("no origin");
+    assert_eq!(reason(&unnamed), "FIELD_REQUIRED");
+
+    // A clerk of another city finds nobody on the list: no account, no hint who exists.
+    let other_city = suite.token(
+        "clerk-finance-5",
+        bangfu_platform::auth::Department::Finance,
+        bangfu_platform::auth::Role::Clerk,
+        "3705",
+    );
+    let elsewhere = register_list(
+        &suite,
+        &other_city,
+        vec![pb::RegisterPayeeAccountsRequest {
+            source_document: "名单".into(),
+            rows: vec![row(2, "吴十", &wu_id, "6217000055555555")],
+            ..Default::default()
+        }],
+    )
+    .await
+    .expect("answered");
+    assert_eq!(
+        elsewhere[0].error.clone().map(|e| e.reason).unwrap_or_default(),
+        "NOT_FOUND"
+    );
+}
+
+on_both_backends!(
+    an_account_is_verified_by_name_and_id_and_never_shown_whole,
+    a_banks_account_list_registers_each_row_once_with_its_check,
+);

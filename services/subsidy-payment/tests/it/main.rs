@@ -4,4 +4,5 @@ mod accounts;
 mod batches;
 mod claims;
 mod policies;
+mod proposals;
 mod support;

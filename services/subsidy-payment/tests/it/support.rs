@@ -135,22 +135,34 @@ impl Suite {
     /// category; returns the resource name.
     pub async fn person(&self, name: &str, sequence: &str) -> String {
         let hr = self.token("clerk-hr", Department::Hr, Role::Clerk, "370402");
+        self.person_in(
+            &hr,
+            name,
+            &citizen_id(&format!("37040219700315{sequence}")),
+            SHIZHONG_VILLAGE,
+        )
+        .await
+    }
+
+    /// Registers a person with the citizen ID given in `village`, by `hr_clerk`, in no
+    /// category; returns the resource name.
+    pub async fn person_in(&self, hr_clerk: &str, name: &str, citizen_id: &str, village: &str) -> String {
         self.identity()
             .await
             .create_person(with_token(
                 id::CreatePersonRequest {
                     person: Some(id::Person {
                         display_name: name.into(),
-                        citizen_id: citizen_id(&format!("37040219700315{sequence}")),
+                        citizen_id: citizen_id.into(),
                         registered_region: Some(common::RegionCode {
-                            code: SHIZHONG_VILLAGE.into(),
+                            code: village.into(),
                             display_name: String::new(),
                         }),
                         ..Default::default()
                     }),
                     request_id: String::new(),
                 },
-                &hr,
+                hr_clerk,
             ))
             .await
             .expect("created")
@@ -163,6 +175,12 @@ impl Suite {
     /// Certifies `person` poverty-alleviated (脱贫人口) from 2021.
     pub async fn certify_poverty_alleviated(&self, person: &str) {
         let reviewer = self.token("reviewer-agri", Department::Agri, Role::Reviewer, "370402");
+        self.certify_poverty_alleviated_by(&reviewer, person, "枣庄市市中区乡村振兴局", "市中乡振〔2021〕1号")
+            .await;
+    }
+
+    /// Certifies `person` poverty-alleviated from 2021, by `reviewer` of `body`.
+    pub async fn certify_poverty_alleviated_by(&self, reviewer: &str, person: &str, body: &str, document: &str) {
         self.identity()
             .await
             .certify_category(with_token(
@@ -170,14 +188,14 @@ impl Suite {
                     person: person.into(),
                     certification: Some(common::CategoryCertification {
                         category: common::PersonCategory::PovertyAlleviated as i32,
-                        certifying_body: "枣庄市市中区乡村振兴局".into(),
-                        document_reference: "市中乡振〔2021〕1号".into(),
+                        certifying_body: body.into(),
+                        document_reference: document.into(),
                         valid_from: Some(date(2021, 1, 1)),
                         ..Default::default()
                     }),
                     request_id: String::new(),
                 },
-                &reviewer,
+                reviewer,
             ))
             .await
             .expect("certified");

@@ -1,0 +1,269 @@
+//! Proactive claims (免申即享): a policy may name an identity change that entitles a person
+//! without an application — Chongqing's transport subsidy when a Chongqing-registered target
+//! person's employment turns to out-of-province. The follower notes such changes in the same
+//! transaction as its cursor; a job reads the person's facts after the change, matches the
+//! policies' triggers and proposes a claim (PROPOSED, no decision, no money held). A clerk then
+//! confirms it with the facts only they have (the ticket's fare) — it is decided like any
+//! claim — or declines it with a reason.
+
+use bangfu_platform::audit::AuditEntry;
+use bangfu_platform::auth::Principal;
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::peers::CallContext;
+use bangfu_platform::write;
+use tonic::Code;
+
+use super::feed::{ClaimChangeKind, publish};
+use super::{Subsidy, method, stale};
+use crate::domain::{
+    ClaimPayload, ClaimState, Decision, Fact, Payee, PayeeKind, ProactiveTrigger, Review, ReviewVerdict, TRIGGER_KINDS,
+    TriggeringChange, day_text,
+};
+use crate::identity::PersonEvent;
+use crate::store::{self, ProposalCheck, StoredClaim};
+
+/// The source system proposals are stored under; with the reference built from the policy,
+/// the person and the change, a replayed feed proposes nothing twice.
+pub const PROPOSING_SYSTEM: &str = "subsidy-payment";
+
+/// Notes the change when a policy may be triggered by its kind.
+pub(super) async fn note_change(
+    tx: &mut sqlx::AnyConnection,
+    event: &PersonEvent,
+    now: time::OffsetDateTime,
+) -> Result<(), Problem> {
+    if !TRIGGER_KINDS.contains(&event.kind.as_str()) {
+        return Ok(());
+    }
+    let check = ProposalCheck {
+        cursor: event.cursor.clone(),
+        person_id: event.person_id.clone(),
+        change_kind: event.kind.clone(),
+        category: event.category.clone(),
+        effective_date: event.effective_date,
+    };
+    store::note_proposal_check(tx, &check, now).await?;
+    Ok(())
+}
+
+fn not_proposed(claim: &StoredClaim) -> Problem {
+    Problem::new(
+        Code::FailedPrecondition,
+        ErrorReason::StateConflict,
+        format!(
+            "{} is {}; only a proposed claim is confirmed or declined",
+            claim.name(),
+            claim.state.as_str()
+        ),
+        "该申请不是待确认的免申即享申请",
+    )
+}
+
+impl Subsidy {
+    /// The job's body: every noted change matched against the triggers of the versions in
+    /// force on its day; returns the claims proposed. A change whose person cannot be read now
+    /// (identity unreachable) stays noted for the next run.
+    pub async fn process_proposal_checks(&self) -> Result<usize, Problem> {
+        let checks = {
+            let mut conn = self.db().acquire().await?;
+            store::pending_proposal_checks(&mut conn, 100).await?
+        };
+        let own = CallContext::new(None, None);
+        let mut proposed = 0;
+        for check in checks {
+            let day = check.effective_date.unwrap_or_else(|| self.today());
+            let candidates = {
+                let mut conn = self.db().acquire().await?;
+                let mut found = Vec::new();
+                for version in store::versions_in_force_on(&mut conn, day).await? {
+                    let Some(trigger) = version.rules.proactive_trigger.clone() else {
+                        continue;
+                    };
+                    if trigger.change_kind != check.change_kind {
+                        continue;
+                    }
+                    let policy = store::get_policy(&mut conn, &version.policy_code)
+                        .await?
+                        .ok_or_else(Problem::internal)?;
+                    found.push((policy, version, trigger));
+                }
+                found
+            };
+            let mut proposals = Vec::new();
+            for (policy, version, trigger) in candidates {
+                if policy.policy.payee_kind != PayeeKind::Person {
+                    continue;
+                }
+                let period = ProactiveTrigger::period(policy.policy.period_kind, day);
+                let Some(person) = self.identity()?.person(&own, &check.person_id, &period).await? else {
+                    continue;
+                };
+                let change = TriggeringChange {
+                    change_kind: &check.change_kind,
+                    category: &check.category,
+                    employment_status: &person.employment_status,
+                    registered_region: &person.registered_region,
+                };
+                let categories = person.categories(&period, version.rules.category_as_of);
+                let targeted = version.rules.target_categories.is_empty()
+                    || version.rules.target_categories.iter().any(|c| categories.contains(c));
+                if trigger.matches(&change) && targeted {
+                    proposals.push((policy, version, period, person));
+                }
+            }
+            let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+            let now = unit.now();
+            for (policy, version, period, person) in proposals {
+                let code = policy.policy.code.clone();
+                let reference = format!("{code}/{}/{}/{}", check.person_id, check.change_kind, day_text(day));
+                if store::claim_by_source(unit.tx(), PROPOSING_SYSTEM, &reference)
+                    .await?
+                    .is_some()
+                {
+                    continue;
+                }
+                let claim = StoredClaim {
+                    id: store::new_id(),
+                    policy_group: policy.policy.policy_group.clone(),
+                    source_system: PROPOSING_SYSTEM.into(),
+                    source_reference: reference,
+                    payload: ClaimPayload {
+                        policy_code: code,
+                        person_id: check.person_id.clone(),
+                        payee: Payee::Person(check.person_id.clone()),
+                        period,
+                        facts: Vec::new(),
+                        note: format!("免申即享：{}", policy.policy.title),
+                    },
+                    state: ClaimState::Proposed,
+                    region: person.registered_region.clone(),
+                    person_display_name: person.display_name.clone(),
+                    amount: 0,
+                    fund_id: None,
+                    payment_batch_id: None,
+                    decision: Decision::pending(version.version),
+                    earlier_decisions: Vec::new(),
+                    review_cause: None,
+                    required_reviews: 0,
+                    reviews: Vec::new(),
+                    submit_subject: crate::SERVICE.into(),
+                    acting_service: String::new(),
+                    created: now,
+                    updated: now,
+                    revision: 1,
+                };
+                store::insert_claim(unit.tx(), &claim, None).await?;
+                publish(&mut unit, ClaimChangeKind::Proposed, &claim).await?;
+                unit.audit(
+                    AuditEntry::by_service(crate::SERVICE, &method("ProposeClaim"), claim.name(), now)
+                        .in_region(&claim.region),
+                )
+                .await?;
+                proposed += 1;
+            }
+            store::finish_proposal_check(unit.tx(), &check.cursor).await?;
+            unit.audit(AuditEntry::by_service(
+                crate::SERVICE,
+                &method("CheckProposal"),
+                format!("persons/{}", check.person_id),
+                now,
+            ))
+            .await?;
+            unit.commit_audited().await?;
+        }
+        Ok(proposed)
+    }
+
+    /// ConfirmProposedClaim: the clerk's facts added, the claim decided as SubmitClaim decides
+    /// one, by the confirming clerk (who therefore cannot review it); or declined with a reason.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn confirm_proposed_claim(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        id: &str,
+        facts: Vec<Fact>,
+        decline: bool,
+        note: &str,
+        etag: &str,
+    ) -> Result<StoredClaim, Problem> {
+        let read = {
+            let mut conn = self.db().acquire().await?;
+            store::get_claim(&mut conn, id)
+                .await?
+                .ok_or_else(|| Problem::not_found(&format!("claims/{id}")))?
+        };
+        self.ensure_sees(caller, "ConfirmProposedClaim", &read.name(), &read.region)?;
+        if read.state != ClaimState::Proposed {
+            return Err(not_proposed(&read));
+        }
+        let mut payload = read.payload.clone();
+        let gathered = if decline {
+            None
+        } else {
+            payload.facts = facts;
+            Some(
+                self.gather_for_decision(caller, call, "ConfirmProposedClaim", &payload)
+                    .await?,
+            )
+        };
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        store::lock_person(unit.tx(), self.db().backend(), &read.payload.person_id).await?;
+        let mut claim = store::get_claim(unit.tx(), id)
+            .await?
+            .ok_or_else(|| Problem::not_found(&format!("claims/{id}")))?;
+        let name = claim.name();
+        if claim.etag() != etag {
+            return Err(stale(&name));
+        }
+        if claim.state != ClaimState::Proposed {
+            return Err(not_proposed(&claim));
+        }
+        let read_revision = claim.revision;
+        claim.updated = now;
+        let kind = match &gathered {
+            None => {
+                claim.state = ClaimState::Declined;
+                claim.reviews.push(Review {
+                    subject: caller.subject.clone(),
+                    verdict: ReviewVerdict::Reject,
+                    note: note.to_string(),
+                    reviewed_us: bangfu_platform::db::to_micros(now),
+                });
+                if !store::update_claim(unit.tx(), &claim, ClaimState::Proposed, read_revision, None).await? {
+                    return Err(stale(&name));
+                }
+                ClaimChangeKind::Declined
+            }
+            Some(gathered) => {
+                claim.payload = payload;
+                claim.payload.note = note.to_string();
+                let approved_month = self.decide_into(unit.tx(), gathered, &mut claim).await?;
+                if !store::update_claim(
+                    unit.tx(),
+                    &claim,
+                    ClaimState::Proposed,
+                    read_revision,
+                    approved_month.as_deref(),
+                )
+                .await?
+                {
+                    return Err(stale(&name));
+                }
+                store::confirm_claim(unit.tx(), &claim.id, &claim.payload, &caller.subject, &claim.region).await?;
+                if claim.state == ClaimState::Approved
+                    && let Some(fund_id) = claim.fund_id.clone()
+                {
+                    self.reserve(unit.tx(), &fund_id, &claim, &caller.subject, now).await?;
+                }
+                ClaimChangeKind::Decided
+            }
+        };
+        let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
+        publish(&mut unit, kind, &claim).await?;
+        unit.commit(AuditEntry::by(caller, &method("ConfirmProposedClaim"), name, now).in_region(&claim.region))
+            .await?;
+        Ok(claim)
+    }
+}
