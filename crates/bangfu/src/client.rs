@@ -378,3 +378,67 @@ pub fn print_rows(rows: &[(&str, String)]) {
         }
     }
 }
+
+// Which page of a list to show; shared by the listing commands.
+#[derive(Debug, Args)]
+pub(crate) struct PageArgs {
+    /// How many a page, up to 1000 (0: the server's default, 100).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) page_size: i32,
+    /// Start at this page: the next-page token a previous call printed.
+    #[arg(long, default_value = "")]
+    pub(crate) page_token: String,
+    /// Every page to the end, not only one.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+/// Walks a list paged with next-page tokens: one page from the token given, or with `all`
+/// every page to the end.
+pub(crate) struct Pages {
+    pub(crate) size: i32,
+    next: Option<String>,
+    all: bool,
+    last: String,
+}
+
+impl Pages {
+    pub(crate) fn new(size: i32, page_token: String, all: bool) -> Result<Self, Failure> {
+        if !(0..=1000).contains(&size) {
+            return Err(Failure::usage(format!(
+                "--page-size {size} must be 0 (the server's default, 100) to 1000"
+            )));
+        }
+        Ok(Self {
+            size,
+            next: Some(page_token),
+            all,
+            last: String::new(),
+        })
+    }
+
+    /// The token of the page to fetch next; `None` when done.
+    pub(crate) fn next_token(&mut self) -> Option<String> {
+        self.next.take()
+    }
+
+    /// Takes note of a page's next-page token.
+    pub(crate) fn fetched(&mut self, next_page_token: String) {
+        if self.all && !next_page_token.is_empty() {
+            self.next = Some(next_page_token.clone());
+        }
+        self.last = next_page_token;
+    }
+
+    /// Says where the next page starts, unless the list has ended.
+    pub(crate) fn finish(&self, json: bool) {
+        if self.last.is_empty() {
+            return;
+        }
+        if json {
+            say!("{}", serde_json::json!({ "next_page_token": self.last }));
+        } else {
+            say!("next page: --page-token {}", self.last);
+        }
+    }
+}

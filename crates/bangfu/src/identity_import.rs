@@ -285,7 +285,7 @@ fn unwritable(path: &Path, error: impl std::fmt::Display) -> Failure {
 }
 
 /// UTF-8 unless the start of the file says otherwise; then GB18030, what government systems write.
-fn sniff(path: &Path) -> Result<&'static Encoding, Failure> {
+pub(crate) fn sniff(path: &Path) -> Result<&'static Encoding, Failure> {
     let mut start = Vec::new();
     File::open(path)
         .and_then(|file| file.take(SNIFF_BYTES).read_to_end(&mut start))
@@ -786,7 +786,7 @@ fn flush(held: &mut BTreeMap<i64, Held>, rejects: &mut Rejects, tally: &mut Tall
     Ok(())
 }
 
-fn progress_bar(total_bytes: u64) -> ProgressBar {
+pub(crate) fn progress_bar(total_bytes: u64) -> ProgressBar {
     // A log or a pipe gets the summary only.
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();

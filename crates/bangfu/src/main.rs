@@ -15,9 +15,12 @@ mod bench_claims;
 mod bench_data;
 mod client;
 mod deploy;
+mod format;
 mod identity_cli;
 mod identity_import;
 mod permissions;
+mod print;
+mod subsidy_cli;
 mod suite;
 mod token;
 mod up;
@@ -81,6 +84,12 @@ enum Command {
         #[command(subcommand)]
         command: identity_cli::IdentityCommand,
     },
+    /// Subsidy payment: policies, funds, claims, reviews, accounts, payment batches, notices,
+    /// objections, approval, the disbursement file, the bank's results, statements, recoveries.
+    Subsidy {
+        #[command(subcommand)]
+        command: subsidy_cli::SubsidyCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print who may call what: every method, its permission, and the roles and services
@@ -135,6 +144,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Identity { command } => identity_cli::run(command).await,
+            Command::Subsidy { command } => subsidy_cli::run(command).await,
         }
     });
     match outcome {

@@ -112,8 +112,9 @@ where
     tokio::spawn(async move {
         let mut inbound = Box::pin(inbound);
         loop {
+            // A drain wins over a message waiting: nothing new is started once it begins.
             let next = tokio::select! {
-                next = inbound.next() => next,
+                biased;
                 () = shutdown.triggered() => {
                     let problem = Problem::new(
                         tonic::Code::Unavailable,
@@ -124,12 +125,16 @@ where
                     let _ = sender.send(Err(problem.into())).await;
                     return;
                 }
+                next = inbound.next() => next,
             };
             let request = match next {
                 Some(Ok(request)) => request,
                 None => return,
+                // A message that could not be read (too large, malformed) ends the call with
+                // that error; a client gone away reads nothing of it.
                 Some(Err(status)) => {
-                    tracing::debug!(status = %status.message(), "a bulk call's client went away");
+                    tracing::debug!(status = %status.message(), "a bulk call's stream ended in error");
+                    let _ = sender.send(Err(status)).await;
                     return;
                 }
             };

@@ -197,14 +197,22 @@ impl IdentityFacts {
                     async move { IdentityServiceClient::new(channel).batch_lookup_persons(request).await }
                 })
                 .await?;
-            let mut results = response.results.into_iter();
-            for _ in chunk {
-                found.push(match results.next() {
-                    Some(result) if !result.person.is_empty() => Lookup::Found {
+            if response.results.len() != chunk.len() {
+                tracing::error!(
+                    asked = chunk.len(),
+                    answered = response.results.len(),
+                    "identity answered a batch lookup with another number of results"
+                );
+                return Err(Problem::internal());
+            }
+            for result in response.results {
+                found.push(if result.person.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found {
                         person_id: result.person.trim_start_matches("persons/").to_string(),
                         name_matches: result.name_match == pb::NameMatch::Matched as i32,
-                    },
-                    _ => Lookup::NotFound,
+                    }
                 });
             }
         }

@@ -866,7 +866,7 @@ pub async fn update_claim(
     let updated = sqlx::query(
         "UPDATE claims SET state = $1, amount_fen = $2, fund_id = $3, decision = $4, earlier_decisions = $5, \
          review_cause = $6, required_reviews = $7, reviews = $8, updated_us = $9, revision = revision + 1, \
-         approved_month = COALESCE(approved_month, $10) \
+         approved_month = COALESCE(approved_month, $10), region = $14, policy_version = $15 \
          WHERE id = $11 AND state = $12 AND revision = $13",
     )
     .bind(claim.state.as_str())
@@ -882,6 +882,8 @@ pub async fn update_claim(
     .bind(&claim.id)
     .bind(from.as_str())
     .bind(read_revision)
+    .bind(&claim.region)
+    .bind(i64::from(claim.decision.policy_version))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -895,16 +897,18 @@ pub async fn confirm_claim(
     id: &str,
     payload: &crate::domain::ClaimPayload,
     subject: &str,
-    region: &str,
-) -> Result<()> {
-    sqlx::query("UPDATE claims SET payload = $1, submit_subject = $2, region = $3 WHERE id = $4")
+    revision: i64,
+) -> Result<bool> {
+    // Guarded on the revision the confirmation just wrote: the row is the one it decided.
+    let updated = sqlx::query("UPDATE claims SET payload = $1, submit_subject = $2 WHERE id = $3 AND revision = $4")
         .bind(to_json(payload))
         .bind(subject)
-        .bind(region)
         .bind(id)
+        .bind(revision)
         .execute(&mut *tx)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected();
+    Ok(updated == 1)
 }
 
 // ---------------------------------------------------------------------------------------------

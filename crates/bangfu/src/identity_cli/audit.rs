@@ -5,10 +5,11 @@ use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 
-use super::format::{enum_filter, enum_label, enum_wire, or_dash, parse_instant, stamp_json, stamp_text};
-use super::{PageArgs, Pages, connect_identity};
+use super::connect_identity;
 use crate::Failure;
 use crate::client::{ClientArgs, call};
+use crate::client::{PageArgs, Pages};
+use crate::format::{enum_filter, enum_label, enum_wire, or_dash, parse_instant, stamp_json, stamp_text};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {

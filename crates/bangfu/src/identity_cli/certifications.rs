@@ -6,13 +6,14 @@ use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 use serde_json::Value;
 
-use super::format::{
+use super::connect_identity;
+use crate::Failure;
+use crate::client::Pages;
+use crate::client::{ClientArgs, call, print_rows};
+use crate::format::{
     ProtoEnum, check_order, date_or_dash, date_text, enum_filter, enum_label, enum_value, enum_wire, optional_date,
     parse_date, resource_name, stamp_json, stamp_text,
 };
-use super::{Pages, connect_identity};
-use crate::Failure;
-use crate::client::{ClientArgs, call, print_rows};
 
 /// ConfirmCertifications takes at most this many names a call.
 const CONFIRM_BATCH: usize = 1000;

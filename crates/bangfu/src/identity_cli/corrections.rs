@@ -5,9 +5,9 @@ use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 
 use super::connect_identity;
-use super::format::{enum_label, enum_wire, or_dash, resource_name, stamp_json, stamp_text};
 use crate::Failure;
 use crate::client::{ClientArgs, call, print_rows};
+use crate::format::{enum_label, enum_wire, or_dash, resource_name, stamp_json, stamp_text};
 
 #[derive(Debug, Args)]
 pub struct CorrectIdArgs {

@@ -6,9 +6,9 @@ use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 
 use super::connect_identity;
-use super::format::{date_or_dash, date_text, enum_label, enum_wire, stamp_json};
 use crate::Failure;
 use crate::client::{ClientArgs, call, call_failed};
+use crate::format::{date_or_dash, date_text, enum_label, enum_wire, stamp_json};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {

@@ -3,19 +3,18 @@
 //!
 //! Every command takes the same path: parse its flags (a usage error before anything is
 //! sent), [`connect_identity`], make its calls through [`crate::client::call`], print with
-//! [`format`]. The modules follow the service's areas.
+//! [`crate::format`]. The modules follow the service's areas.
 
 mod audit;
 mod certifications;
 mod corrections;
 mod feed;
-mod format;
 mod monitoring;
 mod parameters;
 mod persons;
 
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
 use crate::Failure;
 use crate::client::{Authorized, ClientArgs, authorized};
@@ -64,20 +63,6 @@ pub enum IdentityCommand {
     Import(crate::identity_import::ImportArgs),
 }
 
-// Which page of a list to show; shared by the listing commands.
-#[derive(Debug, Args)]
-pub struct PageArgs {
-    /// How many a page, up to 1000 (0: the server's default, 100).
-    #[arg(long, default_value_t = 0)]
-    page_size: i32,
-    /// Start at this page: the next-page token a previous call printed.
-    #[arg(long, default_value = "")]
-    page_token: String,
-    /// Every page to the end, not only one.
-    #[arg(long)]
-    all: bool,
-}
-
 /// The identity service over one connection that sends the token on every call; a command
 /// that makes several calls (pages, `parameter set`) makes them all on it.
 type Identity = IdentityServiceClient<Authorized>;
@@ -105,55 +90,5 @@ pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
         IdentityCommand::Stats(args) => monitoring::stats(args).await,
         IdentityCommand::Parameter(command) => parameters::run(command).await,
         IdentityCommand::Import(args) => crate::identity_import::run(args).await,
-    }
-}
-
-/// Walks a list paged with next-page tokens: one page from the token given, or with `all`
-/// every page to the end.
-struct Pages {
-    size: i32,
-    next: Option<String>,
-    all: bool,
-    last: String,
-}
-
-impl Pages {
-    fn new(size: i32, page_token: String, all: bool) -> Result<Self, Failure> {
-        if !(0..=1000).contains(&size) {
-            return Err(Failure::usage(format!(
-                "--page-size {size} must be 0 (the server's default, 100) to 1000"
-            )));
-        }
-        Ok(Self {
-            size,
-            next: Some(page_token),
-            all,
-            last: String::new(),
-        })
-    }
-
-    /// The token of the page to fetch next; `None` when done.
-    fn next_token(&mut self) -> Option<String> {
-        self.next.take()
-    }
-
-    /// Takes note of a page's next-page token.
-    fn fetched(&mut self, next_page_token: String) {
-        if self.all && !next_page_token.is_empty() {
-            self.next = Some(next_page_token.clone());
-        }
-        self.last = next_page_token;
-    }
-
-    /// Says where the next page starts, unless the list has ended.
-    fn finish(&self, json: bool) {
-        if self.last.is_empty() {
-            return;
-        }
-        if json {
-            say!("{}", serde_json::json!({ "next_page_token": self.last }));
-        } else {
-            say!("next page: --page-token {}", self.last);
-        }
     }
 }

@@ -6,14 +6,15 @@ use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 use serde_json::Value;
 
-use super::format::{
+use super::connect_identity;
+use crate::Failure;
+use crate::client::{ClientArgs, call, print_rows};
+use crate::client::{PageArgs, Pages};
+use crate::format::{
     check_order, date_or_dash, date_text, enum_filter, enum_label, enum_value, enum_wire, optional_date, or_dash,
     parse_date, parse_month, parse_yuan, percent, print_table, resource_name, stamp_json, stamp_text, stat_columns,
     yuan_text,
 };
-use super::{PageArgs, Pages, connect_identity};
-use crate::Failure;
-use crate::client::{ClientArgs, call, print_rows};
 
 #[derive(Debug, Args)]
 pub struct EmploymentArgs {

@@ -6,9 +6,9 @@ use bangfu_proto::identity::v1 as pb;
 use clap::Subcommand;
 
 use super::connect_identity;
-use super::format::{date_text, parse_date};
 use crate::Failure;
 use crate::client::{ClientArgs, call};
+use crate::format::{date_text, parse_date};
 
 #[derive(Debug, Subcommand)]
 pub enum ParameterCommand {

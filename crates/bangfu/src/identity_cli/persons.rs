@@ -5,10 +5,11 @@ use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 
-use super::format::{enum_filter, or_dash, resource_name};
-use super::{PageArgs, Pages, connect_identity};
+use super::connect_identity;
 use crate::Failure;
 use crate::client::{ClientArgs, call, print_rows};
+use crate::client::{PageArgs, Pages};
+use crate::format::{enum_filter, or_dash, resource_name};
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {

@@ -8,6 +8,7 @@ mod metrics;
 mod migrate;
 mod operator;
 mod replicas;
+mod subsidy_cli;
 mod subsidy_crash;
 mod tls;
 mod up;

@@ -546,6 +546,8 @@ impl Subsidy {
         claim.region = gathered.region.clone();
         claim.state = ClaimState::Rejected;
         if claim.decision.outcome != Outcome::Eligible {
+            // A rejected claim holds no money, so it names no fund.
+            claim.fund_id = None;
             return Ok(None);
         }
         let fund = store::fund_for(

@@ -211,7 +211,9 @@ impl Subsidy {
             method,
         };
         let now = unit.now();
-        let account = self.store_account(unit.tx(), caller, keys, &new, checked, now).await?;
+        let account = self
+            .store_account(unit.tx(), caller, "RegisterPayeeAccount", keys, &new, checked, now)
+            .await?;
         unit.commit(
             AuditEntry::by(caller, &super::method("RegisterPayeeAccount"), account.name(), now)
                 .in_region(&account.region),
@@ -222,10 +224,12 @@ impl Subsidy {
 
     /// Encrypts and stores a checked account, superseding the payee's account in use when this
     /// one is verified. Replacing another's account needs sight of that one's region too.
+    #[allow(clippy::too_many_arguments)]
     async fn store_account(
         &self,
         tx: &mut sqlx::AnyConnection,
         caller: &Principal,
+        method_name: &str,
         keys: &DataKeys,
         new: &NewAccount,
         checked: Checked,
@@ -236,7 +240,7 @@ impl Subsidy {
         {
             return Err(self.refuse(
                 caller,
-                "RegisterPayeeAccount",
+                method_name,
                 &current.name(),
                 Problem::not_found(&current.name()),
             ));
@@ -294,6 +298,9 @@ impl Subsidy {
         list: &AccountList,
         rows: Vec<Result<AccountRow, Problem>>,
     ) -> Result<Vec<Result<RowRegistered, Problem>>, Problem> {
+        if list.source_document.is_empty() {
+            return Err(Problem::required("source_document", "账户名单来源"));
+        }
         let keys = self.data_keys()?;
         let today = self.today();
         // Form first: a citizen ID that does not parse is the row's error, not identity's.
@@ -352,9 +359,6 @@ impl Subsidy {
             last: today,
         };
         let persons = identity.persons(call, &ids, &today_period).await?;
-        if list.source_document.is_empty() {
-            return Err(Problem::required("source_document", "账户名单来源"));
-        }
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
         let mut seen = std::collections::HashSet::new();
@@ -373,7 +377,17 @@ impl Subsidy {
                             )
                         };
                         let (person_id, name_matches) = owner.ok_or_else(not_held)?;
-                        let person = persons.get(&person_id).ok_or_else(not_held)?;
+                        // Identity shows a person to a clerk of their residence too; the
+                        // account is the registered county's. Either refusal is audited and
+                        // answered as if nobody held the ID.
+                        let resource = format!("persons/{person_id}");
+                        let person = persons
+                            .get(&person_id)
+                            .filter(|p| caller.scope.contains(&p.registered_region))
+                            .ok_or_else(|| {
+                                self.refuse(caller, "RegisterPayeeAccounts", &resource, not_held());
+                                not_held()
+                            })?;
                         let new = row.account(Payee::Person(person_id), Some(citizen_id.clone()), String::new());
                         let state = if name_matches {
                             VerificationState::Verified
@@ -421,21 +435,33 @@ impl Subsidy {
                         "同一收款人在本批前面的行中已出现，每个收款人只能登记一个账户",
                     ));
                 }
+                // The same account, checked the same way and not replaced since, is this row
+                // sent again; a corrected name or an account taken back into use is a new
+                // registration. Accounts outside the caller's scope are never matched.
                 for existing in store::accounts_of(unit.tx(), &new.owner).await? {
+                    if existing.kind != new.kind
+                        || existing.verification_state != checked.state
+                        || existing.superseded_by.is_some()
+                        || !caller.scope.contains(&existing.region)
+                    {
+                        continue;
+                    }
                     let number = keys
                         .decrypt(&existing.account_enc, &aad(&existing.id, "account_number"))
                         .map_err(|e| {
                             tracing::error!(account = %existing.id, error = %e, "decrypting a payee account failed");
                             Problem::internal()
                         })?;
-                    if existing.kind == new.kind && number == new.account_number.as_bytes() {
+                    if number == new.account_number.as_bytes() {
                         return Ok(RowRegistered {
                             account: existing,
                             created: false,
                         });
                     }
                 }
-                let account = self.store_account(unit.tx(), caller, keys, &new, checked, now).await?;
+                let account = self
+                    .store_account(unit.tx(), caller, "RegisterPayeeAccounts", keys, &new, checked, now)
+                    .await?;
                 unit.audit(
                     AuditEntry::by(caller, &super::method("RegisterPayeeAccounts"), account.name(), now)
                         .in_region(&account.region),

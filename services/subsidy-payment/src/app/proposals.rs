@@ -16,11 +16,11 @@ use tonic::Code;
 use super::feed::{ClaimChangeKind, publish};
 use super::{Subsidy, method, stale};
 use crate::domain::{
-    ClaimPayload, ClaimState, Decision, Fact, Payee, PayeeKind, ProactiveTrigger, Review, ReviewVerdict, TRIGGER_KINDS,
-    TriggeringChange, day_text,
+    ClaimPayload, ClaimState, Decision, Fact, Payee, PayeeKind, Period, ProactiveTrigger, RegionBasis, Review,
+    ReviewVerdict, StoredVersion, TRIGGER_KINDS, TriggeringChange, day_text,
 };
-use crate::identity::PersonEvent;
-use crate::store::{self, ProposalCheck, StoredClaim};
+use crate::identity::{PersonEvent, PersonFacts};
+use crate::store::{self, ProposalCheck, StoredClaim, StoredPolicy};
 
 /// The source system proposals are stored under; with the reference built from the policy,
 /// the person and the change, a replayed feed proposes nothing twice.
@@ -35,15 +35,27 @@ pub(super) async fn note_change(
     if !TRIGGER_KINDS.contains(&event.kind.as_str()) {
         return Ok(());
     }
+    // A change without a business date takes the day it was noted, fixed now: the proposal's
+    // reference is built from it, so a replay on a later day proposes nothing twice.
+    let noted_on = bangfu_platform::clock::business_date(now);
     let check = ProposalCheck {
         cursor: event.cursor.clone(),
         person_id: event.person_id.clone(),
         change_kind: event.kind.clone(),
         category: event.category.clone(),
-        effective_date: event.effective_date,
+        effective_date: Some(event.effective_date.unwrap_or(noted_on)),
     };
     store::note_proposal_check(tx, &check, now).await?;
     Ok(())
+}
+
+/// A claim to propose, with what it was decided from.
+struct Proposal {
+    policy: StoredPolicy,
+    version: StoredVersion,
+    period: Period,
+    person: PersonFacts,
+    region: String,
 }
 
 fn not_proposed(claim: &StoredClaim) -> Problem {
@@ -71,49 +83,33 @@ impl Subsidy {
         let own = CallContext::new(None, None);
         let mut proposed = 0;
         for check in checks {
-            let day = check.effective_date.unwrap_or_else(|| self.today());
-            let candidates = {
-                let mut conn = self.db().acquire().await?;
-                let mut found = Vec::new();
-                for version in store::versions_in_force_on(&mut conn, day).await? {
-                    let Some(trigger) = version.rules.proactive_trigger.clone() else {
-                        continue;
-                    };
-                    if trigger.change_kind != check.change_kind {
-                        continue;
-                    }
-                    let policy = store::get_policy(&mut conn, &version.policy_code)
-                        .await?
-                        .ok_or_else(Problem::internal)?;
-                    found.push((policy, version, trigger));
+            let proposals = match self.proposals_for(&own, &check).await {
+                Ok(proposals) => proposals,
+                // Identity or the database unreachable: the change stays noted for the next run.
+                Err(problem) if problem.code == Code::Unavailable => return Err(problem),
+                // Anything else would stop every later change behind this one: it is logged
+                // with its cursor for an operator, and set aside.
+                Err(problem) => {
+                    tracing::error!(
+                        cursor = %check.cursor,
+                        person = %check.person_id,
+                        error = %problem.message,
+                        "a noted identity change could not be matched against the policies; set aside"
+                    );
+                    Vec::new()
                 }
-                found
             };
-            let mut proposals = Vec::new();
-            for (policy, version, trigger) in candidates {
-                if policy.policy.payee_kind != PayeeKind::Person {
-                    continue;
-                }
-                let period = ProactiveTrigger::period(policy.policy.period_kind, day);
-                let Some(person) = self.identity()?.person(&own, &check.person_id, &period).await? else {
-                    continue;
-                };
-                let change = TriggeringChange {
-                    change_kind: &check.change_kind,
-                    category: &check.category,
-                    employment_status: &person.employment_status,
-                    registered_region: &person.registered_region,
-                };
-                let categories = person.categories(&period, version.rules.category_as_of);
-                let targeted = version.rules.target_categories.is_empty()
-                    || version.rules.target_categories.iter().any(|c| categories.contains(c));
-                if trigger.matches(&change) && targeted {
-                    proposals.push((policy, version, period, person));
-                }
-            }
+            let day = check.effective_date.unwrap_or_else(|| self.today());
             let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
             let now = unit.now();
-            for (policy, version, period, person) in proposals {
+            for Proposal {
+                policy,
+                version,
+                period,
+                person,
+                region,
+            } in proposals
+            {
                 let code = policy.policy.code.clone();
                 let reference = format!("{code}/{}/{}/{}", check.person_id, check.change_kind, day_text(day));
                 if store::claim_by_source(unit.tx(), PROPOSING_SYSTEM, &reference)
@@ -136,7 +132,7 @@ impl Subsidy {
                         note: format!("免申即享：{}", policy.policy.title),
                     },
                     state: ClaimState::Proposed,
-                    region: person.registered_region.clone(),
+                    region,
                     person_display_name: person.display_name.clone(),
                     amount: 0,
                     fund_id: None,
@@ -172,6 +168,73 @@ impl Subsidy {
             unit.commit_audited().await?;
         }
         Ok(proposed)
+    }
+
+    /// The claims a noted change proposes: for each version in force on its day whose trigger
+    /// names it (the version deciding the claim's own period, for a monthly policy), the
+    /// person's facts for the period after the change, matched against the trigger and the
+    /// version's target categories.
+    async fn proposals_for(&self, own: &CallContext, check: &ProposalCheck) -> Result<Vec<Proposal>, Problem> {
+        let day = check.effective_date.unwrap_or_else(|| self.today());
+        let mut candidates = Vec::new();
+        {
+            let mut conn = self.db().acquire().await?;
+            for version in store::versions_in_force_on(&mut conn, day).await? {
+                if version
+                    .rules
+                    .proactive_trigger
+                    .as_ref()
+                    .is_none_or(|t| t.change_kind != check.change_kind)
+                {
+                    continue;
+                }
+                let policy = store::get_policy(&mut conn, &version.policy_code)
+                    .await?
+                    .ok_or_else(Problem::internal)?;
+                if policy.policy.payee_kind != PayeeKind::Person {
+                    continue;
+                }
+                let period = ProactiveTrigger::period(policy.policy.period_kind, day);
+                let Some(version) = store::version_in_force(&mut conn, &policy.policy.code, period.first).await? else {
+                    continue;
+                };
+                let Some(trigger) = version.rules.proactive_trigger.clone() else {
+                    continue;
+                };
+                candidates.push((policy, version, trigger, period));
+            }
+        }
+        let mut proposals = Vec::new();
+        for (policy, version, trigger, period) in candidates {
+            let Some(person) = self.identity()?.person(own, &check.person_id, &period).await? else {
+                continue;
+            };
+            let change = TriggeringChange {
+                change_kind: &check.change_kind,
+                category: &check.category,
+                employment_status: &person.employment_status,
+                registered_region: &person.registered_region,
+            };
+            let categories = person.categories(&period, version.rules.category_as_of);
+            let targeted = version.rules.target_categories.is_empty()
+                || version.rules.target_categories.iter().any(|c| categories.contains(c));
+            if !trigger.matches(&change) || !targeted {
+                continue;
+            }
+            // Filed where a submitted claim of the policy would be, so its clerks confirm it.
+            let region = match version.rules.region_basis {
+                RegionBasis::Residence => person.residence_region.clone(),
+                _ => person.registered_region.clone(),
+            };
+            proposals.push(Proposal {
+                policy,
+                version,
+                period,
+                person,
+                region,
+            });
+        }
+        Ok(proposals)
     }
 
     /// ConfirmProposedClaim: the clerk's facts added, the claim decided as SubmitClaim decides
@@ -251,7 +314,11 @@ impl Subsidy {
                 {
                     return Err(stale(&name));
                 }
-                store::confirm_claim(unit.tx(), &claim.id, &claim.payload, &caller.subject, &claim.region).await?;
+                if !store::confirm_claim(unit.tx(), &claim.id, &claim.payload, &caller.subject, read_revision + 1)
+                    .await?
+                {
+                    return Err(stale(&name));
+                }
                 if claim.state == ClaimState::Approved
                     && let Some(fund_id) = claim.fund_id.clone()
                 {

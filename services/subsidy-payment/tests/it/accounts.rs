@@ -219,6 +219,26 @@ async fn a_banks_account_list_registers_each_row_once_with_its_check(backend: Ba
     assert_eq!(again[4].outcome, pb::PayeeAccountRowOutcome::Unchanged as i32);
     assert_eq!(again[4].payee_account, results[4].payee_account);
 
+    // The mismatched row corrected (the holder's name as identity has it): now registered and
+    // verified, not taken for the row sent before.
+    let corrected = register_list(
+        &suite,
+        &clerk,
+        vec![pb::RegisterPayeeAccountsRequest {
+            source_document: "枣庄农商行更正名单".into(),
+            rows: vec![row(3, "郑一", &zheng_id, "6217000012345679")],
+            ..Default::default()
+        }],
+    )
+    .await
+    .expect("corrected");
+    assert_eq!(corrected[0].outcome, pb::PayeeAccountRowOutcome::Created as i32);
+    assert_eq!(
+        corrected[0].verification_state,
+        pb::PayeeAccountVerificationState::Verified as i32
+    );
+    assert_ne!(corrected[0].payee_account, results[1].payee_account);
+
     // A list without its origin is refused before any row is read.
     let unnamed = register_list(
         &suite,

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
+use bangfu_proto::subsidy::v1 as subsidy;
 
 use crate::Failure;
 
@@ -13,7 +14,7 @@ use crate::Failure;
 const CHINA_OFFSET_SECONDS: i64 = 8 * 3600;
 
 /// A resource name from an argument that may be the bare id: `ab12` is `persons/ab12`.
-pub(super) fn resource_name(collection: &str, text: &str) -> String {
+pub(crate) fn resource_name(collection: &str, text: &str) -> String {
     let text = text.trim();
     if text.contains('/') {
         text.to_string()
@@ -22,13 +23,13 @@ pub(super) fn resource_name(collection: &str, text: &str) -> String {
     }
 }
 
-pub(super) fn or_dash(text: &str) -> &str {
+pub(crate) fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
 }
 
 /// A proto enum as flags and tables spell it: `poverty-alleviated` for
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED`.
-pub(super) trait ProtoEnum: Copy {
+pub(crate) trait ProtoEnum: Copy {
     /// What every value's name starts with, without the joining underscore.
     const PREFIX: &'static str;
     fn from_number(number: i32) -> Option<Self>;
@@ -66,10 +67,16 @@ proto_enums! {
     pb::AlertKind => "ALERT_KIND",
     pb::ChangeKind => "CHANGE_KIND",
     pb::CorrectionState => "CORRECTION_STATE",
+    subsidy::ClaimState => "CLAIM_STATE",
+    subsidy::PaymentBatchState => "PAYMENT_BATCH_STATE",
+    subsidy::PaymentLineState => "PAYMENT_LINE_STATE",
+    subsidy::RecoveryState => "RECOVERY_STATE",
+    subsidy::ObjectionChannel => "OBJECTION_CHANNEL",
+    subsidy::PayeeAccountKind => "PAYEE_ACCOUNT_KIND",
 }
 
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED` as `poverty-alleviated`.
-pub(super) fn kebab(prefix: &str, name: &str) -> String {
+pub(crate) fn kebab(prefix: &str, name: &str) -> String {
     name.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
         .unwrap_or(name)
@@ -77,13 +84,13 @@ pub(super) fn kebab(prefix: &str, name: &str) -> String {
         .replace('_', "-")
 }
 
-pub(super) fn flag_name<E: ProtoEnum>(value: E) -> String {
+pub(crate) fn flag_name<E: ProtoEnum>(value: E) -> String {
     kebab(E::PREFIX, value.wire_name())
 }
 
 /// An enum flag's value (`poverty-alleviated`, `poverty_alleviated`, any case, or the full
 /// name) as its number on the wire; anything else is a usage error listing the valid ones.
-pub(super) fn enum_value<E: ProtoEnum>(flag: &str, text: &str) -> Result<i32, Failure> {
+pub(crate) fn enum_value<E: ProtoEnum>(flag: &str, text: &str) -> Result<i32, Failure> {
     let upper = text.trim().replace('-', "_").to_ascii_uppercase();
     let value = E::from_wire_name(&upper).or_else(|| E::from_wire_name(&format!("{}_{upper}", E::PREFIX)));
     match value {
@@ -99,12 +106,12 @@ pub(super) fn enum_value<E: ProtoEnum>(flag: &str, text: &str) -> Result<i32, Fa
 }
 
 /// An optional enum flag: 0 (unspecified, no filter) when not given.
-pub(super) fn enum_filter<E: ProtoEnum>(flag: &str, text: Option<&str>) -> Result<i32, Failure> {
+pub(crate) fn enum_filter<E: ProtoEnum>(flag: &str, text: Option<&str>) -> Result<i32, Failure> {
     text.map_or(Ok(0), |text| enum_value::<E>(flag, text))
 }
 
 /// An enum field in a table: its flag spelling, `-` when unspecified, the number if unknown.
-pub(super) fn enum_label<E: ProtoEnum>(number: i32) -> String {
+pub(crate) fn enum_label<E: ProtoEnum>(number: i32) -> String {
     if number == 0 {
         return "-".to_string();
     }
@@ -112,12 +119,12 @@ pub(super) fn enum_label<E: ProtoEnum>(number: i32) -> String {
 }
 
 /// An enum field in JSON: its name in the contract, the number if unknown.
-pub(super) fn enum_wire<E: ProtoEnum>(number: i32) -> String {
+pub(crate) fn enum_wire<E: ProtoEnum>(number: i32) -> String {
     E::from_number(number).map_or_else(|| number.to_string(), |value| value.wire_name().to_string())
 }
 
 /// The keys a stats map uses across regions, in the enum's order, each with its column label.
-pub(super) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> Vec<(String, String)> {
+pub(crate) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> Vec<(String, String)> {
     let keys: BTreeSet<String> = keys.collect();
     let mut columns: Vec<(i32, String, String)> = keys
         .into_iter()
@@ -133,7 +140,7 @@ pub(super) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> 
 }
 
 /// Prints a table: the first column left-aligned, the last as it is, the others right-aligned.
-pub(super) fn print_table(header: &[String], rows: &[Vec<String>]) {
+pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -161,7 +168,7 @@ pub(super) fn print_table(header: &[String], rows: &[Vec<String>]) {
 }
 
 /// The numbers of `YYYY-MM` or `YYYY-MM-DD`: a 4-digit year, then 1- or 2-digit parts.
-pub(super) fn date_numbers(text: &str) -> Option<Vec<i32>> {
+pub(crate) fn date_numbers(text: &str) -> Option<Vec<i32>> {
     let mut numbers = Vec::new();
     for (index, part) in text.trim().split('-').enumerate() {
         let width = if index == 0 { 4..=4 } else { 1..=2 };
@@ -173,7 +180,7 @@ pub(super) fn date_numbers(text: &str) -> Option<Vec<i32>> {
     Some(numbers)
 }
 
-pub(super) fn calendar_date(year: i32, month: i32, day: i32) -> Option<time::Date> {
+pub(crate) fn calendar_date(year: i32, month: i32, day: i32) -> Option<time::Date> {
     if !(1900..=9999).contains(&year) {
         return None;
     }
@@ -182,7 +189,7 @@ pub(super) fn calendar_date(year: i32, month: i32, day: i32) -> Option<time::Dat
 }
 
 /// A `YYYY-MM-DD` flag as a business date.
-pub(super) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
+pub(crate) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
     match date_numbers(text).as_deref() {
         Some(&[year, month, day]) if calendar_date(year, month, day).is_some() => Ok(common::Date { year, month, day }),
         _ => Err(Failure::usage(format!(
@@ -191,12 +198,12 @@ pub(super) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure
     }
 }
 
-pub(super) fn optional_date(flag: &str, text: Option<&str>) -> Result<Option<common::Date>, Failure> {
+pub(crate) fn optional_date(flag: &str, text: Option<&str>) -> Result<Option<common::Date>, Failure> {
     text.map(|text| parse_date(flag, text)).transpose()
 }
 
 /// A `YYYY-MM` flag as a month.
-pub(super) fn parse_month(flag: &str, text: &str) -> Result<common::YearMonth, Failure> {
+pub(crate) fn parse_month(flag: &str, text: &str) -> Result<common::YearMonth, Failure> {
     match date_numbers(text).as_deref() {
         Some(&[year, month]) if calendar_date(year, month, 1).is_some() => Ok(common::YearMonth { year, month }),
         _ => Err(Failure::usage(format!(
@@ -206,7 +213,7 @@ pub(super) fn parse_month(flag: &str, text: &str) -> Result<common::YearMonth, F
 }
 
 /// Refuses a last day before the first.
-pub(super) fn check_order(from: &common::Date, to: Option<&common::Date>) -> Result<(), Failure> {
+pub(crate) fn check_order(from: &common::Date, to: Option<&common::Date>) -> Result<(), Failure> {
     match to {
         Some(to) if (to.year, to.month, to.day) < (from.year, from.month, from.day) => Err(Failure::usage(format!(
             "--to {} is before --from {}",
@@ -218,7 +225,7 @@ pub(super) fn check_order(from: &common::Date, to: Option<&common::Date>) -> Res
 }
 
 /// `2026-03-02`, or `1971-04` for a date given to the month (a masked birth date).
-pub(super) fn date_text(date: &common::Date) -> String {
+pub(crate) fn date_text(date: &common::Date) -> String {
     if date.day == 0 {
         format!("{:04}-{:02}", date.year, date.month)
     } else {
@@ -226,12 +233,12 @@ pub(super) fn date_text(date: &common::Date) -> String {
     }
 }
 
-pub(super) fn date_or_dash(date: Option<&common::Date>) -> String {
+pub(crate) fn date_or_dash(date: Option<&common::Date>) -> String {
     date.map_or_else(|| "-".to_string(), date_text)
 }
 
 /// A time flag, `YYYY-MM-DD` (midnight in UTC+8) or RFC 3339, as Unix seconds and nanoseconds.
-pub(super) fn parse_instant(flag: &str, text: &str) -> Result<(i64, i32), Failure> {
+pub(crate) fn parse_instant(flag: &str, text: &str) -> Result<(i64, i32), Failure> {
     if let Ok(at) = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339) {
         return Ok((at.unix_timestamp(), i32::try_from(at.nanosecond()).unwrap_or(0)));
     }
@@ -246,7 +253,7 @@ pub(super) fn parse_instant(flag: &str, text: &str) -> Result<(i64, i32), Failur
 }
 
 /// Unix seconds as an RFC 3339 time in UTC+8.
-pub(super) fn stamp_json(seconds: Option<i64>) -> Option<String> {
+pub(crate) fn stamp_json(seconds: Option<i64>) -> Option<String> {
     let seconds = seconds?;
     let text = seconds
         .checked_add(CHINA_OFFSET_SECONDS)
@@ -262,13 +269,13 @@ pub(super) fn stamp_json(seconds: Option<i64>) -> Option<String> {
     Some(text)
 }
 
-pub(super) fn stamp_text(seconds: Option<i64>) -> String {
+pub(crate) fn stamp_text(seconds: Option<i64>) -> String {
     stamp_json(seconds).unwrap_or_else(|| "-".to_string())
 }
 
 /// Decimal yuan (`2350`, `2350.5`, `2350.50`) as fen, read as text so nothing is rounded: no
 /// sign, at most two decimals.
-pub(super) fn parse_yuan(flag: &str, text: &str) -> Result<i64, Failure> {
+pub(crate) fn parse_yuan(flag: &str, text: &str) -> Result<i64, Failure> {
     let amount = text.trim();
     let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
@@ -291,7 +298,7 @@ pub(super) fn parse_yuan(flag: &str, text: &str) -> Result<i64, Failure> {
 }
 
 /// Fen as yuan with two decimals.
-pub(super) fn yuan_text(fen: i64) -> String {
+pub(crate) fn yuan_text(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let fen = fen.unsigned_abs();
     let (yuan, cents) = (fen / 100, fen % 100);
@@ -299,7 +306,7 @@ pub(super) fn yuan_text(fen: i64) -> String {
 }
 
 /// Basis points as a percentage; `-` for none.
-pub(super) fn percent(basis_points: i64) -> String {
+pub(crate) fn percent(basis_points: i64) -> String {
     if basis_points == 0 {
         return "-".to_string();
     }
