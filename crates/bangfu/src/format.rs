@@ -141,10 +141,12 @@ pub(crate) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> 
 
 /// Prints a table: the first column left-aligned, the last as it is, the others right-aligned.
 pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    // Columns line up on a terminal: a Chinese character takes two cells.
+    let cells = |text: &str| unicode_width::UnicodeWidthStr::width(text);
+    let mut widths: Vec<usize> = header.iter().map(|cell| cells(cell)).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cells(cell));
         }
     }
     for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
@@ -154,12 +156,13 @@ pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
             .zip(widths.iter().copied())
             .enumerate()
             .map(|(column, (cell, width))| {
+                let padding = " ".repeat(width.saturating_sub(cells(cell)));
                 if column == 0 {
-                    format!("{cell:<width$}")
+                    format!("{cell}{padding}")
                 } else if column == last {
                     cell.clone()
                 } else {
-                    format!("{cell:>width$}")
+                    format!("{padding}{cell}")
                 }
             })
             .collect();

@@ -356,7 +356,7 @@ pub async fn notice(args: NoticeArgs) -> Result<(), Failure> {
     let mut first = true;
     while let Some(page_token) = pages.next_token() {
         let answer = call(subsidy.get_public_notice(pb::GetPublicNoticeRequest {
-            name: name.clone(),
+            name: format!("{name}/publicNotice"),
             region_prefix: args.region_prefix.clone(),
             page_size: pages.size,
             page_token,

@@ -17,7 +17,18 @@ fn text(bytes: &[u8]) -> String {
 
 fn token(keys: &str, dept: &str, role: &str, region: &str) -> String {
     let issued = bangfu(&[
-        "token", "issue", "--dept", dept, "--role", role, "--region", region, "--keys", keys,
+        "token",
+        "issue",
+        "--dept",
+        dept,
+        "--role",
+        role,
+        "--region",
+        region,
+        "--keys",
+        keys,
+        "--subject",
+        &format!("{dept}-{role}"),
     ]);
     assert!(issued.status.success(), "{}", text(&issued.stderr));
     text(&issued.stdout).trim().to_string()
@@ -130,4 +141,287 @@ fn a_finance_clerk_reads_the_catalog_and_registers_a_banks_account_list() {
         "never the whole number: {accounts}"
     );
     assert!(accounts.contains("verified"), "{accounts}");
+}
+
+/// Runs `bangfu subsidy ARGS --addr … --token …`, failing the test unless it succeeds; stdout.
+fn subsidy(up: &Up, token: &str, args: &[&str]) -> String {
+    let mut all = vec!["subsidy"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--addr", &up.addr, "--token", token]);
+    let out = bangfu(&all);
+    assert!(
+        out.status.success(),
+        "bangfu {}: {}{}",
+        all.join(" "),
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    text(&out.stdout)
+}
+
+/// Two poverty-alleviated persons on posts in Shizhong, each with an approved March claim and a
+/// verified account, and a notice period of 0 days; returns the fund's name and the persons.
+async fn a_month_of_post_subsidies(up: &Up, admin: &str, clerk: &str) -> (String, Vec<String>) {
+    use bangfu_proto::common::v1 as common;
+    use bangfu_proto::identity::v1 as id;
+    use bangfu_proto::subsidy::v1 as pb;
+
+    use crate::replicas::authorized;
+    let channel = tonic::transport::Channel::from_shared(up.addr.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut identity = id::identity_service_client::IdentityServiceClient::new(channel.clone());
+    let mut subsidy = pb::subsidy_service_client::SubsidyServiceClient::new(channel);
+    let date = |year, month, day| common::Date { year, month, day };
+    let fund = subsidy
+        .create_fund(authorized(
+            pb::CreateFundRequest {
+                fund: Some(pb::Fund {
+                    display_name: "2025年枣庄市就业补助资金".into(),
+                    fund_source: pb::FundSource::EmploymentSubsidy as i32,
+                    region_prefix: "3704".into(),
+                    year: 2025,
+                    budget_document: "枣财社指〔2025〕1号".into(),
+                    budget: Some(common::Money { fen: 10_000_000 }),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            admin,
+        ))
+        .await
+        .expect("fund")
+        .into_inner()
+        .fund
+        .expect("fund");
+    subsidy
+        .update_parameter(authorized(
+            pb::UpdateParameterRequest {
+                parameter: Some(common::Parameter {
+                    key: "subsidy.notice_days".into(),
+                    region_prefix: "3704".into(),
+                    valid_from: Some(date(2020, 1, 1)),
+                    value: 0,
+                    source_document: "试点：公示期已在村务公开栏完成".into(),
+                    ..Default::default()
+                }),
+                update_mask: None,
+                allow_missing: true,
+            },
+            admin,
+        ))
+        .await
+        .expect("notice days");
+    let mut persons = Vec::new();
+    for (n, name) in ["岗位甲", "岗位乙"].iter().enumerate() {
+        let body = format!("37040219750101{:03}", 100 + n);
+        let citizen_id = bangfu_platform::testing::citizen_id(&body);
+        let person = identity
+            .create_person(authorized(
+                id::CreatePersonRequest {
+                    person: Some(id::Person {
+                        display_name: (*name).into(),
+                        citizen_id: citizen_id.clone(),
+                        registered_region: Some(common::RegionCode {
+                            code: "370402001013".into(),
+                            display_name: String::new(),
+                        }),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                admin,
+            ))
+            .await
+            .expect("person")
+            .into_inner()
+            .person
+            .expect("person")
+            .name;
+        identity
+            .certify_category(authorized(
+                id::CertifyCategoryRequest {
+                    person: person.clone(),
+                    certification: Some(common::CategoryCertification {
+                        category: common::PersonCategory::PovertyAlleviated as i32,
+                        certifying_body: "枣庄市市中区乡村振兴局".into(),
+                        document_reference: "市中乡振〔2021〕1号".into(),
+                        valid_from: Some(date(2021, 1, 1)),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                admin,
+            ))
+            .await
+            .expect("certified");
+        let fact = |name: &str, value: pb::fact_value::Value| pb::Fact {
+            name: name.into(),
+            value: Some(pb::FactValue { value: Some(value) }),
+        };
+        let claim = pb::Claim {
+            policy: "policies/zz-welfare-post-2021".into(),
+            person: person.clone(),
+            payee: Some(pb::Payee {
+                payee: Some(pb::payee::Payee::Person(person.clone())),
+            }),
+            period: Some(common::Period {
+                first_day: Some(date(2025, 3, 1)),
+                last_day: Some(date(2025, 3, 31)),
+            }),
+            facts: vec![
+                fact("days_on_post", pb::fact_value::Value::IntegerValue(31)),
+                fact(
+                    "post_monthly_standard_fen",
+                    pb::fact_value::Value::MoneyValue(common::Money { fen: 50_000 }),
+                ),
+            ],
+            source: Some(pb::ClaimSource {
+                system: "welfare-post".into(),
+                reference: format!("assignments/{n}/months/2025-03"),
+            }),
+            ..Default::default()
+        };
+        let decided = subsidy
+            .submit_claim(authorized(
+                pb::SubmitClaimRequest {
+                    claim: Some(claim),
+                    request_id: String::new(),
+                },
+                admin,
+            ))
+            .await
+            .expect("claim")
+            .into_inner()
+            .claim
+            .expect("claim");
+        assert_eq!(decided.state, pb::ClaimState::Approved as i32, "{decided:?}");
+        subsidy
+            .register_payee_account(authorized(
+                pb::RegisterPayeeAccountRequest {
+                    payee_account: Some(pb::PayeeAccount {
+                        owner: Some(pb::Payee {
+                            payee: Some(pb::payee::Payee::Person(person.clone())),
+                        }),
+                        kind: pb::PayeeAccountKind::SocialSecurityCard as i32,
+                        account_number: format!("62170000990000{n:02}"),
+                        holder_name: (*name).into(),
+                        holder_citizen_id: citizen_id,
+                        bank_name: "枣庄农村商业银行".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                clerk,
+            ))
+            .await
+            .expect("account");
+        persons.push(person);
+    }
+    (fund.name, persons)
+}
+
+#[tokio::test]
+async fn a_payroll_runs_from_batch_to_bank_results_with_the_subsidy_commands() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let up = Up::start(&data);
+    let keys = data.join("keys");
+    let keys = keys.to_str().expect("path");
+    let admin = token(keys, "agri", "admin", "3704");
+    let clerk = token(keys, "finance", "clerk", "3704");
+    let reviewer = token(keys, "finance", "reviewer", "3704");
+    let (fund, persons) = a_month_of_post_subsidies(&up, &admin, &clerk).await;
+
+    let approved = subsidy(&up, &clerk, &["claims", "--state", "approved"]);
+    assert_eq!(
+        approved.lines().filter(|l| l.starts_with("claims/")).count(),
+        2,
+        "{approved}"
+    );
+    assert!(approved.contains("500.00 元"), "{approved}");
+
+    let created = subsidy(
+        &up,
+        &clerk,
+        &[
+            "batch",
+            "create",
+            "--display-name",
+            "2025年3月市中区公益性岗位补贴",
+            "--fund",
+            &fund,
+            "--region-prefix",
+            "370402",
+            "--json",
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_str(&created).expect("json");
+    let batch = created["payment_batch"]["name"].as_str().expect("name").to_string();
+    assert_eq!(created["payment_batch"]["control_count"], 2);
+
+    // The notice: masked names and amounts, never an ID or an account number.
+    let notice = subsidy(
+        &up,
+        &clerk,
+        &[
+            "notice",
+            &batch,
+            "--publish",
+            "--objection-contact",
+            "市中区财政局 0632-1234567",
+        ],
+    );
+    assert!(notice.contains("岗*甲") || notice.contains("岗**"), "{notice}");
+    assert!(notice.contains("500.00 元"), "{notice}");
+    assert!(!notice.contains("370402197501011"), "{notice}");
+    assert!(!notice.contains("621700009900"), "{notice}");
+
+    // Approved by a second person, exported, paid.
+    subsidy(&up, &reviewer, &["approve", &batch, "--note", "公示期满无异议"]);
+    let file = dir.path().join("发放明细.csv");
+    let exported = subsidy(
+        &up,
+        &clerk,
+        &[
+            "export",
+            &batch,
+            "--out",
+            file.to_str().expect("path"),
+            "--reference",
+            "枣财支〔2025〕3号",
+        ],
+    );
+    assert!(exported.contains("2 lines, 1000.00 元"), "{exported}");
+    let bytes = std::fs::read(&file).expect("the file");
+    let (content, _, malformed) = encoding_rs::GBK.decode(&bytes);
+    assert!(!malformed, "the file is GBK");
+    let mut results = String::from("明细编号,金额（元）,结果,付款日期,银行流水号,失败原因\n");
+    for line in content.lines().skip(1).filter(|l| !l.starts_with("合计")) {
+        let cells: Vec<&str> = line.split(',').collect();
+        results.push_str(&format!("{},{},成功,2025-04-10,R{},\n", cells[1], cells[7], cells[0]));
+    }
+    let results_file = dir.path().join("回盘.csv");
+    std::fs::write(&results_file, results).expect("results");
+    let reconciled = subsidy(
+        &up,
+        &clerk,
+        &[
+            "import-results",
+            &batch,
+            results_file.to_str().expect("path"),
+            "--bank-name",
+            "枣庄农村商业银行",
+        ],
+    );
+    assert!(reconciled.contains("balanced"), "{reconciled}");
+    assert!(reconciled.contains("yes"), "{reconciled}");
+
+    let statement = subsidy(&up, &clerk, &["statement", &persons[0]]);
+    assert!(statement.contains("paid"), "{statement}");
+    assert!(statement.contains("500.00 元"), "{statement}");
+    let shown = subsidy(&up, &clerk, &["batch", "get", &batch]);
+    assert!(shown.contains("reconciliation.paid count"), "{shown}");
 }
