@@ -79,6 +79,9 @@ pub enum BenchTarget {
         /// Then stream this many more claims through SubmitClaims (messages of 1,000).
         #[arg(long, default_value_t = 0)]
         stream_claims: usize,
+        /// Over this many SubmitClaims streams at once (a province's counties sending theirs).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        streams: u16,
     },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
@@ -167,11 +170,20 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             token_file,
             persons,
             stream_claims,
+            streams,
         } => {
             let token = std::fs::read_to_string(&token_file)
                 .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
             let channels = connect(&addr, load.connections).await?;
-            crate::bench_claims::run(&load, &channels, token.trim(), persons, stream_claims).await
+            crate::bench_claims::run(
+                &load,
+                &channels,
+                token.trim(),
+                persons,
+                stream_claims,
+                usize::from(streams),
+            )
+            .await
         }
         BenchTarget::Platform { load, rounds } => platform(&load, rounds).await,
         BenchTarget::PersonsCsv { rows, out } => crate::bench_data::write_persons_csv(rows, &out),

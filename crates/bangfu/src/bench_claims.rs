@@ -187,44 +187,67 @@ async fn prepare(channel: &Channel, token: &str, count: usize) -> Result<ClaimSe
     })
 }
 
-/// SubmitClaims: `count` new claims streamed in messages of 1,000 lines, the way a monthly
-/// payroll is sent; prints claims/s and the slowest message's answer time.
-async fn stream(channel: &Channel, token: &str, sequence: &ClaimSequence, count: usize) -> Result<(), Failure> {
+/// SubmitClaims: `count` new claims over `streams` streams at once, each in messages of 1,000
+/// lines, the way a monthly payroll is sent; prints claims/s and the slowest message's answer
+/// time.
+async fn stream(
+    channels: &[Channel],
+    token: &str,
+    sequence: &Arc<ClaimSequence>,
+    count: usize,
+    streams: usize,
+) -> Result<(), Failure> {
     let bearer: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
         .parse()
         .map_err(|_| Failure::usage("the token cannot be sent as a header"))?;
-    let messages: Vec<pb::SubmitClaimsRequest> = (0..count)
-        .collect::<Vec<_>>()
-        .chunks(1000)
-        .map(|chunk| pb::SubmitClaimsRequest {
-            lines: chunk
-                .iter()
-                .map(|i| pb::SubmitClaimsLine {
-                    line_reference: i.to_string(),
-                    claim: Some(sequence.next_claim()),
-                })
-                .collect(),
-        })
-        .collect();
-    let mut subsidy = pb::subsidy_service_client::SubsidyServiceClient::new(channel.clone())
-        .max_decoding_message_size(64 * 1024 * 1024);
     let started = std::time::Instant::now();
-    let mut answers = subsidy
-        .submit_claims(authorized(tokio_stream::iter(messages), &bearer))
-        .await
-        .map_err(|s| crate::client::call_failed(&s))?
-        .into_inner();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..streams {
+        let share = count / streams + usize::from(n < count % streams);
+        let messages: Vec<pb::SubmitClaimsRequest> = (0..share)
+            .collect::<Vec<_>>()
+            .chunks(1000)
+            .map(|chunk| pb::SubmitClaimsRequest {
+                lines: chunk
+                    .iter()
+                    .map(|i| pb::SubmitClaimsLine {
+                        line_reference: format!("{n}-{i}"),
+                        claim: Some(sequence.next_claim()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let channel = channels[n % channels.len()].clone();
+        let bearer = bearer.clone();
+        tasks.spawn(async move {
+            let mut subsidy = pb::subsidy_service_client::SubsidyServiceClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024);
+            let mut answers = subsidy
+                .submit_claims(authorized(tokio_stream::iter(messages), &bearer))
+                .await
+                .map_err(|s| crate::client::call_failed(&s))?
+                .into_inner();
+            let (mut lines, mut refused, mut slowest) = (0usize, 0usize, std::time::Duration::ZERO);
+            let mut last = std::time::Instant::now();
+            while let Some(answer) = answers.message().await.map_err(|s| crate::client::call_failed(&s))? {
+                slowest = slowest.max(last.elapsed());
+                last = std::time::Instant::now();
+                lines += answer.results.len();
+                refused += answer.results.iter().filter(|r| r.error.is_some()).count();
+            }
+            Ok::<_, Failure>((lines, refused, slowest))
+        });
+    }
     let (mut lines, mut refused, mut slowest) = (0usize, 0usize, std::time::Duration::ZERO);
-    let mut last = std::time::Instant::now();
-    while let Some(answer) = answers.message().await.map_err(|s| crate::client::call_failed(&s))? {
-        slowest = slowest.max(last.elapsed());
-        last = std::time::Instant::now();
-        lines += answer.results.len();
-        refused += answer.results.iter().filter(|r| r.error.is_some()).count();
+    while let Some(done) = tasks.join_next().await {
+        let (l, r, s) = done.map_err(|e| Failure::failed(format!("a stream failed: {e}")))??;
+        lines += l;
+        refused += r;
+        slowest = slowest.max(s);
     }
     let elapsed = started.elapsed();
     say!(
-        "SubmitClaims  {lines} claims in {:.2} s: {:.0} claims/s ({refused} refused), slowest message {:.0} ms",
+        "SubmitClaims  {lines} claims over {streams} streams in {:.2} s: {:.0} claims/s ({refused} refused), slowest message {:.0} ms",
         elapsed.as_secs_f64(),
         lines as f64 / elapsed.as_secs_f64(),
         slowest.as_secs_f64() * 1000.0
@@ -240,6 +263,7 @@ pub async fn run(
     token: &str,
     persons: usize,
     stream_claims: usize,
+    streams: usize,
 ) -> Result<(), Failure> {
     let sequence = Arc::new(prepare(&channels[0], token, persons).await?);
     say!(
@@ -256,7 +280,7 @@ pub async fn run(
         claims.latency_us.value_at_quantile(0.99) as f64 / floor.latency_us.value_at_quantile(0.99).max(1) as f64
     );
     if stream_claims > 0 {
-        stream(&channels[0], token, &sequence, stream_claims).await?;
+        stream(channels, token, &sequence, stream_claims, streams).await?;
     }
     Ok(())
 }

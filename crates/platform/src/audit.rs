@@ -187,6 +187,37 @@ pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Resul
     Ok(())
 }
 
+/// Appends many events inside the caller's transaction in a few statements (a bulk call's
+/// chunk, one row per record it wrote).
+pub async fn append_many(connection: &mut AnyConnection, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 12;
+    for batch in entries.chunks(500) {
+        let sql = format!(
+            "INSERT INTO audit_events (event_time_us, subject, department, acting_service, method, resource, \
+             outcome, reason, purpose_code, purpose_reference, trace_id, region) VALUES {}",
+            crate::db::values_groups(connection, batch.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for entry in batch {
+            query = query
+                .bind(to_micros(entry.time))
+                .bind(entry.subject.clone())
+                .bind(entry.department.clone())
+                .bind(entry.acting_service.clone())
+                .bind(entry.method.clone())
+                .bind(entry.resource.clone())
+                .bind(entry.outcome.as_str())
+                .bind(entry.reason.clone())
+                .bind(entry.purpose_code.clone())
+                .bind(entry.purpose_reference.clone())
+                .bind(entry.trace_id.clone())
+                .bind(entry.region.clone());
+        }
+        query.execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
 /// Appends an event in a transaction of its own: for reads and denied calls, which change
 /// nothing else.
 pub async fn append_now(db: &Database, entry: &AuditEntry) -> Result<(), DbError> {

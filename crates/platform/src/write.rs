@@ -142,6 +142,17 @@ impl Unit {
         Ok(())
     }
 
+    /// Appends one audit row per record a bulk step wrote, in a few statements; `commit_audited`
+    /// then commits them.
+    pub async fn audit_many(&mut self, entries: Vec<AuditEntry>) -> Result<(), Problem> {
+        let entries: Vec<AuditEntry> = entries.into_iter().map(AuditEntry::with_current_trace).collect();
+        audit::append_many(&mut self.tx, &entries).await?;
+        if let Some(last) = entries.last() {
+            self.audited = Some(last.resource.clone());
+        }
+        Ok(())
+    }
+
     /// Appends the audit row, records the request id's outcome (the audited resource) and
     /// commits. Every write is audited: there is no commit without an entry.
     pub async fn commit(mut self, entry: AuditEntry) -> Result<(), Problem> {

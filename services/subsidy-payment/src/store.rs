@@ -490,6 +490,43 @@ pub async fn append_entry(tx: &mut AnyConnection, entry: &LedgerEntry) -> Result
     Ok(seq)
 }
 
+/// Appends many journal entries of one fund, numbered on from the fund's last: call it after
+/// the UPDATE of the fund's row in the same transaction, as for `append_entry`.
+pub async fn append_entries(tx: &mut AnyConnection, fund_id: &str, entries: &[LedgerEntry]) -> Result<()> {
+    const COLUMNS: usize = 12;
+    let mut seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM ledger_entries WHERE fund_id = $1")
+        .bind(fund_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("seq")?;
+    for batch in entries.chunks(500) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (fund_id, seq, kind, debit_account, credit_account, amount_fen, claim_id, \
+             batch_id, document, entry_date, subject, recorded_us) VALUES {}",
+            bangfu_platform::db::values_groups(tx, batch.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for entry in batch {
+            seq += 1;
+            query = query
+                .bind(fund_id.to_string())
+                .bind(seq)
+                .bind(entry.kind.clone())
+                .bind(entry.debit.clone())
+                .bind(entry.credit.clone())
+                .bind(entry.amount)
+                .bind(entry.claim_id.clone())
+                .bind(entry.batch_id.clone())
+                .bind(entry.document.clone())
+                .bind(day_text(entry.entry_date))
+                .bind(entry.subject.clone())
+                .bind(to_micros(entry.recorded));
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 fn entry_from(row: &AnyRow) -> Result<LedgerEntry> {
     let date: String = row.try_get("entry_date")?;
     Ok(LedgerEntry {
@@ -649,6 +686,79 @@ pub async fn insert_claim(tx: &mut AnyConnection, claim: &StoredClaim, approved_
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Inserts many claims in a few statements (a payroll's chunk): the same rows `insert_claim`
+/// writes, with each claim's month of approval.
+pub async fn insert_claims(tx: &mut AnyConnection, claims: &[(StoredClaim, Option<String>)]) -> Result<()> {
+    const COLUMNS: usize = 28;
+    for batch in claims.chunks(200) {
+        let sql = format!(
+            "INSERT INTO claims (id, policy_code, policy_group, person_id, period_first, period_last, source_system, \
+             source_reference, payload, state, region, person_display_name, policy_version, amount_fen, fund_id, decision, \
+             earlier_decisions, review_cause, required_reviews, reviews, approved_month, submit_subject, acting_service, \
+             created_us, updated_us, revision, payee_kind, payee_key) VALUES {}",
+            bangfu_platform::db::values_groups(tx, batch.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (claim, approved_month) in batch {
+            let (payee_kind, payee_key) = owner_key(&claim.payload.payee);
+            query = query
+                .bind(claim.id.clone())
+                .bind(claim.payload.policy_code.clone())
+                .bind(claim.policy_group.clone())
+                .bind(claim.payload.person_id.clone())
+                .bind(day_text(claim.payload.period.first))
+                .bind(day_text(claim.payload.period.last))
+                .bind(claim.source_system.clone())
+                .bind(claim.source_reference.clone())
+                .bind(to_json(&claim.payload))
+                .bind(claim.state.as_str())
+                .bind(claim.region.clone())
+                .bind(claim.person_display_name.clone())
+                .bind(i64::from(claim.decision.policy_version))
+                .bind(claim.amount)
+                .bind(claim.fund_id.clone())
+                .bind(to_json(&claim.decision))
+                .bind(to_json(&claim.earlier_decisions))
+                .bind(claim.review_cause.map(|c| c.as_str()).unwrap_or(""))
+                .bind(i64::from(claim.required_reviews))
+                .bind(to_json(&claim.reviews))
+                .bind(approved_month.clone())
+                .bind(claim.submit_subject.clone())
+                .bind(claim.acting_service.clone())
+                .bind(to_micros(claim.created))
+                .bind(to_micros(claim.updated))
+                .bind(claim.revision)
+                .bind(payee_kind)
+                .bind(payee_key);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// The claims made before under any of `sources` (system, reference), by source.
+pub async fn claims_by_sources(
+    conn: &mut AnyConnection,
+    sources: &[(String, String)],
+) -> Result<std::collections::HashMap<(String, String), StoredClaim>> {
+    let mut found = std::collections::HashMap::new();
+    for batch in sources.chunks(500) {
+        let sql = format!(
+            "SELECT * FROM claims WHERE (source_system, source_reference) IN (VALUES {})",
+            bangfu_platform::db::values_groups(conn, batch.len(), 2)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (system, reference) in batch {
+            query = query.bind(system.clone()).bind(reference.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let claim = claim_from(&row)?;
+            found.insert((claim.source_system.clone(), claim.source_reference.clone()), claim);
+        }
+    }
+    Ok(found)
 }
 
 pub async fn get_claim(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredClaim>> {

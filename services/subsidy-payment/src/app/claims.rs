@@ -25,8 +25,9 @@ use super::funds::account;
 use super::{Subsidy, method, narrowed, stale};
 use crate::domain::{
     ClaimPayload, ClaimSource, ClaimState, Decision, ExclusivityScope, Fact, FactSource, FactType, FactValue,
-    FrozenFact, Outcome, Payee, PayeeKind, Period, PeriodKind, Policy, RegionBasis, Rejection, RejectionReason, Review,
-    ReviewBands, ReviewCause, ReviewVerdict, StoredVersion, check_period, day_text, month_text, policy_name,
+    FrozenFact, FundSource, Outcome, Payee, PayeeKind, Period, PeriodKind, Policy, RegionBasis, Rejection,
+    RejectionReason, Review, ReviewBands, ReviewCause, ReviewVerdict, StoredVersion, check_period, day_text,
+    month_text, policy_name,
 };
 use crate::identity::{PersonFacts, source_detail};
 use crate::store::{self, LedgerEntry, StoredClaim, StoredPolicy};
@@ -39,6 +40,7 @@ pub struct Submission {
 }
 
 /// What SubmitClaim answers: the claim, and whether it existed (a retry).
+#[derive(Clone)]
 pub struct Submitted {
     pub claim: StoredClaim,
     pub existing: bool,
@@ -60,6 +62,15 @@ pub struct ClaimListing {
 
 /// Persons read from identity ahead of a chunk of claims, by person and period.
 type Prefetched = HashMap<(String, Period), PersonFacts>;
+
+/// What deciding reads that stays the same across a chunk of claims: the catalog, the funds
+/// and the review bands. A single claim starts with an empty one.
+#[derive(Default)]
+pub(super) struct Reads {
+    catalog: HashMap<(String, time::Date), (StoredPolicy, Option<StoredVersion>)>,
+    funds: HashMap<(FundSource, String, i32), Option<String>>,
+    bands: HashMap<(String, time::Date), ReviewBands>,
+}
 
 /// Everything read before the transaction: the policy, the version in force and the person.
 pub(super) struct Gathered {
@@ -230,14 +241,20 @@ impl Subsidy {
         method_name: &str,
         payload: &ClaimPayload,
         prefetched: Option<&Prefetched>,
+        reads: &mut Reads,
     ) -> Result<Result<Gathered, StoredPolicy>, Problem> {
-        let (policy, version) = {
-            let mut conn = self.db().acquire().await?;
-            let policy = store::get_policy(&mut conn, &payload.policy_code)
-                .await?
-                .ok_or_else(|| Problem::not_found(&policy_name(&payload.policy_code)))?;
-            let version = store::version_in_force(&mut conn, &payload.policy_code, payload.period.first).await?;
-            (policy, version)
+        let key = (payload.policy_code.clone(), payload.period.first);
+        let (policy, version) = match reads.catalog.get(&key) {
+            Some(known) => known.clone(),
+            None => {
+                let mut conn = self.db().acquire().await?;
+                let policy = store::get_policy(&mut conn, &payload.policy_code)
+                    .await?
+                    .ok_or_else(|| Problem::not_found(&policy_name(&payload.policy_code)))?;
+                let version = store::version_in_force(&mut conn, &payload.policy_code, payload.period.first).await?;
+                reads.catalog.insert(key, (policy.clone(), version.clone()));
+                (policy, version)
+            }
         };
         check_period(&policy.policy, &payload.period, "claim.period").map_err(super::invalid)?;
         match (&payload.payee, policy.policy.payee_kind) {
@@ -297,7 +314,10 @@ impl Subsidy {
         method_name: &str,
         payload: &ClaimPayload,
     ) -> Result<Gathered, Problem> {
-        match self.gather(caller, call, method_name, payload, None).await? {
+        match self
+            .gather(caller, call, method_name, payload, None, &mut Reads::default())
+            .await?
+        {
             Ok(gathered) => Ok(gathered),
             Err(policy) => Err(not_in_force(&policy.policy.code, &payload.period)),
         }
@@ -537,6 +557,7 @@ impl Subsidy {
         tx: &mut AnyConnection,
         gathered: &Gathered,
         claim: &mut StoredClaim,
+        reads: &mut Reads,
     ) -> Result<Option<String>, Problem> {
         let payload = claim.payload.clone();
         let mut decision = self.decide(tx, gathered, &payload).await?;
@@ -550,31 +571,40 @@ impl Subsidy {
             claim.fund_id = None;
             return Ok(None);
         }
-        let fund = store::fund_for(
-            tx,
-            gathered.version.rules.fund_source,
-            &gathered.region,
-            payload.period.first.year(),
-        )
-        .await?
-        .ok_or_else(|| {
+        let source = gathered.version.rules.fund_source;
+        let year = payload.period.first.year();
+        let fund_key = (source, gathered.region.clone(), year);
+        let fund = match reads.funds.get(&fund_key) {
+            Some(known) => known.clone(),
+            None => {
+                let found = store::fund_for(tx, source, &gathered.region, year).await?.map(|f| f.id);
+                reads.funds.insert(fund_key, found.clone());
+                found
+            }
+        };
+        let fund = fund.ok_or_else(|| {
             Problem::new(
                 Code::FailedPrecondition,
                 ErrorReason::FundMissing,
                 format!(
-                    "no fund of {} covers {} in {}; finance creates it first",
-                    gathered.version.rules.fund_source.as_str(),
+                    "no fund of {} covers {} in {year}; finance creates it first",
+                    source.as_str(),
                     gathered.region,
-                    payload.period.first.year()
                 ),
                 "该地区、年度尚未下达对应来源的资金，请联系财政部门",
             )
         })?;
-        claim.fund_id = Some(fund.id.clone());
-        claim.required_reviews = self
-            .review_bands(tx, &gathered.region, payload.period.first)
-            .await?
-            .required_reviews(claim.amount);
+        claim.fund_id = Some(fund);
+        let bands_key = (gathered.region.clone(), payload.period.first);
+        let bands = match reads.bands.get(&bands_key) {
+            Some(known) => *known,
+            None => {
+                let bands = self.review_bands(tx, &gathered.region, payload.period.first).await?;
+                reads.bands.insert(bands_key, bands);
+                bands
+            }
+        };
+        claim.required_reviews = bands.required_reviews(claim.amount);
         if claim.required_reviews > 0 {
             claim.state = ClaimState::PendingReview;
             claim.review_cause = Some(ReviewCause::AmountBand);
@@ -626,6 +656,11 @@ impl Subsidy {
                 Err(problem) => return Ok(lines.iter().map(|_| Err(problem.clone())).collect()),
             }
         }
+        if let Some(results) = self.submit_chunk(caller, call, &lines, &prefetched).await? {
+            return Ok(results);
+        }
+        // The chunk stepped back (its fund could not hold all of it, or a source was taken by
+        // another stream meanwhile): each line as SubmitClaim takes it, with its own answer.
         let mut results = Vec::with_capacity(lines.len());
         for line in lines {
             results.push(match line {
@@ -634,6 +669,206 @@ impl Subsidy {
             });
         }
         Ok(results)
+    }
+
+    /// A chunk of claims in one transaction, decided line by line as SubmitClaim decides one
+    /// (the same periods taken, so the same constraint refuses paying twice) but written in a
+    /// few statements: the claims, one reservation per fund, the journal, the feed and the
+    /// audit rows in multi-row inserts, one commit. None when the chunk must step back to
+    /// line-by-line submission: a fund cannot hold the whole chunk (each line then learns
+    /// whether it fits), or another stream took one of its sources meanwhile. Nothing of it
+    /// is kept then.
+    async fn submit_chunk(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        lines: &[Result<Submission, Problem>],
+        prefetched: &Prefetched,
+    ) -> Result<Option<Vec<Result<Submitted, Problem>>>, Problem> {
+        let mut results: Vec<Option<Result<Submitted, Problem>>> = vec![None; lines.len()];
+        // Sources submitted before answer as a retry; a source twice in the chunk answers
+        // from its first line.
+        let sources: Vec<(String, String)> = lines
+            .iter()
+            .flatten()
+            .map(|s| (s.source.system.clone(), s.source.reference.clone()))
+            .collect();
+        let existing = {
+            let mut conn = self.db().acquire().await?;
+            store::claims_by_sources(&mut conn, &sources).await?
+        };
+        let mut first_of: HashMap<(String, String), usize> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        let mut reads = Reads::default();
+        let mut gathered: Vec<(usize, Gathered)> = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            let submission = match line {
+                Ok(submission) => submission,
+                Err(problem) => {
+                    results[index] = Some(Err(problem.clone()));
+                    continue;
+                }
+            };
+            let source = (submission.source.system.clone(), submission.source.reference.clone());
+            if let Some(claim) = existing.get(&source) {
+                results[index] = Some(self.existing(caller, claim.clone(), &submission.payload));
+                continue;
+            }
+            if let Some(first) = first_of.get(&source) {
+                repeats.push((index, *first));
+                continue;
+            }
+            first_of.insert(source, index);
+            let payload = &submission.payload;
+            match self
+                .gather(caller, call, "SubmitClaim", payload, Some(prefetched), &mut reads)
+                .await
+            {
+                Ok(Ok(found)) => gathered.push((index, found)),
+                Ok(Err(policy)) => results[index] = Some(Err(not_in_force(&policy.policy.code, &payload.period))),
+                Err(problem) => results[index] = Some(Err(problem)),
+            }
+        }
+
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let mut decided: Vec<(usize, StoredClaim, Option<String>)> = Vec::new();
+        // Claims decided but not yet inserted: a later line of the same person reads the
+        // person's claims (history, exclusivity), so they are written before it is decided.
+        let mut unwritten = 0;
+        let mut persons_unwritten: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (index, found) in gathered {
+            let Some(Ok(submission)) = lines.get(index) else {
+                continue;
+            };
+            let person_id = &submission.payload.person_id;
+            if persons_unwritten.contains(person_id) {
+                let pending: Vec<(StoredClaim, Option<String>)> = decided[unwritten..]
+                    .iter()
+                    .map(|(_, claim, month)| (claim.clone(), month.clone()))
+                    .collect();
+                store::insert_claims(unit.tx(), &pending).await?;
+                unwritten = decided.len();
+                persons_unwritten.clear();
+            }
+            store::lock_person(unit.tx(), self.db().backend(), person_id).await?;
+            let mut claim = StoredClaim {
+                id: store::new_id(),
+                policy_group: found.policy.policy.policy_group.clone(),
+                source_system: submission.source.system.clone(),
+                source_reference: submission.source.reference.clone(),
+                payload: submission.payload.clone(),
+                state: ClaimState::Rejected,
+                region: found.region.clone(),
+                person_display_name: found.person.display_name.clone(),
+                amount: 0,
+                fund_id: None,
+                payment_batch_id: None,
+                decision: Decision::pending(found.version.version),
+                earlier_decisions: Vec::new(),
+                review_cause: None,
+                required_reviews: 0,
+                reviews: Vec::new(),
+                submit_subject: caller.subject.clone(),
+                acting_service: caller.acting_service.clone().unwrap_or_default(),
+                created: now,
+                updated: now,
+                revision: 1,
+            };
+            match self.decide_into(unit.tx(), &found, &mut claim, &mut reads).await {
+                Ok(month) => {
+                    persons_unwritten.insert(person_id.clone());
+                    decided.push((index, claim, month));
+                }
+                Err(problem) => {
+                    // What the line took before its refusal goes back.
+                    store::vacate(unit.tx(), &claim.id).await?;
+                    results[index] = Some(Err(problem));
+                }
+            }
+        }
+        let pending: Vec<(StoredClaim, Option<String>)> = decided[unwritten..]
+            .iter()
+            .map(|(_, claim, month)| (claim.clone(), month.clone()))
+            .collect();
+        match store::insert_claims(unit.tx(), &pending).await {
+            Ok(()) => {}
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
+            Err(error) => return Err(error.into()),
+        }
+
+        // The funds' rows last, as for one claim: each is locked from its reservation to the
+        // commit. A fund that cannot hold the chunk's total sends the chunk back.
+        let mut by_fund: std::collections::BTreeMap<String, Vec<&StoredClaim>> = std::collections::BTreeMap::new();
+        for (_, claim, _) in &decided {
+            if claim.state == ClaimState::Approved
+                && let Some(fund_id) = &claim.fund_id
+            {
+                by_fund.entry(fund_id.clone()).or_default().push(claim);
+            }
+        }
+        for (fund_id, claims) in &by_fund {
+            let total: i64 = claims.iter().map(|c| c.amount).sum();
+            if !store::reserve(unit.tx(), fund_id, total).await? {
+                return Ok(None);
+            }
+            let entries: Vec<LedgerEntry> = claims
+                .iter()
+                .map(|claim| LedgerEntry {
+                    fund_id: fund_id.clone(),
+                    seq: 0,
+                    kind: "reserve".into(),
+                    debit: account::RESERVED.into(),
+                    credit: account::AVAILABLE.into(),
+                    amount: claim.amount,
+                    claim_id: Some(claim.id.clone()),
+                    batch_id: None,
+                    document: claim.name(),
+                    entry_date: self.today(),
+                    subject: caller.subject.clone(),
+                    recorded: now,
+                })
+                .collect();
+            store::append_entries(unit.tx(), fund_id, &entries).await?;
+        }
+        let claims: Vec<StoredClaim> = decided.iter().map(|(_, claim, _)| claim.clone()).collect();
+        super::feed::publish_claims(unit.tx(), ClaimChangeKind::Decided, &claims, now).await?;
+        unit.audit_many(
+            claims
+                .iter()
+                .map(|claim| AuditEntry::by(caller, &method("SubmitClaim"), claim.name(), now).in_region(&claim.region))
+                .collect(),
+        )
+        .await?;
+        unit.commit_audited().await?;
+
+        for (index, claim, _) in decided {
+            results[index] = Some(Ok(Submitted { claim, existing: false }));
+        }
+        for (index, first) in repeats {
+            let answer = match (&results[first], &lines[index]) {
+                (Some(Ok(made)), Ok(submission)) => {
+                    let differences = made.claim.payload.differences(&submission.payload);
+                    if differences.is_empty() {
+                        Ok(Submitted {
+                            claim: made.claim.clone(),
+                            existing: true,
+                        })
+                    } else {
+                        Err(source_reused(&made.claim, &differences))
+                    }
+                }
+                (Some(Err(problem)), _) => Err(problem.clone()),
+                _ => Err(Problem::internal()),
+            };
+            results[index] = Some(answer);
+        }
+        Ok(Some(
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Problem::internal())))
+                .collect(),
+        ))
     }
 
     async fn submit_one(
@@ -651,7 +886,10 @@ impl Subsidy {
                 return self.existing(caller, existing, &payload);
             }
         }
-        let gathered = match self.gather(caller, call, "SubmitClaim", &payload, prefetched).await? {
+        let gathered = match self
+            .gather(caller, call, "SubmitClaim", &payload, prefetched, &mut Reads::default())
+            .await?
+        {
             Ok(gathered) => gathered,
             Err(policy) => return Err(not_in_force(&policy.policy.code, &payload.period)),
         };
@@ -695,7 +933,9 @@ impl Subsidy {
             updated: now,
             revision: 1,
         };
-        let approved_month = self.decide_into(unit.tx(), &gathered, &mut claim).await?;
+        let approved_month = self
+            .decide_into(unit.tx(), &gathered, &mut claim, &mut Reads::default())
+            .await?;
         store::insert_claim(unit.tx(), &claim, approved_month.as_deref()).await?;
         publish(&mut unit, ClaimChangeKind::Decided, &claim).await?;
         // The fund's row is every concurrent approval's one hot row: it is locked last, so the
@@ -777,7 +1017,10 @@ impl Subsidy {
         call: &CallContext,
         payload: ClaimPayload,
     ) -> Result<Dry, Problem> {
-        let gathered = match self.gather(caller, call, "EvaluateClaim", &payload, None).await? {
+        let gathered = match self
+            .gather(caller, call, "EvaluateClaim", &payload, None, &mut Reads::default())
+            .await?
+        {
             Ok(gathered) => gathered,
             Err(_) => {
                 return Ok(Dry {
@@ -1080,7 +1323,9 @@ impl Subsidy {
         claim.review_cause = None;
         claim.required_reviews = 0;
         claim.updated = now;
-        let approved_month = self.decide_into(unit.tx(), &gathered, &mut claim).await?;
+        let approved_month = self
+            .decide_into(unit.tx(), &gathered, &mut claim, &mut Reads::default())
+            .await?;
         claim.earlier_decisions.push(previous);
         // A different amount on a claim approved before goes back to a reviewer.
         if from == ClaimState::Approved && claim.decision.outcome == Outcome::Eligible && claim.amount != old_amount {

@@ -302,7 +302,9 @@ impl Subsidy {
             Some(gathered) => {
                 claim.payload = payload;
                 claim.payload.note = note.to_string();
-                let approved_month = self.decide_into(unit.tx(), gathered, &mut claim).await?;
+                let approved_month = self
+                    .decide_into(unit.tx(), gathered, &mut claim, &mut super::claims::Reads::default())
+                    .await?;
                 if !store::update_claim(
                     unit.tx(),
                     &claim,

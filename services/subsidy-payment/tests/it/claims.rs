@@ -538,6 +538,178 @@ async fn a_claim_rejected_on_missing_facts_is_approved_once_they_are_corrected(b
     assert_eq!(reason(&stale), "ETAG_MISMATCH");
 }
 
+/// One SubmitClaims message with the lines a payroll chunk must tell apart: a person's month
+/// twice under two sources, a source twice, and (with a small budget) more than the fund holds.
+async fn chunk_results(suite: &Suite, budget_fen: i64) -> (Vec<pb::SubmitClaimsLineResult>, pb::Fund) {
+    let fund = suite.fund(budget_fen).await;
+    let clerk = suite.agri_clerk();
+    let mut persons = Vec::new();
+    for i in 0..3 {
+        persons.push(
+            suite
+                .poverty_alleviated_person("钱二", &format!("{:03}", 301 + 2 * i))
+                .await,
+        );
+    }
+    let line = |reference: &str, claim: pb::Claim| pb::SubmitClaimsLine {
+        line_reference: reference.into(),
+        claim: Some(claim),
+    };
+    let lines = vec![
+        line("a", post_claim(&persons[0], "chunk/a", 2025, 4, 30, 50_000)),
+        line("b", post_claim(&persons[0], "chunk/b", 2025, 4, 30, 50_000)),
+        line("a-again", post_claim(&persons[0], "chunk/a", 2025, 4, 30, 50_000)),
+        line("c", post_claim(&persons[1], "chunk/c", 2025, 4, 30, 50_000)),
+        line("d", post_claim(&persons[2], "chunk/d", 2025, 4, 30, 50_000)),
+    ];
+    let mut responses = suite
+        .subsidy()
+        .await
+        .submit_claims(with_token(
+            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
+            &clerk,
+        ))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(response) = responses.message().await.expect("answer") {
+        results.extend(response.results);
+    }
+    (results, fund)
+}
+
+async fn each_line_of_a_chunk_is_decided_as_if_submitted_alone(backend: Backend) {
+    // Enough money: the chunk is written at once.
+    let suite = Suite::start(backend).await;
+    let (results, fund) = chunk_results(&suite, 10_000_000).await;
+    let state = |i: usize| pb::ClaimState::try_from(results[i].state).expect("state");
+    assert_eq!(state(0), pb::ClaimState::Approved);
+    assert_eq!(state(1), pb::ClaimState::Rejected, "the same person and month again");
+    assert_eq!(
+        results[1].rejection_reasons,
+        vec![pb::RejectionReason::DuplicatePeriod as i32]
+    );
+    assert!(results[2].existing, "the same source again is the first line's claim");
+    assert_eq!(results[2].claim, results[0].claim);
+    assert_eq!(
+        (state(3), state(4)),
+        (pb::ClaimState::Approved, pb::ClaimState::Approved)
+    );
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(150_000));
+
+    // Money for two claims only: every line learns whether it fits, and the fund is never
+    // overdrawn.
+    let suite = Suite::start(backend).await;
+    let (results, fund) = chunk_results(&suite, 100_000).await;
+    let state = |i: usize| pb::ClaimState::try_from(results[i].state).expect("state");
+    assert_eq!(state(0), pb::ClaimState::Approved);
+    assert_eq!(state(1), pb::ClaimState::Rejected);
+    assert!(results[2].existing);
+    assert_eq!(state(3), pb::ClaimState::Approved);
+    let exhausted = results[4].error.as_ref().expect("no money left for the last line");
+    assert_eq!(exhausted.reason, "BUDGET_EXHAUSTED");
+    assert!(exhausted.retryable);
+    let after = suite.read_fund(&fund.name).await;
+    assert_eq!(after.reserved.map(|m| m.fen), Some(100_000));
+    assert_eq!(after.available.map(|m| m.fen), Some(0));
+}
+
+async fn a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided(backend: Backend) {
+    use bangfu_platform::auth::{Department, Role};
+    let suite = Suite::start(backend).await;
+    let hr = suite.token("clerk-hr-cy", Department::Hr, Role::Clerk, "2113");
+    let person = suite
+        .person_in(
+            &hr,
+            "孙三",
+            &bangfu_platform::testing::citizen_id("21130219800101013"),
+            "211302001001",
+        )
+        .await;
+    let reviewer = suite.token("reviewer-agri-cy", Department::Agri, Role::Reviewer, "2113");
+    suite
+        .certify_poverty_alleviated_by(&reviewer, &person, "朝阳市双塔区乡村振兴局", "双乡振〔2021〕1号")
+        .await;
+    let finance = suite.token("reviewer-finance-cy", Department::Finance, Role::Reviewer, "2113");
+    for year in 2021..=2024 {
+        suite
+            .subsidy()
+            .await
+            .create_fund(with_token(
+                pb::CreateFundRequest {
+                    fund: Some(pb::Fund {
+                        display_name: format!("{year}年朝阳市就业补助资金"),
+                        fund_source: pb::FundSource::EmploymentSubsidy as i32,
+                        region_prefix: "2113".into(),
+                        year,
+                        budget_document: format!("朝财社〔{year}〕1号"),
+                        budget: Some(bangfu_proto::common::v1::Money { fen: 10_000_000 }),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &finance,
+            ))
+            .await
+            .expect("fund");
+    }
+    // 37 months of the same post, 2021-10 (the policy's first) to 2024-10, in one message.
+    let lines: Vec<pb::SubmitClaimsLine> = (0..37)
+        .map(|i| {
+            let (year, month_number) = (2021 + (9 + i) / 12, 1 + (9 + i) % 12);
+            pb::SubmitClaimsLine {
+                line_reference: format!("{year}-{month_number:02}"),
+                claim: Some(pb::Claim {
+                    policy: "policies/cy-welfare-post-2021".into(),
+                    person: person.clone(),
+                    payee: Some(pb::Payee {
+                        payee: Some(pb::payee::Payee::Person(person.clone())),
+                    }),
+                    period: Some(crate::support::month(year, month_number)),
+                    facts: vec![integer_fact("days_on_post", 28)],
+                    source: Some(pb::ClaimSource {
+                        system: "welfare-post".into(),
+                        reference: format!("cy/{year}-{month_number:02}"),
+                    }),
+                    ..Default::default()
+                }),
+            }
+        })
+        .collect();
+    let mut responses = suite
+        .subsidy()
+        .await
+        .submit_claims(with_token(
+            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
+            &suite.token("clerk-agri-cy", Department::Agri, Role::Clerk, "2113"),
+        ))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(response) = responses.message().await.expect("answer") {
+        results.extend(response.results);
+    }
+    assert_eq!(results.len(), 37);
+    let approved = results
+        .iter()
+        .filter(|r| r.state == pb::ClaimState::Approved as i32)
+        .count();
+    assert_eq!(
+        approved,
+        36,
+        "{:?}",
+        results.iter().map(|r| r.error.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(results[36].state, pb::ClaimState::Rejected as i32);
+    assert_eq!(
+        results[36].rejection_reasons,
+        vec![pb::RejectionReason::CapReached as i32],
+        "the 37th month is over the 36-month cap"
+    );
+}
+
 on_both_backends!(
     a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
     a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
@@ -546,4 +718,6 @@ on_both_backends!(
     a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it,
     a_budget_is_raised_and_cut_but_never_below_what_is_committed,
     a_claim_rejected_on_missing_facts_is_approved_once_they_are_corrected,
+    each_line_of_a_chunk_is_decided_as_if_submitted_alone,
+    a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided,
 );

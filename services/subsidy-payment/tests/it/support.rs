@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 /// Zaozhuang, Shizhong district (枣庄市市中区).
 pub const SHIZHONG_VILLAGE: &str = "370402001013";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
