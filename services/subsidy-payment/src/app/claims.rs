@@ -127,6 +127,34 @@ fn units(kind: PeriodKind, period: &Period) -> Vec<String> {
     }
 }
 
+/// A submitted claim before its decision: what the submitter sent, where it was read to
+/// belong, the version that will decide it.
+fn new_claim(caller: &Principal, found: &Gathered, submission: &Submission, now: time::OffsetDateTime) -> StoredClaim {
+    StoredClaim {
+        id: store::new_id(),
+        policy_group: found.policy.policy.policy_group.clone(),
+        source_system: submission.source.system.clone(),
+        source_reference: submission.source.reference.clone(),
+        payload: submission.payload.clone(),
+        state: ClaimState::Rejected,
+        region: found.region.clone(),
+        person_display_name: found.person.display_name.clone(),
+        amount: 0,
+        fund_id: None,
+        payment_batch_id: None,
+        decision: Decision::pending(found.version.version),
+        earlier_decisions: Vec::new(),
+        review_cause: None,
+        required_reviews: 0,
+        reviews: Vec::new(),
+        submit_subject: caller.subject.clone(),
+        acting_service: caller.acting_service.clone().unwrap_or_default(),
+        created: now,
+        updated: now,
+        revision: 1,
+    }
+}
+
 impl Subsidy {
     /// The review bands in force for a region and day (parameters; 0 turns a band off).
     async fn review_bands(
@@ -752,29 +780,7 @@ impl Subsidy {
                 persons_unwritten.clear();
             }
             store::lock_person(unit.tx(), self.db().backend(), person_id).await?;
-            let mut claim = StoredClaim {
-                id: store::new_id(),
-                policy_group: found.policy.policy.policy_group.clone(),
-                source_system: submission.source.system.clone(),
-                source_reference: submission.source.reference.clone(),
-                payload: submission.payload.clone(),
-                state: ClaimState::Rejected,
-                region: found.region.clone(),
-                person_display_name: found.person.display_name.clone(),
-                amount: 0,
-                fund_id: None,
-                payment_batch_id: None,
-                decision: Decision::pending(found.version.version),
-                earlier_decisions: Vec::new(),
-                review_cause: None,
-                required_reviews: 0,
-                reviews: Vec::new(),
-                submit_subject: caller.subject.clone(),
-                acting_service: caller.acting_service.clone().unwrap_or_default(),
-                created: now,
-                updated: now,
-                revision: 1,
-            };
+            let mut claim = new_claim(caller, &found, submission, now);
             match self.decide_into(unit.tx(), &found, &mut claim, &mut reads).await {
                 Ok(month) => {
                     persons_unwritten.insert(person_id.clone());
@@ -910,29 +916,15 @@ impl Subsidy {
             return self.existing(caller, existing, &payload);
         }
         let now = unit.now();
-        let mut claim = StoredClaim {
-            id: store::new_id(),
-            policy_group: gathered.policy.policy.policy_group.clone(),
-            source_system: source.system.clone(),
-            source_reference: source.reference.clone(),
-            payload: payload.clone(),
-            state: ClaimState::Rejected,
-            region: gathered.region.clone(),
-            person_display_name: gathered.person.display_name.clone(),
-            amount: 0,
-            fund_id: None,
-            payment_batch_id: None,
-            decision: Decision::pending(gathered.version.version),
-            earlier_decisions: Vec::new(),
-            review_cause: None,
-            required_reviews: 0,
-            reviews: Vec::new(),
-            submit_subject: caller.subject.clone(),
-            acting_service: caller.acting_service.clone().unwrap_or_default(),
-            created: now,
-            updated: now,
-            revision: 1,
-        };
+        let mut claim = new_claim(
+            caller,
+            &gathered,
+            &Submission {
+                source,
+                payload: payload.clone(),
+            },
+            now,
+        );
         let approved_month = self
             .decide_into(unit.tx(), &gathered, &mut claim, &mut Reads::default())
             .await?;
