@@ -60,6 +60,11 @@ pub struct ClaimListing {
     pub more: bool,
 }
 
+/// Lines written in one transaction. SQLite has one writer: a transaction holds the database's
+/// lock while it writes, and a few hundred lines keep that to tens of milliseconds, so other
+/// streams and the service's jobs wait their turn well inside the busy timeout.
+const LINES_PER_TRANSACTION: usize = 250;
+
 /// Persons read from identity ahead of a chunk of claims, by person and period.
 type Prefetched = HashMap<(String, Period), PersonFacts>;
 
@@ -684,13 +689,24 @@ impl Subsidy {
                 Err(problem) => return Ok(lines.iter().map(|_| Err(problem.clone())).collect()),
             }
         }
-        if let Some(results) = self.submit_chunk(caller, call, &lines, &prefetched).await? {
+        let mut results = Vec::with_capacity(lines.len());
+        let mut stepped_back = false;
+        for slice in lines.chunks(LINES_PER_TRANSACTION) {
+            match self.submit_chunk(caller, call, slice, &prefetched).await? {
+                Some(answers) => results.extend(answers),
+                None => {
+                    stepped_back = true;
+                    break;
+                }
+            }
+        }
+        if !stepped_back {
             return Ok(results);
         }
-        // The chunk stepped back (its fund could not hold all of it, or a source was taken by
+        let done = results.len();
+        // A slice stepped back (its fund could not hold all of it, or a source was taken by
         // another stream meanwhile): each line as SubmitClaim takes it, with its own answer.
-        let mut results = Vec::with_capacity(lines.len());
-        for line in lines {
+        for line in lines.into_iter().skip(done) {
             results.push(match line {
                 Ok(submission) => self.submit_one(caller, call, None, submission, Some(&prefetched)).await,
                 Err(problem) => Err(problem),
