@@ -545,20 +545,34 @@ fn entry_from(row: &AnyRow) -> Result<LedgerEntry> {
     })
 }
 
+/// The filters of ListLedgerEntries; "" for any.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub kind: String,
+    pub batch_id: String,
+    /// Entry dates from and to, both inclusive (`YYYY-MM-DD`).
+    pub period: Option<(String, String)>,
+}
+
 pub async fn list_entries(
     conn: &mut AnyConnection,
     fund_id: &str,
-    kind: Option<&str>,
+    filter: &EntryFilter,
     after: i64,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
+    let (first, last) = filter.period.clone().unwrap_or_default();
     let rows = sqlx::query(
-        "SELECT * FROM ledger_entries WHERE fund_id = $1 AND ($2 = '' OR kind = $2) AND seq > $3 ORDER BY seq LIMIT $4",
+        "SELECT * FROM ledger_entries WHERE fund_id = $1 AND ($2 = '' OR kind = $2) AND seq > $3 \
+         AND ($5 = '' OR batch_id = $5) AND ($6 = '' OR (entry_date >= $6 AND entry_date <= $7)) ORDER BY seq LIMIT $4",
     )
     .bind(fund_id)
-    .bind(kind.unwrap_or(""))
+    .bind(&filter.kind)
     .bind(after)
     .bind(limit)
+    .bind(&filter.batch_id)
+    .bind(first)
+    .bind(last)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(entry_from).collect()
@@ -789,6 +803,8 @@ pub struct ClaimFilter {
     pub region_prefix: String,
     pub fund_id: String,
     pub period: Option<(String, String)>,
+    /// The batch the claims are in now ("" for any).
+    pub payment_batch_id: String,
 }
 
 /// Claims by (region, id) after the cursor.
@@ -806,6 +822,7 @@ pub async fn list_claims(
          AND ($3 = '' OR policy_code = $3) AND ($4 = '' OR person_id = $4) AND ($5 = '' OR state = $5) \
          AND ($6 = '' OR source_system = $6) AND ($7 = '' OR fund_id = $7) \
          AND ($8 = '' OR (period_first <= $9 AND period_last >= $8)) \
+         AND ($13 = '' OR payment_batch_id = $13) \
          AND (region > $10 OR (region = $10 AND id > $11)) ORDER BY region, id LIMIT $12",
     )
     .bind(&filter.region_prefix)
@@ -820,6 +837,7 @@ pub async fn list_claims(
     .bind(after_region)
     .bind(after_id)
     .bind(limit)
+    .bind(&filter.payment_batch_id)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(claim_from).collect()
@@ -1182,10 +1200,18 @@ pub async fn accounts_of(conn: &mut AnyConnection, owner: &crate::domain::Payee)
 
 /// Accounts by (region, id) after the cursor, under a region prefix ("" for all), of one owner
 /// ("" for all).
+/// The filters of ListPayeeAccounts; "" for any.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub owner_key: String,
+    pub verification_state: String,
+    pub in_use_only: bool,
+}
+
 pub async fn list_accounts(
     conn: &mut AnyConnection,
     region_prefix: &str,
-    owner_key: &str,
+    filter: &AccountFilter,
     after: Option<(String, String)>,
     limit: i64,
 ) -> Result<Vec<StoredAccount>> {
@@ -1193,14 +1219,17 @@ pub async fn list_accounts(
     let upper = bangfu_platform::regions::prefix_upper_bound(region_prefix);
     let rows = sqlx::query(
         "SELECT * FROM payee_accounts WHERE region >= $1 AND ($2 = '' OR region < $2) AND ($3 = '' OR owner_key = $3) \
+         AND ($7 = '' OR verification_state = $7) AND ($8 = 0 OR in_use = 1) \
          AND (region > $4 OR (region = $4 AND id > $5)) ORDER BY region, id LIMIT $6",
     )
     .bind(region_prefix)
     .bind(upper)
-    .bind(owner_key)
+    .bind(&filter.owner_key)
     .bind(after_region)
     .bind(after_id)
     .bind(limit)
+    .bind(&filter.verification_state)
+    .bind(i64::from(filter.in_use_only))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(account_from).collect()
@@ -2102,27 +2131,38 @@ pub async fn get_recovery(conn: &mut AnyConnection, id: &str) -> Result<Option<S
 }
 
 /// Recoveries by (region, id) after the cursor, with optional filters.
+/// The filters of ListRecoveries; "" for any.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryFilter {
+    pub person_id: String,
+    pub claim_id: String,
+    pub state: String,
+    pub reason: String,
+    pub fund_id: String,
+}
+
 pub async fn list_recoveries(
     conn: &mut AnyConnection,
     region_prefix: &str,
-    person_id: &str,
-    claim_id: &str,
-    state: &str,
+    filter: &RecoveryFilter,
     after: Option<(String, String)>,
     limit: i64,
 ) -> Result<Vec<StoredRecovery>> {
     let (after_region, after_id) = after.unwrap_or_default();
     let rows = sqlx::query(
         "SELECT * FROM recoveries WHERE region LIKE $1 AND ($2 = '' OR person_id = $2) AND ($3 = '' OR claim_id = $3) \
-         AND ($4 = '' OR state = $4) AND (region > $5 OR (region = $5 AND id > $6)) ORDER BY region, id LIMIT $7",
+         AND ($4 = '' OR state = $4) AND ($8 = '' OR reason = $8) AND ($9 = '' OR fund_id = $9) \
+         AND (region > $5 OR (region = $5 AND id > $6)) ORDER BY region, id LIMIT $7",
     )
     .bind(format!("{region_prefix}%"))
-    .bind(person_id)
-    .bind(claim_id)
-    .bind(state)
+    .bind(&filter.person_id)
+    .bind(&filter.claim_id)
+    .bind(&filter.state)
     .bind(after_region)
     .bind(after_id)
     .bind(limit)
+    .bind(&filter.reason)
+    .bind(&filter.fund_id)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(recovery_from).collect()

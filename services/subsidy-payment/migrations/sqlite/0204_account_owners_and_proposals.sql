@@ -15,3 +15,6 @@ CREATE TABLE proposal_checks (
     effective_date TEXT,
     noted_us       INTEGER NOT NULL
 );
+
+-- A batch's claims, listed by the batch they are in.
+CREATE INDEX claims_payment_batch ON claims (payment_batch_id);

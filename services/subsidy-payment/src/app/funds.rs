@@ -185,10 +185,19 @@ impl Subsidy {
                 let fund = store::get_fund(&mut conn, id)
                     .await?
                     .ok_or_else(|| fund_not_found(id))?;
-                let entry = store::list_entries(&mut conn, id, Some("budget"), 0, i64::MAX)
-                    .await?
-                    .pop()
-                    .ok_or_else(Problem::internal)?;
+                let entry = store::list_entries(
+                    &mut conn,
+                    id,
+                    &store::EntryFilter {
+                        kind: "budget".into(),
+                        ..Default::default()
+                    },
+                    0,
+                    i64::MAX,
+                )
+                .await?
+                .pop()
+                .ok_or_else(Problem::internal)?;
                 return Ok((fund, entry));
             }
             Begun::Fresh(unit) => unit,
@@ -250,7 +259,7 @@ impl Subsidy {
         &self,
         caller: &Principal,
         id: &str,
-        kind: Option<&str>,
+        filter: &store::EntryFilter,
         after: i64,
         limit: u32,
     ) -> Result<Vec<LedgerEntry>, Problem> {
@@ -259,6 +268,6 @@ impl Subsidy {
             .await?
             .ok_or_else(|| fund_not_found(id))?;
         self.ensure_fund_visible(caller, "ListLedgerEntries", &fund)?;
-        Ok(store::list_entries(&mut conn, id, kind, after, i64::from(limit)).await?)
+        Ok(store::list_entries(&mut conn, id, filter, after, i64::from(limit)).await?)
     }
 }

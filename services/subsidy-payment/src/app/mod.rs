@@ -34,7 +34,7 @@ pub use claims::{ClaimListing, Dry, Submission, Submitted};
 pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};
 pub use objections::{NewObjection, Resolution};
-pub use payees::{AccountList, AccountListing, AccountRow, NewAccount, RowHolder, RowRegistered};
+pub use payees::{AccountList, AccountListing, AccountQuery, AccountRow, NewAccount, RowHolder, RowRegistered};
 pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
 pub use proposals::PROPOSING_SYSTEM;

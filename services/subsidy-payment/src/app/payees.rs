@@ -86,6 +86,13 @@ pub struct RowRegistered {
     pub created: bool,
 }
 
+/// What ListPayeeAccounts narrows to; `None` and `false` for any.
+pub struct AccountQuery<'a> {
+    pub owner: Option<&'a Payee>,
+    pub verification_state: Option<VerificationState>,
+    pub in_use_only: bool,
+}
+
 /// A page of accounts.
 pub struct AccountListing {
     pub accounts: Vec<StoredAccount>,
@@ -496,7 +503,7 @@ impl Subsidy {
         &self,
         caller: &Principal,
         region_prefix: &str,
-        owner: Option<&Payee>,
+        query: AccountQuery<'_>,
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<AccountListing, Problem> {
@@ -506,9 +513,16 @@ impl Subsidy {
                 more: false,
             });
         };
-        let owner_key = owner.map(|o| store::owner_key(o).1).unwrap_or_default();
+        let filter = store::AccountFilter {
+            owner_key: query.owner.map(|o| store::owner_key(o).1).unwrap_or_default(),
+            verification_state: query
+                .verification_state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            in_use_only: query.in_use_only,
+        };
         let mut conn = self.db().acquire().await?;
-        let mut accounts = store::list_accounts(&mut conn, &prefix, &owner_key, after, i64::from(limit) + 1).await?;
+        let mut accounts = store::list_accounts(&mut conn, &prefix, &filter, after, i64::from(limit) + 1).await?;
         let more = accounts.len() > limit as usize;
         accounts.truncate(limit as usize);
         Ok(AccountListing { accounts, more })

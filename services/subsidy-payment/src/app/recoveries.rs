@@ -252,9 +252,7 @@ impl Subsidy {
         &self,
         caller: &Principal,
         region_prefix: &str,
-        person_id: &str,
-        claim_id: &str,
-        state: &str,
+        filter: &store::RecoveryFilter,
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<RecoveryListing, Problem> {
@@ -265,16 +263,7 @@ impl Subsidy {
             });
         };
         let mut conn = self.db().acquire().await?;
-        let mut recoveries = store::list_recoveries(
-            &mut conn,
-            &prefix,
-            person_id,
-            claim_id,
-            state,
-            after,
-            i64::from(limit) + 1,
-        )
-        .await?;
+        let mut recoveries = store::list_recoveries(&mut conn, &prefix, filter, after, i64::from(limit) + 1).await?;
         let more = recoveries.len() > limit as usize;
         recoveries.truncate(limit as usize);
         Ok(RecoveryListing { recoveries, more })
@@ -310,14 +299,18 @@ impl Subsidy {
                 let recovery = store::get_recovery(&mut conn, id)
                     .await?
                     .ok_or_else(|| Problem::not_found(&format!("recoveries/{id}")))?;
-                let entry = store::list_entries(&mut conn, &recovery.fund_id, None, 0, i64::MAX)
-                    .await?
-                    .into_iter()
-                    .rev()
-                    .find(|e| {
-                        e.document.ends_with(&recovery.name()) || e.claim_id.as_deref() == Some(&recovery.claim_id)
-                    })
-                    .ok_or_else(Problem::internal)?;
+                let entry = store::list_entries(
+                    &mut conn,
+                    &recovery.fund_id,
+                    &store::EntryFilter::default(),
+                    0,
+                    i64::MAX,
+                )
+                .await?
+                .into_iter()
+                .rev()
+                .find(|e| e.document.ends_with(&recovery.name()) || e.claim_id.as_deref() == Some(&recovery.claim_id))
+                .ok_or_else(Problem::internal)?;
                 return Ok((recovery, entry));
             }
             write::Begun::Fresh(unit) => unit,

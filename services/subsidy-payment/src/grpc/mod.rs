@@ -407,26 +407,27 @@ impl SubsidyService for SubsidyServer {
         let caller = caller(&request)?;
         let request = request.into_inner();
         let id = wire::resource_id("parent", &request.parent, "funds")?;
-        if !request.payment_batch.is_empty() || request.entry_period.is_some() {
-            return Err(Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                if request.payment_batch.is_empty() {
-                    "entry_period"
-                } else {
-                    "payment_batch"
-                },
-                "this filter is not served yet; filter by kind",
-                "暂不支持按批次或日期筛选，请按类型筛选",
-            )
-            .into());
-        }
         let size = paging::page_size(request.page_size, 100, 1000)?;
-        let kind = wire::ledger_kind(request.kind);
-        let fingerprint = paging::fingerprint(&[&id, kind.unwrap_or("")]);
+        let filter = crate::store::EntryFilter {
+            kind: wire::ledger_kind(request.kind).unwrap_or("").to_string(),
+            batch_id: if request.payment_batch.is_empty() {
+                String::new()
+            } else {
+                wire::resource_id("payment_batch", &request.payment_batch, "paymentBatches")?
+            },
+            period: request
+                .entry_period
+                .as_ref()
+                .map(|p| wire::period("entry_period", Some(p)))
+                .transpose()?
+                .map(|p| (crate::domain::day_text(p.first), crate::domain::day_text(p.last))),
+        };
+        let (first, last) = filter.period.clone().unwrap_or_default();
+        let fingerprint = paging::fingerprint(&[&id, &filter.kind, &filter.batch_id, &first, &last]);
         let after = number_after(&request.page_token, &fingerprint)?;
         let mut entries = self
             .subsidy
-            .list_ledger_entries(&caller, &id, kind, after, size + 1)
+            .list_ledger_entries(&caller, &id, &filter, after, size + 1)
             .await?;
         let next_page_token = next_page(&mut entries, size, &fingerprint, |e| vec![e.seq.to_string()]);
         Ok(Response::new(pb::ListLedgerEntriesResponse {
@@ -510,15 +511,6 @@ impl SubsidyService for SubsidyServer {
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
         let caller = caller(&request)?;
         let request = request.into_inner();
-        if !request.payment_batch.is_empty() {
-            return Err(Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                "payment_batch",
-                "payment batches are not served yet",
-                "暂不支持按发放批次筛选",
-            )
-            .into());
-        }
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let period = request
             .period
@@ -550,6 +542,11 @@ impl SubsidyService for SubsidyServer {
                 wire::resource_id("fund", &request.fund, "funds")?
             },
             period,
+            payment_batch_id: if request.payment_batch.is_empty() {
+                String::new()
+            } else {
+                wire::resource_id("payment_batch", &request.payment_batch, "paymentBatches")?
+            },
         };
         let (first, last) = filter.period.clone().unwrap_or_default();
         let fingerprint = paging::fingerprint(&[
@@ -561,6 +558,7 @@ impl SubsidyService for SubsidyServer {
             &filter.fund_id,
             &first,
             &last,
+            &filter.payment_batch_id,
         ]);
         let after = pair_after(&request.page_token, &fingerprint)?;
         let listing = self.subsidy.list_claims(&caller, filter, after, size).await?;
@@ -758,19 +756,7 @@ impl SubsidyService for SubsidyServer {
     ) -> Result<Response<pb::ListPayeeAccountsResponse>, Status> {
         let caller = caller(&request)?;
         let request = request.into_inner();
-        if request.verification_state != 0 || request.in_use_only {
-            return Err(Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                if request.in_use_only {
-                    "in_use_only"
-                } else {
-                    "verification_state"
-                },
-                "this filter is not served yet; filter by person or credit code",
-                "暂不支持按核验状态筛选，请按人员或统一社会信用代码查询",
-            )
-            .into());
-        }
+        let verification_state = wire::verification_state_filter("verification_state", request.verification_state)?;
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let owner = if !request.person.is_empty() {
             Some(crate::domain::Payee::Person(wire::person_id(
@@ -786,11 +772,26 @@ impl SubsidyService for SubsidyServer {
         } else {
             None
         };
-        let fingerprint = paging::fingerprint(&[&request.person, &request.credit_code]);
+        let fingerprint = paging::fingerprint(&[
+            &request.person,
+            &request.credit_code,
+            verification_state.map(|s| s.as_str()).unwrap_or(""),
+            if request.in_use_only { "in-use" } else { "" },
+        ]);
         let after = pair_after(&request.page_token, &fingerprint)?;
         let listing = self
             .subsidy
-            .list_payee_accounts(&caller, "", owner.as_ref(), after, size)
+            .list_payee_accounts(
+                &caller,
+                "",
+                crate::app::AccountQuery {
+                    owner: owner.as_ref(),
+                    verification_state,
+                    in_use_only: request.in_use_only,
+                },
+                after,
+                size,
+            )
             .await?;
         let next_page_token = match (listing.more, listing.accounts.last()) {
             (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),
@@ -1086,15 +1087,6 @@ impl SubsidyService for SubsidyServer {
     ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
         let caller = caller(&request)?;
         let request = request.into_inner();
-        if request.reason != 0 || !request.fund.is_empty() {
-            return Err(Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                if request.fund.is_empty() { "reason" } else { "fund" },
-                "this filter is not served yet; filter by person, claim, state or region",
-                "暂不支持按原因或资金筛选",
-            )
-            .into());
-        }
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let person = if request.person.is_empty() {
             String::new()
@@ -1106,13 +1098,30 @@ impl SubsidyService for SubsidyServer {
         } else {
             wire::resource_id("claim", &request.claim, "claims")?
         };
-        let state = wire::recovery_state_filter("state", request.state)?;
+        let filter = crate::store::RecoveryFilter {
+            person_id: person,
+            claim_id: claim,
+            state: wire::recovery_state_filter("state", request.state)?.to_string(),
+            reason: wire::recovery_reason_filter("reason", request.reason)?.to_string(),
+            fund_id: if request.fund.is_empty() {
+                String::new()
+            } else {
+                wire::resource_id("fund", &request.fund, "funds")?
+            },
+        };
         let region_prefix = request.region_prefix.trim().to_string();
-        let fingerprint = paging::fingerprint(&[&person, &claim, state, &region_prefix]);
+        let fingerprint = paging::fingerprint(&[
+            &filter.person_id,
+            &filter.claim_id,
+            &filter.state,
+            &filter.reason,
+            &filter.fund_id,
+            &region_prefix,
+        ]);
         let after = pair_after(&request.page_token, &fingerprint)?;
         let listing = self
             .subsidy
-            .list_recoveries(&caller, &region_prefix, &person, &claim, state, after, size)
+            .list_recoveries(&caller, &region_prefix, &filter, after, size)
             .await?;
         let next_page_token = match (listing.more, listing.recoveries.last()) {
             (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),

@@ -1510,6 +1510,30 @@ pub fn recovery_state_filter(field: &str, value: i32) -> Result<&'static str, Pr
     }
 }
 
+/// A recovery reason filter as stored ("" for any).
+pub fn recovery_reason_filter(field: &str, value: i32) -> Result<&'static str, Problem> {
+    match pb::RecoveryReason::try_from(value) {
+        Ok(pb::RecoveryReason::Unspecified) => Ok(""),
+        Ok(pb::RecoveryReason::CategoryRevoked) => Ok("category_revoked"),
+        Ok(pb::RecoveryReason::CategoryAnnulled) => Ok("category_annulled"),
+        Ok(pb::RecoveryReason::PersonDeceased) => Ok("person_deceased"),
+        Ok(pb::RecoveryReason::FactsCorrected) => Ok("facts_corrected"),
+        _ => Err(invalid(field, "unknown recovery reason", "追回原因无效")),
+    }
+}
+
+/// An account verification state filter (None for any).
+pub fn verification_state_filter(field: &str, value: i32) -> Result<Option<d::VerificationState>, Problem> {
+    match pb::PayeeAccountVerificationState::try_from(value) {
+        Ok(pb::PayeeAccountVerificationState::Unspecified) => Ok(None),
+        Ok(pb::PayeeAccountVerificationState::Pending) => Ok(Some(d::VerificationState::Pending)),
+        Ok(pb::PayeeAccountVerificationState::Verified) => Ok(Some(d::VerificationState::Verified)),
+        Ok(pb::PayeeAccountVerificationState::NameMismatch) => Ok(Some(d::VerificationState::NameMismatch)),
+        Ok(pb::PayeeAccountVerificationState::PersonNotFound) => Ok(Some(d::VerificationState::PersonNotFound)),
+        Err(_) => Err(invalid(field, "unknown verification state", "核验状态无效")),
+    }
+}
+
 pub fn recovery_to_wire(recovery: &crate::store::StoredRecovery) -> pb::Recovery {
     let reason = match recovery.reason.as_str() {
         "category_revoked" => pb::RecoveryReason::CategoryRevoked,

@@ -239,6 +239,36 @@ async fn a_banks_account_list_registers_each_row_once_with_its_check(backend: Ba
     );
     assert_ne!(corrected[0].payee_account, results[1].payee_account);
 
+    // Accounts waiting for a corrected name, and the ones in use, each listed on their own.
+    let listed_by = |state: pb::PayeeAccountVerificationState, in_use_only: bool| {
+        let (suite, clerk) = (&suite, clerk.clone());
+        async move {
+            suite
+                .subsidy()
+                .await
+                .list_payee_accounts(with_token(
+                    pb::ListPayeeAccountsRequest {
+                        verification_state: state as i32,
+                        in_use_only,
+                        ..Default::default()
+                    },
+                    &clerk,
+                ))
+                .await
+                .expect("listed")
+                .into_inner()
+                .payee_accounts
+        }
+    };
+    let mismatched = listed_by(pb::PayeeAccountVerificationState::NameMismatch, false).await;
+    assert_eq!(
+        mismatched.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+        vec![results[1].payee_account.clone()]
+    );
+    let in_use = listed_by(pb::PayeeAccountVerificationState::Unspecified, true).await;
+    assert_eq!(in_use.len(), 3, "吴十's, 郑一's corrected one, the company's");
+    assert!(in_use.iter().all(|a| a.in_use));
+
     // A list without its origin is refused before any row is read.
     let unnamed = register_list(
         &suite,

@@ -302,6 +302,68 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
         Some(50_300 + failed_fen),
         "the failed line is kept for a new batch"
     );
+    // The batch's claims, and the journal entries it made, are listed by the batch.
+    let in_batch = suite
+        .subsidy()
+        .await
+        .list_claims(with_token(
+            pb::ListClaimsRequest {
+                payment_batch: made.name.clone(),
+                ..Default::default()
+            },
+            &finance,
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .claims;
+    assert_eq!(in_batch.len(), 3);
+    assert!(in_batch.iter().all(|c| c.payment_batch == made.name));
+    let batch_entries = suite
+        .subsidy()
+        .await
+        .list_ledger_entries(with_token(
+            pb::ListLedgerEntriesRequest {
+                parent: budget.name.clone(),
+                payment_batch: made.name.clone(),
+                ..Default::default()
+            },
+            &finance,
+        ))
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries;
+    assert!(!batch_entries.is_empty());
+    assert!(batch_entries.iter().all(|e| e.payment_batch == made.name));
+    let none_in_2024 = suite
+        .subsidy()
+        .await
+        .list_ledger_entries(with_token(
+            pb::ListLedgerEntriesRequest {
+                parent: budget.name.clone(),
+                entry_period: Some(common::Period {
+                    first_day: Some(common::Date {
+                        year: 2024,
+                        month: 1,
+                        day: 1,
+                    }),
+                    last_day: Some(common::Date {
+                        year: 2024,
+                        month: 12,
+                        day: 31,
+                    }),
+                }),
+                ..Default::default()
+            },
+            &finance,
+        ))
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries;
+    assert!(none_in_2024.is_empty(), "every entry was made in 2025");
+
     // Each person's statement shows what was granted and paid; over the four, the file's paid sum.
     let mut paid_over_statements = 0;
     for person in &persons {
@@ -691,6 +753,28 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
         .recoveries;
     assert_eq!(recoveries.len(), 1);
     let recovery = &recoveries[0];
+    let by_reason = |reason: pb::RecoveryReason| {
+        let (suite, finance) = (&suite, finance.clone());
+        async move {
+            suite
+                .subsidy()
+                .await
+                .list_recoveries(with_token(
+                    pb::ListRecoveriesRequest {
+                        reason: reason as i32,
+                        ..Default::default()
+                    },
+                    &finance,
+                ))
+                .await
+                .expect("listed")
+                .into_inner()
+                .recoveries
+                .len()
+        }
+    };
+    assert_eq!(by_reason(pb::RecoveryReason::CategoryRevoked).await, 1);
+    assert_eq!(by_reason(pb::RecoveryReason::PersonDeceased).await, 0);
     assert_eq!(recovery.reason, pb::RecoveryReason::CategoryRevoked as i32);
     assert_eq!(recovery.amount.as_ref().map(|m| m.fen), Some(50_000));
     assert_eq!(recovery.state, pb::RecoveryState::Open as i32);
