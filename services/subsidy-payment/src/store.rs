@@ -2271,6 +2271,38 @@ pub async fn lock_person(tx: &mut AnyConnection, backend: bangfu_platform::db::B
     Ok(())
 }
 
+/// `lock_person` for many persons at once, in one statement and in sorted order: two chunks
+/// that share persons take their locks in the same order, so they wait for each other instead
+/// of deadlocking.
+pub async fn lock_persons(
+    tx: &mut AnyConnection,
+    backend: bangfu_platform::db::Backend,
+    person_ids: &[String],
+) -> Result<()> {
+    if backend != bangfu_platform::db::Backend::Postgres || person_ids.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = person_ids
+        .iter()
+        .map(|id| format!("bangfu.subsidy.person:{id}"))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for batch in keys.chunks(1000) {
+        let sql = format!(
+            "SELECT COUNT(pg_advisory_xact_lock(hashtext(k))) AS locked FROM \
+             (SELECT k FROM (VALUES {}) AS v (k) ORDER BY k) AS ordered",
+            bangfu_platform::db::values_groups(tx, batch.len(), 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for key in batch {
+            query = query.bind(key.clone());
+        }
+        query.fetch_one(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Proactive claims
 

@@ -776,6 +776,11 @@ impl Subsidy {
 
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
+        let persons: Vec<String> = gathered
+            .iter()
+            .filter_map(|(index, _)| lines[*index].as_ref().ok().map(|s| s.payload.person_id.clone()))
+            .collect();
+        store::lock_persons(unit.tx(), self.db().backend(), &persons).await?;
         let mut decided: Vec<(usize, StoredClaim, Option<String>)> = Vec::new();
         // Claims decided but not yet inserted: a later line of the same person reads the
         // person's claims (history, exclusivity), so they are written before it is decided.
@@ -795,7 +800,6 @@ impl Subsidy {
                 unwritten = decided.len();
                 persons_unwritten.clear();
             }
-            store::lock_person(unit.tx(), self.db().backend(), person_id).await?;
             let mut claim = new_claim(caller, &found, submission, now);
             match self.decide_into(unit.tx(), &found, &mut claim, &mut reads).await {
                 Ok(month) => {

@@ -710,6 +710,68 @@ async fn a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided
     );
 }
 
+async fn two_payrolls_over_the_same_persons_at_once_both_finish(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    suite.fund(100_000_000).await;
+    let clerk = suite.agri_clerk();
+    let mut persons = Vec::new();
+    for i in 0..20 {
+        persons.push(
+            suite
+                .poverty_alleviated_person("孙四", &format!("{:03}", 401 + 2 * i))
+                .await,
+        );
+    }
+    // The same persons, one stream in each order, each its own month: on PostgreSQL both lock
+    // the same persons, and must not deadlock.
+    let send = |order: Vec<String>, month_number: i32| {
+        let (suite, clerk) = (&suite, clerk.clone());
+        async move {
+            let lines = order
+                .iter()
+                .enumerate()
+                .map(|(i, person)| pb::SubmitClaimsLine {
+                    line_reference: i.to_string(),
+                    claim: Some(post_claim(
+                        person,
+                        &format!("both/{month_number}/{i}"),
+                        2025,
+                        month_number,
+                        28,
+                        50_000,
+                    )),
+                })
+                .collect();
+            let mut responses = suite
+                .subsidy()
+                .await
+                .submit_claims(with_token(
+                    tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
+                    &clerk,
+                ))
+                .await
+                .expect("stream")
+                .into_inner();
+            let mut results = Vec::new();
+            while let Some(response) = responses.message().await.expect("answer, not a deadlock") {
+                results.extend(response.results);
+            }
+            results
+        }
+    };
+    let mut reversed = persons.clone();
+    reversed.reverse();
+    let (may, june) = tokio::join!(send(persons.clone(), 5), send(reversed, 6));
+    for results in [may, june] {
+        assert_eq!(results.len(), 20);
+        assert!(
+            results.iter().all(|r| r.state == pb::ClaimState::Approved as i32),
+            "{:?}",
+            results.iter().map(|r| r.error.clone()).collect::<Vec<_>>()
+        );
+    }
+}
+
 on_both_backends!(
     a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
     a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
@@ -720,4 +782,5 @@ on_both_backends!(
     a_claim_rejected_on_missing_facts_is_approved_once_they_are_corrected,
     each_line_of_a_chunk_is_decided_as_if_submitted_alone,
     a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided,
+    two_payrolls_over_the_same_persons_at_once_both_finish,
 );
