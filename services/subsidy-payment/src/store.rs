@@ -2257,23 +2257,29 @@ pub async fn close_claim_recovery(
         == 1)
 }
 
+/// The advisory-lock key of a person's claims: FNV-1a over the person's id, a 64-bit hash that
+/// stays the same across builds and replicas (a rolling deploy runs two builds at once), so
+/// every writer locks the same key, and sorting by it is sorting by what is locked.
+pub fn person_lock_key(person_id: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "bangfu.subsidy.person:".bytes().chain(person_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
 /// Serializes the writes of one person's claims on PostgreSQL (a transaction-scoped advisory
 /// lock): the caps and ever-exclusivity read the person's other claims, and two submissions at
 /// once must not both pass on what neither has written yet. SQLite's single writer already
 /// serializes them.
 pub async fn lock_person(tx: &mut AnyConnection, backend: bangfu_platform::db::Backend, person_id: &str) -> Result<()> {
-    if backend == bangfu_platform::db::Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)) IS NULL AS locked")
-            .bind(format!("bangfu.subsidy.person:{person_id}"))
-            .fetch_one(&mut *tx)
-            .await?;
-    }
-    Ok(())
+    lock_persons(tx, backend, &[person_id.to_string()]).await
 }
 
-/// `lock_person` for many persons at once, in one statement and in sorted order: two chunks
+/// `lock_person` for many persons at once, in ascending order of their lock keys: two chunks
 /// that share persons take their locks in the same order, so they wait for each other instead
-/// of deadlocking.
+/// of deadlocking. The keys go in sorted and the VALUES list is read in its order.
 pub async fn lock_persons(
     tx: &mut AnyConnection,
     backend: bangfu_platform::db::Backend,
@@ -2282,21 +2288,17 @@ pub async fn lock_persons(
     if backend != bangfu_platform::db::Backend::Postgres || person_ids.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<String> = person_ids
-        .iter()
-        .map(|id| format!("bangfu.subsidy.person:{id}"))
-        .collect();
-    keys.sort();
+    let mut keys: Vec<i64> = person_ids.iter().map(|id| person_lock_key(id)).collect();
+    keys.sort_unstable();
     keys.dedup();
     for batch in keys.chunks(1000) {
         let sql = format!(
-            "SELECT COUNT(pg_advisory_xact_lock(hashtext(k))) AS locked FROM \
-             (SELECT k FROM (VALUES {}) AS v (k) ORDER BY k) AS ordered",
+            "SELECT COUNT(*) AS locked FROM (SELECT pg_advisory_xact_lock(k) FROM (VALUES {}) AS v (k)) AS taken",
             bangfu_platform::db::values_groups(tx, batch.len(), 1)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for key in batch {
-            query = query.bind(key.clone());
+            query = query.bind(*key);
         }
         query.fetch_one(&mut *tx).await?;
     }
@@ -2359,4 +2361,17 @@ pub async fn finish_proposal_check(tx: &mut AnyConnection, cursor: &str) -> Resu
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persons_lock_key_is_the_same_in_every_build() {
+        // FNV-1a 64 of "bangfu.subsidy.person:p1", computed independently: replicas of two
+        // builds during a rolling deploy must lock the same key for the same person.
+        assert_eq!(person_lock_key("p1"), 7_205_079_172_819_522_637);
+        assert_ne!(person_lock_key("p1"), person_lock_key("p2"));
+    }
 }

@@ -692,9 +692,16 @@ impl Subsidy {
         let mut results = Vec::with_capacity(lines.len());
         let mut stepped_back = false;
         for slice in lines.chunks(LINES_PER_TRANSACTION) {
-            match self.submit_chunk(caller, call, slice, &prefetched).await? {
-                Some(answers) => results.extend(answers),
-                None => {
+            match self.submit_chunk(caller, call, slice, &prefetched).await {
+                Ok(Some(answers)) => results.extend(answers),
+                Ok(None) => {
+                    stepped_back = true;
+                    break;
+                }
+                // Rolled back whatever it was (a line's value a constraint refuses, a write
+                // that met another stream's): each line then gets its own answer.
+                Err(problem) => {
+                    tracing::warn!(error = %problem.message, "a slice of SubmitClaims failed; its lines go one by one");
                     stepped_back = true;
                     break;
                 }
@@ -762,13 +769,17 @@ impl Subsidy {
                 repeats.push((index, *first));
                 continue;
             }
-            first_of.insert(source, index);
             let payload = &submission.payload;
             match self
                 .gather(caller, call, "SubmitClaim", payload, Some(prefetched), &mut reads)
                 .await
             {
-                Ok(Ok(found)) => gathered.push((index, found)),
+                // A source counts as taken once its line is on its way to a decision: a line
+                // refused before that stores nothing, and a later line may use the source.
+                Ok(Ok(found)) => {
+                    first_of.insert(source, index);
+                    gathered.push((index, found));
+                }
                 Ok(Err(policy)) => results[index] = Some(Err(not_in_force(&policy.policy.code, &payload.period))),
                 Err(problem) => results[index] = Some(Err(problem)),
             }
@@ -884,7 +895,12 @@ impl Subsidy {
                         Err(source_reused(&made.claim, &differences))
                     }
                 }
-                (Some(Err(problem)), _) => Err(problem.clone()),
+                // The first line stored nothing: the repeat is decided on its own, as it would
+                // be one by one.
+                (Some(Err(_)), Ok(submission)) => {
+                    self.submit_one(caller, call, None, submission.clone(), Some(prefetched))
+                        .await
+                }
                 _ => Err(Problem::internal()),
             };
             results[index] = Some(answer);

@@ -772,6 +772,52 @@ async fn two_payrolls_over_the_same_persons_at_once_both_finish(backend: Backend
     }
 }
 
+async fn a_line_corrected_later_in_the_same_message_is_decided(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    suite.fund(10_000_000).await;
+    let person = suite.poverty_alleviated_person("钱五", "501").await;
+    // The clerk's system sends a line, then the same source again with the fact corrected.
+    let wrong = pb::Claim {
+        facts: vec![
+            integer_fact("days_worked", 31),
+            money_fact("post_monthly_standard_fen", 50_000),
+        ],
+        ..post_claim(&person, "fix/2025-05", 2025, 5, 31, 50_000)
+    };
+    let corrected = post_claim(&person, "fix/2025-05", 2025, 5, 31, 50_000);
+    let lines = vec![
+        pb::SubmitClaimsLine {
+            line_reference: "1".into(),
+            claim: Some(wrong),
+        },
+        pb::SubmitClaimsLine {
+            line_reference: "2".into(),
+            claim: Some(corrected),
+        },
+    ];
+    let mut responses = suite
+        .subsidy()
+        .await
+        .submit_claims(with_token(
+            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
+            &suite.agri_clerk(),
+        ))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(response) = responses.message().await.expect("answer") {
+        results.extend(response.results);
+    }
+    assert_eq!(
+        results[0].error.as_ref().map(|e| e.reason.as_str()),
+        Some("FIELD_INVALID")
+    );
+    assert!(results[1].error.is_none(), "{:?}", results[1].error);
+    assert_eq!(results[1].state, pb::ClaimState::Approved as i32);
+    assert!(!results[1].existing);
+}
+
 on_both_backends!(
     a_claim_is_decided_at_once_reserved_and_idempotent_by_source,
     a_period_after_the_documents_expired_is_not_in_force_and_stores_nothing,
@@ -783,4 +829,5 @@ on_both_backends!(
     each_line_of_a_chunk_is_decided_as_if_submitted_alone,
     a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided,
     two_payrolls_over_the_same_persons_at_once_both_finish,
+    a_line_corrected_later_in_the_same_message_is_decided,
 );
