@@ -259,7 +259,33 @@ impl From<sqlx::Error> for Problem {
             )
             .with_metadata("constraint", constraint);
         }
+        if let Some(code) = transaction_conflict(&error) {
+            // PostgreSQL gave up this transaction to let another go on (a deadlock, or a
+            // serializable read another write made stale): nothing of it was kept, and the same
+            // call sent again may well pass.
+            tracing::info!(sqlstate = code, "a transaction was chosen to give way to another");
+            return Problem::new(
+                tonic::Code::Aborted,
+                crate::error::ErrorReason::StateConflict,
+                "this change met another one at the same moment and was undone; send it again",
+                "该业务与他人同时办理的业务冲突，已撤销，请重新提交",
+            )
+            .with_metadata("sqlstate", code);
+        }
         Problem::from(DbError::Query(error))
+    }
+}
+
+/// The SQLSTATE of a transaction PostgreSQL aborted to let another proceed: deadlock detected
+/// (40P01) or serialization failure (40001).
+pub fn transaction_conflict(error: &sqlx::Error) -> Option<&'static str> {
+    let sqlx::Error::Database(database) = error else {
+        return None;
+    };
+    match database.code().as_deref() {
+        Some("40P01") => Some("40P01"),
+        Some("40001") => Some("40001"),
+        _ => None,
     }
 }
 

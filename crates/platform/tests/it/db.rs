@@ -204,3 +204,36 @@ async fn a_database_that_goes_away_is_unavailable_and_recovers_on_postgres() {
     assert!(recovered, "queries work again once the database is back");
     db.close().await;
 }
+
+/// Two transactions that lock the same rows in opposite orders: PostgreSQL aborts one, and the
+/// client hears ABORTED (send it again), not INTERNAL.
+#[tokio::test]
+async fn a_deadlock_on_postgres_is_aborted_and_retryable() {
+    let test = TestDatabase::postgres(&Migrations::NONE).await;
+    let mut setup = test.db.begin().await.expect("setup");
+    insert_parameter(&mut setup, "a").await.expect("a");
+    insert_parameter(&mut setup, "b").await.expect("b");
+    setup.commit().await.expect("commit");
+    let touch = |key: &'static str| sqlx::query("UPDATE parameters SET value = value + 1 WHERE key = $1").bind(key);
+    let mut first = test.db.begin().await.expect("first");
+    let mut second = test.db.begin().await.expect("second");
+    touch("a").execute(&mut *first).await.expect("first takes a");
+    touch("b").execute(&mut *second).await.expect("second takes b");
+    let db_second = tokio::spawn(async move {
+        let result = touch("a").execute(&mut *second).await;
+        (result, second)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first_result = touch("b").execute(&mut *first).await;
+    let (second_result, _second) = db_second.await.expect("joined");
+    let failed = match (first_result, second_result) {
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => error,
+        other => panic!("exactly one of the two gives way: {other:?}"),
+    };
+    let status = tonic::Status::from(Problem::from(failed));
+    assert_eq!(status.code(), tonic::Code::Aborted);
+    assert_eq!(
+        bangfu_platform::error::reason_of(&status).as_deref(),
+        Some("STATE_CONFLICT")
+    );
+}
