@@ -679,6 +679,19 @@ pub fn check_version(policy: &Policy, version: &PolicyVersion, first: bool) -> R
             "上限不能为负数",
         ));
     }
+    // A money cap of 0 would grant claims of 0 fen: a cap is a positive amount, or none.
+    for (field, cap) in [
+        ("version.caps.max_amount_per_claim", caps.max_amount_per_claim),
+        ("version.caps.max_total_amount", caps.max_total_amount),
+    ] {
+        if cap.is_some_and(|fen| fen <= 0) {
+            return Err(FieldError::new(
+                field,
+                "a money cap is more than 0 fen; leave it out for no cap",
+                "金额上限应大于0；不设上限请留空",
+            ));
+        }
+    }
     if caps.max_months > 0 && policy.period_kind != PeriodKind::Monthly {
         return Err(FieldError::new(
             "version.caps.max_months",

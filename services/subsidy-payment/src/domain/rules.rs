@@ -291,6 +291,10 @@ impl CompiledRules {
             rejections.push(Rejection::new(RejectionReason::AmountZero, "按规则计算的金额为零"));
         }
         let (months_granted, months_limit) = apply_caps(&version.caps, period, &by_name, &mut amount, &mut rejections);
+        // Nothing is granted that pays nothing, whatever the caps did to the amount.
+        if rejections.is_empty() && amount <= 0 {
+            rejections.push(Rejection::new(RejectionReason::AmountZero, "按规则计算的金额为零"));
+        }
 
         if rejections.is_empty() {
             Ok(Evaluation {

@@ -106,6 +106,22 @@ async fn rules_are_refused_unless_they_compile_and_pass_their_examples(backend: 
         .expect_err("not an integer");
     assert_eq!(reason(&text), "POLICY_EXAMPLE_FAILED");
 
+    // A money cap of 0 would grant claims of nothing.
+    let mut zero_cap = course_subsidy("30000", 30_000);
+    if let Some(version) = zero_cap.version.as_mut() {
+        version.caps = Some(pb::PolicyCaps {
+            max_amount_per_claim: Some(bangfu_proto::common::v1::Money { fen: 0 }),
+            ..Default::default()
+        });
+    }
+    let zero = create(&suite, &author, zero_cap).await.expect_err("a cap of 0 fen");
+    assert_eq!(reason(&zero), "FIELD_INVALID");
+    let details = tonic_types::StatusExt::get_error_details(&zero);
+    assert_eq!(
+        details.bad_request().expect("field").field_violations[0].field,
+        "version.caps.max_amount_per_claim"
+    );
+
     let mut national = course_subsidy("30000", 30_000);
     if let Some(version) = national.version.as_mut() {
         version.issuing_region_prefix = "*".into();
