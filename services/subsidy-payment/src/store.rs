@@ -1937,6 +1937,32 @@ pub async fn paid_line(conn: &mut AnyConnection, claim_id: &str) -> Result<Optio
     .transpose()
 }
 
+/// The paid line of each of `claim_ids` that has one: amount and paid date, by claim.
+pub async fn paid_lines(
+    conn: &mut AnyConnection,
+    claim_ids: &[String],
+) -> Result<std::collections::HashMap<String, (i64, Option<time::Date>)>> {
+    let mut found = std::collections::HashMap::new();
+    for batch in claim_ids.chunks(500) {
+        let sql = format!(
+            "SELECT claim_id, amount_fen, paid_date FROM payment_lines WHERE state = 'paid' AND claim_id IN (VALUES {})",
+            bangfu_platform::db::values_groups(conn, batch.len(), 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in batch {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let date: Option<String> = row.try_get("paid_date")?;
+            found.insert(
+                row.try_get::<String, _>("claim_id")?,
+                (row.try_get("amount_fen")?, date.as_deref().and_then(parse_day)),
+            );
+        }
+    }
+    Ok(found)
+}
+
 /// Totals over a person's claims inside a region prefix: granted and paid.
 pub async fn person_totals(conn: &mut AnyConnection, person_id: &str, region_prefix: &str) -> Result<(i64, i64)> {
     let sql = sqlx::AssertSqlSafe(format!(

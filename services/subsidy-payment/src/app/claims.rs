@@ -1125,6 +1125,17 @@ impl Subsidy {
         Ok(claim)
     }
 
+    /// What was paid on each of the claims (amount and day), by claim id; the claims were read
+    /// for the caller already.
+    pub async fn payments_of(
+        &self,
+        claims: &[StoredClaim],
+    ) -> Result<HashMap<String, (i64, Option<time::Date>)>, Problem> {
+        let ids: Vec<String> = claims.iter().map(|c| c.id.clone()).collect();
+        let mut conn = self.db().acquire().await?;
+        Ok(store::paid_lines(&mut conn, &ids).await?)
+    }
+
     pub async fn list_claims(
         &self,
         caller: &Principal,

@@ -500,8 +500,9 @@ impl SubsidyService for SubsidyServer {
         let request = request.into_inner();
         let id = wire::resource_id("name", &request.name, "claims")?;
         let claim = self.subsidy.get_claim(&caller, &id).await?;
+        let paid = self.subsidy.payments_of(std::slice::from_ref(&claim)).await?;
         Ok(Response::new(pb::GetClaimResponse {
-            claim: Some(wire::claim_to_wire(&claim)),
+            claim: Some(wire::paid_claim_to_wire(&claim, paid.get(&claim.id))),
         }))
     }
 
@@ -566,8 +567,13 @@ impl SubsidyService for SubsidyServer {
             (true, Some(last)) => paging::encode_token(&fingerprint, &[last.region.clone(), last.id.clone()]),
             _ => String::new(),
         };
+        let paid = self.subsidy.payments_of(&listing.claims).await?;
         Ok(Response::new(pb::ListClaimsResponse {
-            claims: listing.claims.iter().map(wire::claim_to_wire).collect(),
+            claims: listing
+                .claims
+                .iter()
+                .map(|claim| wire::paid_claim_to_wire(claim, paid.get(&claim.id)))
+                .collect(),
             next_page_token,
         }))
     }

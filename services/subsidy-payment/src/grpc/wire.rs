@@ -748,6 +748,16 @@ fn payee_to_wire(payee: &d::Payee) -> pb::Payee {
     }
 }
 
+/// A claim with what was paid on it, when it was.
+pub fn paid_claim_to_wire(claim: &StoredClaim, paid: Option<&(i64, Option<time::Date>)>) -> pb::Claim {
+    let mut wire = claim_to_wire(claim);
+    if let Some((amount, date)) = paid {
+        wire.paid_amount = Some(money_to_wire(*amount));
+        wire.paid_date = date.map(date_to_wire);
+    }
+    wire
+}
+
 pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
     let code = &claim.payload.policy_code;
     pb::Claim {
@@ -1209,10 +1219,13 @@ pub fn batch_to_wire(batch: &crate::store::StoredBatch, today: time::Date) -> pb
         control_amount: Some(money_to_wire(batch.control_amount)),
         skipped_without_account: batch.skipped_without_account,
         notice_days: i32::try_from(batch.notice_days).unwrap_or_default(),
-        notice_period: batch.notice.map(|(first, last)| common::Period {
-            first_day: Some(date_to_wire(first)),
-            last_day: Some(date_to_wire(last)),
-        }),
+        notice_period: batch
+            .notice
+            .filter(|(first, last)| first <= last)
+            .map(|(first, last)| common::Period {
+                first_day: Some(date_to_wire(first)),
+                last_day: Some(date_to_wire(last)),
+            }),
         objection_contact: batch.objection_contact.clone(),
         open_objections: i32::try_from(batch.open_objections).unwrap_or_default(),
         paid_count: batch.paid_count,
@@ -1299,10 +1312,13 @@ pub fn notice_to_wire(notice: &crate::app::PublicNotice) -> pb::PublicNotice {
         name: format!("{}/publicNotice", batch.name()),
         title: format!("{}公示", batch.display_name),
         issuer: String::new(),
-        notice_period: batch.notice.map(|(first, last)| common::Period {
-            first_day: Some(date_to_wire(first)),
-            last_day: Some(date_to_wire(last)),
-        }),
+        notice_period: batch
+            .notice
+            .filter(|(first, last)| first <= last)
+            .map(|(first, last)| common::Period {
+                first_day: Some(date_to_wire(first)),
+                last_day: Some(date_to_wire(last)),
+            }),
         objection_contact: batch.objection_contact.clone(),
         lines: notice
             .lines

@@ -319,6 +319,19 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
         .claims;
     assert_eq!(in_batch.len(), 3);
     assert!(in_batch.iter().all(|c| c.payment_batch == made.name));
+    // Each paid claim says what was paid and when; the failed one says nothing paid.
+    let paid_on_claims: Vec<i64> = in_batch
+        .iter()
+        .filter_map(|c| c.paid_amount.as_ref().map(|m| m.fen))
+        .collect();
+    assert_eq!(paid_on_claims.len(), 2);
+    assert_eq!(paid_on_claims.iter().sum::<i64>(), paid_fen);
+    assert!(in_batch.iter().filter(|c| c.paid_amount.is_some()).all(|c| c.paid_date
+        == Some(common::Date {
+            year: 2025,
+            month: 3,
+            day: 12
+        })));
     let batch_entries = suite
         .subsidy()
         .await
