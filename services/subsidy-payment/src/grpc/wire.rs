@@ -748,6 +748,18 @@ fn payee_to_wire(payee: &d::Payee) -> pb::Payee {
     }
 }
 
+/// A batch's notice period; none for a batch published with no notice days (its period would
+/// end the day before it begins).
+fn notice_period_to_wire(batch: &crate::store::StoredBatch) -> Option<common::Period> {
+    batch
+        .notice
+        .filter(|(first, last)| first <= last)
+        .map(|(first, last)| common::Period {
+            first_day: Some(date_to_wire(first)),
+            last_day: Some(date_to_wire(last)),
+        })
+}
+
 /// A claim with what was paid on it, when it was.
 pub fn paid_claim_to_wire(claim: &StoredClaim, paid: Option<&(i64, Option<time::Date>)>) -> pb::Claim {
     let mut wire = claim_to_wire(claim);
@@ -1219,13 +1231,7 @@ pub fn batch_to_wire(batch: &crate::store::StoredBatch, today: time::Date) -> pb
         control_amount: Some(money_to_wire(batch.control_amount)),
         skipped_without_account: batch.skipped_without_account,
         notice_days: i32::try_from(batch.notice_days).unwrap_or_default(),
-        notice_period: batch
-            .notice
-            .filter(|(first, last)| first <= last)
-            .map(|(first, last)| common::Period {
-                first_day: Some(date_to_wire(first)),
-                last_day: Some(date_to_wire(last)),
-            }),
+        notice_period: notice_period_to_wire(batch),
         objection_contact: batch.objection_contact.clone(),
         open_objections: i32::try_from(batch.open_objections).unwrap_or_default(),
         paid_count: batch.paid_count,
@@ -1312,13 +1318,7 @@ pub fn notice_to_wire(notice: &crate::app::PublicNotice) -> pb::PublicNotice {
         name: format!("{}/publicNotice", batch.name()),
         title: format!("{}公示", batch.display_name),
         issuer: String::new(),
-        notice_period: batch
-            .notice
-            .filter(|(first, last)| first <= last)
-            .map(|(first, last)| common::Period {
-                first_day: Some(date_to_wire(first)),
-                last_day: Some(date_to_wire(last)),
-            }),
+        notice_period: notice_period_to_wire(batch),
         objection_contact: batch.objection_contact.clone(),
         lines: notice
             .lines
