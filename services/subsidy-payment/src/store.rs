@@ -1261,6 +1261,8 @@ pub struct StoredBatch {
     pub notice_days: i64,
     pub notice: Option<(time::Date, time::Date)>,
     pub objection_contact: String,
+    /// The office that issued the notice.
+    pub notice_issuer: String,
     pub open_objections: i64,
     pub paid_count: i64,
     pub paid_amount: i64,
@@ -1312,6 +1314,7 @@ fn batch_from(row: &AnyRow) -> Result<StoredBatch> {
         notice_days: row.try_get("notice_days")?,
         notice,
         objection_contact: row.try_get("objection_contact")?,
+        notice_issuer: row.try_get("notice_issuer")?,
         open_objections: row.try_get("open_objections")?,
         paid_count: row.try_get("paid_count")?,
         paid_amount: row.try_get("paid_fen")?,
@@ -1477,7 +1480,7 @@ pub async fn move_batch(tx: &mut AnyConnection, batch: &StoredBatch, from: &str,
         "UPDATE payment_batches SET state = $1, notice_days = $2, notice_first = $3, notice_last = $4, \
          objection_contact = $5, open_objections = $6, approve_subject = $7, approved_us = $8, export_count = $9, \
          first_export_us = $10, cancel_reason = $11, cancelled_us = $12, paid_count = $13, paid_fen = $14, \
-         failed_count = $15, failed_fen = $16, reconciliation = $17, revision = revision + 1 \
+         failed_count = $15, failed_fen = $16, reconciliation = $17, notice_issuer = $21, revision = revision + 1 \
          WHERE id = $18 AND state = $19 AND revision = $20",
     )
     .bind(&batch.state)
@@ -1500,6 +1503,7 @@ pub async fn move_batch(tx: &mut AnyConnection, batch: &StoredBatch, from: &str,
     .bind(&batch.id)
     .bind(from)
     .bind(read_revision)
+    .bind(&batch.notice_issuer)
     .execute(&mut *tx)
     .await?
     .rows_affected();

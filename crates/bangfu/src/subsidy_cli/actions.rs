@@ -323,8 +323,11 @@ pub struct NoticeArgs {
     /// The batch's id or name.
     batch: String,
     /// Publish the notice first (the batch must be a draft).
-    #[arg(long, requires = "objection_contact")]
+    #[arg(long, requires_all = ["objection_contact", "issuer"])]
     publish: bool,
+    /// With --publish: the office issuing the notice, as printed on it (e.g. 枣庄市市中区财政局).
+    #[arg(long)]
+    issuer: Option<String>,
     /// With --publish: the notice's first day (YYYY-MM-DD; default today).
     #[arg(long)]
     first_day: Option<String>,
@@ -349,6 +352,7 @@ pub async fn notice(args: NoticeArgs) -> Result<(), Failure> {
             first_day,
             objection_contact: args.objection_contact.clone().unwrap_or_default(),
             etag,
+            issuer: args.issuer.clone().unwrap_or_default(),
         }))
         .await?;
     }

@@ -370,12 +370,20 @@ async fn a_payroll_runs_from_batch_to_bank_results_with_the_subsidy_commands() {
             "notice",
             &batch,
             "--publish",
+            "--issuer",
+            "枣庄市市中区财政局",
             "--objection-contact",
             "市中区财政局 0632-1234567",
         ],
     );
     assert!(notice.contains("岗*甲") || notice.contains("岗**"), "{notice}");
     assert!(notice.contains("500.00 元"), "{notice}");
+    assert!(
+        notice
+            .lines()
+            .any(|l| l.starts_with("issuer") && l.ends_with("枣庄市市中区财政局")),
+        "{notice}"
+    );
     assert!(!notice.contains("370402197501011"), "{notice}");
     assert!(!notice.contains("621700009900"), "{notice}");
 

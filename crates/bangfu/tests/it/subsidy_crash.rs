@@ -431,6 +431,7 @@ async fn subsidy_killed_again_and_again_on_postgres_pays_every_claim_once_and_th
         async move {
             c.publish_batch_notice(authorized(
                 pb::PublishBatchNoticeRequest {
+                    issuer: "枣庄市市中区财政局".into(),
                     name,
                     first_day: None,
                     objection_contact: "市中区财政局".into(),

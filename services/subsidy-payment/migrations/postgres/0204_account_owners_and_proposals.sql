@@ -18,3 +18,6 @@ CREATE TABLE proposal_checks (
 
 -- A batch's claims, listed by the batch they are in.
 CREATE INDEX claims_payment_batch ON claims (payment_batch_id);
+
+-- The office that issues a batch's public notice, as printed on it.
+ALTER TABLE payment_batches ADD COLUMN notice_issuer TEXT NOT NULL DEFAULT '';

@@ -151,6 +151,7 @@ impl Subsidy {
             notice_days: 0,
             notice: None,
             objection_contact: String::new(),
+            notice_issuer: String::new(),
             open_objections: 0,
             paid_count: 0,
             paid_amount: 0,
@@ -236,9 +237,13 @@ impl Subsidy {
         caller: &Principal,
         id: &str,
         first_day: Date,
-        objection_contact: &str,
+        notice: NoticeIssue<'_>,
         etag: &str,
     ) -> Result<StoredBatch, Problem> {
+        let NoticeIssue {
+            issuer,
+            objection_contact,
+        } = notice;
         let today = self.today();
         if first_day < today {
             return Err(Problem::invalid_field(
@@ -279,6 +284,7 @@ impl Subsidy {
         batch.notice_days = days;
         batch.notice = Some((first_day, last_day));
         batch.objection_contact = objection_contact.to_string();
+        batch.notice_issuer = issuer.to_string();
         if !store::move_batch(unit.tx(), &batch, state::DRAFT, read).await? {
             return Err(stale(&batch.name()));
         }
@@ -496,6 +502,12 @@ pub struct NoticeLine {
 }
 
 /// A page of a batch's public notice (公示), with the totals of the notice (or region).
+/// What a published notice prints besides its lines: who issues it and where objections go.
+pub struct NoticeIssue<'a> {
+    pub issuer: &'a str,
+    pub objection_contact: &'a str,
+}
+
 pub struct PublicNotice {
     pub batch: StoredBatch,
     pub lines: Vec<NoticeLine>,

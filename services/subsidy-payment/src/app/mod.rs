@@ -29,7 +29,7 @@ use bangfu_platform::server::Shutdown;
 use time::{Date, OffsetDateTime};
 use tonic::Code;
 
-pub use batches::{BatchListing, NoticeLine, PublicNotice, effective_state, state as batch_state};
+pub use batches::{BatchListing, NoticeIssue, NoticeLine, PublicNotice, effective_state, state as batch_state};
 pub use claims::{ClaimListing, Dry, Submission, Submitted};
 pub use feed::{ClaimChangeKind, ClaimEvent};
 pub use funds::{FundListing, NewFundRequest};

@@ -932,10 +932,20 @@ impl SubsidyService for SubsidyServer {
             200,
             "异议受理电话和地点",
         )?;
+        let issuer = text("issuer", &request.issuer, 100, "公示发布单位")?;
         let etag = text("etag", &request.etag, 64, "版本标记")?;
         let batch = self
             .subsidy
-            .publish_batch_notice(&caller, &id, first_day, &contact, &etag)
+            .publish_batch_notice(
+                &caller,
+                &id,
+                first_day,
+                crate::app::NoticeIssue {
+                    issuer: &issuer,
+                    objection_contact: &contact,
+                },
+                &etag,
+            )
             .await?;
         Ok(Response::new(pb::PublishBatchNoticeResponse {
             payment_batch: Some(wire::batch_to_wire(&batch, self.subsidy.today())),

@@ -1317,7 +1317,7 @@ pub fn notice_to_wire(notice: &crate::app::PublicNotice) -> pb::PublicNotice {
     pb::PublicNotice {
         name: format!("{}/publicNotice", batch.name()),
         title: format!("{}公示", batch.display_name),
-        issuer: String::new(),
+        issuer: batch.notice_issuer.clone(),
         notice_period: notice_period_to_wire(batch),
         objection_contact: batch.objection_contact.clone(),
         lines: notice

@@ -157,6 +157,7 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
     let noticed = client
         .publish_batch_notice(with_token(
             pb::PublishBatchNoticeRequest {
+                issuer: "枣庄市市中区财政局".into(),
                 name: made.name.clone(),
                 first_day: None,
                 objection_contact: "市中区财政局 0632-1234567".into(),
@@ -184,6 +185,7 @@ async fn a_batch_goes_from_approved_claims_to_reconciled_payments(backend: Backe
         .public_notice
         .expect("notice");
     assert_eq!(notice.total_count, 3);
+    assert_eq!(notice.issuer, "枣庄市市中区财政局", "the notice names who issues it");
     let printed = format!("{notice:?}");
     assert!(notice.lines.iter().all(|l| l.masked_name.ends_with('*')), "{printed}");
     assert!(
@@ -481,6 +483,7 @@ async fn an_upheld_objection_cancels_the_batch_and_sends_the_claim_to_review(bac
     let noticed = client
         .publish_batch_notice(with_token(
             pb::PublishBatchNoticeRequest {
+                issuer: "枣庄市市中区财政局".into(),
                 name: made.name.clone(),
                 first_day: None,
                 objection_contact: "市中区财政局 0632-1234567".into(),
@@ -666,6 +669,7 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
     let noticed = client
         .publish_batch_notice(with_token(
             pb::PublishBatchNoticeRequest {
+                issuer: "枣庄市市中区财政局".into(),
                 name: made.name.clone(),
                 first_day: None,
                 objection_contact: "市中区财政局".into(),
