@@ -64,7 +64,7 @@ pub enum InputEncoding {
     Gb18030,
 }
 
-fn parse_encoding(value: &str) -> Result<InputEncoding, String> {
+pub(crate) fn parse_encoding(value: &str) -> Result<InputEncoding, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "utf-8" | "utf8" => Ok(InputEncoding::Utf8),
         // Government exports say GBK; GB18030 decodes every GBK file and more.

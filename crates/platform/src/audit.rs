@@ -165,26 +165,7 @@ pub struct SealedEvent {
 
 /// Appends an event inside the caller's transaction.
 pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_events (event_time_us, subject, department, acting_service, method, resource, \
-         outcome, reason, purpose_code, purpose_reference, trace_id, region) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(to_micros(entry.time))
-    .bind(&entry.subject)
-    .bind(&entry.department)
-    .bind(&entry.acting_service)
-    .bind(&entry.method)
-    .bind(&entry.resource)
-    .bind(entry.outcome.as_str())
-    .bind(&entry.reason)
-    .bind(&entry.purpose_code)
-    .bind(&entry.purpose_reference)
-    .bind(&entry.trace_id)
-    .bind(&entry.region)
-    .execute(connection)
-    .await?;
-    Ok(())
+    append_many(connection, std::slice::from_ref(entry)).await
 }
 
 /// Appends many events inside the caller's transaction in a few statements (a bulk call's

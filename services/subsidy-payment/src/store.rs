@@ -464,35 +464,13 @@ pub struct LedgerEntry {
 /// Appends a journal entry. Call it after the UPDATE of the fund's row in the same
 /// transaction: that row lock orders concurrent appends, so the sequence has no gaps or twins.
 pub async fn append_entry(tx: &mut AnyConnection, entry: &LedgerEntry) -> Result<i64> {
-    let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM ledger_entries WHERE fund_id = $1")
-        .bind(&entry.fund_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("seq")?;
-    sqlx::query(
-        "INSERT INTO ledger_entries (fund_id, seq, kind, debit_account, credit_account, amount_fen, claim_id, \
-         batch_id, document, entry_date, subject, recorded_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&entry.fund_id)
-    .bind(seq)
-    .bind(&entry.kind)
-    .bind(&entry.debit)
-    .bind(&entry.credit)
-    .bind(entry.amount)
-    .bind(&entry.claim_id)
-    .bind(&entry.batch_id)
-    .bind(&entry.document)
-    .bind(day_text(entry.entry_date))
-    .bind(&entry.subject)
-    .bind(to_micros(entry.recorded))
-    .execute(&mut *tx)
-    .await?;
-    Ok(seq)
+    append_entries(tx, &entry.fund_id, std::slice::from_ref(entry)).await
 }
 
-/// Appends many journal entries of one fund, numbered on from the fund's last: call it after
-/// the UPDATE of the fund's row in the same transaction, as for `append_entry`.
-pub async fn append_entries(tx: &mut AnyConnection, fund_id: &str, entries: &[LedgerEntry]) -> Result<()> {
+/// Appends journal entries of one fund, numbered on from the fund's last; returns the last
+/// number given. Call it after the UPDATE of the fund's row in the same transaction, as for
+/// `append_entry`.
+pub async fn append_entries(tx: &mut AnyConnection, fund_id: &str, entries: &[LedgerEntry]) -> Result<i64> {
     const COLUMNS: usize = 12;
     let mut seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM ledger_entries WHERE fund_id = $1")
         .bind(fund_id)
@@ -524,7 +502,7 @@ pub async fn append_entries(tx: &mut AnyConnection, fund_id: &str, entries: &[Le
         }
         query.execute(&mut *tx).await?;
     }
-    Ok(())
+    Ok(seq)
 }
 
 fn entry_from(row: &AnyRow) -> Result<LedgerEntry> {
@@ -662,44 +640,7 @@ fn claim_from(row: &AnyRow) -> Result<StoredClaim> {
 }
 
 pub async fn insert_claim(tx: &mut AnyConnection, claim: &StoredClaim, approved_month: Option<&str>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO claims (id, policy_code, policy_group, person_id, period_first, period_last, source_system, \
-         source_reference, payload, state, region, person_display_name, policy_version, amount_fen, fund_id, decision, \
-         earlier_decisions, review_cause, required_reviews, reviews, approved_month, submit_subject, acting_service, \
-         created_us, updated_us, revision, payee_kind, payee_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
-    )
-    .bind(&claim.id)
-    .bind(&claim.payload.policy_code)
-    .bind(&claim.policy_group)
-    .bind(&claim.payload.person_id)
-    .bind(day_text(claim.payload.period.first))
-    .bind(day_text(claim.payload.period.last))
-    .bind(&claim.source_system)
-    .bind(&claim.source_reference)
-    .bind(to_json(&claim.payload))
-    .bind(claim.state.as_str())
-    .bind(&claim.region)
-    .bind(&claim.person_display_name)
-    .bind(i64::from(claim.decision.policy_version))
-    .bind(claim.amount)
-    .bind(&claim.fund_id)
-    .bind(to_json(&claim.decision))
-    .bind(to_json(&claim.earlier_decisions))
-    .bind(claim.review_cause.map(|c| c.as_str()).unwrap_or(""))
-    .bind(i64::from(claim.required_reviews))
-    .bind(to_json(&claim.reviews))
-    .bind(approved_month)
-    .bind(&claim.submit_subject)
-    .bind(&claim.acting_service)
-    .bind(to_micros(claim.created))
-    .bind(to_micros(claim.updated))
-    .bind(claim.revision)
-    .bind(owner_key(&claim.payload.payee).0)
-    .bind(owner_key(&claim.payload.payee).1)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    insert_claims(tx, &[(claim.clone(), approved_month.map(str::to_string))]).await
 }
 
 /// Inserts many claims in a few statements (a payroll's chunk): the same rows `insert_claim`
@@ -1930,15 +1871,7 @@ pub async fn claims_of_person(
 
 /// What was paid on a claim: the amount and day of its paid line, if any.
 pub async fn paid_line(conn: &mut AnyConnection, claim_id: &str) -> Result<Option<(i64, Option<time::Date>)>> {
-    let row = sqlx::query("SELECT amount_fen, paid_date FROM payment_lines WHERE claim_id = $1 AND state = 'paid'")
-        .bind(claim_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|row| {
-        let date: Option<String> = row.try_get("paid_date")?;
-        Ok((row.try_get("amount_fen")?, date.as_deref().and_then(parse_day)))
-    })
-    .transpose()
+    Ok(paid_lines(conn, &[claim_id.to_string()]).await?.remove(claim_id))
 }
 
 /// The paid line of each of `claim_ids` that has one: amount and paid date, by claim.

@@ -271,12 +271,16 @@ pub struct ExportArgs {
     reference: String,
 }
 
+/// An `--encoding` flag, spelled as `identity import` takes it: gbk (or gb18030) or utf-8.
+fn file_encoding(text: &str) -> Result<pb::FileEncoding, Failure> {
+    match crate::identity_import::parse_encoding(text).map_err(|e| Failure::usage(format!("--encoding {e}")))? {
+        crate::identity_import::InputEncoding::Gb18030 => Ok(pb::FileEncoding::Gbk),
+        crate::identity_import::InputEncoding::Utf8 => Ok(pb::FileEncoding::Utf8),
+    }
+}
+
 pub async fn export(args: ExportArgs) -> Result<(), Failure> {
-    let encoding = match args.encoding.trim().to_ascii_lowercase().as_str() {
-        "gbk" | "gb18030" => pb::FileEncoding::Gbk,
-        "utf-8" | "utf8" => pb::FileEncoding::Utf8,
-        other => return Err(Failure::usage(format!("--encoding {other:?} is not gbk or utf-8"))),
-    };
+    let encoding = file_encoding(&args.encoding)?;
     let mut subsidy = connect(&args.client).await?;
     let mut stream = call(subsidy.export_payment_batch(pb::ExportPaymentBatchRequest {
         name: batch_name(&args.batch),
@@ -380,10 +384,8 @@ pub struct ImportResultsArgs {
 }
 
 pub async fn import_results(args: ImportResultsArgs) -> Result<(), Failure> {
-    let encoding = match args.encoding.as_deref().map(|e| e.trim().to_ascii_lowercase()) {
-        Some(e) if e == "gbk" || e == "gb18030" => pb::FileEncoding::Gbk,
-        Some(e) if e == "utf-8" || e == "utf8" => pb::FileEncoding::Utf8,
-        Some(other) => return Err(Failure::usage(format!("--encoding {other:?} is not gbk or utf-8"))),
+    let encoding = match args.encoding.as_deref() {
+        Some(text) => file_encoding(text)?,
         None if sniff(&args.file)? == encoding_rs::UTF_8 => pb::FileEncoding::Utf8,
         None => pb::FileEncoding::Gbk,
     };

@@ -54,6 +54,8 @@ impl Subsidy {
         let (total_granted, total_paid) = store::person_totals(&mut conn, person_id, &prefix).await?;
         let more = claims.len() > limit as usize;
         claims.truncate(limit as usize);
+        let ids: Vec<String> = claims.iter().map(|c| c.id.clone()).collect();
+        let mut paid_lines = store::paid_lines(&mut conn, &ids).await?;
         let mut titles = PolicyTitles::default();
         let mut lines = Vec::with_capacity(claims.len());
         let display_name = claims
@@ -62,7 +64,7 @@ impl Subsidy {
             .unwrap_or_default();
         for claim in claims {
             let policy_title = titles.title(&mut conn, &claim.payload.policy_code).await?;
-            let paid = store::paid_line(&mut conn, &claim.id).await?;
+            let paid = paid_lines.remove(&claim.id);
             lines.push(StatementLine {
                 claim,
                 policy_title,
