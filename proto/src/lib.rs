@@ -27,6 +27,13 @@ pub mod subsidy {
     }
 }
 
+/// Public-welfare posts' contract (`services/public-welfare-post`).
+pub mod welfare_post {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.welfare_post.v1");
+    }
+}
+
 pub mod diagnostics {
     pub mod v1 {
         tonic::include_proto!("bangfu.diagnostics.v1");

@@ -442,3 +442,25 @@ impl Pages {
         }
     }
 }
+
+/// One page of a list: its records and the next page's token.
+pub(crate) type Page<'a, M> = std::pin::Pin<Box<dyn Future<Output = Result<(Vec<M>, String), Failure>> + Send + 'a>>;
+
+/// Prints a list page by page as `page` says: a table of `layout`'s columns per page (JSON
+/// lines with `json`), then where the next page starts.
+pub(crate) async fn list_pages<C, M: prost::Message>(
+    service: &mut C,
+    json: bool,
+    page: &PageArgs,
+    layout: &crate::print::Columns,
+    fetch: impl for<'a> Fn(&'a mut C, i32, String) -> Page<'a, M>,
+) -> Result<(), Failure> {
+    let mut pages = Pages::new(page.page_size, page.page_token.clone(), page.all)?;
+    while let Some(token) = pages.next_token() {
+        let (items, next) = fetch(service, pages.size, token).await?;
+        crate::print::table(&layout.rows(&items)?, layout.columns, json);
+        pages.fetched(next);
+    }
+    pages.finish(json);
+    Ok(())
+}

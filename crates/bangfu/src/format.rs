@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use bangfu_proto::subsidy::v1 as subsidy;
+use bangfu_proto::welfare_post::v1 as posts;
 
 use crate::Failure;
 
@@ -73,6 +74,15 @@ proto_enums! {
     subsidy::RecoveryState => "RECOVERY_STATE",
     subsidy::ObjectionChannel => "OBJECTION_CHANNEL",
     subsidy::PayeeAccountKind => "PAYEE_ACCOUNT_KIND",
+    posts::PostType => "POST_TYPE",
+    posts::PostClass => "POST_CLASS",
+    posts::FundingSource => "FUNDING_SOURCE",
+    posts::WorkTime => "WORK_TIME",
+    posts::PostState => "POST_STATE",
+    posts::ApplicationState => "APPLICATION_STATE",
+    posts::AssignmentState => "ASSIGNMENT_STATE",
+    posts::ExitReason => "EXIT_REASON",
+    posts::FraudSignalKind => "FRAUD_SIGNAL_KIND",
 }
 
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED` as `poverty-alleviated`.

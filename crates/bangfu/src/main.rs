@@ -19,6 +19,7 @@ mod format;
 mod identity_cli;
 mod identity_import;
 mod permissions;
+mod posts_cli;
 mod print;
 mod subsidy_cli;
 mod suite;
@@ -90,6 +91,12 @@ enum Command {
         #[command(subcommand)]
         command: subsidy_cli::SubsidyCommand,
     },
+    /// Rural public-welfare posts: posts, announcements, applications, eligibility, hire
+    /// notices, objections, contracts, monthly evaluations, closing months, exits, signals.
+    Posts {
+        #[command(subcommand)]
+        command: posts_cli::PostsCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print who may call what: every method, its permission, and the roles and services
@@ -145,6 +152,7 @@ fn main() -> ExitCode {
             }
             Command::Identity { command } => identity_cli::run(command).await,
             Command::Subsidy { command } => subsidy_cli::run(command).await,
+            Command::Posts { command } => posts_cli::run(command).await,
         }
     });
     match outcome {

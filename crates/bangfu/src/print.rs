@@ -39,6 +39,12 @@ pub fn json(message: &DynamicMessage) -> serde_json::Value {
 
 /// Prints one record: JSON, or a row per field the server sent (nested fields as
 /// `decision.amount`, list items as `facts[0].value`).
+/// Prints a server's answer whole: every field as rows, or JSON.
+pub fn show<M: prost::Message>(full_name: &str, answer: &M, json: bool) -> Result<(), Failure> {
+    record(&reflect(full_name, answer)?, json);
+    Ok(())
+}
+
 pub fn record(message: &DynamicMessage, as_json: bool) {
     if as_json {
         say!("{:#}", json(message));

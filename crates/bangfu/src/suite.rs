@@ -25,7 +25,11 @@ use clap::Args;
 use crate::Failure;
 
 /// The services this build runs: the one list a new service's descriptor is added to.
-pub const DESCRIPTORS: &[&ServiceDescriptor] = &[&bangfu_identity::DESCRIPTOR, &bangfu_subsidy_payment::DESCRIPTOR];
+pub const DESCRIPTORS: &[&ServiceDescriptor] = &[
+    &bangfu_identity::DESCRIPTOR,
+    &bangfu_subsidy_payment::DESCRIPTOR,
+    &bangfu_public_welfare_post::DESCRIPTOR,
+];
 
 /// The names of the services this build runs.
 pub fn built() -> Vec<&'static str> {

@@ -83,6 +83,17 @@ impl Problem {
         .with_metadata("resource", resource)
     }
 
+    /// ABORTED, ETAG_MISMATCH: the record changed since the caller read it (its etag moved on).
+    pub fn etag_mismatch(resource: &str) -> Self {
+        Self::new(
+            Code::Aborted,
+            ErrorReason::EtagMismatch,
+            format!("{resource} changed since it was read; read it again"),
+            "该记录已被他人修改，请刷新后重试",
+        )
+        .with_metadata("resource", resource)
+    }
+
     /// INTERNAL: the details go to the log, never to the client.
     pub fn internal() -> Self {
         Self::new(

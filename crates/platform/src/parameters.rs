@@ -166,6 +166,16 @@ pub const DEFINITIONS: &[Definition] = &[
         "days of public notice (公示) before a hire takes effect",
     ),
     def(
+        "welfare_post.pass_score",
+        Unit::Count,
+        "lowest monthly evaluation score (0 to 100) that passes",
+    ),
+    def(
+        "welfare_post.village_post_need",
+        Unit::Count,
+        "posts a village needs (set by village code, for 一村多岗)",
+    ),
+    def(
         "work_relief.min_labor_share_bp",
         Unit::BasisPoints,
         "smallest share of central funds paid as labor remuneration",
@@ -367,6 +377,22 @@ pub const DEFAULTS: &[DefaultRow] = &[
         Some("2025-12-31"),
         5,
         CHAOYANG,
+    ),
+    row(
+        "welfare_post.public_notice_days",
+        "*",
+        "2021-01-01",
+        None,
+        5,
+        "乡村公益性岗位管理通行规定（拟聘人员公示不少于5个工作日）",
+    ),
+    row(
+        "welfare_post.pass_score",
+        "*",
+        "2021-01-01",
+        None,
+        60,
+        "bangfu 默认值（村委会考核合格线，可调整）",
     ),
     row(
         "welfare_post.max_placements",

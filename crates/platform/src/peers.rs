@@ -379,8 +379,11 @@ impl Peer {
     /// a TLS handshake one side rejected) is the peer not reachable as configured; anything
     /// with a reason is the peer's refusal (a bangfu server's refusals always carry one).
     fn failure(&self, status: tonic::Status) -> PeerError {
-        let transport = matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-            && crate::error::reason_of(&status).is_none();
+        // A connection the peer (or the network) closed mid-call surfaces as CANCELLED.
+        let transport = matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        ) && crate::error::reason_of(&status).is_none();
         if transport {
             PeerError::Unavailable {
                 service: self.service.clone(),
@@ -452,7 +455,9 @@ impl Peer {
                     backoff *= 2;
                     attempt += 1;
                 }
-                tonic::Code::Unavailable | tonic::Code::Unknown if crate::error::reason_of(&status).is_none() => {
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                    if crate::error::reason_of(&status).is_none() =>
+                {
                     return Err(self.failure(status));
                 }
                 tonic::Code::DeadlineExceeded if crate::error::reason_of(&status).is_none() => {

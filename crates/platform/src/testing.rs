@@ -379,8 +379,8 @@ async fn ensure_template(admin_url: &str, migrations: &crate::db::Migrations) ->
     template
 }
 
-/// A TCP proxy between a service and its database, to cut the connection and restore it
-/// without ever stopping the shared server.
+/// A TCP proxy between a service and its database (or a peer), to cut the connection and
+/// restore it without ever stopping the shared server.
 pub struct TcpProxy {
     pub addr: SocketAddr,
     state: Arc<std::sync::Mutex<ProxyState>>,
@@ -390,11 +390,20 @@ pub struct TcpProxy {
 #[derive(Default)]
 struct ProxyState {
     cut: bool,
+    target: Option<SocketAddr>,
     links: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl TcpProxy {
     pub async fn start(target: SocketAddr) -> Self {
+        let proxy = Self::unbound().await;
+        proxy.point_to(target);
+        proxy
+    }
+
+    /// A proxy listening already whose target is known only later (a test server calling
+    /// itself through it learns its own address once bound); it refuses connections until then.
+    pub async fn unbound() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("address");
         let state = Arc::new(std::sync::Mutex::new(ProxyState::default()));
@@ -403,10 +412,10 @@ impl TcpProxy {
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     let mut guard = state.lock().expect("proxy state");
-                    if guard.cut {
+                    let Some(target) = guard.target.filter(|_| !guard.cut) else {
                         drop(inbound);
                         continue;
-                    }
+                    };
                     guard.links.push(tokio::spawn(async move {
                         if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
                             let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -416,6 +425,11 @@ impl TcpProxy {
             }
         });
         Self { addr, state, accept }
+    }
+
+    /// Sends new connections to `target`.
+    pub fn point_to(&self, target: SocketAddr) {
+        self.state.lock().expect("proxy state").target = Some(target);
     }
 
     /// Drops every open connection and refuses new ones, as a failed database would.

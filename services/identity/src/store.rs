@@ -109,8 +109,7 @@ impl Store {
 
     /// A new opaque person id: 80 random bits, hex.
     pub fn new_person_id() -> String {
-        let bytes: [u8; 10] = rand::random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        bangfu_platform::rows::new_id()
     }
 
     /// The keyed hash names are compared by.

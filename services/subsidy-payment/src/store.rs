@@ -15,35 +15,8 @@ use crate::domain::{
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
-fn decode<T>(column: &str, text: Option<T>) -> Result<T> {
-    text.ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: format!("unexpected stored value in {column}").into(),
-    })
-}
-
-fn instant(row: &AnyRow, column: &str) -> Result<OffsetDateTime> {
-    decode(column, from_micros(row.try_get(column)?))
-}
-
-fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: Box::new(e),
-    })
-}
-
-pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Plain data types with string keys: serialization cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-/// A new opaque id: 80 random bits in lower-case hex.
-pub fn new_id() -> String {
-    let bytes: [u8; 10] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use bangfu_platform::rows::{decode, instant, json};
+pub use bangfu_platform::rows::{new_id, to_json};
 
 // ---------------------------------------------------------------------------------------------
 // Policies and versions

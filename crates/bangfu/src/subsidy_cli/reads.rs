@@ -1,17 +1,14 @@
 //! The reading commands: one record whole, or a list as a table (JSON lines with `--json`),
 //! page by page.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use bangfu_proto::subsidy::v1 as pb;
 use clap::Args;
 
 use super::{Subsidy, batch_name, connect};
 use crate::Failure;
-use crate::client::{ClientArgs, PageArgs, Pages, call};
+use crate::client::{ClientArgs, Page, PageArgs, Pages, call, list_pages};
 use crate::format::{enum_filter, optional_date, resource_name};
-use crate::print::{Columns, record, reflect, table};
+use crate::print::{Columns, table};
 
 pub(super) const POLICY: Columns = Columns {
     message: "bangfu.subsidy.v1.Policy",
@@ -110,11 +107,7 @@ pub(super) const STATEMENT_LINE: Columns = Columns {
     ],
 };
 
-/// One page of a list: its records and the next page's token.
-type Page<'a, M> = Pin<Box<dyn Future<Output = Result<(Vec<M>, String), Failure>> + Send + 'a>>;
-
-/// Prints a list page by page as `page` says: a table of `columns` per page, then where the
-/// next page starts.
+/// Prints a list page by page as `page` says (see [`list_pages`]).
 async fn list<M: prost::Message>(
     client: &ClientArgs,
     page: &PageArgs,
@@ -122,14 +115,7 @@ async fn list<M: prost::Message>(
     fetch: impl for<'a> Fn(&'a mut Subsidy, i32, String) -> Page<'a, M>,
 ) -> Result<(), Failure> {
     let mut subsidy = connect(client).await?;
-    let mut pages = Pages::new(page.page_size, page.page_token.clone(), page.all)?;
-    while let Some(token) = pages.next_token() {
-        let (items, next) = fetch(&mut subsidy, pages.size, token).await?;
-        table(&layout.rows(&items)?, layout.columns, client.json);
-        pages.fetched(next);
-    }
-    pages.finish(client.json);
-    Ok(())
+    list_pages(&mut subsidy, client.json, page, layout, fetch).await
 }
 
 #[derive(Debug, Args)]
@@ -549,7 +535,4 @@ pub async fn recoveries(args: RecoveriesArgs) -> Result<(), Failure> {
 }
 
 /// Prints one answer whole.
-pub(super) fn show<M: prost::Message>(full_name: &str, answer: &M, json: bool) -> Result<(), Failure> {
-    record(&reflect(full_name, answer)?, json);
-    Ok(())
-}
+pub(super) use crate::print::show;

@@ -7,6 +7,7 @@ mod logs;
 mod metrics;
 mod migrate;
 mod operator;
+mod posts_cli;
 mod replicas;
 mod subsidy_cli;
 mod subsidy_crash;

@@ -124,6 +124,21 @@ impl RegionScope {
         }
     }
 
+    /// The prefix a listing is narrowed to: this scope and the asked prefix (empty: all),
+    /// whichever is narrower ("" for the whole country); None when they do not overlap.
+    pub fn narrowed(&self, asked: &str) -> Option<String> {
+        let asked_scope = if asked.is_empty() {
+            Self::Country
+        } else {
+            Self::Prefix(asked.to_string())
+        };
+        match self.intersect(&asked_scope) {
+            Self::Country => Some(String::new()),
+            Self::Prefix(prefix) => Some(prefix),
+            Self::Nothing => None,
+        }
+    }
+
     /// What both scopes see: a service acting for a user gets only the overlap.
     pub fn intersect(&self, other: &RegionScope) -> RegionScope {
         match (self, other) {

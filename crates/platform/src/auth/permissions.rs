@@ -313,6 +313,8 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityPersonsRead,
             IdentityPersonsLookup,
             IdentityStatsRead,
+            // A holder's exit is recorded in identity's employment history.
+            IdentityEmploymentWrite,
             WelfarePostRead,
             WelfarePostWrite,
             WelfarePostParametersRead,
@@ -330,6 +332,8 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityCategoriesCertify,
             IdentityCategoriesConfirm,
             IdentityStatsRead,
+            // A confirmed hire is recorded in identity's employment history.
+            IdentityEmploymentWrite,
             WelfarePostRead,
             WelfarePostApprove,
             WelfarePostParametersRead,

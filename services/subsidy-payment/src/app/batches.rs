@@ -11,9 +11,9 @@ use bangfu_platform::write::{self, Begun};
 use time::Date;
 use tonic::Code;
 
+use super::Subsidy;
 use super::feed::{ClaimChangeKind, publish_claims};
 use super::funds::account;
-use super::{Subsidy, narrowed, stale};
 use crate::store::{self, LedgerEntry, Selection, StoredBatch, StoredLine};
 
 /// The states a batch is stored in; AWAITING_APPROVAL is NOTICE after its last day.
@@ -70,7 +70,7 @@ impl Subsidy {
         id: &str,
     ) -> Result<StoredBatch, Problem> {
         let batch = store::get_batch(conn, id).await?.ok_or_else(|| batch_not_found(id))?;
-        if narrowed(&caller.scope, &batch.selection.region_prefix).is_none() {
+        if caller.scope.narrowed(&batch.selection.region_prefix).is_none() {
             return Err(self.refuse(caller, method_name, &batch.name(), batch_not_found(id)));
         }
         Ok(batch)
@@ -117,7 +117,7 @@ impl Subsidy {
         let resource = format!("funds/{}", fund.id);
         // The caller's scope holds the whole batch, and may see the fund, before anything about
         // the fund is told.
-        if !caller.scope.contains(&selection.region_prefix) || narrowed(&caller.scope, &fund.region_prefix).is_none() {
+        if !caller.scope.contains(&selection.region_prefix) || caller.scope.narrowed(&fund.region_prefix).is_none() {
             return Err(self.refuse(caller, "CreatePaymentBatch", &resource, Problem::not_found(&resource)));
         }
         if !selection.region_prefix.starts_with(&fund.region_prefix) {
@@ -203,7 +203,7 @@ impl Subsidy {
         before: Option<(i64, String)>,
         limit: u32,
     ) -> Result<BatchListing, Problem> {
-        let Some(prefix) = narrowed(&caller.scope, region_prefix) else {
+        let Some(prefix) = caller.scope.narrowed(region_prefix) else {
             return Ok(BatchListing {
                 batches: Vec::new(),
                 more: false,
@@ -227,7 +227,10 @@ impl Subsidy {
     ) -> Result<Vec<StoredLine>, Problem> {
         let mut conn = self.db().acquire().await?;
         let batch = self.batch_for(&mut conn, caller, "ListPaymentLines", id).await?;
-        let prefix = narrowed(&caller.scope, &batch.selection.region_prefix).unwrap_or_default();
+        let prefix = caller
+            .scope
+            .narrowed(&batch.selection.region_prefix)
+            .unwrap_or_default();
         Ok(store::list_lines(&mut conn, id, line_state, &prefix, after, i64::from(limit)).await?)
     }
 
@@ -259,7 +262,7 @@ impl Subsidy {
             .batch_to_change(unit.tx(), caller, "PublishBatchNotice", id)
             .await?;
         if batch.etag() != etag {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         if batch.state != state::DRAFT {
             return Err(wrong_state(&batch, today, "DRAFT", "只有草稿状态的批次可以公示"));
@@ -286,7 +289,7 @@ impl Subsidy {
         batch.objection_contact = objection_contact.to_string();
         batch.notice_issuer = issuer.to_string();
         if !store::move_batch(unit.tx(), &batch, state::DRAFT, read).await? {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         batch.revision += 1;
         let region = batch.selection.region_prefix.clone();
@@ -312,7 +315,7 @@ impl Subsidy {
             .await?;
         let name = batch.name();
         if batch.etag() != etag {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         match effective_state(&batch, today) {
             state::AWAITING_APPROVAL => {}
@@ -353,7 +356,7 @@ impl Subsidy {
         batch.approve_subject = Some(caller.subject.clone());
         batch.approved = Some(now);
         if !store::move_batch(unit.tx(), &batch, &from, read).await? {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         batch.revision += 1;
         self.batch_entry(
@@ -388,7 +391,7 @@ impl Subsidy {
             .batch_to_change(unit.tx(), caller, "CancelPaymentBatch", id)
             .await?;
         if batch.etag() != etag {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         let batch = self
             .cancel_in(unit.tx(), &mut batch, reason, &caller.subject, now)
@@ -424,7 +427,7 @@ impl Subsidy {
         batch.cancel_reason = reason.to_string();
         batch.cancelled = Some(now);
         if !store::move_batch(tx, batch, &from, read).await? {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         batch.revision += 1;
         let ids = store::line_claim_ids(tx, &batch.id, "pending").await?;
@@ -538,7 +541,7 @@ impl Subsidy {
             region_prefix
         };
         // Only the lines in the caller's scope: a county prints its own villages' part.
-        let Some(prefix) = narrowed(&caller.scope, asked) else {
+        let Some(prefix) = caller.scope.narrowed(asked) else {
             return Err(self.refuse(caller, "GetPublicNotice", &batch.name(), batch_not_found(id)));
         };
         let lines = store::list_lines(&mut conn, id, "", &prefix, after, i64::from(limit) + 1).await?;

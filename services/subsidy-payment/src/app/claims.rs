@@ -22,14 +22,14 @@ use tonic::Code;
 
 use super::feed::{ClaimChangeKind, publish};
 use super::funds::account;
-use super::{Subsidy, method, narrowed, stale};
+use super::{Subsidy, method};
 use crate::domain::{
     ClaimPayload, ClaimSource, ClaimState, Decision, ExclusivityScope, Fact, FactSource, FactType, FactValue,
     FrozenFact, FundSource, Outcome, Payee, PayeeKind, Period, PeriodKind, Policy, RegionBasis, Rejection,
     RejectionReason, Review, ReviewBands, ReviewCause, ReviewVerdict, StoredVersion, check_period, day_text,
     month_text, policy_name,
 };
-use crate::identity::{PersonFacts, source_detail};
+use crate::identity::{PersonFacts, PolicyFacts, source_detail};
 use crate::store::{self, LedgerEntry, StoredClaim, StoredPolicy};
 
 /// A claim as submitted, with its source.
@@ -1143,7 +1143,7 @@ impl Subsidy {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<ClaimListing, Problem> {
-        let Some(prefix) = narrowed(&caller.scope, &filter.region_prefix) else {
+        let Some(prefix) = caller.scope.narrowed(&filter.region_prefix) else {
             return Ok(ClaimListing {
                 claims: Vec::new(),
                 more: false,
@@ -1175,7 +1175,7 @@ impl Subsidy {
         let name = claim.name();
         self.ensure_sees(caller, "ReviewClaim", &name, &claim.region)?;
         if claim.etag() != etag {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         if claim.state != ClaimState::PendingReview {
             return Err(Problem::new(
@@ -1229,7 +1229,7 @@ impl Subsidy {
             }
         }
         if !store::update_claim(unit.tx(), &claim, ClaimState::PendingReview, read_revision, None).await? {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
         publish(&mut unit, ClaimChangeKind::Reviewed, &claim).await?;
@@ -1255,7 +1255,7 @@ impl Subsidy {
         let name = claim.name();
         self.ensure_sees(caller, "WithdrawClaim", &name, &claim.region)?;
         if claim.etag() != etag {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         let from = claim.state;
         if !matches!(
@@ -1282,7 +1282,7 @@ impl Subsidy {
         claim.state = ClaimState::Withdrawn;
         claim.updated = now;
         if !store::update_claim(unit.tx(), &claim, from, read_revision, None).await? {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
         publish(&mut unit, ClaimChangeKind::Withdrawn, &claim).await?;
@@ -1324,7 +1324,7 @@ impl Subsidy {
             .ok_or_else(|| claim_not_found(id))?;
         let name = claim.name();
         if claim.etag() != etag {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         let from = claim.state;
         if !matches!(
@@ -1347,7 +1347,7 @@ impl Subsidy {
         let read_revision = claim.revision;
         claim.state = ClaimState::Rejected;
         if !store::update_claim(unit.tx(), &claim, from, read_revision, None).await? {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         store::vacate(unit.tx(), &claim.id).await?;
         if from == ClaimState::Approved
@@ -1386,7 +1386,7 @@ impl Subsidy {
         )
         .await?
         {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         let claim = store::get_claim(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
         publish(&mut unit, ClaimChangeKind::Reevaluated, &claim).await?;

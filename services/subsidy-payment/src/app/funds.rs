@@ -7,7 +7,7 @@ use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::write::{self, Begun};
 use tonic::Code;
 
-use super::{Subsidy, method, narrowed, stale};
+use super::{Subsidy, method};
 use crate::domain::FundSource;
 use crate::store::{self, LedgerEntry, NewFund, StoredFund};
 
@@ -122,7 +122,7 @@ impl Subsidy {
     /// A fund is visible to a caller whose scope covers, or lies under, its region: a county
     /// sees the city's fund its claims draw on.
     fn ensure_fund_visible(&self, caller: &Principal, method_name: &str, fund: &StoredFund) -> Result<(), Problem> {
-        if narrowed(&caller.scope, &fund.region_prefix).is_some() {
+        if caller.scope.narrowed(&fund.region_prefix).is_some() {
             Ok(())
         } else {
             Err(self.refuse(caller, method_name, &fund.name(), Problem::not_found(&fund.name())))
@@ -151,7 +151,7 @@ impl Subsidy {
                     fund.region_prefix.clone(),
                     fund.id.clone(),
                 ));
-                let in_scope = narrowed(&caller.scope, &fund.region_prefix).is_some();
+                let in_scope = caller.scope.narrowed(&fund.region_prefix).is_some();
                 let asked = region_prefix.is_empty()
                     || fund.region_prefix.starts_with(region_prefix)
                     || region_prefix.starts_with(&fund.region_prefix);
@@ -209,12 +209,12 @@ impl Subsidy {
         // Changing a budget needs the whole fund in scope (a county only reads the city's fund).
         self.ensure_sees(caller, "AdjustFundBudget", &fund.name(), &fund.region_prefix)?;
         if fund.etag() != etag {
-            return Err(stale(&fund.name()));
+            return Err(Problem::etag_mismatch(&fund.name()));
         }
         if !store::adjust_budget(unit.tx(), id, delta, fund.revision).await? {
             let read_again = store::get_fund(unit.tx(), id).await?.ok_or_else(Problem::internal)?;
             if read_again.revision != fund.revision {
-                return Err(stale(&fund.name()));
+                return Err(Problem::etag_mismatch(&fund.name()));
             }
             return Err(Problem::new(
                 Code::FailedPrecondition,

@@ -17,8 +17,8 @@ mod statements;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bangfu_platform::auth::Principal;
 use bangfu_platform::auth::layer::DenialAudit;
-use bangfu_platform::auth::{Principal, RegionScope};
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::Database;
 use bangfu_platform::error::{ErrorReason, Problem};
@@ -185,29 +185,4 @@ impl Subsidy {
 /// A domain refusal of a field as INVALID_ARGUMENT.
 pub fn invalid(error: FieldError) -> Problem {
     Problem::invalid_field(ErrorReason::FieldInvalid, error.field, error.message, error.message_zh)
-}
-
-/// The prefix a list is narrowed to: the caller's scope and the asked prefix, whichever is
-/// narrower; None when they do not overlap (nothing to list).
-pub fn narrowed(scope: &RegionScope, asked: &str) -> Option<String> {
-    let asked_scope = if asked.is_empty() {
-        RegionScope::Country
-    } else {
-        RegionScope::Prefix(asked.to_string())
-    };
-    match scope.intersect(&asked_scope) {
-        RegionScope::Country => Some(String::new()),
-        RegionScope::Prefix(prefix) => Some(prefix),
-        RegionScope::Nothing => None,
-    }
-}
-
-pub(crate) fn stale(resource: &str) -> Problem {
-    Problem::new(
-        Code::Aborted,
-        ErrorReason::EtagMismatch,
-        format!("{resource} changed since it was read; read it again"),
-        "该记录已被他人修改，请刷新后重试",
-    )
-    .with_metadata("resource", resource)
 }

@@ -10,9 +10,9 @@ use bangfu_platform::write;
 use time::Date;
 use tonic::Code;
 
+use super::Subsidy;
 use super::batches::{effective_state, state, wrong_state};
 use super::funds::account;
-use super::{Subsidy, stale};
 use crate::domain::{ClaimState, ReviewCause};
 use crate::store::{self, LedgerEntry, StoredBatch, StoredObjection};
 
@@ -82,7 +82,7 @@ impl Subsidy {
             Some(line.claim_id)
         };
         if !store::count_objection(unit.tx(), batch_id, 1).await? {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         let objector_contact_enc = if new.objector_contact.is_empty() {
             None
@@ -150,7 +150,7 @@ impl Subsidy {
             .await?;
         let name = format!("{}/objections/{seq}", batch.name());
         if batch.etag() != etag {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         let objection = store::get_objection(unit.tx(), batch_id, seq)
             .await?
@@ -173,7 +173,7 @@ impl Subsidy {
         if !store::resolve_objection(unit.tx(), batch_id, seq, stored_state, finding, &caller.subject, now).await?
             || !store::count_objection(unit.tx(), batch_id, -1).await?
         {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         batch.open_objections -= 1;
         batch.revision += 1;

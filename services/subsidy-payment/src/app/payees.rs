@@ -11,7 +11,7 @@ use bangfu_platform::write::{self, Begun};
 use time::OffsetDateTime;
 use tonic::Code;
 
-use super::{Subsidy, narrowed};
+use super::Subsidy;
 use crate::domain::{AccountKind, Payee, Period, VerificationMethod, VerificationState};
 use crate::identity::Lookup;
 use crate::store::{self, StoredAccount};
@@ -507,7 +507,7 @@ impl Subsidy {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<AccountListing, Problem> {
-        let Some(prefix) = narrowed(&caller.scope, region_prefix) else {
+        let Some(prefix) = caller.scope.narrowed(region_prefix) else {
             return Ok(AccountListing {
                 accounts: Vec::new(),
                 more: false,

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 
+use super::Subsidy;
 use super::batches::{PolicyTitles, period_label, state, wrong_state};
 use super::feed::{ClaimChangeKind, publish_claims};
 use super::funds::account;
 use super::payees::aad;
-use super::{Subsidy, stale};
 use crate::domain::files::{
     BankLine, BankOutcome, BankResultFormat, CsvLayout, DisbursementFormat, DisbursementLine, Encoding, csv_rows,
 };
@@ -138,7 +138,7 @@ impl Subsidy {
         batch.export_count += 1;
         batch.first_export.get_or_insert(now);
         if !store::move_batch(unit.tx(), &batch, &from, read).await? {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         batch.revision += 1;
         let region = batch.selection.region_prefix.clone();
@@ -351,7 +351,7 @@ impl Subsidy {
         }
         batch.reconciliation = Some(store::to_json(&report));
         if !store::move_batch(unit.tx(), &batch, &from, read).await? {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         store::insert_result_file(
             unit.tx(),
@@ -466,7 +466,7 @@ impl Subsidy {
         )
         .await?;
         if !applied {
-            return Err(stale(&batch.name()));
+            return Err(Problem::etag_mismatch(&batch.name()));
         }
         Ok((
             match row.outcome {

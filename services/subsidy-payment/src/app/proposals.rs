@@ -14,12 +14,12 @@ use bangfu_platform::write;
 use tonic::Code;
 
 use super::feed::{ClaimChangeKind, publish};
-use super::{Subsidy, method, stale};
+use super::{Subsidy, method};
 use crate::domain::{
     ClaimPayload, ClaimState, Decision, Fact, Payee, PayeeKind, Period, ProactiveTrigger, RegionBasis, Review,
     ReviewVerdict, StoredVersion, TRIGGER_KINDS, TriggeringChange, day_text,
 };
-use crate::identity::{PersonEvent, PersonFacts};
+use crate::identity::{PersonEvent, PersonFacts, PolicyFacts};
 use crate::store::{self, ProposalCheck, StoredClaim, StoredPolicy};
 
 /// The source system proposals are stored under; with the reference built from the policy,
@@ -278,7 +278,7 @@ impl Subsidy {
             .ok_or_else(|| Problem::not_found(&format!("claims/{id}")))?;
         let name = claim.name();
         if claim.etag() != etag {
-            return Err(stale(&name));
+            return Err(Problem::etag_mismatch(&name));
         }
         if claim.state != ClaimState::Proposed {
             return Err(not_proposed(&claim));
@@ -295,7 +295,7 @@ impl Subsidy {
                     reviewed_us: bangfu_platform::db::to_micros(now),
                 });
                 if !store::update_claim(unit.tx(), &claim, ClaimState::Proposed, read_revision, None).await? {
-                    return Err(stale(&name));
+                    return Err(Problem::etag_mismatch(&name));
                 }
                 ClaimChangeKind::Declined
             }
@@ -314,12 +314,12 @@ impl Subsidy {
                 )
                 .await?
                 {
-                    return Err(stale(&name));
+                    return Err(Problem::etag_mismatch(&name));
                 }
                 if !store::confirm_claim(unit.tx(), &claim.id, &claim.payload, &caller.subject, read_revision + 1)
                     .await?
                 {
-                    return Err(stale(&name));
+                    return Err(Problem::etag_mismatch(&name));
                 }
                 if claim.state == ClaimState::Approved
                     && let Some(fund_id) = claim.fund_id.clone()

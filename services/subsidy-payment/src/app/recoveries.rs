@@ -12,11 +12,11 @@ use bangfu_platform::error::Problem;
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::write;
 
+use super::Subsidy;
 use super::feed::{ClaimChangeKind, publish_claims};
 use super::funds::account;
-use super::{Subsidy, narrowed};
 use crate::domain::{Decision, Fact, FactSource, Outcome};
-use crate::identity::PersonEvent;
+use crate::identity::{PersonEvent, PolicyFacts};
 use crate::store::{self, LedgerEntry, StoredRecovery};
 
 /// Identity changes that may undo a payment.
@@ -256,7 +256,7 @@ impl Subsidy {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<RecoveryListing, Problem> {
-        let Some(prefix) = narrowed(&caller.scope, region_prefix) else {
+        let Some(prefix) = caller.scope.narrowed(region_prefix) else {
             return Ok(RecoveryListing {
                 recoveries: Vec::new(),
                 more: false,
@@ -322,7 +322,7 @@ impl Subsidy {
         let name = recovery.name();
         self.ensure_sees(caller, "SettleRecovery", &name, &recovery.region)?;
         if recovery.etag() != etag {
-            return Err(super::stale(&name));
+            return Err(super::Problem::etag_mismatch(&name));
         }
         if recovery.state != "open" {
             return Err(Problem::new(
@@ -379,7 +379,7 @@ impl Subsidy {
             }
         };
         if !store::settle_recovery(unit.tx(), id, returned, state, recovery.revision, now).await? {
-            return Err(super::stale(&name));
+            return Err(super::Problem::etag_mismatch(&name));
         }
         if !store::settle_recoverable(unit.tx(), &recovery.fund_id, returned, closed).await? {
             tracing::error!(recovery = %name, "a recovery's fund lacks the recoverable money");
@@ -393,7 +393,7 @@ impl Subsidy {
         if let Some(claim_state) = claim_state
             && !store::close_claim_recovery(unit.tx(), &recovery.claim_id, claim_state, now).await?
         {
-            return Err(super::stale(&name));
+            return Err(super::Problem::etag_mismatch(&name));
         }
         let mut entry = store::LedgerEntry {
             fund_id: recovery.fund_id.clone(),

@@ -4,8 +4,8 @@
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::Problem;
 
+use super::Subsidy;
 use super::batches::PolicyTitles;
-use super::{Subsidy, narrowed};
 use crate::domain::Period;
 use crate::store::{self, StoredClaim};
 
@@ -37,7 +37,7 @@ impl Subsidy {
     ) -> Result<Statement, Problem> {
         // Only claims in the caller's scope, and the same empty answer whether the person has
         // claims elsewhere or none: a statement does not tell who is paid outside the scope.
-        let Some(prefix) = narrowed(&caller.scope, "") else {
+        let Some(prefix) = caller.scope.narrowed("") else {
             return Ok(Statement {
                 person_id: person_id.to_string(),
                 display_name: String::new(),

@@ -1,0 +1,395 @@
+//! Subsidy while on post (在岗领补): monthly evaluations, and closing a month into claims of
+//! facts for subsidy payment, which the post's policy turns into amounts.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bangfu_platform::audit::AuditEntry;
+use bangfu_platform::auth::Principal;
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::parameters::{date_text, parse_date_text};
+use bangfu_platform::peers::CallContext;
+use bangfu_platform::rows::to_json;
+use bangfu_platform::write;
+use time::Date;
+use tonic::Code;
+
+use super::{Posts, invalid, method, state_conflict};
+use crate::domain::{
+    AssignmentState, MonthOutcome, MonthRecord, month_claimable, month_days, month_text, required_days,
+};
+use crate::peers::{FactValue, LineAnswer, MonthClaim, month_reference};
+use crate::store::{self, MonthLine, StoredEvaluation};
+
+/// What RecordEvaluation asks for.
+pub struct EvaluationRequest {
+    pub assignment_id: String,
+    pub year: i32,
+    pub month: u8,
+    pub days_on_post: i64,
+    pub hours_on_post: i64,
+    pub score: i64,
+    pub remark: String,
+    /// The stored month's etag, to correct it; empty to record a new month.
+    pub etag: String,
+}
+
+/// What CloseMonth did for a region and month.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedMonth {
+    pub holders: usize,
+    pub claims: usize,
+    pub no_claims: usize,
+    pub refused: usize,
+    pub pending: usize,
+    /// The lines, those without a submitted claim first.
+    pub lines: Vec<MonthLine>,
+}
+
+/// The facts of a holder's month as stored on its line; sent under the names the policy
+/// version in force declares.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MonthFacts {
+    pub policy: String,
+    pub person_id: String,
+    pub first: String,
+    pub last: String,
+    pub days_on_post: i64,
+    pub days_required: i64,
+    pub hours_on_post: i64,
+    pub evaluation_passed: bool,
+    pub monthly_standard: Option<i64>,
+    pub first_hire_date: String,
+}
+
+/// The facts posts know of a month, under the names `names` declares (the policy's claim facts).
+pub(crate) fn claim_facts(
+    names: &[String],
+    days_on_post: i64,
+    days_required: i64,
+    hours_on_post: i64,
+    passed: bool,
+    standard: Option<i64>,
+    first_hire: Date,
+) -> Vec<(String, FactValue)> {
+    let known = [
+        ("days_on_post", Some(FactValue::Integer(days_on_post))),
+        ("days_required", Some(FactValue::Integer(days_required))),
+        ("hours_on_post", Some(FactValue::Integer(hours_on_post))),
+        ("evaluation_passed", Some(FactValue::Boolean(passed))),
+        ("post_monthly_standard_fen", standard.map(FactValue::Money)),
+        ("first_hire_date", Some(FactValue::Date(date_text(first_hire)))),
+    ];
+    known
+        .into_iter()
+        .filter(|(name, _)| names.iter().any(|n| n == name))
+        .filter_map(|(name, value)| Some((name.to_string(), value?)))
+        .collect()
+}
+
+impl Posts {
+    pub async fn record_evaluation(
+        &self,
+        caller: &Principal,
+        request: EvaluationRequest,
+    ) -> Result<StoredEvaluation, Problem> {
+        let assignment = self
+            .assignment(caller, "RecordEvaluation", &request.assignment_id)
+            .await?;
+        if !matches!(assignment.state, AssignmentState::Active | AssignmentState::Ended) {
+            return Err(state_conflict(
+                &assignment.name(),
+                "only a confirmed holder's months are evaluated",
+                "只能对已确认聘用的人员录入考核",
+            ));
+        }
+        let Some((first, last)) = month_days(request.year, request.month) else {
+            return Err(invalid("evaluation.month", "is not a month", "考核月份无效"));
+        };
+        if first > self.today() {
+            return Err(invalid(
+                "evaluation.month",
+                "is in the future",
+                "不能录入未来月份的考核",
+            ));
+        }
+        if last < assignment.new.start || first > assignment.last_day {
+            return Err(invalid(
+                "evaluation.month",
+                format!(
+                    "is outside the contract {} to {}",
+                    assignment.new.start, assignment.last_day
+                ),
+                format!(
+                    "考核月份不在聘用期 {} 至 {} 内",
+                    assignment.new.start, assignment.last_day
+                ),
+            ));
+        }
+        let covered = (last.min(assignment.last_day) - first.max(assignment.new.start)).whole_days() + 1;
+        if request.days_on_post > covered {
+            return Err(invalid(
+                "evaluation.days_on_post",
+                format!("the contract covers {covered} days of the month"),
+                format!("在岗天数不能超过当月聘用期内的 {covered} 天"),
+            ));
+        }
+        let month = month_text(first);
+        let pass = self
+            .parameter("welfare_post.pass_score", &assignment.new.village, first)
+            .await?;
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let closed = store::month_lines(
+            unit.tx(),
+            &assignment.new.village,
+            &month,
+            Some(MonthOutcome::ClaimSubmitted),
+        )
+        .await?
+        .iter()
+        .any(|line| line.assignment_id == assignment.id);
+        if closed {
+            return Err(state_conflict(
+                &assignment.name(),
+                format!("{month} is closed and its claim sent; a correction goes through subsidy payment"),
+                format!("{month} 已结算并报送补贴，更正请通过补贴发放办理"),
+            ));
+        }
+        let existing = store::get_evaluation(unit.tx(), &assignment.id, &month).await?;
+        let revision = match (&existing, request.etag.is_empty()) {
+            (None, _) => None,
+            (Some(stored), false) if stored.etag() == request.etag => Some(stored.revision),
+            (Some(stored), true) => {
+                return Err(Problem::new(
+                    Code::AlreadyExists,
+                    ErrorReason::AlreadyExists,
+                    format!("{} is recorded; send its etag to correct it", stored.name()),
+                    "该月考核已录入，更正时请带上读取时的版本号",
+                )
+                .with_metadata("resource", stored.name()));
+            }
+            (Some(stored), false) => return Err(Problem::etag_mismatch(&stored.name())),
+        };
+        let record = StoredEvaluation {
+            assignment_id: assignment.id.clone(),
+            month: month.clone(),
+            days_on_post: request.days_on_post,
+            hours_on_post: request.hours_on_post,
+            score: request.score,
+            passed: request.score >= pass,
+            remark: request.remark,
+            updated: now,
+            revision: 1,
+        };
+        if !store::put_evaluation(unit.tx(), &record, revision, &caller.subject).await? {
+            return Err(Problem::etag_mismatch(&record.name()));
+        }
+        let stored = store::get_evaluation(unit.tx(), &assignment.id, &month)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        unit.commit(
+            AuditEntry::by(caller, &method("RecordEvaluation"), stored.name(), now).in_region(&assignment.new.village),
+        )
+        .await?;
+        Ok(stored)
+    }
+
+    /// Closes `month` for the posts under `prefix`: every holder's month gets a line (a claim
+    /// to send, or the reason for none) in one transaction; then the claims go to subsidy
+    /// payment. Lines already there are kept, so a re-run sends nothing twice.
+    pub async fn close_month(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        prefix: &str,
+        year: i32,
+        month: u8,
+        line_limit: usize,
+    ) -> Result<ClosedMonth, Problem> {
+        let resource = format!("monthClosings/{prefix}/{year:04}-{month:02}");
+        self.ensure_sees(caller, "CloseMonth", &resource, prefix)?;
+        let Some((first, last)) = month_days(year, month) else {
+            return Err(invalid("month", "is not a month", "结算月份无效"));
+        };
+        if last >= self.today() {
+            return Err(invalid(
+                "month",
+                "a month is closed once it is over",
+                "只能结算已经结束的月份",
+            ));
+        }
+        let month_key = month_text(first);
+        let month_len = (last - first).whole_days() + 1;
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let holders = store::holders_in_month(unit.tx(), prefix, &month_key, first, last).await?;
+        let mut lines = Vec::new();
+        for holder in holders.iter().filter(|h| !h.closed) {
+            let a = &holder.assignment;
+            let covered = (last.min(a.last_day) - first.max(a.new.start)).whole_days() + 1;
+            let required = required_days(holder.days_per_month, covered, month_len);
+            let record = holder.evaluation.map(|(days, passed)| MonthRecord {
+                days_on_post: days,
+                passed,
+            });
+            let (outcome, message) = match month_claimable(record, required) {
+                Ok(()) => (MonthOutcome::Pending, String::new()),
+                Err(none) => none,
+            };
+            let facts = MonthFacts {
+                policy: holder.subsidy_policy.clone(),
+                person_id: a.new.person_id.clone(),
+                first: date_text(first),
+                last: date_text(last),
+                days_on_post: record.map(|r| r.days_on_post).unwrap_or(0),
+                days_required: required,
+                hours_on_post: 0,
+                evaluation_passed: record.is_some_and(|r| r.passed),
+                monthly_standard: holder.monthly_standard,
+                first_hire_date: date_text(a.new.first_hire_date),
+            };
+            lines.push(MonthLine {
+                assignment_id: a.id.clone(),
+                month: month_key.clone(),
+                village: a.new.village.clone(),
+                display_name: a.new.display_name.clone(),
+                person_id: a.new.person_id.clone(),
+                outcome,
+                facts: to_json(&facts),
+                claim: String::new(),
+                message,
+            });
+        }
+        store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
+        unit.commit(AuditEntry::by(caller, &method("CloseMonth"), resource, now).in_region(prefix))
+            .await?;
+        if let Err(problem) = self.send_pending(call, Some(caller), prefix, &month_key).await {
+            // Subsidy payment down: the lines stay pending and the job sends them when it returns.
+            tracing::warn!(prefix, month = %month_key, error = %problem.message, "claims left pending");
+        }
+        let mut conn = self.db().acquire().await?;
+        let mut all = store::month_lines(&mut conn, prefix, &month_key, None).await?;
+        let mut closed = ClosedMonth {
+            holders: all.len(),
+            ..ClosedMonth::default()
+        };
+        for line in &all {
+            match line.outcome {
+                MonthOutcome::ClaimSubmitted => closed.claims += 1,
+                MonthOutcome::Pending => closed.pending += 1,
+                MonthOutcome::ClaimRefused => closed.refused += 1,
+                _ => closed.no_claims += 1,
+            }
+        }
+        all.sort_by_key(|line| line.outcome == MonthOutcome::ClaimSubmitted);
+        all.truncate(line_limit);
+        closed.lines = all;
+        Ok(closed)
+    }
+
+    /// Sends a region's pending (and refused) lines of a month (every month when empty) to
+    /// subsidy payment and records what it answered: the claim, a refusal, or still pending when
+    /// it could not be reached or asked for a later retry.
+    pub async fn send_pending(
+        &self,
+        call: &CallContext,
+        caller: Option<&Principal>,
+        prefix: &str,
+        month: &str,
+    ) -> Result<usize, Problem> {
+        let mut lines = {
+            let mut conn = self.db().acquire().await?;
+            let mut lines = store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::Pending)).await?;
+            lines.extend(store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::ClaimRefused)).await?);
+            lines
+        };
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let peers = self.peers()?;
+        let mut by_policy: BTreeMap<String, Vec<(MonthLine, MonthFacts)>> = BTreeMap::new();
+        for line in lines.drain(..) {
+            let facts: MonthFacts = serde_json::from_str(&line.facts).map_err(|e| {
+                tracing::error!(assignment = %line.assignment_id, error = %e, "a month line's facts do not parse");
+                Problem::internal()
+            })?;
+            by_policy.entry(facts.policy.clone()).or_default().push((line, facts));
+        }
+        let mut settled: Vec<(MonthLine, MonthOutcome, String, String)> = Vec::new();
+        for (policy, group) in by_policy {
+            let Some(names) = peers.claim_fact_names(call, &policy).await? else {
+                for (line, _) in group {
+                    settled.push((
+                        line,
+                        MonthOutcome::ClaimRefused,
+                        String::new(),
+                        format!("POLICY_NOT_IN_FORCE: 补贴政策 {policy} 当前不在有效期内"),
+                    ));
+                }
+                continue;
+            };
+            let claims: Vec<MonthClaim> = group
+                .iter()
+                .map(|(line, facts)| MonthClaim {
+                    line_reference: line.assignment_id.clone(),
+                    policy: policy.clone(),
+                    person_id: facts.person_id.clone(),
+                    first: parse_date_text(&facts.first).unwrap_or(Date::MIN),
+                    last: parse_date_text(&facts.last).unwrap_or(Date::MIN),
+                    facts: claim_facts(
+                        &names,
+                        facts.days_on_post,
+                        facts.days_required,
+                        facts.hours_on_post,
+                        facts.evaluation_passed,
+                        facts.monthly_standard,
+                        parse_date_text(&facts.first_hire_date).unwrap_or(Date::MIN),
+                    ),
+                    reference: month_reference(&line.assignment_id, &line.month),
+                })
+                .collect();
+            let answers = peers.submit(call, &claims).await?;
+            for ((line, _), answer) in group.into_iter().zip(answers) {
+                match answer {
+                    LineAnswer::Claim(claim) => {
+                        settled.push((line, MonthOutcome::ClaimSubmitted, claim, String::new()));
+                    }
+                    LineAnswer::Refused { retryable: true, .. } => {}
+                    LineAnswer::Refused { message, .. } => {
+                        settled.push((line, MonthOutcome::ClaimRefused, String::new(), message));
+                    }
+                }
+            }
+        }
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let mut regions: HashMap<String, usize> = HashMap::new();
+        for (line, outcome, claim, message) in &settled {
+            store::settle_month_line(
+                unit.tx(),
+                &line.assignment_id,
+                &line.month,
+                *outcome,
+                claim,
+                message,
+                now,
+            )
+            .await?;
+            *regions.entry(line.village.clone()).or_default() += 1;
+        }
+        let audits = regions
+            .keys()
+            .map(|village| {
+                let resource = format!("monthClosings/{village}/{month}");
+                match caller {
+                    Some(caller) => AuditEntry::by(caller, &method("CloseMonth"), resource, now),
+                    None => AuditEntry::by_service(crate::SERVICE, &method("CloseMonth"), resource, now),
+                }
+                .in_region(village)
+            })
+            .collect();
+        unit.audit_many(audits).await?;
+        unit.commit_audited().await?;
+        Ok(settled.len())
+    }
+}

@@ -1,0 +1,284 @@
+//! A holder's months: evaluation, closing into claims at subsidy payment (once, even when run
+//! twice or while subsidy payment is down), and the exit identity's feed proposes.
+
+use std::time::Duration;
+
+use bangfu_platform::peers::CallContext;
+use bangfu_platform::testing::with_token;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as id;
+use bangfu_proto::subsidy::v1 as sub;
+use bangfu_proto::welfare_post::v1 as pb;
+
+use crate::on_both_backends;
+use crate::support::{Backend, Suite, date, reason};
+
+/// A holder of `suite`'s post from 2025-03-10, confirmed; returns (assignment, person, certification).
+async fn holder(suite: &Suite) -> (pb::Assignment, String, String) {
+    suite.fund().await;
+    let post = suite.post(1).await;
+    let announcement = suite.announce(&post.name).await;
+    let person = suite.person("张三", "101", 1970, common::LaborCapacity::Weak).await;
+    let certification = suite.certify(&person).await;
+    let application = suite.apply(&announcement.name, &person).await;
+    let notice = suite
+        .propose(
+            &announcement.name,
+            &application.name,
+            date(2025, 3, 10),
+            date(2026, 2, 28),
+        )
+        .await
+        .expect("proposed");
+    suite.set_day(2025, 3, 7);
+    let confirmed = suite
+        .posts()
+        .await
+        .confirm_hires(with_token(
+            pb::ConfirmHiresRequest {
+                hire_notice: notice.name,
+            },
+            &suite.reviewer(),
+        ))
+        .await
+        .expect("confirmed")
+        .into_inner();
+    (confirmed.assignments[0].clone(), person, certification)
+}
+
+async fn evaluate(
+    suite: &Suite,
+    assignment: &str,
+    year: i32,
+    month: i32,
+    days: i32,
+    score: i32,
+) -> Result<pb::Evaluation, tonic::Status> {
+    suite
+        .posts()
+        .await
+        .record_evaluation(with_token(
+            pb::RecordEvaluationRequest {
+                assignment: assignment.into(),
+                evaluation: Some(pb::Evaluation {
+                    month: Some(common::YearMonth { year, month }),
+                    days_on_post: days,
+                    hours_on_post: days * 4,
+                    score,
+                    ..Default::default()
+                }),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .map(|r| r.into_inner().evaluation.expect("evaluation"))
+}
+
+async fn close(suite: &Suite, year: i32, month: i32) -> Result<pb::CloseMonthResponse, tonic::Status> {
+    suite
+        .posts()
+        .await
+        .close_month(with_token(
+            pb::CloseMonthRequest {
+                region_prefix: "370402".into(),
+                month: Some(common::YearMonth { year, month }),
+                line_limit: 0,
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn welfare_post_claims(suite: &Suite) -> Vec<sub::Claim> {
+    suite
+        .subsidy()
+        .await
+        .list_claims(with_token(
+            sub::ListClaimsRequest {
+                source_system: "welfare-post".into(),
+                ..Default::default()
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("claims")
+        .into_inner()
+        .claims
+}
+
+async fn a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, person, _) = holder(&suite).await;
+    // March: on post from the 10th, 22 of 31 days covered; 16 days required, 20 worked.
+    let recorded = evaluate(&suite, &assignment.name, 2025, 3, 20, 85)
+        .await
+        .expect("evaluated");
+    assert!(recorded.passed);
+    // Not a month before the contract, nor one in the future.
+    let before = evaluate(&suite, &assignment.name, 2025, 2, 10, 90)
+        .await
+        .expect_err("before the contract");
+    assert_eq!(reason(&before), "FIELD_INVALID");
+    let future = evaluate(&suite, &assignment.name, 2025, 5, 10, 90)
+        .await
+        .expect_err("future");
+    assert_eq!(reason(&future), "FIELD_INVALID");
+    // March cannot be closed while it runs.
+    let running = close(&suite, 2025, 3).await.expect_err("month not over");
+    assert_eq!(reason(&running), "FIELD_INVALID");
+
+    suite.set_day(2025, 4, 2);
+    let closed = close(&suite, 2025, 3).await.expect("closed");
+    assert_eq!(
+        (closed.holder_count, closed.claim_count, closed.pending_count),
+        (1, 1, 0),
+        "{closed:?}"
+    );
+    let claims = welfare_post_claims(&suite).await;
+    assert_eq!(claims.len(), 1);
+    let claim = &claims[0];
+    assert_eq!(claim.person, person);
+    assert_eq!(
+        claim.source.as_ref().map(|s| s.reference.clone()),
+        Some(format!("{}/months/2025-03", assignment.name))
+    );
+    // The policy computed the amount from the facts: 500 yuan × 20 / 31 days.
+    let decision = claim.decision.as_ref().expect("decision");
+    assert_eq!(decision.outcome, sub::DecisionOutcome::Eligible as i32, "{decision:?}");
+    assert_eq!(decision.amount.as_ref().map(|m| m.fen), Some(32_258));
+
+    // Closing again creates nothing twice.
+    let again = close(&suite, 2025, 3).await.expect("closed again");
+    assert_eq!((again.holder_count, again.claim_count), (1, 1));
+    assert_eq!(welfare_post_claims(&suite).await.len(), 1);
+
+    // April with a failed evaluation: no claim, the reason recorded here.
+    evaluate(&suite, &assignment.name, 2025, 4, 22, 40)
+        .await
+        .expect("evaluated");
+    suite.set_day(2025, 5, 3);
+    let april = close(&suite, 2025, 4).await.expect("closed");
+    assert_eq!((april.claim_count, april.no_claim_count), (0, 1));
+    assert_eq!(april.lines[0].outcome, pb::MonthOutcome::EvaluationFailed as i32);
+    assert_eq!(welfare_post_claims(&suite).await.len(), 1);
+}
+
+async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, _, _) = holder(&suite).await;
+    evaluate(&suite, &assignment.name, 2025, 3, 22, 90)
+        .await
+        .expect("evaluated");
+    suite.set_day(2025, 4, 2);
+    suite.subsidy_link.cut();
+    let closed = close(&suite, 2025, 3).await.expect("closed with subsidy payment down");
+    assert_eq!(
+        (closed.holder_count, closed.claim_count, closed.pending_count),
+        (1, 0, 1)
+    );
+    assert_eq!(closed.lines[0].outcome, pb::MonthOutcome::Pending as i32);
+    suite.subsidy_link.restore();
+    // The service's job sends what was left pending.
+    let sent = suite
+        .app
+        .send_pending(&CallContext::own(), None, "", "")
+        .await
+        .expect("sent");
+    assert_eq!(sent, 1);
+    let after = close(&suite, 2025, 3).await.expect("closed");
+    assert_eq!((after.claim_count, after.pending_count), (1, 0));
+    assert_eq!(welfare_post_claims(&suite).await.len(), 1);
+}
+
+async fn a_revoked_category_on_identitys_feed_proposes_an_exit(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, _, certification) = holder(&suite).await;
+    suite
+        .identity()
+        .await
+        .revoke_category(with_token(
+            id::RevokeCategoryRequest {
+                name: certification,
+                valid_to: Some(date(2025, 3, 31)),
+                annul: false,
+                document_reference: "市中乡振〔2025〕9号".into(),
+                request_id: String::new(),
+            },
+            &suite.reviewer(),
+        ))
+        .await
+        .expect("revoked");
+    let mut proposals = Vec::new();
+    for _ in 0..100 {
+        proposals = suite
+            .posts()
+            .await
+            .list_exit_proposals(with_token(
+                pb::ListExitProposalsRequest {
+                    state: pb::ExitProposalState::Open as i32,
+                    ..Default::default()
+                },
+                &suite.clerk(),
+            ))
+            .await
+            .expect("proposals")
+            .into_inner()
+            .exit_proposals;
+        if !proposals.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(proposals.len(), 1, "the follower opened an exit proposal");
+    let proposal = &proposals[0];
+    assert_eq!(proposal.assignment, assignment.name);
+    assert_eq!(proposal.reason, pb::ExitReason::CategoryRevoked as i32);
+    assert_eq!(proposal.effective_date, Some(date(2025, 3, 31)));
+
+    let exited = suite
+        .posts()
+        .await
+        .exit_holder(with_token(
+            pb::ExitHolderRequest {
+                name: assignment.name.clone(),
+                etag: assignment.etag.clone(),
+                reason: pb::ExitReason::CategoryRevoked as i32,
+                last_day: Some(date(2025, 3, 31)),
+                note: "脱贫人口身份于2025年3月31日终止".into(),
+                exit_proposal: proposal.name.clone(),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("exited")
+        .into_inner()
+        .assignment
+        .expect("assignment");
+    assert_eq!(exited.state, pb::AssignmentState::Ended as i32);
+    assert_eq!(exited.last_day, Some(date(2025, 3, 31)));
+    // The slot is free from April; an exit for the same proposal again is refused.
+    let again = suite
+        .posts()
+        .await
+        .exit_holder(with_token(
+            pb::ExitHolderRequest {
+                name: assignment.name.clone(),
+                etag: exited.etag.clone(),
+                reason: pb::ExitReason::CategoryRevoked as i32,
+                last_day: Some(date(2025, 3, 31)),
+                note: "重复办理".into(),
+                exit_proposal: String::new(),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect_err("ended already");
+    assert_eq!(reason(&again), "STATE_CONFLICT");
+}
+
+on_both_backends!(
+    a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment,
+    a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns,
+    a_revoked_category_on_identitys_feed_proposes_an_exit
+);
