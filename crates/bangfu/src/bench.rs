@@ -83,6 +83,31 @@ pub enum BenchTarget {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         streams: u16,
     },
+    /// CloseMonth end to end for as many holders as asked (posts, signings and evaluations are
+    /// seeded into the posts database; the persons come from identity).
+    CloseMonth {
+        /// Server address (a suite hosting identity, subsidy and welfare_post).
+        #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The administrator's bearer token.
+        #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
+        token_file: std::path::PathBuf,
+        /// The posts service's database (SQLite file URL or PostgreSQL URL), to seed.
+        #[arg(long)]
+        posts_database: String,
+        /// Holders: poverty-alleviated persons under --region-prefix in identity.
+        #[arg(long, default_value_t = 20_000)]
+        holders: usize,
+        /// The county or city closed.
+        #[arg(long, default_value = "3704")]
+        region_prefix: String,
+        /// The month closed (YYYY-MM), one the shipped Zaozhuang policy covers.
+        #[arg(long, default_value = "2025-03")]
+        month: String,
+        /// The server's process id, for its peak memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
         #[command(flatten)]
@@ -182,6 +207,33 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                 persons,
                 stream_claims,
                 usize::from(streams),
+            )
+            .await
+        }
+        BenchTarget::CloseMonth {
+            addr,
+            token_file,
+            posts_database,
+            holders,
+            region_prefix,
+            month,
+            server_pid,
+        } => {
+            let token = std::fs::read_to_string(&token_file)
+                .map_err(|e| Failure::usage(format!("--token-file {}: {e}", token_file.display())))?;
+            let month = crate::format::parse_month("--month", &month)?;
+            let channels = connect(&addr, 1).await?;
+            crate::bench_posts::run(
+                &channels[0],
+                token.trim(),
+                crate::bench_posts::CloseMonthBench {
+                    region_prefix,
+                    holders,
+                    year: month.year,
+                    month: u8::try_from(month.month).unwrap_or(1),
+                    posts_database,
+                    server_pid,
+                },
             )
             .await
         }

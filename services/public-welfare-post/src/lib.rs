@@ -70,7 +70,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         let retries = Job::new("welfare-post-retries", RETRY_INTERVAL, context.db, move || {
             let posts = retrier.clone();
             async move {
-                let sent = posts.send_pending(&CallContext::own(), None, "", "").await?;
+                let sent = posts.send_pending(&CallContext::own(), None, "", "", false).await?;
                 let recorded = posts.record_missing_employment().await?;
                 if sent + recorded > 0 {
                     tracing::info!(sent, recorded, "pending months and employment records retried");

@@ -150,17 +150,25 @@ impl Peers {
         Ok(())
     }
 
-    /// The names of the facts the policy's version in force today takes from the submitter;
-    /// None when subsidy payment's catalog has no such policy (or none in force).
-    pub async fn claim_fact_names(&self, call: &CallContext, policy: &str) -> Result<Option<Vec<String>>, Problem> {
-        let request = sub::GetPolicyRequest {
-            name: format!("policies/{policy}"),
+    /// The names of the facts the policy's published version in force on `day` takes from the
+    /// submitter (where two overlap, the later version, as subsidy payment decides); None when
+    /// subsidy payment's catalog has no such policy, or no version covers the day.
+    pub async fn claim_fact_names(
+        &self,
+        call: &CallContext,
+        policy: &str,
+        day: Date,
+    ) -> Result<Option<Vec<String>>, Problem> {
+        let request = sub::ListPolicyVersionsRequest {
+            parent: format!("policies/{policy}"),
+            page_size: 1000,
+            page_token: String::new(),
         };
         let answer = self
             .subsidy
             .call(call, Retry::Safe, |channel| {
                 let request = request.clone();
-                async move { SubsidyServiceClient::new(channel).get_policy(request).await }
+                async move { SubsidyServiceClient::new(channel).list_policy_versions(request).await }
             })
             .await;
         let response = match answer {
@@ -168,7 +176,16 @@ impl Peers {
             Err(PeerError::Refused { status, .. }) if status.code() == tonic::Code::NotFound => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        Ok(response.in_force_version.map(|version| {
+        let wire_day = date_to_wire(day);
+        let key = |d: &common::Date| (d.year, d.month, d.day);
+        let covering = response
+            .versions
+            .into_iter()
+            .filter(|v| v.state == sub::PolicyVersionState::Published as i32)
+            .filter(|v| v.valid_from.as_ref().is_some_and(|from| key(from) <= key(&wire_day)))
+            .filter(|v| v.valid_to.as_ref().is_none_or(|to| key(&wire_day) <= key(to)))
+            .max_by_key(|v| v.version);
+        Ok(covering.map(|version| {
             version
                 .facts
                 .iter()

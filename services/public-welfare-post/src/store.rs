@@ -1218,46 +1218,92 @@ pub async fn month_lines(
     .bind(outcome.map(MonthOutcome::as_str).unwrap_or(""))
     .fetch_all(&mut *conn)
     .await?;
+    rows.iter().map(month_line_from).collect()
+}
+
+fn month_line_from(row: &AnyRow) -> Result<MonthLine> {
+    Ok(MonthLine {
+        assignment_id: row.try_get("assignment_id")?,
+        month: row.try_get("month")?,
+        village: row.try_get("village")?,
+        display_name: row.try_get("display_name")?,
+        person_id: row.try_get("person_id")?,
+        outcome: parsed(row, "outcome", MonthOutcome::parse)?,
+        facts: row.try_get("facts")?,
+        claim: row.try_get("claim")?,
+        message: row.try_get("message")?,
+    })
+}
+
+/// What subsidy payment answered for one line: the outcome, the claim, the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub assignment_id: String,
+    pub month: String,
+    pub outcome: MonthOutcome,
+    pub claim: String,
+    pub message: String,
+}
+
+/// Sets pending (or refused) lines' outcomes after subsidy payment answered, a few hundred
+/// per statement.
+pub async fn settle_month_lines(tx: &mut AnyConnection, settled: &[Settled], now: OffsetDateTime) -> Result<()> {
+    const COLUMNS: usize = 6;
+    for chunk in settled.chunks(500) {
+        // VALUES columns are column1… on both databases.
+        let sql = format!(
+            "UPDATE month_lines SET outcome = v.column3, claim = v.column4, message = v.column5, updated_us = v.column6 \
+             FROM (VALUES {}) AS v WHERE month_lines.assignment_id = v.column1 AND month_lines.month = v.column2 \
+             AND month_lines.outcome IN ('pending', 'claim_refused')",
+            bangfu_platform::db::values_groups(tx, chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for line in chunk {
+            query = query
+                .bind(line.assignment_id.clone())
+                .bind(line.month.clone())
+                .bind(line.outcome.as_str())
+                .bind(line.claim.clone())
+                .bind(line.message.clone())
+                .bind(to_micros(now));
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// How many lines of a month under `prefix` have each outcome.
+pub async fn month_counts(conn: &mut AnyConnection, prefix: &str, month: &str) -> Result<Vec<(MonthOutcome, i64)>> {
+    let rows = sqlx::query(
+        "SELECT outcome, COUNT(*) AS lines FROM month_lines WHERE village LIKE $1 AND month = $2 GROUP BY outcome",
+    )
+    .bind(format!("{prefix}%"))
+    .bind(month)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter()
-        .map(|row| {
-            Ok(MonthLine {
-                assignment_id: row.try_get("assignment_id")?,
-                month: row.try_get("month")?,
-                village: row.try_get("village")?,
-                display_name: row.try_get("display_name")?,
-                person_id: row.try_get("person_id")?,
-                outcome: parsed(row, "outcome", MonthOutcome::parse)?,
-                facts: row.try_get("facts")?,
-                claim: row.try_get("claim")?,
-                message: row.try_get("message")?,
-            })
-        })
+        .map(|row| Ok((parsed(row, "outcome", MonthOutcome::parse)?, row.try_get("lines")?)))
         .collect()
 }
 
-/// Sets a pending (or refused) line's outcome after subsidy payment answered.
-pub async fn settle_month_line(
-    tx: &mut AnyConnection,
-    assignment_id: &str,
+/// Up to `limit` lines of a month under `prefix`, those without a submitted claim first.
+pub async fn month_lines_first(
+    conn: &mut AnyConnection,
+    prefix: &str,
     month: &str,
-    outcome: MonthOutcome,
-    claim: &str,
-    message: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE month_lines SET outcome = $1, claim = $2, message = $3, updated_us = $4 \
-         WHERE assignment_id = $5 AND month = $6 AND outcome IN ('pending', 'claim_refused')",
+    limit: i64,
+) -> Result<Vec<MonthLine>> {
+    let rows = sqlx::query(
+        "SELECT l.*, a.display_name, a.person_id FROM month_lines l JOIN assignments a ON a.id = l.assignment_id \
+         WHERE l.village LIKE $1 AND l.month = $2 \
+         ORDER BY CASE WHEN l.outcome = 'claim_submitted' THEN 1 ELSE 0 END, l.assignment_id LIMIT $3",
     )
-    .bind(outcome.as_str())
-    .bind(claim)
-    .bind(message)
-    .bind(to_micros(now))
-    .bind(assignment_id)
+    .bind(format!("{prefix}%"))
     .bind(month)
-    .execute(&mut *tx)
+    .bind(limit)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    rows.iter().map(month_line_from).collect()
 }
 
 /// The day the person was first hired on a post of this deployment, if ever.

@@ -294,14 +294,17 @@ impl Posts {
         first_hire: Date,
     ) -> Result<Vec<String>, Problem> {
         let peers = self.peers()?;
-        let Some(names) = peers.claim_fact_names(call, &post.post.subsidy_policy).await? else {
-            return Ok(vec![format!(
-                "POLICY_NOT_IN_FORCE: 补贴政策 {} 当前不在有效期内",
-                post.post.subsidy_policy
-            )]);
-        };
         let Some((month_first, month_last)) = month_days(first.year(), u8::from(first.month())) else {
             return Err(Problem::internal());
+        };
+        let Some(names) = peers
+            .claim_fact_names(call, &post.post.subsidy_policy, month_first)
+            .await?
+        else {
+            return Ok(vec![format!(
+                "POLICY_NOT_IN_FORCE: 补贴政策 {} 在 {month_first} 所在月份无有效版本",
+                post.post.subsidy_policy
+            )]);
         };
         let month_len = (month_last - month_first).whole_days() + 1;
         let covered = (month_last - first).whole_days() + 1;

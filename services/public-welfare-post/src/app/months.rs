@@ -1,7 +1,7 @@
 //! Subsidy while on post (在岗领补): monthly evaluations, and closing a month into claims of
 //! facts for subsidy payment, which the post's policy turns into amounts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
@@ -18,7 +18,11 @@ use crate::domain::{
     AssignmentState, MonthOutcome, MonthRecord, month_claimable, month_days, month_text, required_days,
 };
 use crate::peers::{FactValue, LineAnswer, MonthClaim, month_reference};
-use crate::store::{self, MonthLine, StoredEvaluation};
+use crate::store::{self, MonthLine, Settled, StoredEvaluation};
+
+/// Claims per SubmitClaims call: a few seconds of subsidy payment's work, well inside a peer
+/// call's time limit.
+const CLAIMS_PER_CALL: usize = 5_000;
 
 /// What RecordEvaluation asks for.
 pub struct EvaluationRequest {
@@ -263,133 +267,145 @@ impl Posts {
         store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
         unit.commit(AuditEntry::by(caller, &method("CloseMonth"), resource, now).in_region(prefix))
             .await?;
-        if let Err(problem) = self.send_pending(call, Some(caller), prefix, &month_key).await {
+        if let Err(problem) = self.send_pending(call, Some(caller), prefix, &month_key, true).await {
             // Subsidy payment down: the lines stay pending and the job sends them when it returns.
             tracing::warn!(prefix, month = %month_key, error = %problem.message, "claims left pending");
         }
         let mut conn = self.db().acquire().await?;
-        let mut all = store::month_lines(&mut conn, prefix, &month_key, None).await?;
-        let mut closed = ClosedMonth {
-            holders: all.len(),
-            ..ClosedMonth::default()
-        };
-        for line in &all {
-            match line.outcome {
-                MonthOutcome::ClaimSubmitted => closed.claims += 1,
-                MonthOutcome::Pending => closed.pending += 1,
-                MonthOutcome::ClaimRefused => closed.refused += 1,
-                _ => closed.no_claims += 1,
+        let mut closed = ClosedMonth::default();
+        for (outcome, lines) in store::month_counts(&mut conn, prefix, &month_key).await? {
+            let lines = usize::try_from(lines).unwrap_or(0);
+            closed.holders += lines;
+            match outcome {
+                MonthOutcome::ClaimSubmitted => closed.claims += lines,
+                MonthOutcome::Pending => closed.pending += lines,
+                MonthOutcome::ClaimRefused => closed.refused += lines,
+                _ => closed.no_claims += lines,
             }
         }
-        all.sort_by_key(|line| line.outcome == MonthOutcome::ClaimSubmitted);
-        all.truncate(line_limit);
-        closed.lines = all;
+        closed.lines =
+            store::month_lines_first(&mut conn, prefix, &month_key, i64::try_from(line_limit).unwrap_or(100)).await?;
         Ok(closed)
     }
 
-    /// Sends a region's pending (and refused) lines of a month (every month when empty) to
-    /// subsidy payment and records what it answered: the claim, a refusal, or still pending when
-    /// it could not be reached or asked for a later retry.
+    /// Sends a region's pending lines of a month (every month when empty) to subsidy payment,
+    /// and with `resend_refused` the ones it refused before (a clerk re-running CloseMonth after
+    /// fixing the cause), and records what it answered: the claim, a refusal, or still pending
+    /// when it could not be reached or asked for a later retry.
     pub async fn send_pending(
         &self,
         call: &CallContext,
         caller: Option<&Principal>,
         prefix: &str,
         month: &str,
+        resend_refused: bool,
     ) -> Result<usize, Problem> {
         let mut lines = {
             let mut conn = self.db().acquire().await?;
             let mut lines = store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::Pending)).await?;
-            lines.extend(store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::ClaimRefused)).await?);
+            if resend_refused {
+                lines.extend(store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::ClaimRefused)).await?);
+            }
             lines
         };
         if lines.is_empty() {
             return Ok(0);
         }
         let peers = self.peers()?;
-        let mut by_policy: BTreeMap<String, Vec<(MonthLine, MonthFacts)>> = BTreeMap::new();
+        // One group per policy and month: the version that decides a month is the one covering it.
+        let mut by_policy: BTreeMap<(String, String), Vec<(MonthLine, MonthFacts)>> = BTreeMap::new();
         for line in lines.drain(..) {
             let facts: MonthFacts = serde_json::from_str(&line.facts).map_err(|e| {
                 tracing::error!(assignment = %line.assignment_id, error = %e, "a month line's facts do not parse");
                 Problem::internal()
             })?;
-            by_policy.entry(facts.policy.clone()).or_default().push((line, facts));
+            by_policy
+                .entry((facts.policy.clone(), facts.first.clone()))
+                .or_default()
+                .push((line, facts));
         }
-        let mut settled: Vec<(MonthLine, MonthOutcome, String, String)> = Vec::new();
-        for (policy, group) in by_policy {
-            let Some(names) = peers.claim_fact_names(call, &policy).await? else {
-                for (line, _) in group {
-                    settled.push((
-                        line,
-                        MonthOutcome::ClaimRefused,
-                        String::new(),
-                        format!("POLICY_NOT_IN_FORCE: 补贴政策 {policy} 当前不在有效期内"),
-                    ));
-                }
-                continue;
-            };
-            let claims: Vec<MonthClaim> = group
-                .iter()
-                .map(|(line, facts)| MonthClaim {
-                    line_reference: line.assignment_id.clone(),
-                    policy: policy.clone(),
-                    person_id: facts.person_id.clone(),
-                    first: parse_date_text(&facts.first).unwrap_or(Date::MIN),
-                    last: parse_date_text(&facts.last).unwrap_or(Date::MIN),
-                    facts: claim_facts(
-                        &names,
-                        facts.days_on_post,
-                        facts.days_required,
-                        facts.hours_on_post,
-                        facts.evaluation_passed,
-                        facts.monthly_standard,
-                        parse_date_text(&facts.first_hire_date).unwrap_or(Date::MIN),
-                    ),
-                    reference: month_reference(&line.assignment_id, &line.month),
-                })
-                .collect();
-            let answers = peers.submit(call, &claims).await?;
-            for ((line, _), answer) in group.into_iter().zip(answers) {
-                match answer {
-                    LineAnswer::Claim(claim) => {
-                        settled.push((line, MonthOutcome::ClaimSubmitted, claim, String::new()));
+        let mut sent = 0;
+        for ((policy, first), group) in by_policy {
+            let day = parse_date_text(&first).unwrap_or(Date::MIN);
+            let names = peers.claim_fact_names(call, &policy, day).await?;
+            // A call per few thousand lines, each settled in its own transaction: a month of a
+            // whole city keeps what was sent even if subsidy payment goes away half-way.
+            for chunk in group.chunks(CLAIMS_PER_CALL) {
+                let settled: Vec<Settled> = match &names {
+                    None => chunk
+                        .iter()
+                        .map(|(line, _)| Settled {
+                            assignment_id: line.assignment_id.clone(),
+                            month: line.month.clone(),
+                            outcome: MonthOutcome::ClaimRefused,
+                            claim: String::new(),
+                            message: format!("POLICY_NOT_IN_FORCE: 补贴政策 {policy} 在 {first} 所在月份无有效版本"),
+                        })
+                        .collect(),
+                    Some(names) => {
+                        let claims: Vec<MonthClaim> = chunk
+                            .iter()
+                            .map(|(line, facts)| MonthClaim {
+                                line_reference: line.assignment_id.clone(),
+                                policy: policy.clone(),
+                                person_id: facts.person_id.clone(),
+                                first: parse_date_text(&facts.first).unwrap_or(Date::MIN),
+                                last: parse_date_text(&facts.last).unwrap_or(Date::MIN),
+                                facts: claim_facts(
+                                    names,
+                                    facts.days_on_post,
+                                    facts.days_required,
+                                    facts.hours_on_post,
+                                    facts.evaluation_passed,
+                                    facts.monthly_standard,
+                                    parse_date_text(&facts.first_hire_date).unwrap_or(Date::MIN),
+                                ),
+                                reference: month_reference(&line.assignment_id, &line.month),
+                            })
+                            .collect();
+                        let answers = peers.submit(call, &claims).await?;
+                        chunk
+                            .iter()
+                            .zip(answers)
+                            .filter_map(|((line, _), answer)| {
+                                let (outcome, claim, message) = match answer {
+                                    LineAnswer::Claim(claim) => (MonthOutcome::ClaimSubmitted, claim, String::new()),
+                                    LineAnswer::Refused { retryable: true, .. } => return None,
+                                    LineAnswer::Refused { message, .. } => {
+                                        (MonthOutcome::ClaimRefused, String::new(), message)
+                                    }
+                                };
+                                Some(Settled {
+                                    assignment_id: line.assignment_id.clone(),
+                                    month: line.month.clone(),
+                                    outcome,
+                                    claim,
+                                    message,
+                                })
+                            })
+                            .collect()
                     }
-                    LineAnswer::Refused { retryable: true, .. } => {}
-                    LineAnswer::Refused { message, .. } => {
-                        settled.push((line, MonthOutcome::ClaimRefused, String::new(), message));
-                    }
-                }
+                };
+                let villages: BTreeSet<&str> = chunk.iter().map(|(line, _)| line.village.as_str()).collect();
+                let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+                let now = unit.now();
+                store::settle_month_lines(unit.tx(), &settled, now).await?;
+                let audits = villages
+                    .iter()
+                    .map(|village| {
+                        let resource = format!("monthClosings/{village}/{}", first.get(..7).unwrap_or(&first));
+                        match caller {
+                            Some(caller) => AuditEntry::by(caller, &method("CloseMonth"), resource, now),
+                            None => AuditEntry::by_service(crate::SERVICE, &method("CloseMonth"), resource, now),
+                        }
+                        .in_region(village)
+                    })
+                    .collect();
+                unit.audit_many(audits).await?;
+                unit.commit_audited().await?;
+                sent += settled.len();
             }
         }
-        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
-        let now = unit.now();
-        let mut regions: HashMap<String, usize> = HashMap::new();
-        for (line, outcome, claim, message) in &settled {
-            store::settle_month_line(
-                unit.tx(),
-                &line.assignment_id,
-                &line.month,
-                *outcome,
-                claim,
-                message,
-                now,
-            )
-            .await?;
-            *regions.entry(line.village.clone()).or_default() += 1;
-        }
-        let audits = regions
-            .keys()
-            .map(|village| {
-                let resource = format!("monthClosings/{village}/{month}");
-                match caller {
-                    Some(caller) => AuditEntry::by(caller, &method("CloseMonth"), resource, now),
-                    None => AuditEntry::by_service(crate::SERVICE, &method("CloseMonth"), resource, now),
-                }
-                .in_region(village)
-            })
-            .collect();
-        unit.audit_many(audits).await?;
-        unit.commit_audited().await?;
-        Ok(settled.len())
+        Ok(sent)
     }
 }

@@ -61,7 +61,7 @@ impl Posts {
         // The policy is subsidy payment's: a post under a code it does not know could never be paid.
         if self
             .peers()?
-            .claim_fact_names(call, &post.subsidy_policy)
+            .claim_fact_names(call, &post.subsidy_policy, self.today())
             .await?
             .is_none()
         {

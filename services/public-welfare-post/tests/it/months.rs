@@ -162,6 +162,16 @@ async fn a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment(backend: B
     assert_eq!((april.claim_count, april.no_claim_count), (0, 1));
     assert_eq!(april.lines[0].outcome, pb::MonthOutcome::EvaluationFailed as i32);
     assert_eq!(welfare_post_claims(&suite).await.len(), 1);
+
+    // December 2025, closed in January: the policy version that covers the month decides it,
+    // though it is no longer in force on the day of closing.
+    suite.set_day(2026, 1, 5);
+    evaluate(&suite, &assignment.name, 2025, 12, 22, 90)
+        .await
+        .expect("evaluated");
+    let december = close(&suite, 2025, 12).await.expect("closed");
+    assert_eq!((december.claim_count, december.refused_count), (1, 0), "{december:?}");
+    assert_eq!(welfare_post_claims(&suite).await.len(), 2);
 }
 
 async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(backend: Backend) {
@@ -182,7 +192,7 @@ async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(
     // The service's job sends what was left pending.
     let sent = suite
         .app
-        .send_pending(&CallContext::own(), None, "", "")
+        .send_pending(&CallContext::own(), None, "", "", false)
         .await
         .expect("sent");
     assert_eq!(sent, 1);

@@ -1,0 +1,271 @@
+//! `bangfu bench close-month`: CloseMonth end to end on a running suite — every holder's month
+//! turned into a claim that lands in subsidy payment — for as many holders as asked.
+//!
+//! The holders are persons already in identity (import `bench persons-csv` first): the
+//! poverty-alleviated under the region prefix, read with ListPersons. Their posts, confirmed
+//! signings for the year and passed evaluations for the month are written straight into the
+//! posts database (hiring 200,000 people through notices is not what is measured), then one
+//! CloseMonth is timed. The server's peak memory (VmHWM) is read from /proc when its pid is
+//! given.
+
+use std::time::Instant;
+
+use bangfu_platform::db::{Database, PoolSettings};
+use bangfu_platform::write;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::identity::v1 as id;
+use bangfu_proto::subsidy::v1 as sub;
+use bangfu_proto::welfare_post::v1 as pb;
+use bangfu_public_welfare_post::domain::{AssignmentState, FundingSource, PostClass, PostType, WorkTime};
+use bangfu_public_welfare_post::store::{self, NewAssignment, NewPost, StoredEvaluation};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::Failure;
+
+/// What the bench needs besides the server.
+pub struct CloseMonthBench {
+    pub region_prefix: String,
+    pub holders: usize,
+    pub year: i32,
+    pub month: u8,
+    pub posts_database: String,
+    pub server_pid: Option<u32>,
+}
+
+fn authorized<T>(message: T, bearer: &MetadataValue<Ascii>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", bearer.clone());
+    request
+}
+
+fn failed(what: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
+    move |status| Failure::failed(format!("{what}: {}", status.message()))
+}
+
+/// Peak resident memory of a process in MiB (VmHWM), when /proc has it.
+fn peak_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Result<(), Failure> {
+    let bearer: MetadataValue<Ascii> = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| Failure::usage("the token cannot be sent as a header"))?;
+    let month_first = time::Date::from_calendar_date(
+        bench.year,
+        time::Month::try_from(bench.month).map_err(|_| Failure::usage("--month is not a month"))?,
+        1,
+    )
+    .map_err(|_| Failure::usage("--month is not a month"))?;
+
+    // The holders: poverty-alleviated persons under the prefix, as identity lists them.
+    let started = Instant::now();
+    let mut identity = id::identity_service_client::IdentityServiceClient::new(channel.clone());
+    let mut holders: Vec<(String, String, String)> = Vec::with_capacity(bench.holders);
+    let mut token_page = String::new();
+    while holders.len() < bench.holders {
+        let page = identity
+            .list_persons(authorized(
+                id::ListPersonsRequest {
+                    region_prefix: bench.region_prefix.clone(),
+                    category: common::PersonCategory::PovertyAlleviated as i32,
+                    page_size: 1000,
+                    page_token: token_page.clone(),
+                    ..Default::default()
+                },
+                &bearer,
+            ))
+            .await
+            .map_err(failed("listing persons"))?
+            .into_inner();
+        for person in page.persons {
+            let village = person.registered_region.map(|r| r.code).unwrap_or_default();
+            if village.len() == 12 && holders.len() < bench.holders {
+                let person_id = person.name.trim_start_matches("persons/").to_string();
+                holders.push((person_id, village, person.display_name));
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token_page = page.next_page_token;
+    }
+    if holders.len() < bench.holders {
+        return Err(Failure::failed(format!(
+            "identity has {} poverty-alleviated persons under {}; import more (bench persons-csv, identity import)",
+            holders.len(),
+            bench.region_prefix
+        )));
+    }
+    holders.sort_by(|a, b| a.1.cmp(&b.1));
+    say!(
+        "{} holders read from identity in {:.1} s",
+        holders.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // The fund the claims reserve on.
+    let mut subsidy = sub::subsidy_service_client::SubsidyServiceClient::new(channel.clone());
+    let fund = subsidy
+        .create_fund(authorized(
+            sub::CreateFundRequest {
+                fund: Some(sub::Fund {
+                    display_name: format!("{}年枣庄市就业补助资金（压测）", bench.year),
+                    fund_source: sub::FundSource::EmploymentSubsidy as i32,
+                    region_prefix: bench.region_prefix.get(..4).unwrap_or("3704").to_string(),
+                    year: bench.year,
+                    budget_document: "压测".into(),
+                    budget: Some(common::Money { fen: 900_000_000_000 }),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &bearer,
+        ))
+        .await;
+    match fund {
+        Ok(_) => {}
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {}
+        Err(status) => return Err(failed("the fund")(status)),
+    }
+
+    // Posts of up to 100 places per village, signings for the year, passed evaluations.
+    let started = Instant::now();
+    let db = Database::connect(&bench.posts_database, PoolSettings::default())
+        .await
+        .map_err(|e| Failure::failed(format!("--posts-database: {e}")))?;
+    let now = time::OffsetDateTime::now_utc();
+    let year_first = time::Date::from_calendar_date(bench.year, time::Month::January, 1).unwrap_or(month_first);
+    let year_last = time::Date::from_calendar_date(bench.year, time::Month::December, 31).unwrap_or(month_first);
+    let month_text = format!("{:04}-{:02}", bench.year, bench.month);
+    let run = bangfu_platform::rows::new_id();
+    let mut post: Option<(String, String, usize)> = None;
+    for chunk in holders.chunks(1000) {
+        let mut unit = write::begin_unkeyed(&db, now)
+            .await
+            .map_err(|e| Failure::failed(e.message))?;
+        for (person_id, village, name) in chunk {
+            let fresh = match &post {
+                Some((_, post_village, taken)) => post_village != village || *taken >= 100,
+                None => true,
+            };
+            if fresh {
+                let post_id = bangfu_platform::rows::new_id();
+                let new_post = NewPost {
+                    village: village.clone(),
+                    title: format!("保洁员（压测 {run}）"),
+                    post_type: PostType::Cleaning,
+                    post_class: PostClass::Ordinary,
+                    funding_source: FundingSource::EmploymentSubsidy,
+                    subsidy_policy: "zz-welfare-post-2021".into(),
+                    monthly_standard: Some(50_000),
+                    hours_per_month: 88,
+                    days_per_month: 22,
+                    work_time: WorkTime::PartTime,
+                    places: 100,
+                    village_only: false,
+                };
+                store::insert_post(unit.tx(), &post_id, &new_post, "bench", now)
+                    .await
+                    .map_err(|e| Failure::failed(format!("seeding posts: {e}")))?;
+                post = Some((post_id, village.clone(), 0));
+            }
+            let Some((post_id, _, taken)) = post.as_mut() else {
+                continue;
+            };
+            *taken += 1;
+            let assignment_id = bangfu_platform::rows::new_id();
+            let signing = NewAssignment {
+                post_id: post_id.clone(),
+                village: village.clone(),
+                person_id: person_id.clone(),
+                display_name: name.clone(),
+                household: String::new(),
+                application_id: None,
+                notice_id: None,
+                renews: None,
+                state: AssignmentState::Active,
+                start: year_first,
+                end: year_last,
+                insurer: "压测".into(),
+                insurance_number: "BENCH".into(),
+                insurance_first: year_first,
+                insurance_last: year_last,
+                first_hire_date: year_first,
+            };
+            if let Err(e) = store::insert_assignment(unit.tx(), &assignment_id, &signing, "bench", now).await {
+                return Err(Failure::failed(format!(
+                    "seeding a signing (a person already holds a post this year? use a fresh posts database): {e}"
+                )));
+            }
+            let evaluation = StoredEvaluation {
+                assignment_id,
+                month: month_text.clone(),
+                days_on_post: 22,
+                hours_on_post: 88,
+                score: 90,
+                passed: true,
+                remark: String::new(),
+                updated: now,
+                revision: 1,
+            };
+            store::put_evaluation(unit.tx(), &evaluation, None, "bench")
+                .await
+                .map_err(|e| Failure::failed(format!("seeding evaluations: {e}")))?;
+        }
+        unit.commit_audited().await.map_err(|e| Failure::failed(e.message))?;
+    }
+    say!(
+        "{} signings and evaluations for {month_text} seeded in {:.1} s",
+        holders.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // The measured call.
+    let mut posts = pb::welfare_post_service_client::WelfarePostServiceClient::new(channel.clone())
+        .max_decoding_message_size(64 << 20);
+    let started = Instant::now();
+    let closed = posts
+        .close_month(authorized(
+            pb::CloseMonthRequest {
+                region_prefix: bench.region_prefix.clone(),
+                month: Some(common::YearMonth {
+                    year: bench.year,
+                    month: i32::from(bench.month),
+                }),
+                line_limit: 1,
+            },
+            &bearer,
+        ))
+        .await
+        .map_err(failed("CloseMonth"))?
+        .into_inner();
+    let elapsed = started.elapsed().as_secs_f64();
+    say!(
+        "CloseMonth {} {month_text}: {} holders, {} claims, {} without claim, {} refused, {} pending in {elapsed:.1} s ({:.0} holders/s)",
+        bench.region_prefix,
+        closed.holder_count,
+        closed.claim_count,
+        closed.no_claim_count,
+        closed.refused_count,
+        closed.pending_count,
+        f64::from(closed.holder_count) / elapsed.max(1e-9)
+    );
+    if let Some(line) = closed.lines.first().filter(|l| !l.message.is_empty()) {
+        say!("first line without a claim: {}", line.message);
+    }
+    if let Some(pid) = bench.server_pid {
+        match peak_mib(pid) {
+            Some(mib) => say!("server (pid {pid}) peak resident memory: {mib:.0} MiB"),
+            None => say!("server (pid {pid}): no /proc/{pid}/status"),
+        }
+    }
+    if let Some(mib) = peak_mib(std::process::id()) {
+        say!("bench peak resident memory: {mib:.0} MiB");
+    }
+    Ok(())
+}
