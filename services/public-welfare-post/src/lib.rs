@@ -45,7 +45,7 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
 
 /// How often months left pending (subsidy payment was down) and employment identity missed
 /// are sent again.
-const RETRY_INTERVAL: Duration = Duration::from_secs(60);
+const RETRY_INTERVAL: Duration = Duration::from_secs(15);
 
 fn start_hosted(context: ServiceContext) -> StartFuture {
     Box::pin(async move {
@@ -70,7 +70,9 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         let retries = Job::new("welfare-post-retries", RETRY_INTERVAL, context.db, move || {
             let posts = retrier.clone();
             async move {
-                let sent = posts.send_pending(&CallContext::own(), None, "", "", false).await?;
+                let sent = posts
+                    .send_pending(&CallContext::own(), None, "", "", false, None)
+                    .await?;
                 let recorded = posts.record_missing_employment().await?;
                 if sent + recorded > 0 {
                     tracing::info!(sent, recorded, "pending months and employment records retried");
@@ -132,14 +134,28 @@ pub async fn start(db: Database, clock: Clock, peers: Option<peers::Peers>) -> R
 
 /// The service's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 300,
-        description: "posts, hiring, contracts, months, exits",
-        sql: include_str!("../migrations/sqlite/0300_posts.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 300,
-        description: "posts, hiring, contracts, months, exits",
-        sql: include_str!("../migrations/postgres/0300_posts.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 300,
+            description: "posts, hiring, contracts, months, exits",
+            sql: include_str!("../migrations/sqlite/0300_posts.sql"),
+        },
+        MigrationFile {
+            version: 301,
+            description: "month lines in sending order",
+            sql: include_str!("../migrations/sqlite/0301_sending_index.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 300,
+            description: "posts, hiring, contracts, months, exits",
+            sql: include_str!("../migrations/postgres/0300_posts.sql"),
+        },
+        MigrationFile {
+            version: 301,
+            description: "month lines in sending order",
+            sql: include_str!("../migrations/postgres/0301_sending_index.sql"),
+        },
+    ],
 };

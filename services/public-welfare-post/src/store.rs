@@ -8,6 +8,7 @@ use time::{Date, OffsetDateTime};
 
 use bangfu_platform::db::to_micros;
 use bangfu_platform::parameters::{date_text, parse_date_text};
+use bangfu_platform::regions::prefix_upper_bound;
 pub use bangfu_platform::rows::new_id;
 use bangfu_platform::rows::{decode, instant, json, to_json};
 
@@ -1115,12 +1116,15 @@ pub struct HolderMonth {
 /// Every signing (active, or ended within the month) on posts under `prefix` that covers a day
 /// of the month, with the post's terms and the month's evaluation; `closed` when the month has
 /// a line already.
+/// A page of them: the signings after `after` (village, id), at most `limit`, read along
+/// the (village, id) index.
 pub async fn holders_in_month(
     conn: &mut AnyConnection,
     prefix: &str,
     month: &str,
-    first: Date,
-    last: Date,
+    (first, last): (Date, Date),
+    after: (&str, &str),
+    limit: i64,
 ) -> Result<Vec<HolderMonth>> {
     let rows = sqlx::query(
         "SELECT a.*, p.days_per_month, p.monthly_standard_fen, p.subsidy_policy, \
@@ -1128,13 +1132,18 @@ pub async fn holders_in_month(
          (SELECT COUNT(*) FROM month_lines l WHERE l.assignment_id = a.id AND l.month = $2) AS closed \
          FROM assignments a JOIN posts p ON p.id = a.post_id \
          LEFT JOIN evaluations e ON e.assignment_id = a.id AND e.month = $2 \
-         WHERE a.village LIKE $1 AND a.state IN ('active', 'ended') AND a.start_date <= $3 AND a.last_day >= $4 \
-         ORDER BY a.id",
+         WHERE a.village >= $1 AND a.village < $7 AND (a.village, a.id) > ($5, $8) \
+         AND a.state IN ('active', 'ended') AND a.start_date <= $3 AND a.last_day >= $4 \
+         ORDER BY a.village, a.id LIMIT $6",
     )
-    .bind(format!("{prefix}%"))
+    .bind(prefix)
     .bind(month)
     .bind(date_text(last))
     .bind(date_text(first))
+    .bind(after.0)
+    .bind(limit)
+    .bind(prefix_upper_bound(prefix))
+    .bind(after.1)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -1221,6 +1230,35 @@ pub async fn month_lines(
     rows.iter().map(month_line_from).collect()
 }
 
+/// A page of [`month_lines`] of one outcome: the lines after (month, village, assignment), at
+/// most `limit`, read along the sending index.
+pub async fn month_lines_after(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    month: &str,
+    outcome: MonthOutcome,
+    after: (&str, &str, &str),
+    limit: i64,
+) -> Result<Vec<MonthLine>> {
+    let rows = sqlx::query(
+        "SELECT l.*, a.display_name, a.person_id FROM month_lines l JOIN assignments a ON a.id = l.assignment_id \
+         WHERE l.outcome = $3 AND l.village >= $1 AND l.village < $8 AND ($2 = '' OR l.month = $2) \
+         AND (l.month, l.village, l.assignment_id) > ($4, $5, $6) \
+         ORDER BY l.month, l.village, l.assignment_id LIMIT $7",
+    )
+    .bind(prefix)
+    .bind(month)
+    .bind(outcome.as_str())
+    .bind(after.0)
+    .bind(after.1)
+    .bind(after.2)
+    .bind(limit)
+    .bind(prefix_upper_bound(prefix))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(month_line_from).collect()
+}
+
 fn month_line_from(row: &AnyRow) -> Result<MonthLine> {
     Ok(MonthLine {
         assignment_id: row.try_get("assignment_id")?,
@@ -1240,21 +1278,29 @@ fn month_line_from(row: &AnyRow) -> Result<MonthLine> {
 pub struct Settled {
     pub assignment_id: String,
     pub month: String,
+    pub village: String,
+    pub facts: String,
     pub outcome: MonthOutcome,
     pub claim: String,
     pub message: String,
 }
 
 /// Sets pending (or refused) lines' outcomes after subsidy payment answered, a few hundred
-/// per statement.
-pub async fn settle_month_lines(tx: &mut AnyConnection, settled: &[Settled], now: OffsetDateTime) -> Result<()> {
-    const COLUMNS: usize = 6;
+/// per statement. An upsert on the key, not an UPDATE joined to a VALUES list: the key's index
+/// finds each line whatever the planner believes of a table just filled.
+pub async fn settle_month_lines(
+    tx: &mut AnyConnection,
+    settled: &[Settled],
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    const COLUMNS: usize = 9;
     for chunk in settled.chunks(500) {
-        // VALUES columns are column1… on both databases.
         let sql = format!(
-            "UPDATE month_lines SET outcome = v.column3, claim = v.column4, message = v.column5, updated_us = v.column6 \
-             FROM (VALUES {}) AS v WHERE month_lines.assignment_id = v.column1 AND month_lines.month = v.column2 \
-             AND month_lines.outcome IN ('pending', 'claim_refused')",
+            "INSERT INTO month_lines (assignment_id, month, village, facts, outcome, claim, message, subject, updated_us) \
+             VALUES {} ON CONFLICT (assignment_id, month) DO UPDATE SET outcome = excluded.outcome, \
+             claim = excluded.claim, message = excluded.message, updated_us = excluded.updated_us \
+             WHERE month_lines.outcome IN ('pending', 'claim_refused')",
             bangfu_platform::db::values_groups(tx, chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1262,9 +1308,12 @@ pub async fn settle_month_lines(tx: &mut AnyConnection, settled: &[Settled], now
             query = query
                 .bind(line.assignment_id.clone())
                 .bind(line.month.clone())
+                .bind(line.village.clone())
+                .bind(line.facts.clone())
                 .bind(line.outcome.as_str())
                 .bind(line.claim.clone())
                 .bind(line.message.clone())
+                .bind(subject.to_string())
                 .bind(to_micros(now));
         }
         query.execute(&mut *tx).await?;

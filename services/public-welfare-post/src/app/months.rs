@@ -2,6 +2,9 @@
 //! facts for subsidy payment, which the post's policy turns into amounts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
 
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
@@ -20,9 +23,22 @@ use crate::domain::{
 use crate::peers::{FactValue, LineAnswer, MonthClaim, month_reference};
 use crate::store::{self, MonthLine, Settled, StoredEvaluation};
 
-/// Claims per SubmitClaims call: a few seconds of subsidy payment's work, well inside a peer
-/// call's time limit.
-const CLAIMS_PER_CALL: usize = 5_000;
+/// Claims per SubmitClaims call (one message): a second or so of subsidy payment's work, so a
+/// call in flight when CloseMonth's budget runs out ends soon after.
+const CLAIMS_PER_CALL: usize = 1_000;
+
+/// One chunk's call and settlement, as the sender runs several at once.
+type ChunkCall<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, Problem>> + Send + 'a>>;
+
+/// SubmitClaims calls in flight at once: subsidy payment decides several streams in parallel.
+const CALLS_AT_ONCE: usize = 4;
+
+/// How long CloseMonth itself sends claims before answering (the call has 30 s); what is left
+/// stays pending and the service's job sends it.
+const CLOSING_BUDGET: Duration = Duration::from_secs(20);
+
+/// Signings (and lines) read per page while closing and sending a month.
+const LINES_PER_PAGE: i64 = 10_000;
 
 /// What RecordEvaluation asks for.
 pub struct EvaluationRequest {
@@ -88,6 +104,44 @@ pub(crate) fn claim_facts(
         .filter(|(name, _)| names.iter().any(|n| n == name))
         .filter_map(|(name, value)| Some((name.to_string(), value?)))
         .collect()
+}
+
+/// A holder's month as its line: pending with the facts to send, or the reason for no claim.
+fn month_line(holder: &store::HolderMonth, month_key: &str, (first, last): (Date, Date), month_len: i64) -> MonthLine {
+    let a = &holder.assignment;
+    let covered = (last.min(a.last_day) - first.max(a.new.start)).whole_days() + 1;
+    let required = required_days(holder.days_per_month, covered, month_len);
+    let record = holder.evaluation.map(|(days, passed)| MonthRecord {
+        days_on_post: days,
+        passed,
+    });
+    let (outcome, message) = match month_claimable(record, required) {
+        Ok(()) => (MonthOutcome::Pending, String::new()),
+        Err(none) => none,
+    };
+    let facts = MonthFacts {
+        policy: holder.subsidy_policy.clone(),
+        person_id: a.new.person_id.clone(),
+        first: date_text(first),
+        last: date_text(last),
+        days_on_post: record.map(|r| r.days_on_post).unwrap_or(0),
+        days_required: required,
+        hours_on_post: 0,
+        evaluation_passed: record.is_some_and(|r| r.passed),
+        monthly_standard: holder.monthly_standard,
+        first_hire_date: date_text(a.new.first_hire_date),
+    };
+    MonthLine {
+        assignment_id: a.id.clone(),
+        month: month_key.to_string(),
+        village: a.new.village.clone(),
+        display_name: a.new.display_name.clone(),
+        person_id: a.new.person_id.clone(),
+        outcome,
+        facts: to_json(&facts),
+        claim: String::new(),
+        message,
+    }
 }
 
 impl Posts {
@@ -222,54 +276,55 @@ impl Posts {
                 "只能结算已经结束的月份",
             ));
         }
+        let started = Instant::now();
+        let stop_at = started + CLOSING_BUDGET;
         let month_key = month_text(first);
         let month_len = (last - first).whole_days() + 1;
-        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
-        let now = unit.now();
-        let holders = store::holders_in_month(unit.tx(), prefix, &month_key, first, last).await?;
-        let mut lines = Vec::new();
-        for holder in holders.iter().filter(|h| !h.closed) {
-            let a = &holder.assignment;
-            let covered = (last.min(a.last_day) - first.max(a.new.start)).whole_days() + 1;
-            let required = required_days(holder.days_per_month, covered, month_len);
-            let record = holder.evaluation.map(|(days, passed)| MonthRecord {
-                days_on_post: days,
-                passed,
-            });
-            let (outcome, message) = match month_claimable(record, required) {
-                Ok(()) => (MonthOutcome::Pending, String::new()),
-                Err(none) => none,
-            };
-            let facts = MonthFacts {
-                policy: holder.subsidy_policy.clone(),
-                person_id: a.new.person_id.clone(),
-                first: date_text(first),
-                last: date_text(last),
-                days_on_post: record.map(|r| r.days_on_post).unwrap_or(0),
-                days_required: required,
-                hours_on_post: 0,
-                evaluation_passed: record.is_some_and(|r| r.passed),
-                monthly_standard: holder.monthly_standard,
-                first_hire_date: date_text(a.new.first_hire_date),
-            };
-            lines.push(MonthLine {
-                assignment_id: a.id.clone(),
-                month: month_key.clone(),
-                village: a.new.village.clone(),
-                display_name: a.new.display_name.clone(),
-                person_id: a.new.person_id.clone(),
-                outcome,
-                facts: to_json(&facts),
-                claim: String::new(),
-                message,
-            });
-        }
-        store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
-        unit.commit(AuditEntry::by(caller, &method("CloseMonth"), resource, now).in_region(prefix))
+        // The lines, a page of signings per transaction: a line already there is kept, so a
+        // run cut short and run again writes each line once.
+        let mut after = (String::new(), String::new());
+        let mut written = 0;
+        loop {
+            let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+            let now = unit.now();
+            let holders = store::holders_in_month(
+                unit.tx(),
+                prefix,
+                &month_key,
+                (first, last),
+                (&after.0, &after.1),
+                LINES_PER_PAGE,
+            )
             .await?;
-        if let Err(problem) = self.send_pending(call, Some(caller), prefix, &month_key, true).await {
+            let Some(last_holder) = holders.last() else { break };
+            after = (
+                last_holder.assignment.new.village.clone(),
+                last_holder.assignment.id.clone(),
+            );
+            let lines: Vec<MonthLine> = holders
+                .iter()
+                .filter(|h| !h.closed)
+                .map(|holder| month_line(holder, &month_key, (first, last), month_len))
+                .collect();
+            store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
+            unit.commit(AuditEntry::by(caller, &method("CloseMonth"), resource.clone(), now).in_region(prefix))
+                .await?;
+            written += lines.len();
+            if holders.len() < LINES_PER_PAGE as usize {
+                break;
+            }
+        }
+        let elapsed_ms = |at: Instant| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(prefix, month = %month_key, written, elapsed_ms = elapsed_ms(started), "month lines written");
+        match self
+            .send_pending(call, Some(caller), prefix, &month_key, true, Some(stop_at))
+            .await
+        {
+            Ok(sent) => {
+                tracing::info!(prefix, month = %month_key, sent, elapsed_ms = elapsed_ms(started), "month claims sent");
+            }
             // Subsidy payment down: the lines stay pending and the job sends them when it returns.
-            tracing::warn!(prefix, month = %month_key, error = %problem.message, "claims left pending");
+            Err(problem) => tracing::warn!(prefix, month = %month_key, error = %problem.message, "claims left pending"),
         }
         let mut conn = self.db().acquire().await?;
         let mut closed = ClosedMonth::default();
@@ -299,18 +354,53 @@ impl Posts {
         prefix: &str,
         month: &str,
         resend_refused: bool,
+        stop_at: Option<Instant>,
     ) -> Result<usize, Problem> {
-        let mut lines = {
-            let mut conn = self.db().acquire().await?;
-            let mut lines = store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::Pending)).await?;
-            if resend_refused {
-                lines.extend(store::month_lines(&mut conn, prefix, month, Some(MonthOutcome::ClaimRefused)).await?);
-            }
-            lines
+        let mut sent = 0;
+        let outcomes: &[MonthOutcome] = if resend_refused {
+            &[MonthOutcome::Pending, MonthOutcome::ClaimRefused]
+        } else {
+            &[MonthOutcome::Pending]
         };
-        if lines.is_empty() {
-            return Ok(0);
+        for outcome in outcomes {
+            // Page by page, so a city's month is never all in memory at once.
+            let mut after = (String::new(), String::new(), String::new());
+            loop {
+                if stop_at.is_some_and(|at| Instant::now() >= at) {
+                    return Ok(sent);
+                }
+                let lines = {
+                    let mut conn = self.db().acquire().await?;
+                    store::month_lines_after(
+                        &mut conn,
+                        prefix,
+                        month,
+                        *outcome,
+                        (&after.0, &after.1, &after.2),
+                        LINES_PER_PAGE,
+                    )
+                    .await?
+                };
+                let Some(last) = lines.last() else { break };
+                after = (last.month.clone(), last.village.clone(), last.assignment_id.clone());
+                let full = lines.len() == LINES_PER_PAGE as usize;
+                sent += self.send_lines(call, caller, lines, stop_at).await?;
+                if !full {
+                    break;
+                }
+            }
         }
+        Ok(sent)
+    }
+
+    /// Sends lines to subsidy payment, grouped by policy and month, a few calls at once.
+    async fn send_lines(
+        &self,
+        call: &CallContext,
+        caller: Option<&Principal>,
+        mut lines: Vec<MonthLine>,
+        stop_at: Option<Instant>,
+    ) -> Result<usize, Problem> {
         let peers = self.peers()?;
         // One group per policy and month: the version that decides a month is the one covering it.
         let mut by_policy: BTreeMap<(String, String), Vec<(MonthLine, MonthFacts)>> = BTreeMap::new();
@@ -328,84 +418,121 @@ impl Posts {
         for ((policy, first), group) in by_policy {
             let day = parse_date_text(&first).unwrap_or(Date::MIN);
             let names = peers.claim_fact_names(call, &policy, day).await?;
-            // A call per few thousand lines, each settled in its own transaction: a month of a
-            // whole city keeps what was sent even if subsidy payment goes away half-way.
+            // A call per few thousand lines, a few at once, each settled in its own transaction:
+            // a month of a whole city keeps what was sent even if subsidy payment goes away
+            // half-way. Past the budget no new call starts; the rest stays pending for the job.
+            let mut chunks: Vec<ChunkCall<'_>> = Vec::new();
             for chunk in group.chunks(CLAIMS_PER_CALL) {
-                let settled: Vec<Settled> = match &names {
-                    None => chunk
-                        .iter()
-                        .map(|(line, _)| Settled {
-                            assignment_id: line.assignment_id.clone(),
-                            month: line.month.clone(),
-                            outcome: MonthOutcome::ClaimRefused,
-                            claim: String::new(),
-                            message: format!("POLICY_NOT_IN_FORCE: 补贴政策 {policy} 在 {first} 所在月份无有效版本"),
-                        })
-                        .collect(),
-                    Some(names) => {
-                        let claims: Vec<MonthClaim> = chunk
-                            .iter()
-                            .map(|(line, facts)| MonthClaim {
-                                line_reference: line.assignment_id.clone(),
-                                policy: policy.clone(),
-                                person_id: facts.person_id.clone(),
-                                first: parse_date_text(&facts.first).unwrap_or(Date::MIN),
-                                last: parse_date_text(&facts.last).unwrap_or(Date::MIN),
-                                facts: claim_facts(
-                                    names,
-                                    facts.days_on_post,
-                                    facts.days_required,
-                                    facts.hours_on_post,
-                                    facts.evaluation_passed,
-                                    facts.monthly_standard,
-                                    parse_date_text(&facts.first_hire_date).unwrap_or(Date::MIN),
-                                ),
-                                reference: month_reference(&line.assignment_id, &line.month),
-                            })
-                            .collect();
-                        let answers = peers.submit(call, &claims).await?;
-                        chunk
-                            .iter()
-                            .zip(answers)
-                            .filter_map(|((line, _), answer)| {
-                                let (outcome, claim, message) = match answer {
-                                    LineAnswer::Claim(claim) => (MonthOutcome::ClaimSubmitted, claim, String::new()),
-                                    LineAnswer::Refused { retryable: true, .. } => return None,
-                                    LineAnswer::Refused { message, .. } => {
-                                        (MonthOutcome::ClaimRefused, String::new(), message)
-                                    }
-                                };
-                                Some(Settled {
-                                    assignment_id: line.assignment_id.clone(),
-                                    month: line.month.clone(),
-                                    outcome,
-                                    claim,
-                                    message,
-                                })
-                            })
-                            .collect()
-                    }
-                };
-                let villages: BTreeSet<&str> = chunk.iter().map(|(line, _)| line.village.as_str()).collect();
-                let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
-                let now = unit.now();
-                store::settle_month_lines(unit.tx(), &settled, now).await?;
-                let audits = villages
-                    .iter()
-                    .map(|village| {
-                        let resource = format!("monthClosings/{village}/{}", first.get(..7).unwrap_or(&first));
-                        match caller {
-                            Some(caller) => AuditEntry::by(caller, &method("CloseMonth"), resource, now),
-                            None => AuditEntry::by_service(crate::SERVICE, &method("CloseMonth"), resource, now),
-                        }
-                        .in_region(village)
-                    })
-                    .collect();
-                unit.audit_many(audits).await?;
-                unit.commit_audited().await?;
-                sent += settled.len();
+                chunks.push(Box::pin(self.send_chunk(
+                    call,
+                    caller,
+                    &policy,
+                    &first,
+                    names.as_deref(),
+                    chunk,
+                    stop_at,
+                )));
+            }
+            let mut calls = futures_util::stream::iter(chunks).buffer_unordered(CALLS_AT_ONCE);
+            while let Some(done) = calls.next().await {
+                sent += done?;
             }
         }
         Ok(sent)
+    }
+
+    /// Sends one chunk of a policy's month (or refuses it when no version covers the month) and
+    /// settles the answers in one transaction; the lines settled. Past `stop_at` it sends nothing.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_chunk(
+        &self,
+        call: &CallContext,
+        caller: Option<&Principal>,
+        policy: &str,
+        first: &str,
+        names: Option<&[String]>,
+        chunk: &[(MonthLine, MonthFacts)],
+        stop_at: Option<Instant>,
+    ) -> Result<usize, Problem> {
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            return Ok(0);
+        }
+        let peers = self.peers()?;
+        let settled: Vec<Settled> = match names {
+            None => chunk
+                .iter()
+                .map(|(line, _)| Settled {
+                    assignment_id: line.assignment_id.clone(),
+                    month: line.month.clone(),
+                    village: line.village.clone(),
+                    facts: line.facts.clone(),
+                    outcome: MonthOutcome::ClaimRefused,
+                    claim: String::new(),
+                    message: format!("POLICY_NOT_IN_FORCE: 补贴政策 {policy} 在 {first} 所在月份无有效版本"),
+                })
+                .collect(),
+            Some(names) => {
+                let claims: Vec<MonthClaim> = chunk
+                    .iter()
+                    .map(|(line, facts)| MonthClaim {
+                        line_reference: line.assignment_id.clone(),
+                        policy: policy.to_string(),
+                        person_id: facts.person_id.clone(),
+                        first: parse_date_text(&facts.first).unwrap_or(Date::MIN),
+                        last: parse_date_text(&facts.last).unwrap_or(Date::MIN),
+                        facts: claim_facts(
+                            names,
+                            facts.days_on_post,
+                            facts.days_required,
+                            facts.hours_on_post,
+                            facts.evaluation_passed,
+                            facts.monthly_standard,
+                            parse_date_text(&facts.first_hire_date).unwrap_or(Date::MIN),
+                        ),
+                        reference: month_reference(&line.assignment_id, &line.month),
+                    })
+                    .collect();
+                let answers = peers.submit(call, &claims).await?;
+                chunk
+                    .iter()
+                    .zip(answers)
+                    .filter_map(|((line, _), answer)| {
+                        let (outcome, claim, message) = match answer {
+                            LineAnswer::Claim(claim) => (MonthOutcome::ClaimSubmitted, claim, String::new()),
+                            LineAnswer::Refused { retryable: true, .. } => return None,
+                            LineAnswer::Refused { message, .. } => (MonthOutcome::ClaimRefused, String::new(), message),
+                        };
+                        Some(Settled {
+                            assignment_id: line.assignment_id.clone(),
+                            month: line.month.clone(),
+                            village: line.village.clone(),
+                            facts: line.facts.clone(),
+                            outcome,
+                            claim,
+                            message,
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let villages: BTreeSet<&str> = chunk.iter().map(|(line, _)| line.village.as_str()).collect();
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let subject = caller.map_or(crate::SERVICE, |caller| caller.subject.as_str());
+        store::settle_month_lines(unit.tx(), &settled, subject, now).await?;
+        let audits = villages
+            .iter()
+            .map(|village| {
+                let resource = format!("monthClosings/{village}/{}", first.get(..7).unwrap_or(first));
+                match caller {
+                    Some(caller) => AuditEntry::by(caller, &method("CloseMonth"), resource, now),
+                    None => AuditEntry::by_service(crate::SERVICE, &method("CloseMonth"), resource, now),
+                }
+                .in_region(village)
+            })
+            .collect();
+        unit.audit_many(audits).await?;
+        unit.commit_audited().await?;
+        Ok(settled.len())
     }
 }

@@ -192,7 +192,7 @@ async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(
     // The service's job sends what was left pending.
     let sent = suite
         .app
-        .send_pending(&CallContext::own(), None, "", "", false)
+        .send_pending(&CallContext::own(), None, "", "", false, None)
         .await
         .expect("sent");
     assert_eq!(sent, 1);
@@ -220,7 +220,8 @@ async fn a_revoked_category_on_identitys_feed_proposes_an_exit(backend: Backend)
         .await
         .expect("revoked");
     let mut proposals = Vec::new();
-    for _ in 0..100 {
+    // The follower polls identity's feed; give it up to 30 s on a loaded machine.
+    for _ in 0..300 {
         proposals = suite
             .posts()
             .await
