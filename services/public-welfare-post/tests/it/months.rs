@@ -288,8 +288,129 @@ async fn a_revoked_category_on_identitys_feed_proposes_an_exit(backend: Backend)
     assert_eq!(reason(&again), "STATE_CONFLICT");
 }
 
+/// A holder who becomes a village cadre, two cleaning posts of one township paid differently
+/// and a village over its configured need show as signals naming their records; the stats count
+/// the posts and the holder.
+async fn signals_and_stats_name_what_they_rest_on(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, person, _) = holder(&suite).await;
+    // The holder is elected to the village committee after being hired.
+    suite
+        .posts()
+        .await
+        .register_village_cadre(with_token(
+            pb::RegisterVillageCadreRequest {
+                village_cadre: Some(pb::VillageCadre {
+                    village: Some(common::RegionCode {
+                        code: crate::support::VILLAGE.into(),
+                        display_name: String::new(),
+                    }),
+                    person: person.clone(),
+                    office: "村委会委员".into(),
+                    term_start: Some(date(2025, 3, 20)),
+                    ..Default::default()
+                }),
+                request_id: crate::support::uuid(),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("cadre");
+    // A second cleaning post in the township at another standard.
+    suite
+        .posts()
+        .await
+        .create_post(with_token(
+            pb::CreatePostRequest {
+                post: Some(pb::Post {
+                    monthly_standard: Some(common::Money { fen: 60_000 }),
+                    ..crate::support::post_draft(1)
+                }),
+                request_id: crate::support::uuid(),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("second post");
+    // The village needs one post only.
+    suite
+        .posts()
+        .await
+        .update_parameter(with_token(
+            pb::UpdateParameterRequest {
+                parameter: Some(common::Parameter {
+                    key: "welfare_post.village_post_need".into(),
+                    region_prefix: crate::support::VILLAGE.into(),
+                    valid_from: Some(date(2025, 1, 1)),
+                    value: 1,
+                    source_document: "孟庄镇公益性岗位需求核定".into(),
+                    ..Default::default()
+                }),
+                update_mask: None,
+                allow_missing: true,
+            },
+            &suite.token(
+                "reviewer-agri",
+                bangfu_platform::auth::Department::Agri,
+                bangfu_platform::auth::Role::Reviewer,
+                "370402",
+            ),
+        ))
+        .await
+        .expect("need");
+    suite.set_day(2025, 4, 2);
+    let signals = suite
+        .posts()
+        .await
+        .list_fraud_signals(with_token(
+            pb::ListFraudSignalsRequest {
+                region_prefix: "370402".into(),
+                kind: 0,
+                as_of: None,
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("signals")
+        .into_inner()
+        .signals;
+    let kinds: Vec<i32> = signals.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            pb::FraudSignalKind::CadreRelative as i32,
+            pb::FraudSignalKind::OverNeed as i32,
+            pb::FraudSignalKind::UnevenPay as i32,
+        ],
+        "{signals:?}"
+    );
+    assert!(signals[0].resources.contains(&assignment.name), "{:?}", signals[0]);
+    assert!(signals[0].resources.iter().any(|r| r.starts_with("villageCadres/")));
+    assert_eq!(signals[1].resources.len(), 2, "both posts of the village");
+    assert_eq!(signals[2].region.as_ref().map(|r| r.code.as_str()), Some("370402001"));
+
+    let stats = suite
+        .posts()
+        .await
+        .get_post_stats(with_token(
+            pb::GetPostStatsRequest {
+                region_prefix: "370402".into(),
+                year: 2025,
+                as_of: Some(date(2025, 3, 31)),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("stats")
+        .into_inner();
+    let total = &stats.counts[0];
+    assert_eq!((total.post_count, total.holder_count), (2, 1));
+    assert_eq!((stats.persons_placed, stats.persons_on_post), (1, 1));
+}
+
 on_both_backends!(
     a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment,
     a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns,
-    a_revoked_category_on_identitys_feed_proposes_an_exit
+    a_revoked_category_on_identitys_feed_proposes_an_exit,
+    signals_and_stats_name_what_they_rest_on
 );
