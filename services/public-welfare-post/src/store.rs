@@ -189,6 +189,29 @@ pub async fn list_posts(
     rows.iter().map(post_from).collect()
 }
 
+/// Locks an open post for new proposals and gives its free places, counted after the lock:
+/// two proposals for one post are decided one after the other. None when it is not open.
+pub async fn lock_free_places(tx: &mut AnyConnection, id: &str, now: OffsetDateTime) -> Result<Option<i64>> {
+    let locked =
+        sqlx::query("UPDATE posts SET revision = revision + 1, updated_us = $1 WHERE id = $2 AND state = 'open'")
+            .bind(to_micros(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if locked != 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT p.places - (SELECT COUNT(*) FROM assignments a WHERE a.post_id = p.id \
+         AND a.state IN ('proposed', 'active')) AS free FROM posts p WHERE p.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Some(row.try_get("free")?))
+}
+
 /// Writes a post's changeable fields if its revision is still `revision`; false when it moved on.
 pub async fn update_post(
     tx: &mut AnyConnection,
@@ -434,13 +457,18 @@ pub async fn list_applications(
 
 /// Keeps a check on its application, with the rank it gives.
 pub async fn set_eligibility(tx: &mut AnyConnection, id: &str, checked: &Checked, rank_key: i64) -> Result<()> {
-    sqlx::query("UPDATE applications SET eligibility = $1, labor_capacity = $2, rank_key = $3 WHERE id = $4")
-        .bind(to_json(checked))
-        .bind(&checked.labor_capacity)
-        .bind(rank_key)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    // A proposed or hired applicant's check stays as it was when proposed: checked again, their
+    // own proposal would count as another post.
+    sqlx::query(
+        "UPDATE applications SET eligibility = $1, labor_capacity = $2, rank_key = $3 WHERE id = $4 \
+         AND state = 'submitted'",
+    )
+    .bind(to_json(checked))
+    .bind(&checked.labor_capacity)
+    .bind(rank_key)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -797,6 +825,21 @@ pub async fn end_assignment(
     Ok(moved == 1)
 }
 
+/// Withdraws the signings that renew `id` and start after `last_day` (its holder left before
+/// they began); the number withdrawn.
+pub async fn withdraw_renewals(tx: &mut AnyConnection, id: &str, last_day: Date, now: OffsetDateTime) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE assignments SET state = 'withdrawn', updated_us = $1, revision = revision + 1 \
+         WHERE renews = $2 AND state IN ('proposed', 'active') AND start_date > $3",
+    )
+    .bind(to_micros(now))
+    .bind(id)
+    .bind(date_text(last_day))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
+}
+
 pub async fn mark_employment_recorded(tx: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("UPDATE assignments SET employment_recorded = 1 WHERE id = $1")
         .bind(id)
@@ -1109,7 +1152,8 @@ pub struct HolderMonth {
     pub days_per_month: i64,
     pub monthly_standard: Option<i64>,
     pub subsidy_policy: String,
-    pub evaluation: Option<(i64, bool)>,
+    /// Days on post, hours on post, passed.
+    pub evaluation: Option<(i64, i64, bool)>,
     pub closed: bool,
 }
 
@@ -1128,7 +1172,7 @@ pub async fn holders_in_month(
 ) -> Result<Vec<HolderMonth>> {
     let rows = sqlx::query(
         "SELECT a.*, p.days_per_month, p.monthly_standard_fen, p.subsidy_policy, \
-         e.days_on_post AS e_days, e.passed AS e_passed, \
+         e.days_on_post AS e_days, e.hours_on_post AS e_hours, e.passed AS e_passed, \
          (SELECT COUNT(*) FROM month_lines l WHERE l.assignment_id = a.id AND l.month = $2) AS closed \
          FROM assignments a JOIN posts p ON p.id = a.post_id \
          LEFT JOIN evaluations e ON e.assignment_id = a.id AND e.month = $2 \
@@ -1149,6 +1193,7 @@ pub async fn holders_in_month(
     rows.iter()
         .map(|row| {
             let days: Option<i64> = row.try_get("e_days")?;
+            let hours: Option<i64> = row.try_get("e_hours")?;
             let passed: Option<i64> = row.try_get("e_passed")?;
             let closed: i64 = row.try_get("closed")?;
             Ok(HolderMonth {
@@ -1156,7 +1201,9 @@ pub async fn holders_in_month(
                 days_per_month: row.try_get("days_per_month")?,
                 monthly_standard: row.try_get("monthly_standard_fen")?,
                 subsidy_policy: row.try_get("subsidy_policy")?,
-                evaluation: days.zip(passed.map(|p| p != 0)),
+                evaluation: days
+                    .zip(passed.map(|p| p != 0))
+                    .map(|(days, passed)| (days, hours.unwrap_or(0), passed)),
                 closed: closed > 0,
             })
         })
@@ -1415,7 +1462,7 @@ pub async fn propose_exits(
     let opened = sqlx::query(
         "INSERT INTO exit_proposals (id, assignment_id, village, reason, effective_date, source, state, created_us) \
          SELECT id || '-' || $1, id, village, $1, $2, $3, 'open', $4 FROM assignments \
-         WHERE person_id = $5 AND state = 'active' ON CONFLICT (assignment_id, reason) DO NOTHING",
+         WHERE person_id = $5 AND state IN ('proposed', 'active') ON CONFLICT (assignment_id, reason) DO NOTHING",
     )
     .bind(reason.as_str())
     .bind(effective_date.map(date_text))
@@ -1507,7 +1554,7 @@ pub async fn two_posts(conn: &mut AnyConnection, prefix: &str) -> Result<Vec<Raw
         "SELECT a.village, a.id AS a_id, b.id AS b_id, a.display_name FROM assignments a JOIN assignments b \
          ON b.person_id = a.person_id AND a.id < b.id AND a.slot_first <= b.slot_last AND b.slot_first <= a.slot_last \
          WHERE a.state IN ('active', 'ended') AND b.state IN ('active', 'ended') \
-         AND (a.village LIKE $1 OR b.village LIKE $1) ORDER BY a.village, a.id",
+         AND a.village LIKE $1 AND b.village LIKE $1 ORDER BY a.village, a.id",
     )
     .bind(format!("{prefix}%"))
     .fetch_all(&mut *conn)
@@ -1533,7 +1580,8 @@ pub async fn cadre_relatives(conn: &mut AnyConnection, prefix: &str, day: Date) 
         "SELECT a.village, a.id AS a_id, a.display_name, c.id AS c_id, c.office FROM assignments a \
          JOIN village_cadres c ON (c.person_id = a.person_id OR (c.household <> '' AND c.household = a.household)) \
          WHERE a.village LIKE $1 AND a.state IN ('active', 'ended') AND a.start_date <= $2 AND a.last_day >= $2 \
-         AND c.term_start <= $2 AND (c.term_end IS NULL OR c.term_end >= $2) ORDER BY a.village, a.id",
+         AND c.village LIKE $1 AND c.term_start <= $2 AND (c.term_end IS NULL OR c.term_end >= $2) \
+         ORDER BY a.village, a.id",
     )
     .bind(format!("{prefix}%"))
     .bind(&day)
@@ -1633,11 +1681,12 @@ pub async fn uneven_pay(conn: &mut AnyConnection, prefix: &str) -> Result<Vec<Ra
         let high: i64 = row.try_get("high")?;
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM posts WHERE SUBSTR(village, 1, 9) = $1 AND post_type = $2 AND post_class = $3 \
-             AND state = 'open' AND monthly_standard_fen IS NOT NULL ORDER BY id",
+             AND state = 'open' AND monthly_standard_fen IS NOT NULL AND village LIKE $4 ORDER BY id",
         )
         .bind(&township)
         .bind(&post_type)
         .bind(&post_class)
+        .bind(format!("{prefix}%"))
         .fetch_all(&mut *conn)
         .await?;
         found.push(RawSignal {

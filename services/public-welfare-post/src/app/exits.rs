@@ -72,6 +72,7 @@ impl Posts {
         {
             return Err(Problem::etag_mismatch(&assignment.name()));
         }
+        store::withdraw_renewals(unit.tx(), &assignment.id, request.last_day, now).await?;
         if let Some(proposal) = &request.exit_proposal
             && !store::close_exit_proposal(unit.tx(), proposal, &assignment.id).await?
         {

@@ -496,6 +496,24 @@ impl Posts {
         };
         let now = unit.now();
         let notice_id = store::new_id();
+        // The free places again, under the post's lock: the count read before may have moved.
+        match store::lock_free_places(unit.tx(), &post.id, now).await? {
+            None => {
+                return Err(state_conflict(
+                    &post.name(),
+                    "the post is closed",
+                    "该岗位已撤销，不能拟聘",
+                ));
+            }
+            Some(free) if free < hires.len() as i64 => {
+                return Err(invalid(
+                    "hires",
+                    format!("the post has {free} free places"),
+                    format!("该岗位仅剩 {free} 个空缺名额"),
+                ));
+            }
+            Some(_) => {}
+        }
         store::insert_notice(
             unit.tx(),
             &notice_id,
@@ -534,6 +552,8 @@ impl Posts {
                     error.into()
                 });
             }
+            let rank = rank_key(Some(true), &result.checked.labor_capacity);
+            store::set_eligibility(unit.tx(), &application.id, &result.checked, rank).await?;
             if !store::move_application(
                 unit.tx(),
                 &application.id,
@@ -548,8 +568,6 @@ impl Posts {
                     "该报名已被拟聘",
                 ));
             }
-            let rank = rank_key(Some(true), &result.checked.labor_capacity);
-            store::set_eligibility(unit.tx(), &application.id, &result.checked, rank).await?;
             audits.push(
                 AuditEntry::by(caller, &method("ProposeHires"), format!("assignments/{id}"), now)
                     .in_region(&post.post.village),
@@ -961,6 +979,19 @@ impl Posts {
             Begun::Fresh(unit) => unit,
         };
         let now = unit.now();
+        // The current signing must still be the one read: an exit meanwhile refuses the renewal.
+        if !store::move_assignment(
+            unit.tx(),
+            &current.id,
+            AssignmentState::Active,
+            AssignmentState::Active,
+            Some(current.revision),
+            now,
+        )
+        .await?
+        {
+            return Err(Problem::etag_mismatch(&current.name()));
+        }
         let new_id = store::new_id();
         let new = NewAssignment {
             post_id: current.new.post_id.clone(),

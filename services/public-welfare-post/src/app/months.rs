@@ -111,7 +111,7 @@ fn month_line(holder: &store::HolderMonth, month_key: &str, (first, last): (Date
     let a = &holder.assignment;
     let covered = (last.min(a.last_day) - first.max(a.new.start)).whole_days() + 1;
     let required = required_days(holder.days_per_month, covered, month_len);
-    let record = holder.evaluation.map(|(days, passed)| MonthRecord {
+    let record = holder.evaluation.map(|(days, _, passed)| MonthRecord {
         days_on_post: days,
         passed,
     });
@@ -126,7 +126,7 @@ fn month_line(holder: &store::HolderMonth, month_key: &str, (first, last): (Date
         last: date_text(last),
         days_on_post: record.map(|r| r.days_on_post).unwrap_or(0),
         days_required: required,
-        hours_on_post: 0,
+        hours_on_post: holder.evaluation.map_or(0, |(_, hours, _)| hours),
         evaluation_passed: record.is_some_and(|r| r.passed),
         monthly_standard: holder.monthly_standard,
         first_hire_date: date_text(a.new.first_hire_date),

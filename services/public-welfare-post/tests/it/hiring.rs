@@ -350,7 +350,32 @@ async fn one_person_holds_one_post_under_concurrent_hires(backend: Backend) {
     assert_eq!(free.lines.len(), 1);
 }
 
+/// A post with one place: two persons proposed for it at once, exactly one proposal holds.
+async fn a_post_is_not_proposed_beyond_its_places(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    suite.fund().await;
+    let post = suite.post(1).await;
+    let announcement = suite.announce(&post.name).await;
+    let first = suite.target_person("钱七", "105").await;
+    let second = suite.target_person("孙八", "106").await;
+    let a = suite.apply(&announcement.name, &first).await;
+    let b = suite.apply(&announcement.name, &second).await;
+    let (left, right) = tokio::join!(
+        suite.propose(&announcement.name, &a.name, date(2025, 3, 10), date(2025, 12, 31)),
+        suite.propose(&announcement.name, &b.name, date(2025, 3, 10), date(2025, 12, 31)),
+    );
+    let outcomes = [left, right];
+    assert_eq!(outcomes.iter().filter(|r| r.is_ok()).count(), 1, "{outcomes:?}");
+    let refusal = outcomes.iter().find_map(|r| r.as_ref().err()).expect("one refused");
+    assert_eq!(
+        crate::support::fields(refusal),
+        vec!["hires".to_string()],
+        "{refusal:?}"
+    );
+}
+
 on_both_backends!(
     hiring_goes_through_notice_and_objection_to_an_active_contract,
-    one_person_holds_one_post_under_concurrent_hires
+    one_person_holds_one_post_under_concurrent_hires,
+    a_post_is_not_proposed_beyond_its_places
 );
