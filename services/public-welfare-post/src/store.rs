@@ -1173,7 +1173,8 @@ pub async fn holders_in_month(
     let rows = sqlx::query(
         "SELECT a.*, p.days_per_month, p.monthly_standard_fen, p.subsidy_policy, \
          e.days_on_post AS e_days, e.hours_on_post AS e_hours, e.passed AS e_passed, \
-         (SELECT COUNT(*) FROM month_lines l WHERE l.assignment_id = a.id AND l.month = $2) AS closed \
+         (SELECT COUNT(*) FROM month_lines l WHERE l.assignment_id = a.id AND l.month = $2 \
+          AND l.outcome IN ('pending', 'claim_submitted')) AS closed \
          FROM assignments a JOIN posts p ON p.id = a.post_id \
          LEFT JOIN evaluations e ON e.assignment_id = a.id AND e.month = $2 \
          WHERE a.village >= $1 AND a.village < $7 AND (a.village, a.id) > ($5, $8) \
@@ -1224,7 +1225,9 @@ pub struct MonthLine {
     pub message: String,
 }
 
-/// Writes new lines (a line already there is kept as it is: a re-run creates nothing twice).
+/// Writes lines. A line pending or sent is kept as it is, so a re-run sends nothing twice; a line
+/// without a claim (no or failed evaluation, too few days, refused) is written again from the
+/// evaluation as it is now.
 pub async fn insert_month_lines(
     tx: &mut AnyConnection,
     lines: &[MonthLine],
@@ -1235,7 +1238,9 @@ pub async fn insert_month_lines(
     for chunk in lines.chunks(500) {
         let sql = format!(
             "INSERT INTO month_lines (assignment_id, month, village, outcome, facts, claim, message, subject, updated_us) \
-             VALUES {} ON CONFLICT (assignment_id, month) DO NOTHING",
+             VALUES {} ON CONFLICT (assignment_id, month) DO UPDATE SET outcome = excluded.outcome, \
+             facts = excluded.facts, claim = excluded.claim, message = excluded.message, subject = excluded.subject, \
+             updated_us = excluded.updated_us WHERE month_lines.outcome NOT IN ('pending', 'claim_submitted')",
             bangfu_platform::db::values_groups(tx, chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1366,6 +1371,19 @@ pub async fn settle_month_lines(
         query.execute(&mut *tx).await?;
     }
     Ok(())
+}
+
+/// One holder's line of a month, if the month was closed for them.
+pub async fn get_month_line(conn: &mut AnyConnection, assignment_id: &str, month: &str) -> Result<Option<MonthLine>> {
+    let row = sqlx::query(
+        "SELECT l.*, a.display_name, a.person_id FROM month_lines l JOIN assignments a ON a.id = l.assignment_id \
+         WHERE l.assignment_id = $1 AND l.month = $2",
+    )
+    .bind(assignment_id)
+    .bind(month)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(month_line_from).transpose()
 }
 
 /// How many lines of a month under `prefix` have each outcome.

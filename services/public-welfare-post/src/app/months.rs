@@ -197,16 +197,10 @@ impl Posts {
             .await?;
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let closed = store::month_lines(
-            unit.tx(),
-            &assignment.new.village,
-            &month,
-            Some(MonthOutcome::ClaimSubmitted),
-        )
-        .await?
-        .iter()
-        .any(|line| line.assignment_id == assignment.id);
-        if closed {
+        // A month sent (or being sent) as a claim keeps its facts; a month closed without one is
+        // closed again from the corrected record when CloseMonth runs again.
+        let line = store::get_month_line(unit.tx(), &assignment.id, &month).await?;
+        if line.is_some_and(|l| matches!(l.outcome, MonthOutcome::Pending | MonthOutcome::ClaimSubmitted)) {
             return Err(state_conflict(
                 &assignment.name(),
                 format!("{month} is closed and its claim sent; a correction goes through subsidy payment"),

@@ -162,6 +162,38 @@ async fn a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment(backend: B
     assert_eq!((april.claim_count, april.no_claim_count), (0, 1));
     assert_eq!(april.lines[0].outcome, pb::MonthOutcome::EvaluationFailed as i32);
     assert_eq!(welfare_post_claims(&suite).await.len(), 1);
+    // The village committee corrects April's score; closing April again sends its claim. March,
+    // sent already, cannot be corrected here.
+    let april_record = suite
+        .posts()
+        .await
+        .record_evaluation(with_token(
+            pb::RecordEvaluationRequest {
+                assignment: assignment.name.clone(),
+                evaluation: Some(pb::Evaluation {
+                    month: Some(common::YearMonth { year: 2025, month: 4 }),
+                    days_on_post: 22,
+                    hours_on_post: 88,
+                    score: 75,
+                    etag: "\"1\"".into(),
+                    ..Default::default()
+                }),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("corrected")
+        .into_inner()
+        .evaluation
+        .expect("evaluation");
+    assert!(april_record.passed);
+    let again = close(&suite, 2025, 4).await.expect("closed again");
+    assert_eq!((again.claim_count, again.no_claim_count), (1, 0));
+    assert_eq!(welfare_post_claims(&suite).await.len(), 2);
+    let sent = evaluate(&suite, &assignment.name, 2025, 3, 22, 90)
+        .await
+        .expect_err("March was sent");
+    assert_eq!(reason(&sent), "STATE_CONFLICT");
 
     // December 2025, closed in January: the policy version that covers the month decides it,
     // though it is no longer in force on the day of closing.
@@ -171,7 +203,7 @@ async fn a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment(backend: B
         .expect("evaluated");
     let december = close(&suite, 2025, 12).await.expect("closed");
     assert_eq!((december.claim_count, december.refused_count), (1, 0), "{december:?}");
-    assert_eq!(welfare_post_claims(&suite).await.len(), 2);
+    assert_eq!(welfare_post_claims(&suite).await.len(), 3);
 }
 
 async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(backend: Backend) {
