@@ -44,26 +44,41 @@ pub fn encode_token(fingerprint: &str, cursor: &[String]) -> String {
     URL_SAFE_NO_PAD.encode(text)
 }
 
+/// PAGE_TOKEN_INVALID: a token this server did not issue for this query, or whose cursor does
+/// not fit it.
+pub fn token_invalid() -> Problem {
+    Problem::invalid_field(
+        ErrorReason::PageTokenInvalid,
+        "page_token",
+        "is not a token this server issued for this query",
+        "翻页标记无效，请从第一页重新查询",
+    )
+}
+
 /// Decodes a page token issued for the same query; an empty token is the first page.
 pub fn decode_token(token: &str, fingerprint: &str) -> Result<Option<Vec<String>>, Problem> {
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || {
-        Problem::invalid_field(
-            ErrorReason::PageTokenInvalid,
-            "page_token",
-            "is not a token this server issued for this query",
-            "翻页标记无效，请从第一页重新查询",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| token_invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| token_invalid())?;
     let mut parts = text.split('\u{1f}');
     if parts.next() != Some("v1") || parts.next() != Some(fingerprint) {
-        return Err(invalid());
+        return Err(token_invalid());
     }
     Ok(Some(parts.map(str::to_string).collect()))
+}
+
+/// Keeps the page of `rows` (read with one more than `size`) and gives the next page's token,
+/// made from the last row kept; empty on the last page.
+pub fn next_page<T>(rows: &mut Vec<T>, size: u32, fingerprint: &str, cursor: impl Fn(&T) -> Vec<String>) -> String {
+    if rows.len() <= size as usize {
+        return String::new();
+    }
+    rows.truncate(size as usize);
+    rows.last()
+        .map(|row| encode_token(fingerprint, &cursor(row)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -47,6 +47,29 @@ pub fn optional_date(field: &str, value: Option<&pb::Date>) -> Result<Option<Dat
         .map_err(|_| invalid())
 }
 
+/// Text a clerk must give, trimmed, at most `max` characters; `what_zh` names it in the message.
+pub fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Problem::required(field, what_zh));
+    }
+    optional_text(field, value, max, what_zh)
+}
+
+/// Text that may be empty, trimmed, at most `max` characters.
+pub fn optional_text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
+    let value = value.trim();
+    if value.chars().count() > max {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldTooLong,
+            field,
+            format!("at most {max} characters"),
+            format!("{what_zh}不能超过{max}个字符"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
 pub fn date_to_wire(date: Date) -> pb::Date {
     pb::Date {
         year: date.year(),

@@ -4,7 +4,6 @@
 
 use bangfu_platform::error::Problem;
 use bangfu_platform::identity_reader::IdentityReader;
-use bangfu_platform::parameters::date_text;
 use bangfu_platform::peers::{CallContext, Peer, PeerError, Retry};
 use bangfu_platform::wire::date_to_wire;
 use bangfu_proto::common::v1 as common;
@@ -341,9 +340,4 @@ fn claim_to_wire(claim: &MonthClaim) -> sub::Claim {
 /// The claim source reference of a holder's month: assignment + month.
 pub fn month_reference(assignment_id: &str, month: &str) -> String {
     format!("assignments/{assignment_id}/months/{month}")
-}
-
-/// Day text for request ids and references.
-pub fn day(day: Date) -> String {
-    date_text(day)
 }

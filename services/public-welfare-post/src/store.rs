@@ -1262,28 +1262,8 @@ pub async fn insert_month_lines(
 }
 
 /// Lines of a month under `prefix` (all months when `month` is empty) with outcome `outcome`
-/// (any when None).
-pub async fn month_lines(
-    conn: &mut AnyConnection,
-    prefix: &str,
-    month: &str,
-    outcome: Option<MonthOutcome>,
-) -> Result<Vec<MonthLine>> {
-    let rows = sqlx::query(
-        "SELECT l.*, a.display_name, a.person_id FROM month_lines l JOIN assignments a ON a.id = l.assignment_id \
-         WHERE l.village LIKE $1 AND ($2 = '' OR l.month = $2) AND ($3 = '' OR l.outcome = $3) \
-         ORDER BY l.month, l.assignment_id",
-    )
-    .bind(format!("{prefix}%"))
-    .bind(month)
-    .bind(outcome.map(MonthOutcome::as_str).unwrap_or(""))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(month_line_from).collect()
-}
-
-/// A page of [`month_lines`] of one outcome: the lines after (month, village, assignment), at
-/// most `limit`, read along the sending index.
+/// A page of the lines of one outcome under `prefix`, of `month` (every month when empty): the
+/// lines after (month, village, assignment), at most `limit`, read along the sending index.
 pub async fn month_lines_after(
     conn: &mut AnyConnection,
     prefix: &str,

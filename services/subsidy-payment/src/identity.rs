@@ -3,6 +3,7 @@
 //! [`IdentityReader`]; here they are turned into the facts a policy's rules read.
 
 use bangfu_platform::error::Problem;
+use bangfu_platform::identity_reader::date;
 pub use bangfu_platform::identity_reader::{CategoryHeld, IdentityReader, Lookup, PersonFacts};
 use bangfu_platform::peers::CallContext;
 use bangfu_proto::identity::v1 as pb;
@@ -109,10 +110,6 @@ impl IdentityFacts {
 
 fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
     name.strip_prefix(prefix).unwrap_or(name)
-}
-
-fn date(value: Option<&bangfu_proto::common::v1::Date>) -> Option<Date> {
-    bangfu_platform::identity_reader::date(value)
 }
 
 /// Where identity facts were read, for the frozen facts.

@@ -23,9 +23,6 @@ pub struct ExitRequest {
     pub exit_proposal: Option<String>,
 }
 
-/// A page of exit proposals.
-pub type ExitProposalRow = StoredExitProposal;
-
 impl Posts {
     pub async fn exit_holder(
         &self,
@@ -118,7 +115,7 @@ impl Posts {
         open_only: Option<bool>,
         after: &str,
         limit: u32,
-    ) -> Result<Vec<ExitProposalRow>, Problem> {
+    ) -> Result<Vec<StoredExitProposal>, Problem> {
         let Some(prefix) = caller.scope.narrowed(region_prefix) else {
             return Ok(Vec::new());
         };

@@ -19,7 +19,7 @@ use bangfu_platform::parameters::Parameters;
 use time::{Date, OffsetDateTime};
 use tonic::Code;
 
-pub use exits::{ExitProposalRow, ExitRequest, note_person_change};
+pub use exits::{ExitRequest, note_person_change};
 pub use hiring::{CheckSubject, Eligibility, HireRequest, NoticeView, ObjectionRequest};
 pub use months::{ClosedMonth, EvaluationRequest};
 pub use posts::{AnnouncementRequest, CadreRequest, PostChange};

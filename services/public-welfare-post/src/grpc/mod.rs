@@ -59,17 +59,6 @@ fn page(size: i32, token: &str, fingerprint: &str) -> Result<(u32, Option<Vec<St
     ))
 }
 
-/// Keeps a page of `rows` (read with one more than `size`) and gives the next page's token.
-fn next_page<T>(rows: &mut Vec<T>, size: u32, fingerprint: &str, cursor: impl Fn(&T) -> Vec<String>) -> String {
-    if rows.len() <= size as usize {
-        return String::new();
-    }
-    rows.truncate(size as usize);
-    rows.last()
-        .map(|row| paging::encode_token(fingerprint, &cursor(row)))
-        .unwrap_or_default()
-}
-
 fn insurance(
     field: &str,
     value: Option<&pb::AccidentInsurance>,
@@ -150,7 +139,7 @@ impl WelfarePostService for PostsServer {
         let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let mut posts = self.posts.list_posts(&caller, filter, &after, size).await?;
-        let next_page_token = next_page(&mut posts, size, &fingerprint, |p| vec![p.id.clone()]);
+        let next_page_token = paging::next_page(&mut posts, size, &fingerprint, |p| vec![p.id.clone()]);
         let mut wired = Vec::with_capacity(posts.len());
         for post in &posts {
             wired.push(wire::post_to_wire(
@@ -348,16 +337,16 @@ impl WelfarePostService for PostsServer {
             None => (None, 0),
             Some([rank, created, id, ranked]) => match (rank.parse(), created.parse(), ranked.parse()) {
                 (Ok(rank), Ok(created), Ok(ranked)) => (Some((rank, created, id.clone())), ranked),
-                _ => return Err(paging_invalid().into()),
+                _ => return Err(paging::token_invalid().into()),
             },
-            Some(_) => return Err(paging_invalid().into()),
+            Some(_) => return Err(paging::token_invalid().into()),
         };
         let mut applications = self
             .posts
             .list_applications(&caller, &announcement, state, after, size)
             .await?;
         let last_rank = ranked + applications.len().min(size as usize);
-        let next_page_token = next_page(&mut applications, size, &fingerprint, |a| {
+        let next_page_token = paging::next_page(&mut applications, size, &fingerprint, |a| {
             vec![
                 a.rank_key.to_string(),
                 bangfu_platform::db::to_micros(a.created).to_string(),
@@ -568,7 +557,7 @@ impl WelfarePostService for PostsServer {
         let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let mut assignments = self.posts.list_assignments(&caller, filter, &after, size).await?;
-        let next_page_token = next_page(&mut assignments, size, &fingerprint, |a| vec![a.id.clone()]);
+        let next_page_token = paging::next_page(&mut assignments, size, &fingerprint, |a| vec![a.id.clone()]);
         Ok(Response::new(pb::ListAssignmentsResponse {
             assignments: assignments.iter().map(wire::assignment_to_wire).collect(),
             next_page_token,
@@ -724,7 +713,7 @@ impl WelfarePostService for PostsServer {
             .posts
             .list_exit_proposals(&caller, &prefix, open_only, &after, size)
             .await?;
-        let next_page_token = next_page(&mut proposals, size, &fingerprint, |p| vec![p.id.clone()]);
+        let next_page_token = paging::next_page(&mut proposals, size, &fingerprint, |p| vec![p.id.clone()]);
         Ok(Response::new(pb::ListExitProposalsResponse {
             exit_proposals: proposals.iter().map(wire::exit_proposal_to_wire).collect(),
             next_page_token,
@@ -860,13 +849,4 @@ impl WelfarePostService for PostsServer {
             next_page_token,
         }))
     }
-}
-
-fn paging_invalid() -> Problem {
-    Problem::invalid_field(
-        ErrorReason::PageTokenInvalid,
-        "page_token",
-        "the page token does not belong to this listing",
-        "翻页标记无效，请从第一页重新查询",
-    )
 }

@@ -5,6 +5,7 @@ use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::parameters::parse_date_text;
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::wire::{date_to_wire, timestamp_to_wire};
+pub use bangfu_platform::wire::{optional_text, text};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::welfare_post::v1 as pb;
 
@@ -208,29 +209,6 @@ pub fn region_prefix(field: &str, value: &str, required: bool) -> Result<String,
             "地区应为2、4、6、9或12位行政区划代码前缀",
         )),
     }
-}
-
-/// Text that must be present and at most `max` characters.
-pub fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(Problem::required(field, what_zh));
-    }
-    optional_text(field, value, max, what_zh)
-}
-
-/// Text of at most `max` characters, possibly empty.
-pub fn optional_text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
-    let value = value.trim();
-    if value.chars().count() > max {
-        return Err(Problem::invalid_field(
-            ErrorReason::FieldTooLong,
-            field,
-            format!("at most {max} characters"),
-            format!("{what_zh}不能超过{max}个字符"),
-        ));
-    }
-    Ok(value.to_string())
 }
 
 /// An integer within [low, high].

@@ -18,6 +18,7 @@ use bangfu_platform::outbox::{FeedItem, Position, Start};
 use bangfu_platform::paging;
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::service_rpc;
+use bangfu_platform::wire::text;
 use bangfu_proto::subsidy::v1 as pb;
 use bangfu_proto::subsidy::v1::subsidy_service_server::{SubsidyService, SubsidyServiceServer};
 use tokio_stream::Stream;
@@ -53,15 +54,6 @@ fn request_key(
     RequestKey::of_message(subject, &method(name), request_id, message)
 }
 
-fn page_token_invalid() -> Problem {
-    Problem::invalid_field(
-        ErrorReason::PageTokenInvalid,
-        "page_token",
-        "the page token does not belong to this listing",
-        "翻页标记无效，请从第一页重新查询",
-    )
-}
-
 /// The number a page token carries after: 0 for the first page.
 fn number_after(token: &str, fingerprint: &str) -> Result<i64, Problem> {
     match paging::decode_token(token, fingerprint)? {
@@ -69,7 +61,7 @@ fn number_after(token: &str, fingerprint: &str) -> Result<i64, Problem> {
         Some(cursor) => cursor
             .first()
             .and_then(|n| n.parse().ok())
-            .ok_or_else(page_token_invalid),
+            .ok_or_else(paging::token_invalid),
     }
 }
 
@@ -79,37 +71,9 @@ fn pair_after(token: &str, fingerprint: &str) -> Result<Option<(String, String)>
         None => Ok(None),
         Some(cursor) => match cursor.as_slice() {
             [key, id] => Ok(Some((key.clone(), id.clone()))),
-            _ => Err(page_token_invalid()),
+            _ => Err(paging::token_invalid()),
         },
     }
-}
-
-/// Keeps the page of `rows` (read with one more than `size`) and gives the next page's token,
-/// made from the last row kept; empty on the last page.
-fn next_page<T>(rows: &mut Vec<T>, size: u32, fingerprint: &str, cursor: impl Fn(&T) -> Vec<String>) -> String {
-    if rows.len() <= size as usize {
-        return String::new();
-    }
-    rows.truncate(size as usize);
-    rows.last()
-        .map(|row| paging::encode_token(fingerprint, &cursor(row)))
-        .unwrap_or_default()
-}
-
-fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(Problem::required(field, what_zh));
-    }
-    if value.chars().count() > max {
-        return Err(Problem::invalid_field(
-            ErrorReason::FieldTooLong,
-            field,
-            format!("at most {max} characters"),
-            format!("{what_zh}不能超过{max}个字符"),
-        ));
-    }
-    Ok(value.to_string())
 }
 
 #[tonic::async_trait]
@@ -171,7 +135,7 @@ impl SubsidyService for SubsidyServer {
         ]);
         let after = match paging::decode_token(&request.page_token, &fingerprint)? {
             None => String::new(),
-            Some(cursor) => cursor.into_iter().next().ok_or_else(page_token_invalid)?,
+            Some(cursor) => cursor.into_iter().next().ok_or_else(paging::token_invalid)?,
         };
         let listing = self.subsidy.list_policies(&query, &after, size).await?;
         Ok(Response::new(pb::ListPoliciesResponse {
@@ -231,11 +195,11 @@ impl SubsidyService for SubsidyServer {
             .subsidy
             .list_policy_versions(
                 &code,
-                i32::try_from(before).map_err(|_| page_token_invalid())?,
+                i32::try_from(before).map_err(|_| paging::token_invalid())?,
                 size + 1,
             )
             .await?;
-        let next_page_token = next_page(&mut versions, size, &fingerprint, |v| vec![v.version.to_string()]);
+        let next_page_token = paging::next_page(&mut versions, size, &fingerprint, |v| vec![v.version.to_string()]);
         Ok(Response::new(pb::ListPolicyVersionsResponse {
             versions: versions.iter().map(wire::version_to_wire).collect(),
             next_page_token,
@@ -340,12 +304,12 @@ impl SubsidyService for SubsidyServer {
             None => None,
             Some(cursor) => match cursor.as_slice() {
                 [year, source, region, id] => Some((
-                    year.parse().map_err(|_| page_token_invalid())?,
+                    year.parse().map_err(|_| paging::token_invalid())?,
                     source.clone(),
                     region.clone(),
                     id.clone(),
                 )),
-                _ => return Err(page_token_invalid().into()),
+                _ => return Err(paging::token_invalid().into()),
             },
         };
         let listing = self
@@ -429,7 +393,7 @@ impl SubsidyService for SubsidyServer {
             .subsidy
             .list_ledger_entries(&caller, &id, &filter, after, size + 1)
             .await?;
-        let next_page_token = next_page(&mut entries, size, &fingerprint, |e| vec![e.seq.to_string()]);
+        let next_page_token = paging::next_page(&mut entries, size, &fingerprint, |e| vec![e.seq.to_string()]);
         Ok(Response::new(pb::ListLedgerEntriesResponse {
             entries: entries.iter().map(wire::entry_to_wire).collect(),
             next_page_token,
@@ -866,8 +830,8 @@ impl SubsidyService for SubsidyServer {
         let before = match paging::decode_token(&request.page_token, &fingerprint)? {
             None => None,
             Some(cursor) => match cursor.as_slice() {
-                [created, id] => Some((created.parse().map_err(|_| page_token_invalid())?, id.clone())),
-                _ => return Err(page_token_invalid().into()),
+                [created, id] => Some((created.parse().map_err(|_| paging::token_invalid())?, id.clone())),
+                _ => return Err(paging::token_invalid().into()),
             },
         };
         let listing = self
@@ -910,7 +874,7 @@ impl SubsidyService for SubsidyServer {
             .subsidy
             .list_payment_lines(&caller, &id, state, after, size + 1)
             .await?;
-        let next_page_token = next_page(&mut lines, size, &fingerprint, |l| vec![l.line_number.to_string()]);
+        let next_page_token = paging::next_page(&mut lines, size, &fingerprint, |l| vec![l.line_number.to_string()]);
         Ok(Response::new(pb::ListPaymentLinesResponse {
             lines: lines.iter().map(wire::line_to_wire).collect(),
             next_page_token,
@@ -1047,7 +1011,7 @@ impl SubsidyService for SubsidyServer {
             .subsidy
             .list_objections(&caller, &batch, state, after, size + 1)
             .await?;
-        let next_page_token = next_page(&mut objections, size, &fingerprint, |o| vec![o.seq.to_string()]);
+        let next_page_token = paging::next_page(&mut objections, size, &fingerprint, |o| vec![o.seq.to_string()]);
         Ok(Response::new(pb::ListObjectionsResponse {
             objections: objections.iter().map(wire::objection_to_wire).collect(),
             next_page_token,
