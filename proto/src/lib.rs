@@ -34,6 +34,13 @@ pub mod welfare_post {
     }
 }
 
+/// Work relief's contract (`services/work-relief`).
+pub mod work_relief {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.work_relief.v1");
+    }
+}
+
 pub mod diagnostics {
     pub mod v1 {
         tonic::include_proto!("bangfu.diagnostics.v1");
