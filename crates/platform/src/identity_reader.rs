@@ -1,6 +1,7 @@
-//! What a service reads from identity about persons, and only that: a person's facts for a
-//! period in the masked view, and who holds a citizen ID. Identity's contract stops here; a
-//! service sees [`PersonFacts`] and [`Lookup`].
+//! What a service reads from identity about persons, and the one thing it writes there: a
+//! person's facts for a period in the masked view, who holds a citizen ID, and an employment
+//! record (a post taken, a work-relief enrolment, a placement). Identity's contract stops here;
+//! a service sees [`PersonFacts`], [`Lookup`] and [`Employment`].
 
 use std::collections::HashMap;
 
@@ -192,6 +193,53 @@ impl IdentityReader {
             }
         }
         Ok(found)
+    }
+}
+
+/// A span of employment a service records in identity's history for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Employment {
+    pub person_id: String,
+    pub status: common::EmploymentStatus,
+    /// The employer as identity shows it, e.g. "乡村公益性岗位", the project's name.
+    pub employer: String,
+    /// Where the work is (a division code); empty when off work.
+    pub work_region: String,
+    pub first: Date,
+    pub last: Option<Date>,
+    /// The recording system, e.g. "以工代赈管理".
+    pub reporting_system: String,
+}
+
+impl IdentityReader {
+    /// Records `employment` in identity acting for the caller; the request id makes a retry (or
+    /// a re-run) record it once.
+    pub async fn record_employment(
+        &self,
+        call: &CallContext,
+        employment: &Employment,
+        request_id: &str,
+    ) -> Result<(), Problem> {
+        let request = pb::RecordEmploymentRequest {
+            person: format!("persons/{}", employment.person_id),
+            record: Some(pb::EmploymentRecord {
+                name: String::new(),
+                status: employment.status as i32,
+                employer: employment.employer.clone(),
+                work_region: employment.work_region.clone(),
+                start_date: Some(date_to_wire(employment.first)),
+                end_date: employment.last.map(date_to_wire),
+                reporting_system: employment.reporting_system.clone(),
+            }),
+            request_id: request_id.to_string(),
+        };
+        self.peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { IdentityServiceClient::new(channel).record_employment(request).await }
+            })
+            .await?;
+        Ok(())
     }
 }
 

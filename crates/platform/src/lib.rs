@@ -31,6 +31,7 @@ pub mod server;
 pub mod service;
 pub mod service_rpc;
 pub mod streams;
+pub mod subsidy_claims;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -5,33 +5,7 @@
 use bangfu_platform::identity_reader::PersonFacts;
 use time::{Date, Month};
 
-/// Declares a closed set of kinds stored as lower-case text.
-macro_rules! stored_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal,)+ }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
+use bangfu_platform::stored_enum;
 
 stored_enum! {
     /// What a holder does.

@@ -10,7 +10,7 @@ use bangfu_platform::db::to_micros;
 use bangfu_platform::parameters::{date_text, parse_date_text};
 use bangfu_platform::regions::prefix_upper_bound;
 pub use bangfu_platform::rows::new_id;
-use bangfu_platform::rows::{decode, instant, json, to_json};
+use bangfu_platform::rows::{day, instant, json, optional_day, parsed, to_json};
 
 use crate::domain::{
     ApplicationState, AssignmentState, ExitReason, Finding, FundingSource, MonthOutcome, ObjectionState, PostClass,
@@ -18,21 +18,6 @@ use crate::domain::{
 };
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
-
-fn day(row: &AnyRow, column: &str) -> Result<Date> {
-    let text: String = row.try_get(column)?;
-    decode(column, parse_date_text(&text))
-}
-
-fn optional_day(row: &AnyRow, column: &str) -> Result<Option<Date>> {
-    let text: Option<String> = row.try_get(column)?;
-    Ok(text.as_deref().and_then(parse_date_text))
-}
-
-fn parsed<T>(row: &AnyRow, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T> {
-    let text: String = row.try_get(column)?;
-    decode(column, parse(&text))
-}
 
 /// The one-person-one-post rule refused the write: PostgreSQL's exclusion constraint (23P01) or
 /// SQLite's trigger.

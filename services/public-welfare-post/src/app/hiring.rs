@@ -18,7 +18,7 @@ use crate::domain::{
     AgeLimits, ApplicationState, AssignmentState, CadreLink, EligibilityInput, ObjectionState, PostState,
     check_eligibility, month_days, rank_key, required_days, within_contract_cap,
 };
-use crate::peers::MonthClaim;
+use crate::peers::ClaimLine;
 use crate::store::{
     self, AssignmentFilter, Checked, NewAssignment, StoredApplication, StoredAssignment, StoredNotice, StoredObjection,
     StoredPost,
@@ -309,7 +309,7 @@ impl Posts {
         let month_len = (month_last - month_first).whole_days() + 1;
         let covered = (month_last - first).whole_days() + 1;
         let required = required_days(post.post.days_per_month, covered, month_len);
-        let claim = MonthClaim {
+        let claim = ClaimLine {
             line_reference: String::new(),
             policy: post.post.subsidy_policy.clone(),
             person_id: person_id.to_string(),

@@ -20,7 +20,7 @@ use super::{Posts, invalid, method, state_conflict};
 use crate::domain::{
     AssignmentState, MonthOutcome, MonthRecord, month_claimable, month_days, month_text, required_days,
 };
-use crate::peers::{FactValue, LineAnswer, MonthClaim, month_reference};
+use crate::peers::{FactValue, LineAnswer, ClaimLine, month_reference};
 use crate::store::{self, MonthLine, Settled, StoredEvaluation};
 
 /// Claims per SubmitClaims call (one message): a second or so of subsidy payment's work, so a
@@ -466,9 +466,9 @@ impl Posts {
                 })
                 .collect(),
             Some(names) => {
-                let claims: Vec<MonthClaim> = chunk
+                let claims: Vec<ClaimLine> = chunk
                     .iter()
-                    .map(|(line, facts)| MonthClaim {
+                    .map(|(line, facts)| ClaimLine {
                         line_reference: line.assignment_id.clone(),
                         policy: policy.to_string(),
                         person_id: facts.person_id.clone(),

@@ -5,7 +5,8 @@ use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::parameters::parse_date_text;
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::wire::{date_to_wire, timestamp_to_wire};
-pub use bangfu_platform::wire::{optional_text, text};
+pub use bangfu_platform::wire::{id_of, optional, optional_text, region_prefix, region_to_wire as region, text, within};
+use bangfu_platform::{enum_mapping, to_wire};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::welfare_post::v1 as pb;
 
@@ -15,47 +16,6 @@ use crate::store::{
     MonthLine, NewPost, StoredAnnouncement, StoredApplication, StoredAssignment, StoredCadre, StoredEvaluation,
     StoredExitProposal, StoredObjection, StoredPost,
 };
-
-/// Maps a domain kind to its wire enum by name: `cleaning` → `POST_TYPE_CLEANING`.
-macro_rules! to_wire {
-    ($to_wire:ident, $domain:ty, $wire:ty, $prefix:literal) => {
-        pub fn $to_wire(value: $domain) -> i32 {
-            <$wire>::from_str_name(&format!("{}{}", $prefix, value.as_str().to_ascii_uppercase()))
-                .map(|wire| wire as i32)
-                .unwrap_or(0)
-        }
-    };
-}
-
-/// Maps a domain kind to its wire enum and back by name.
-macro_rules! enum_mapping {
-    ($to_domain:ident, $to_wire:ident, $domain:ty, $wire:ty, $prefix:literal, $what_zh:literal) => {
-        pub fn $to_domain(field: &str, value: i32) -> Result<$domain, Problem> {
-            <$wire>::try_from(value)
-                .ok()
-                .and_then(|wire| {
-                    wire.as_str_name()
-                        .strip_prefix($prefix)
-                        .map(str::to_ascii_lowercase)
-                })
-                .and_then(|text| <$domain>::parse(&text))
-                .ok_or_else(|| {
-                    if value == 0 {
-                        Problem::required(field, $what_zh)
-                    } else {
-                        Problem::invalid_field(
-                            ErrorReason::FieldInvalid,
-                            field,
-                            format!("{value} is not a known value"),
-                            concat!($what_zh, "取值无效"),
-                        )
-                    }
-                })
-        }
-
-        to_wire!($to_wire, $domain, $wire, $prefix);
-    };
-}
 
 enum_mapping!(
     post_type,
@@ -140,40 +100,6 @@ to_wire!(
     "OBJECTION_STATE_"
 );
 
-/// An optional enum filter: 0 is "any".
-pub fn optional<T>(
-    value: i32,
-    parse: impl Fn(&str, i32) -> Result<T, Problem>,
-    field: &str,
-) -> Result<Option<T>, Problem> {
-    if value == 0 {
-        Ok(None)
-    } else {
-        parse(field, value).map(Some)
-    }
-}
-
-/// A resource name's id: "posts/abc" → "abc"; the collection must match.
-pub fn id_of(field: &str, name: &str, collection: &str) -> Result<String, Problem> {
-    let id = name
-        .trim()
-        .strip_prefix(collection)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|id| {
-            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
-    match id {
-        Some(id) => Ok(id.to_string()),
-        None if name.trim().is_empty() => Err(Problem::required(field, "资源名称")),
-        None => Err(Problem::invalid_field(
-            ErrorReason::FieldInvalid,
-            field,
-            format!("must be \"{collection}/{{id}}\""),
-            format!("资源名称应为 {collection}/编号"),
-        )),
-    }
-}
-
 /// A village code of the division table (12 digits).
 pub fn village(field: &str, value: Option<&common::RegionCode>) -> Result<String, Problem> {
     let code = value.map(|r| r.code.trim()).unwrap_or_default();
@@ -189,46 +115,6 @@ pub fn village(field: &str, value: Option<&common::RegionCode>) -> Result<String
         ));
     }
     Ok(code.to_string())
-}
-
-/// A region prefix of 2, 4, 6, 9 or 12 digits.
-pub fn region_prefix(field: &str, value: &str, required: bool) -> Result<String, Problem> {
-    let value = value.trim();
-    if value.is_empty() && !required {
-        return Ok(String::new());
-    }
-    if value.is_empty() {
-        return Err(Problem::required(field, "地区代码"));
-    }
-    match bangfu_platform::auth::RegionScope::parse(value) {
-        Some(bangfu_platform::auth::RegionScope::Prefix(prefix)) => Ok(prefix),
-        _ => Err(Problem::invalid_field(
-            ErrorReason::FieldInvalid,
-            field,
-            "must be a division-code prefix of 2, 4, 6, 9 or 12 digits",
-            "地区应为2、4、6、9或12位行政区划代码前缀",
-        )),
-    }
-}
-
-/// An integer within [low, high].
-pub fn within(field: &str, value: i64, low: i64, high: i64, what_zh: &str) -> Result<i64, Problem> {
-    if value < low || value > high {
-        return Err(Problem::invalid_field(
-            ErrorReason::FieldInvalid,
-            field,
-            format!("must be between {low} and {high}"),
-            format!("{what_zh}应在{low}至{high}之间"),
-        ));
-    }
-    Ok(value)
-}
-
-fn region(code: &str) -> common::RegionCode {
-    common::RegionCode {
-        code: code.to_string(),
-        display_name: DivisionTable::embedded().full_name(code).unwrap_or_default(),
-    }
 }
 
 pub fn new_post(post: &pb::Post) -> Result<NewPost, Problem> {

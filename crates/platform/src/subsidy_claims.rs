@@ -1,0 +1,370 @@
+//! What a submitting service (posts, work relief, job matching) asks of subsidy payment, and
+//! only that: the facts a policy takes from the claim, a dry run, claims sent in one
+//! `SubmitClaims` stream, and the claim feed (`WatchClaimChanges`) their outcomes come back on.
+//! Subsidy payment's contract stops here; a service sees [`ClaimLine`], [`LineAnswer`] and
+//! [`ClaimOutcome`].
+
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::subsidy::v1 as sub;
+use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
+use time::{Date, OffsetDateTime};
+use tokio_stream::StreamExt;
+
+use crate::error::Problem;
+use crate::follow::{Feed, FeedStream, Followed};
+use crate::peers::{CallContext, Peer, PeerError, Retry};
+use crate::wire::date_to_wire;
+
+/// Lines per SubmitClaims message (the contract's limit).
+const LINES_PER_MESSAGE: usize = 1000;
+
+/// A value a service gives a claim; sent only under names the policy's version declares.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FactValue {
+    Integer(i64),
+    Money(i64),
+    Boolean(bool),
+    Date(String),
+}
+
+/// One claim of facts, as a submitting service keeps it.
+#[derive(Debug, Clone)]
+pub struct ClaimLine {
+    /// The service's own line number, echoed in logs.
+    pub line_reference: String,
+    /// The policy's code in subsidy payment's catalog.
+    pub policy: String,
+    pub person_id: String,
+    pub first: Date,
+    pub last: Date,
+    pub facts: Vec<(String, FactValue)>,
+    /// The claim source's reference (the idempotency key with the system); empty for a dry run.
+    pub reference: String,
+}
+
+/// What subsidy payment answered for one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineAnswer {
+    /// Stored (new or existing): the claim's name.
+    Claim(String),
+    /// Refused with nothing stored: the reason code and message, and whether the same line may
+    /// succeed later unchanged (then it stays pending).
+    Refused { message: String, retryable: bool },
+}
+
+/// Subsidy payment as one submitting system (its claim source system, e.g. "work-relief").
+#[derive(Debug, Clone)]
+pub struct SubsidyClaims {
+    peer: Peer,
+    system: &'static str,
+}
+
+impl SubsidyClaims {
+    pub fn new(peer: Peer, system: &'static str) -> Self {
+        Self { peer, system }
+    }
+
+    /// The claim source system this service's claims carry.
+    pub fn system(&self) -> &'static str {
+        self.system
+    }
+
+    /// The names of the facts the policy's published version in force on `day` takes from the
+    /// submitter (where two overlap, the later version, as subsidy payment decides); None when
+    /// subsidy payment's catalog has no such policy, or no version covers the day.
+    pub async fn claim_fact_names(
+        &self,
+        call: &CallContext,
+        policy: &str,
+        day: Date,
+    ) -> Result<Option<Vec<String>>, Problem> {
+        let request = sub::ListPolicyVersionsRequest {
+            parent: format!("policies/{policy}"),
+            page_size: 1000,
+            page_token: String::new(),
+        };
+        let answer = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { SubsidyServiceClient::new(channel).list_policy_versions(request).await }
+            })
+            .await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(PeerError::Refused { status, .. }) if status.code() == tonic::Code::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let wire_day = date_to_wire(day);
+        let key = |d: &common::Date| (d.year, d.month, d.day);
+        let covering = response
+            .versions
+            .into_iter()
+            .filter(|v| v.state == sub::PolicyVersionState::Published as i32)
+            .filter(|v| v.valid_from.as_ref().is_some_and(|from| key(from) <= key(&wire_day)))
+            .filter(|v| v.valid_to.as_ref().is_none_or(|to| key(&wire_day) <= key(to)))
+            .max_by_key(|v| v.version);
+        Ok(covering.map(|version| {
+            version
+                .facts
+                .iter()
+                .filter(|f| f.source == sub::FactSource::Claim as i32)
+                .map(|f| f.name.clone())
+                .collect()
+        }))
+    }
+
+    /// Subsidy payment's dry run of a claim: the reasons it would refuse or reject it
+    /// ("CAP_REACHED: …"), empty when it would grant it. Subsidy payment unreachable is an error.
+    pub async fn evaluate(&self, call: &CallContext, claim: &ClaimLine) -> Result<Vec<String>, Problem> {
+        let request = sub::EvaluateClaimRequest {
+            claim: Some(self.claim_to_wire(claim)),
+        };
+        let answer = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { SubsidyServiceClient::new(channel).evaluate_claim(request).await }
+            })
+            .await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(PeerError::Refused { status, .. })
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+                ) =>
+            {
+                let reason = crate::error::reason_of(&status).unwrap_or_default();
+                return Ok(vec![format!("{reason}: {}", status.message())]);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let Some(decision) = response.decision else {
+            return Ok(Vec::new());
+        };
+        if decision.outcome == sub::DecisionOutcome::Eligible as i32 {
+            return Ok(Vec::new());
+        }
+        Ok(decision
+            .rejection_reasons
+            .iter()
+            .map(|r| format!("{}: {}", rejection_code(r.reason), r.message))
+            .collect())
+    }
+
+    /// Sends claims through one SubmitClaims stream and answers each line in order. Re-sending
+    /// lines is safe: each claim's source makes it idempotent. Fewer answers than lines (the
+    /// stream broke) leave the rest for the caller to send again.
+    pub async fn submit(&self, call: &CallContext, claims: &[ClaimLine]) -> Result<Vec<LineAnswer>, Problem> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let messages: Vec<sub::SubmitClaimsRequest> = claims
+            .chunks(LINES_PER_MESSAGE)
+            .map(|chunk| sub::SubmitClaimsRequest {
+                lines: chunk
+                    .iter()
+                    .map(|claim| sub::SubmitClaimsLine {
+                        line_reference: claim.line_reference.clone(),
+                        claim: Some(self.claim_to_wire(claim)),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut responses = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let messages = messages.clone();
+                async move {
+                    SubsidyServiceClient::new(channel)
+                        .submit_claims(tokio_stream::iter(messages))
+                        .await
+                }
+            })
+            .await?;
+        let mut answers = Vec::with_capacity(claims.len());
+        loop {
+            let message = responses.message().await.map_err(|status| {
+                Problem::from(PeerError::Refused {
+                    service: self.peer.service().to_string(),
+                    status,
+                })
+            })?;
+            let Some(message) = message else { break };
+            for result in message.results {
+                answers.push(match result.error {
+                    Some(error) if result.claim.is_empty() => LineAnswer::Refused {
+                        message: format!("{}: {}", error.reason, error.message),
+                        retryable: error.retryable,
+                    },
+                    _ => LineAnswer::Claim(result.claim),
+                });
+            }
+        }
+        if answers.len() != claims.len() {
+            tracing::warn!(
+                sent = claims.len(),
+                answered = answers.len(),
+                "subsidy payment answered fewer lines than sent; the rest stay pending"
+            );
+        }
+        Ok(answers)
+    }
+
+    fn claim_to_wire(&self, claim: &ClaimLine) -> sub::Claim {
+        sub::Claim {
+            policy: format!("policies/{}", claim.policy),
+            person: format!("persons/{}", claim.person_id),
+            payee: Some(sub::Payee {
+                payee: Some(sub::payee::Payee::Person(format!("persons/{}", claim.person_id))),
+            }),
+            period: Some(common::Period {
+                first_day: Some(date_to_wire(claim.first)),
+                last_day: Some(date_to_wire(claim.last)),
+            }),
+            facts: claim
+                .facts
+                .iter()
+                .map(|(name, value)| sub::Fact {
+                    name: name.clone(),
+                    value: Some(sub::FactValue {
+                        value: Some(match value {
+                            FactValue::Integer(v) => sub::fact_value::Value::IntegerValue(*v),
+                            FactValue::Money(v) => sub::fact_value::Value::MoneyValue(common::Money { fen: *v }),
+                            FactValue::Boolean(v) => sub::fact_value::Value::BooleanValue(*v),
+                            FactValue::Date(v) => sub::fact_value::Value::DateValue(
+                                crate::parameters::parse_date_text(v)
+                                    .map(date_to_wire)
+                                    .unwrap_or_default(),
+                            ),
+                        }),
+                    }),
+                })
+                .collect(),
+            // A dry run has no source; a submitted claim is keyed by its reference.
+            source: (!claim.reference.is_empty()).then(|| sub::ClaimSource {
+                system: self.system.into(),
+                reference: claim.reference.clone(),
+            }),
+            note: String::new(),
+            ..Default::default()
+        }
+    }
+}
+
+fn rejection_code(reason: i32) -> String {
+    sub::RejectionReason::try_from(reason)
+        .map(|reason| reason.as_str_name().trim_start_matches("REJECTION_REASON_").to_string())
+        .unwrap_or_default()
+}
+
+/// What happened to one of the service's claims, as its feed tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOutcome {
+    /// "claims/{claim}".
+    pub claim: String,
+    /// The claim source's reference the service gave it.
+    pub reference: String,
+    pub kind: ClaimOutcomeKind,
+    /// The amount granted, or paid for `Paid`.
+    pub amount_fen: i64,
+    /// The paid date for `Paid`; the change's business date otherwise.
+    pub effective_date: Option<Date>,
+    /// Every rejection reason ("CAP_REACHED"), for `Rejected`.
+    pub rejection_reasons: Vec<String>,
+}
+
+/// The outcomes a submitter acts on; the feed's other kinds are `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcomeKind {
+    /// Decided (or decided again) eligible.
+    Granted,
+    /// Decided (or decided again) rejected, or rejected by a reviewer.
+    Rejected,
+    Paid,
+    PaymentFailed,
+    Other,
+}
+
+/// Subsidy payment's claim feed for one source system, read on the following service's own
+/// account (a service token sees only its own system's claims).
+pub struct ClaimChanges {
+    peer: Peer,
+    system: &'static str,
+}
+
+impl ClaimChanges {
+    pub fn new(peer: Peer, system: &'static str) -> Self {
+        Self { peer, system }
+    }
+}
+
+impl Feed for ClaimChanges {
+    type Event = ClaimOutcome;
+
+    async fn open(&self, after: String) -> Result<FeedStream<Self::Event>, Problem> {
+        use sub::watch_claim_changes_response::Item;
+
+        let service = self.peer.service().to_string();
+        let system = self.system.to_string();
+        let stream = self
+            .peer
+            .open_stream(|channel| async move {
+                SubsidyServiceClient::new(channel)
+                    .watch_claim_changes(sub::WatchClaimChangesRequest {
+                        after_cursor: after,
+                        start_at_head: false,
+                        source_system: system,
+                    })
+                    .await
+            })
+            .await?;
+        let items = stream.map(move |answer: Result<sub::WatchClaimChangesResponse, tonic::Status>| {
+            let refused = |status| {
+                Problem::from(PeerError::Refused {
+                    service: service.clone(),
+                    status,
+                })
+            };
+            match answer.map(|response| response.item) {
+                Ok(Some(Item::Change(change))) => Ok(Followed::Event {
+                    cursor: change.cursor.clone(),
+                    behind: 0,
+                    recorded: change
+                        .record_time
+                        .as_ref()
+                        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok()),
+                    event: outcome_from(change),
+                }),
+                Ok(Some(Item::Heartbeat(beat))) => Ok(Followed::Heartbeat { cursor: beat.cursor }),
+                Ok(None) => Err(refused(tonic::Status::unknown(
+                    "a feed item with neither a change nor a heartbeat",
+                ))),
+                Err(status) => Err(refused(status)),
+            }
+        });
+        Ok(Box::pin(items))
+    }
+}
+
+fn outcome_from(change: sub::ClaimChange) -> ClaimOutcome {
+    use sub::ClaimChangeKind as K;
+    let rejected = change.outcome == sub::DecisionOutcome::Rejected as i32;
+    let kind = match change.kind() {
+        K::Decided | K::Reevaluated if rejected => ClaimOutcomeKind::Rejected,
+        K::Decided | K::Reevaluated => ClaimOutcomeKind::Granted,
+        K::Reviewed if change.state == sub::ClaimState::Rejected as i32 => ClaimOutcomeKind::Rejected,
+        K::Paid => ClaimOutcomeKind::Paid,
+        K::PaymentFailed => ClaimOutcomeKind::PaymentFailed,
+        _ => ClaimOutcomeKind::Other,
+    };
+    ClaimOutcome {
+        claim: change.claim,
+        reference: change.source.map(|s| s.reference).unwrap_or_default(),
+        kind,
+        amount_fen: change.amount.map(|m| m.fen).unwrap_or(0),
+        effective_date: crate::identity_reader::date(change.effective_date.as_ref()),
+        rejection_reasons: change.rejection_reasons.into_iter().map(rejection_code).collect(),
+    }
+}
