@@ -29,6 +29,7 @@ pub const DESCRIPTORS: &[&ServiceDescriptor] = &[
     &bangfu_identity::DESCRIPTOR,
     &bangfu_subsidy_payment::DESCRIPTOR,
     &bangfu_public_welfare_post::DESCRIPTOR,
+    &bangfu_work_relief::DESCRIPTOR,
 ];
 
 /// The names of the services this build runs.

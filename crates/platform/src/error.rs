@@ -233,6 +233,16 @@ pub fn reason_of(status: &tonic::Status) -> Option<String> {
         .map(|info| info.reason.clone())
 }
 
+/// The metadata of a bangfu status's ErrorInfo ("resource", "gap_fen"…); empty when none.
+pub fn metadata_of(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    status
+        .get_error_details()
+        .error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+        .map(|info| info.metadata.clone())
+        .unwrap_or_default()
+}
+
 /// A status as one line for a person at a terminal: reason, message, field problems and the
 /// clerk's message.
 pub fn describe_status(status: &tonic::Status) -> String {

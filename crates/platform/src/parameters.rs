@@ -181,9 +181,39 @@ pub const DEFINITIONS: &[Definition] = &[
         "smallest share of central funds paid as labor remuneration",
     ),
     def(
+        "work_relief.min_labor_share_provincial_bp",
+        Unit::BasisPoints,
+        "smallest share of provincial funds paid as labor remuneration, where local rules set one",
+    ),
+    def(
+        "work_relief.min_labor_share_county_bp",
+        Unit::BasisPoints,
+        "smallest share of county funds paid as labor remuneration, where local rules set one",
+    ),
+    def(
+        "work_relief.min_labor_share_other_bp",
+        Unit::BasisPoints,
+        "smallest share of other funds paid as labor remuneration, where local rules set one",
+    ),
+    def(
         "work_relief.public_notice_days",
         Unit::Days,
         "days of public notice before remuneration is paid",
+    ),
+    def(
+        "work_relief.wage_guideline_daily_fen",
+        Unit::Fen,
+        "the region's wage guideline for work relief, per day (below it is refused)",
+    ),
+    def(
+        "work_relief.relocation_reserved_share_bp",
+        Unit::BasisPoints,
+        "share of a relocation-site project's jobs reserved for relocated people",
+    ),
+    def(
+        "work_relief.arrears_allowed_days",
+        Unit::Days,
+        "days after the pay day before unpaid remuneration counts as arrears",
     ),
     def(
         "work_relief.ledger_retention_years",
@@ -451,6 +481,22 @@ pub const DEFAULTS: &[DefaultRow] = &[
         "国家发展改革委 以工代赈管理办法（2022）",
     ),
     row("work_relief.public_notice_days", "50", "2021-01-01", None, 7, CHONGQING),
+    row(
+        "work_relief.public_notice_days",
+        "*",
+        "2021-01-01",
+        None,
+        7,
+        "bangfu 默认值（参照重庆市发放前公示7天，可调整）",
+    ),
+    row(
+        "work_relief.arrears_allowed_days",
+        "*",
+        "2021-01-01",
+        None,
+        0,
+        "bangfu 默认值（按月足额发放，逾期即计拖欠，可调整）",
+    ),
     row(
         "work_relief.ledger_retention_years",
         "*",

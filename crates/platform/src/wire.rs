@@ -416,7 +416,9 @@ pub fn within(field: &str, value: i64, low: i64, high: i64, what_zh: &str) -> Re
 pub fn region_to_wire(code: &str) -> pb::RegionCode {
     pb::RegionCode {
         code: code.to_string(),
-        display_name: crate::regions::DivisionTable::embedded().full_name(code).unwrap_or_default(),
+        display_name: crate::regions::DivisionTable::embedded()
+            .full_name(code)
+            .unwrap_or_default(),
     }
 }
 

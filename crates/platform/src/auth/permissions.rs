@@ -348,9 +348,13 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
         &[
             IdentityPersonsRead,
             IdentityPersonsLookup,
+            // An enrolment, and its end, are recorded in identity's employment history.
+            IdentityEmploymentWrite,
             WorkReliefRead,
             WorkReliefWrite,
             WorkReliefParametersRead,
+            // A project's remuneration policy is checked against subsidy payment's catalog.
+            SubsidyRead,
         ],
     ),
     (
@@ -362,6 +366,9 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             WorkReliefApprove,
             WorkReliefParametersRead,
             WorkReliefParametersWrite,
+            // An approved payroll's lines go to subsidy payment as claims, acting for the approver.
+            SubsidyRead,
+            SubsidyClaimsWrite,
         ],
     ),
     // Finance (财政) owns the policy catalog, budgets and payment.

@@ -20,7 +20,7 @@ use super::{Posts, invalid, method, state_conflict};
 use crate::domain::{
     AssignmentState, MonthOutcome, MonthRecord, month_claimable, month_days, month_text, required_days,
 };
-use crate::peers::{FactValue, LineAnswer, ClaimLine, month_reference};
+use crate::peers::{ClaimLine, FactValue, LineAnswer, month_reference};
 use crate::store::{self, MonthLine, Settled, StoredEvaluation};
 
 /// Claims per SubmitClaims call (one message): a second or so of subsidy payment's work, so a

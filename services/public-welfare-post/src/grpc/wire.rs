@@ -5,7 +5,9 @@ use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::parameters::parse_date_text;
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::wire::{date_to_wire, timestamp_to_wire};
-pub use bangfu_platform::wire::{id_of, optional, optional_text, region_prefix, region_to_wire as region, text, within};
+pub use bangfu_platform::wire::{
+    id_of, optional, optional_text, region_prefix, region_to_wire as region, text, within,
+};
 use bangfu_platform::{enum_mapping, to_wire};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::welfare_post::v1 as pb;

@@ -106,6 +106,18 @@ pub(crate) async fn publish_claims(
     claims: &[StoredClaim],
     now: time::OffsetDateTime,
 ) -> Result<(), Problem> {
+    publish_claims_dated(tx, kind, claims, &std::collections::HashMap::new(), now).await
+}
+
+/// `publish_claims` with each claim's business date where `dates` has one (the bank's paid
+/// date, for PAID), its period's first day otherwise.
+pub(crate) async fn publish_claims_dated(
+    tx: &mut sqlx::AnyConnection,
+    kind: ClaimChangeKind,
+    claims: &[StoredClaim],
+    dates: &std::collections::HashMap<String, time::Date>,
+    now: time::OffsetDateTime,
+) -> Result<(), Problem> {
     let texts: Vec<(String, String)> = claims.iter().map(|c| (c.name(), detail(c))).collect();
     let regions: Vec<[&str; 1]> = claims.iter().map(|c| [c.region.as_str()]).collect();
     let events: Vec<NewEvent<'_>> = claims
@@ -116,7 +128,7 @@ pub(crate) async fn publish_claims(
             kind: kind.as_str(),
             resource,
             regions,
-            effective_date: Some(claim.payload.period.first),
+            effective_date: Some(dates.get(&claim.id).copied().unwrap_or(claim.payload.period.first)),
             detail,
         })
         .collect();

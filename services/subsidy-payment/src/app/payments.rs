@@ -17,7 +17,7 @@ use tonic::Code;
 
 use super::Subsidy;
 use super::batches::{PolicyTitles, period_label, state, wrong_state};
-use super::feed::{ClaimChangeKind, publish_claims};
+use super::feed::{ClaimChangeKind, publish_claims_dated};
 use super::funds::account;
 use super::payees::aad;
 use crate::domain::files::{
@@ -257,10 +257,24 @@ impl Subsidy {
         let mut seen = HashSet::new();
         let mut results = Vec::with_capacity(rows.len());
         let (mut paid, mut failed) = ((0i64, 0i64), (0i64, 0i64));
+        // The bank's paid date of each claim, for the feed: a submitter's receipt is dated by it.
+        let mut paid_dates: HashMap<String, time::Date> = HashMap::new();
         for row in rows {
             let outcome = self
                 .reconcile_row(unit.tx(), &batch, &by_number, &mut seen, &row, now)
                 .await?;
+            if outcome.0 == RowOutcome::Paid
+                && let (Some(date), Some(line)) = (
+                    row.paid_date,
+                    outcome
+                        .1
+                        .as_ref()
+                        .and_then(|line| line.rsplit('/').next()?.parse::<i64>().ok())
+                        .and_then(|number| by_number.get(&number)),
+                )
+            {
+                paid_dates.insert(line.claim_id.clone(), date);
+            }
             match outcome.0 {
                 RowOutcome::Paid => {
                     paid.0 += 1;
@@ -296,7 +310,7 @@ impl Subsidy {
                 .filter_map(|number| by_number.get(&number).map(|l| l.claim_id.clone()))
                 .collect();
             let claims = store::claims_by_ids(unit.tx(), &ids).await?;
-            publish_claims(unit.tx(), kind, &claims, now).await?;
+            publish_claims_dated(unit.tx(), kind, &claims, &paid_dates, now).await?;
         }
         let document = format!("{} sha256:{sha256}", file.file_name);
         self.batch_entry(

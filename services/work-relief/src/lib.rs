@@ -1,0 +1,131 @@
+//! Work relief (`bangfu.work_relief.v1`, 以工代赈), owned by development and reform (发改):
+//! public works in villages that hire local low-income workers and pay them labor remuneration,
+//! as large a share of the money as possible, on time and in full. A request goes one way:
+//! `grpc` parses the wire message into domain values, `app` runs the use case, `store` is the
+//! SQL; `peers` is the one place the other services' contracts are read.
+
+pub mod app;
+pub mod domain;
+pub mod grpc;
+pub mod methods;
+pub mod peers;
+pub mod store;
+
+pub use methods::METHODS;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bangfu_platform::clock::Clock;
+use bangfu_platform::db::{Database, MigrationFile, Migrations};
+use bangfu_platform::error::Problem;
+use bangfu_platform::follow::{Apply, Follower};
+use bangfu_platform::jobs::Job;
+use bangfu_platform::parameters::Parameters;
+use bangfu_platform::peers::{CallContext, Peer};
+use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
+use bangfu_platform::subsidy_claims::{ClaimChanges, ClaimOutcome};
+
+/// The service's name in tokens, parameters and logs.
+pub const SERVICE: &str = "work_relief";
+
+/// The gRPC path prefix of the service's methods.
+pub const PATH_PREFIX: &str = "/bangfu.work_relief.v1.";
+
+/// The service as the platform hosts it (`bangfu up`, `bangfu serve work_relief`).
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    path_prefix: PATH_PREFIX,
+    methods: METHODS,
+    migrations: MIGRATIONS,
+    personal_data: false,
+    calls: &["identity", "subsidy"],
+    start: start_hosted,
+};
+
+/// How often lines left pending (subsidy payment was down) and employment identity missed are
+/// sent again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(15);
+
+fn start_hosted(context: ServiceContext) -> StartFuture {
+    Box::pin(async move {
+        let peer = |name: &str| {
+            context
+                .peers
+                .get(name)
+                .cloned()
+                .map_err(|e| StartError::Configuration(format!("work_relief calls {name}: {e}")))
+        };
+        let (identity, subsidy) = (peer("identity")?, peer("subsidy")?);
+        let follower = receipt_follower(context.db.clone(), subsidy.clone(), context.clock.clone());
+        let relief = Arc::new(
+            start(
+                context.db.clone(),
+                context.clock,
+                Some(peers::Peers::new(identity, subsidy)),
+            )
+            .await?,
+        );
+        let retrier = relief.clone();
+        let retries = Job::new("work-relief-retries", RETRY_INTERVAL, context.db, move || {
+            let relief = retrier.clone();
+            async move {
+                let sent = relief.send_pending(&CallContext::own(), "", None).await?;
+                let recorded = relief.record_missing_employment().await?;
+                if sent + recorded > 0 {
+                    tracing::info!(sent, recorded, "pending payroll lines and employment records retried");
+                }
+                Ok(())
+            }
+        });
+        Ok(Started::serving(grpc::ReliefServer::shared(relief, &context.server))
+            .with_follower(follower.hosted())
+            .with_job(retries))
+    })
+}
+
+/// The follower of subsidy payment's claim feed (this service's claims only) that moves each
+/// payroll line on: claimed, refused, paid with the bank's receipt, failed.
+pub fn receipt_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, ReceiptFollower> {
+    Follower::new(
+        "work_relief/subsidy-claims",
+        db,
+        ClaimChanges::new(subsidy, peers::CLAIM_SYSTEM),
+        ReceiptFollower { clock },
+    )
+}
+
+/// The follower's effect: a claim's outcome on the line it pays.
+pub struct ReceiptFollower {
+    pub clock: Clock,
+}
+
+impl Apply<ClaimOutcome> for ReceiptFollower {
+    async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
+        app::apply_claim_outcome(tx, outcome, self.clock.now()).await
+    }
+}
+
+/// The service over its (migrated) database.
+pub async fn start(db: Database, clock: Clock, peers: Option<peers::Peers>) -> Result<app::Relief, StartError> {
+    let parameters = Arc::new(
+        Parameters::open(db.clone(), SERVICE, Duration::from_secs(30))
+            .await
+            .map_err(|e| StartError::Configuration(format!("work_relief parameters: {e}")))?,
+    );
+    Ok(app::Relief::new(db, parameters, clock, peers))
+}
+
+/// The service's tables, after the platform's.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[MigrationFile {
+        version: 400,
+        description: "work-relief projects, allocations, roster, attendance, payrolls",
+        sql: include_str!("../migrations/sqlite/0400_work_relief.sql"),
+    }],
+    postgres: &[MigrationFile {
+        version: 400,
+        description: "work-relief projects, allocations, roster, attendance, payrolls",
+        sql: include_str!("../migrations/postgres/0400_work_relief.sql"),
+    }],
+};
