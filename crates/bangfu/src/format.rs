@@ -8,6 +8,7 @@ use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use bangfu_proto::subsidy::v1 as subsidy;
 use bangfu_proto::welfare_post::v1 as posts;
+use bangfu_proto::work_relief::v1 as relief;
 
 use crate::Failure;
 
@@ -83,6 +84,13 @@ proto_enums! {
     posts::AssignmentState => "ASSIGNMENT_STATE",
     posts::ExitReason => "EXIT_REASON",
     posts::FraudSignalKind => "FRAUD_SIGNAL_KIND",
+    relief::ProjectChannel => "PROJECT_CHANNEL",
+    relief::ProjectState => "PROJECT_STATE",
+    relief::FundSource => "FUND_SOURCE",
+    relief::WorkerRole => "WORKER_ROLE",
+    relief::EnrolmentState => "ENROLMENT_STATE",
+    relief::PayrollState => "PAYROLL_STATE",
+    relief::LineState => "LINE_STATE",
 }
 
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED` as `poverty-alleviated`.

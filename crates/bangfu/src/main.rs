@@ -22,6 +22,7 @@ mod identity_import;
 mod permissions;
 mod posts_cli;
 mod print;
+mod relief_cli;
 mod subsidy_cli;
 mod suite;
 mod token;
@@ -98,6 +99,12 @@ enum Command {
         #[command(subcommand)]
         command: posts_cli::PostsCommand,
     },
+    /// Work relief (以工代赈): projects, funds and the labor share, the roster, muster rolls,
+    /// payrolls with their notice, objections and approval, receipts, arrears, closing, stats.
+    Relief {
+        #[command(subcommand)]
+        command: relief_cli::ReliefCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print who may call what: every method, its permission, and the roles and services
@@ -154,6 +161,7 @@ fn main() -> ExitCode {
             Command::Identity { command } => identity_cli::run(command).await,
             Command::Subsidy { command } => subsidy_cli::run(command).await,
             Command::Posts { command } => posts_cli::run(command).await,
+            Command::Relief { command } => relief_cli::run(command).await,
         }
     });
     match outcome {

@@ -8,6 +8,7 @@ mod metrics;
 mod migrate;
 mod operator;
 mod posts_cli;
+mod relief_cli;
 mod replicas;
 mod subsidy_cli;
 mod subsidy_crash;
