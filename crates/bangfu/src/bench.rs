@@ -108,6 +108,41 @@ pub enum BenchTarget {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// A county's work-relief month end to end: muster rolls, payrolls prepared, noticed and
+    /// approved, every line a claim in subsidy payment (projects and rosters are seeded into
+    /// the work-relief database; the workers come from identity).
+    ReliefMonth {
+        /// Server address (a suite hosting identity, subsidy and work_relief).
+        #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The preparer's bearer token (an administrator).
+        #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
+        token_file: std::path::PathBuf,
+        /// The approver's bearer token: another subject, as the maker–checker rule asks.
+        #[arg(long)]
+        approver_token_file: std::path::PathBuf,
+        /// The work-relief service's database (SQLite file URL or PostgreSQL URL), to seed.
+        #[arg(long)]
+        relief_database: String,
+        /// Projects.
+        #[arg(long, default_value_t = 500)]
+        projects: usize,
+        /// Workers, spread over the projects: poverty-alleviated persons under --region-prefix.
+        #[arg(long, default_value_t = 30_000)]
+        workers: usize,
+        /// The region the workers are read from.
+        #[arg(long, default_value = "3704")]
+        region_prefix: String,
+        /// The month paid (YYYY-MM), one the shipped Shandong remuneration policy covers.
+        #[arg(long, default_value = "2025-11")]
+        month: String,
+        /// Projects worked on at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// The server's process id, for its peak memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
         #[command(flatten)]
@@ -232,6 +267,43 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                     year: month.year,
                     month: u8::try_from(month.month).unwrap_or(1),
                     posts_database,
+                    server_pid,
+                },
+            )
+            .await
+        }
+        BenchTarget::ReliefMonth {
+            addr,
+            token_file,
+            approver_token_file,
+            relief_database,
+            projects,
+            workers,
+            region_prefix,
+            month,
+            concurrency,
+            server_pid,
+        } => {
+            let read = |path: &std::path::Path| {
+                std::fs::read_to_string(path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+            };
+            let (preparer, approver) = (read(&token_file)?, read(&approver_token_file)?);
+            let month = crate::format::parse_month("--month", &month)?;
+            let channels = connect(&addr, 1).await?;
+            crate::bench_relief::run(
+                &channels[0],
+                &preparer,
+                &approver,
+                crate::bench_relief::ReliefMonthBench {
+                    region_prefix,
+                    projects,
+                    workers,
+                    year: month.year,
+                    month: u8::try_from(month.month).unwrap_or(1),
+                    relief_database,
+                    concurrency,
                     server_pid,
                 },
             )

@@ -44,7 +44,7 @@ fn failed(what: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
 }
 
 /// Peak resident memory of a process in MiB (VmHWM), when /proc has it.
-fn peak_mib(pid: u32) -> Option<f64> {
+pub(crate) fn peak_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

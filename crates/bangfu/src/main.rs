@@ -14,6 +14,7 @@ mod bench;
 mod bench_claims;
 mod bench_data;
 mod bench_posts;
+mod bench_relief;
 mod client;
 mod deploy;
 mod format;

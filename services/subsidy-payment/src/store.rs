@@ -174,6 +174,33 @@ pub async fn get_version(conn: &mut AnyConnection, code: &str, version: i32) -> 
     row.as_ref().map(version_from).transpose()
 }
 
+/// Whether every open line of a batch is a claim decided under a version whose submitter
+/// noticed it already (false for a batch without lines).
+pub async fn batch_noticed_by_submitter(conn: &mut AnyConnection, batch_id: &str) -> Result<bool> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT c.policy_code, c.policy_version FROM payment_lines l JOIN claims c ON c.id = l.claim_id \
+         WHERE l.batch_id = $1 AND l.state <> 'cancelled'",
+    )
+    .bind(batch_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    for row in &rows {
+        let code: String = row.try_get("policy_code")?;
+        let version: Option<i64> = row.try_get("policy_version")?;
+        let Some(version) = version.and_then(|v| i32::try_from(v).ok()) else {
+            return Ok(false);
+        };
+        match get_version(conn, &code, version).await? {
+            Some(stored) if stored.rules.noticed_by_submitter => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
 /// Versions of a policy, newest first, below `before` (0: from the newest).
 pub async fn list_versions(
     conn: &mut AnyConnection,

@@ -267,15 +267,19 @@ impl Subsidy {
         if batch.state != state::DRAFT {
             return Err(wrong_state(&batch, today, "DRAFT", "只有草稿状态的批次可以公示"));
         }
-        let days = self
-            .parameters()
-            .require_on(
-                unit.tx(),
-                "subsidy.notice_days",
-                &batch.selection.region_prefix,
-                first_day,
-            )
-            .await?;
+        // Claims the submitter noticed already (a work-relief payroll) are not noticed twice.
+        let days = if store::batch_noticed_by_submitter(unit.tx(), &batch.id).await? {
+            0
+        } else {
+            self.parameters()
+                .require_on(
+                    unit.tx(),
+                    "subsidy.notice_days",
+                    &batch.selection.region_prefix,
+                    first_day,
+                )
+                .await?
+        };
         let last_day = if days > 0 {
             first_day + time::Duration::days(days - 1)
         } else {

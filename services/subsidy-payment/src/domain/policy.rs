@@ -426,6 +426,10 @@ pub struct PolicyVersion {
     pub examples: Vec<ExampleCase>,
     pub proactive_trigger: Option<ProactiveTrigger>,
     pub change_note: String,
+    /// The submitter noticed every claim before sending it (work relief's payroll notice): a
+    /// batch of only such claims is not noticed twice.
+    #[serde(default)]
+    pub noticed_by_submitter: bool,
 }
 
 impl PolicyVersion {

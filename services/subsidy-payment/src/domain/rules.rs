@@ -557,6 +557,7 @@ mod tests {
             examples: vec![],
             proactive_trigger: None,
             change_note: String::new(),
+            noticed_by_submitter: false,
         }
     }
 

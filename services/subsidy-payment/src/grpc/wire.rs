@@ -448,6 +448,7 @@ pub fn policy_version(value: Option<&pb::PolicyVersion>) -> Result<d::PolicyVers
         examples,
         proactive_trigger,
         change_note: value.change_note.trim().to_string(),
+        noticed_by_submitter: value.noticed_by_submitter,
     })
 }
 
@@ -572,6 +573,7 @@ pub fn version_to_wire(version: &StoredVersion) -> pb::PolicyVersion {
         create_time: Some(timestamp_to_wire(version.created)),
         publish_subject: version.publish_subject.clone().unwrap_or_default(),
         publish_time: version.published.map(timestamp_to_wire),
+        noticed_by_submitter: rules.noticed_by_submitter,
     }
 }
 

@@ -219,11 +219,11 @@ impl Suite {
     }
 
     /// The rules every scenario runs under: Zaozhuang's daily wage guideline of 100 yuan; in
-    /// subsidy payment, no second notice for work relief's noticed lines and no claim review.
+    /// subsidy payment, no claim review (the shipped remuneration policy says its claims were
+    /// noticed by work relief, so their batch is not noticed again).
     pub async fn rules(&self) {
         self.parameter("work_relief", "work_relief.wage_guideline_daily_fen", "370402", 10_000)
             .await;
-        self.parameter("subsidy", "subsidy.notice_days", "3704", 0).await;
         self.parameter("subsidy", "subsidy.review_one_reviewer_above_fen", "3704", 0)
             .await;
         self.parameter("subsidy", "subsidy.review_two_reviewers_above_fen", "3704", 0)
@@ -545,6 +545,10 @@ impl Suite {
             .into_inner()
             .payment_batch
             .expect("batch");
+        assert_eq!(
+            noticed.notice_days, 0,
+            "work relief noticed these lines: no second notice"
+        );
         subsidy
             .approve_payment_batch(with_token(
                 sub::ApprovePaymentBatchRequest {
