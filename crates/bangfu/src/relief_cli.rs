@@ -84,7 +84,7 @@ pub enum ReliefCommand {
     Workers(WorkersArgs),
     /// End an enrolment on a day.
     End(EndArgs),
-    /// Record a month's muster roll (考勤表) from a CSV file: all lines or none.
+    /// Record a month's muster roll (考勤表) from a workbook or CSV file: all lines or none.
     Attendance(AttendanceArgs),
     /// A month's payroll (工资表) with its lines; --prepare computes it from the muster roll.
     Payroll(PayrollArgs),
@@ -480,16 +480,40 @@ pub struct AttendanceArgs {
     /// The month (YYYY-MM).
     #[arg(long)]
     month: String,
-    /// The muster roll: CSV in UTF-8 or GBK with a header naming the worker (人员 or worker:
-    /// the worker's name or id), the days (出勤天数 or days) and the pieces (计件数量 or pieces).
+    /// The muster roll: a workbook (.xlsx, .xls) or CSV in UTF-8 or GBK, with a header naming
+    /// the worker (人员 or worker: the worker's name or id), the days (出勤天数 or days) and the
+    /// pieces (计件数量 or pieces).
     #[arg(long)]
     file: PathBuf,
+    /// The workbook's sheet; the first when not given.
+    #[arg(long)]
+    sheet: Option<String>,
 }
 
-/// The muster roll's entries from the file, each with the worker's full name.
-fn read_roll(path: &std::path::Path, project: &str) -> Result<Vec<pb::AttendanceEntry>, Failure> {
+/// A sheet of text cells: a CSV file (UTF-8 or GBK) or a workbook's sheet (.xlsx, .xls).
+fn read_table(path: &std::path::Path, sheet: Option<&str>) -> Result<Vec<Vec<String>>, Failure> {
+    let unreadable = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if matches!(extension.as_str(), "xlsx" | "xlsm" | "xls") {
+        use calamine::Reader;
+        let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(&e))?;
+        let name = match sheet {
+            Some(name) => name.to_string(),
+            None => workbook
+                .sheet_names()
+                .first()
+                .cloned()
+                .ok_or_else(|| Failure::usage(format!("{}: the workbook has no sheet", path.display())))?,
+        };
+        let range = workbook.worksheet_range(&name).map_err(|e| unreadable(&e))?;
+        return Ok(range.rows().map(|row| row.iter().map(cell_text).collect()).collect());
+    }
     let encoding = crate::identity_import::sniff(path)?;
-    let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| unreadable(&e))?;
     let (text, _, bad) = encoding.decode(&bytes);
     if bad {
         return Err(Failure::usage(format!(
@@ -498,10 +522,36 @@ fn read_roll(path: &std::path::Path, project: &str) -> Result<Vec<pb::Attendance
             encoding.name()
         )));
     }
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|record| {
+            record
+                .map(|r| r.iter().map(str::to_string).collect())
+                .map_err(|e| unreadable(&e))
+        })
+        .collect()
+}
+
+/// A workbook cell as the text a clerk sees: whole numbers without ".0".
+fn cell_text(cell: &calamine::Data) -> String {
+    match cell {
+        calamine::Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        calamine::Data::Empty => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The muster roll's entries from the file, each with the worker's full name.
+fn read_roll(path: &std::path::Path, sheet: Option<&str>, project: &str) -> Result<Vec<pb::AttendanceEntry>, Failure> {
+    let table = read_table(path, sheet)?;
+    let mut rows = table.into_iter();
+    let header: Vec<String> = rows
+        .next()
+        .ok_or_else(|| Failure::usage(format!("{}: empty", path.display())))?
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
@@ -516,10 +566,9 @@ fn read_roll(path: &std::path::Path, project: &str) -> Result<Vec<pb::Attendance
         )));
     }
     let mut entries = Vec::new();
-    for (index, record) in reader.records().enumerate() {
+    for (index, record) in rows.enumerate() {
         let line = index + 2;
-        let record = record.map_err(|e| Failure::usage(format!("{}: line {line}: {e}", path.display())))?;
-        let cell = |at: Option<usize>| at.and_then(|i| record.get(i)).map(str::trim).unwrap_or("");
+        let cell = |at: Option<usize>| at.and_then(|i| record.get(i)).map(|c| c.trim()).unwrap_or("");
         let number = |at: Option<usize>, what: &str| -> Result<i64, Failure> {
             let text = cell(at);
             if text.is_empty() {
@@ -557,7 +606,7 @@ fn read_roll(path: &std::path::Path, project: &str) -> Result<Vec<pb::Attendance
 async fn attendance(args: AttendanceArgs) -> Result<(), Failure> {
     let project = resource_name("projects", &args.project);
     let month = parse_month("--month", &args.month)?;
-    let entries = read_roll(&args.file, &project)?;
+    let entries = read_roll(&args.file, args.sheet.as_deref(), &project)?;
     let request_id = request_id();
     let parts: Vec<pb::RecordAttendanceRequest> = entries
         .chunks(1000)

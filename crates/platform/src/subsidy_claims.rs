@@ -4,6 +4,10 @@
 //! Subsidy payment's contract stops here; a service sees [`ClaimLine`], [`LineAnswer`] and
 //! [`ClaimOutcome`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::subsidy::v1 as sub;
 use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
@@ -52,16 +56,31 @@ pub enum LineAnswer {
     Refused { message: String, retryable: bool },
 }
 
+/// How long the facts a policy takes are remembered: a payroll run asks once per policy and
+/// month, not once per payroll; a version published meanwhile is seen within a minute.
+const FACT_NAMES_TTL: Duration = Duration::from_secs(60);
+
+/// The names of the facts a version takes from the claim; None: no version in force.
+type FactNames = Option<Vec<String>>;
+
+/// Fact names by policy and day, with when they were read.
+type FactNamesCache = HashMap<(String, Date), (Instant, FactNames)>;
+
 /// Subsidy payment as one submitting system (its claim source system, e.g. "work-relief").
 #[derive(Debug, Clone)]
 pub struct SubsidyClaims {
     peer: Peer,
     system: &'static str,
+    fact_names: Arc<Mutex<FactNamesCache>>,
 }
 
 impl SubsidyClaims {
     pub fn new(peer: Peer, system: &'static str) -> Self {
-        Self { peer, system }
+        Self {
+            peer,
+            system,
+            fact_names: Arc::default(),
+        }
     }
 
     /// The claim source system this service's claims carry.
@@ -78,6 +97,30 @@ impl SubsidyClaims {
         policy: &str,
         day: Date,
     ) -> Result<Option<Vec<String>>, Problem> {
+        let key = (policy.to_string(), day);
+        let remembered = self
+            .fact_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|(at, _)| at.elapsed() < FACT_NAMES_TTL)
+            .map(|(_, names)| names.clone());
+        if let Some(names) = remembered {
+            return Ok(names);
+        }
+        let names = self.read_fact_names(call, policy, day).await?;
+        // A policy not (yet) in force is asked again next time: it may be published any minute.
+        if names.is_some() {
+            let mut cache = self.fact_names.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 1_000 {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), names.clone()));
+        }
+        Ok(names)
+    }
+
+    async fn read_fact_names(&self, call: &CallContext, policy: &str, day: Date) -> Result<FactNames, Problem> {
         let request = sub::ListPolicyVersionsRequest {
             parent: format!("policies/{policy}"),
             page_size: 1000,

@@ -594,29 +594,38 @@ pub struct AttendanceRow {
     pub pieces: i64,
 }
 
+/// Writes a month's muster roll, replacing a worker's month sent before: a few statements
+/// however long the roll (the caller has refused a worker named twice).
 pub async fn upsert_attendance(
     tx: &mut AnyConnection,
     project_id: &str,
     month: YearMonth,
-    row: &AttendanceRow,
+    rows: &[AttendanceRow],
     subject: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO wr_attendance (worker_id, month, project_id, days, pieces, record_subject, recorded_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (worker_id, month) DO UPDATE SET days = excluded.days, pieces = excluded.pieces, \
-         record_subject = excluded.record_subject, recorded_us = excluded.recorded_us",
-    )
-    .bind(&row.worker_id)
-    .bind(month.text())
-    .bind(project_id)
-    .bind(row.days)
-    .bind(row.pieces)
-    .bind(subject)
-    .bind(to_micros(now))
-    .execute(&mut *tx)
-    .await?;
+    const COLUMNS: usize = 7;
+    let month_text = month.text();
+    for chunk in rows.chunks(500) {
+        let sql = format!(
+            "INSERT INTO wr_attendance (worker_id, month, project_id, days, pieces, record_subject, recorded_us) \
+             VALUES {} ON CONFLICT (worker_id, month) DO UPDATE SET days = excluded.days, pieces = excluded.pieces, \
+             record_subject = excluded.record_subject, recorded_us = excluded.recorded_us",
+            bangfu_platform::db::values_groups(tx, chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(row.worker_id.clone())
+                .bind(month_text.clone())
+                .bind(project_id.to_string())
+                .bind(row.days)
+                .bind(row.pieces)
+                .bind(subject.to_string())
+                .bind(to_micros(now));
+        }
+        query.execute(&mut *tx).await?;
+    }
     Ok(())
 }
 
@@ -814,28 +823,38 @@ pub async fn replace_draft_payroll(
         .bind(&month_text)
         .execute(&mut *tx)
         .await?;
-    for (number, line) in lines.iter().enumerate() {
-        sqlx::query(
+    const COLUMNS: usize = 18;
+    for (chunk_number, chunk) in lines.chunks(500).enumerate() {
+        let sql = format!(
             "INSERT INTO wr_payroll_lines (project_id, month, line_number, worker_id, person_id, display_name, role, \
-             days, pieces, rate_fen, amount_fen, counts_in_share, state, claim, status_detail, receipt_source, \
-             ledger_reference, updated_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'prepared', '', '', '', '', $13)",
-        )
-        .bind(project_id)
-        .bind(&month_text)
-        .bind(i64::try_from(number).unwrap_or(i64::MAX) + 1)
-        .bind(&line.worker_id)
-        .bind(&line.person_id)
-        .bind(&line.display_name)
-        .bind(line.role.as_str())
-        .bind(line.days)
-        .bind(line.pieces)
-        .bind(line.rate_fen)
-        .bind(line.amount_fen)
-        .bind(i64::from(line.role.counts_in_share()))
-        .bind(to_micros(now))
-        .execute(&mut *tx)
-        .await?;
+             days, pieces, rate_fen, amount_fen, counts_in_share, updated_us, state, claim, status_detail, \
+             receipt_source, ledger_reference) VALUES {}",
+            bangfu_platform::db::values_groups(tx, chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (index, line) in chunk.iter().enumerate() {
+            let number = i64::try_from(chunk_number * 500 + index).unwrap_or(i64::MAX) + 1;
+            query = query
+                .bind(project_id.to_string())
+                .bind(month_text.clone())
+                .bind(number)
+                .bind(line.worker_id.clone())
+                .bind(line.person_id.clone())
+                .bind(line.display_name.clone())
+                .bind(line.role.as_str())
+                .bind(line.days)
+                .bind(line.pieces)
+                .bind(line.rate_fen)
+                .bind(line.amount_fen)
+                .bind(i64::from(line.role.counts_in_share()))
+                .bind(to_micros(now))
+                .bind(LineState::Prepared.as_str())
+                .bind("")
+                .bind("")
+                .bind("")
+                .bind("");
+        }
+        query.execute(&mut *tx).await?;
     }
     Ok(true)
 }

@@ -1,6 +1,6 @@
 //! `bangfu relief …` against `bangfu up`, as a county work-relief desk uses it on today's date:
-//! a project and its funds, a worker enrolled, last month's muster roll from a CSV file (a wrong
-//! one refused whole), the payroll computed and noticed with masked names, and the approval
+//! a project and its funds, a worker enrolled, last month's muster roll from a workbook (a wrong
+//! CSV one refused whole), the payroll computed and noticed with masked names, and the approval
 //! refused until the notice ends. The shipped Shandong remuneration policy ends with 2025; the
 //! province publishes the one in force now, as a deployment must.
 
@@ -58,6 +58,57 @@ fn ok(out: Output) -> String {
 
 fn json(out: Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("json")
+}
+
+/// A one-sheet workbook: the first row as text cells, the others a text and a number.
+fn write_workbook(path: &std::path::Path, rows: &[(&str, &str)]) {
+    use std::io::Write;
+    let text = |r: &str, v: &str| format!("<c r=\"{r}\" t=\"inlineStr\"><is><t>{v}</t></is></c>");
+    let mut sheet =
+        String::from("<worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>");
+    for (i, (a, b)) in rows.iter().enumerate() {
+        let n = i + 1;
+        let second = if i == 0 {
+            text(&format!("B{n}"), b)
+        } else {
+            format!("<c r=\"B{n}\"><v>{b}</v></c>")
+        };
+        sheet.push_str(&format!("<row r=\"{n}\">{}{second}</row>", text(&format!("A{n}"), a)));
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let rels = "http://schemas.openxmlformats.org/package/2006/relationships";
+    let office = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    let parts = [
+        (
+            "[Content_Types].xml",
+            "<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+             <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+             <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+             <Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/>\
+             <Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/></Types>"
+                .to_string(),
+        ),
+        (
+            "_rels/.rels",
+            format!("<Relationships xmlns=\"{rels}\"><Relationship Id=\"rId1\" Type=\"{office}/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"),
+        ),
+        (
+            "xl/workbook.xml",
+            format!("<workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"{office}\"><sheets><sheet name=\"考勤\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>"),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            format!("<Relationships xmlns=\"{rels}\"><Relationship Id=\"rId1\" Type=\"{office}/worksheet\" Target=\"worksheets/sheet1.xml\"/></Relationships>"),
+        ),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ];
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).expect("create"));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in parts {
+        zip.start_file(name, options).expect("part");
+        zip.write_all(body.as_bytes()).expect("write");
+    }
+    zip.finish().expect("finish");
 }
 
 fn day(date: time::Date) -> String {
@@ -271,9 +322,10 @@ async fn a_county_desk_runs_a_month_of_work_relief_with_the_relief_commands() {
         "{}",
         text(&refused.stderr)
     );
-    let roll = dir.path().join("roll.csv");
+    // The site clerk's workbook, the worker by id and the days as Excel keeps a number.
+    let roll = dir.path().join("考勤表.xlsx");
     let id = worker.rsplit('/').next().expect("id");
-    std::fs::write(&roll, format!("人员,出勤天数\n{id},20\n")).expect("write");
+    write_workbook(&roll, &[("人员", "出勤天数"), (id, "20")]);
     let recorded = json(relief(
         &up,
         &clerk,

@@ -452,21 +452,15 @@ impl Relief {
         if !problems.is_empty() {
             return Ok((0, problems));
         }
-        for entry in &entries {
-            store::upsert_attendance(
-                unit.tx(),
-                &project.id,
-                month,
-                &AttendanceRow {
-                    worker_id: entry.worker_id.clone(),
-                    days: entry.days,
-                    pieces: entry.pieces,
-                },
-                &caller.subject,
-                now,
-            )
-            .await?;
-        }
+        let rows: Vec<AttendanceRow> = entries
+            .iter()
+            .map(|entry| AttendanceRow {
+                worker_id: entry.worker_id.clone(),
+                days: entry.days,
+                pieces: entry.pieces,
+            })
+            .collect();
+        store::upsert_attendance(unit.tx(), &project.id, month, &rows, &caller.subject, now).await?;
         unit.commit(
             AuditEntry::by(
                 caller,
