@@ -114,6 +114,18 @@ impl Problem {
         )
     }
 
+    /// FAILED_PRECONDITION, STATE_CONFLICT: the record is not in a state that allows the change;
+    /// metadata "resource" names it.
+    pub fn state_conflict(resource: &str, message: impl Into<String>, message_zh: impl Into<String>) -> Self {
+        Self::new(
+            Code::FailedPrecondition,
+            ErrorReason::StateConflict,
+            message,
+            message_zh,
+        )
+        .with_metadata("resource", resource)
+    }
+
     pub fn with_violation(mut self, field: impl Into<String>, description: impl Into<String>) -> Self {
         self.violations.push(FieldViolation {
             field: field.into(),

@@ -29,6 +29,7 @@ pub mod request_text;
 pub mod rows;
 pub mod server;
 pub mod service;
+pub mod service_base;
 pub mod service_rpc;
 pub mod streams;
 pub mod subsidy_claims;

@@ -9,7 +9,7 @@ use bangfu_platform::write;
 use sqlx::AnyConnection;
 use time::{Date, Duration, OffsetDateTime};
 
-use super::{Posts, invalid, method, state_conflict};
+use super::{Posts, invalid, method};
 use crate::domain::{AssignmentState, ExitReason, TARGET_CATEGORIES};
 use crate::store::{self, StoredAssignment, StoredExitProposal};
 
@@ -32,7 +32,7 @@ impl Posts {
     ) -> Result<StoredAssignment, Problem> {
         let assignment = self.assignment(caller, "ExitHolder", &request.assignment_id).await?;
         if assignment.state != AssignmentState::Active {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &assignment.name(),
                 format!("the assignment is {}", assignment.state.as_str()),
                 "只有在岗人员可以办理退岗",

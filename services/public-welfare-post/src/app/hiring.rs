@@ -13,7 +13,7 @@ use time::{Date, Duration};
 use tonic::Code;
 
 use super::months::claim_facts;
-use super::{Posts, invalid, method, state_conflict};
+use super::{Posts, invalid, method};
 use crate::domain::{
     AgeLimits, ApplicationState, AssignmentState, CadreLink, EligibilityInput, ObjectionState, PostState,
     check_eligibility, month_days, rank_key, required_days, within_contract_cap,
@@ -394,7 +394,7 @@ impl Posts {
         }
         let post = self.get_post(caller, &announcement.announcement.post_id).await?;
         if post.state == PostState::Closed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &post.name(),
                 "the post is closed",
                 "该岗位已撤销，不能拟聘",
@@ -440,7 +440,7 @@ impl Posts {
                 ));
             }
             if application.state != ApplicationState::Submitted {
-                return Err(state_conflict(
+                return Err(Problem::state_conflict(
                     &application.name(),
                     format!("the application is {}", application.state.as_str()),
                     "该报名已拟聘或已处理",
@@ -499,7 +499,7 @@ impl Posts {
         // The free places again, under the post's lock: the count read before may have moved.
         match store::lock_free_places(unit.tx(), &post.id, now).await? {
             None => {
-                return Err(state_conflict(
+                return Err(Problem::state_conflict(
                     &post.name(),
                     "the post is closed",
                     "该岗位已撤销，不能拟聘",
@@ -562,7 +562,7 @@ impl Posts {
             )
             .await?
             {
-                return Err(state_conflict(
+                return Err(Problem::state_conflict(
                     &application.name(),
                     "the application was proposed meanwhile",
                     "该报名已被拟聘",
@@ -621,7 +621,7 @@ impl Posts {
             Begun::Fresh(unit) => unit,
         };
         let (Some(notice_id), AssignmentState::Proposed) = (&assignment.new.notice_id, assignment.state) else {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &assignment.name(),
                 "only a proposal under public notice can be objected to",
                 "只能对公示中的拟聘人员提出异议",
@@ -632,7 +632,7 @@ impl Posts {
             .ok_or_else(Problem::internal)?;
         let today = self.today();
         if today < notice.first_day || today > notice.last_day {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &notice.name(),
                 format!("objections are taken from {} to {}", notice.first_day, notice.last_day),
                 format!("异议受理期为 {} 至 {}", notice.first_day, notice.last_day),
@@ -686,7 +686,7 @@ impl Posts {
         };
         let now = unit.now();
         if !store::resolve_objection(unit.tx(), id, to, resolution, &caller.subject, now).await? {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &objection.name(),
                 "the objection is resolved already",
                 "该异议已处理",
@@ -705,7 +705,7 @@ impl Posts {
             .await?
                 && assignment.state != AssignmentState::Withdrawn
             {
-                return Err(state_conflict(
+                return Err(Problem::state_conflict(
                     &assignment.name(),
                     "the proposal is no longer under notice",
                     "拟聘人员已确认聘用或已撤回，异议成立请按退岗办理",
@@ -932,7 +932,7 @@ impl Posts {
                 .await;
         }
         if current.state != AssignmentState::Active {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &current.name(),
                 "only an active contract can be renewed",
                 "只有在岗人员可以续聘",

@@ -16,7 +16,7 @@ use bangfu_platform::write;
 use time::Date;
 use tonic::Code;
 
-use super::{Posts, invalid, method, state_conflict};
+use super::{Posts, invalid, method};
 use crate::domain::{
     AssignmentState, MonthOutcome, MonthRecord, month_claimable, month_days, month_text, required_days,
 };
@@ -154,7 +154,7 @@ impl Posts {
             .assignment(caller, "RecordEvaluation", &request.assignment_id)
             .await?;
         if !matches!(assignment.state, AssignmentState::Active | AssignmentState::Ended) {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &assignment.name(),
                 "only a confirmed holder's months are evaluated",
                 "只能对已确认聘用的人员录入考核",
@@ -201,7 +201,7 @@ impl Posts {
         // closed again from the corrected record when CloseMonth runs again.
         let line = store::get_month_line(unit.tx(), &assignment.id, &month).await?;
         if line.is_some_and(|l| matches!(l.outcome, MonthOutcome::Pending | MonthOutcome::ClaimSubmitted)) {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &assignment.name(),
                 format!("{month} is closed and its claim sent; a correction goes through subsidy payment"),
                 format!("{month} 已结算并报送补贴，更正请通过补贴发放办理"),

@@ -8,13 +8,11 @@ pub mod roster;
 
 use std::sync::Arc;
 
-use bangfu_platform::auth::Principal;
-use bangfu_platform::auth::layer::DenialAudit;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::Database;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::parameters::Parameters;
-use time::{Date, OffsetDateTime};
+use bangfu_platform::service_base::ServiceBase;
 use tonic::Code;
 
 pub use payrolls::{Arrear, NoticeRequest, ObjectionRequest, PayrollView, apply_claim_outcome};
@@ -25,26 +23,31 @@ use crate::peers::Peers;
 
 /// The work-relief service: what every use case needs, shared by the gRPC edge.
 pub struct Relief {
-    db: Database,
-    parameters: Arc<Parameters>,
-    clock: Clock,
+    base: ServiceBase,
     peers: Option<Peers>,
-    refusals: DenialAudit,
 }
+
+impl std::ops::Deref for Relief {
+    type Target = ServiceBase;
+
+    fn deref(&self) -> &ServiceBase {
+        &self.base
+    }
+}
+
+/// The service's gRPC path; a method's name appended makes the method's.
+const SERVICE_PATH: &str = "/bangfu.work_relief.v1.WorkReliefService/";
 
 /// The method's full gRPC path, as audit rows and request ids name it.
 pub fn method(name: &str) -> String {
-    format!("/bangfu.work_relief.v1.WorkReliefService/{name}")
+    format!("{SERVICE_PATH}{name}")
 }
 
 impl Relief {
     /// Starts the writer of refused calls' audit rows, so call it inside the runtime.
     pub fn new(db: Database, parameters: Arc<Parameters>, clock: Clock, peers: Option<Peers>) -> Self {
         Self {
-            refusals: DenialAudit::start(crate::PATH_PREFIX, db.clone()),
-            db,
-            parameters,
-            clock,
+            base: ServiceBase::new(db, parameters, clock, crate::PATH_PREFIX, SERVICE_PATH),
             peers,
         }
     }
@@ -54,22 +57,6 @@ impl Relief {
     pub fn with_peers(mut self, peers: Peers) -> Self {
         self.peers = Some(peers);
         self
-    }
-
-    pub fn db(&self) -> &Database {
-        &self.db
-    }
-
-    pub fn parameters(&self) -> &Parameters {
-        &self.parameters
-    }
-
-    pub fn now(&self) -> OffsetDateTime {
-        self.clock.now()
-    }
-
-    pub fn today(&self) -> Date {
-        self.clock.today()
     }
 
     pub(crate) fn peers(&self) -> Result<&Peers, Problem> {
@@ -82,35 +69,6 @@ impl Relief {
             )
         })
     }
-
-    /// Audits a refusal made here and hands it back.
-    pub(crate) fn refuse(&self, caller: &Principal, method_name: &str, resource: &str, refusal: Problem) -> Problem {
-        self.refusals.refused(caller, &method(method_name), resource, refusal)
-    }
-
-    /// NOT_FOUND, audited, when `region` lies outside the caller's scope.
-    pub(crate) fn ensure_sees(
-        &self,
-        caller: &Principal,
-        method_name: &str,
-        resource: &str,
-        region: &str,
-    ) -> Result<(), Problem> {
-        caller
-            .ensure_sees(resource, [region])
-            .map_err(|refusal| self.refuse(caller, method_name, resource, refusal))
-    }
-}
-
-/// FAILED_PRECONDITION, STATE_CONFLICT: the record is not in a state that allows the change.
-pub(crate) fn state_conflict(resource: &str, message: impl Into<String>, message_zh: impl Into<String>) -> Problem {
-    Problem::new(
-        Code::FailedPrecondition,
-        ErrorReason::StateConflict,
-        message,
-        message_zh,
-    )
-    .with_metadata("resource", resource)
 }
 
 /// INVALID_ARGUMENT on one field.

@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 use time::{Date, OffsetDateTime};
 use tonic::Code;
 
-use super::{Relief, invalid, method, state_conflict};
+use super::{Relief, invalid, method};
 use crate::domain::{self, LineState, ObjectionState, PayBasis, PayrollState, ProjectState, ReceiptSource, YearMonth};
 use crate::store::{
     self, NewLine, OwedCursor, PayrollFilter, StoredLine, StoredObjection, StoredPayroll, StoredProject,
@@ -103,7 +103,7 @@ impl Relief {
             .project_for(unit.tx(), caller, "PreparePayroll", project_id)
             .await?;
         if project.state == ProjectState::Closed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &project.name(),
                 "the project is closed",
                 "项目已竣工关闭",
@@ -140,7 +140,7 @@ impl Relief {
         }
         let due = domain::due_date(month, u8::try_from(project.data.pay_day).unwrap_or(28));
         if !store::replace_draft_payroll(unit.tx(), &project.id, month, due, &lines, &caller.subject, now).await? {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &store::payroll_name(&project.id, month),
                 "the month's payroll is past DRAFT",
                 "该月工资表已公示或审批，不能重新生成",
@@ -227,14 +227,14 @@ impl Relief {
             return Err(Problem::etag_mismatch(&name));
         }
         if view.payroll.state != PayrollState::Draft {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &name,
                 "only a DRAFT payroll is noticed",
                 "只有未公示的工资表可以公示",
             ));
         }
         if view.payroll.line_count == 0 {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &name,
                 "the payroll has no lines",
                 "工资表没有发放明细，无需公示",
@@ -304,7 +304,7 @@ impl Relief {
         let view = self.payroll_view(unit.tx(), project, month, false).await?;
         let name = view.payroll.name();
         let Some((first, last)) = view.payroll.notice.filter(|_| view.state == PayrollState::Notice) else {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &name,
                 "the payroll is not in notice",
                 "工资表不在公示期内，不能受理异议",
@@ -379,7 +379,11 @@ impl Relief {
             ObjectionState::Dismissed
         };
         if !store::resolve_objection(unit.tx(), &objection.id, state, resolution, &caller.subject).await? {
-            return Err(state_conflict(&name, "the objection is resolved", "该异议已处理"));
+            return Err(Problem::state_conflict(
+                &name,
+                "the objection is resolved",
+                "该异议已处理",
+            ));
         }
         // Upheld: the payroll goes back to DRAFT, to be corrected and noticed again.
         if upheld {
@@ -425,7 +429,7 @@ impl Relief {
                 ));
             }
             _ => {
-                return Err(state_conflict(
+                return Err(Problem::state_conflict(
                     &name,
                     format!(
                         "{name} is {}; only a payroll whose notice ended is approved",
@@ -568,7 +572,7 @@ impl Relief {
         // Only money on its way through subsidy payment is confirmed here: a line not claimed
         // (or refused, or failed at the bank) was not paid, whatever a ledger says.
         if line.state != LineState::Claimed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &resource,
                 format!(
                     "the line is {}; only a claimed line's receipt is confirmed",
@@ -579,7 +583,7 @@ impl Relief {
         }
         let receipt = Some((ReceiptSource::PaperLedger, paid_date, ledger_reference));
         if !store::line_outcome(unit.tx(), &line, LineState::Paid, &line.claim, "", receipt, now).await? {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &resource,
                 "the line changed meanwhile",
                 "该明细已被更新，请刷新后重试",

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use time::Date;
 use tonic::Code;
 
-use super::{Relief, invalid, method, state_conflict};
+use super::{Relief, invalid, method};
 use crate::domain::{self, FundSource, ProjectState};
 use crate::store::{
     self, ListRow, NewAllocation, ProjectData, ProjectFilter, StoredAllocation, StoredProject, YearTotals,
@@ -250,7 +250,7 @@ impl Relief {
             return Err(Problem::etag_mismatch(&name));
         }
         if project.state == ProjectState::Closed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &name,
                 format!("{name} is closed"),
                 "项目已竣工关闭，不能修改",
@@ -313,7 +313,7 @@ impl Relief {
         let now = unit.now();
         let project = self.project_for(unit.tx(), caller, "AllocateFunds", project_id).await?;
         if project.state == ProjectState::Closed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &project.name(),
                 "the project is closed",
                 "项目已竣工关闭，不能再下达资金",
@@ -355,7 +355,11 @@ impl Relief {
             return Err(Problem::etag_mismatch(&name));
         }
         if project.state == ProjectState::Closed {
-            return Err(state_conflict(&name, format!("{name} is closed"), "项目已竣工关闭"));
+            return Err(Problem::state_conflict(
+                &name,
+                format!("{name} is closed"),
+                "项目已竣工关闭",
+            ));
         }
         let (lines, amount) = store::unpaid_of_project(unit.tx(), &project.id).await?;
         if lines > 0 {
@@ -370,7 +374,7 @@ impl Relief {
         }
         let unapproved = store::unapproved_payrolls(unit.tx(), &project.id).await?;
         if unapproved > 0 {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &name,
                 format!("{unapproved} payroll(s) are prepared and not approved"),
                 format!("尚有 {unapproved} 个月工资表未审批发放，不能竣工关闭"),

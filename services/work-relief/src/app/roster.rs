@@ -11,7 +11,7 @@ use bangfu_platform::write::{self, Begun};
 use time::Date;
 use tonic::Code;
 
-use super::{Relief, invalid, method, state_conflict};
+use super::{Relief, invalid, method};
 use crate::domain::{self, EnrolmentState, PayBasis, PayrollState, ProjectState, YearMonth};
 use crate::store::{self, AttendanceRow, NewWorker, StoredWorker, WorkerFlags};
 
@@ -62,7 +62,7 @@ impl Relief {
             self.project_for(&mut conn, caller, "EnrolWorker", project_id).await?
         };
         if project.state == ProjectState::Closed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &project.name(),
                 "the project is closed",
                 "项目已竣工关闭，不能再登记务工人员",
@@ -143,7 +143,7 @@ impl Relief {
         let now = unit.now();
         // One enrolment at a time per project: the overlap check below sees every earlier one.
         if !store::lock_active_project(unit.tx(), &project.id).await? {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &project.name(),
                 "the project is closed",
                 "项目已竣工关闭，不能再登记务工人员",
@@ -324,7 +324,7 @@ impl Relief {
             ));
         }
         if !store::end_worker(unit.tx(), &worker.id, end, reason).await? {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &worker.name(),
                 "the enrolment has ended",
                 "该务工登记已结束",
@@ -370,7 +370,7 @@ impl Relief {
             .project_for(unit.tx(), caller, "RecordAttendance", project_id)
             .await?;
         if project.state == ProjectState::Closed {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &project.name(),
                 "the project is closed",
                 "项目已竣工关闭，不能再录入考勤",
@@ -379,7 +379,7 @@ impl Relief {
         if let Some(payroll) = store::get_payroll(unit.tx(), &project.id, month).await?
             && payroll.state != PayrollState::Draft
         {
-            return Err(state_conflict(
+            return Err(Problem::state_conflict(
                 &payroll.name(),
                 format!(
                     "the month's payroll is {}; its muster roll is fixed",
