@@ -157,6 +157,29 @@ impl SubsidyClaims {
         }))
     }
 
+    /// A claim's state as subsidy payment names it ("BATCHED", "PAID"…), acting for the caller;
+    /// None when the caller may not see it or it does not exist.
+    pub async fn claim_state(&self, call: &CallContext, claim: &str) -> Result<Option<String>, Problem> {
+        let request = sub::GetClaimRequest {
+            name: claim.to_string(),
+        };
+        let answer = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { SubsidyServiceClient::new(channel).get_claim(request).await }
+            })
+            .await;
+        match answer {
+            Ok(response) => Ok(response.claim.map(|c| {
+                let state = c.state();
+                state.as_str_name().trim_start_matches("CLAIM_STATE_").to_string()
+            })),
+            Err(PeerError::Refused { status, .. }) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Subsidy payment's dry run of a claim: the reasons it would refuse or reject it
     /// ("CAP_REACHED: …"), empty when it would grant it. Subsidy payment unreachable is an error.
     pub async fn evaluate(&self, call: &CallContext, claim: &ClaimLine) -> Result<Vec<String>, Problem> {

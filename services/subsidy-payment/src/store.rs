@@ -174,9 +174,21 @@ pub async fn get_version(conn: &mut AnyConnection, code: &str, version: i32) -> 
     row.as_ref().map(version_from).transpose()
 }
 
-/// Whether every open line of a batch is a claim decided under a version whose submitter
-/// noticed it already (false for a batch without lines).
+/// Whether every open line of a batch is a claim a service submitted (a clerk's counter claim
+/// was noticed by nobody) decided under a version whose submitter noticed it already (false
+/// for a batch without lines).
 pub async fn batch_noticed_by_submitter(conn: &mut AnyConnection, batch_id: &str) -> Result<bool> {
+    let by_clerk: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM payment_lines l JOIN claims c ON c.id = l.claim_id \
+         WHERE l.batch_id = $1 AND l.state <> 'cancelled' AND c.acting_service = ''",
+    )
+    .bind(batch_id)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    if by_clerk > 0 {
+        return Ok(false);
+    }
     let rows = sqlx::query(
         "SELECT DISTINCT c.policy_code, c.policy_version FROM payment_lines l JOIN claims c ON c.id = l.claim_id \
          WHERE l.batch_id = $1 AND l.state <> 'cancelled'",

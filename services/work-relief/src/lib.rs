@@ -70,12 +70,17 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         let retries = Job::new("work-relief-retries", RETRY_INTERVAL, context.db, move || {
             let relief = retrier.clone();
             async move {
-                let sent = relief.send_pending(&CallContext::own(), "", None).await?;
-                let recorded = relief.record_missing_employment().await?;
-                if sent + recorded > 0 {
-                    tracing::info!(sent, recorded, "pending payroll lines and employment records retried");
+                // Each on its own: lines subsidy payment cannot take now do not hold back the
+                // employment records identity is waiting for, nor the other way round.
+                let sent = relief.send_pending(&CallContext::own(), "", None).await;
+                let recorded = relief.record_missing_employment().await;
+                match (&sent, &recorded) {
+                    (Ok(sent), Ok(recorded)) if sent + recorded > 0 => {
+                        tracing::info!(sent, recorded, "pending payroll lines and employment records retried");
+                    }
+                    _ => {}
                 }
-                Ok(())
+                sent.and(recorded).map(|_| ())
             }
         });
         Ok(Started::serving(grpc::ReliefServer::shared(relief, &context.server))

@@ -236,9 +236,10 @@ pub async fn update_project(
 }
 
 /// Takes the project's row for the rest of the transaction (PostgreSQL's row lock; SQLite has
-/// one writer): roster checks of one project run one at a time. False when it is not active.
+/// one writer) without changing it: a write to a project runs after a close that committed
+/// first, and sees it. False when the project is not active.
 pub async fn lock_active_project(tx: &mut AnyConnection, id: &str) -> Result<bool> {
-    let done = sqlx::query("UPDATE wr_projects SET revision = revision + 1 WHERE id = $1 AND state = 'active'")
+    let done = sqlx::query("UPDATE wr_projects SET state = state WHERE id = $1 AND state = 'active'")
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -473,25 +474,35 @@ pub async fn get_worker(conn: &mut AnyConnection, project_id: &str, id: &str) ->
     row.as_ref().map(worker_from).transpose()
 }
 
-/// An enrolment of the person on the project whose period overlaps [start, end].
-pub async fn overlapping_enrolment(
+/// An enrolment of the person, on any project, in any month [start, end] touches: remuneration
+/// is claimed per person and month (one claim of the policy group a month), so a person is on
+/// one roster a month. Answers the enrolment's name.
+pub async fn enrolment_in_months(
     tx: &mut AnyConnection,
-    project_id: &str,
     person_id: &str,
     start: Date,
     end: Option<Date>,
 ) -> Result<Option<String>> {
+    let first = YearMonth::of(start).first_day();
+    let last = end.map_or_else(
+        || "9999-12-31".to_string(),
+        |end| date_text(YearMonth::of(end).last_day()),
+    );
     let row = sqlx::query(
-        "SELECT id FROM wr_workers WHERE project_id = $1 AND person_id = $2 \
-         AND start_date <= $3 AND COALESCE(end_date, '9999-12-31') >= $4 LIMIT 1",
+        "SELECT project_id, id FROM wr_workers WHERE person_id = $1 \
+         AND start_date <= $2 AND COALESCE(end_date, '9999-12-31') >= $3 LIMIT 1",
     )
-    .bind(project_id)
     .bind(person_id)
-    .bind(end.map_or_else(|| "9999-12-31".to_string(), date_text))
-    .bind(date_text(start))
+    .bind(last)
+    .bind(date_text(first))
     .fetch_optional(&mut *tx)
     .await?;
-    row.map(|r| r.try_get("id")).transpose()
+    row.map(|r| {
+        let project: String = r.try_get("project_id")?;
+        let id: String = r.try_get("id")?;
+        Ok(format!("projects/{project}/workers/{id}"))
+    })
+    .transpose()
 }
 
 pub async fn list_workers(
@@ -554,7 +565,8 @@ pub async fn roster_counts(conn: &mut AnyConnection, project_id: &str, today: Da
 /// Ends an active enrolment; false when it is not active.
 pub async fn end_worker(tx: &mut AnyConnection, id: &str, end: Date, reason: &str) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE wr_workers SET state = 'ended', end_date = $1, end_reason = $2, identity_pending = 'end' \
+        "UPDATE wr_workers SET state = 'ended', end_date = $1, end_reason = $2, \
+         identity_pending = CASE WHEN identity_pending = 'enrol' THEN 'enrol' ELSE 'end' END \
          WHERE id = $3 AND state = 'active'",
     )
     .bind(date_text(end))
@@ -575,12 +587,18 @@ pub async fn identity_recorded(conn: &mut AnyConnection, id: &str, pending: &str
     Ok(())
 }
 
-/// Enrolments whose employment identity has not yet recorded, oldest first.
-pub async fn identity_pending(conn: &mut AnyConnection, limit: i64) -> Result<Vec<StoredWorker>> {
-    let rows = sqlx::query("SELECT * FROM wr_workers WHERE identity_pending <> '' ORDER BY created_us LIMIT $1")
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+/// Enrolments whose employment identity has not yet recorded and whose day has come (an
+/// enrolment from its start, an end from the day after it), oldest first.
+pub async fn identity_pending(conn: &mut AnyConnection, today: Date, limit: i64) -> Result<Vec<StoredWorker>> {
+    let rows = sqlx::query(
+        "SELECT * FROM wr_workers WHERE identity_pending <> '' \
+         AND ((identity_pending = 'enrol' AND start_date <= $1) OR (identity_pending = 'end' AND end_date < $1)) \
+         ORDER BY created_us LIMIT $2",
+    )
+    .bind(date_text(today))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter().map(worker_from).collect()
 }
 
@@ -744,21 +762,24 @@ pub struct PayrollFilter {
 pub async fn list_payrolls(
     conn: &mut AnyConnection,
     filter: &PayrollFilter,
+    today: Date,
     after: (&str, &str),
     limit: i64,
 ) -> Result<Vec<StoredPayroll>> {
     let (low, high) = region_range(&filter.region_prefix);
-    // AWAITING_APPROVAL is stored as notice; the caller filters it by date.
-    let stored_state = match filter.state {
-        Some(PayrollState::AwaitingApproval) => "notice",
-        Some(state) => state.as_str(),
-        None => "",
+    // NOTICE and AWAITING_APPROVAL are both stored as notice, told apart by the notice's last day.
+    let (stored_state, notice) = match filter.state {
+        Some(PayrollState::AwaitingApproval) => ("notice", "ended"),
+        Some(PayrollState::Notice) => ("notice", "running"),
+        Some(state) => (state.as_str(), ""),
+        None => ("", ""),
     };
     let sql = format!(
         "SELECT {PAYROLL_COLUMNS} FROM wr_payrolls p JOIN wr_projects j ON j.id = p.project_id \
          WHERE ($1 = '' OR p.project_id = $1) AND j.region >= $2 AND j.region < $3 \
          AND ($4 = '' OR p.state = $4) AND ($5 = '' OR p.month = $5) \
          AND (p.project_id > $6 OR (p.project_id = $6 AND p.month > $7)) \
+         AND ($9 = '' OR ($9 = 'ended' AND p.notice_last < $10) OR ($9 = 'running' AND p.notice_last >= $10)) \
          ORDER BY p.project_id, p.month LIMIT $8"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -770,6 +791,8 @@ pub async fn list_payrolls(
         .bind(after.0)
         .bind(after.1)
         .bind(limit)
+        .bind(notice)
+        .bind(date_text(today))
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(payroll_from).collect()
@@ -1081,6 +1104,30 @@ pub async fn line_outcome(
     Ok(done.rows_affected() == 1)
 }
 
+/// A claimed line confirmed paid from the paper ledger; false when it is no longer claimed
+/// (the feed moved it meanwhile: a bank failure is never overwritten).
+pub async fn confirm_line(
+    tx: &mut AnyConnection,
+    line: &StoredLine,
+    receipt: Option<(ReceiptSource, Date, &str)>,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE wr_payroll_lines SET state = 'paid', receipt_source = $1, paid_date = $2, ledger_reference = $3, \
+         updated_us = $4 WHERE project_id = $5 AND month = $6 AND line_number = $7 AND state = 'claimed'",
+    )
+    .bind(receipt.map(|r| r.0.as_str()).unwrap_or(""))
+    .bind(receipt.map(|r| date_text(r.1)))
+    .bind(receipt.map(|r| r.2).unwrap_or(""))
+    .bind(to_micros(now))
+    .bind(&line.project_id)
+    .bind(line.month.text())
+    .bind(line.line_number)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn get_line(
     conn: &mut AnyConnection,
     project_id: &str,
@@ -1261,6 +1308,18 @@ pub async fn resolve_objection(
     .bind(resolution)
     .bind(subject)
     .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A payroll in notice takes an objection: its revision moves; false when it is past notice.
+pub async fn touch_noticed_payroll(tx: &mut AnyConnection, project_id: &str, month: YearMonth) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE wr_payrolls SET revision = revision + 1 WHERE project_id = $1 AND month = $2 AND state = 'notice'",
+    )
+    .bind(project_id)
+    .bind(month.text())
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -15,7 +15,7 @@ use bangfu_platform::parameters::Parameters;
 use bangfu_platform::service_base::ServiceBase;
 use tonic::Code;
 
-pub use payrolls::{Arrear, NoticeRequest, ObjectionRequest, PayrollView, apply_claim_outcome};
+pub use payrolls::{Arrear, NoticeRequest, ObjectionRequest, PayrollView, ReceiptRequest, apply_claim_outcome};
 pub use projects::{LaborShare, ProjectChange, ProjectStats, ProjectView};
 pub use roster::{AttendanceProblem, RosterCounts};
 

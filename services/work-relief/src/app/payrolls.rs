@@ -48,6 +48,13 @@ pub struct ObjectionRequest {
     pub received: Date,
 }
 
+/// What ConfirmReceipt asks for: the line and the signed paper ledger.
+pub struct ReceiptRequest {
+    pub line_number: i64,
+    pub ledger_reference: String,
+    pub paid_date: Date,
+}
+
 /// A line owed past its due date and the allowed days.
 #[derive(Debug, Clone)]
 pub struct Arrear {
@@ -109,35 +116,14 @@ impl Relief {
                 "项目已竣工关闭",
             ));
         }
-        let workers = store::workers_in_month(unit.tx(), &project.id, month).await?;
-        let attendance = store::attendance_of(unit.tx(), &project.id, month).await?;
-        let mut lines = Vec::new();
-        for worker in workers {
-            let Some(&(days, pieces)) = attendance.get(&worker.id) else {
-                continue;
-            };
-            let amount = domain::line_amount(worker.worker.pay_basis, worker.worker.rate_fen, days, pieces)
-                .ok_or_else(|| {
-                    invalid(
-                        "month",
-                        format!("{}'s amount overflows", worker.name()),
-                        "劳务报酬金额超出范围，请核对考勤与单价",
-                    )
-                })?;
-            if amount == 0 {
-                continue;
-            }
-            lines.push(NewLine {
-                worker_id: worker.id.clone(),
-                person_id: worker.worker.person_id.clone(),
-                display_name: worker.display_name.clone(),
-                role: worker.worker.role,
-                days,
-                pieces,
-                rate_fen: worker.worker.rate_fen,
-                amount_fen: amount,
-            });
+        if !store::lock_active_project(unit.tx(), &project.id).await? {
+            return Err(Problem::state_conflict(
+                &project.name(),
+                "the project is closed",
+                "项目已竣工关闭",
+            ));
         }
+        let lines = draft_lines(unit.tx(), &project, month).await?;
         let due = domain::due_date(month, u8::try_from(project.data.pay_day).unwrap_or(28));
         if !store::replace_draft_payroll(unit.tx(), &project.id, month, due, &lines, &caller.subject, now).await? {
             return Err(Problem::state_conflict(
@@ -185,17 +171,14 @@ impl Relief {
             };
             filter.region_prefix = prefix;
         }
-        let wanted = filter.state;
         let today = self.today();
-        let rows = store::list_payrolls(&mut conn, &filter, after, i64::from(limit) + 1).await?;
+        let rows = store::list_payrolls(&mut conn, &filter, today, after, i64::from(limit) + 1).await?;
         Ok(rows
             .into_iter()
             .map(|p| {
                 let state = domain::effective_state(p.state, p.notice.map(|n| n.1), today);
                 (p, state)
             })
-            // A stored NOTICE is NOTICE or AWAITING_APPROVAL by the date.
-            .filter(|(_, state)| wanted.is_none_or(|w| w == *state))
             .collect())
     }
 
@@ -303,7 +286,13 @@ impl Relief {
             .await?;
         let view = self.payroll_view(unit.tx(), project, month, false).await?;
         let name = view.payroll.name();
-        let Some((first, last)) = view.payroll.notice.filter(|_| view.state == PayrollState::Notice) else {
+        // Until approved, an objection received within the notice is taken even when entered
+        // after its last day.
+        let Some((first, last)) = view
+            .payroll
+            .notice
+            .filter(|_| view.payroll.state == PayrollState::Notice)
+        else {
             return Err(Problem::state_conflict(
                 &name,
                 "the payroll is not in notice",
@@ -337,6 +326,14 @@ impl Relief {
             raise_subject: caller.subject.clone(),
             resolve_subject: String::new(),
         };
+        // The payroll moves with it, so an approval read before it fails its etag.
+        if !store::touch_noticed_payroll(unit.tx(), &view.project.id, month).await? {
+            return Err(Problem::state_conflict(
+                &name,
+                "the payroll was approved meanwhile",
+                "工资表已审批，不能再受理异议",
+            ));
+        }
         store::insert_objection(unit.tx(), &objection, now).await?;
         unit.commit(
             AuditEntry::by(caller, &method("RaiseObjection"), objection.name(), now)
@@ -386,8 +383,12 @@ impl Relief {
             ));
         }
         // Upheld: the payroll goes back to DRAFT, to be corrected and noticed again.
-        if upheld {
-            store::payroll_back_to_draft(unit.tx(), &project.id, month).await?;
+        if upheld && !store::payroll_back_to_draft(unit.tx(), &project.id, month).await? {
+            return Err(Problem::state_conflict(
+                &name,
+                "the payroll is past its notice; an objection upheld now cannot stop it",
+                "工资表已审批，异议成立须另行处理（更正或追回），不能退回工资表",
+            ));
         }
         let stored = store::get_objection(unit.tx(), objection_id)
             .await?
@@ -454,6 +455,13 @@ impl Relief {
         view.payroll.state = PayrollState::Approved;
         view.payroll.approve_subject = Some(caller.subject.clone());
         view.payroll.approved = Some(now);
+        if !store::lock_active_project(unit.tx(), &view.project.id).await? {
+            return Err(Problem::state_conflict(
+                &view.project.name(),
+                "the project is closed",
+                "项目已竣工关闭",
+            ));
+        }
         if !store::move_payroll(unit.tx(), &view.payroll, PayrollState::Notice, read).await? {
             return Err(Problem::etag_mismatch(&name));
         }
@@ -497,30 +505,55 @@ impl Relief {
             if lines.is_empty() {
                 return Ok(settled);
             }
-            let mut claims = Vec::with_capacity(lines.len());
-            let mut projects: std::collections::HashMap<String, (StoredProject, Option<Vec<String>>)> =
+            // Each project's policy and the facts it takes; a project whose policy cannot be
+            // read now (or is not in force) waits, and the others go.
+            let mut policies: std::collections::HashMap<String, Option<(StoredProject, Vec<String>)>> =
                 std::collections::HashMap::new();
             for line in &lines {
-                if !projects.contains_key(&line.project_id) {
-                    let mut conn = self.db().acquire().await?;
-                    let project = store::get_project(&mut conn, &line.project_id)
-                        .await?
-                        .ok_or_else(Problem::internal)?;
-                    drop(conn);
-                    let names = peers
-                        .subsidy
-                        .claim_fact_names(call, &project.data.remuneration_policy, line.month.first_day())
-                        .await?;
-                    projects.insert(line.project_id.clone(), (project, names));
+                if policies.contains_key(&line.project_id) {
+                    continue;
                 }
-                let (project, names) = &projects[&line.project_id];
-                claims.push(claim_of(project, line, names.as_deref().unwrap_or(&[])));
+                let project = {
+                    let mut conn = self.db().acquire().await?;
+                    store::get_project(&mut conn, &line.project_id)
+                        .await?
+                        .ok_or_else(Problem::internal)?
+                };
+                let names = peers
+                    .subsidy
+                    .claim_fact_names(call, &project.data.remuneration_policy, line.month.first_day())
+                    .await;
+                let ready = match names {
+                    Ok(Some(names)) => Some((project, names)),
+                    Ok(None) => {
+                        tracing::warn!(project = %project.name(), policy = %project.data.remuneration_policy, month = %line.month.text(), "no version of the remuneration policy covers the month; its lines wait");
+                        None
+                    }
+                    Err(problem) => {
+                        tracing::warn!(project = %project.name(), reason = ?problem.reason, "the remuneration policy could not be read; its lines wait");
+                        None
+                    }
+                };
+                policies.insert(line.project_id.clone(), ready);
+            }
+            let (lines, claims): (Vec<&StoredLine>, Vec<ClaimLine>) = lines
+                .iter()
+                .filter_map(|line| match &policies[&line.project_id] {
+                    Some((project, names)) => Some((line, claim_of(project, line, names))),
+                    None => {
+                        skip.insert((line.project_id.clone(), line.month, line.line_number));
+                        None
+                    }
+                })
+                .unzip();
+            if claims.is_empty() {
+                continue;
             }
             let answers = peers.subsidy.submit(call, &claims).await?;
             let answered = answers.len();
             let mut conn = self.db().acquire().await?;
             let now = self.now();
-            for (line, answer) in lines.iter().zip(answers) {
+            for (line, answer) in lines.iter().copied().zip(answers) {
                 match answer {
                     LineAnswer::Claim(claim) => {
                         store::line_sent(&mut conn, line, LineState::Claimed, &claim, "", now).await?;
@@ -541,19 +574,49 @@ impl Relief {
         }
     }
 
-    /// ConfirmReceipt from the signed paper ledger: for a line whose claim is in subsidy payment
-    /// and paid outside the bank's result file.
+    /// ConfirmReceipt from the signed paper ledger: for a line whose claim subsidy payment has
+    /// sent to the bank (its batch approved and exported) when the bank's result file does not
+    /// come back. A claim not yet sent could still be paid by the bank after a cash payment, so
+    /// it is refused; one the bank answered is confirmed by that answer.
     pub async fn confirm_receipt(
         &self,
         caller: &Principal,
+        call: &CallContext,
         project_id: &str,
         month: YearMonth,
-        line_number: i64,
-        ledger_reference: &str,
-        paid_date: Date,
+        receipt: ReceiptRequest,
     ) -> Result<StoredLine, Problem> {
+        let ReceiptRequest {
+            line_number,
+            ledger_reference,
+            paid_date,
+        } = receipt;
+        let ledger_reference = ledger_reference.as_str();
         if paid_date > self.today() {
             return Err(invalid("paid_date", "is in the future", "发放日期不能晚于今天"));
+        }
+        let claim = {
+            let mut conn = self.db().acquire().await?;
+            let project = self
+                .project_for(&mut conn, caller, "ConfirmReceipt", project_id)
+                .await?;
+            store::get_line(&mut conn, &project.id, month, line_number)
+                .await?
+                .map(|line| line.claim)
+                .unwrap_or_default()
+        };
+        if !claim.is_empty() {
+            let state = self.peers()?.subsidy.claim_state(call, &claim).await?;
+            if state.as_deref() != Some("BATCHED") {
+                return Err(Problem::state_conflict(
+                    &claim,
+                    format!(
+                        "{claim} is {}; a paper ledger confirms only a claim sent to the bank",
+                        state.as_deref().unwrap_or("not visible")
+                    ),
+                    "该笔报酬尚未随发放批次交银行发放（或银行已回盘），不能凭纸质签字表确认",
+                ));
+            }
         }
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
@@ -582,7 +645,7 @@ impl Relief {
             ));
         }
         let receipt = Some((ReceiptSource::PaperLedger, paid_date, ledger_reference));
-        if !store::line_outcome(unit.tx(), &line, LineState::Paid, &line.claim, "", receipt, now).await? {
+        if !store::confirm_line(unit.tx(), &line, receipt, now).await? {
             return Err(Problem::state_conflict(
                 &resource,
                 "the line changed meanwhile",
@@ -640,6 +703,61 @@ impl Relief {
         }
         Ok((arrears, next.filter(|_| more)))
     }
+}
+
+/// A month's lines from the muster roll as it is now: each worker with attendance, days ×
+/// daily wage or pieces × piece rate, in roster order.
+pub(crate) async fn draft_lines(
+    tx: &mut AnyConnection,
+    project: &StoredProject,
+    month: YearMonth,
+) -> Result<Vec<NewLine>, Problem> {
+    let workers = store::workers_in_month(tx, &project.id, month).await?;
+    let attendance = store::attendance_of(tx, &project.id, month).await?;
+    let mut lines = Vec::new();
+    for worker in workers {
+        let Some(&(days, pieces)) = attendance.get(&worker.id) else {
+            continue;
+        };
+        // An enrolment ended after its month was recorded: the roll must be corrected first.
+        let enrolled = domain::days_enrolled(worker.worker.start, worker.worker.end, month);
+        if days > enrolled {
+            return Err(Problem::state_conflict(
+                &worker.name(),
+                format!(
+                    "{} has {days} days recorded in {} but is enrolled {enrolled} of them",
+                    worker.name(),
+                    month.text()
+                ),
+                format!(
+                    "{} 本月考勤 {days} 天，超过其登记期内的 {enrolled} 天，请先更正考勤",
+                    worker.display_name
+                ),
+            ));
+        }
+        let amount =
+            domain::line_amount(worker.worker.pay_basis, worker.worker.rate_fen, days, pieces).ok_or_else(|| {
+                invalid(
+                    "month",
+                    format!("{}'s amount overflows", worker.name()),
+                    "劳务报酬金额超出范围，请核对考勤与单价",
+                )
+            })?;
+        if amount == 0 {
+            continue;
+        }
+        lines.push(NewLine {
+            worker_id: worker.id.clone(),
+            person_id: worker.worker.person_id.clone(),
+            display_name: worker.display_name.clone(),
+            role: worker.worker.role,
+            days,
+            pieces,
+            rate_fen: worker.worker.rate_fen,
+            amount_fen: amount,
+        });
+    }
+    Ok(lines)
 }
 
 /// A line as a claim of facts: the attested amount, and the days and wage (or pieces and rate)

@@ -320,6 +320,13 @@ impl Relief {
             ));
         }
         let id = store::new_id();
+        if !store::lock_active_project(unit.tx(), &project.id).await? {
+            return Err(Problem::state_conflict(
+                &project.name(),
+                "the project is closed",
+                "项目已竣工关闭，不能再下达资金",
+            ));
+        }
         store::insert_allocation(unit.tx(), &id, &project.id, &allocation, &caller.subject, now).await?;
         let stored = store::get_allocation(unit.tx(), &id)
             .await?

@@ -150,15 +150,16 @@ impl Relief {
             ));
         }
         if let Some(existing) =
-            store::overlapping_enrolment(unit.tx(), &project.id, &worker.person_id, worker.start, worker.end).await?
+            store::enrolment_in_months(unit.tx(), &worker.person_id, worker.start, worker.end).await?
         {
             return Err(Problem::new(
                 Code::FailedPrecondition,
                 ErrorReason::EnrolmentOverlap,
-                "the person is already on this project's roster for an overlapping period",
-                "该人员在本项目已有重叠时段的务工登记",
+                "the person is already on a work-relief roster in a month this enrolment touches \
+                 (remuneration is claimed once a person a month)",
+                "该人员在本项目或其他以工代赈项目已有同月份的务工登记（劳务报酬按人按月发放）",
             )
-            .with_metadata("resource", format!("projects/{}/workers/{existing}", project.id)));
+            .with_metadata("resource", existing));
         }
         let id = store::new_id();
         store::insert_worker(
@@ -184,10 +185,17 @@ impl Relief {
             .ok_or_else(Problem::internal)
     }
 
-    /// Tells identity what the enrolment's pending record says; a failure is logged and left
-    /// for the job (the enrolment itself stands).
-    async fn record_in_identity(&self, call: &CallContext, worker: &StoredWorker, project_name: &str, region: &str) {
-        let Ok(peers) = self.peers() else { return };
+    /// Tells identity what the enrolment's pending record says (an enrolment not yet recorded
+    /// is sent with its end, which says it ended); a failure is logged and left for the job (the
+    /// enrolment itself stands). True when identity recorded it.
+    async fn record_in_identity(
+        &self,
+        call: &CallContext,
+        worker: &StoredWorker,
+        project_name: &str,
+        region: &str,
+    ) -> bool {
+        let Ok(peers) = self.peers() else { return false };
         // Identity records what has begun: an enrolment starting (or ending) later waits here
         // for its day, and the job records it then.
         let begins = match worker.identity_pending.as_str() {
@@ -196,7 +204,7 @@ impl Relief {
             _ => None,
         };
         if begins.is_none_or(|day| day > self.today()) {
-            return;
+            return false;
         }
         let request_id = format!("work-relief-{}-{}", worker.id, worker.identity_pending);
         let result = match worker.identity_pending.as_str() {
@@ -218,20 +226,26 @@ impl Relief {
                         .record_enrolment_end(call, &worker.worker.person_id, end, &request_id)
                         .await
                 }
-                None => return,
+                None => return false,
             },
-            _ => return,
+            _ => return false,
         };
         match result {
             Ok(()) => {
-                if let Ok(mut conn) = self.db().acquire().await
-                    && let Err(error) = store::identity_recorded(&mut conn, &worker.id, &worker.identity_pending).await
-                {
+                let marked = match self.db().acquire().await {
+                    Ok(mut conn) => store::identity_recorded(&mut conn, &worker.id, &worker.identity_pending)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(error) = marked {
                     tracing::warn!(worker = %worker.name(), %error, "identity recorded the employment; marking it failed");
                 }
+                true
             }
             Err(problem) => {
                 tracing::warn!(worker = %worker.name(), reason = ?problem.reason, message = %problem.message, "identity did not record the employment; retried later");
+                false
             }
         }
     }
@@ -240,7 +254,7 @@ impl Relief {
     pub async fn record_missing_employment(&self) -> Result<usize, Problem> {
         let pending = {
             let mut conn = self.db().acquire().await?;
-            store::identity_pending(&mut conn, 200).await?
+            store::identity_pending(&mut conn, self.today(), 200).await?
         };
         let mut recorded = 0;
         for worker in &pending {
@@ -249,14 +263,17 @@ impl Relief {
                 store::get_project(&mut conn, &worker.project_id).await?
             };
             let Some(project) = project else { continue };
-            self.record_in_identity(
-                &CallContext::own(),
-                worker,
-                &project.data.display_name,
-                &project.data.region,
-            )
-            .await;
-            recorded += 1;
+            if self
+                .record_in_identity(
+                    &CallContext::own(),
+                    worker,
+                    &project.data.display_name,
+                    &project.data.region,
+                )
+                .await
+            {
+                recorded += 1;
+            }
         }
         Ok(recorded)
     }
@@ -323,6 +340,22 @@ impl Relief {
                 "结束日期不能早于务工开始日期",
             ));
         }
+        // Ending only shortens an enrolment: a later end could reach months another roster holds.
+        let latest = worker.worker.end.unwrap_or(project.data.end).min(project.data.end);
+        if end > latest {
+            return Err(invalid(
+                "end_date",
+                format!("must be on or before {latest}, the enrolment's planned end or the project's"),
+                format!("结束日期不能晚于 {latest}（原定结束日期或项目完工日期）"),
+            ));
+        }
+        if !store::lock_active_project(unit.tx(), &project.id).await? {
+            return Err(Problem::state_conflict(
+                &project.name(),
+                "the project is closed",
+                "项目已竣工关闭",
+            ));
+        }
         if !store::end_worker(unit.tx(), &worker.id, end, reason).await? {
             return Err(Problem::state_conflict(
                 &worker.name(),
@@ -369,7 +402,7 @@ impl Relief {
         let project = self
             .project_for(unit.tx(), caller, "RecordAttendance", project_id)
             .await?;
-        if project.state == ProjectState::Closed {
+        if !store::lock_active_project(unit.tx(), &project.id).await? {
             return Err(Problem::state_conflict(
                 &project.name(),
                 "the project is closed",
@@ -461,6 +494,19 @@ impl Relief {
             })
             .collect();
         store::upsert_attendance(unit.tx(), &project.id, month, &rows, &caller.subject, now).await?;
+        // A draft payroll follows its roll: computed again here, so what is noticed is the roll
+        // as it is (a notice opened meanwhile makes this roll a conflict, nothing written).
+        if store::get_payroll(unit.tx(), &project.id, month).await?.is_some() {
+            let lines = super::payrolls::draft_lines(unit.tx(), &project, month).await?;
+            let due = domain::due_date(month, u8::try_from(project.data.pay_day).unwrap_or(28));
+            if !store::replace_draft_payroll(unit.tx(), &project.id, month, due, &lines, &caller.subject, now).await? {
+                return Err(Problem::state_conflict(
+                    &store::payroll_name(&project.id, month),
+                    "the month's payroll was noticed meanwhile; its muster roll is fixed",
+                    "该月工资表已公示，考勤不能再修改",
+                ));
+            }
+        }
         unit.commit(
             AuditEntry::by(
                 caller,

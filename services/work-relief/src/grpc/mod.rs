@@ -18,7 +18,7 @@ use bangfu_proto::work_relief::v1::work_relief_service_server::{WorkReliefServic
 use tonic::{Request, Response, Status};
 
 use crate::app::roster::AttendanceEntry;
-use crate::app::{NoticeRequest, ObjectionRequest, ProjectChange, Relief, method};
+use crate::app::{NoticeRequest, ObjectionRequest, ProjectChange, ReceiptRequest, Relief, method};
 use crate::domain::PayBasis;
 use crate::store::{NewWorker, OwedCursor, PayrollFilter, ProjectFilter};
 
@@ -616,6 +616,7 @@ impl WorkReliefService for ReliefServer {
         request: Request<pb::ConfirmReceiptRequest>,
     ) -> Result<Response<pb::ConfirmReceiptResponse>, Status> {
         let caller = caller(&request)?;
+        let call = CallContext::of(&request);
         let request = request.into_inner();
         let (project, month) = wire::payroll_name("payroll", &request.payroll)?;
         let line_number = wire::within("line_number", i64::from(request.line_number), 1, 1_000_000, "行号")?;
@@ -623,7 +624,17 @@ impl WorkReliefService for ReliefServer {
         let paid_date = date("paid_date", request.paid_date.as_ref())?;
         let line = self
             .relief
-            .confirm_receipt(&caller, &project, month, line_number, &reference, paid_date)
+            .confirm_receipt(
+                &caller,
+                &call,
+                &project,
+                month,
+                ReceiptRequest {
+                    line_number,
+                    ledger_reference: reference,
+                    paid_date,
+                },
+            )
             .await?;
         Ok(Response::new(pb::ConfirmReceiptResponse {
             line: Some(wire::line_to_wire(&line)),

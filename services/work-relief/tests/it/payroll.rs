@@ -169,6 +169,8 @@ async fn a_month_is_noticed_approved_paid_and_the_project_closes_above_its_share
         .attendance(&project.name, 2025, 2, &[(&b.name, 0, 420)])
         .await
         .expect("corrected");
+    // The draft follows its roll at once.
+    assert_eq!(suite.payroll(&payroll.name).await.total.map(|m| m.fen), Some(710_000));
     let corrected = suite.prepare(&project.name, 2025, 2).await.expect("prepared again");
     assert_eq!(corrected.total.as_ref().map(|m| m.fen), Some(710_000));
     let noticed = suite.publish(&corrected).await;
@@ -196,6 +198,22 @@ async fn a_month_is_noticed_approved_paid_and_the_project_closes_above_its_share
         "{:?}",
         approved.lines
     );
+    // A paper ledger cannot confirm money not yet sent to the bank: the bank could pay it again.
+    let early_receipt = suite
+        .relief()
+        .await
+        .confirm_receipt(with_token(
+            pb::ConfirmReceiptRequest {
+                payroll: payroll.name.clone(),
+                line_number: 1,
+                ledger_reference: "QZ-2025-03-001".into(),
+                paid_date: Some(date(2025, 3, 9)),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect_err("not yet at the bank");
+    assert_eq!(reason(&early_receipt), "STATE_CONFLICT");
     let planned = suite.get_project(&project.name).await.labor_share.expect("share");
     assert_eq!(planned.planned.map(|m| m.fen), Some(510_000));
     assert_eq!(planned.planned_share_bp, 5_100);

@@ -148,6 +148,12 @@ async fn bad_projects_funds_and_workers_are_refused_with_their_field(backend: Ba
         bangfu_platform::error::metadata_of(&twice).get("resource"),
         Some(&a.name)
     );
+    // Nor on another project in the same months: remuneration is claimed once a person a month.
+    let other = suite.project("SD-2025-370402-014").await;
+    let mut elsewhere_too = daily_worker(&jia, pb::WorkerRole::Worker, 12_000);
+    elsewhere_too.start_date = Some(date(2025, 4, 20));
+    let two_rosters = suite.enrol(&other.name, elsewhere_too).await.expect_err("same months");
+    assert_eq!(reason(&two_rosters), "ENROLMENT_OVERLAP");
     // Ended in May, the same person may come back in June.
     suite
         .relief()
