@@ -54,8 +54,10 @@ impl Up {
                 }
             }
         });
+        // A readiness wait, not a timing check: alone, a debug `bangfu up` serves its four
+        // services within about 3 s; the suite starts dozens of them at once on two cores.
         ready_rx
-            .recv_timeout(Duration::from_secs(30))
+            .recv_timeout(Duration::from_secs(120))
             .expect("bangfu up prints that it is serving");
         Self {
             child,
