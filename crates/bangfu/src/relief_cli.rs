@@ -96,6 +96,8 @@ pub enum ReliefCommand {
     Approve(ApproveArgs),
     /// Confirm a worker's receipt from the signed paper ledger (签字确认).
     Receipt(ReceiptArgs),
+    /// Send a line subsidy payment refused again, once what refused it is put right.
+    Resubmit(ResubmitArgs),
     /// Remuneration owed past its pay day (拖欠), oldest first.
     Arrears(ArrearsArgs),
     /// Close a project (竣工): nothing owed, its labor share reached.
@@ -128,6 +130,7 @@ pub async fn run(command: ReliefCommand) -> Result<(), Failure> {
         ReliefCommand::Object(args) => object(args).await,
         ReliefCommand::Approve(args) => approve(args).await,
         ReliefCommand::Receipt(args) => receipt(args).await,
+        ReliefCommand::Resubmit(args) => resubmit(args).await,
         ReliefCommand::Arrears(args) => arrears(args).await,
         ReliefCommand::Close(args) => close(args).await,
         ReliefCommand::Stats(args) => stats(args).await,
@@ -873,6 +876,31 @@ async fn receipt(args: ReceiptArgs) -> Result<(), Failure> {
         &answer,
         args.client.json,
     )
+}
+
+#[derive(Debug, Args)]
+pub struct ResubmitArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The payroll: projects/{project}/payrolls/{yyyy-mm}, or PROJECT/yyyy-mm.
+    payroll: String,
+    /// The line's number.
+    #[arg(long)]
+    line: i32,
+    /// What was put right, for the audit log.
+    #[arg(long)]
+    reason: String,
+}
+
+async fn resubmit(args: ResubmitArgs) -> Result<(), Failure> {
+    let mut relief = connect(&args.client).await?;
+    let answer = call(relief.resubmit_line(pb::ResubmitLineRequest {
+        payroll: payroll_name(&args.payroll),
+        line_number: args.line,
+        reason: args.reason,
+    }))
+    .await?;
+    show("bangfu.work_relief.v1.ResubmitLineResponse", &answer, args.client.json)
 }
 
 #[derive(Debug, Args)]

@@ -180,6 +180,46 @@ impl SubsidyClaims {
         }
     }
 
+    /// Decides a stored claim again (ReevaluateClaim at the etag read now), acting for the
+    /// caller: the reasons it is still rejected, empty when it is granted now.
+    pub async fn reevaluate(&self, call: &CallContext, claim: &str, note: &str) -> Result<Vec<String>, Problem> {
+        let read = sub::GetClaimRequest {
+            name: claim.to_string(),
+        };
+        let current = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let read = read.clone();
+                async move { SubsidyServiceClient::new(channel).get_claim(read).await }
+            })
+            .await?
+            .claim
+            .ok_or_else(Problem::internal)?;
+        let request = sub::ReevaluateClaimRequest {
+            name: claim.to_string(),
+            note: note.to_string(),
+            etag: current.etag,
+        };
+        let decided = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { SubsidyServiceClient::new(channel).reevaluate_claim(request).await }
+            })
+            .await?
+            .claim
+            .and_then(|c| c.decision)
+            .ok_or_else(Problem::internal)?;
+        if decided.outcome == sub::DecisionOutcome::Eligible as i32 {
+            return Ok(Vec::new());
+        }
+        Ok(decided
+            .rejection_reasons
+            .iter()
+            .map(|r| format!("{}: {}", rejection_code(r.reason), r.message))
+            .collect())
+    }
+
     /// Subsidy payment's dry run of a claim: the reasons it would refuse or reject it
     /// ("CAP_REACHED: …"), empty when it would grant it. Subsidy payment unreachable is an error.
     pub async fn evaluate(&self, call: &CallContext, claim: &ClaimLine) -> Result<Vec<String>, Problem> {

@@ -38,6 +38,7 @@ pub const METHODS: &[MethodRule] = &[
     method!("ResolveObjection", WorkReliefApprove),
     method!("ApprovePayroll", WorkReliefApprove),
     method!("ConfirmReceipt", WorkReliefWrite),
+    method!("ResubmitLine", WorkReliefApprove),
     method!("ListArrears", WorkReliefRead),
     method!("CloseProject", WorkReliefApprove),
     method!("GetProjectStats", WorkReliefRead),

@@ -1104,6 +1104,21 @@ pub async fn line_outcome(
     Ok(done.rows_affected() == 1)
 }
 
+/// A refused line back to PENDING, to be sent again; false when it is not refused.
+pub async fn resubmit_line(tx: &mut AnyConnection, line: &StoredLine, now: OffsetDateTime) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE wr_payroll_lines SET state = 'pending', status_detail = '', updated_us = $1 \
+         WHERE project_id = $2 AND month = $3 AND line_number = $4 AND state = 'claim_refused'",
+    )
+    .bind(to_micros(now))
+    .bind(&line.project_id)
+    .bind(line.month.text())
+    .bind(line.line_number)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// A claimed line confirmed paid from the paper ledger; false when it is no longer claimed
 /// (the feed moved it meanwhile: a bank failure is never overwritten).
 pub async fn confirm_line(

@@ -661,6 +661,81 @@ impl Relief {
         Ok(stored)
     }
 
+    /// ResubmitLine, acting for the caller: a claim subsidy payment stored and rejected is
+    /// decided again there (ReevaluateClaim); a line it refused without storing goes back to
+    /// PENDING (guarded on its being refused) and is sent under the same source key.
+    pub async fn resubmit_line(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        project_id: &str,
+        month: YearMonth,
+        line_number: i64,
+        reason: &str,
+    ) -> Result<StoredLine, Problem> {
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let now = unit.now();
+        let project = self.project_for(unit.tx(), caller, "ResubmitLine", project_id).await?;
+        let resource = format!("{}/lines/{line_number}", store::payroll_name(&project.id, month));
+        let line = store::get_line(unit.tx(), &project.id, month, line_number)
+            .await?
+            .ok_or_else(|| Problem::not_found(&resource))?;
+        if line.state != LineState::ClaimRefused {
+            return Err(Problem::state_conflict(
+                &resource,
+                format!("the line is {}; only a refused line is sent again", line.state.as_str()),
+                "只有被补贴发放系统拒绝的明细可以重新提交",
+            ));
+        }
+        if !store::lock_active_project(unit.tx(), &project.id).await? {
+            return Err(Problem::state_conflict(
+                &project.name(),
+                "the project is closed",
+                "项目已竣工关闭",
+            ));
+        }
+        let entry = AuditEntry::by(caller, &method("ResubmitLine"), resource.clone(), now)
+            .in_region(&project.data.region)
+            .with_outcome(audit::Outcome::Succeeded, reason);
+        if line.claim.is_empty() {
+            if !store::resubmit_line(unit.tx(), &line, now).await? {
+                return Err(Problem::state_conflict(
+                    &resource,
+                    "the line changed meanwhile",
+                    "该明细已被更新，请刷新后重试",
+                ));
+            }
+            unit.commit(entry).await?;
+            if let Err(problem) = self.send_pending(call, &project.id, Some(month)).await {
+                tracing::warn!(line = %line.reference(), reason = ?problem.reason, "the line resubmitted waits for subsidy payment");
+            }
+        } else {
+            // The claim is subsidy payment's: decided again there; the feed brings the outcome,
+            // and the answer is applied here at once under the same guard.
+            unit.commit(entry).await?;
+            let reasons = self.peers()?.subsidy.reevaluate(call, &line.claim, reason).await?;
+            let mut conn = self.db().acquire().await?;
+            if reasons.is_empty() {
+                store::line_outcome(&mut conn, &line, LineState::Claimed, &line.claim, "", None, self.now()).await?;
+            } else {
+                store::line_outcome(
+                    &mut conn,
+                    &line,
+                    LineState::ClaimRefused,
+                    &line.claim,
+                    &reasons.join(", "),
+                    None,
+                    self.now(),
+                )
+                .await?;
+            }
+        }
+        let mut conn = self.db().acquire().await?;
+        store::get_line(&mut conn, &project.id, month, line_number)
+            .await?
+            .ok_or_else(Problem::internal)
+    }
+
     /// Lines owed past due plus the region's allowed days, oldest first.
     pub async fn list_arrears(
         &self,

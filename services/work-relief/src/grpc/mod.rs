@@ -641,6 +641,25 @@ impl WorkReliefService for ReliefServer {
         }))
     }
 
+    async fn resubmit_line(
+        &self,
+        request: Request<pb::ResubmitLineRequest>,
+    ) -> Result<Response<pb::ResubmitLineResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let (project, month) = wire::payroll_name("payroll", &request.payroll)?;
+        let line_number = wire::within("line_number", i64::from(request.line_number), 1, 1_000_000, "行号")?;
+        let reason = wire::text("reason", &request.reason, 500, "重新提交原因")?;
+        let line = self
+            .relief
+            .resubmit_line(&caller, &call, &project, month, line_number, &reason)
+            .await?;
+        Ok(Response::new(pb::ResubmitLineResponse {
+            line: Some(wire::line_to_wire(&line)),
+        }))
+    }
+
     async fn list_arrears(
         &self,
         request: Request<pb::ListArrearsRequest>,

@@ -279,8 +279,130 @@ async fn lines_approved_while_subsidy_payment_is_away_are_sent_when_it_returns(b
     assert_eq!(again, 0);
 }
 
+async fn a_refused_line_is_sent_again_once_what_refused_it_is_withdrawn(backend: Backend) {
+    use bangfu_proto::subsidy::v1 as sub;
+    let suite = Suite::start(backend).await;
+    suite.rules().await;
+    suite.fund().await;
+    let jia = suite.person("甲工人", "161").await;
+    let project = suite.project("SD-2025-370402-015").await;
+    let a = suite
+        .enrol(&project.name, daily_worker(&jia, pb::WorkerRole::Worker, 12_000))
+        .await
+        .expect("enrolled");
+    suite
+        .attendance(&project.name, 2025, 2, &[(&a.name, 10, 0)])
+        .await
+        .expect("roll");
+    let payroll = suite.prepare(&project.name, 2025, 2).await.expect("prepared");
+    suite.publish(&payroll).await;
+    // A counter clerk already claimed February's remuneration for the same person.
+    let finance = suite.finance("clerk-finance", Role::Clerk);
+    let counter = suite
+        .subsidy()
+        .await
+        .submit_claim(with_token(
+            sub::SubmitClaimRequest {
+                claim: Some(sub::Claim {
+                    policy: format!("policies/{}", crate::support::POLICY),
+                    person: jia.clone(),
+                    payee: Some(sub::Payee {
+                        payee: Some(sub::payee::Payee::Person(jia.clone())),
+                    }),
+                    period: Some(common::Period {
+                        first_day: Some(date(2025, 2, 1)),
+                        last_day: Some(date(2025, 2, 28)),
+                    }),
+                    facts: vec![sub::Fact {
+                        name: "attested_amount_fen".into(),
+                        value: Some(sub::FactValue {
+                            value: Some(sub::fact_value::Value::MoneyValue(common::Money { fen: 50_000 })),
+                        }),
+                    }],
+                    source: Some(sub::ClaimSource {
+                        system: "counter".into(),
+                        reference: "柜台-2025-02-001".into(),
+                    }),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("counter claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    suite.set_day(2025, 3, 9);
+    let awaiting = suite.payroll(&payroll.name).await;
+    suite.approve(&awaiting, &suite.reviewer()).await.expect("approved");
+    let refused = suite.wait_for_lines(&payroll.name, pb::LineState::ClaimRefused).await;
+    assert!(
+        refused.lines[0].status_detail.contains("DUPLICATE_PERIOD"),
+        "{:?}",
+        refused.lines[0]
+    );
+
+    let resubmit = |token: String| {
+        let name = payroll.name.clone();
+        let suite = &suite;
+        async move {
+            suite
+                .relief()
+                .await
+                .resubmit_line(with_token(
+                    pb::ResubmitLineRequest {
+                        payroll: name,
+                        line_number: 1,
+                        reason: "柜台重复申报已撤回".into(),
+                    },
+                    &token,
+                ))
+                .await
+                .map(|r| r.into_inner().line.expect("line"))
+        }
+    };
+    let by_clerk = resubmit(suite.clerk()).await.expect_err("a reviewer decides");
+    assert_eq!(by_clerk.code(), tonic::Code::PermissionDenied);
+    // Still colliding: refused again, with the reason.
+    let again = resubmit(suite.reviewer()).await.expect("resubmitted");
+    assert_eq!(again.state, pb::LineState::ClaimRefused as i32);
+    let mut subsidy = suite.subsidy().await;
+    let read = subsidy
+        .get_claim(with_token(
+            sub::GetClaimRequest {
+                name: counter.name.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    subsidy
+        .withdraw_claim(with_token(
+            sub::WithdrawClaimRequest {
+                name: counter.name.clone(),
+                reason: "与以工代赈工资表重复".into(),
+                etag: read.etag,
+            },
+            &finance,
+        ))
+        .await
+        .expect("withdrawn");
+    let claimed = resubmit(suite.reviewer()).await.expect("resubmitted");
+    assert_eq!(claimed.state, pb::LineState::Claimed as i32, "{claimed:?}");
+    assert!(claimed.claim.starts_with("claims/"));
+    // A claimed line is not sent again.
+    let twice = resubmit(suite.reviewer()).await.expect_err("claimed");
+    assert_eq!(reason(&twice), "STATE_CONFLICT");
+}
+
 bangfu_platform::on_both_backends!(
     bad_projects_funds_and_workers_are_refused_with_their_field,
     a_payroll_is_not_approved_by_its_preparer,
     lines_approved_while_subsidy_payment_is_away_are_sent_when_it_returns,
+    a_refused_line_is_sent_again_once_what_refused_it_is_withdrawn,
 );
