@@ -370,18 +370,7 @@ async fn two_approvals_at_once_send_the_payroll_once(backend: Backend) {
     let suite = Suite::start(backend).await;
     suite.rules().await;
     suite.fund().await;
-    let jia = suite.person("甲工人", "121").await;
-    let project = suite.project("SD-2025-370402-003").await;
-    let a = suite
-        .enrol(&project.name, daily_worker(&jia, pb::WorkerRole::Worker, 12_000))
-        .await
-        .expect("enrolled");
-    suite
-        .attendance(&project.name, 2025, 2, &[(&a.name, 10, 0)])
-        .await
-        .expect("roll");
-    let payroll = suite.prepare(&project.name, 2025, 2).await.expect("prepared");
-    let noticed = suite.publish(&payroll).await;
+    let (_, noticed) = suite.noticed_february("SD-2025-370402-003", "121").await;
     suite.set_day(2025, 3, 9);
     let awaiting = suite.payroll(&noticed.name).await;
     let one = suite.token(

@@ -194,18 +194,7 @@ async fn bad_projects_funds_and_workers_are_refused_with_their_field(backend: Ba
 async fn a_payroll_is_not_approved_by_its_preparer(backend: Backend) {
     let suite = Suite::start(backend).await;
     suite.rules().await;
-    let jia = suite.person("甲工人", "141").await;
-    let project = suite.project("SD-2025-370402-012").await;
-    let a = suite
-        .enrol(&project.name, daily_worker(&jia, pb::WorkerRole::Worker, 12_000))
-        .await
-        .expect("enrolled");
-    suite
-        .attendance(&project.name, 2025, 2, &[(&a.name, 10, 0)])
-        .await
-        .expect("roll");
-    let payroll = suite.prepare(&project.name, 2025, 2).await.expect("prepared");
-    suite.publish(&payroll).await;
+    let (_, payroll) = suite.noticed_february("SD-2025-370402-012", "141").await;
     suite.set_day(2025, 3, 9);
     let awaiting = suite.payroll(&payroll.name).await;
     let preparer_as_reviewer = suite.token("clerk-ndrc", Department::Ndrc, Role::Reviewer, "370402");
@@ -242,18 +231,7 @@ async fn lines_approved_while_subsidy_payment_is_away_are_sent_when_it_returns(b
     let suite = Suite::start(backend).await;
     suite.rules().await;
     suite.fund().await;
-    let jia = suite.person("甲工人", "151").await;
-    let project = suite.project("SD-2025-370402-013").await;
-    let a = suite
-        .enrol(&project.name, daily_worker(&jia, pb::WorkerRole::Worker, 12_000))
-        .await
-        .expect("enrolled");
-    suite
-        .attendance(&project.name, 2025, 2, &[(&a.name, 10, 0)])
-        .await
-        .expect("roll");
-    let payroll = suite.prepare(&project.name, 2025, 2).await.expect("prepared");
-    suite.publish(&payroll).await;
+    let (_, payroll) = suite.noticed_february("SD-2025-370402-013", "151").await;
     suite.set_day(2025, 3, 9);
     let awaiting = suite.payroll(&payroll.name).await;
     suite.subsidy_link.cut();
@@ -284,18 +262,7 @@ async fn a_refused_line_is_sent_again_once_what_refused_it_is_withdrawn(backend:
     let suite = Suite::start(backend).await;
     suite.rules().await;
     suite.fund().await;
-    let jia = suite.person("甲工人", "161").await;
-    let project = suite.project("SD-2025-370402-015").await;
-    let a = suite
-        .enrol(&project.name, daily_worker(&jia, pb::WorkerRole::Worker, 12_000))
-        .await
-        .expect("enrolled");
-    suite
-        .attendance(&project.name, 2025, 2, &[(&a.name, 10, 0)])
-        .await
-        .expect("roll");
-    let payroll = suite.prepare(&project.name, 2025, 2).await.expect("prepared");
-    suite.publish(&payroll).await;
+    let (jia, payroll) = suite.noticed_february("SD-2025-370402-015", "161").await;
     // A counter clerk already claimed February's remuneration for the same person.
     let finance = suite.finance("clerk-finance", Role::Clerk);
     let counter = suite

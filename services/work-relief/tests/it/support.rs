@@ -331,6 +331,24 @@ impl Suite {
             .expect("project")
     }
 
+    /// A project numbered `number` with one worker (a person of `VILLAGE`, `sequence` in the
+    /// ID, 120 yuan a day) whose 10 days of February 2025 are prepared and noticed from today:
+    /// the person and the payroll in notice.
+    pub async fn noticed_february(&self, number: &str, sequence: &str) -> (String, pb::Payroll) {
+        let person = self.person("甲工人", sequence).await;
+        let project = self.project(number).await;
+        let worker = self
+            .enrol(&project.name, daily_worker(&person, pb::WorkerRole::Worker, 12_000))
+            .await
+            .expect("enrolled");
+        self.attendance(&project.name, 2025, 2, &[(&worker.name, 10, 0)])
+            .await
+            .expect("roll");
+        let payroll = self.prepare(&project.name, 2025, 2).await.expect("prepared");
+        let noticed = self.publish(&payroll).await;
+        (person, noticed)
+    }
+
     pub async fn allocate(&self, project: &str, source: pb::FundSource, fen: i64) -> pb::AllocateFundsResponse {
         self.relief()
             .await
