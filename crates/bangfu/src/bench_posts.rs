@@ -13,15 +13,14 @@ use std::time::Instant;
 use bangfu_platform::db::{Database, PoolSettings};
 use bangfu_platform::write;
 use bangfu_proto::common::v1 as common;
-use bangfu_proto::identity::v1 as id;
 use bangfu_proto::subsidy::v1 as sub;
 use bangfu_proto::welfare_post::v1 as pb;
 use bangfu_public_welfare_post::domain::{AssignmentState, FundingSource, PostClass, PostType, WorkTime};
 use bangfu_public_welfare_post::store::{self, NewAssignment, NewPost, StoredEvaluation};
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::Failure;
+use crate::bench_suite::{authorized, bearer, failed, peak_mib, poverty_alleviated};
 
 /// What the bench needs besides the server.
 pub struct CloseMonthBench {
@@ -33,28 +32,8 @@ pub struct CloseMonthBench {
     pub server_pid: Option<u32>,
 }
 
-fn authorized<T>(message: T, bearer: &MetadataValue<Ascii>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", bearer.clone());
-    request
-}
-
-fn failed(what: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
-    move |status| Failure::failed(format!("{what}: {}", status.message()))
-}
-
-/// Peak resident memory of a process in MiB (VmHWM), when /proc has it.
-pub(crate) fn peak_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Result<(), Failure> {
-    let bearer: MetadataValue<Ascii> = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| Failure::usage("the token cannot be sent as a header"))?;
+    let bearer = bearer(token)?;
     let month_first = time::Date::from_calendar_date(
         bench.year,
         time::Month::try_from(bench.month).map_err(|_| Failure::usage("--month is not a month"))?,
@@ -64,44 +43,7 @@ pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Resu
 
     // The holders: poverty-alleviated persons under the prefix, as identity lists them.
     let started = Instant::now();
-    let mut identity = id::identity_service_client::IdentityServiceClient::new(channel.clone());
-    let mut holders: Vec<(String, String, String)> = Vec::with_capacity(bench.holders);
-    let mut token_page = String::new();
-    while holders.len() < bench.holders {
-        let page = identity
-            .list_persons(authorized(
-                id::ListPersonsRequest {
-                    region_prefix: bench.region_prefix.clone(),
-                    category: common::PersonCategory::PovertyAlleviated as i32,
-                    page_size: 1000,
-                    page_token: token_page.clone(),
-                    ..Default::default()
-                },
-                &bearer,
-            ))
-            .await
-            .map_err(failed("listing persons"))?
-            .into_inner();
-        for person in page.persons {
-            let village = person.registered_region.map(|r| r.code).unwrap_or_default();
-            if village.len() == 12 && holders.len() < bench.holders {
-                let person_id = person.name.trim_start_matches("persons/").to_string();
-                holders.push((person_id, village, person.display_name));
-            }
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token_page = page.next_page_token;
-    }
-    if holders.len() < bench.holders {
-        return Err(Failure::failed(format!(
-            "identity has {} poverty-alleviated persons under {}; import more (bench persons-csv, identity import)",
-            holders.len(),
-            bench.region_prefix
-        )));
-    }
-    holders.sort_by(|a, b| a.1.cmp(&b.1));
+    let holders = poverty_alleviated(channel, &bearer, &bench.region_prefix, bench.holders).await?;
     say!(
         "{} holders read from identity in {:.1} s",
         holders.len(),

@@ -15,16 +15,15 @@ use std::time::Instant;
 use bangfu_platform::db::{Database, PoolSettings};
 use bangfu_platform::write;
 use bangfu_proto::common::v1 as common;
-use bangfu_proto::identity::v1 as id;
 use bangfu_proto::subsidy::v1 as sub;
 use bangfu_proto::work_relief::v1 as pb;
 use bangfu_work_relief::domain::{Channel as ProjectChannel, FundSource, PayBasis, WorkerRole};
 use bangfu_work_relief::store::{self, NewAllocation, NewWorker, ProjectData, WorkerFlags};
 use futures_util::StreamExt;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::Failure;
+use crate::bench_suite::{authorized, bearer, failed, peak_mib, poverty_alleviated};
 
 /// What the bench needs besides the server.
 pub struct ReliefMonthBench {
@@ -36,22 +35,6 @@ pub struct ReliefMonthBench {
     pub relief_database: String,
     pub concurrency: usize,
     pub server_pid: Option<u32>,
-}
-
-fn authorized<T>(message: T, bearer: &MetadataValue<Ascii>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", bearer.clone());
-    request
-}
-
-fn failed(what: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
-    move |status| Failure::failed(format!("{what}: {}", status.message()))
-}
-
-fn bearer(token: &str) -> Result<MetadataValue<Ascii>, Failure> {
-    format!("Bearer {token}")
-        .parse()
-        .map_err(|_| Failure::usage("a token cannot be sent as a header"))
 }
 
 /// Runs `call` for every project, `concurrency` at a time; the first failure stops the phase.
@@ -77,47 +60,7 @@ pub async fn run(channel: &Channel, preparer: &str, approver: &str, bench: Relie
 
     // The workers: poverty-alleviated persons under the prefix, as identity lists them.
     let started = Instant::now();
-    let mut identity = id::identity_service_client::IdentityServiceClient::new(channel.clone());
-    let mut persons: Vec<(String, String, String)> = Vec::with_capacity(bench.workers);
-    let mut page_token = String::new();
-    while persons.len() < bench.workers {
-        let page = identity
-            .list_persons(authorized(
-                id::ListPersonsRequest {
-                    region_prefix: bench.region_prefix.clone(),
-                    category: common::PersonCategory::PovertyAlleviated as i32,
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                },
-                &preparer,
-            ))
-            .await
-            .map_err(failed("listing persons"))?
-            .into_inner();
-        for person in page.persons {
-            let village = person.registered_region.map(|r| r.code).unwrap_or_default();
-            if village.len() == 12 && persons.len() < bench.workers {
-                persons.push((
-                    person.name.trim_start_matches("persons/").to_string(),
-                    village,
-                    person.display_name,
-                ));
-            }
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
-    if persons.len() < bench.workers {
-        return Err(Failure::failed(format!(
-            "identity has {} poverty-alleviated persons under {}; import more (bench persons-csv, identity import)",
-            persons.len(),
-            bench.region_prefix
-        )));
-    }
-    persons.sort_by(|a, b| a.1.cmp(&b.1));
+    let persons = poverty_alleviated(channel, &preparer, &bench.region_prefix, bench.workers).await?;
     say!(
         "{} workers read from identity in {:.1} s",
         persons.len(),
@@ -410,7 +353,7 @@ pub async fn run(channel: &Channel, preparer: &str, approver: &str, bench: Relie
             .join(", ")
     );
     if let Some(pid) = bench.server_pid {
-        match crate::bench_posts::peak_mib(pid) {
+        match peak_mib(pid) {
             Some(mib) => say!("server (pid {pid}) peak resident memory: {mib:.0} MiB"),
             None => say!("server (pid {pid}): no /proc/{pid}/status"),
         }

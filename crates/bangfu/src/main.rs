@@ -15,6 +15,7 @@ mod bench_claims;
 mod bench_data;
 mod bench_posts;
 mod bench_relief;
+mod bench_suite;
 mod client;
 mod deploy;
 mod format;

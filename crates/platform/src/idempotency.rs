@@ -72,6 +72,20 @@ impl RequestKey {
     ) -> Result<Option<Self>, Problem> {
         Self::new(subject, method, request_id, &[&request.encode_to_vec()])
     }
+
+    /// `of_message` for a create whose contract requires the request id: an empty one is
+    /// FIELD_REQUIRED on `request_id` rather than a call without retry safety.
+    pub fn required_of_message(
+        subject: &str,
+        method: &str,
+        request_id: &str,
+        request: &impl prost::Message,
+    ) -> Result<Option<Self>, Problem> {
+        if request_id.trim().is_empty() {
+            return Err(Problem::required("request_id", "请求编号"));
+        }
+        Self::of_message(subject, method, request_id, request)
+    }
 }
 
 #[cfg(test)]

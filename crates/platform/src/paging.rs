@@ -9,6 +9,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ErrorReason, Problem};
 
+/// A list request's page: its size (100 by default, 1,000 at most) and the cursor its token
+/// carries (None on the first page).
+pub fn page(size: i32, token: &str, fingerprint: &str) -> Result<(u32, Option<Vec<String>>), Problem> {
+    Ok((page_size(size, 100, 1000)?, decode_token(token, fingerprint)?))
+}
+
 /// The size of a page after the AIP-158 rules.
 pub fn page_size(requested: i32, default: u32, max: u32) -> Result<u32, Problem> {
     match requested {

@@ -83,11 +83,6 @@ impl SubsidyClaims {
         }
     }
 
-    /// The claim source system this service's claims carry.
-    pub fn system(&self) -> &'static str {
-        self.system
-    }
-
     /// The names of the facts the policy's published version in force on `day` takes from the
     /// submitter (where two overlap, the later version, as subsidy payment decides); None when
     /// subsidy payment's catalog has no such policy, or no version covers the day.

@@ -2,6 +2,7 @@
 
 mod backup;
 mod check_config;
+mod cli;
 mod import;
 mod logs;
 mod metrics;

@@ -4,7 +4,7 @@
 //! notice ends. The shipped Zaozhuang policy and contract cap end with 2025; the county publishes
 //! the ones in force now, as a deployment must.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as id;
@@ -12,57 +12,17 @@ use bangfu_proto::subsidy::v1 as sub;
 use bangfu_proto::welfare_post::v1 as pb;
 use time::Duration;
 
+use crate::cli::{against, day, json, ok, text, token};
 use crate::replicas::authorized;
 use crate::up::Up;
 
-const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 const VILLAGE: &str = "370402001013";
 const POLICY: &str = "zz-welfare-post-2026";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn token(keys: &str, dept: &str, role: &str, region: &str, subject: &str) -> String {
-    let issued = Command::new(BANGFU)
-        .args([
-            "token",
-            "issue",
-            "--dept",
-            dept,
-            "--role",
-            role,
-            "--region",
-            region,
-            "--keys",
-            keys,
-            "--subject",
-            subject,
-        ])
-        .output()
-        .expect("run bangfu");
-    assert!(issued.status.success(), "{}", text(&issued.stderr));
-    text(&issued.stdout).trim().to_string()
-}
 
 fn posts(up: &Up, token: &str, args: &[&str]) -> Output {
     let mut all = vec!["posts"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--addr", &up.addr, "--token", token]);
-    Command::new(BANGFU).args(&all).output().expect("run bangfu")
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}{}", text(&out.stderr), text(&out.stdout));
-    text(&out.stdout)
-}
-
-fn json(out: Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).expect("json")
-}
-
-fn day(date: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+    against(up, token, &all)
 }
 
 fn wire(date: time::Date) -> common::Date {

@@ -4,60 +4,24 @@
 //! refused until the notice ends. The shipped Shandong remuneration policy ends with 2025; the
 //! province publishes the one in force now, as a deployment must.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as id;
 use bangfu_proto::subsidy::v1 as sub;
 use bangfu_proto::work_relief::v1 as pb;
 
+use crate::cli::{against, day, json, ok, text, token};
 use crate::replicas::authorized;
 use crate::up::Up;
 
-const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 const VILLAGE: &str = "370402001013";
 const POLICY: &str = "sd-work-relief-remuneration-2026";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn token(keys: &str, dept: &str, role: &str, region: &str, subject: &str) -> String {
-    let issued = Command::new(BANGFU)
-        .args([
-            "token",
-            "issue",
-            "--dept",
-            dept,
-            "--role",
-            role,
-            "--region",
-            region,
-            "--keys",
-            keys,
-            "--subject",
-            subject,
-        ])
-        .output()
-        .expect("run bangfu");
-    assert!(issued.status.success(), "{}", text(&issued.stderr));
-    text(&issued.stdout).trim().to_string()
-}
 
 fn relief(up: &Up, token: &str, args: &[&str]) -> Output {
     let mut all = vec!["relief"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--addr", &up.addr, "--token", token]);
-    Command::new(BANGFU).args(&all).output().expect("run bangfu")
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}{}", text(&out.stderr), text(&out.stdout));
-    text(&out.stdout)
-}
-
-fn json(out: Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).expect("json")
+    against(up, token, &all)
 }
 
 /// A one-sheet workbook: the first row as text cells, the others a text and a number.
@@ -109,10 +73,6 @@ fn write_workbook(path: &std::path::Path, rows: &[(&str, &str)]) {
         zip.write_all(body.as_bytes()).expect("write");
     }
     zip.finish().expect("finish");
-}
-
-fn day(date: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 
 /// What the province and county set up first: the remuneration policy in force (published by a

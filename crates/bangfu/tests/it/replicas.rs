@@ -152,7 +152,9 @@ impl Replica {
     /// Waits until the health port (plaintext, also beside TLS) says the identity service is
     /// SERVING.
     pub fn wait_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // A readiness wait, not a timing check (alone, a replica serves within seconds): the
+        // suite starts dozens of servers at once on two cores.
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let checked = Command::new(BANGFU)
                 .args(["health", "--addr", &self.health, "--service", IDENTITY])

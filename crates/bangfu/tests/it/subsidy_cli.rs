@@ -3,6 +3,7 @@
 
 use std::process::{Command, Output};
 
+use crate::cli::text;
 use crate::up::Up;
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
@@ -11,27 +12,8 @@ fn bangfu(args: &[&str]) -> Output {
     Command::new(BANGFU).args(args).output().expect("run bangfu")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn token(keys: &str, dept: &str, role: &str, region: &str) -> String {
-    let issued = bangfu(&[
-        "token",
-        "issue",
-        "--dept",
-        dept,
-        "--role",
-        role,
-        "--region",
-        region,
-        "--keys",
-        keys,
-        "--subject",
-        &format!("{dept}-{role}"),
-    ]);
-    assert!(issued.status.success(), "{}", text(&issued.stderr));
-    text(&issued.stdout).trim().to_string()
+    crate::cli::token(keys, dept, role, region, &format!("{dept}-{role}"))
 }
 
 #[test]

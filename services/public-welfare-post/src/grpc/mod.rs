@@ -38,25 +38,14 @@ impl PostsServer {
     }
 }
 
-/// The request key of a create, bound to the whole message.
+/// The request key of a create, bound to the whole message; the contract requires the id.
 fn request_key(
     subject: &str,
     name: &str,
     request_id: &str,
     message: &impl prost::Message,
 ) -> Result<Option<RequestKey>, Problem> {
-    if request_id.trim().is_empty() {
-        return Err(Problem::required("request_id", "请求编号"));
-    }
-    RequestKey::of_message(subject, &method(name), request_id, message)
-}
-
-/// A page's size and the cursor its token carries (None on the first page).
-fn page(size: i32, token: &str, fingerprint: &str) -> Result<(u32, Option<Vec<String>>), Problem> {
-    Ok((
-        paging::page_size(size, 100, 1000)?,
-        paging::decode_token(token, fingerprint)?,
-    ))
+    RequestKey::required_of_message(subject, &method(name), request_id, message)
 }
 
 fn insurance(
@@ -136,7 +125,7 @@ impl WelfarePostService for PostsServer {
             &request.funding_source.to_string(),
             &request.state.to_string(),
         ]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let mut posts = self.posts.list_posts(&caller, filter, &after, size).await?;
         let next_page_token = paging::next_page(&mut posts, size, &fingerprint, |p| vec![p.id.clone()]);
@@ -332,7 +321,7 @@ impl WelfarePostService for PostsServer {
         let announcement = wire::id_of("announcement", &request.announcement, "announcements")?;
         let state = wire::optional(request.state, wire::application_state, "state")?;
         let fingerprint = paging::fingerprint(&[&announcement, &request.state.to_string()]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let (after, ranked) = match cursor.as_deref() {
             None => (None, 0),
             Some([rank, created, id, ranked]) => match (rank.parse(), created.parse(), ranked.parse()) {
@@ -554,7 +543,7 @@ impl WelfarePostService for PostsServer {
             &filter.person_id,
             &request.state.to_string(),
         ]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let mut assignments = self.posts.list_assignments(&caller, filter, &after, size).await?;
         let next_page_token = paging::next_page(&mut assignments, size, &fingerprint, |a| vec![a.id.clone()]);
@@ -707,7 +696,7 @@ impl WelfarePostService for PostsServer {
             }
         };
         let fingerprint = paging::fingerprint(&[&prefix, &request.state.to_string()]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let mut proposals = self
             .posts

@@ -14,7 +14,7 @@ use time::{Date, OffsetDateTime};
 use tonic::Code;
 
 use super::{Relief, invalid, method};
-use crate::domain::{self, LineState, ObjectionState, PayBasis, PayrollState, ProjectState, ReceiptSource, YearMonth};
+use crate::domain::{self, LineState, ObjectionState, PayrollState, ReceiptSource, YearMonth};
 use crate::store::{
     self, NewLine, OwedCursor, PayrollFilter, StoredLine, StoredObjection, StoredPayroll, StoredProject,
 };
@@ -109,13 +109,6 @@ impl Relief {
         let project = self
             .project_for(unit.tx(), caller, "PreparePayroll", project_id)
             .await?;
-        if project.state == ProjectState::Closed {
-            return Err(Problem::state_conflict(
-                &project.name(),
-                "the project is closed",
-                "项目已竣工关闭",
-            ));
-        }
         if !store::lock_active_project(unit.tx(), &project.id).await? {
             return Err(Problem::state_conflict(
                 &project.name(),
@@ -905,15 +898,4 @@ pub async fn apply_claim_outcome(
         audit::append(tx, &entry).await?;
     }
     Ok(())
-}
-
-impl PayrollView {
-    /// The lines' basis, for the wire: a piece rate when pieces were counted.
-    pub fn basis_of(line: &StoredLine) -> PayBasis {
-        if line.line.pieces > 0 {
-            PayBasis::Piece
-        } else {
-            PayBasis::Daily
-        }
-    }
 }

@@ -312,13 +312,6 @@ impl Relief {
         };
         let now = unit.now();
         let project = self.project_for(unit.tx(), caller, "AllocateFunds", project_id).await?;
-        if project.state == ProjectState::Closed {
-            return Err(Problem::state_conflict(
-                &project.name(),
-                "the project is closed",
-                "项目已竣工关闭，不能再下达资金",
-            ));
-        }
         let id = store::new_id();
         if !store::lock_active_project(unit.tx(), &project.id).await? {
             return Err(Problem::state_conflict(

@@ -41,25 +41,14 @@ impl ReliefServer {
     }
 }
 
-/// The request key of a create, bound to the whole message.
+/// The request key of a create, bound to the whole message; the contract requires the id.
 fn request_key(
     subject: &str,
     name: &str,
     request_id: &str,
     message: &impl prost::Message,
 ) -> Result<Option<RequestKey>, Problem> {
-    if request_id.trim().is_empty() {
-        return Err(Problem::required("request_id", "请求编号"));
-    }
-    RequestKey::of_message(subject, &method(name), request_id, message)
-}
-
-/// A page's size and the cursor its token carries (None on the first page).
-fn page(size: i32, token: &str, fingerprint: &str) -> Result<(u32, Option<Vec<String>>), Problem> {
-    Ok((
-        paging::page_size(size, 100, 1000)?,
-        paging::decode_token(token, fingerprint)?,
-    ))
+    RequestKey::required_of_message(subject, &method(name), request_id, message)
 }
 
 fn etag(value: &str) -> Result<&str, Problem> {
@@ -125,7 +114,7 @@ impl WorkReliefService for ReliefServer {
             &request.state.to_string(),
             &request.year.to_string(),
         ]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let mut projects = self.relief.list_projects(&caller, filter, &after, size).await?;
         let next_page_token = paging::next_page(&mut projects, size, &fingerprint, |p| vec![p.project.id.clone()]);
@@ -302,7 +291,7 @@ impl WorkReliefService for ReliefServer {
         let project = wire::id_of("parent", &request.parent, "projects")?;
         let state = wire::optional(request.state, wire::enrolment_state, "state")?;
         let fingerprint = paging::fingerprint(&[&project, &request.state.to_string()]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let after = cursor.and_then(|c| c.into_iter().next()).unwrap_or_default();
         let (mut workers, counts) = self.relief.list_workers(&caller, &project, state, &after, size).await?;
         let next_page_token = paging::next_page(&mut workers, size, &fingerprint, |w| vec![w.id.clone()]);
@@ -481,7 +470,7 @@ impl WorkReliefService for ReliefServer {
             &request.state.to_string(),
             &filter.month.map(|m| m.text()).unwrap_or_default(),
         ]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let cursor = cursor.unwrap_or_default();
         let after = (
             cursor.first().map(String::as_str).unwrap_or(""),
@@ -668,7 +657,7 @@ impl WorkReliefService for ReliefServer {
         let request = request.into_inner();
         let prefix = wire::region_prefix("region_prefix", &request.region_prefix, false)?;
         let fingerprint = paging::fingerprint(&[&prefix]);
-        let (size, cursor) = page(request.page_size, &request.page_token, &fingerprint)?;
+        let (size, cursor) = paging::page(request.page_size, &request.page_token, &fingerprint)?;
         let after = match cursor.as_deref() {
             Some([due, project, month, line]) => OwedCursor {
                 due_date: due.clone(),
