@@ -34,6 +34,13 @@ pub mod welfare_post {
     }
 }
 
+/// Job matching's contract (`services/job-matching`).
+pub mod jobs {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.jobs.v1");
+    }
+}
+
 /// Work relief's contract (`services/work-relief`).
 pub mod work_relief {
     pub mod v1 {

@@ -108,6 +108,32 @@ pub enum BenchTarget {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Ranked matching over a province: RecommendSeekers and RecommendPostings against one
+    /// hand-written SQL statement computing the same top 20, in the same run (carriers,
+    /// postings and seekers are seeded into the job-matching database; default weights).
+    Recommend {
+        /// Server address (a suite hosting identity and jobs).
+        #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The bearer token (an administrator, or HR with scope 37).
+        #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
+        token_file: std::path::PathBuf,
+        /// The job-matching service's database (PostgreSQL URL, or SQLite file URL), to seed.
+        #[arg(long)]
+        jobs_database: String,
+        /// Seekers in Shandong's villages.
+        #[arg(long, default_value_t = 1_000_000)]
+        seekers: usize,
+        /// Open postings in Shandong's counties and townships.
+        #[arg(long, default_value_t = 10_000)]
+        postings: usize,
+        /// Calls of each method (and hand-written statements) timed.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// The server's process id, for its peak memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// A county's work-relief month end to end: muster rolls, payrolls prepared, noticed and
     /// approved, every line a claim in subsidy payment (projects and rosters are seeded into
     /// the work-relief database; the workers come from identity).
@@ -304,6 +330,31 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                     month: u8::try_from(month.month).unwrap_or(1),
                     relief_database,
                     concurrency,
+                    server_pid,
+                },
+            )
+            .await
+        }
+        BenchTarget::Recommend {
+            addr,
+            token_file,
+            jobs_database,
+            seekers,
+            postings,
+            samples,
+            server_pid,
+        } => {
+            let token = std::fs::read_to_string(&token_file)
+                .map_err(|e| Failure::usage(format!("{}: {e}", token_file.display())))?;
+            let channels = connect(&addr, 1).await?;
+            crate::bench_jobs::run(
+                &channels[0],
+                token.trim(),
+                crate::bench_jobs::RecommendBench {
+                    jobs_database,
+                    seekers,
+                    postings,
+                    samples,
                     server_pid,
                 },
             )

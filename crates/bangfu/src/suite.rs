@@ -30,6 +30,7 @@ pub const DESCRIPTORS: &[&ServiceDescriptor] = &[
     &bangfu_subsidy_payment::DESCRIPTOR,
     &bangfu_public_welfare_post::DESCRIPTOR,
     &bangfu_work_relief::DESCRIPTOR,
+    &bangfu_job_matching::DESCRIPTOR,
 ];
 
 /// The names of the services this build runs.

@@ -211,7 +211,53 @@ pub struct Employment {
     pub reporting_system: String,
 }
 
+impl Employment {
+    /// Off work from the day after `last_day`, until identity hears otherwise: how a service
+    /// ends the employment it recorded (an enrolment, a placement).
+    pub fn ended(person_id: &str, last_day: Date, reporting_system: &str) -> Self {
+        Self {
+            person_id: person_id.to_string(),
+            status: common::EmploymentStatus::Unemployed,
+            employer: String::new(),
+            work_region: String::new(),
+            first: last_day.next_day().unwrap_or(last_day),
+            last: None,
+            reporting_system: reporting_system.to_string(),
+        }
+    }
+}
+
 impl IdentityReader {
+    /// Records a month's income from work in identity acting for the caller (identity's
+    /// monitoring raises its alerts from it); the request id makes a retry record it once.
+    pub async fn record_income(
+        &self,
+        call: &CallContext,
+        person_id: &str,
+        month: (i32, u8),
+        income_fen: i64,
+        reporting_system: &str,
+        request_id: &str,
+    ) -> Result<(), Problem> {
+        let request = pb::RecordIncomeRequest {
+            person: format!("persons/{person_id}"),
+            month: Some(common::YearMonth {
+                year: month.0,
+                month: i32::from(month.1),
+            }),
+            income: Some(common::Money { fen: income_fen }),
+            reporting_system: reporting_system.to_string(),
+            request_id: request_id.to_string(),
+        };
+        self.peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move { IdentityServiceClient::new(channel).record_income(request).await }
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Records `employment` in identity acting for the caller; the request id makes a retry (or
     /// a re-run) record it once.
     pub async fn record_employment(

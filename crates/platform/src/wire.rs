@@ -56,6 +56,27 @@ pub fn text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<Strin
     optional_text(field, value, max, what_zh)
 }
 
+/// An office phone as printed on a list or notice: 5 to 20 digits, hyphens or spaces.
+pub fn phone(field: &str, value: &str) -> Result<String, Problem> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Problem::required(field, "联系电话"));
+    }
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    if !(5..=20).contains(&value.chars().count())
+        || digits < 5
+        || !value.chars().all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
+    {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            field,
+            "must be 5 to 20 digits, hyphens or spaces",
+            "联系电话应为5至20位数字（可含连字符）",
+        ));
+    }
+    Ok(value.to_string())
+}
+
 /// Text that may be empty, trimmed, at most `max` characters.
 pub fn optional_text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
     let value = value.trim();

@@ -59,15 +59,7 @@ impl Peers {
         end: Date,
         request_id: &str,
     ) -> Result<(), Problem> {
-        let employment = Employment {
-            person_id: person_id.to_string(),
-            status: EmploymentStatus::Unemployed,
-            employer: String::new(),
-            work_region: String::new(),
-            first: end.next_day().unwrap_or(end),
-            last: None,
-            reporting_system: "以工代赈管理".into(),
-        };
+        let employment = Employment::ended(person_id, end, "以工代赈管理");
         self.identity.record_employment(call, &employment, request_id).await
     }
 }

@@ -5,7 +5,7 @@ use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::wire::{date_to_wire, timestamp_to_wire};
 pub use bangfu_platform::wire::{
-    id_of, optional, optional_text, region_prefix, region_to_wire as region, text, within,
+    id_of, optional, optional_text, phone, region_prefix, region_to_wire as region, text, within,
 };
 use bangfu_platform::{enum_mapping, to_wire};
 use bangfu_proto::common::v1 as common;
@@ -164,27 +164,6 @@ pub fn project_region(field: &str, value: Option<&common::RegionCode>) -> Result
         ));
     }
     Ok(code.to_string())
-}
-
-/// An office phone as printed on the project list: 5 to 20 digits, hyphens or spaces.
-pub fn phone(field: &str, value: &str) -> Result<String, Problem> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(Problem::required(field, "联系电话"));
-    }
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    if !(5..=20).contains(&value.chars().count())
-        || digits < 5
-        || !value.chars().all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
-    {
-        return Err(Problem::invalid_field(
-            ErrorReason::FieldInvalid,
-            field,
-            "must be 5 to 20 digits, hyphens or spaces",
-            "联系电话应为5至20位数字（可含连字符）",
-        ));
-    }
-    Ok(value.to_string())
 }
 
 /// A schedule: start and end, the end on or after the start.

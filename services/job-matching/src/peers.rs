@@ -1,0 +1,79 @@
+//! What job matching asks of the other services, and only that: persons from identity (masked),
+//! and the employment and income of placed persons recorded there (the platform's identity
+//! reader).
+
+use bangfu_platform::error::Problem;
+use bangfu_platform::identity_reader::{Employment, IdentityReader, PersonFacts};
+use bangfu_platform::peers::{CallContext, Peer};
+use bangfu_proto::common::v1::EmploymentStatus;
+use time::Date;
+
+use crate::domain::{EmploymentPlace, LaborCapacity, Priority};
+use crate::store::{PersonSnapshot, StoredPlacement};
+
+/// How identity's employment history names this service.
+pub const REPORTING_SYSTEM: &str = "就业帮扶管理";
+
+/// The other services, as configured.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub identity: IdentityReader,
+}
+
+impl Peers {
+    pub fn new(identity: Peer) -> Self {
+        Self {
+            identity: IdentityReader::new(identity),
+        }
+    }
+
+    /// Records a placement's latest fact in identity: employed from its start, or off work
+    /// from the day after its end.
+    pub async fn record_placement(
+        &self,
+        call: &CallContext,
+        placement: &StoredPlacement,
+        employer: &str,
+    ) -> Result<(), Problem> {
+        let data = &placement.data;
+        let employment = match placement.end_date {
+            Some(end) => Employment::ended(&data.person_id, end, REPORTING_SYSTEM),
+            None => Employment {
+                person_id: data.person_id.clone(),
+                status: match data.place {
+                    EmploymentPlace::InCounty => EmploymentStatus::EmployedInCounty,
+                    EmploymentPlace::OutOfCounty => EmploymentStatus::EmployedOutOfCounty,
+                    EmploymentPlace::OutOfProvince => EmploymentStatus::EmployedOutOfProvince,
+                },
+                employer: employer.to_string(),
+                work_region: data.work_region.clone(),
+                first: data.start,
+                last: None,
+                reporting_system: REPORTING_SYSTEM.to_string(),
+            },
+        };
+        // One request id per fact: a retry of the same fact is recorded once.
+        let fact = if placement.end_date.is_some() { "end" } else { "start" };
+        let request_id = format!("jobs-placement-{}-{fact}", placement.id);
+        self.identity.record_employment(call, &employment, &request_id).await
+    }
+}
+
+/// What matching keeps of a person from identity's masked view, as of `day`.
+pub fn snapshot(facts: &PersonFacts, day: Date) -> PersonSnapshot {
+    let capacity = facts
+        .labor_capacity
+        .strip_prefix("LABOR_CAPACITY_")
+        .unwrap_or(&facts.labor_capacity)
+        .to_ascii_lowercase();
+    PersonSnapshot {
+        display_name: facts.display_name.clone(),
+        registered_region: facts.registered_region.clone(),
+        labor_capacity: LaborCapacity::parse(&capacity),
+        priority: Priority::of_categories(&facts.categories_on(day)),
+        birth_month: facts
+            .birth_year_month
+            .map(|(year, month)| format!("{year:04}-{month:02}"))
+            .unwrap_or_default(),
+    }
+}

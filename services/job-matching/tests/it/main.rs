@@ -1,0 +1,7 @@
+//! Job matching through its gRPC surface, with identity running, on SQLite and on PostgreSQL.
+
+mod feed;
+mod flow;
+mod matching;
+mod refusals;
+mod support;
