@@ -553,7 +553,7 @@ pub async fn run(channel: &Channel, token: &str, bench: RecommendBench) -> Resul
 
     if bench.jobs_database.starts_with("postgres") {
         let sizes = sqlx::query(
-            "SELECT c.relname AS name, CAST(pg_relation_size(c.oid) AS BIGINT) AS bytes FROM pg_class c \
+            "SELECT CAST(c.relname AS TEXT) AS name, CAST(pg_relation_size(c.oid) AS BIGINT) AS bytes FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() \
              AND c.relname LIKE 'jobs\\_%' AND c.relkind IN ('r', 'i') ORDER BY c.relname",
         )

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
+use bangfu_proto::jobs::v1 as jobs;
 use bangfu_proto::subsidy::v1 as subsidy;
 use bangfu_proto::welfare_post::v1 as posts;
 use bangfu_proto::work_relief::v1 as relief;
@@ -91,6 +92,20 @@ proto_enums! {
     relief::EnrolmentState => "ENROLMENT_STATE",
     relief::PayrollState => "PAYROLL_STATE",
     relief::LineState => "LINE_STATE",
+    common::LaborCapacity => "LABOR_CAPACITY",
+    jobs::CarrierKind => "CARRIER_KIND",
+    jobs::PostingState => "POSTING_STATE",
+    jobs::WorkIntention => "WORK_INTENTION",
+    jobs::TargetPriority => "TARGET_PRIORITY",
+    jobs::SeekerState => "SEEKER_STATE",
+    jobs::MatchFactor => "MATCH_FACTOR",
+    jobs::ApplicationState => "APPLICATION_STATE",
+    jobs::PlacementEndReason => "PLACEMENT_END_REASON",
+    jobs::PlacementState => "PLACEMENT_STATE",
+    jobs::TravelMode => "TRAVEL_MODE",
+    jobs::ExportBatchState => "EXPORT_BATCH_STATE",
+    jobs::RecruitmentEventKind => "RECRUITMENT_EVENT_KIND",
+    jobs::EnrolmentState => "ENROLMENT_STATE",
 }
 
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED` as `poverty-alleviated`.

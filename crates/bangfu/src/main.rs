@@ -22,12 +22,14 @@ mod deploy;
 mod format;
 mod identity_cli;
 mod identity_import;
+mod jobs_cli;
 mod permissions;
 mod posts_cli;
 mod print;
 mod relief_cli;
 mod subsidy_cli;
 mod suite;
+mod table_file;
 mod token;
 mod up;
 
@@ -108,6 +110,13 @@ enum Command {
         #[command(subcommand)]
         command: relief_cli::ReliefCommand,
     },
+    /// Job matching (就业帮扶): carriers and their certification, postings (also imported from an
+    /// employer's workbook), seekers, recommendations with their reasons, applications,
+    /// placements and follow-ups, export batches, training, recruitment events, stats (附件1).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs_cli::JobsCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print who may call what: every method, its permission, and the roles and services
@@ -165,6 +174,7 @@ fn main() -> ExitCode {
             Command::Subsidy { command } => subsidy_cli::run(command).await,
             Command::Posts { command } => posts_cli::run(command).await,
             Command::Relief { command } => relief_cli::run(command).await,
+            Command::Jobs { command } => jobs_cli::run(command).await,
         }
     });
     match outcome {

@@ -29,6 +29,17 @@ pub enum FactValue {
     Money(i64),
     Boolean(bool),
     Date(String),
+    /// A 12-digit division code.
+    Region(String),
+}
+
+/// An organization the money goes to (an HR agency, a workshop), by its registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationPayee {
+    pub credit_code: String,
+    pub display_name: String,
+    /// 12 digits.
+    pub region: String,
 }
 
 /// One claim of facts, as a submitting service keeps it.
@@ -42,6 +53,8 @@ pub struct ClaimLine {
     pub first: Date,
     pub last: Date,
     pub facts: Vec<(String, FactValue)>,
+    /// Who is paid when not the person (policies whose payee is an organization).
+    pub organization: Option<OrganizationPayee>,
     /// The claim source's reference (the idempotency key with the system); empty for a dry run.
     pub reference: String,
 }
@@ -318,7 +331,17 @@ impl SubsidyClaims {
             policy: format!("policies/{}", claim.policy),
             person: format!("persons/{}", claim.person_id),
             payee: Some(sub::Payee {
-                payee: Some(sub::payee::Payee::Person(format!("persons/{}", claim.person_id))),
+                payee: Some(match &claim.organization {
+                    Some(organization) => sub::payee::Payee::Organization(sub::OrganizationPayee {
+                        credit_code: organization.credit_code.clone(),
+                        display_name: organization.display_name.clone(),
+                        region: Some(common::RegionCode {
+                            code: organization.region.clone(),
+                            display_name: String::new(),
+                        }),
+                    }),
+                    None => sub::payee::Payee::Person(format!("persons/{}", claim.person_id)),
+                }),
             }),
             period: Some(common::Period {
                 first_day: Some(date_to_wire(claim.first)),
@@ -339,6 +362,7 @@ impl SubsidyClaims {
                                     .map(date_to_wire)
                                     .unwrap_or_default(),
                             ),
+                            FactValue::Region(v) => sub::fact_value::Value::RegionCodeValue(v.clone()),
                         }),
                     }),
                 })

@@ -94,6 +94,83 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// How an export batch travels.
+    TravelMode {
+        Bus => "bus",
+        Train => "train",
+        Air => "air",
+    }
+}
+
+stored_enum! {
+    /// Whether an export batch has left.
+    ExportBatchState {
+        Planned => "planned",
+        Departed => "departed",
+    }
+}
+
+stored_enum! {
+    /// Where a subsidy claim this service sends stands.
+    ClaimProgress {
+        NotClaimed => "not_claimed",
+        Pending => "pending",
+        Submitted => "submitted",
+        Granted => "granted",
+        Refused => "refused",
+        Paid => "paid",
+        PaymentFailed => "payment_failed",
+    }
+}
+
+stored_enum! {
+    /// The subsidies an export batch claims for each traveller.
+    ExportSubsidy {
+        Transport => "transport",
+        Agency => "agency",
+    }
+}
+
+impl CarrierKind {
+    /// Whether it may organize an export batch: agencies, cooperatives, stations and alliances
+    /// do; an employer or a workshop hires, it does not send.
+    pub fn organizes_export(self) -> bool {
+        matches!(
+            self,
+            CarrierKind::HrAgency
+                | CarrierKind::LaborCooperative
+                | CarrierKind::LaborStation
+                | CarrierKind::LaborAlliance
+        )
+    }
+}
+
+/// A division code padded to the 12 digits subsidy payment's facts take ("370402" →
+/// "370402000000").
+pub fn padded_code(code: &str) -> String {
+    format!("{code:0<12}")
+}
+
+stored_enum! {
+    /// The kinds of recruitment event the reports count.
+    RecruitmentEventKind {
+        JobFair => "job_fair",
+        RelocationSite => "relocation_site",
+        Online => "online",
+        LaborCooperation => "labor_cooperation",
+    }
+}
+
+stored_enum! {
+    /// Where a trainee stands.
+    EnrolmentState {
+        Enrolled => "enrolled",
+        Completed => "completed",
+        Dropped => "dropped",
+    }
+}
+
 /// Priority as a target person, stored as its rank (0 to 3) so SQL can order and score by it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {

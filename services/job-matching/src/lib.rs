@@ -18,9 +18,13 @@ use std::time::Duration;
 
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::{Database, MigrationFile, Migrations};
+use bangfu_platform::error::Problem;
+use bangfu_platform::follow::{Apply, Follower};
 use bangfu_platform::jobs::Job;
 use bangfu_platform::parameters::Parameters;
+use bangfu_platform::peers::{CallContext, Peer};
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
+use bangfu_platform::subsidy_claims::{ClaimChanges, ClaimOutcome};
 
 /// The service's name in tokens, parameters and logs.
 pub const SERVICE: &str = "jobs";
@@ -35,38 +39,77 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
     methods: METHODS,
     migrations: MIGRATIONS,
     personal_data: false,
-    calls: &["identity"],
+    calls: &["identity", "subsidy"],
     start: start_hosted,
 };
 
-/// How often employment and income identity could not take are sent again.
+/// How often employment and income identity could not take, and claims subsidy payment could
+/// not (or whose day had not come), are sent again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(15);
 
 fn start_hosted(context: ServiceContext) -> StartFuture {
     Box::pin(async move {
-        let identity = context
-            .peers
-            .get("identity")
-            .cloned()
-            .map_err(|e| StartError::Configuration(format!("jobs calls identity: {e}")))?;
+        let peer = |name: &str| {
+            context
+                .peers
+                .get(name)
+                .cloned()
+                .map_err(|e| StartError::Configuration(format!("jobs calls {name}: {e}")))
+        };
+        let (identity, subsidy) = (peer("identity")?, peer("subsidy")?);
+        let follower = claim_follower(context.db.clone(), subsidy.clone(), context.clock.clone());
         let jobs = Arc::new(
-            start(context.db.clone(), context.clock, Some(peers::Peers::new(identity)))
-                .await?
-                .with_shutdown(context.shutdown.clone()),
+            start(
+                context.db.clone(),
+                context.clock,
+                Some(peers::Peers::new(identity, subsidy)),
+            )
+            .await?
+            .with_shutdown(context.shutdown.clone()),
         );
         let retrier = jobs.clone();
         let retries = Job::new("jobs-identity-retries", RETRY_INTERVAL, context.db, move || {
             let jobs = retrier.clone();
             async move {
-                let recorded = jobs.record_missing_in_identity().await?;
-                if recorded > 0 {
-                    tracing::info!(recorded, "placements and follow-ups identity missed recorded");
+                // Each on its own: claims subsidy payment cannot take now do not hold back the
+                // employment identity is waiting for, nor the other way round.
+                let recorded = jobs.record_missing_in_identity().await;
+                let sent = jobs.send_pending_claims(&CallContext::own(), None).await;
+                match (&recorded, &sent) {
+                    (Ok(recorded), Ok(sent)) if recorded + sent > 0 => {
+                        tracing::info!(recorded, sent, "identity records and subsidy claims sent again");
+                    }
+                    _ => {}
                 }
-                Ok(())
+                recorded.and(sent).map(|_| ())
             }
         });
-        Ok(Started::serving(grpc::JobsServer::shared(jobs, &context.server)).with_job(retries))
+        Ok(Started::serving(grpc::JobsServer::shared(jobs, &context.server))
+            .with_follower(follower.hosted())
+            .with_job(retries))
     })
+}
+
+/// The follower of subsidy payment's claim feed (this service's claims only) that shows each
+/// claim's outcome on the traveller it was sent for.
+pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, ClaimFollower> {
+    Follower::new(
+        "jobs/subsidy-claims",
+        db,
+        ClaimChanges::new(subsidy, peers::CLAIM_SYSTEM),
+        ClaimFollower { clock },
+    )
+}
+
+/// The follower's effect: a claim's outcome on the traveller it pays.
+pub struct ClaimFollower {
+    pub clock: Clock,
+}
+
+impl Apply<ClaimOutcome> for ClaimFollower {
+    async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
+        app::apply_claim_outcome(tx, outcome, self.clock.now()).await
+    }
 }
 
 /// The service over its (migrated) database.
@@ -81,14 +124,38 @@ pub async fn start(db: Database, clock: Clock, peers: Option<peers::Peers>) -> R
 
 /// The service's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 500,
-        description: "job matching: carriers, postings, seekers, applications, placements, follow-ups",
-        sql: include_str!("../migrations/sqlite/0500_jobs.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 500,
-        description: "job matching: carriers, postings, seekers, applications, placements, follow-ups",
-        sql: include_str!("../migrations/postgres/0500_jobs.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 500,
+            description: "job matching: carriers, postings, seekers, applications, placements, follow-ups",
+            sql: include_str!("../migrations/sqlite/0500_jobs.sql"),
+        },
+        MigrationFile {
+            version: 501,
+            description: "organized labor export batches and their travellers' claims",
+            sql: include_str!("../migrations/sqlite/0501_export_batches.sql"),
+        },
+        MigrationFile {
+            version: 502,
+            description: "training courses and trainees, recruitment events",
+            sql: include_str!("../migrations/sqlite/0502_training_events.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 500,
+            description: "job matching: carriers, postings, seekers, applications, placements, follow-ups",
+            sql: include_str!("../migrations/postgres/0500_jobs.sql"),
+        },
+        MigrationFile {
+            version: 501,
+            description: "organized labor export batches and their travellers' claims",
+            sql: include_str!("../migrations/postgres/0501_export_batches.sql"),
+        },
+        MigrationFile {
+            version: 502,
+            description: "training courses and trainees, recruitment events",
+            sql: include_str!("../migrations/postgres/0502_training_events.sql"),
+        },
+    ],
 };

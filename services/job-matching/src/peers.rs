@@ -1,10 +1,11 @@
 //! What job matching asks of the other services, and only that: persons from identity (masked),
-//! and the employment and income of placed persons recorded there (the platform's identity
-//! reader).
+//! the employment and income of placed persons recorded there (the platform's identity reader),
+//! and subsidy payment's catalog and claims (the platform's claim sender, as system "jobs").
 
 use bangfu_platform::error::Problem;
 use bangfu_platform::identity_reader::{Employment, IdentityReader, PersonFacts};
 use bangfu_platform::peers::{CallContext, Peer};
+use bangfu_platform::subsidy_claims::SubsidyClaims;
 use bangfu_proto::common::v1::EmploymentStatus;
 use time::Date;
 
@@ -14,16 +15,21 @@ use crate::store::{PersonSnapshot, StoredPlacement};
 /// How identity's employment history names this service.
 pub const REPORTING_SYSTEM: &str = "就业帮扶管理";
 
+/// The claim source system job matching's claims carry.
+pub const CLAIM_SYSTEM: &str = "jobs";
+
 /// The other services, as configured.
 #[derive(Debug, Clone)]
 pub struct Peers {
     pub identity: IdentityReader,
+    pub subsidy: SubsidyClaims,
 }
 
 impl Peers {
-    pub fn new(identity: Peer) -> Self {
+    pub fn new(identity: Peer, subsidy: Peer) -> Self {
         Self {
             identity: IdentityReader::new(identity),
+            subsidy: SubsidyClaims::new(subsidy, CLAIM_SYSTEM),
         }
     }
 

@@ -15,8 +15,9 @@ pub use bangfu_platform::rows::new_id;
 use bangfu_platform::rows::{day, instant, optional_day, parsed};
 
 use crate::domain::{
-    ApplicationState, CarrierKind, EmploymentPlace, EndReason, LaborCapacity, PlacementState, PostingProfile,
-    PostingState, Priority, SeekerProfile, SeekerState, Weights, WorkIntention, level_prefixes, natural_code,
+    ApplicationState, CarrierKind, ClaimProgress, EmploymentPlace, EndReason, EnrolmentState, ExportBatchState,
+    ExportSubsidy, LaborCapacity, PlacementState, PostingProfile, PostingState, Priority, RecruitmentEventKind,
+    SeekerProfile, SeekerState, TravelMode, Weights, WorkIntention, level_prefixes, natural_code,
 };
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
@@ -1597,4 +1598,816 @@ pub async fn unrecorded_follow_ups(conn: &mut AnyConnection, limit: i64) -> Resu
     rows.iter()
         .map(|row| Ok((follow_up_from(row)?, row.try_get("person_id")?)))
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organized labor export
+
+/// What a clerk enters for an export batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportBatchData {
+    pub display_name: String,
+    pub agency_id: String,
+    pub mode: TravelMode,
+    pub origin: String,
+    pub destination: String,
+    pub departure: Date,
+    pub transport_policy: String,
+    pub agency_policy: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredExportBatch {
+    pub id: String,
+    pub data: ExportBatchData,
+    pub state: ExportBatchState,
+    pub departed: Option<Date>,
+    pub revision: i64,
+    pub created: OffsetDateTime,
+}
+
+impl StoredExportBatch {
+    pub fn name(&self) -> String {
+        format!("exportBatches/{}", self.id)
+    }
+
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.revision)
+    }
+
+    /// The policy a subsidy is claimed under; empty when the batch claims none.
+    pub fn policy(&self, subsidy: ExportSubsidy) -> &str {
+        match subsidy {
+            ExportSubsidy::Transport => &self.data.transport_policy,
+            ExportSubsidy::Agency => &self.data.agency_policy,
+        }
+    }
+}
+
+fn export_batch_from(row: &AnyRow) -> Result<StoredExportBatch> {
+    Ok(StoredExportBatch {
+        id: row.try_get("id")?,
+        data: ExportBatchData {
+            display_name: row.try_get("display_name")?,
+            agency_id: row.try_get("agency_id")?,
+            mode: parsed(row, "mode", TravelMode::parse)?,
+            origin: row.try_get("origin")?,
+            destination: row.try_get("destination")?,
+            departure: day(row, "departure_date")?,
+            transport_policy: row.try_get("transport_policy")?,
+            agency_policy: row.try_get("agency_policy")?,
+        },
+        state: parsed(row, "state", ExportBatchState::parse)?,
+        departed: optional_day(row, "departed_date")?,
+        revision: row.try_get("revision")?,
+        created: instant(row, "created_us")?,
+    })
+}
+
+pub async fn insert_export_batch(
+    tx: &mut AnyConnection,
+    id: &str,
+    batch: &ExportBatchData,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs_export_batches (id, display_name, agency_id, mode, origin, destination, departure_date, \
+         transport_policy, agency_policy, state, revision, create_subject, created_us, updated_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'planned', 1, $10, $11, $11)",
+    )
+    .bind(id)
+    .bind(&batch.display_name)
+    .bind(&batch.agency_id)
+    .bind(batch.mode.as_str())
+    .bind(&batch.origin)
+    .bind(&batch.destination)
+    .bind(date_text(batch.departure))
+    .bind(&batch.transport_policy)
+    .bind(&batch.agency_policy)
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_export_batch(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredExportBatch>> {
+    sqlx::query("SELECT * FROM jobs_export_batches WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(export_batch_from)
+        .transpose()
+}
+
+pub async fn list_export_batches(
+    conn: &mut AnyConnection,
+    region_prefix: &str,
+    state: Option<ExportBatchState>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<StoredExportBatch>> {
+    let (low, high) = region_range(region_prefix);
+    let rows = sqlx::query(
+        "SELECT * FROM jobs_export_batches WHERE origin >= $1 AND origin < $2 AND id > $3 AND ($4 = '' OR state = $4) \
+         ORDER BY id LIMIT $5",
+    )
+    .bind(low)
+    .bind(high)
+    .bind(after)
+    .bind(state.map(ExportBatchState::as_str).unwrap_or(""))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(export_batch_from).collect()
+}
+
+/// Moves a planned batch's revision on (travellers added); false when it moved or left
+/// meanwhile.
+pub async fn touch_export_batch(
+    tx: &mut AnyConnection,
+    id: &str,
+    read_revision: i64,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs_export_batches SET revision = revision + 1, updated_us = $1 \
+         WHERE id = $2 AND revision = $3 AND state = 'planned'",
+    )
+    .bind(to_micros(now))
+    .bind(id)
+    .bind(read_revision)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A planned batch departs; false when it moved or left meanwhile.
+pub async fn depart_export_batch(
+    tx: &mut AnyConnection,
+    id: &str,
+    read_revision: i64,
+    departed: Date,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs_export_batches SET state = 'departed', departed_date = $1, revision = revision + 1, updated_us = $2 \
+         WHERE id = $3 AND revision = $4 AND state = 'planned'",
+    )
+    .bind(date_text(departed))
+    .bind(to_micros(now))
+    .bind(id)
+    .bind(read_revision)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A subsidy claim of a traveller, as this service knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    pub state: ClaimProgress,
+    pub claim: String,
+    pub amount_fen: i64,
+    pub detail: String,
+}
+
+/// A traveller with what the claims need of their placement.
+#[derive(Debug, Clone)]
+pub struct StoredTraveller {
+    pub batch_id: String,
+    pub placement: StoredPlacement,
+    pub fare_fen: i64,
+    pub transport: ClaimRecord,
+    pub agency: ClaimRecord,
+}
+
+impl StoredTraveller {
+    pub fn claim(&self, subsidy: ExportSubsidy) -> &ClaimRecord {
+        match subsidy {
+            ExportSubsidy::Transport => &self.transport,
+            ExportSubsidy::Agency => &self.agency,
+        }
+    }
+
+    /// The claim source reference of one of its subsidies: the pair (system, reference) keys
+    /// the claim, so it is claimed once however often it is sent.
+    pub fn reference(&self, subsidy: ExportSubsidy) -> String {
+        format!(
+            "exportBatches/{}/travellers/{}/{}",
+            self.batch_id,
+            self.placement.id,
+            subsidy.as_str()
+        )
+    }
+}
+
+/// (batch, placement, subsidy) of a claim reference [`StoredTraveller::reference`] made.
+pub fn parse_reference(reference: &str) -> Option<(String, String, ExportSubsidy)> {
+    match reference.split('/').collect::<Vec<_>>().as_slice() {
+        ["exportBatches", batch, "travellers", placement, subsidy] => {
+            Some((batch.to_string(), placement.to_string(), ExportSubsidy::parse(subsidy)?))
+        }
+        _ => None,
+    }
+}
+
+fn claim_record(row: &AnyRow, prefix: &str) -> Result<ClaimRecord> {
+    Ok(ClaimRecord {
+        state: parsed(row, &format!("{prefix}_state"), ClaimProgress::parse)?,
+        claim: row.try_get(format!("{prefix}_claim").as_str())?,
+        amount_fen: row.try_get(format!("{prefix}_amount_fen").as_str())?,
+        detail: row.try_get(format!("{prefix}_detail").as_str())?,
+    })
+}
+
+fn traveller_from(row: &AnyRow) -> Result<StoredTraveller> {
+    Ok(StoredTraveller {
+        batch_id: row.try_get("batch_id")?,
+        placement: placement_from(row)?,
+        fare_fen: row.try_get("fare_fen")?,
+        transport: claim_record(row, "transport")?,
+        agency: claim_record(row, "agency")?,
+    })
+}
+
+pub async fn insert_traveller(
+    tx: &mut AnyConnection,
+    batch_id: &str,
+    placement_id: &str,
+    fare_fen: i64,
+    transport: ClaimProgress,
+    agency: ClaimProgress,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs_travellers (batch_id, placement_id, position, fare_fen, transport_state, transport_claim, \
+         transport_amount_fen, transport_detail, agency_state, agency_claim, agency_amount_fen, agency_detail) \
+         VALUES ($1, $2, (SELECT COUNT(*) FROM jobs_travellers WHERE batch_id = $1) + 1, $3, $4, '', 0, '', $5, '', 0, '')",
+    )
+    .bind(batch_id)
+    .bind(placement_id)
+    .bind(fare_fen)
+    .bind(transport.as_str())
+    .bind(agency.as_str())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn travellers_of(conn: &mut AnyConnection, batch_id: &str) -> Result<Vec<StoredTraveller>> {
+    let rows = sqlx::query(
+        "SELECT t.*, p.* FROM jobs_travellers t JOIN jobs_placements p ON p.id = t.placement_id \
+         WHERE t.batch_id = $1 ORDER BY t.position",
+    )
+    .bind(batch_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(traveller_from).collect()
+}
+
+/// Travellers of departed batches with a claim still to send whose placement has started by
+/// `today` (identity judges the claim on the first day of work), oldest batch first.
+pub async fn pending_travellers(
+    conn: &mut AnyConnection,
+    batch_id: Option<&str>,
+    today: Date,
+    limit: i64,
+) -> Result<Vec<StoredTraveller>> {
+    let rows = sqlx::query(
+        "SELECT t.*, p.* FROM jobs_travellers t JOIN jobs_placements p ON p.id = t.placement_id \
+         JOIN jobs_export_batches b ON b.id = t.batch_id \
+         WHERE b.state = 'departed' AND (t.transport_state = 'pending' OR t.agency_state = 'pending') \
+         AND p.start_date <= $1 AND ($2 = '' OR t.batch_id = $2) ORDER BY b.departed_date, t.batch_id, t.position LIMIT $3",
+    )
+    .bind(date_text(today))
+    .bind(batch_id.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(traveller_from).collect()
+}
+
+/// Records where a traveller's claim stands. `only_from` guards the move (an answer to a
+/// submission does not overwrite an outcome the feed brought first); false when it did not
+/// apply.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_claim(
+    conn: &mut AnyConnection,
+    batch_id: &str,
+    placement_id: &str,
+    subsidy: ExportSubsidy,
+    record: &ClaimRecord,
+    only_from: Option<ClaimProgress>,
+) -> Result<bool> {
+    let column = subsidy.as_str();
+    let sql = format!(
+        "UPDATE jobs_travellers SET {column}_state = $1, {column}_claim = $2, {column}_amount_fen = $3, \
+         {column}_detail = $4 WHERE batch_id = $5 AND placement_id = $6 AND ($7 = '' OR {column}_state = $7)"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(record.state.as_str())
+        .bind(&record.claim)
+        .bind(record.amount_fen)
+        .bind(&record.detail)
+        .bind(batch_id)
+        .bind(placement_id)
+        .bind(only_from.map(ClaimProgress::as_str).unwrap_or(""))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+
+/// What a clerk enters for a course.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CourseData {
+    pub display_name: String,
+    pub provider: String,
+    pub occupation_code: String,
+    pub occupation_name: String,
+    pub region: String,
+    pub start: Date,
+    pub end: Date,
+    pub days: i64,
+    pub place: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredCourse {
+    pub id: String,
+    pub data: CourseData,
+    pub enrolled: i64,
+    pub completed: i64,
+    pub created: OffsetDateTime,
+}
+
+impl StoredCourse {
+    pub fn name(&self) -> String {
+        format!("trainingCourses/{}", self.id)
+    }
+}
+
+fn course_from(row: &AnyRow) -> Result<StoredCourse> {
+    Ok(StoredCourse {
+        id: row.try_get("id")?,
+        data: CourseData {
+            display_name: row.try_get("display_name")?,
+            provider: row.try_get("provider")?,
+            occupation_code: row.try_get("occupation_code")?,
+            occupation_name: row.try_get("occupation_name")?,
+            region: row.try_get("region")?,
+            start: day(row, "start_date")?,
+            end: day(row, "end_date")?,
+            days: row.try_get("days")?,
+            place: row.try_get("place")?,
+        },
+        enrolled: row.try_get("enrolled")?,
+        completed: row.try_get("completed")?,
+        created: instant(row, "created_us")?,
+    })
+}
+
+pub async fn insert_course(
+    tx: &mut AnyConnection,
+    id: &str,
+    course: &CourseData,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs_courses (id, display_name, provider, occupation_code, occupation_name, region, start_date, \
+         end_date, days, place, create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(id)
+    .bind(&course.display_name)
+    .bind(&course.provider)
+    .bind(&course.occupation_code)
+    .bind(&course.occupation_name)
+    .bind(&course.region)
+    .bind(date_text(course.start))
+    .bind(date_text(course.end))
+    .bind(course.days)
+    .bind(&course.place)
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_course(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredCourse>> {
+    sqlx::query(
+        "SELECT c.*, \
+         CAST((SELECT COUNT(*) FROM jobs_enrolments e WHERE e.course_id = c.id) AS BIGINT) AS enrolled, \
+         CAST((SELECT COUNT(*) FROM jobs_enrolments e WHERE e.course_id = c.id AND e.state = 'completed') AS BIGINT) \
+         AS completed FROM jobs_courses c WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(course_from)
+    .transpose()
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEnrolment {
+    pub id: String,
+    pub course_id: String,
+    pub person_id: String,
+    pub display_name: String,
+    pub home_region: String,
+    pub target_person: bool,
+    pub state: EnrolmentState,
+    pub certificate: String,
+    pub identity_recorded: bool,
+    pub created: OffsetDateTime,
+}
+
+impl StoredEnrolment {
+    pub fn name(&self) -> String {
+        format!("trainingCourses/{}/enrolments/{}", self.course_id, self.id)
+    }
+}
+
+fn enrolment_from(row: &AnyRow) -> Result<StoredEnrolment> {
+    Ok(StoredEnrolment {
+        id: row.try_get("id")?,
+        course_id: row.try_get("course_id")?,
+        person_id: row.try_get("person_id")?,
+        display_name: row.try_get("display_name")?,
+        home_region: row.try_get("home_region")?,
+        target_person: flag(row, "target_person")?,
+        state: parsed(row, "state", EnrolmentState::parse)?,
+        certificate: row.try_get("certificate")?,
+        identity_recorded: flag(row, "identity_recorded")?,
+        created: instant(row, "created_us")?,
+    })
+}
+
+pub async fn insert_enrolment(
+    tx: &mut AnyConnection,
+    id: &str,
+    course_id: &str,
+    person: (&str, &PersonSnapshot),
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let (person_id, snapshot) = person;
+    sqlx::query(
+        "INSERT INTO jobs_enrolments (id, course_id, person_id, display_name, home_region, target_person, state, \
+         certificate, identity_recorded, create_subject, created_us, updated_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'enrolled', '', 0, $7, $8, $8)",
+    )
+    .bind(id)
+    .bind(course_id)
+    .bind(person_id)
+    .bind(&snapshot.display_name)
+    .bind(&snapshot.registered_region)
+    .bind(b(snapshot.priority.is_counted_target()))
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_enrolment(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredEnrolment>> {
+    sqlx::query("SELECT * FROM jobs_enrolments WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(enrolment_from)
+        .transpose()
+}
+
+/// Ends an enrolment (completed or dropped); false when it had ended already. Identity has not
+/// heard of a drop-out yet.
+pub async fn finish_enrolment(
+    tx: &mut AnyConnection,
+    id: &str,
+    outcome: EnrolmentState,
+    certificate: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs_enrolments SET state = $1, certificate = $2, updated_us = $3, \
+         identity_recorded = CASE WHEN $1 = 'dropped' THEN 0 ELSE identity_recorded END \
+         WHERE id = $4 AND state = 'enrolled'",
+    )
+    .bind(outcome.as_str())
+    .bind(certificate)
+    .bind(to_micros(now))
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn mark_enrolment_recorded(conn: &mut AnyConnection, id: &str, state: EnrolmentState) -> Result<()> {
+    sqlx::query("UPDATE jobs_enrolments SET identity_recorded = 1 WHERE id = $1 AND state = $2")
+        .bind(id)
+        .bind(state.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Enrolments identity has not recorded whose course has started by `today`, with the course.
+pub async fn unrecorded_enrolments(
+    conn: &mut AnyConnection,
+    today: Date,
+    limit: i64,
+) -> Result<Vec<(StoredEnrolment, Date, Date)>> {
+    let rows = sqlx::query(
+        "SELECT e.*, c.start_date AS course_start, c.end_date AS course_end FROM jobs_enrolments e \
+         JOIN jobs_courses c ON c.id = e.course_id WHERE e.identity_recorded = 0 AND c.start_date <= $1 \
+         ORDER BY e.created_us LIMIT $2",
+    )
+    .bind(date_text(today))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((enrolment_from(row)?, day(row, "course_start")?, day(row, "course_end")?)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recruitment events
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventData {
+    pub display_name: String,
+    pub kind: RecruitmentEventKind,
+    pub region: String,
+    pub date: Date,
+    pub carriers: Vec<String>,
+    pub postings: Vec<String>,
+    pub persons_reached: i64,
+    pub persons_placed: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: String,
+    pub data: EventData,
+    pub created: OffsetDateTime,
+}
+
+impl StoredEvent {
+    pub fn name(&self) -> String {
+        format!("recruitmentEvents/{}", self.id)
+    }
+}
+
+fn event_from(row: &AnyRow) -> Result<StoredEvent> {
+    let carriers: String = row.try_get("carriers")?;
+    let postings: String = row.try_get("postings")?;
+    Ok(StoredEvent {
+        id: row.try_get("id")?,
+        data: EventData {
+            display_name: row.try_get("display_name")?,
+            kind: parsed(row, "kind", RecruitmentEventKind::parse)?,
+            region: row.try_get("region")?,
+            date: day(row, "event_date")?,
+            carriers: uncommaed(&carriers),
+            postings: uncommaed(&postings),
+            persons_reached: row.try_get("persons_reached")?,
+            persons_placed: row.try_get("persons_placed")?,
+        },
+        created: instant(row, "created_us")?,
+    })
+}
+
+pub async fn insert_event(
+    tx: &mut AnyConnection,
+    id: &str,
+    event: &EventData,
+    subject: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs_events (id, display_name, kind, region, event_date, carriers, postings, persons_reached, \
+         persons_placed, create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id)
+    .bind(&event.display_name)
+    .bind(event.kind.as_str())
+    .bind(&event.region)
+    .bind(date_text(event.date))
+    .bind(commaed(&event.carriers))
+    .bind(commaed(&event.postings))
+    .bind(event.persons_reached)
+    .bind(event.persons_placed)
+    .bind(subject)
+    .bind(to_micros(now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_event(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredEvent>> {
+    sqlx::query("SELECT * FROM jobs_events WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(event_from)
+        .transpose()
+}
+
+pub async fn list_events(
+    conn: &mut AnyConnection,
+    region_prefix: &str,
+    kind: Option<RecruitmentEventKind>,
+    year: Option<i32>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    let (low, high) = region_range(region_prefix);
+    let (first, last) = match year {
+        Some(year) => (format!("{year:04}-01-01"), format!("{year:04}-12-31")),
+        None => ("0000-01-01".to_string(), "9999-12-31".to_string()),
+    };
+    let rows = sqlx::query(
+        "SELECT * FROM jobs_events WHERE region >= $1 AND region < $2 AND id > $3 AND ($4 = '' OR kind = $4) \
+         AND event_date >= $5 AND event_date <= $6 ORDER BY id LIMIT $7",
+    )
+    .bind(low)
+    .bind(high)
+    .bind(after)
+    .bind(kind.map(RecruitmentEventKind::as_str).unwrap_or(""))
+    .bind(first)
+    .bind(last)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(event_from).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics (附件1)
+
+/// What 附件1 asks of job matching for one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub labor_alliances: i64,
+    pub labor_brands: i64,
+    pub labor_bases: i64,
+    pub labor_base_target_persons: i64,
+    pub labor_cooperatives: i64,
+    pub assistance_workshops: i64,
+    pub workshop_target_persons: i64,
+    pub target_persons_in_training: i64,
+    pub relocation_site_target_persons: i64,
+    pub recruitment_events: i64,
+    pub relocation_site_events: i64,
+    pub target_persons_placed: i64,
+}
+
+/// Grouped counts: the region's county (the first 6 digits, or the whole code when shorter)
+/// and a count.
+async fn grouped(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    prefix: &str,
+    first: Date,
+    last: Date,
+) -> Result<Vec<(String, String, i64)>> {
+    let (low, high) = region_range(prefix);
+    let rows = sqlx::query(sql)
+        .bind(low)
+        .bind(high)
+        .bind(date_text(first))
+        .bind(date_text(last))
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("county")?, row.try_get("what")?, row.try_get("n")?)))
+        .collect()
+}
+
+/// 附件1's counts under `prefix` from `first` to `last`, by county.
+pub async fn job_counts(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    first: Date,
+    last: Date,
+) -> Result<std::collections::BTreeMap<String, JobCounts>> {
+    let mut counts: std::collections::BTreeMap<String, JobCounts> = std::collections::BTreeMap::new();
+    // Carriers certified at some time in the period, by kind.
+    for (county, kind, n) in grouped(
+        conn,
+        "SELECT substr(region, 1, 6) AS county, kind AS what, CAST(COUNT(*) AS BIGINT) AS n FROM jobs_carriers \
+         WHERE region >= $1 AND region < $2 AND cert_date IS NOT NULL AND cert_date <= $4 \
+         AND (cert_valid_until IS NULL OR cert_valid_until >= $3) GROUP BY substr(region, 1, 6), kind",
+        prefix,
+        first,
+        last,
+    )
+    .await?
+    {
+        let row = counts.entry(county).or_default();
+        match CarrierKind::parse(&kind) {
+            Some(CarrierKind::LaborAlliance) => row.labor_alliances += n,
+            Some(CarrierKind::LaborBrand) => row.labor_brands += n,
+            Some(CarrierKind::LaborBase) => row.labor_bases += n,
+            Some(CarrierKind::LaborCooperative) => row.labor_cooperatives += n,
+            Some(CarrierKind::AssistanceWorkshop) => row.assistance_workshops += n,
+            _ => {}
+        }
+    }
+    // Target persons working with a labor base, a workshop or at a relocation site at some time
+    // in the period, where the carrier is.
+    for (county, what, n) in grouped(
+        conn,
+        "SELECT substr(c.region, 1, 6) AS county, \
+         CASE WHEN c.kind = 'labor_base' THEN 'labor_base' WHEN c.kind = 'assistance_workshop' THEN 'workshop' \
+         ELSE 'other' END AS what, CAST(COUNT(DISTINCT p.person_id) AS BIGINT) AS n \
+         FROM jobs_placements p JOIN jobs_carriers c ON c.id = p.carrier_id \
+         WHERE c.region >= $1 AND c.region < $2 AND p.priority >= 2 AND p.start_date <= $4 \
+         AND (p.end_date IS NULL OR p.end_date >= $3) AND c.kind IN ('labor_base', 'assistance_workshop') \
+         GROUP BY substr(c.region, 1, 6), CASE WHEN c.kind = 'labor_base' THEN 'labor_base' \
+         WHEN c.kind = 'assistance_workshop' THEN 'workshop' ELSE 'other' END",
+        prefix,
+        first,
+        last,
+    )
+    .await?
+    {
+        let row = counts.entry(county).or_default();
+        match what.as_str() {
+            "labor_base" => row.labor_base_target_persons += n,
+            "workshop" => row.workshop_target_persons += n,
+            _ => {}
+        }
+    }
+    for (county, _, n) in grouped(
+        conn,
+        "SELECT substr(c.region, 1, 6) AS county, 'site' AS what, CAST(COUNT(DISTINCT p.person_id) AS BIGINT) AS n \
+         FROM jobs_placements p JOIN jobs_carriers c ON c.id = p.carrier_id \
+         WHERE c.region >= $1 AND c.region < $2 AND p.priority >= 2 AND p.start_date <= $4 \
+         AND (p.end_date IS NULL OR p.end_date >= $3) AND c.relocation_site = 1 GROUP BY substr(c.region, 1, 6)",
+        prefix,
+        first,
+        last,
+    )
+    .await?
+    {
+        counts.entry(county).or_default().relocation_site_target_persons += n;
+    }
+    // Target persons placed in the period, where they are registered.
+    for (county, _, n) in grouped(
+        conn,
+        "SELECT substr(home_region, 1, 6) AS county, 'placed' AS what, CAST(COUNT(DISTINCT person_id) AS BIGINT) AS n \
+         FROM jobs_placements WHERE home_region >= $1 AND home_region < $2 AND priority >= 2 \
+         AND start_date >= $3 AND start_date <= $4 GROUP BY substr(home_region, 1, 6)",
+        prefix,
+        first,
+        last,
+    )
+    .await?
+    {
+        counts.entry(county).or_default().target_persons_placed += n;
+    }
+    // Target persons enrolled on a course running in the period, where it is held.
+    for (county, _, n) in grouped(
+        conn,
+        "SELECT substr(c.region, 1, 6) AS county, 'training' AS what, CAST(COUNT(DISTINCT e.person_id) AS BIGINT) AS n \
+         FROM jobs_enrolments e JOIN jobs_courses c ON c.id = e.course_id \
+         WHERE c.region >= $1 AND c.region < $2 AND e.target_person = 1 AND c.start_date <= $4 AND c.end_date >= $3 \
+         GROUP BY substr(c.region, 1, 6)",
+        prefix,
+        first,
+        last,
+    )
+    .await?
+    {
+        counts.entry(county).or_default().target_persons_in_training += n;
+    }
+    // Recruitment events held in the period.
+    for (county, kind, n) in grouped(
+        conn,
+        "SELECT substr(region, 1, 6) AS county, kind AS what, CAST(COUNT(*) AS BIGINT) AS n FROM jobs_events \
+         WHERE region >= $1 AND region < $2 AND event_date >= $3 AND event_date <= $4 \
+         GROUP BY substr(region, 1, 6), kind",
+        prefix,
+        first,
+        last,
+    )
+    .await?
+    {
+        let row = counts.entry(county).or_default();
+        row.recruitment_events += n;
+        if kind == RecruitmentEventKind::RelocationSite.as_str() {
+            row.relocation_site_events += n;
+        }
+    }
+    Ok(counts)
 }

@@ -2,7 +2,9 @@
 //! domain values, reading what it needs from identity before its transaction, and running its
 //! writes in one `write::Unit`.
 
+mod activities;
 mod carriers;
+mod exports;
 mod matching;
 mod placements;
 pub mod postings;
@@ -19,7 +21,9 @@ use bangfu_platform::server::Shutdown;
 use bangfu_platform::service_base::ServiceBase;
 use tonic::Code;
 
+pub use activities::JobStats;
 pub use carriers::{CarrierChange, CarrierView};
+pub use exports::{ExportBatchView, apply_claim_outcome};
 pub use matching::{PostingMatch, SeekerMatch};
 pub use placements::{Ending, NewPlacement, PlacementView};
 pub use postings::PostingChange;
@@ -63,8 +67,8 @@ impl Jobs {
         }
     }
 
-    /// The same service calling identity at `peers` (a server hosting both learns its own
-    /// address only once bound).
+    /// The same service calling identity and subsidy payment at `peers` (a server hosting them
+    /// all learns its own address only once bound).
     pub fn with_peers(mut self, peers: Peers) -> Self {
         self.peers = Some(peers);
         self
@@ -87,8 +91,8 @@ impl Jobs {
             Problem::new(
                 Code::Unavailable,
                 ErrorReason::PeerUnavailable,
-                "identity is not configured for this server (BANGFU_PEER_IDENTITY)",
-                "未配置身份服务地址，暂时无法办理",
+                "identity and subsidy payment are not configured for this server (BANGFU_PEER_IDENTITY, BANGFU_PEER_SUBSIDY)",
+                "未配置身份服务或补贴发放服务地址，暂时无法办理",
             )
         })
     }

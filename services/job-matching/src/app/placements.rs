@@ -551,8 +551,8 @@ impl Jobs {
         })
     }
 
-    /// Sends identity the placements and incomes it has not taken yet (it was away), on the
-    /// service's own account; returns how many it took.
+    /// Sends identity the placements, incomes and training periods it has not taken yet (it was
+    /// away, or their day had not come), on the service's own account; returns how many it took.
     pub async fn record_missing_in_identity(&self) -> Result<usize, Problem> {
         let (placements, follow_ups) = {
             let mut conn = self.db().acquire().await?;
@@ -580,6 +580,6 @@ impl Jobs {
                 recorded += 1;
             }
         }
-        Ok(recorded)
+        Ok(recorded + self.record_missing_training().await?)
     }
 }

@@ -762,6 +762,215 @@ impl JobMatchingService for JobsServer {
         }))
     }
 
+    async fn create_export_batch(
+        &self,
+        request: Request<pb::CreateExportBatchRequest>,
+    ) -> Result<Response<pb::CreateExportBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreateExportBatch", &request.request_id, &request)?;
+        let batch = wire::new_export_batch(
+            request
+                .export_batch
+                .as_ref()
+                .ok_or_else(|| Problem::required("export_batch", "输出批次"))?,
+        )?;
+        let view = self.jobs.create_export_batch(&caller, &call, key, batch).await?;
+        Ok(Response::new(pb::CreateExportBatchResponse {
+            export_batch: Some(wire::export_batch_to_wire(&view)),
+        }))
+    }
+
+    async fn get_export_batch(
+        &self,
+        request: Request<pb::GetExportBatchRequest>,
+    ) -> Result<Response<pb::GetExportBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = wire::id_of("name", &request.get_ref().name, "exportBatches")?;
+        let view = self.jobs.get_export_batch(&caller, &id).await?;
+        Ok(Response::new(pb::GetExportBatchResponse {
+            export_batch: Some(wire::export_batch_to_wire(&view)),
+        }))
+    }
+
+    async fn list_export_batches(
+        &self,
+        request: Request<pb::ListExportBatchesRequest>,
+    ) -> Result<Response<pb::ListExportBatchesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let prefix = wire::region_prefix("region_prefix", &request.region_prefix, false)?;
+        let state = wire::optional(request.state, wire::export_batch_state, "state")?;
+        let (size, after, fingerprint) = page(
+            request.page_size,
+            &request.page_token,
+            &[&prefix, &request.state.to_string()],
+        )?;
+        let mut batches = self
+            .jobs
+            .list_export_batches(&caller, &prefix, state, &after, size)
+            .await?;
+        let next_page_token = paging::next_page(&mut batches, size, &fingerprint, |b| vec![b.batch.id.clone()]);
+        Ok(Response::new(pb::ListExportBatchesResponse {
+            export_batches: batches.iter().map(wire::export_batch_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn add_travellers(
+        &self,
+        request: Request<pb::AddTravellersRequest>,
+    ) -> Result<Response<pb::AddTravellersResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let id = wire::id_of("name", &request.name, "exportBatches")?;
+        let travellers = wire::travellers(&request.travellers)?;
+        let view = self
+            .jobs
+            .add_travellers(&caller, &id, wire::etag(&request.etag)?, travellers)
+            .await?;
+        Ok(Response::new(pb::AddTravellersResponse {
+            export_batch: Some(wire::export_batch_to_wire(&view)),
+        }))
+    }
+
+    async fn depart_export_batch(
+        &self,
+        request: Request<pb::DepartExportBatchRequest>,
+    ) -> Result<Response<pb::DepartExportBatchResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let id = wire::id_of("name", &request.name, "exportBatches")?;
+        let departed = date("departed_date", request.departed_date.as_ref())?;
+        let view = self
+            .jobs
+            .depart_export_batch(&caller, &call, &id, wire::etag(&request.etag)?, departed)
+            .await?;
+        Ok(Response::new(pb::DepartExportBatchResponse {
+            export_batch: Some(wire::export_batch_to_wire(&view)),
+        }))
+    }
+
+    async fn create_training_course(
+        &self,
+        request: Request<pb::CreateTrainingCourseRequest>,
+    ) -> Result<Response<pb::CreateTrainingCourseResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreateTrainingCourse", &request.request_id, &request)?;
+        let course = wire::new_course(
+            request
+                .training_course
+                .as_ref()
+                .ok_or_else(|| Problem::required("training_course", "培训班"))?,
+        )?;
+        let stored = self.jobs.create_training_course(&caller, key, course).await?;
+        Ok(Response::new(pb::CreateTrainingCourseResponse {
+            training_course: Some(wire::course_to_wire(&stored)),
+        }))
+    }
+
+    async fn enrol_trainee(
+        &self,
+        request: Request<pb::EnrolTraineeRequest>,
+    ) -> Result<Response<pb::EnrolTraineeResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "EnrolTrainee", &request.request_id, &request)?;
+        let course = wire::id_of("parent", &request.parent, "trainingCourses")?;
+        let enrolment = request
+            .enrolment
+            .as_ref()
+            .ok_or_else(|| Problem::required("enrolment", "学员"))?;
+        let person = wire::id_of("enrolment.person", &enrolment.person, "persons")?;
+        let stored = self.jobs.enrol_trainee(&caller, &call, key, &course, &person).await?;
+        Ok(Response::new(pb::EnrolTraineeResponse {
+            enrolment: Some(wire::enrolment_to_wire(&stored)),
+        }))
+    }
+
+    async fn record_training_completion(
+        &self,
+        request: Request<pb::RecordTrainingCompletionRequest>,
+    ) -> Result<Response<pb::RecordTrainingCompletionResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let (course, enrolment) = wire::enrolment_name("name", &request.name)?;
+        let outcome = wire::enrolment_state("outcome", request.outcome)?;
+        let certificate = wire::optional_text("certificate", &request.certificate, 60, "证书编号")?;
+        let stored = self
+            .jobs
+            .record_training_completion(&caller, &call, &course, &enrolment, outcome, &certificate)
+            .await?;
+        Ok(Response::new(pb::RecordTrainingCompletionResponse {
+            enrolment: Some(wire::enrolment_to_wire(&stored)),
+        }))
+    }
+
+    async fn create_recruitment_event(
+        &self,
+        request: Request<pb::CreateRecruitmentEventRequest>,
+    ) -> Result<Response<pb::CreateRecruitmentEventResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = request_key(&caller.subject, "CreateRecruitmentEvent", &request.request_id, &request)?;
+        let event = wire::new_event(
+            request
+                .recruitment_event
+                .as_ref()
+                .ok_or_else(|| Problem::required("recruitment_event", "招聘活动"))?,
+        )?;
+        let stored = self.jobs.create_recruitment_event(&caller, key, event).await?;
+        Ok(Response::new(pb::CreateRecruitmentEventResponse {
+            recruitment_event: Some(wire::event_to_wire(&stored)),
+        }))
+    }
+
+    async fn list_recruitment_events(
+        &self,
+        request: Request<pb::ListRecruitmentEventsRequest>,
+    ) -> Result<Response<pb::ListRecruitmentEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let prefix = wire::region_prefix("region_prefix", &request.region_prefix, false)?;
+        let kind = wire::optional(request.kind, wire::event_kind, "kind")?;
+        let year = if request.year == 0 {
+            None
+        } else {
+            Some(i32::try_from(wire::within("year", i64::from(request.year), 2000, 2100, "年度")?).unwrap_or(0))
+        };
+        let (size, after, fingerprint) = page(
+            request.page_size,
+            &request.page_token,
+            &[&prefix, &request.kind.to_string(), &request.year.to_string()],
+        )?;
+        let mut events = self
+            .jobs
+            .list_recruitment_events(&caller, &prefix, kind, year, &after, size)
+            .await?;
+        let next_page_token = paging::next_page(&mut events, size, &fingerprint, |e| vec![e.id.clone()]);
+        Ok(Response::new(pb::ListRecruitmentEventsResponse {
+            recruitment_events: events.iter().map(wire::event_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_job_stats(
+        &self,
+        request: Request<pb::GetJobStatsRequest>,
+    ) -> Result<Response<pb::GetJobStatsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let prefix = wire::region_prefix("region_prefix", &request.region_prefix, true)?;
+        let as_of = bangfu_platform::wire::optional_date("as_of", request.as_of.as_ref())?;
+        let stats = self.jobs.job_stats(&caller, &prefix, as_of).await?;
+        Ok(Response::new(wire::stats_to_wire(&stats)))
+    }
+
     async fn list_parameters(
         &self,
         request: Request<pb::ListParametersRequest>,

@@ -10,10 +10,11 @@ use bangfu_proto::common::v1 as common;
 use bangfu_proto::jobs::v1 as pb;
 use tonic::Code;
 
-use crate::app::{CarrierView, PlacementView, PostingMatch, SeekerMatch};
+use crate::app::{CarrierView, ExportBatchView, JobStats, PlacementView, PostingMatch, SeekerMatch};
 use crate::domain::{self as d, LaborCapacity, Priority, Reason, WorkIntention, natural_code};
 use crate::store::{
-    CarrierData, FollowUpData, PostingData, SeekerData, StoredApplication, StoredFollowUp, StoredPosting, StoredSeeker,
+    CarrierData, ClaimRecord, CourseData, EventData, ExportBatchData, FollowUpData, JobCounts, PostingData, SeekerData,
+    StoredApplication, StoredCourse, StoredEnrolment, StoredEvent, StoredFollowUp, StoredPosting, StoredSeeker,
 };
 
 enum_mapping!(
@@ -81,6 +82,44 @@ enum_mapping!(
     "结束原因"
 );
 to_wire!(factor_to_wire, d::Factor, pb::MatchFactor, "MATCH_FACTOR_");
+enum_mapping!(
+    travel_mode,
+    travel_mode_to_wire,
+    d::TravelMode,
+    pb::TravelMode,
+    "TRAVEL_MODE_",
+    "出行方式"
+);
+enum_mapping!(
+    export_batch_state,
+    export_batch_state_to_wire,
+    d::ExportBatchState,
+    pb::ExportBatchState,
+    "EXPORT_BATCH_STATE_",
+    "批次状态"
+);
+enum_mapping!(
+    event_kind,
+    event_kind_to_wire,
+    d::RecruitmentEventKind,
+    pb::RecruitmentEventKind,
+    "RECRUITMENT_EVENT_KIND_",
+    "活动类型"
+);
+enum_mapping!(
+    enrolment_state,
+    enrolment_state_to_wire,
+    d::EnrolmentState,
+    pb::EnrolmentState,
+    "ENROLMENT_STATE_",
+    "学员状态"
+);
+to_wire!(
+    claim_progress_to_wire,
+    d::ClaimProgress,
+    pb::ClaimProgressState,
+    "CLAIM_PROGRESS_STATE_"
+);
 
 fn money(fen: i64) -> Option<common::Money> {
     Some(common::Money { fen })
@@ -604,4 +643,274 @@ pub fn unknown_path(path: &str) -> Problem {
         format!("字段 {path} 不能修改"),
     )
     .with_violation("update_mask", format!("{path} cannot be changed"))
+}
+
+/// A policy code of subsidy payment's catalog, or empty.
+fn policy_code(field: &str, value: &str) -> Result<String, Problem> {
+    let code = value.trim();
+    if !code.is_empty()
+        && (code.len() > 64
+            || !code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            field,
+            "must be a policy code: lower-case letters, digits and hyphens",
+            "补贴政策编码格式不正确",
+        ));
+    }
+    Ok(code.to_string())
+}
+
+pub fn new_export_batch(batch: &pb::ExportBatch) -> Result<ExportBatchData, Problem> {
+    Ok(ExportBatchData {
+        display_name: text("export_batch.display_name", &batch.display_name, 100, "批次名称")?,
+        agency_id: id_of("export_batch.agency", &batch.agency, "carriers")?,
+        mode: travel_mode("export_batch.mode", batch.mode)?,
+        origin: known_region("export_batch.origin", batch.origin.as_ref(), "出发地")?,
+        destination: known_region("export_batch.destination", batch.destination.as_ref(), "目的地")?,
+        departure: bangfu_platform::wire::date("export_batch.departure_date", batch.departure_date.as_ref())?,
+        transport_policy: policy_code("export_batch.transport_policy", &batch.transport_policy)?,
+        agency_policy: policy_code("export_batch.agency_policy", &batch.agency_policy)?,
+    })
+}
+
+/// Travellers to add: 1 to 500, each a placement and, where given, a fare of zero or more.
+pub fn travellers(values: &[pb::Traveller]) -> Result<Vec<(String, Option<i64>)>, Problem> {
+    if values.is_empty() || values.len() > 500 {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "travellers",
+            "give 1 to 500 travellers",
+            "每次添加1至500名输出人员",
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let placement = id_of(&format!("travellers[{i}].placement"), &t.placement, "placements")?;
+            let fare = match &t.fare {
+                Some(money) if money.fen < 0 => {
+                    return Err(Problem::invalid_field(
+                        ErrorReason::FieldInvalid,
+                        format!("travellers[{i}].fare"),
+                        "cannot be negative",
+                        "交通费用不能为负数",
+                    ));
+                }
+                Some(money) => Some(money.fen),
+                None => None,
+            };
+            Ok((placement, fare))
+        })
+        .collect()
+}
+
+fn claim_progress(record: &ClaimRecord) -> pb::ClaimProgress {
+    pb::ClaimProgress {
+        state: claim_progress_to_wire(record.state),
+        claim: record.claim.clone(),
+        amount: money(record.amount_fen),
+        detail: record.detail.clone(),
+    }
+}
+
+pub fn export_batch_to_wire(view: &ExportBatchView) -> pb::ExportBatch {
+    let batch = &view.batch;
+    pb::ExportBatch {
+        name: batch.name(),
+        display_name: batch.data.display_name.clone(),
+        agency: format!("carriers/{}", batch.data.agency_id),
+        mode: travel_mode_to_wire(batch.data.mode),
+        origin: Some(region_to_wire(&batch.data.origin)),
+        destination: Some(region_to_wire(&batch.data.destination)),
+        departure_date: Some(date_to_wire(batch.data.departure)),
+        transport_policy: batch.data.transport_policy.clone(),
+        agency_policy: batch.data.agency_policy.clone(),
+        travellers: view
+            .travellers
+            .iter()
+            .map(|t| pb::Traveller {
+                placement: t.placement.name(),
+                display_name: t.placement.data.display_name.clone(),
+                fare: money(t.fare_fen),
+                transport_claim: Some(claim_progress(&t.transport)),
+                agency_claim: Some(claim_progress(&t.agency)),
+            })
+            .collect(),
+        state: export_batch_state_to_wire(batch.state),
+        departed_date: batch.departed.map(date_to_wire),
+        etag: batch.etag(),
+        create_time: Some(timestamp_to_wire(batch.created)),
+    }
+}
+
+pub fn new_course(course: &pb::TrainingCourse) -> Result<CourseData, Problem> {
+    let (occupation_code, occupation_name) = occupation("training_course.occupation", course.occupation.as_ref())?;
+    let schedule = course
+        .schedule
+        .as_ref()
+        .ok_or_else(|| Problem::required("training_course.schedule", "培训起止日期"))?;
+    let start = bangfu_platform::wire::date("training_course.schedule.first_day", schedule.first_day.as_ref())?;
+    let end = bangfu_platform::wire::date("training_course.schedule.last_day", schedule.last_day.as_ref())?;
+    if end < start {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "training_course.schedule.last_day",
+            "the course cannot end before it starts",
+            "结束日期不能早于开始日期",
+        ));
+    }
+    Ok(CourseData {
+        display_name: text("training_course.display_name", &course.display_name, 100, "培训班名称")?,
+        provider: text("training_course.provider", &course.provider, 100, "培训机构")?,
+        occupation_code,
+        occupation_name,
+        region: known_region("training_course.region", course.region.as_ref(), "培训地点")?,
+        start,
+        end,
+        days: within("training_course.days", i64::from(course.days), 1, 366, "培训天数")?,
+        place: text("training_course.place", &course.place, 100, "培训场所")?,
+    })
+}
+
+pub fn course_to_wire(course: &StoredCourse) -> pb::TrainingCourse {
+    pb::TrainingCourse {
+        name: course.name(),
+        display_name: course.data.display_name.clone(),
+        provider: course.data.provider.clone(),
+        occupation: Some(pb::Occupation {
+            code: course.data.occupation_code.clone(),
+            display_name: course.data.occupation_name.clone(),
+        }),
+        region: Some(region_to_wire(&course.data.region)),
+        schedule: Some(common::Period {
+            first_day: Some(date_to_wire(course.data.start)),
+            last_day: Some(date_to_wire(course.data.end)),
+        }),
+        days: i32::try_from(course.data.days).unwrap_or(0),
+        place: course.data.place.clone(),
+        enrolled: i32::try_from(course.enrolled).unwrap_or(i32::MAX),
+        completed: i32::try_from(course.completed).unwrap_or(i32::MAX),
+        create_time: Some(timestamp_to_wire(course.created)),
+    }
+}
+
+/// "trainingCourses/{course}/enrolments/{enrolment}" → (course, enrolment).
+pub fn enrolment_name(field: &str, name: &str) -> Result<(String, String), Problem> {
+    match name.trim().split('/').collect::<Vec<_>>().as_slice() {
+        ["trainingCourses", course, "enrolments", enrolment] => Ok((
+            id_of(field, &format!("trainingCourses/{course}"), "trainingCourses")?,
+            id_of(field, &format!("enrolments/{enrolment}"), "enrolments")?,
+        )),
+        [] | [""] => Err(Problem::required(field, "学员名称")),
+        _ => Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            field,
+            "must be \"trainingCourses/{course}/enrolments/{enrolment}\"",
+            "名称应为 trainingCourses/培训班/enrolments/学员",
+        )),
+    }
+}
+
+pub fn enrolment_to_wire(enrolment: &StoredEnrolment) -> pb::TraineeEnrolment {
+    pb::TraineeEnrolment {
+        name: enrolment.name(),
+        person: format!("persons/{}", enrolment.person_id),
+        display_name: enrolment.display_name.clone(),
+        target_person: enrolment.target_person,
+        state: enrolment_state_to_wire(enrolment.state),
+        certificate: enrolment.certificate.clone(),
+        identity_recorded: enrolment.identity_recorded,
+        create_time: Some(timestamp_to_wire(enrolment.created)),
+    }
+}
+
+pub fn new_event(event: &pb::RecruitmentEvent) -> Result<EventData, Problem> {
+    let ids = |field: &str, names: &[String], collection: &str| -> Result<Vec<String>, Problem> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| id_of(&format!("{field}[{i}]"), name, collection))
+            .collect()
+    };
+    Ok(EventData {
+        display_name: text("recruitment_event.display_name", &event.display_name, 100, "活动名称")?,
+        kind: event_kind("recruitment_event.kind", event.kind)?,
+        region: known_region("recruitment_event.region", event.region.as_ref(), "举办地")?,
+        date: bangfu_platform::wire::date("recruitment_event.event_date", event.event_date.as_ref())?,
+        carriers: ids("recruitment_event.carriers", &event.carriers, "carriers")?,
+        postings: ids("recruitment_event.postings", &event.postings, "postings")?,
+        persons_reached: within(
+            "recruitment_event.persons_reached",
+            i64::from(event.persons_reached),
+            0,
+            1_000_000,
+            "参会人数",
+        )?,
+        persons_placed: within(
+            "recruitment_event.persons_placed",
+            i64::from(event.persons_placed),
+            0,
+            1_000_000,
+            "达成意向人数",
+        )?,
+    })
+}
+
+pub fn event_to_wire(event: &StoredEvent) -> pb::RecruitmentEvent {
+    pb::RecruitmentEvent {
+        name: event.name(),
+        display_name: event.data.display_name.clone(),
+        kind: event_kind_to_wire(event.data.kind),
+        region: Some(region_to_wire(&event.data.region)),
+        event_date: Some(date_to_wire(event.data.date)),
+        carriers: event.data.carriers.iter().map(|c| format!("carriers/{c}")).collect(),
+        postings: event.data.postings.iter().map(|p| format!("postings/{p}")).collect(),
+        persons_reached: i32::try_from(event.data.persons_reached).unwrap_or(i32::MAX),
+        persons_placed: i32::try_from(event.data.persons_placed).unwrap_or(i32::MAX),
+        create_time: Some(timestamp_to_wire(event.created)),
+    }
+}
+
+fn counts_to_wire(counts: &JobCounts) -> pb::JobCounts {
+    let n = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    pb::JobCounts {
+        labor_alliances: n(counts.labor_alliances),
+        labor_brands: n(counts.labor_brands),
+        labor_bases: n(counts.labor_bases),
+        labor_base_target_persons: n(counts.labor_base_target_persons),
+        labor_cooperatives: n(counts.labor_cooperatives),
+        assistance_workshops: n(counts.assistance_workshops),
+        workshop_target_persons: n(counts.workshop_target_persons),
+        target_persons_in_training: n(counts.target_persons_in_training),
+        relocation_site_target_persons: n(counts.relocation_site_target_persons),
+        recruitment_events: n(counts.recruitment_events),
+        relocation_site_events: n(counts.relocation_site_events),
+        target_persons_placed: n(counts.target_persons_placed),
+    }
+}
+
+pub fn stats_to_wire(stats: &JobStats) -> pb::GetJobStatsResponse {
+    pb::GetJobStatsResponse {
+        total: Some(pb::RegionJobCounts {
+            region: Some(region_to_wire(&stats.region_prefix)),
+            counts: Some(counts_to_wire(&stats.total)),
+        }),
+        rows: stats
+            .rows
+            .iter()
+            .map(|(county, counts)| pb::RegionJobCounts {
+                region: Some(region_to_wire(county)),
+                counts: Some(counts_to_wire(counts)),
+            })
+            .collect(),
+        period: Some(common::Period {
+            first_day: Some(date_to_wire(stats.first)),
+            last_day: Some(date_to_wire(stats.last)),
+        }),
+    }
 }

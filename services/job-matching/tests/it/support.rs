@@ -1,5 +1,7 @@
-//! Identity and job matching on one test server, as `bangfu up` hosts them, on a fresh
-//! database per service of either backend, at 2025-03-02 10:00 in China.
+//! Identity, subsidy payment and job matching on one test server, as `bangfu up` hosts them, on
+//! a fresh database per service of either backend, at 2025-03-02 10:00 in China (the shipped
+//! Zaozhuang agency and Chongqing transport policies are in force until 2025-12-31). The
+//! follower of subsidy payment's claim feed runs as the hosted service runs it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,8 @@ use bangfu_proto::identity::v1 as id;
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use bangfu_proto::jobs::v1 as pb;
 use bangfu_proto::jobs::v1::job_matching_service_client::JobMatchingServiceClient;
+use bangfu_proto::subsidy::v1 as sub;
+use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
 use tonic::transport::Channel;
 
 /// Zaozhuang, Shizhong district (枣庄市市中区), 中心街街道, 铁西居委会.
@@ -41,7 +45,7 @@ pub struct Suite {
     pub time: Arc<ManualTime>,
     /// Between job matching and identity: a test cuts it to take identity away.
     pub identity_link: Arc<TcpProxy>,
-    _databases: (TestDatabase, TestDatabase),
+    _databases: (TestDatabase, TestDatabase, TestDatabase),
 }
 
 impl Suite {
@@ -52,6 +56,7 @@ impl Suite {
             .try_init();
         let identity_db = TestDatabase::on(backend, &bangfu_identity::MIGRATIONS).await;
         let jobs_db = TestDatabase::on(backend, &bangfu_job_matching::MIGRATIONS).await;
+        let subsidy_db = TestDatabase::on(backend, &bangfu_subsidy_payment::MIGRATIONS).await;
         let (clock, time) = Clock::manual(time::macros::datetime!(2025-03-02 02:00 UTC));
         let keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
         let identity = bangfu_identity::start(identity_db.db.clone(), keys, clock.clone())
@@ -60,13 +65,19 @@ impl Suite {
         let jobs = bangfu_job_matching::start(jobs_db.db.clone(), clock.clone(), None)
             .await
             .expect("jobs");
+        let subsidy_keys = Arc::new(DataKeyFile::generate().into_keys().expect("data keys"));
+        let subsidy = bangfu_subsidy_payment::start(subsidy_db.db.clone(), clock.clone(), None, Some(subsidy_keys))
+            .await
+            .expect("subsidy");
         let methods = [
             bangfu_platform::auth::permissions::PLATFORM_METHODS,
             bangfu_identity::METHODS,
+            bangfu_subsidy_payment::METHODS,
             bangfu_job_matching::METHODS,
         ]
         .concat();
-        let stores = (identity_db.db.clone(), jobs_db.db.clone());
+        let stores = (identity_db.db.clone(), jobs_db.db.clone(), subsidy_db.db.clone());
+        let follower_db = jobs_db.db.clone();
         let slot: Arc<std::sync::Mutex<Option<Arc<Jobs>>>> = Arc::new(std::sync::Mutex::new(None));
         let slot_in = slot.clone();
         let identity_link = Arc::new(TcpProxy::unbound().await);
@@ -74,13 +85,34 @@ impl Suite {
         let server = TestServer::start_calling_itself(server_config(), &methods, move |host, test_keys, addr| {
             host.audit_denials(bangfu_identity::PATH_PREFIX, stores.0);
             host.audit_denials(bangfu_job_matching::PATH_PREFIX, stores.1);
-            let tokens = Arc::new(ServiceTokens::new(
-                test_keys.service_signer("jobs"),
-                "jobs",
-                RegionScope::Country,
-                "bangfu",
-                Duration::from_secs(300),
-            ));
+            host.audit_denials(bangfu_subsidy_payment::PATH_PREFIX, stores.2);
+            let tokens_of = |service: &str| {
+                Arc::new(ServiceTokens::new(
+                    test_keys.service_signer(service),
+                    service,
+                    RegionScope::Country,
+                    "bangfu",
+                    Duration::from_secs(300),
+                ))
+            };
+            let subsidy_peers = Peers::all_at(
+                &format!("http://{addr}"),
+                Some(tokens_of("subsidy")),
+                PeerSettings::default(),
+            )
+            .expect("peers");
+            let subsidy = Arc::new(
+                subsidy.with_identity(bangfu_subsidy_payment::identity::IdentityFacts::new(
+                    subsidy_peers.get("identity").expect("identity").clone(),
+                )),
+            );
+            let tokens = tokens_of("jobs");
+            let direct =
+                Peers::all_at(&format!("http://{addr}"), Some(tokens.clone()), PeerSettings::default()).expect("peers");
+            let subsidy_peer = direct.get("subsidy").expect("subsidy").clone();
+            bangfu_job_matching::claim_follower(follower_db, subsidy_peer.clone(), clock)
+                .hosted()
+                .spawn(host.shutdown());
             link.point_to(addr);
             let peers = Peers::all_at(
                 &format!("http://{}", link.addr),
@@ -93,7 +125,7 @@ impl Suite {
             .expect("peers");
             let identity_peer = peers.get("identity").expect("identity").clone();
             let jobs = Arc::new(
-                jobs.with_peers(bangfu_job_matching::peers::Peers::new(identity_peer))
+                jobs.with_peers(bangfu_job_matching::peers::Peers::new(identity_peer, subsidy_peer))
                     .with_shutdown(host.shutdown())
                     .with_feed_settings(WatchSettings {
                         poll: Duration::from_millis(50),
@@ -104,6 +136,7 @@ impl Suite {
             *slot_in.lock().expect("slot") = Some(jobs.clone());
             let config = host.config().clone();
             host.add_service(bangfu_job_matching::grpc::JobsServer::shared(jobs, &config));
+            host.add_service(bangfu_subsidy_payment::grpc::SubsidyServer::shared(subsidy, &config));
             let identity = identity.with_shutdown(host.shutdown()).into_server(host.config());
             host.add_service(identity);
         })
@@ -114,12 +147,63 @@ impl Suite {
             app,
             time,
             identity_link,
-            _databases: (identity_db, jobs_db),
+            _databases: (identity_db, jobs_db, subsidy_db),
         }
     }
 
     pub async fn jobs(&self) -> JobMatchingServiceClient<Channel> {
         JobMatchingServiceClient::new(self.server.channel().await)
+    }
+
+    pub async fn subsidy(&self) -> SubsidyServiceClient<Channel> {
+        SubsidyServiceClient::new(self.server.channel().await)
+    }
+
+    /// Finance's rules for the claims: no review, and a fund of `source` for `region` in 2025.
+    pub async fn fund(&self, source: sub::FundSource, region: &str) {
+        let finance = self.token("reviewer-finance", Department::Finance, Role::Reviewer, "*");
+        let mut subsidy = self.subsidy().await;
+        for key in [
+            "subsidy.review_one_reviewer_above_fen",
+            "subsidy.review_two_reviewers_above_fen",
+        ] {
+            subsidy
+                .update_parameter(with_token(
+                    sub::UpdateParameterRequest {
+                        parameter: Some(common::Parameter {
+                            key: key.into(),
+                            region_prefix: region.into(),
+                            valid_from: Some(date(2021, 1, 1)),
+                            value: 0,
+                            source_document: "财政局 补贴审核规则".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: None,
+                        allow_missing: true,
+                    },
+                    &finance,
+                ))
+                .await
+                .expect("subsidy parameter");
+        }
+        subsidy
+            .create_fund(with_token(
+                sub::CreateFundRequest {
+                    fund: Some(sub::Fund {
+                        display_name: format!("2025年就业帮扶资金 {region}"),
+                        fund_source: source as i32,
+                        region_prefix: region.into(),
+                        year: 2025,
+                        budget_document: "财社〔2025〕1号".into(),
+                        budget: Some(common::Money { fen: 100_000_000 }),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &finance,
+            ))
+            .await
+            .expect("fund");
     }
 
     pub async fn identity(&self) -> IdentityServiceClient<Channel> {
@@ -214,7 +298,7 @@ impl Suite {
                     }),
                     request_id: String::new(),
                 },
-                &self.token("reviewer-agri", Department::Agri, Role::Reviewer, "37"),
+                &self.token("reviewer-agri", Department::Agri, Role::Reviewer, "*"),
             ))
             .await
             .expect("certified");
@@ -229,7 +313,7 @@ impl Suite {
                     name: person.into(),
                     ..Default::default()
                 },
-                &self.city_clerk(),
+                &self.token("clerk-hr-province", Department::Hr, Role::Clerk, "*"),
             ))
             .await
             .expect("person")

@@ -324,6 +324,7 @@ impl Posts {
                 post.post.monthly_standard,
                 first_hire,
             ),
+            organization: None,
             reference: String::new(),
         };
         peers.evaluate(call, &claim).await

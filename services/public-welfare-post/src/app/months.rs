@@ -483,6 +483,7 @@ impl Posts {
                             facts.monthly_standard,
                             parse_date_text(&facts.first_hire_date).unwrap_or(Date::MIN),
                         ),
+                        organization: None,
                         reference: month_reference(&line.assignment_id, &line.month),
                     })
                     .collect();

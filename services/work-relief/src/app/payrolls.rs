@@ -857,6 +857,7 @@ fn claim_of(project: &StoredProject, line: &StoredLine, declared: &[String]) -> 
             .filter(|(name, _)| declared.iter().any(|d| d == name))
             .map(|(name, value)| (name.to_string(), value))
             .collect(),
+        organization: None,
         reference: line.reference(),
     }
 }

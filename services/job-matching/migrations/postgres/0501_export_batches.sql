@@ -1,0 +1,40 @@
+-- Organized labor export (有组织劳务输出): batches of placed persons travelling together, and each
+-- traveller's transport and agency-service subsidy claims as subsidy payment answers them.
+-- Claim states: not_claimed, pending, submitted, granted, refused, paid, payment_failed.
+
+CREATE TABLE jobs_export_batches (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    agency_id TEXT NOT NULL REFERENCES jobs_carriers (id),
+    mode TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    departure_date TEXT NOT NULL,
+    transport_policy TEXT NOT NULL,
+    agency_policy TEXT NOT NULL,
+    state TEXT NOT NULL,
+    departed_date TEXT,
+    revision BIGINT NOT NULL,
+    create_subject TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    updated_us BIGINT NOT NULL
+);
+CREATE INDEX jobs_export_batches_origin ON jobs_export_batches (origin, id);
+
+CREATE TABLE jobs_travellers (
+    batch_id TEXT NOT NULL REFERENCES jobs_export_batches (id),
+    -- A placement travels once: a second batch would claim its subsidies twice.
+    placement_id TEXT NOT NULL UNIQUE REFERENCES jobs_placements (id),
+    position BIGINT NOT NULL,
+    fare_fen BIGINT NOT NULL CHECK (fare_fen >= 0),
+    transport_state TEXT NOT NULL,
+    transport_claim TEXT NOT NULL,
+    transport_amount_fen BIGINT NOT NULL,
+    transport_detail TEXT NOT NULL,
+    agency_state TEXT NOT NULL,
+    agency_claim TEXT NOT NULL,
+    agency_amount_fen BIGINT NOT NULL,
+    agency_detail TEXT NOT NULL,
+    PRIMARY KEY (batch_id, placement_id)
+);
+CREATE INDEX jobs_travellers_pending ON jobs_travellers (batch_id) WHERE transport_state = 'pending' OR agency_state = 'pending';
