@@ -608,10 +608,11 @@ pub fn birth_month_range(day: Date, min_age: i64, max_age: i64) -> (String, Stri
     )
 }
 
-/// A skill as matching compares it: trimmed; SQL pattern characters and the list separator are
-/// refused by the wire edge, so none reaches here.
+/// A skill as matching compares it: trimmed, Latin letters in lower case ("CAD" and "cad" are
+/// one skill on either database); SQL pattern characters and the list separator are refused by
+/// the wire edge, so none reaches here.
 pub fn skill_key(skill: &str) -> String {
-    skill.trim().to_string()
+    skill.trim().to_ascii_lowercase()
 }
 
 #[cfg(test)]

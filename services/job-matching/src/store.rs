@@ -911,8 +911,8 @@ pub async fn rank_seekers(
     let home = "s.registered_region";
     // Distance on the division tree, then the route.
     let distance = format!(
-        "CASE WHEN {home} = {v} THEN 10000 WHEN substr({home}, 1, 9) = {t} THEN 9000 \
-         WHEN substr({home}, 1, 6) = {c} THEN 8000 WHEN substr({home}, 1, 4) = {ci} THEN 6000 \
+        "CASE WHEN {v} <> '' AND {home} = {v} THEN 10000 WHEN {t} <> '' AND substr({home}, 1, 9) = {t} THEN 9000 \
+         WHEN {c} <> '' AND substr({home}, 1, 6) = {c} THEN 8000 WHEN {ci} <> '' AND substr({home}, 1, 4) = {ci} THEN 6000 \
          WHEN substr({home}, 1, 2) = {p} THEN 4000 WHEN s.route_destination = {p} THEN 3000 ELSE 0 END",
         v = q.text(village),
         t = q.text(township.clone()),
@@ -935,7 +935,7 @@ pub async fn rank_seekers(
     .collect();
     let intention = format!(
         "CASE WHEN {named} THEN 10000 WHEN substr({home}, 1, 2) <> {p} THEN 10000 * s.want_out_province \
-         WHEN substr({home}, 1, 6) = {c} THEN 10000 * s.want_local ELSE 10000 * s.want_out_county END",
+         WHEN {c} <> '' AND substr({home}, 1, 6) = {c} THEN 10000 * s.want_local ELSE 10000 * s.want_out_county END",
         named = named.join(" OR "),
         p = q.text(province.clone()),
         c = q.text(county.clone()),
@@ -1018,8 +1018,9 @@ pub async fn rank_postings(
     let mut q = Binds::default();
     let [province, city, county, township, village] = level_prefixes(&seeker.home);
     let distance = format!(
-        "CASE WHEN p.r_village = {v} THEN 10000 WHEN p.r_township = {t} THEN 9000 WHEN p.r_county = {c} THEN 8000 \
-         WHEN p.r_city = {ci} THEN 6000 WHEN p.r_province = {p} THEN 4000 WHEN p.r_province = {route} THEN 3000 \
+        "CASE WHEN {v} <> '' AND p.r_village = {v} THEN 10000 WHEN {t} <> '' AND p.r_township = {t} THEN 9000 \
+         WHEN {c} <> '' AND p.r_county = {c} THEN 8000 WHEN {ci} <> '' AND p.r_city = {ci} THEN 6000 \
+         WHEN {p} <> '' AND p.r_province = {p} THEN 4000 WHEN {route} <> '' AND p.r_province = {route} THEN 3000 \
          ELSE 0 END",
         v = q.text(village),
         t = q.text(township),
@@ -1046,7 +1047,7 @@ pub async fn rank_postings(
         named.join(" OR ")
     };
     let intention = format!(
-        "CASE WHEN {named} THEN 10000 WHEN p.r_province <> {p} THEN {op} WHEN p.r_county = {c} THEN {local} \
+        "CASE WHEN {named} THEN 10000 WHEN p.r_province <> {p} THEN {op} WHEN {c} <> '' AND p.r_county = {c} THEN {local} \
          ELSE {oc} END",
         p = q.text(province),
         op = q.int(want(WorkIntention::OutOfProvince)),
@@ -1421,7 +1422,8 @@ pub async fn list_placements(
 }
 
 /// Ends an active placement at the revision read; false when it ended or moved meanwhile.
-/// Identity has not heard of the end yet.
+/// Identity has not heard of the end yet — unless the placement never started, when identity
+/// never heard of it at all and hears nothing now.
 #[allow(clippy::too_many_arguments)]
 pub async fn end_placement(
     tx: &mut AnyConnection,
@@ -1430,22 +1432,34 @@ pub async fn end_placement(
     end: Date,
     reason: EndReason,
     note: &str,
+    never_started: bool,
     now: OffsetDateTime,
 ) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE jobs_placements SET state = 'ended', end_date = $1, end_reason = $2, end_note = $3, \
-         identity_recorded = 0, revision = revision + 1, updated_us = $4 \
-         WHERE id = $5 AND revision = $6 AND state = 'active'",
+         identity_recorded = $4, revision = revision + 1, updated_us = $5 \
+         WHERE id = $6 AND revision = $7 AND state = 'active'",
     )
     .bind(date_text(end))
     .bind(reason.as_str())
     .bind(note)
+    .bind(b(never_started))
     .bind(to_micros(now))
     .bind(id)
     .bind(read_revision)
     .execute(tx)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Gives a posting back the place a placement that never started took.
+pub async fn release_place(tx: &mut AnyConnection, id: &str, now: OffsetDateTime) -> Result<()> {
+    sqlx::query("UPDATE jobs_postings SET placed = placed - 1, updated_us = $1 WHERE id = $2 AND placed > 0")
+        .bind(to_micros(now))
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// Marks that identity holds the placement's latest fact, unless it changed since (its
@@ -1868,7 +1882,7 @@ pub async fn travellers_of(conn: &mut AnyConnection, batch_id: &str) -> Result<V
 }
 
 /// Travellers of departed batches with a claim still to send whose placement has started by
-/// `today` (identity judges the claim on the first day of work), oldest batch first.
+/// `today` (identity judges the claim on the first day of work), least recently tried first.
 pub async fn pending_travellers(
     conn: &mut AnyConnection,
     batch_id: Option<&str>,
@@ -1879,7 +1893,8 @@ pub async fn pending_travellers(
         "SELECT t.*, p.* FROM jobs_travellers t JOIN jobs_placements p ON p.id = t.placement_id \
          JOIN jobs_export_batches b ON b.id = t.batch_id \
          WHERE b.state = 'departed' AND (t.transport_state = 'pending' OR t.agency_state = 'pending') \
-         AND p.start_date <= $1 AND ($2 = '' OR t.batch_id = $2) ORDER BY b.departed_date, t.batch_id, t.position LIMIT $3",
+         AND p.start_date <= $1 AND ($2 = '' OR t.batch_id = $2) \
+         ORDER BY t.attempted_us, b.departed_date, t.batch_id, t.position LIMIT $3",
     )
     .bind(date_text(today))
     .bind(batch_id.unwrap_or(""))
@@ -1890,8 +1905,8 @@ pub async fn pending_travellers(
 }
 
 /// Records where a traveller's claim stands. `only_from` guards the move (an answer to a
-/// submission does not overwrite an outcome the feed brought first); false when it did not
-/// apply.
+/// submission does not overwrite an outcome the feed brought first), and a paid claim stays
+/// paid whatever comes late; false when it did not apply.
 #[allow(clippy::too_many_arguments)]
 pub async fn set_claim(
     conn: &mut AnyConnection,
@@ -1904,7 +1919,8 @@ pub async fn set_claim(
     let column = subsidy.as_str();
     let sql = format!(
         "UPDATE jobs_travellers SET {column}_state = $1, {column}_claim = $2, {column}_amount_fen = $3, \
-         {column}_detail = $4 WHERE batch_id = $5 AND placement_id = $6 AND ($7 = '' OR {column}_state = $7)"
+         {column}_detail = $4 WHERE batch_id = $5 AND placement_id = $6 AND ($7 = '' OR {column}_state = $7) \
+         AND {column}_state <> 'paid'"
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(record.state.as_str())
@@ -2381,7 +2397,8 @@ pub async fn job_counts(
         conn,
         "SELECT substr(c.region, 1, 6) AS county, 'training' AS what, CAST(COUNT(DISTINCT e.person_id) AS BIGINT) AS n \
          FROM jobs_enrolments e JOIN jobs_courses c ON c.id = e.course_id \
-         WHERE c.region >= $1 AND c.region < $2 AND e.target_person = 1 AND c.start_date <= $4 AND c.end_date >= $3 \
+         WHERE c.region >= $1 AND c.region < $2 AND e.target_person = 1 AND e.state <> 'dropped' \
+         AND c.start_date <= $4 AND c.end_date >= $3 \
          GROUP BY substr(c.region, 1, 6)",
         prefix,
         first,
@@ -2410,4 +2427,35 @@ pub async fn job_counts(
         }
     }
     Ok(counts)
+}
+
+/// Notes that a traveller's claims were tried now.
+pub async fn claims_attempted(
+    conn: &mut AnyConnection,
+    batch_id: &str,
+    placement_id: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query("UPDATE jobs_travellers SET attempted_us = $1 WHERE batch_id = $2 AND placement_id = $3")
+        .bind(to_micros(now))
+        .bind(batch_id)
+        .bind(placement_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims of travellers whose placement ended before the batch left are not made: they did not
+/// travel to that work.
+pub async fn unclaim_ended(tx: &mut AnyConnection, batch_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs_travellers SET transport_state = 'not_claimed', agency_state = 'not_claimed', \
+         transport_detail = CASE WHEN transport_state = 'pending' THEN '安置已结束，未随批次输出' ELSE transport_detail END, \
+         agency_detail = CASE WHEN agency_state = 'pending' THEN '安置已结束，未随批次输出' ELSE agency_detail END \
+         WHERE batch_id = $1 AND placement_id IN (SELECT id FROM jobs_placements WHERE state = 'ended')",
+    )
+    .bind(batch_id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

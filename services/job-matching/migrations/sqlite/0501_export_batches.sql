@@ -35,6 +35,9 @@ CREATE TABLE jobs_travellers (
     agency_claim TEXT NOT NULL,
     agency_amount_fen INTEGER NOT NULL,
     agency_detail TEXT NOT NULL,
+    -- When its claims were last tried: a round takes the least recently tried first, so claims
+    -- subsidy payment keeps refusing for now do not hold back the others.
+    attempted_us INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, placement_id)
 );
 CREATE INDEX jobs_travellers_pending ON jobs_travellers (batch_id) WHERE transport_state = 'pending' OR agency_state = 'pending';

@@ -69,8 +69,19 @@ impl Jobs {
         Ok(batch)
     }
 
-    async fn batch_view(&self, conn: &mut AnyConnection, batch: StoredExportBatch) -> Result<ExportBatchView, Problem> {
-        let travellers = store::travellers_of(conn, &batch.id).await?;
+    /// The batch with the travellers the caller may see (a batch leaving one county may carry
+    /// persons another registered).
+    async fn batch_view(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Principal,
+        batch: StoredExportBatch,
+    ) -> Result<ExportBatchView, Problem> {
+        let travellers = store::travellers_of(conn, &batch.id)
+            .await?
+            .into_iter()
+            .filter(|t| caller.scope.contains(&t.placement.data.home_region))
+            .collect();
         Ok(ExportBatchView { batch, travellers })
     }
 
@@ -166,7 +177,7 @@ impl Jobs {
     pub async fn get_export_batch(&self, caller: &Principal, id: &str) -> Result<ExportBatchView, Problem> {
         let mut conn = self.db().acquire().await?;
         let batch = self.batch_for(&mut conn, caller, "GetExportBatch", id).await?;
-        self.batch_view(&mut conn, batch).await
+        self.batch_view(&mut conn, caller, batch).await
     }
 
     pub async fn list_export_batches(
@@ -184,7 +195,7 @@ impl Jobs {
         let batches = store::list_export_batches(&mut conn, &prefix, state, after, i64::from(limit) + 1).await?;
         let mut views = Vec::with_capacity(batches.len());
         for batch in batches {
-            views.push(self.batch_view(&mut conn, batch).await?);
+            views.push(self.batch_view(&mut conn, caller, batch).await?);
         }
         Ok(views)
     }
@@ -217,16 +228,14 @@ impl Jobs {
         };
         for (i, (placement_id, fare)) in travellers.iter().enumerate() {
             let field = format!("travellers[{i}]");
-            let placement = store::get_placement(unit.tx(), placement_id)
-                .await?
-                .filter(|p| caller.scope.contains(&p.data.home_region))
-                .ok_or_else(|| {
-                    invalid(
-                        &format!("{field}.placement"),
-                        format!("placements/{placement_id} is not a placement you may see"),
-                        "安置记录不存在或不在您的管辖范围内",
-                    )
-                })?;
+            let placement = store::get_placement(unit.tx(), placement_id).await?.ok_or_else(|| {
+                invalid(
+                    &format!("{field}.placement"),
+                    format!("placements/{placement_id} is not a placement you may see"),
+                    "安置记录不存在或不在您的管辖范围内",
+                )
+            })?;
+            self.ensure_sees(caller, "AddTravellers", &placement.name(), &placement.data.home_region)?;
             if placement.state != PlacementState::Active {
                 return Err(invalid(
                     &format!("{field}.placement"),
@@ -268,7 +277,7 @@ impl Jobs {
         let stored = store::get_export_batch(unit.tx(), id)
             .await?
             .ok_or_else(Problem::internal)?;
-        let view = self.batch_view(unit.tx(), stored).await?;
+        let view = self.batch_view(unit.tx(), caller, stored).await?;
         unit.commit(AuditEntry::by(caller, &method("AddTravellers"), name, now).in_region(&batch.data.origin))
             .await?;
         Ok(view)
@@ -313,6 +322,7 @@ impl Jobs {
         if !store::depart_export_batch(unit.tx(), id, batch.revision, departed, now).await? {
             return Err(Problem::etag_mismatch(&name));
         }
+        store::unclaim_ended(unit.tx(), id).await?;
         unit.commit(AuditEntry::by(caller, &method("DepartExportBatch"), name, now).in_region(&batch.data.origin))
             .await?;
         // The claims go now, acting for the clerk; what cannot go yet goes with the job.
@@ -323,7 +333,9 @@ impl Jobs {
     }
 
     /// Sends the claims of departed batches still to send whose day has come (all batches, or
-    /// one); returns how many subsidy payment took.
+    /// one); returns how many subsidy payment took. A claim that cannot go now — no policy
+    /// version in force on its day, subsidy payment refusing it for the time being — stays
+    /// pending with the reason shown, and is tried again after the others.
     pub async fn send_pending_claims(&self, call: &CallContext, batch_id: Option<&str>) -> Result<usize, Problem> {
         let today = self.today();
         let travellers = {
@@ -336,7 +348,7 @@ impl Jobs {
         let peers = self.peers()?;
         let mut lines = Vec::new();
         let mut sent: Vec<(&StoredTraveller, ExportSubsidy)> = Vec::new();
-        let mut refused: Vec<(&StoredTraveller, ExportSubsidy, String)> = Vec::new();
+        let mut waiting: Vec<(&StoredTraveller, ExportSubsidy, String)> = Vec::new();
         for traveller in &travellers {
             let batch = {
                 let mut conn = self.db().acquire().await?;
@@ -353,9 +365,20 @@ impl Jobs {
                     continue;
                 }
                 let policy = batch.policy(subsidy).to_string();
-                let Some(declared) = peers.subsidy.claim_fact_names(call, &policy, day).await? else {
-                    refused.push((traveller, subsidy, format!("{policy} 在 {day} 无有效政策版本")));
-                    continue;
+                let declared = match peers.subsidy.claim_fact_names(call, &policy, day).await {
+                    Ok(Some(declared)) => declared,
+                    Ok(None) => {
+                        waiting.push((
+                            traveller,
+                            subsidy,
+                            format!("{policy} 在 {day} 无有效政策版本，发布新版本后将重新申报"),
+                        ));
+                        continue;
+                    }
+                    Err(problem) => {
+                        waiting.push((traveller, subsidy, format!("补贴发放服务暂不可用：{}", problem.message)));
+                        continue;
+                    }
                 };
                 let organization = match subsidy {
                     ExportSubsidy::Transport => None,
@@ -388,12 +411,24 @@ impl Jobs {
                 sent.push((traveller, subsidy));
             }
         }
+        let now = self.now();
+        let mut conn = self.db().acquire().await?;
+        for traveller in &travellers {
+            store::claims_attempted(&mut conn, &traveller.batch_id, &traveller.placement.id, now).await?;
+        }
         let answers = if lines.is_empty() {
             Vec::new()
         } else {
-            peers.subsidy.submit(call, &lines).await?
+            match peers.subsidy.submit(call, &lines).await {
+                Ok(answers) => answers,
+                Err(problem) => {
+                    // Nothing recorded as sent: the same lines go again next round, and their
+                    // source keys make subsidy payment take each once.
+                    tracing::warn!(reason = ?problem.reason, "subsidy payment did not take the export claims; the job retries");
+                    Vec::new()
+                }
+            }
         };
-        let mut conn = self.db().acquire().await?;
         let mut taken = 0;
         for ((traveller, subsidy), answer) in sent.iter().zip(answers) {
             let record = match answer {
@@ -406,8 +441,16 @@ impl Jobs {
                         detail: String::new(),
                     }
                 }
-                // Stays pending: the same line may pass later unchanged.
-                LineAnswer::Refused { retryable: true, .. } => continue,
+                // The same line may pass later unchanged: it stays pending, with the reason.
+                LineAnswer::Refused {
+                    message,
+                    retryable: true,
+                } => ClaimRecord {
+                    state: ClaimProgress::Pending,
+                    claim: String::new(),
+                    amount_fen: 0,
+                    detail: message,
+                },
                 LineAnswer::Refused { message, .. } => ClaimRecord {
                     state: ClaimProgress::Refused,
                     claim: String::new(),
@@ -425,9 +468,9 @@ impl Jobs {
             )
             .await?;
         }
-        for (traveller, subsidy, detail) in refused {
+        for (traveller, subsidy, detail) in waiting {
             let record = ClaimRecord {
-                state: ClaimProgress::Refused,
+                state: ClaimProgress::Pending,
                 claim: String::new(),
                 amount_fen: 0,
                 detail,

@@ -50,6 +50,8 @@ fn check_agrees(kind: &str, id: &str, sql: i64, rust: i64) {
     if sql != rust {
         tracing::error!(kind, id, sql, rust, "ranking SQL and domain score disagree");
     }
+    // Tests run debug builds: there a disagreement fails the call, and the test with it.
+    debug_assert_eq!(sql, rust, "ranking SQL and domain score disagree on {kind} {id}");
 }
 
 impl Jobs {
@@ -114,14 +116,24 @@ impl Jobs {
         limit: u32,
     ) -> Result<Vec<PostingMatch>, Problem> {
         let today = self.today();
-        let mut seeker = {
+        let seeker = {
             let mut conn = self.db().acquire().await?;
             self.seeker_for(&mut conn, caller, "RecommendPostings", seeker_id)
                 .await?
         };
-        self.refresh_persons(call, std::slice::from_mut(&mut seeker)).await?;
+        let mut one = vec![seeker];
+        self.refresh_persons(call, &mut one).await?;
+        let Some(seeker) = one.pop() else {
+            return Err(Problem::state_conflict(
+                &format!("seekers/{seeker_id}"),
+                "identity no longer shows this person as someone who can take work here (moved away, died, or outside your scope)",
+                "身份信息显示此人已迁出、死亡或不在您的管辖范围内，不再推荐岗位",
+            ));
+        };
         // Postings in the caller's scope, and those shared across regions.
-        let prefix = caller.scope.narrowed("").unwrap_or_default();
+        let Some(prefix) = caller.scope.narrowed("") else {
+            return Ok(Vec::new());
+        };
         let weights = self.weights(&seeker.person.registered_region).await?;
         let profile = seeker.profile();
         let age = birth(&seeker.person.birth_month).map(|(year, month)| {
@@ -154,7 +166,7 @@ impl Jobs {
 
     /// Reads the seekers' persons from identity as of today and keeps what changed (a
     /// certification granted or lapsed, a move), so the answer ranks on today's facts.
-    async fn refresh_persons(&self, call: &CallContext, seekers: &mut [StoredSeeker]) -> Result<(), Problem> {
+    async fn refresh_persons(&self, call: &CallContext, seekers: &mut Vec<StoredSeeker>) -> Result<(), Problem> {
         if seekers.is_empty() {
             return Ok(());
         }
@@ -163,16 +175,24 @@ impl Jobs {
         let facts = self.peers()?.identity.persons(call, &ids, (today, today)).await?;
         let now = self.now();
         let mut conn = self.db().acquire().await?;
-        for seeker in seekers.iter_mut() {
+        let mut kept = Vec::with_capacity(seekers.len());
+        for mut seeker in std::mem::take(seekers) {
+            // Identity no longer shows the person to this caller (moved out of its scope), or
+            // they died or moved away: not someone to recommend.
             let Some(facts) = facts.get(&seeker.data.person_id) else {
                 continue;
             };
+            if facts.death_date.is_some_and(|d| d <= today) || facts.moved_away_date.is_some_and(|d| d <= today) {
+                continue;
+            }
             let snapshot = peers::snapshot(facts, today);
             if snapshot != seeker.person {
                 store::refresh_person(&mut conn, &seeker.id, &snapshot, now).await?;
                 seeker.person = snapshot;
             }
+            kept.push(seeker);
         }
+        *seekers = kept;
         Ok(())
     }
 }

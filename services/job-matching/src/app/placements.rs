@@ -519,7 +519,10 @@ impl Jobs {
         if placement.state == PlacementState::Ended {
             return Err(placement_ended(&placement));
         }
-        if end < placement.data.start {
+        // A placement whose first day has not come is called off (the person did not turn up):
+        // the place goes back to the posting and identity, never told of it, hears nothing.
+        let never_started = placement.data.start > self.today();
+        if end < placement.data.start && !never_started {
             return Err(invalid(
                 "end_date",
                 "a placement cannot end before it starts",
@@ -527,8 +530,11 @@ impl Jobs {
             ));
         }
         let now = unit.now();
-        if !store::end_placement(unit.tx(), id, placement.revision, end, reason, note, now).await? {
+        if !store::end_placement(unit.tx(), id, placement.revision, end, reason, note, never_started, now).await? {
             return Err(Problem::etag_mismatch(&name));
+        }
+        if never_started {
+            store::release_place(unit.tx(), &placement.data.posting_id, now).await?;
         }
         store::set_seeker_state(
             unit.tx(),
@@ -544,7 +550,11 @@ impl Jobs {
         let last_follow_up = store::latest_follow_up(unit.tx(), id).await?;
         unit.commit(AuditEntry::by(caller, &method("EndPlacement"), name, now).in_region(&placement.data.home_region))
             .await?;
-        let placement = self.tell_identity(call, stored, "").await;
+        let placement = if never_started {
+            stored
+        } else {
+            self.tell_identity(call, stored, "").await
+        };
         Ok(PlacementView {
             placement,
             last_follow_up,

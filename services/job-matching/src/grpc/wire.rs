@@ -394,7 +394,17 @@ pub fn destinations(field: &str, values: &[String]) -> Result<Vec<String>, Probl
     }
     let mut destinations = Vec::new();
     for (i, value) in values.iter().enumerate() {
-        let prefix = region_prefix(&format!("{field}[{i}]"), value, true)?;
+        let item = format!("{field}[{i}]");
+        // At its own level ("370400" is the city 3704), so matching compares like with like.
+        let prefix = natural_code(&region_prefix(&item, value, true)?).to_string();
+        if DivisionTable::embedded().full_name(&prefix).is_none() {
+            return Err(Problem::invalid_field(
+                ErrorReason::RegionUnknown,
+                item,
+                format!("{prefix} is not a division of the table"),
+                "意向地区不是有效的行政区划代码",
+            ));
+        }
         if !destinations.contains(&prefix) {
             destinations.push(prefix);
         }

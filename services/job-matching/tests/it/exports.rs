@@ -262,7 +262,7 @@ async fn a_departed_batch_claims_the_agency_and_transport_subsidies_once(backend
         Some(sub::payee::Payee::Organization(organization)) => assert_eq!(organization.credit_code, CREDIT_CODES[1]),
         other => panic!("paid to the agency: {other:?}"),
     }
-    // Sending again claims nothing more.
+    // Sending again claims nothing more: subsidy payment holds one claim for the person.
     assert_eq!(
         suite
             .app
@@ -271,6 +271,22 @@ async fn a_departed_batch_claims_the_agency_and_transport_subsidies_once(backend
             .expect("job"),
         0
     );
+    let claims = suite
+        .subsidy()
+        .await
+        .list_claims(with_token(
+            sub::ListClaimsRequest {
+                person: placement.person.clone(),
+                source_system: "jobs".into(),
+                ..Default::default()
+            },
+            &suite.token("reviewer-finance", Department::Finance, Role::Reviewer, "*"),
+        ))
+        .await
+        .expect("claims")
+        .into_inner()
+        .claims;
+    assert_eq!(claims.len(), 1, "{claims:?}");
     // A departed batch takes nobody else.
     let another = placed(&suite, &clerk, SAME_TOWNSHIP, "082", &posting.name, date(2025, 3, 3)).await;
     let refused = add(&suite, &clerk, &settled_batch, &another.name, None)
@@ -361,6 +377,68 @@ async fn a_departed_batch_claims_the_agency_and_transport_subsidies_once(backend
     let claim = settled_batch.travellers[0].transport_claim.clone().expect("claim");
     assert_eq!(claim.state, pb::ClaimProgressState::Granted as i32, "{claim:?}");
     assert_eq!(claim.amount.map(|m| m.fen), Some(45_600));
+
+    // A claim whose day falls after the policy's last version lapsed waits, saying why, rather
+    // than being lost: it goes once a version is published.
+    suite.set_day(2025, 12, 30);
+    let late = placed(
+        &suite,
+        &chongqing,
+        YUZHONG_VILLAGE,
+        "093",
+        &posting.name,
+        date(2026, 1, 5),
+    )
+    .await;
+    let planned = batch(
+        &suite,
+        &chongqing,
+        pb::ExportBatch {
+            display_name: "渝鲁劳务协作 渝中—滕州 年末专列".into(),
+            agency: station.name.clone(),
+            mode: pb::TravelMode::Train as i32,
+            origin: region("500101"),
+            destination: region(TENGZHOU),
+            departure_date: Some(date(2025, 12, 30)),
+            transport_policy: "cq-transport-cross-province".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("batch");
+    let planned = add(&suite, &chongqing, &planned, &late.name, Some(51_000))
+        .await
+        .expect("added");
+    let departed_late = depart(&suite, &chongqing, &planned, date(2025, 12, 30))
+        .await
+        .expect("departed");
+    suite.set_day(2026, 1, 5);
+    suite.app.record_missing_in_identity().await.expect("job");
+    assert_eq!(
+        suite
+            .app
+            .send_pending_claims(&CallContext::own(), None)
+            .await
+            .expect("job"),
+        0
+    );
+    let waiting = suite
+        .jobs()
+        .await
+        .get_export_batch(with_token(
+            pb::GetExportBatchRequest {
+                name: departed_late.name.clone(),
+            },
+            &chongqing,
+        ))
+        .await
+        .expect("batch")
+        .into_inner()
+        .export_batch
+        .expect("batch");
+    let claim = waiting.travellers[0].transport_claim.clone().expect("claim");
+    assert_eq!(claim.state, pb::ClaimProgressState::Pending as i32, "{claim:?}");
+    assert!(claim.detail.contains("无有效政策版本"), "{claim:?}");
 
     // Shizhong's clerk does not see Chongqing's batch.
     let refused = suite

@@ -253,7 +253,10 @@ async fn a_placed_target_person_is_employed_in_identity_until_the_placement_ends
         .expect_err("ended");
     assert_eq!(reason(&refused), "PLACEMENT_ENDED");
 
-    // Every write is in the audit log under the clerk or reviewer who made it.
+    // Every write is in the audit log under the clerk or reviewer who made it (sealed first:
+    // the log lists sealed rows, and on PostgreSQL another test's open transaction can hold
+    // sealing back for a moment).
+    bangfu_platform::testing::seal_audit(suite.app.db(), 9).await;
     let events = jobs
         .list_audit_events(with_token(
             pb::ListAuditEventsRequest {
@@ -368,7 +371,78 @@ async fn placements_identity_missed_are_recorded_by_the_job(backend: Backend) {
     assert!(placement.identity_recorded);
 }
 
+async fn a_placement_called_off_before_its_first_day_gives_the_place_back(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let clerk = suite.clerk();
+    let employer = suite.carrier(pb::CarrierKind::Employer, 1).await;
+    let posting = suite
+        .create_posting(
+            pb::Posting {
+                headcount: 1,
+                ..posting_draft(&employer.name, "370402")
+            },
+            &clerk,
+        )
+        .await
+        .expect("posting");
+    let person = suite
+        .person("李强", SAME_TOWNSHIP, "19900101", "031", common::LaborCapacity::Full)
+        .await;
+    let seeker = suite
+        .register(seeker_draft(&person, &[]), &clerk)
+        .await
+        .expect("seeker");
+    let placement = suite
+        .place(placement_draft(&posting.name, &seeker.name, date(2025, 3, 10)))
+        .await
+        .expect("placed");
+    // He does not turn up: the placement is called off before its first day.
+    let ended = suite
+        .jobs()
+        .await
+        .end_placement(with_token(
+            pb::EndPlacementRequest {
+                name: placement.name.clone(),
+                end_date: Some(date(2025, 3, 2)),
+                reason: pb::PlacementEndReason::Other as i32,
+                note: "未到岗".into(),
+                etag: placement.etag.clone(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect("called off")
+        .into_inner()
+        .placement
+        .expect("placement");
+    assert_eq!(ended.state, pb::PlacementState::Ended as i32);
+    assert!(ended.identity_recorded, "nothing for identity to hear");
+    assert_eq!(
+        suite.get_seeker(&seeker.name).await.state,
+        pb::SeekerState::Active as i32
+    );
+    // The place is free again, and on the day he would have started identity hears nothing.
+    let another = suite
+        .person("王建国", VILLAGE, "19850707", "051", common::LaborCapacity::Full)
+        .await;
+    let another = suite
+        .register(seeker_draft(&another, &[]), &clerk)
+        .await
+        .expect("seeker");
+    suite
+        .place(placement_draft(&posting.name, &another.name, date(2025, 3, 2)))
+        .await
+        .expect("the freed place");
+    suite.set_day(2025, 3, 10);
+    suite.app.record_missing_in_identity().await.expect("job");
+    assert_ne!(
+        suite.person_in_identity(&person).await.employment_status,
+        common::EmploymentStatus::EmployedInCounty as i32
+    );
+}
+
 bangfu_platform::on_both_backends!(
+    a_placement_called_off_before_its_first_day_gives_the_place_back,
     a_placed_target_person_is_employed_in_identity_until_the_placement_ends,
     placements_identity_missed_are_recorded_by_the_job,
 );

@@ -33,8 +33,9 @@ async fn seekers(suite: &Suite) -> Seekers {
         .person("张秀英", VILLAGE, "19800512", "024", common::LaborCapacity::Weak)
         .await;
     suite.certify(&a, common::PersonCategory::MonitoredAtRisk).await;
-    // B: Xuecheng (same city, out of county though wanting local work), poverty-alleviated,
-    // both skills: 1500 + 0 + 1500 + 1500 + 1000 + 1050 = 6550.
+    // B: Xuecheng (same city, out of county though wanting local work — but naming the city,
+    // written as the padded "370400", as a destination), poverty-alleviated, both skills:
+    // 1500 + 2000 + 1500 + 1500 + 1000 + 1050 = 8550.
     let b = suite
         .person(
             "李桂兰",
@@ -61,7 +62,16 @@ async fn seekers(suite: &Suite) -> Seekers {
         .await;
     let seekers = Seekers {
         a: seeker(a, &["缝纫"], clerk.clone()).await,
-        b: seeker(b, &["缝纫", "熨烫"], city.clone()).await,
+        b: suite
+            .register(
+                pb::Seeker {
+                    destination_regions: vec!["370400".into()],
+                    ..seeker_draft(&b, &["缝纫", "熨烫"])
+                },
+                &city,
+            )
+            .await
+            .expect("seeker"),
         c: seeker(c, &[], clerk.clone()).await,
         d: seeker(d, &[], clerk.clone()).await,
     };
@@ -125,9 +135,9 @@ async fn seekers_are_ranked_for_a_posting_with_their_reasons(backend: Backend) {
         ranking(&found),
         vec![
             (s.a.name.clone(), 9000),
+            (s.b.name.clone(), 8550),
             (s.d.name.clone(), 7000),
             (s.c.name.clone(), 6750),
-            (s.b.name.clone(), 6550),
         ]
     );
 
