@@ -33,8 +33,10 @@ impl Peers {
         }
     }
 
-    /// Records a placement's latest fact in identity: employed from its start, or off work
-    /// from the day after its end.
+    /// Records a placement in identity: employed from its start, and once ended, off work from
+    /// the day after its end. The start goes first every time under its own request id, so a
+    /// start identity missed (it was away) is never skipped by the end that follows, and one it
+    /// holds is not recorded twice.
     pub async fn record_placement(
         &self,
         call: &CallContext,
@@ -42,26 +44,30 @@ impl Peers {
         employer: &str,
     ) -> Result<(), Problem> {
         let data = &placement.data;
-        let employment = match placement.end_date {
-            Some(end) => Employment::ended(&data.person_id, end, REPORTING_SYSTEM),
-            None => Employment {
-                person_id: data.person_id.clone(),
-                status: match data.place {
-                    EmploymentPlace::InCounty => EmploymentStatus::EmployedInCounty,
-                    EmploymentPlace::OutOfCounty => EmploymentStatus::EmployedOutOfCounty,
-                    EmploymentPlace::OutOfProvince => EmploymentStatus::EmployedOutOfProvince,
-                },
-                employer: employer.to_string(),
-                work_region: data.work_region.clone(),
-                first: data.start,
-                last: None,
-                reporting_system: REPORTING_SYSTEM.to_string(),
+        let start = Employment {
+            person_id: data.person_id.clone(),
+            status: match data.place {
+                EmploymentPlace::InCounty => EmploymentStatus::EmployedInCounty,
+                EmploymentPlace::OutOfCounty => EmploymentStatus::EmployedOutOfCounty,
+                EmploymentPlace::OutOfProvince => EmploymentStatus::EmployedOutOfProvince,
             },
+            employer: employer.to_string(),
+            work_region: data.work_region.clone(),
+            first: data.start,
+            last: None,
+            reporting_system: REPORTING_SYSTEM.to_string(),
         };
-        // One request id per fact: a retry of the same fact is recorded once.
-        let fact = if placement.end_date.is_some() { "end" } else { "start" };
-        let request_id = format!("jobs-placement-{}-{fact}", placement.id);
-        self.identity.record_employment(call, &employment, &request_id).await
+        let request_id = |fact: &str| format!("jobs-placement-{}-{fact}", placement.id);
+        self.identity
+            .record_employment(call, &start, &request_id("start"))
+            .await?;
+        if let Some(end) = placement.end_date {
+            let ended = Employment::ended(&data.person_id, end, REPORTING_SYSTEM);
+            self.identity
+                .record_employment(call, &ended, &request_id("end"))
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -548,12 +548,17 @@ impl Jobs {
             .await?
             .ok_or_else(Problem::internal)?;
         let last_follow_up = store::latest_follow_up(unit.tx(), id).await?;
+        // The start is sent again with the end, as first sent: the employer's name with it.
+        let employer = store::get_carrier(unit.tx(), &placement.data.carrier_id)
+            .await?
+            .map(|c| c.data.display_name)
+            .unwrap_or_default();
         unit.commit(AuditEntry::by(caller, &method("EndPlacement"), name, now).in_region(&placement.data.home_region))
             .await?;
         let placement = if never_started {
             stored
         } else {
-            self.tell_identity(call, stored, "").await
+            self.tell_identity(call, stored, &employer).await
         };
         Ok(PlacementView {
             placement,
