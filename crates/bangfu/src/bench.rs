@@ -121,6 +121,9 @@ pub enum BenchTarget {
         /// The job-matching service's database (PostgreSQL URL, or SQLite file URL), to seed.
         #[arg(long)]
         jobs_database: String,
+        /// Identity's database: the seekers are the persons it holds (read from it).
+        #[arg(long)]
+        identity_database: Option<String>,
         /// Seekers in Shandong's villages.
         #[arg(long, default_value_t = 1_000_000)]
         seekers: usize,
@@ -339,6 +342,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             addr,
             token_file,
             jobs_database,
+            identity_database,
             seekers,
             postings,
             samples,
@@ -352,6 +356,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
                 token.trim(),
                 crate::bench_jobs::RecommendBench {
                     jobs_database,
+                    identity_database,
                     seekers,
                     postings,
                     samples,

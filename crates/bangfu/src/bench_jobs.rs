@@ -3,9 +3,12 @@
 //! hand-written SQL statement that computes the same top 20 on the same data, in the same run.
 //!
 //! Carriers, postings and seekers are written straight into the job-matching database
-//! (registering a million seekers one call at a time is not what is measured); their persons
-//! are not in identity, so the refresh of the ranked persons' facts asks identity for names it
-//! does not hold (one BatchGetPersons per call, as with real persons). The hand-written
+//! (registering a million seekers one call at a time is not what is measured). With
+//! `--identity-database` the seekers are persons identity holds (import `bench persons-csv`
+//! first), read from its database with what matching keeps of them, so each call's refresh of
+//! the ranked persons finds them as in real use; without it they are synthetic persons in
+//! Shandong's villages that the service, finding them nowhere in identity, does not recommend.
+//! The hand-written
 //! statements inline the posting's or seeker's values as a person would type them, and every
 //! sample's top 20 is compared with the service's: the floor must be the same answer. Index
 //! and table sizes come from PostgreSQL; the server's peak memory from /proc when its pid is
@@ -34,6 +37,7 @@ use crate::bench_suite::{authorized, bearer, failed, peak_mib};
 /// What the bench needs besides the server.
 pub struct RecommendBench {
     pub jobs_database: String,
+    pub identity_database: Option<String>,
     pub seekers: usize,
     pub postings: usize,
     pub samples: usize,
@@ -207,6 +211,43 @@ async fn seed(db: &Database, bench: &RecommendBench) -> Result<(), Failure> {
         );
     }
     let wanted_seekers = bench.seekers.saturating_sub(usize::try_from(have_seekers).unwrap_or(0));
+    // Persons identity holds, with what matching keeps of them (no certification is confirmed
+    // by an import, so none is a target person yet).
+    let mut persons: Vec<(String, PersonSnapshot)> = Vec::new();
+    if let (Some(url), true) = (&bench.identity_database, wanted_seekers > 0) {
+        let identity = Database::connect(url, PoolSettings::default())
+            .await
+            .map_err(|e| Failure::failed(format!("--identity-database: {e}")))?;
+        let mut conn = identity.acquire().await.map_err(seeding)?;
+        let rows = sqlx::query(
+            "SELECT id, name_masked, registered_region, labor_capacity, substr(birth_date, 1, 7) AS birth_month \
+             FROM persons WHERE death_date IS NULL AND moved_away_date IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::try_from(wanted_seekers).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(seeding)?;
+        for row in rows {
+            let capacity: String = row.try_get("labor_capacity").map_err(seeding)?;
+            persons.push((
+                row.try_get("id").map_err(seeding)?,
+                PersonSnapshot {
+                    display_name: row.try_get("name_masked").map_err(seeding)?,
+                    registered_region: row.try_get("registered_region").map_err(seeding)?,
+                    labor_capacity: LaborCapacity::parse(&capacity.to_ascii_lowercase()),
+                    priority: Priority::None,
+                    birth_month: row.try_get("birth_month").map_err(seeding)?,
+                },
+            ));
+        }
+        if persons.len() < wanted_seekers {
+            return Err(Failure::failed(format!(
+                "identity holds {} living persons; {wanted_seekers} seekers asked (import more with bench persons-csv and identity import)",
+                persons.len()
+            )));
+        }
+    }
+    let mut persons = persons.into_iter();
     let started = Instant::now();
     let mut written = 0;
     while written < wanted_seekers {
@@ -232,8 +273,12 @@ async fn seed(db: &Database, bench: &RecommendBench) -> Result<(), Failure> {
             } else {
                 Vec::new()
             };
+            let real = persons.next();
             let seeker = SeekerData {
-                person_id: bangfu_platform::rows::new_id(),
+                person_id: real
+                    .as_ref()
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_else(bangfu_platform::rows::new_id),
                 skills: pick_skills(&mut rng, 3),
                 intentions,
                 destinations,
@@ -245,7 +290,7 @@ async fn seed(db: &Database, bench: &RecommendBench) -> Result<(), Failure> {
                     (String::new(), String::new())
                 },
             };
-            let person = PersonSnapshot {
+            let person = real.map(|(_, snapshot)| snapshot).unwrap_or_else(|| PersonSnapshot {
                 display_name: "压**".into(),
                 registered_region: village,
                 labor_capacity: Some(match rng.gen_range(0..100) {
@@ -260,7 +305,7 @@ async fn seed(db: &Database, bench: &RecommendBench) -> Result<(), Failure> {
                     _ => Priority::MonitoredAtRisk,
                 },
                 birth_month: format!("{}-{:02}", rng.gen_range(1965..2006), rng.gen_range(1..=12)),
-            };
+            });
             rows.push((bangfu_platform::rows::new_id(), seeker, person));
         }
         let mut unit = write::begin_unkeyed(db, now).await.map_err(|e| seeding(e.message))?;

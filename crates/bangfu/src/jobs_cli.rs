@@ -163,6 +163,13 @@ pub enum JobsCommand {
     EventCreate(EventCreateArgs),
     /// What the quarterly form (附件1) asks of job matching for a region, by county.
     Stats(StatsArgs),
+    /// Claim a workshop's on-the-job training subsidy (以工代训) for a month: one claim per target
+    /// person working there (or those named), to the carrier.
+    ClaimOnJobTraining(ClaimOnJobTrainingArgs),
+    /// Claim an agency's service subsidy for a placement after its year of follow-up.
+    ClaimAgency(ClaimAgencyArgs),
+    /// The subsidy claims on a carrier, placement or export batch, with where each stands.
+    Claims(ClaimsArgs),
 }
 
 type Jobs = JobMatchingServiceClient<Authorized>;
@@ -203,6 +210,9 @@ pub async fn run(command: JobsCommand) -> Result<(), Failure> {
         JobsCommand::Events(args) => events(args).await,
         JobsCommand::EventCreate(args) => event_create(args).await,
         JobsCommand::Stats(args) => stats(args).await,
+        JobsCommand::ClaimOnJobTraining(args) => claim_on_job_training(args).await,
+        JobsCommand::ClaimAgency(args) => claim_agency(args).await,
+        JobsCommand::Claims(args) => claims(args).await,
     }
 }
 
@@ -1972,4 +1982,88 @@ mod tests {
         assert_eq!(without.placement, "placements/ab12");
         assert_eq!(without.fare, None);
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimOnJobTrainingArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The carrier (its id or name).
+    carrier: String,
+    /// The month trained (YYYY-MM).
+    #[arg(long)]
+    month: String,
+    /// The policy's code in subsidy payment's catalog, e.g. zz-ygdx-2021.
+    #[arg(long)]
+    policy: String,
+    /// The monthly standard per person, in yuan.
+    #[arg(long)]
+    standard: String,
+    /// Only these placements (ids or names); every target person working there when not given.
+    #[arg(long = "placement")]
+    placements: Vec<String>,
+}
+
+async fn claim_on_job_training(args: ClaimOnJobTrainingArgs) -> Result<(), Failure> {
+    let request = pb::ClaimOnJobTrainingRequest {
+        carrier: resource_name("carriers", &args.carrier),
+        month: Some(parse_month("--month", &args.month)?),
+        policy: args.policy.trim().to_string(),
+        monthly_standard: Some(common::Money {
+            fen: parse_yuan("--standard", &args.standard)?,
+        }),
+        placements: args.placements.iter().map(|p| resource_name("placements", p)).collect(),
+    };
+    let mut jobs = connect(&args.client).await?;
+    let answer = call(jobs.claim_on_job_training(request)).await?;
+    show("bangfu.jobs.v1.ClaimOnJobTrainingResponse", &answer, args.client.json)
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimAgencyArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The placement (its id or name).
+    placement: String,
+    /// The agency that organized it (its id or name).
+    #[arg(long)]
+    agency: String,
+    /// The policy's code in subsidy payment's catalog, e.g. cy-agency-2021.
+    #[arg(long)]
+    policy: String,
+    /// Where the person's social insurance is paid (参保地), a division code.
+    #[arg(long)]
+    insured_region: String,
+}
+
+async fn claim_agency(args: ClaimAgencyArgs) -> Result<(), Failure> {
+    let request = pb::ClaimAgencySubsidyRequest {
+        placement: resource_name("placements", &args.placement),
+        agency: resource_name("carriers", &args.agency),
+        policy: args.policy.trim().to_string(),
+        insured_region: Some(common::RegionCode {
+            code: args.insured_region.trim().to_string(),
+            display_name: String::new(),
+        }),
+    };
+    let mut jobs = connect(&args.client).await?;
+    let answer = call(jobs.claim_agency_subsidy(request)).await?;
+    show("bangfu.jobs.v1.ClaimAgencySubsidyResponse", &answer, args.client.json)
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// carriers/ID, placements/ID or exportBatches/ID.
+    owner: String,
+}
+
+async fn claims(args: ClaimsArgs) -> Result<(), Failure> {
+    let mut jobs = connect(&args.client).await?;
+    let answer = call(jobs.list_subsidy_claims(pb::ListSubsidyClaimsRequest {
+        owner: args.owner.trim().to_string(),
+    }))
+    .await?;
+    show("bangfu.jobs.v1.ListSubsidyClaimsResponse", &answer, args.client.json)
 }

@@ -132,7 +132,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         },
         MigrationFile {
             version: 501,
-            description: "organized labor export batches and their travellers' claims",
+            description: "organized labor export batches; the subsidy claims the service sends",
             sql: include_str!("../migrations/sqlite/0501_export_batches.sql"),
         },
         MigrationFile {
@@ -149,7 +149,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         },
         MigrationFile {
             version: 501,
-            description: "organized labor export batches and their travellers' claims",
+            description: "organized labor export batches; the subsidy claims the service sends",
             sql: include_str!("../migrations/postgres/0501_export_batches.sql"),
         },
         MigrationFile {

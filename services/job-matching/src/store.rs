@@ -20,6 +20,8 @@ use crate::domain::{
     SeekerProfile, SeekerState, TravelMode, Weights, WorkIntention, level_prefixes, natural_code,
 };
 
+pub mod claims;
+
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
 fn flag(row: &AnyRow, column: &str) -> Result<bool> {
@@ -1779,7 +1781,7 @@ pub async fn depart_export_batch(
     Ok(done.rows_affected() == 1)
 }
 
-/// A subsidy claim of a traveller, as this service knows it.
+/// Where a subsidy claim stands, as this service knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRecord {
     pub state: ClaimProgress,
@@ -1794,18 +1796,9 @@ pub struct StoredTraveller {
     pub batch_id: String,
     pub placement: StoredPlacement,
     pub fare_fen: i64,
-    pub transport: ClaimRecord,
-    pub agency: ClaimRecord,
 }
 
 impl StoredTraveller {
-    pub fn claim(&self, subsidy: ExportSubsidy) -> &ClaimRecord {
-        match subsidy {
-            ExportSubsidy::Transport => &self.transport,
-            ExportSubsidy::Agency => &self.agency,
-        }
-    }
-
     /// The claim source reference of one of its subsidies: the pair (system, reference) keys
     /// the claim, so it is claimed once however often it is sent.
     pub fn reference(&self, subsidy: ExportSubsidy) -> String {
@@ -1818,53 +1811,22 @@ impl StoredTraveller {
     }
 }
 
-/// (batch, placement, subsidy) of a claim reference [`StoredTraveller::reference`] made.
-pub fn parse_reference(reference: &str) -> Option<(String, String, ExportSubsidy)> {
-    match reference.split('/').collect::<Vec<_>>().as_slice() {
-        ["exportBatches", batch, "travellers", placement, subsidy] => {
-            Some((batch.to_string(), placement.to_string(), ExportSubsidy::parse(subsidy)?))
-        }
-        _ => None,
-    }
-}
-
-fn claim_record(row: &AnyRow, prefix: &str) -> Result<ClaimRecord> {
-    Ok(ClaimRecord {
-        state: parsed(row, &format!("{prefix}_state"), ClaimProgress::parse)?,
-        claim: row.try_get(format!("{prefix}_claim").as_str())?,
-        amount_fen: row.try_get(format!("{prefix}_amount_fen").as_str())?,
-        detail: row.try_get(format!("{prefix}_detail").as_str())?,
-    })
-}
-
 fn traveller_from(row: &AnyRow) -> Result<StoredTraveller> {
     Ok(StoredTraveller {
         batch_id: row.try_get("batch_id")?,
         placement: placement_from(row)?,
         fare_fen: row.try_get("fare_fen")?,
-        transport: claim_record(row, "transport")?,
-        agency: claim_record(row, "agency")?,
     })
 }
 
-pub async fn insert_traveller(
-    tx: &mut AnyConnection,
-    batch_id: &str,
-    placement_id: &str,
-    fare_fen: i64,
-    transport: ClaimProgress,
-    agency: ClaimProgress,
-) -> Result<()> {
+pub async fn insert_traveller(tx: &mut AnyConnection, batch_id: &str, placement_id: &str, fare_fen: i64) -> Result<()> {
     sqlx::query(
-        "INSERT INTO jobs_travellers (batch_id, placement_id, position, fare_fen, transport_state, transport_claim, \
-         transport_amount_fen, transport_detail, agency_state, agency_claim, agency_amount_fen, agency_detail) \
-         VALUES ($1, $2, (SELECT COUNT(*) FROM jobs_travellers WHERE batch_id = $1) + 1, $3, $4, '', 0, '', $5, '', 0, '')",
+        "INSERT INTO jobs_travellers (batch_id, placement_id, position, fare_fen) \
+         VALUES ($1, $2, (SELECT COUNT(*) FROM jobs_travellers WHERE batch_id = $1) + 1, $3)",
     )
     .bind(batch_id)
     .bind(placement_id)
     .bind(fare_fen)
-    .bind(transport.as_str())
-    .bind(agency.as_str())
     .execute(tx)
     .await?;
     Ok(())
@@ -1879,60 +1841,6 @@ pub async fn travellers_of(conn: &mut AnyConnection, batch_id: &str) -> Result<V
     .fetch_all(conn)
     .await?;
     rows.iter().map(traveller_from).collect()
-}
-
-/// Travellers of departed batches with a claim still to send whose placement has started by
-/// `today` (identity judges the claim on the first day of work), least recently tried first.
-pub async fn pending_travellers(
-    conn: &mut AnyConnection,
-    batch_id: Option<&str>,
-    today: Date,
-    limit: i64,
-) -> Result<Vec<StoredTraveller>> {
-    let rows = sqlx::query(
-        "SELECT t.*, p.* FROM jobs_travellers t JOIN jobs_placements p ON p.id = t.placement_id \
-         JOIN jobs_export_batches b ON b.id = t.batch_id \
-         WHERE b.state = 'departed' AND (t.transport_state = 'pending' OR t.agency_state = 'pending') \
-         AND p.start_date <= $1 AND ($2 = '' OR t.batch_id = $2) \
-         ORDER BY t.attempted_us, b.departed_date, t.batch_id, t.position LIMIT $3",
-    )
-    .bind(date_text(today))
-    .bind(batch_id.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(traveller_from).collect()
-}
-
-/// Records where a traveller's claim stands. `only_from` guards the move (an answer to a
-/// submission does not overwrite an outcome the feed brought first), and a paid claim stays
-/// paid whatever comes late; false when it did not apply.
-#[allow(clippy::too_many_arguments)]
-pub async fn set_claim(
-    conn: &mut AnyConnection,
-    batch_id: &str,
-    placement_id: &str,
-    subsidy: ExportSubsidy,
-    record: &ClaimRecord,
-    only_from: Option<ClaimProgress>,
-) -> Result<bool> {
-    let column = subsidy.as_str();
-    let sql = format!(
-        "UPDATE jobs_travellers SET {column}_state = $1, {column}_claim = $2, {column}_amount_fen = $3, \
-         {column}_detail = $4 WHERE batch_id = $5 AND placement_id = $6 AND ($7 = '' OR {column}_state = $7) \
-         AND {column}_state <> 'paid'"
-    );
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(record.state.as_str())
-        .bind(&record.claim)
-        .bind(record.amount_fen)
-        .bind(&record.detail)
-        .bind(batch_id)
-        .bind(placement_id)
-        .bind(only_from.map(ClaimProgress::as_str).unwrap_or(""))
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2429,33 +2337,32 @@ pub async fn job_counts(
     Ok(counts)
 }
 
-/// Notes that a traveller's claims were tried now.
-pub async fn claims_attempted(
+/// Target persons' placements with `carrier_id` at work some day from `first` to `last`.
+pub async fn target_placements_with(
     conn: &mut AnyConnection,
-    batch_id: &str,
-    placement_id: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    sqlx::query("UPDATE jobs_travellers SET attempted_us = $1 WHERE batch_id = $2 AND placement_id = $3")
-        .bind(to_micros(now))
-        .bind(batch_id)
-        .bind(placement_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    carrier_id: &str,
+    first: Date,
+    last: Date,
+) -> Result<Vec<StoredPlacement>> {
+    let rows = sqlx::query(
+        "SELECT * FROM jobs_placements WHERE carrier_id = $1 AND priority >= 2 AND start_date <= $3 \
+         AND (end_date IS NULL OR end_date >= $2) ORDER BY id",
+    )
+    .bind(carrier_id)
+    .bind(date_text(first))
+    .bind(date_text(last))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(placement_from).collect()
 }
 
-/// Claims of travellers whose placement ended before the batch left are not made: they did not
-/// travel to that work.
-pub async fn unclaim_ended(tx: &mut AnyConnection, batch_id: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs_travellers SET transport_state = 'not_claimed', agency_state = 'not_claimed', \
-         transport_detail = CASE WHEN transport_state = 'pending' THEN '安置已结束，未随批次输出' ELSE transport_detail END, \
-         agency_detail = CASE WHEN agency_state = 'pending' THEN '安置已结束，未随批次输出' ELSE agency_detail END \
-         WHERE batch_id = $1 AND placement_id IN (SELECT id FROM jobs_placements WHERE state = 'ended')",
+/// Months of a placement's follow-ups that found the person still at work.
+pub async fn months_followed_at_work(conn: &mut AnyConnection, placement_id: &str) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM jobs_follow_ups WHERE placement_id = $1 AND still_employed = 1",
     )
-    .bind(batch_id)
-    .execute(tx)
+    .bind(placement_id)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    row.try_get("n")
 }

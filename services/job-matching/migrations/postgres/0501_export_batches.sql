@@ -1,6 +1,7 @@
--- Organized labor export (有组织劳务输出): batches of placed persons travelling together, and each
--- traveller's transport and agency-service subsidy claims as subsidy payment answers them.
--- Claim states: not_claimed, pending, submitted, granted, refused, paid, payment_failed.
+-- Organized labor export (有组织劳务输出): batches of placed persons travelling together; and every
+-- subsidy claim this service sends to subsidy payment, one row each, keyed by the claim source
+-- reference that makes subsidy payment take it once. Claim states: pending, submitted, granted,
+-- refused, paid, payment_failed.
 
 CREATE TABLE jobs_export_batches (
     id TEXT PRIMARY KEY,
@@ -27,17 +28,31 @@ CREATE TABLE jobs_travellers (
     placement_id TEXT NOT NULL UNIQUE REFERENCES jobs_placements (id),
     position BIGINT NOT NULL,
     fare_fen BIGINT NOT NULL CHECK (fare_fen >= 0),
-    transport_state TEXT NOT NULL,
-    transport_claim TEXT NOT NULL,
-    transport_amount_fen BIGINT NOT NULL,
-    transport_detail TEXT NOT NULL,
-    agency_state TEXT NOT NULL,
-    agency_claim TEXT NOT NULL,
-    agency_amount_fen BIGINT NOT NULL,
-    agency_detail TEXT NOT NULL,
-    -- When its claims were last tried: a round takes the least recently tried first, so claims
-    -- subsidy payment keeps refusing for now do not hold back the others.
-    attempted_us BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, placement_id)
 );
-CREATE INDEX jobs_travellers_pending ON jobs_travellers (batch_id) WHERE transport_state = 'pending' OR agency_state = 'pending';
+
+CREATE TABLE jobs_claims (
+    reference TEXT PRIMARY KEY,
+    policy TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    -- The carrier paid (an organization payee); empty when the person is paid.
+    payee_carrier_id TEXT NOT NULL,
+    first_day TEXT NOT NULL,
+    last_day TEXT NOT NULL,
+    -- The facts this service offers, as JSON; the version in force takes those it declares.
+    facts TEXT NOT NULL,
+    -- The resource the claim shows on ("exportBatches/…", "carriers/…", "placements/…").
+    owner TEXT NOT NULL,
+    -- The person's registered region: who may see the claim.
+    region TEXT NOT NULL,
+    state TEXT NOT NULL,
+    claim TEXT NOT NULL,
+    amount_fen BIGINT NOT NULL,
+    detail TEXT NOT NULL,
+    -- When it was last tried: a round takes the least recently tried first, so claims subsidy
+    -- payment keeps refusing for now do not hold back the others.
+    attempted_us BIGINT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+CREATE INDEX jobs_claims_owner ON jobs_claims (owner, created_us);
+CREATE INDEX jobs_claims_pending ON jobs_claims (attempted_us) WHERE state = 'pending';

@@ -4,58 +4,72 @@
 //! facts, keyed by batch, placement and subsidy so each is claimed once; the outcomes come back
 //! on subsidy payment's claim feed.
 
-use bangfu_platform::audit::{self, AuditEntry};
+use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::parameters::date_text;
 use bangfu_platform::peers::CallContext;
-use bangfu_platform::subsidy_claims::{
-    ClaimLine, ClaimOutcome, ClaimOutcomeKind, FactValue, LineAnswer, OrganizationPayee,
-};
+use bangfu_platform::subsidy_claims::FactValue;
 use bangfu_platform::write::{self, Begun};
 use sqlx::AnyConnection;
-use time::{Date, OffsetDateTime};
+use time::Date;
 use tonic::Code;
 
 use super::{Jobs, check_etag, invalid, method};
 use crate::domain::{ClaimProgress, ExportBatchState, ExportSubsidy, PlacementState, padded_code};
+use crate::store::claims::{self as store_claims, NewClaim};
 use crate::store::{self, ClaimRecord, ExportBatchData, StoredExportBatch, StoredTraveller};
 
-/// Travellers claimed for per round of the job.
-const CLAIMS_PER_ROUND: i64 = 500;
-
-/// The method name outcome audit rows carry (the feed, not a caller).
-const CLAIM_FEED: &str = "subsidy-claim-feed";
+/// A traveller with where each of their claims stands.
+#[derive(Debug, Clone)]
+pub struct TravellerView {
+    pub traveller: StoredTraveller,
+    pub transport: ClaimRecord,
+    pub agency: ClaimRecord,
+}
 
 /// A batch with its travellers.
 #[derive(Debug, Clone)]
 pub struct ExportBatchView {
     pub batch: StoredExportBatch,
-    pub travellers: Vec<StoredTraveller>,
+    pub travellers: Vec<TravellerView>,
 }
 
 fn batch_not_found(id: &str) -> Problem {
     Problem::not_found(&format!("exportBatches/{id}"))
 }
 
-/// A fact a policy version may take from an export claim, by name: only the names the version
-/// declares are sent.
-fn fact(name: &str, traveller: &StoredTraveller, departed: Date) -> Option<FactValue> {
+/// The facts an export claim offers; the policy version in force takes those it declares.
+fn offered_facts(traveller: &StoredTraveller, departed: Date) -> Vec<(String, FactValue)> {
     let placement = &traveller.placement.data;
-    match name {
-        "transport_fare_fen" => Some(FactValue::Money(traveller.fare_fen)),
-        "contract_months" => Some(FactValue::Integer(placement.contract_months)),
-        "work_region" => Some(FactValue::Region(padded_code(&placement.work_region))),
-        "social_insurance_enrolled" => Some(FactValue::Boolean(placement.social_insurance)),
-        "departure_date" => Some(FactValue::Date(date_text(departed))),
-        "start_date" => Some(FactValue::Date(date_text(placement.start))),
-        _ => None,
+    vec![
+        ("transport_fare_fen".into(), FactValue::Money(traveller.fare_fen)),
+        ("contract_months".into(), FactValue::Integer(placement.contract_months)),
+        (
+            "work_region".into(),
+            FactValue::Region(padded_code(&placement.work_region)),
+        ),
+        (
+            "social_insurance_enrolled".into(),
+            FactValue::Boolean(placement.social_insurance),
+        ),
+        ("departure_date".into(), FactValue::Date(date_text(departed))),
+        ("start_date".into(), FactValue::Date(date_text(placement.start))),
+    ]
+}
+
+fn not_claimed(detail: &str) -> ClaimRecord {
+    ClaimRecord {
+        state: ClaimProgress::NotClaimed,
+        claim: String::new(),
+        amount_fen: 0,
+        detail: detail.to_string(),
     }
 }
 
 impl Jobs {
-    async fn batch_for(
+    pub(crate) async fn batch_for(
         &self,
         conn: &mut AnyConnection,
         caller: &Principal,
@@ -70,17 +84,42 @@ impl Jobs {
     }
 
     /// The batch with the travellers the caller may see (a batch leaving one county may carry
-    /// persons another registered).
+    /// persons another registered), each with where its claims stand.
     async fn batch_view(
         &self,
         conn: &mut AnyConnection,
         caller: &Principal,
         batch: StoredExportBatch,
     ) -> Result<ExportBatchView, Problem> {
+        let claims = store_claims::claims_of(conn, &batch.name()).await?;
         let travellers = store::travellers_of(conn, &batch.id)
             .await?
             .into_iter()
             .filter(|t| caller.scope.contains(&t.placement.data.home_region))
+            .map(|traveller| {
+                let record = |subsidy: ExportSubsidy| {
+                    let reference = traveller.reference(subsidy);
+                    if let Some(claim) = claims.iter().find(|c| c.claim.reference == reference) {
+                        return claim.record.clone();
+                    }
+                    match (batch.policy(subsidy).is_empty(), batch.state) {
+                        (true, _) => not_claimed(""),
+                        // Claimed when the batch leaves.
+                        (false, ExportBatchState::Planned) => ClaimRecord {
+                            state: ClaimProgress::Pending,
+                            claim: String::new(),
+                            amount_fen: 0,
+                            detail: String::new(),
+                        },
+                        (false, ExportBatchState::Departed) => not_claimed("安置已结束，未随批次输出"),
+                    }
+                };
+                TravellerView {
+                    transport: record(ExportSubsidy::Transport),
+                    agency: record(ExportSubsidy::Agency),
+                    traveller,
+                }
+            })
             .collect();
         Ok(ExportBatchView { batch, travellers })
     }
@@ -219,13 +258,6 @@ impl Jobs {
                 "该批次已出发，不能再添加人员",
             ));
         }
-        let claim_state = |policy: &str| {
-            if policy.is_empty() {
-                ClaimProgress::NotClaimed
-            } else {
-                ClaimProgress::Pending
-            }
-        };
         for (i, (placement_id, fare)) in travellers.iter().enumerate() {
             let field = format!("travellers[{i}]");
             let placement = store::get_placement(unit.tx(), placement_id).await?.ok_or_else(|| {
@@ -248,16 +280,7 @@ impl Jobs {
                 (None, true) => 0,
                 (None, false) => return Err(Problem::required(format!("{field}.fare"), "交通费用")),
             };
-            if let Err(error) = store::insert_traveller(
-                unit.tx(),
-                id,
-                placement_id,
-                fare,
-                claim_state(&batch.data.transport_policy),
-                claim_state(&batch.data.agency_policy),
-            )
-            .await
-            {
+            if let Err(error) = store::insert_traveller(unit.tx(), id, placement_id, fare).await {
                 if store::is_duplicate(&error) {
                     return Err(Problem::new(
                         Code::AlreadyExists,
@@ -322,206 +345,46 @@ impl Jobs {
         if !store::depart_export_batch(unit.tx(), id, batch.revision, departed, now).await? {
             return Err(Problem::etag_mismatch(&name));
         }
-        store::unclaim_ended(unit.tx(), id).await?;
+        // Each traveller still placed is claimed for, judged on the first day of work
+        // (identity then shows the employment the transport subsidy asks for); one whose
+        // placement ended before the batch left did not travel to that work.
+        let mut due = Vec::new();
+        for traveller in store::travellers_of(unit.tx(), id).await? {
+            if traveller.placement.state != PlacementState::Active {
+                continue;
+            }
+            let day = traveller.placement.data.start.max(departed);
+            for subsidy in ExportSubsidy::ALL.iter().copied() {
+                let policy = batch.policy(subsidy);
+                if policy.is_empty() {
+                    continue;
+                }
+                due.push(NewClaim {
+                    reference: traveller.reference(subsidy),
+                    policy: policy.to_string(),
+                    person_id: traveller.placement.data.person_id.clone(),
+                    payee_carrier_id: match subsidy {
+                        ExportSubsidy::Transport => String::new(),
+                        ExportSubsidy::Agency => batch.data.agency_id.clone(),
+                    },
+                    first: day,
+                    last: day,
+                    facts: offered_facts(&traveller, departed),
+                    owner: name.clone(),
+                    region: traveller.placement.data.home_region.clone(),
+                });
+            }
+        }
+        store_claims::insert_claims(unit.tx(), &due, now).await?;
         unit.commit(AuditEntry::by(caller, &method("DepartExportBatch"), name, now).in_region(&batch.data.origin))
             .await?;
         // The claims go now, acting for the clerk; what cannot go yet goes with the job.
-        if let Err(problem) = self.send_pending_claims(call, Some(id)).await {
+        if let Err(problem) = self
+            .send_pending_claims(call, Some(&format!("exportBatches/{id}")))
+            .await
+        {
             tracing::warn!(batch = %id, reason = ?problem.reason, "the batch's claims wait for the job");
         }
         self.get_export_batch(caller, id).await
     }
-
-    /// Sends the claims of departed batches still to send whose day has come (all batches, or
-    /// one); returns how many subsidy payment took. A claim that cannot go now — no policy
-    /// version in force on its day, subsidy payment refusing it for the time being — stays
-    /// pending with the reason shown, and is tried again after the others.
-    pub async fn send_pending_claims(&self, call: &CallContext, batch_id: Option<&str>) -> Result<usize, Problem> {
-        let today = self.today();
-        let travellers = {
-            let mut conn = self.db().acquire().await?;
-            store::pending_travellers(&mut conn, batch_id, today, CLAIMS_PER_ROUND).await?
-        };
-        if travellers.is_empty() {
-            return Ok(0);
-        }
-        let peers = self.peers()?;
-        let mut lines = Vec::new();
-        let mut sent: Vec<(&StoredTraveller, ExportSubsidy)> = Vec::new();
-        let mut waiting: Vec<(&StoredTraveller, ExportSubsidy, String)> = Vec::new();
-        for traveller in &travellers {
-            let batch = {
-                let mut conn = self.db().acquire().await?;
-                store::get_export_batch(&mut conn, &traveller.batch_id)
-                    .await?
-                    .ok_or_else(Problem::internal)?
-            };
-            let departed = batch.departed.unwrap_or(today);
-            // Judged on the first day of work: identity then shows the employment the
-            // transport subsidy asks for.
-            let day = traveller.placement.data.start.max(departed);
-            for subsidy in ExportSubsidy::ALL.iter().copied() {
-                if traveller.claim(subsidy).state != ClaimProgress::Pending {
-                    continue;
-                }
-                let policy = batch.policy(subsidy).to_string();
-                let declared = match peers.subsidy.claim_fact_names(call, &policy, day).await {
-                    Ok(Some(declared)) => declared,
-                    Ok(None) => {
-                        waiting.push((
-                            traveller,
-                            subsidy,
-                            format!("{policy} 在 {day} 无有效政策版本，发布新版本后将重新申报"),
-                        ));
-                        continue;
-                    }
-                    Err(problem) => {
-                        waiting.push((traveller, subsidy, format!("补贴发放服务暂不可用：{}", problem.message)));
-                        continue;
-                    }
-                };
-                let organization = match subsidy {
-                    ExportSubsidy::Transport => None,
-                    ExportSubsidy::Agency => {
-                        let mut conn = self.db().acquire().await?;
-                        let agency = store::get_carrier(&mut conn, &batch.data.agency_id)
-                            .await?
-                            .ok_or_else(Problem::internal)?;
-                        Some(OrganizationPayee {
-                            credit_code: agency.data.credit_code,
-                            display_name: agency.data.display_name,
-                            region: padded_code(&agency.data.region),
-                        })
-                    }
-                };
-                lines.push(ClaimLine {
-                    // Echoed in subsidy payment's answer and logs (64 characters at most).
-                    line_reference: format!("{}:{}", traveller.placement.id, subsidy.as_str()),
-                    policy,
-                    person_id: traveller.placement.data.person_id.clone(),
-                    first: day,
-                    last: day,
-                    facts: declared
-                        .iter()
-                        .filter_map(|name| fact(name, traveller, departed).map(|value| (name.clone(), value)))
-                        .collect(),
-                    organization,
-                    reference: traveller.reference(subsidy),
-                });
-                sent.push((traveller, subsidy));
-            }
-        }
-        let now = self.now();
-        let mut conn = self.db().acquire().await?;
-        for traveller in &travellers {
-            store::claims_attempted(&mut conn, &traveller.batch_id, &traveller.placement.id, now).await?;
-        }
-        let answers = if lines.is_empty() {
-            Vec::new()
-        } else {
-            match peers.subsidy.submit(call, &lines).await {
-                Ok(answers) => answers,
-                Err(problem) => {
-                    // Nothing recorded as sent: the same lines go again next round, and their
-                    // source keys make subsidy payment take each once.
-                    tracing::warn!(reason = ?problem.reason, "subsidy payment did not take the export claims; the job retries");
-                    Vec::new()
-                }
-            }
-        };
-        let mut taken = 0;
-        for ((traveller, subsidy), answer) in sent.iter().zip(answers) {
-            let record = match answer {
-                LineAnswer::Claim(claim) => {
-                    taken += 1;
-                    ClaimRecord {
-                        state: ClaimProgress::Submitted,
-                        claim,
-                        amount_fen: 0,
-                        detail: String::new(),
-                    }
-                }
-                // The same line may pass later unchanged: it stays pending, with the reason.
-                LineAnswer::Refused {
-                    message,
-                    retryable: true,
-                } => ClaimRecord {
-                    state: ClaimProgress::Pending,
-                    claim: String::new(),
-                    amount_fen: 0,
-                    detail: message,
-                },
-                LineAnswer::Refused { message, .. } => ClaimRecord {
-                    state: ClaimProgress::Refused,
-                    claim: String::new(),
-                    amount_fen: 0,
-                    detail: message,
-                },
-            };
-            store::set_claim(
-                &mut conn,
-                &traveller.batch_id,
-                &traveller.placement.id,
-                *subsidy,
-                &record,
-                Some(ClaimProgress::Pending),
-            )
-            .await?;
-        }
-        for (traveller, subsidy, detail) in waiting {
-            let record = ClaimRecord {
-                state: ClaimProgress::Pending,
-                claim: String::new(),
-                amount_fen: 0,
-                detail,
-            };
-            store::set_claim(
-                &mut conn,
-                &traveller.batch_id,
-                &traveller.placement.id,
-                subsidy,
-                &record,
-                Some(ClaimProgress::Pending),
-            )
-            .await?;
-        }
-        Ok(taken)
-    }
-}
-
-/// A claim's outcome from subsidy payment's feed, on the traveller it was sent for.
-pub async fn apply_claim_outcome(
-    tx: &mut AnyConnection,
-    outcome: &ClaimOutcome,
-    now: OffsetDateTime,
-) -> Result<(), Problem> {
-    let Some((batch_id, placement_id, subsidy)) = store::parse_reference(&outcome.reference) else {
-        return Ok(());
-    };
-    let (state, detail) = match outcome.kind {
-        ClaimOutcomeKind::Granted => (ClaimProgress::Granted, String::new()),
-        ClaimOutcomeKind::Rejected => (ClaimProgress::Refused, outcome.rejection_reasons.join(", ")),
-        ClaimOutcomeKind::Paid => (ClaimProgress::Paid, String::new()),
-        ClaimOutcomeKind::PaymentFailed => (ClaimProgress::PaymentFailed, "银行发放失败".to_string()),
-        ClaimOutcomeKind::Other => return Ok(()),
-    };
-    let record = ClaimRecord {
-        state,
-        claim: outcome.claim.clone(),
-        amount_fen: outcome.amount_fen,
-        detail,
-    };
-    if store::set_claim(tx, &batch_id, &placement_id, subsidy, &record, None).await? {
-        let entry = AuditEntry::by_service(
-            crate::SERVICE,
-            CLAIM_FEED,
-            format!(
-                "exportBatches/{batch_id}/travellers/{placement_id}/{}",
-                subsidy.as_str()
-            ),
-            now,
-        );
-        audit::append(tx, &entry).await?;
-    }
-    Ok(())
 }

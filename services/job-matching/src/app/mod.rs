@@ -4,6 +4,7 @@
 
 mod activities;
 mod carriers;
+mod claims;
 mod exports;
 mod matching;
 mod placements;
@@ -23,7 +24,8 @@ use tonic::Code;
 
 pub use activities::JobStats;
 pub use carriers::{CarrierChange, CarrierView};
-pub use exports::{ExportBatchView, apply_claim_outcome};
+pub use claims::{ClaimView, apply_claim_outcome};
+pub use exports::{ExportBatchView, TravellerView};
 pub use matching::{PostingMatch, SeekerMatch};
 pub use placements::{Ending, NewPlacement, PlacementView};
 pub use postings::PostingChange;

@@ -82,7 +82,7 @@ impl Jobs {
         Ok(application)
     }
 
-    async fn placement_for(
+    pub(crate) async fn placement_for(
         &self,
         conn: &mut AnyConnection,
         caller: &Principal,

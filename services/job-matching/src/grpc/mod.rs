@@ -853,6 +853,64 @@ impl JobMatchingService for JobsServer {
         }))
     }
 
+    async fn claim_on_job_training(
+        &self,
+        request: Request<pb::ClaimOnJobTrainingRequest>,
+    ) -> Result<Response<pb::ClaimOnJobTrainingResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let carrier = wire::id_of("carrier", &request.carrier, "carriers")?;
+        let month = wire::month("month", request.month.as_ref())?;
+        let policy = wire::text("policy", &request.policy, 64, "补贴政策")?;
+        let standard = wire::positive_money("monthly_standard", request.monthly_standard.as_ref(), "月补贴标准")?;
+        let placements = request
+            .placements
+            .iter()
+            .enumerate()
+            .map(|(i, name)| wire::id_of(&format!("placements[{i}]"), name, "placements"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let claims = self
+            .jobs
+            .claim_on_job_training(&caller, &call, &carrier, month, &policy, standard, &placements)
+            .await?;
+        Ok(Response::new(pb::ClaimOnJobTrainingResponse {
+            claims: claims.iter().map(wire::subsidy_claim_to_wire).collect(),
+        }))
+    }
+
+    async fn claim_agency_subsidy(
+        &self,
+        request: Request<pb::ClaimAgencySubsidyRequest>,
+    ) -> Result<Response<pb::ClaimAgencySubsidyResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let placement = wire::id_of("placement", &request.placement, "placements")?;
+        let agency = wire::id_of("agency", &request.agency, "carriers")?;
+        let policy = wire::text("policy", &request.policy, 64, "补贴政策")?;
+        let insured = wire::known_region("insured_region", request.insured_region.as_ref(), "参保地")?;
+        let claim = self
+            .jobs
+            .claim_agency_subsidy(&caller, &call, &placement, &agency, &policy, &insured)
+            .await?;
+        Ok(Response::new(pb::ClaimAgencySubsidyResponse {
+            claim: Some(wire::subsidy_claim_to_wire(&claim)),
+        }))
+    }
+
+    async fn list_subsidy_claims(
+        &self,
+        request: Request<pb::ListSubsidyClaimsRequest>,
+    ) -> Result<Response<pb::ListSubsidyClaimsResponse>, Status> {
+        let caller = caller(&request)?;
+        let owner = wire::text("owner", &request.get_ref().owner, 100, "资源名称")?;
+        let claims = self.jobs.list_subsidy_claims(&caller, &owner).await?;
+        Ok(Response::new(pb::ListSubsidyClaimsResponse {
+            claims: claims.iter().map(wire::subsidy_claim_to_wire).collect(),
+        }))
+    }
+
     async fn create_training_course(
         &self,
         request: Request<pb::CreateTrainingCourseRequest>,

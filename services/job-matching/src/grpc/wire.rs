@@ -10,7 +10,7 @@ use bangfu_proto::common::v1 as common;
 use bangfu_proto::jobs::v1 as pb;
 use tonic::Code;
 
-use crate::app::{CarrierView, ExportBatchView, JobStats, PlacementView, PostingMatch, SeekerMatch};
+use crate::app::{CarrierView, ClaimView, ExportBatchView, JobStats, PlacementView, PostingMatch, SeekerMatch};
 use crate::domain::{self as d, LaborCapacity, Priority, Reason, WorkIntention, natural_code};
 use crate::store::{
     CarrierData, ClaimRecord, CourseData, EventData, ExportBatchData, FollowUpData, JobCounts, PostingData, SeekerData,
@@ -744,9 +744,9 @@ pub fn export_batch_to_wire(view: &ExportBatchView) -> pb::ExportBatch {
             .travellers
             .iter()
             .map(|t| pb::Traveller {
-                placement: t.placement.name(),
-                display_name: t.placement.data.display_name.clone(),
-                fare: money(t.fare_fen),
+                placement: t.traveller.placement.name(),
+                display_name: t.traveller.placement.data.display_name.clone(),
+                fare: money(t.traveller.fare_fen),
                 transport_claim: Some(claim_progress(&t.transport)),
                 agency_claim: Some(claim_progress(&t.agency)),
             })
@@ -922,5 +922,25 @@ pub fn stats_to_wire(stats: &JobStats) -> pb::GetJobStatsResponse {
             first_day: Some(date_to_wire(stats.first)),
             last_day: Some(date_to_wire(stats.last)),
         }),
+    }
+}
+
+pub fn subsidy_claim_to_wire(claim: &ClaimView) -> pb::SubsidyClaim {
+    let data = &claim.claim;
+    pb::SubsidyClaim {
+        reference: data.reference.clone(),
+        policy: data.policy.clone(),
+        person: format!("persons/{}", data.person_id),
+        payee: if data.payee_carrier_id.is_empty() {
+            format!("persons/{}", data.person_id)
+        } else {
+            format!("carriers/{}", data.payee_carrier_id)
+        },
+        period: Some(common::Period {
+            first_day: Some(date_to_wire(data.first)),
+            last_day: Some(date_to_wire(data.last)),
+        }),
+        progress: Some(claim_progress(&claim.record)),
+        create_time: Some(timestamp_to_wire(claim.created)),
     }
 }

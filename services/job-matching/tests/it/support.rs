@@ -161,6 +161,11 @@ impl Suite {
 
     /// Finance's rules for the claims: no review, and a fund of `source` for `region` in 2025.
     pub async fn fund(&self, source: sub::FundSource, region: &str) {
+        self.fund_of_year(source, region, 2025).await;
+    }
+
+    /// Finance's rules for the claims: no review, and a fund of `source` for `region` in `year`.
+    pub async fn fund_of_year(&self, source: sub::FundSource, region: &str, year: i32) {
         let finance = self.token("reviewer-finance", Department::Finance, Role::Reviewer, "*");
         let mut subsidy = self.subsidy().await;
         for key in [
@@ -190,10 +195,10 @@ impl Suite {
             .create_fund(with_token(
                 sub::CreateFundRequest {
                     fund: Some(sub::Fund {
-                        display_name: format!("2025年就业帮扶资金 {region}"),
+                        display_name: format!("{year}年就业帮扶资金 {region}"),
                         fund_source: source as i32,
                         region_prefix: region.into(),
-                        year: 2025,
+                        year,
                         budget_document: "财社〔2025〕1号".into(),
                         budget: Some(common::Money { fen: 100_000_000 }),
                         ..Default::default()
