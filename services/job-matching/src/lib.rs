@@ -19,12 +19,13 @@ use std::time::Duration;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::{Database, MigrationFile, Migrations};
 use bangfu_platform::error::Problem;
-use bangfu_platform::follow::{Apply, Follower};
+use bangfu_platform::follow::{Apply, Follower, PersonChanges};
 use bangfu_platform::jobs::Job;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::peers::{CallContext, Peer};
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
 use bangfu_platform::subsidy_claims::{ClaimChanges, ClaimOutcome};
+use bangfu_proto::identity::v1 as id;
 
 /// The service's name in tokens, parameters and logs.
 pub const SERVICE: &str = "jobs";
@@ -58,6 +59,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         };
         let (identity, subsidy) = (peer("identity")?, peer("subsidy")?);
         let follower = claim_follower(context.db.clone(), subsidy.clone(), context.clock.clone());
+        let persons = person_follower(context.db.clone(), identity.clone(), context.clock.clone());
         let jobs = Arc::new(
             start(
                 context.db.clone(),
@@ -75,17 +77,24 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                 // employment identity is waiting for, nor the other way round.
                 let recorded = jobs.record_missing_in_identity().await;
                 let sent = jobs.send_pending_claims(&CallContext::own(), None).await;
-                match (&recorded, &sent) {
-                    (Ok(recorded), Ok(sent)) if recorded + sent > 0 => {
-                        tracing::info!(recorded, sent, "identity records and subsidy claims sent again");
+                let refreshed = jobs.refresh_stale_seekers().await;
+                match (&recorded, &sent, &refreshed) {
+                    (Ok(recorded), Ok(sent), Ok(refreshed)) if recorded + sent + refreshed > 0 => {
+                        tracing::info!(
+                            recorded,
+                            sent,
+                            refreshed,
+                            "identity records, subsidy claims and seekers' facts caught up"
+                        );
                     }
                     _ => {}
                 }
-                recorded.and(sent).map(|_| ())
+                recorded.and(sent).and(refreshed).map(|_| ())
             }
         });
         Ok(Started::serving(grpc::JobsServer::shared(jobs, &context.server))
             .with_follower(follower.hosted())
+            .with_follower(persons.hosted())
             .with_job(retries))
     })
 }
@@ -109,6 +118,35 @@ pub struct ClaimFollower {
 impl Apply<ClaimOutcome> for ClaimFollower {
     async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
         app::apply_claim_outcome(tx, outcome, self.clock.now()).await
+    }
+}
+
+/// The follower of identity's person feed that keeps seekers true: one who died or moved away
+/// is withdrawn, and one whose categories or region changed is read again (by the job).
+pub fn person_follower(db: Database, identity: Peer, clock: Clock) -> Follower<PersonChanges, SeekerFollower> {
+    Follower::new(
+        "jobs/identity-persons",
+        db,
+        PersonChanges::new(identity),
+        SeekerFollower { clock },
+    )
+}
+
+/// The follower's effect: identity's change on the person's seeker.
+pub struct SeekerFollower {
+    pub clock: Clock,
+}
+
+impl Apply<id::PersonChange> for SeekerFollower {
+    async fn apply(&self, tx: &mut sqlx::AnyConnection, change: &id::PersonChange) -> Result<(), Problem> {
+        let kind = change.kind().as_str_name();
+        app::note_person_change(
+            tx,
+            change.person.trim_start_matches("persons/"),
+            kind.strip_prefix("CHANGE_KIND_").unwrap_or(kind),
+            self.clock.now(),
+        )
+        .await
     }
 }
 

@@ -2366,3 +2366,35 @@ pub async fn months_followed_at_work(conn: &mut AnyConnection, placement_id: &st
     .await?;
     row.try_get("n")
 }
+
+/// Marks a person's seeker (if any) to be read again from identity: something about them
+/// changed there (a category, the registered region).
+pub async fn mark_person_stale(tx: &mut AnyConnection, person_id: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs_seekers SET facts_read_us = 0 WHERE person_id = $1")
+        .bind(person_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Withdraws a person's active seeker: identity says they died or moved away.
+pub async fn withdraw_person(tx: &mut AnyConnection, person_id: &str, now: OffsetDateTime) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs_seekers SET state = 'withdrawn', revision = revision + 1, updated_us = $1 \
+         WHERE person_id = $2 AND state = 'active'",
+    )
+    .bind(to_micros(now))
+    .bind(person_id)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Seekers whose person is to be read again from identity.
+pub async fn stale_seekers(conn: &mut AnyConnection, limit: i64) -> Result<Vec<StoredSeeker>> {
+    let rows = sqlx::query("SELECT * FROM jobs_seekers WHERE facts_read_us = 0 ORDER BY id LIMIT $1")
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(seeker_from).collect()
+}

@@ -98,6 +98,8 @@ CREATE TABLE jobs_seekers (
 );
 CREATE INDEX jobs_seekers_region ON jobs_seekers (registered_region, id);
 CREATE INDEX jobs_seekers_state_region ON jobs_seekers (state, registered_region);
+-- Seekers whose person changed in identity, to be read again.
+CREATE INDEX jobs_seekers_stale ON jobs_seekers (id) WHERE facts_read_us = 0;
 
 CREATE TABLE jobs_applications (
     id TEXT PRIMARY KEY,

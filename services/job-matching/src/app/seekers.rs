@@ -206,3 +206,63 @@ impl Jobs {
         Ok(stored)
     }
 }
+
+/// Identity's change to a person, on their seeker: one who died or moved away is withdrawn;
+/// any change to who they are (a category, the registered region) has their facts read again.
+pub async fn note_person_change(
+    tx: &mut AnyConnection,
+    person_id: &str,
+    kind: &str,
+    now: time::OffsetDateTime,
+) -> Result<(), Problem> {
+    match kind {
+        "DIED" | "MOVED_AWAY" => {
+            store::withdraw_person(tx, person_id, now).await?;
+            store::mark_person_stale(tx, person_id).await?;
+        }
+        "CATEGORY_CERTIFIED"
+        | "CATEGORY_REVOKED"
+        | "CATEGORY_ANNULLED"
+        | "CATEGORY_DATES_CHANGED"
+        | "REGISTRATION_MOVED"
+        | "UPDATED" => {
+            store::mark_person_stale(tx, person_id).await?;
+        }
+        // Employment this service records itself, and changes matching does not read.
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Jobs {
+    /// Reads again from identity, on the service's own account, the seekers whose person
+    /// changed there, so rankings score today's priority and region; returns how many.
+    pub async fn refresh_stale_seekers(&self) -> Result<usize, Problem> {
+        let stale = {
+            let mut conn = self.db().acquire().await?;
+            store::stale_seekers(&mut conn, 1000).await?
+        };
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let today = self.today();
+        let ids: Vec<String> = stale.iter().map(|s| s.data.person_id.clone()).collect();
+        let facts = self
+            .peers()?
+            .identity
+            .persons(&CallContext::own(), &ids, (today, today))
+            .await?;
+        let now = self.now();
+        let mut conn = self.db().acquire().await?;
+        for seeker in &stale {
+            // One identity no longer returns keeps what was last read, marked read, so it is
+            // not asked for on every round.
+            let snapshot = facts
+                .get(&seeker.data.person_id)
+                .map(|f| crate::peers::snapshot(f, today))
+                .unwrap_or_else(|| seeker.person.clone());
+            store::refresh_person(&mut conn, &seeker.id, &snapshot, now).await?;
+        }
+        Ok(stale.len())
+    }
+}

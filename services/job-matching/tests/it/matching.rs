@@ -352,7 +352,37 @@ async fn postings_are_ranked_for_a_seeker_among_those_open_and_visible(backend: 
     assert_eq!(reason(&refused), "POSTING_CLOSED");
 }
 
+async fn a_certification_made_in_identity_reaches_the_seekers_priority(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let person = suite
+        .person("张秀英", VILLAGE, "19800512", "024", common::LaborCapacity::Weak)
+        .await;
+    let seeker = suite
+        .register(seeker_draft(&person, &["缝纫"]), &suite.clerk())
+        .await
+        .expect("seeker");
+    assert_eq!(seeker.priority, pb::TargetPriority::Unspecified as i32);
+    // Certified after registration: identity's feed tells the service, whose job reads the
+    // person again.
+    suite.certify(&person, common::PersonCategory::MonitoredAtRisk).await;
+    let mut refreshed = 0;
+    for _ in 0..100 {
+        refreshed = suite.app.refresh_stale_seekers().await.expect("job");
+        if refreshed > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(refreshed, 1, "the feed marked the seeker to be read again");
+    assert_eq!(
+        suite.get_seeker(&seeker.name).await.priority,
+        pb::TargetPriority::MonitoredAtRisk as i32
+    );
+    assert_eq!(suite.app.refresh_stale_seekers().await.expect("job"), 0);
+}
+
 bangfu_platform::on_both_backends!(
+    a_certification_made_in_identity_reaches_the_seekers_priority,
     seekers_are_ranked_for_a_posting_with_their_reasons,
     postings_are_ranked_for_a_seeker_among_those_open_and_visible,
 );

@@ -110,7 +110,10 @@ impl Suite {
             let direct =
                 Peers::all_at(&format!("http://{addr}"), Some(tokens.clone()), PeerSettings::default()).expect("peers");
             let subsidy_peer = direct.get("subsidy").expect("subsidy").clone();
-            bangfu_job_matching::claim_follower(follower_db, subsidy_peer.clone(), clock)
+            bangfu_job_matching::claim_follower(follower_db.clone(), subsidy_peer.clone(), clock.clone())
+                .hosted()
+                .spawn(host.shutdown());
+            bangfu_job_matching::person_follower(follower_db, direct.get("identity").expect("identity").clone(), clock)
                 .hosted()
                 .spawn(host.shutdown());
             link.point_to(addr);
