@@ -420,15 +420,7 @@ fn hand_written_postings(seeker: &store::StoredSeeker, today: time::Date) -> Str
     };
     let e = profile.expected_wage_fen;
     let route = text(&profile.route_destination);
-    let age = {
-        let (year, month) = seeker
-            .person
-            .birth_month
-            .split_once('-')
-            .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u8>().ok()?)))
-            .unwrap_or((1980, 1));
-        i64::from(today.year() - year) - i64::from(u8::from(today.month()) < month)
-    };
+    let age = bangfu_job_matching::domain::age_on(&seeker.person.birth_month, today).unwrap_or(45);
     format!(
         "SELECT p.id FROM jobs_postings p WHERE p.state = 'open' AND p.valid_until >= '{today}' AND p.placed < p.headcount \
          AND ((p.work_region >= '37' AND p.work_region < '38') OR p.shared = 1) AND p.min_age <= {age} AND p.max_age >= {age} \

@@ -77,6 +77,14 @@ pub fn phone(field: &str, value: &str) -> Result<String, Problem> {
     Ok(value.to_string())
 }
 
+/// The etag a change must carry, as the caller read it.
+pub fn etag(value: &str) -> Result<&str, Problem> {
+    if value.trim().is_empty() {
+        return Err(Problem::required("etag", "版本标记（etag）"));
+    }
+    Ok(value)
+}
+
 /// Text that may be empty, trimmed, at most `max` characters.
 pub fn optional_text(field: &str, value: &str, max: usize, what_zh: &str) -> Result<String, Problem> {
     let value = value.trim();

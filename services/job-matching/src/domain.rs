@@ -608,6 +608,15 @@ pub fn birth_month_range(day: Date, min_age: i64, max_age: i64) -> (String, Stri
     )
 }
 
+/// Whole years of age on `day` of a person born in `birth_month` ("YYYY-MM"), counting a
+/// birthday in `day`'s month as passed (the rule [`birth_month_range`] bounds); None when the
+/// month is not known.
+pub fn age_on(birth_month: &str, day: Date) -> Option<i64> {
+    let (year, month) = birth_month.split_once('-')?;
+    let (year, month): (i64, u8) = (year.parse().ok()?, month.parse().ok()?);
+    Some(i64::from(day.year()) - year - i64::from(u8::from(day.month()) < month))
+}
+
 /// A skill as matching compares it: trimmed, Latin letters in lower case ("CAD" and "cad" are
 /// one skill on either database); SQL pattern characters and the list separator are refused by
 /// the wire edge, so none reaches here.
@@ -750,5 +759,8 @@ mod tests {
             birth_month_range(date!(2026 - 12 - 06), 16, 45),
             ("1980-12".to_string(), "2010-12".to_string())
         );
+        assert_eq!(age_on("1980-12", date!(2026 - 12 - 06)), Some(46));
+        assert_eq!(age_on("1981-01", date!(2026 - 12 - 06)), Some(45));
+        assert_eq!(age_on("", date!(2026 - 12 - 06)), None);
     }
 }

@@ -732,16 +732,6 @@ pub async fn get_seeker_of_person(conn: &mut AnyConnection, person_id: &str) -> 
         .transpose()
 }
 
-pub async fn get_seekers(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<StoredSeeker>> {
-    let mut found = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(seeker) = get_seeker(&mut *conn, id).await? {
-            found.push(seeker);
-        }
-    }
-    Ok(found)
-}
-
 /// Which seekers a list returns.
 #[derive(Debug, Clone, Default)]
 pub struct SeekerFilter {
@@ -871,8 +861,14 @@ impl Binds {
         format!("${}", self.values.len())
     }
 
-    /// Runs `sql`, built from fixed fragments with every value bound, never spliced in.
-    async fn fetch(self, sql: String, conn: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
+    /// Runs `sql`, built from fixed fragments with every value bound, never spliced in: each
+    /// row whole, with its score.
+    async fn fetch<T>(
+        self,
+        sql: String,
+        conn: &mut AnyConnection,
+        decode: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<Ranked<T>>> {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in self.values {
             query = match value {
@@ -882,7 +878,12 @@ impl Binds {
         }
         let rows = query.fetch_all(conn).await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("id")?, row.try_get("score")?)))
+            .map(|row| {
+                Ok(Ranked {
+                    row: decode(row)?,
+                    score: row.try_get("score")?,
+                })
+            })
             .collect()
     }
 }
@@ -892,10 +893,10 @@ fn points(binds: &mut Binds, weight: i64, fit: &str) -> String {
     format!("({} * ({fit})) / 10000", binds.int(weight))
 }
 
-/// A candidate the ranking kept, with the score SQL gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ranked {
-    pub id: String,
+/// A candidate the ranking kept, whole, with the score SQL gave it.
+#[derive(Debug, Clone)]
+pub struct Ranked<T> {
+    pub row: T,
     pub score: i64,
 }
 
@@ -907,7 +908,7 @@ pub async fn rank_seekers(
     region_prefix: &str,
     today: Date,
     limit: i64,
-) -> Result<Vec<Ranked>> {
+) -> Result<Vec<Ranked<StoredSeeker>>> {
     let mut q = Binds::default();
     let [province, city, county, township, village] = level_prefixes(&posting.work_region);
     let home = "s.registered_region";
@@ -988,7 +989,7 @@ pub async fn rank_seekers(
     let (low, high) = region_range(region_prefix);
     let (born_after, born_by) = crate::domain::birth_month_range(today, posting.min_age, posting.max_age);
     let sql = format!(
-        "SELECT s.id AS id, CAST({score} AS BIGINT) AS score FROM jobs_seekers s \
+        "SELECT s.*, CAST({score} AS BIGINT) AS score FROM jobs_seekers s \
          WHERE s.state = 'active' AND s.registered_region >= {low} AND s.registered_region < {high} \
          AND s.birth_month > {after} AND s.birth_month <= {by} AND s.available_from <= {until} \
          ORDER BY score DESC, s.id LIMIT {limit}",
@@ -999,11 +1000,7 @@ pub async fn rank_seekers(
         until = q.text(date_text(posting.valid_until)),
         limit = q.int(limit),
     );
-    Ok(q.fetch(sql, conn)
-        .await?
-        .into_iter()
-        .map(|(id, score)| Ranked { id, score })
-        .collect())
+    q.fetch(sql, conn, seeker_from).await
 }
 
 /// The open postings best for `seeker` among those whose work region lies under
@@ -1016,7 +1013,7 @@ pub async fn rank_postings(
     region_prefix: &str,
     today: Date,
     limit: i64,
-) -> Result<Vec<Ranked>> {
+) -> Result<Vec<Ranked<StoredPosting>>> {
     let mut q = Binds::default();
     let [province, city, county, township, village] = level_prefixes(&seeker.home);
     let distance = format!(
@@ -1111,7 +1108,7 @@ pub async fn rank_postings(
         None => String::new(),
     };
     let sql = format!(
-        "SELECT p.id AS id, CAST({score} AS BIGINT) AS score FROM jobs_postings p \
+        "SELECT p.*, CAST({score} AS BIGINT) AS score FROM jobs_postings p \
          WHERE p.state = 'open' AND p.valid_until >= {today} AND p.placed < p.headcount \
          AND ((p.work_region >= {low} AND p.work_region < {high}) OR p.shared = 1) {age_filter} \
          ORDER BY score DESC, p.id LIMIT {limit}",
@@ -1120,11 +1117,7 @@ pub async fn rank_postings(
         high = q.text(high),
         limit = q.int(limit),
     );
-    Ok(q.fetch(sql, conn)
-        .await?
-        .into_iter()
-        .map(|(id, score)| Ranked { id, score })
-        .collect())
+    q.fetch(sql, conn, posting_from).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -201,8 +201,9 @@ fn month_last(year: i32, month: u8) -> Option<time::Date> {
 }
 
 impl Jobs {
-    /// The policy must be one subsidy payment has in force on the day.
-    async fn policy_in_force(
+    /// The policy must be one subsidy payment has in force on the day: a claim under any other
+    /// could never be paid.
+    pub(crate) async fn policy_in_force(
         &self,
         call: &CallContext,
         field: &str,

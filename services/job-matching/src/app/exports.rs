@@ -124,20 +124,12 @@ impl Jobs {
         Ok(ExportBatchView { batch, travellers })
     }
 
-    /// The policy must be one subsidy payment has in force on the day: a claim under any other
-    /// could never be paid.
+    /// A batch's policy, when it names one, must be in force on the day it leaves.
     async fn check_policy(&self, call: &CallContext, field: &str, code: &str, day: Date) -> Result<(), Problem> {
         if code.is_empty() {
             return Ok(());
         }
-        if self.peers()?.subsidy.claim_fact_names(call, code, day).await?.is_none() {
-            return Err(invalid(
-                field,
-                format!("{code} is not a policy in force in subsidy payment's catalog on {day}"),
-                format!("补贴政策 {code} 不在补贴发放政策目录中或不在有效期内"),
-            ));
-        }
-        Ok(())
+        self.policy_in_force(call, field, code, day).await
     }
 
     pub async fn create_export_batch(

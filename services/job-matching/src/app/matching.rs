@@ -3,8 +3,6 @@
 //! read again from identity (their priority as of today), scored in Rust with every reason, and
 //! ordered by that score.
 
-use std::collections::HashMap;
-
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::peers::CallContext;
@@ -77,19 +75,13 @@ impl Jobs {
         };
         let weights = self.weights(&posting.data.work_region).await?;
         let ranked = store::rank_seekers(&mut conn, &posting.data, &weights, &prefix, today, i64::from(limit)).await?;
-        let ids: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
-        let sql_scores: HashMap<&str, i64> = ranked.iter().map(|r| (r.id.as_str(), r.score)).collect();
-        let mut seekers = store::get_seekers(&mut conn, &ids).await?;
         drop(conn);
         let profile = posting.data.profile();
-        for seeker in &seekers {
+        let mut seekers = Vec::with_capacity(ranked.len());
+        for Ranked { row: seeker, score } in ranked {
             let rust = domain::score(&weights, &seeker.profile(), &profile).score;
-            check_agrees(
-                "seeker",
-                &seeker.id,
-                sql_scores.get(seeker.id.as_str()).copied().unwrap_or(-1),
-                rust,
-            );
+            check_agrees("seeker", &seeker.id, score, rust);
+            seekers.push(seeker);
         }
         self.refresh_persons(call, &mut seekers).await?;
         let mut matches: Vec<SeekerMatch> = seekers
@@ -136,23 +128,13 @@ impl Jobs {
         };
         let weights = self.weights(&seeker.person.registered_region).await?;
         let profile = seeker.profile();
-        let age = birth(&seeker.person.birth_month).map(|(year, month)| {
-            let mut age = i64::from(today.year() - year);
-            if u8::from(today.month()) < month {
-                age -= 1;
-            }
-            age
-        });
+        let age = domain::age_on(&seeker.person.birth_month, today);
         let mut conn = self.db().acquire().await?;
-        let ranked: Vec<Ranked> =
-            store::rank_postings(&mut conn, &profile, age, &weights, &prefix, today, i64::from(limit)).await?;
+        let ranked = store::rank_postings(&mut conn, &profile, age, &weights, &prefix, today, i64::from(limit)).await?;
         let mut matches = Vec::with_capacity(ranked.len());
-        for Ranked { id, score } in ranked {
-            let Some(posting) = store::get_posting(&mut conn, &id).await? else {
-                continue;
-            };
+        for Ranked { row: posting, score } in ranked {
             let scored = domain::score(&weights, &profile, &posting.data.profile());
-            check_agrees("posting", &id, score, scored.score);
+            check_agrees("posting", &posting.id, score, scored.score);
             matches.push(PostingMatch { posting, scored });
         }
         matches.sort_by(|a, b| {
@@ -195,10 +177,4 @@ impl Jobs {
         *seekers = kept;
         Ok(())
     }
-}
-
-/// "YYYY-MM" → (year, month).
-fn birth(text: &str) -> Option<(i32, u8)> {
-    let (year, month) = text.split_once('-')?;
-    Some((year.parse().ok()?, month.parse().ok()?))
 }

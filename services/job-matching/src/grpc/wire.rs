@@ -4,7 +4,9 @@
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::regions::DivisionTable;
 use bangfu_platform::wire::{date_to_wire, timestamp_to_wire};
-pub use bangfu_platform::wire::{id_of, optional, optional_text, phone, region_prefix, region_to_wire, text, within};
+pub use bangfu_platform::wire::{
+    etag, id_of, optional, optional_text, phone, region_prefix, region_to_wire, text, within,
+};
 use bangfu_platform::{enum_mapping, to_wire};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::jobs::v1 as pb;
@@ -628,14 +630,6 @@ pub fn placement_to_wire(view: &PlacementView) -> pb::Placement {
         etag: placement.etag(),
         create_time: Some(timestamp_to_wire(placement.created)),
     }
-}
-
-/// The etag a change must carry.
-pub fn etag(value: &str) -> Result<&str, Problem> {
-    if value.trim().is_empty() {
-        return Err(Problem::required("etag", "版本标记（etag）"));
-    }
-    Ok(value)
 }
 
 /// An update mask's paths; empty is refused.

@@ -192,7 +192,7 @@ async fn bad_carriers_postings_seekers_and_placements_are_refused_with_their_fie
         .expect_err("closed");
     assert_eq!(reason(&refused), "POSTING_CLOSED");
 
-    // Another county's clerk sees none of it, and the look is audited.
+    // Another county's clerk sees none of it.
     let xuecheng = suite.token("clerk-hr-xc", Department::Hr, Role::Clerk, "370403");
     let refused = jobs
         .get_seeker(with_token(

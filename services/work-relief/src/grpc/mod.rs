@@ -12,7 +12,7 @@ use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::paging;
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::service_rpc;
-use bangfu_platform::wire::{date, optional_date};
+use bangfu_platform::wire::{date, etag, optional_date};
 use bangfu_proto::work_relief::v1 as pb;
 use bangfu_proto::work_relief::v1::work_relief_service_server::{WorkReliefService, WorkReliefServiceServer};
 use tonic::{Request, Response, Status};
@@ -49,13 +49,6 @@ fn request_key(
     message: &impl prost::Message,
 ) -> Result<Option<RequestKey>, Problem> {
     RequestKey::required_of_message(subject, &method(name), request_id, message)
-}
-
-fn etag(value: &str) -> Result<&str, Problem> {
-    if value.trim().is_empty() {
-        return Err(Problem::required("etag", "版本标记（etag）"));
-    }
-    Ok(value)
 }
 
 #[tonic::async_trait]
