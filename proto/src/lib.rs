@@ -62,3 +62,10 @@ impl common::v1::ErrorReason {
         name.strip_prefix("ERROR_REASON_").unwrap_or(name)
     }
 }
+
+/// The Shandong–Chongqing exchange's contract (`services/exchange`).
+pub mod exchange {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.exchange.v1");
+    }
+}

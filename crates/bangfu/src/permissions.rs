@@ -48,8 +48,17 @@ pub fn render() -> String {
             Access::Public => ("public".to_string(), "anyone, no token".to_string(), String::new()),
             Access::Requires(permission) => {
                 let (users, services) = holders(permission);
+                let users = users
+                    .into_iter()
+                    .filter(|u| !u.ends_with(" partner"))
+                    .collect::<Vec<_>>();
                 (permission.as_str().to_string(), users.join(", "), services.join(", "))
             }
+            Access::Partner(permission) => (
+                permission.as_str().to_string(),
+                "a partner province's exchange (partner token, partner port)".to_string(),
+                String::new(),
+            ),
         };
         text.push_str(&format!(
             "| `{}` | {kind} | {permission} | {users} | {services} |\n",

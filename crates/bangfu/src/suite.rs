@@ -31,6 +31,7 @@ pub const DESCRIPTORS: &[&ServiceDescriptor] = &[
     &bangfu_public_welfare_post::DESCRIPTOR,
     &bangfu_work_relief::DESCRIPTOR,
     &bangfu_job_matching::DESCRIPTOR,
+    &bangfu_exchange::DESCRIPTOR,
 ];
 
 /// The names of the services this build runs.

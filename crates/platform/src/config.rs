@@ -147,6 +147,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "CA (PEM) whose client certificates are required (mutual TLS)",
     },
     Setting {
+        variable: "BANGFU_EXCHANGE_CONFIG",
+        default: "(none: no partners)",
+        meaning: "the exchange's partner file: its own id, signing key, partner port and certificate, and each partner province's address, pinned CA, keys and what it may ask",
+    },
+    Setting {
         variable: "BANGFU_LOG",
         default: "info",
         meaning: "log filter (tracing EnvFilter syntax)",

@@ -14,6 +14,10 @@ use crate::error::Problem;
 use crate::peers::{CallContext, Peer, Retry};
 use crate::wire::date_to_wire;
 
+/// The categories that make a person a target person (帮扶对象) of the employment campaign:
+/// poverty-alleviated, monitored at risk of falling back, rural low-income.
+pub const TARGET_CATEGORIES: &[&str] = &["POVERTY_ALLEVIATED", "MONITORED_AT_RISK", "RURAL_LOW_INCOME"];
+
 /// One certification as identity gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CategoryHeld {
@@ -56,16 +60,16 @@ impl PersonFacts {
         Some(age)
     }
 
+    /// The certifications in force on `day`: not annulled, valid that day.
+    pub fn certifications_on(&self, day: Date) -> impl Iterator<Item = &CategoryHeld> {
+        self.certifications.iter().filter(move |c| {
+            !c.annulled && c.valid_from.is_none_or(|from| from <= day) && c.valid_to.is_none_or(|to| day <= to)
+        })
+    }
+
     /// The categories (without prefix) held on `day`: certified, not annulled, valid that day.
     pub fn categories_on(&self, day: Date) -> Vec<String> {
-        let mut held: Vec<String> = self
-            .certifications
-            .iter()
-            .filter(|c| {
-                !c.annulled && c.valid_from.is_none_or(|from| from <= day) && c.valid_to.is_none_or(|to| day <= to)
-            })
-            .map(|c| c.category.clone())
-            .collect();
+        let mut held: Vec<String> = self.certifications_on(day).map(|c| c.category.clone()).collect();
         held.sort();
         held.dedup();
         held

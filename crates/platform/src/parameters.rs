@@ -105,6 +105,16 @@ pub const DEFINITIONS: &[Definition] = &[
         "lookups by citizen ID a service acting on its own (payee checks) may make per minute",
     ),
     def(
+        "exchange.message_window_seconds",
+        Unit::Count,
+        "seconds a partner's message time may differ from ours before it is refused",
+    ),
+    def(
+        "exchange.verifications_per_minute",
+        Unit::Count,
+        "persons a partner may verify per minute",
+    ),
+    def(
         "jobs.weight_distance_bp",
         Unit::BasisPoints,
         "matching weight of distance on the division tree (same village … the cooperation partner)",
@@ -501,6 +511,22 @@ pub const DEFAULTS: &[DefaultRow] = &[
         Some("2025-12-31"),
         966_306,
         CHAOYANG,
+    ),
+    row(
+        "exchange.message_window_seconds",
+        "*",
+        "2021-01-01",
+        None,
+        300,
+        "bangfu 默认值（双方服务器时间偏差上限，可调整）",
+    ),
+    row(
+        "exchange.verifications_per_minute",
+        "*",
+        "2021-01-01",
+        None,
+        60_000,
+        "bangfu 默认值（按协作省份计，防批量查询，可调整）",
     ),
     // Matching weights: they sum to 10,000 so a score reads as basis points of a perfect match.
     row(

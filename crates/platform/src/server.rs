@@ -132,6 +132,9 @@ pub struct ServerHost {
     jobs: Vec<crate::jobs::Job>,
     /// Services whose database's pool and audit lag are measured, by short name.
     measured: Vec<(&'static str, crate::db::Database)>,
+    /// CA certificates (PEM) a client certificate must chain to, given in memory rather than
+    /// as the configuration's file: the exchange's partner port pins each partner's CA.
+    client_ca_pem: Option<Vec<u8>>,
 }
 
 /// The largest header block a call may send: room for the tokens and trace headers, well
@@ -196,7 +199,22 @@ impl ServerHost {
             followers: Vec::new(),
             jobs: Vec::new(),
             measured: Vec::new(),
+            client_ca_pem: None,
         }
+    }
+
+    /// Stops with `shutdown` instead of a shutdown of its own: a second listener of one process
+    /// (the exchange's partner-facing port) drains with the first.
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Requires every client to present a certificate chaining to one of `pem`'s CA
+    /// certificates (with TLS configured), instead of the configuration's client CA file.
+    pub fn require_client_certificates_from(&mut self, pem: Vec<u8>) -> &mut Self {
+        self.client_ca_pem = Some(pem);
+        self
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -326,6 +344,7 @@ impl ServerHost {
             followers,
             jobs,
             measured,
+            client_ca_pem,
         } = self;
         // Kept until the server stops: the gauges report while they live.
         let _gauges: Vec<_> = measured
@@ -376,7 +395,9 @@ impl ServerHost {
                 })
             };
             let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
-            if let Some(ca) = &tls.client_ca {
+            if let Some(pem) = client_ca_pem {
+                tls_config = tls_config.client_ca_root(Certificate::from_pem(pem));
+            } else if let Some(ca) = &tls.client_ca {
                 tls_config = tls_config.client_ca_root(Certificate::from_pem(read(ca)?));
             }
             builder = builder.tls_config(tls_config).map_err(ServeError::Tls)?;

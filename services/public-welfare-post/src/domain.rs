@@ -131,7 +131,7 @@ stored_enum! {
 }
 
 /// The categories that make a person a target of the posts (脱贫人口, 监测对象, 农村低收入人口).
-pub const TARGET_CATEGORIES: &[&str] = &["POVERTY_ALLEVIATED", "MONITORED_AT_RISK", "RURAL_LOW_INCOME"];
+pub use bangfu_platform::identity_reader::TARGET_CATEGORIES;
 
 /// The only categories a photovoltaic-funded post may be held by (光伏收益岗位).
 pub const PHOTOVOLTAIC_CATEGORIES: &[&str] = &["POVERTY_ALLEVIATED", "MONITORED_AT_RISK"];

@@ -52,7 +52,7 @@ async fn a_backup_holds_every_database_and_the_keys_readable_by_the_owner_only()
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Identity's, subsidy payment's, public-welfare posts', work relief's and job matching's own
     // databases and the sample one.
-    assert!(stdout.contains("6 database(s)"), "{stdout}");
+    assert!(stdout.contains("7 database(s)"), "{stdout}");
     assert!(
         stdout.contains("losing the keys") || stdout.contains("Losing the keys"),
         "{stdout}"
@@ -272,9 +272,10 @@ fn a_restored_backup_serves_its_persons_with_its_keys_and_refuses_another_deploy
     let out = verify(&swapped_backup);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    // Identity's and subsidy's databases are both bound to the keys; verify names one of them.
+    // Identity's, subsidy's and the exchange's databases are bound to the keys; verify names
+    // one of them.
     assert!(
-        stderr.contains("identity.db") || stderr.contains("subsidy.db"),
+        stderr.contains("identity.db") || stderr.contains("subsidy.db") || stderr.contains("exchange.db"),
         "{stderr}"
     );
     assert!(stderr.contains(&our_id) && stderr.contains(&their_id), "{stderr}");

@@ -3,6 +3,7 @@
 mod backup;
 mod check_config;
 mod cli;
+mod exchange;
 mod import;
 mod jobs_cli;
 mod logs;

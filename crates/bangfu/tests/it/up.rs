@@ -31,11 +31,24 @@ impl Up {
 
     /// `bangfu up` logging at `filter`, its output (logs go to stdout) copied to `log`.
     pub fn start_logging(data: &Path, filter: &str, log: Option<std::fs::File>) -> Self {
-        let port = free_port();
+        Self::start_with(data, free_port(), &[], &[], filter, log)
+    }
+
+    /// `bangfu up` on `port` with more arguments and environment variables.
+    pub fn start_with(
+        data: &Path,
+        port: u16,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        filter: &str,
+        log: Option<std::fs::File>,
+    ) -> Self {
         let mut child = Command::new(BANGFU)
             .args(["up", "--data"])
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .envs(envs.iter().copied())
             .env("BANGFU_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

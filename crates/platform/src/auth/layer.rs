@@ -320,7 +320,7 @@ where
             );
         };
         let mut user = None;
-        if let Access::Requires(permission) = rule.access {
+        if let Some(permission) = rule.access.permission() {
             let principal = match authenticate(&state.verifier, request.headers()) {
                 Ok(principal) => principal,
                 Err(problem) => {
@@ -331,6 +331,31 @@ where
                     return deny(problem);
                 }
             };
+            // A partner province's token opens the partner-facing methods and nothing else; no
+            // local token opens those, whatever permissions it holds (an administrator's too).
+            let partner_caller = principal.roles.contains(&super::Role::Partner);
+            if partner_caller != matches!(rule.access, Access::Partner(_)) {
+                if state.log.should_log(service_of(rule.path)) {
+                    tracing::warn!(method = %path, subject = %principal.subject, reason = "CALLER_KIND_REFUSED", "call denied");
+                }
+                let problem = if partner_caller {
+                    Problem::new(
+                        tonic::Code::PermissionDenied,
+                        ErrorReason::CallerKindRefused,
+                        "a partner province's token may call only the exchange's partner-facing methods",
+                        "外省协作方令牌只能调用交换服务的对外接口",
+                    )
+                } else {
+                    Problem::new(
+                        tonic::Code::PermissionDenied,
+                        ErrorReason::CallerKindRefused,
+                        "this method answers only a partner province's exchange, with its partner token",
+                        "该接口仅供协作省份的交换服务调用，本省令牌不能调用",
+                    )
+                };
+                state.audit_denial(&path, Some(&principal), &problem);
+                return deny(problem);
+            }
             if !principal.has(permission) {
                 if state.log.should_log(service_of(rule.path)) {
                     tracing::warn!(

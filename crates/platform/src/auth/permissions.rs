@@ -115,12 +115,17 @@ permissions! {
     SubsidyParametersWrite => "subsidy.parameters.write",
     SubsidyAuditRead => "subsidy.audit.read",
 
-    /// Verify a person's status for the partner province (minimized answer).
+    /// Verify a person's status across the province line (minimized answer): a partner asking
+    /// us, or our desk asking a partner.
     ExchangeVerifyPerson => "exchange.verify_person",
     /// Share and read job postings across the province line.
     ExchangePostings => "exchange.postings",
     /// Send and receive employment confirmations.
     ExchangeConfirmations => "exchange.confirmations",
+    /// A partner reads who we are to it (ids, keys, what it may ask, our clock).
+    ExchangePartnerInfo => "exchange.partner_info",
+    /// Read the partners, their postings, the message log and the cooperation statistics.
+    ExchangeRead => "exchange.read",
     ExchangeParametersRead => "exchange.parameters.read",
     ExchangeParametersWrite => "exchange.parameters.write",
     ExchangeAuditRead => "exchange.audit.read",
@@ -186,8 +191,23 @@ pub enum CallKind {
 pub enum Access {
     /// No token: health checks and reflection, which probes and tools call without one.
     Public,
-    /// A verified token whose permissions include this one.
+    /// A verified local token (a user's or a service's) whose permissions include this one;
+    /// a partner province's token is refused (CALLER_KIND_REFUSED).
     Requires(Permission),
+    /// A partner province's token (role partner, its own issuer) whose permissions include this
+    /// one; every other token is refused (CALLER_KIND_REFUSED). Only the exchange's
+    /// partner-facing methods say this.
+    Partner(Permission),
+}
+
+impl Access {
+    /// The permission the method needs, if any.
+    pub fn permission(self) -> Option<Permission> {
+        match self {
+            Self::Public => None,
+            Self::Requires(permission) | Self::Partner(permission) => Some(permission),
+        }
+    }
 }
 
 /// One RPC and what it needs.
@@ -251,10 +271,10 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
         None,
         Role::Partner,
         &[
-            DiagnosticsWhoAmI,
             ExchangeVerifyPerson,
             ExchangePostings,
             ExchangeConfirmations,
+            ExchangePartnerInfo,
         ],
     ),
     // HR (人社) owns the person registry, job matching and the exchange desk.
@@ -274,7 +294,8 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             JobsRead,
             JobsWrite,
             JobsParametersRead,
-            ExchangePostings,
+            ExchangeRead,
+            ExchangeVerifyPerson,
             ExchangeConfirmations,
             ExchangeParametersRead,
             SubsidyRead,
@@ -299,6 +320,7 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             JobsApprove,
             JobsParametersRead,
             JobsParametersWrite,
+            ExchangeRead,
             ExchangeVerifyPerson,
             ExchangeParametersRead,
             ExchangeParametersWrite,
@@ -416,6 +438,7 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             SubsidyRead,
             SubsidyParametersRead,
             SubsidyAuditRead,
+            ExchangeRead,
             ExchangeParametersRead,
             ExchangeAuditRead,
         ],
@@ -484,9 +507,10 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
         "exchange",
         &[
             DiagnosticsWhoAmI,
+            // A partner's verification: who holds the ID, and their categories (masked).
             IdentityPersonsRead,
             IdentityPersonsLookup,
-            JobsRead,
+            // A partner's confirmation of our person's employment there.
             IdentityEmploymentWrite,
         ],
     ),

@@ -96,6 +96,16 @@ impl TokenSigner {
         Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
     }
 
+    /// Signs any JSON payload as a compact JWS of type `typ` with this key (the exchange's
+    /// signed messages and receipts): the same key, kid and algorithm as its tokens, told apart
+    /// from them by `typ`.
+    pub fn sign_document<T: serde::Serialize>(&self, typ: &str, payload: &T) -> Result<String, SignError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_string());
+        Ok(jsonwebtoken::encode(&header, payload, &self.key)?)
+    }
+
     /// Claims for a user token valid from `now` for `ttl`.
     pub fn user_claims(&self, user: &UserIdentity, audience: &str, now: i64, ttl: Duration) -> Claims {
         Claims {

@@ -515,3 +515,128 @@ async fn a_service_signs_its_own_calls_and_passes_the_users_token_along() {
         ("clerk-sun", "welfare_post", "370402")
     );
 }
+
+/// A server whose verifier trusts one department key and one partner province's key, with
+/// WhoAmI open to local tokens and GetServerInfo standing in for a partner-facing method.
+async fn two_door_server() -> (
+    bangfu_platform::server::Shutdown,
+    std::net::SocketAddr,
+    TokenSigner,
+    TokenSigner,
+) {
+    use bangfu_platform::auth::keys::{KeyRing, Signer, TrustedKey};
+    use bangfu_platform::auth::verify::{Revocations, Verifier};
+    use bangfu_platform::diagnostics::Diagnostics;
+    use bangfu_platform::server::ServerHost;
+    use jsonwebtoken::DecodingKey;
+    let (department, department_public) = generate_key_pair("hr-1", "bangfu-test", false).expect("pair");
+    let (partner, partner_public) = generate_key_pair("cq-1", "chongqing", false).expect("pair");
+    let ring = KeyRing::new(vec![
+        TrustedKey {
+            kid: "hr-1".into(),
+            issuer: "bangfu-test".into(),
+            signer: Signer::Departments {
+                departments: vec![Department::Hr],
+                roles: vec![Role::Clerk, Role::Admin],
+            },
+            development: false,
+            key: DecodingKey::from_ed_pem(department_public.as_bytes()).expect("public"),
+        },
+        TrustedKey {
+            kid: "cq-1".into(),
+            issuer: "chongqing".into(),
+            signer: Signer::Partner,
+            development: false,
+            key: DecodingKey::from_ed_pem(partner_public.as_bytes()).expect("public"),
+        },
+    ]);
+    let verifier = Verifier::new(ring, "bangfu", std::time::Duration::from_secs(30), Revocations::none());
+    let methods = [
+        MethodRule {
+            path: "/bangfu.diagnostics.v1.DiagnosticsService/WhoAmI",
+            access: Access::Requires(Permission::DiagnosticsWhoAmI),
+            kind: CallKind::Unary,
+        },
+        MethodRule {
+            path: "/bangfu.diagnostics.v1.DiagnosticsService/GetServerInfo",
+            access: Access::Partner(Permission::ExchangePartnerInfo),
+            kind: CallKind::Unary,
+        },
+    ];
+    let config = server_config();
+    let listener = bangfu_platform::server::bind(config.listen).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut host = ServerHost::with_methods(config, std::sync::Arc::new(verifier), &methods);
+    let diagnostics = Diagnostics::new(host.config(), &[]).into_server(host.config());
+    host.add_service(diagnostics);
+    let shutdown = host.shutdown();
+    tokio::spawn(host.serve(listener));
+    (
+        shutdown,
+        addr,
+        TokenSigner::from_file(&department).expect("signer"),
+        TokenSigner::from_file(&partner).expect("signer"),
+    )
+}
+
+#[tokio::test]
+async fn a_partner_token_opens_only_partner_methods_and_no_local_token_opens_those() {
+    let (shutdown, addr, department, partner) = two_door_server().await;
+    let now = unix_now();
+    let admin = department
+        .sign(&department.user_claims(
+            &UserIdentity {
+                subject: "admin".into(),
+                department: Department::Hr,
+                roles: vec![Role::Admin],
+                scope: bangfu_platform::auth::RegionScope::Country,
+            },
+            "bangfu",
+            now,
+            std::time::Duration::from_secs(300),
+        ))
+        .expect("admin token");
+    let partner_token = partner
+        .sign(&Claims {
+            iss: "chongqing".into(),
+            sub: "chongqing".into(),
+            aud: "bangfu".into(),
+            exp: now + 300,
+            nbf: now,
+            iat: now,
+            jti: "p-1".into(),
+            dept: None,
+            roles: vec!["partner".into()],
+            scope: Some("50".into()),
+        })
+        .expect("partner token");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = DiagnosticsServiceClient::new(channel);
+    // The administrator holds every permission, the partner one too, and still may not.
+    let local_on_partner = client
+        .get_server_info(with_token(GetServerInfoRequest {}, &admin))
+        .await
+        .expect_err("a local token on a partner method");
+    assert_eq!(local_on_partner.code(), Code::PermissionDenied);
+    assert_eq!(reason_of(&local_on_partner).as_deref(), Some("CALLER_KIND_REFUSED"));
+    let partner_on_local = client
+        .who_am_i(with_token(WhoAmIRequest {}, &partner_token))
+        .await
+        .expect_err("a partner token on a local method");
+    assert_eq!(partner_on_local.code(), Code::PermissionDenied);
+    assert_eq!(reason_of(&partner_on_local).as_deref(), Some("CALLER_KIND_REFUSED"));
+    // Each door opens to its own caller.
+    client
+        .who_am_i(with_token(WhoAmIRequest {}, &admin))
+        .await
+        .expect("the administrator on a local method");
+    client
+        .get_server_info(with_token(GetServerInfoRequest {}, &partner_token))
+        .await
+        .expect("the partner on a partner method");
+    shutdown.trigger();
+}

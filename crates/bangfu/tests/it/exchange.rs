@@ -1,0 +1,600 @@
+//! Two provinces' suites, each its own `bangfu up` with its own data, keys, CA and ports —
+//! Shandong on SQLite, Chongqing on PostgreSQL — talking only through their exchanges: a
+//! Chongqing person verified by Shandong (minimized), the message and its receipt in both
+//! logs, an employment confirmation recorded in Chongqing's identity once, one for a person
+//! Chongqing does not know kept for a clerk, Chongqing stopped and started with Shandong's
+//! question refused meanwhile and answered after; and a token of the wrong issuer, a local
+//! token, a certificate of the wrong CA, a replayed, a late and a tampered message refused.
+
+use std::path::{Path, PathBuf};
+
+use bangfu_platform::auth::keys::generate_key_pair;
+use bangfu_platform::auth::token::{Claims, TokenSigner, new_token_id};
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::exchange::v1 as pb;
+use bangfu_proto::exchange::v1::exchange_service_client::ExchangeServiceClient;
+use bangfu_proto::exchange::v1::partner_exchange_service_client::PartnerExchangeServiceClient;
+use bangfu_proto::identity::v1 as id;
+use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use prost::Message;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::cli::{against, day, json, ok, token};
+use crate::up::{Up, free_port};
+
+/// A village of Yuzhong district (渝中区), Chongqing.
+const CQ_VILLAGE: &str = "500101001001";
+
+/// One province's PKI and exchange key, written to its folder.
+struct Province {
+    id: &'static str,
+    dir: PathBuf,
+    ca_key: KeyPair,
+    ca_params: CertificateParams,
+    signer_file: PathBuf,
+    partner_port: u16,
+    main_port: u16,
+}
+
+impl Province {
+    fn new(root: &Path, id: &'static str) -> Self {
+        let dir = root.join(id);
+        std::fs::create_dir_all(dir.join("exchange")).expect("dir");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{id} exchange CA"));
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        std::fs::write(dir.join("exchange/ca.pem"), ca.pem()).expect("write");
+        let (tls_cert, tls_key) = issue(&ca_params, &ca_key, id);
+        std::fs::write(dir.join("exchange/tls.pem"), tls_cert).expect("write");
+        std::fs::write(dir.join("exchange/tls.key"), tls_key).expect("write");
+        let (signing, public) = generate_key_pair(&format!("{id}-exchange-1"), id, false).expect("key pair");
+        let signer_file = dir.join("exchange/signing.json");
+        bangfu_platform::auth::keys::write_file(&signer_file, &serde_json::to_vec(&signing).expect("json"), 0o600)
+            .expect("write signing key");
+        std::fs::write(dir.join("exchange/public.pem"), public).expect("write");
+        Self {
+            id,
+            dir,
+            ca_key,
+            ca_params,
+            signer_file,
+            partner_port: free_port(),
+            main_port: free_port(),
+        }
+    }
+
+    fn signer(&self) -> TokenSigner {
+        TokenSigner::load(&self.signer_file).expect("signer")
+    }
+
+    /// Writes this province's exchange.json naming `partner`.
+    fn configure(&self, region: &str, partner: &Province, partner_region: &str) {
+        let exchange = self.dir.join("exchange");
+        std::fs::copy(partner.dir.join("exchange/ca.pem"), exchange.join("partner-ca.pem")).expect("copy");
+        std::fs::copy(
+            partner.dir.join("exchange/public.pem"),
+            exchange.join("partner.pub.pem"),
+        )
+        .expect("copy");
+        let config = serde_json::json!({
+            "self": { "id": self.id, "display_name": format!("{} 人社", self.id), "region_prefix": region },
+            "signing_key": "signing.json",
+            "listen": format!("127.0.0.1:{}", self.partner_port),
+            "tls_cert": "tls.pem",
+            "tls_key": "tls.key",
+            "partners": [{
+                "id": partner.id,
+                "display_name": format!("{} 人社", partner.id),
+                "region_prefix": partner_region,
+                "url": format!("https://localhost:{}", partner.partner_port),
+                "ca_file": "partner-ca.pem",
+                "keys": [{ "kid": format!("{}-exchange-1", partner.id), "public_key_file": "partner.pub.pem" }],
+                "allowed": ["verify_person", "shared_postings", "employment_confirmations"]
+            }]
+        });
+        std::fs::write(
+            exchange.join("exchange.json"),
+            serde_json::to_vec_pretty(&config).expect("json"),
+        )
+        .expect("write");
+    }
+
+    fn config_path(&self) -> String {
+        self.dir
+            .join("exchange/exchange.json")
+            .to_str()
+            .expect("path")
+            .to_string()
+    }
+
+    fn keys(&self) -> String {
+        self.dir.join("data/keys").to_str().expect("path").to_string()
+    }
+
+    fn start(&self, extra: &[&str]) -> Up {
+        Up::start_with(
+            &self.dir.join("data"),
+            self.main_port,
+            extra,
+            &[("BANGFU_EXCHANGE_CONFIG", &self.config_path())],
+            "warn",
+            None,
+        )
+    }
+}
+
+/// A certificate for localhost (server and client) issued by the CA; PEM and key.
+fn issue(ca_params: &CertificateParams, ca_key: &KeyPair, name: &str) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    let issuer = Issuer::from_params(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A channel to `to`'s partner port presenting `cert`/`key`, trusting `to`'s CA.
+async fn partner_channel(to: &Province, cert: &str, key: &str) -> Result<Channel, tonic::transport::Error> {
+    let ca = std::fs::read(to.dir.join("exchange/ca.pem")).expect("ca");
+    tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", to.partner_port))?
+        .tls_config(
+            ClientTlsConfig::new()
+                .domain_name("localhost")
+                .ca_certificate(Certificate::from_pem(ca))
+                .identity(Identity::from_pem(cert, key)),
+        )?
+        .connect()
+        .await
+}
+
+/// A partner token signed by `signer` for `to`.
+fn partner_token(signer: &TokenSigner, to: &str, scope: &str) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    signer
+        .sign(&Claims {
+            iss: signer.issuer().to_string(),
+            sub: signer.issuer().to_string(),
+            aud: format!("bangfu-exchange-{to}"),
+            exp: now + 300,
+            nbf: now - 5,
+            iat: now,
+            jti: new_token_id(),
+            dept: None,
+            roles: vec!["partner".into()],
+            scope: Some(scope.into()),
+        })
+        .expect("token")
+}
+
+/// A request as `from`'s exchange would send it: header, partner token and signature.
+fn signed<M: Message + Clone>(
+    from: &Province,
+    to: &str,
+    method: &str,
+    mut message: M,
+    header: fn(&mut M) -> &mut Option<pb::MessageHeader>,
+    message_id: &str,
+    sent: time::OffsetDateTime,
+) -> tonic::Request<M> {
+    *header(&mut message) = Some(pb::MessageHeader {
+        message_id: message_id.into(),
+        sender: from.id.into(),
+        receiver: to.into(),
+        send_time: Some(prost_types::Timestamp {
+            seconds: sent.unix_timestamp(),
+            nanos: 0,
+        }),
+    });
+    let signer = from.signer();
+    let body = message.encode_to_vec();
+    let signature = bangfu_exchange::signing::sign(
+        &signer,
+        bangfu_exchange::signing::MESSAGE_TYPE,
+        &bangfu_exchange::signing::MessageClaims {
+            mid: message_id.into(),
+            iss: from.id.into(),
+            aud: to.into(),
+            iat: sent.unix_timestamp(),
+            mth: format!("bangfu.exchange.v1.PartnerExchangeService/{method}"),
+            sha256: bangfu_exchange::signing::body_hash(&body),
+        },
+    )
+    .expect("sign");
+    let mut request = tonic::Request::new(message);
+    let token = partner_token(&signer, to, "50");
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request.metadata_mut().insert(
+        bangfu_exchange::signing::SIGNATURE_HEADER,
+        signature.parse().expect("header"),
+    );
+    request
+}
+
+fn bearer<M>(message: M, token: &str) -> tonic::Request<M> {
+    bangfu_platform::testing::with_token(message, token)
+}
+
+fn reason(status: &tonic::Status) -> String {
+    bangfu_platform::testing::reason(status)
+}
+
+fn confirmation(id: &str, citizen_id: &str) -> pb::EmploymentConfirmation {
+    pb::EmploymentConfirmation {
+        confirmation_id: id.into(),
+        citizen_id: citizen_id.into(),
+        employer: "枣庄市榴园服装有限公司".into(),
+        work_region: "370402".into(),
+        start_date: Some(common::Date {
+            year: 2026,
+            month: 11,
+            day: 2,
+        }),
+        end_date: None,
+        contract_months: 12,
+        monthly_income: Some(common::Money { fen: 420_000 }),
+        income_month: Some(common::YearMonth { year: 2026, month: 11 }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_messages() {
+    let root = tempfile::tempdir().expect("tmp");
+    let shandong = Province::new(root.path(), "shandong");
+    let chongqing = Province::new(root.path(), "chongqing");
+    shandong.configure("37", &chongqing, "50");
+    chongqing.configure("50", &shandong, "37");
+    let prefix = format!("exchange_{}", std::process::id());
+    let pg = bangfu_platform::testing::postgres_admin_url();
+    let cq_args = ["--database-url", pg.as_str(), "--database-prefix", prefix.as_str()];
+    let sd = shandong.start(&[]);
+    let mut cq = chongqing.start(&cq_args);
+
+    // Chongqing's registry: a poverty-alleviated person of Yuzhong.
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date();
+    let cq_keys = chongqing.keys();
+    let cq_clerk = token(&cq_keys, "hr", "clerk", "50", "clerk-cq");
+    let cq_certifier = token(&cq_keys, "agri", "reviewer", "50", "reviewer-cq");
+    let citizen_id = bangfu_platform::testing::citizen_id("50010119900101301");
+    let person = json(against(
+        &cq,
+        &cq_clerk,
+        &[
+            "identity",
+            "create",
+            "--name",
+            "渝工甲",
+            "--citizen-id",
+            &citizen_id,
+            "--region",
+            CQ_VILLAGE,
+            "--json",
+        ],
+    ));
+    let person = person["name"].as_str().expect("name").to_string();
+    ok(against(
+        &cq,
+        &cq_certifier,
+        &[
+            "identity",
+            "certify",
+            &person,
+            "--category",
+            "poverty-alleviated",
+            "--body",
+            "重庆市渝中区乡村振兴局",
+            "--document",
+            "渝中乡振〔2021〕1号",
+            "--from",
+            &day(today - time::Duration::days(3 * 365)),
+        ],
+    ));
+
+    // Shandong's desk asks: a target person, the county, the category — nothing more.
+    let sd_keys = shandong.keys();
+    let sd_clerk = token(&sd_keys, "hr", "clerk", "37", "clerk-sd");
+    let sd_main = Channel::from_shared(sd.addr.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut desk = ExchangeServiceClient::new(sd_main.clone());
+    let verify = |citizen_id: &str, name: &str| pb::VerifyPartnerPersonRequest {
+        partner: "partners/chongqing".into(),
+        citizen_id: citizen_id.into(),
+        on_date: None,
+        display_name: name.into(),
+    };
+    let answer = desk
+        .verify_partner_person(bearer(verify(&citizen_id, "渝工甲"), &sd_clerk))
+        .await
+        .expect("verified")
+        .into_inner();
+    let verification = answer.verification.expect("verification");
+    assert_eq!(verification.outcome(), pb::VerificationOutcome::TargetPerson);
+    assert_eq!(verification.home_county, "500101");
+    assert_eq!(verification.name_check(), pb::NameCheck::Matched);
+    assert_eq!(
+        verification.categories.iter().map(|c| c.category()).collect::<Vec<_>>(),
+        vec![common::PersonCategory::PovertyAlleviated]
+    );
+    let encoded = format!("{verification:?}");
+    assert!(
+        !encoded.contains("渝工甲") && !encoded.contains(CQ_VILLAGE),
+        "{encoded}"
+    );
+    let unknown = bangfu_platform::testing::citizen_id("50010119800101401");
+    let answer = desk
+        .verify_partner_person(bearer(verify(&unknown, ""), &sd_clerk))
+        .await
+        .expect("asked")
+        .into_inner();
+    assert_eq!(
+        answer.verification.expect("v").outcome(),
+        pb::VerificationOutcome::NotFound
+    );
+
+    // Both logs hold the first message: same id and signature; the receipt verifies.
+    let sd_log = desk
+        .list_exchange_messages(bearer(pb::ListExchangeMessagesRequest::default(), &sd_clerk))
+        .await
+        .expect("log")
+        .into_inner()
+        .messages;
+    assert_eq!(sd_log.len(), 2);
+    let sent = sd_log.last().expect("first");
+    assert_eq!(sent.direction(), pb::MessageDirection::Outgoing);
+    assert_eq!(sent.result, "OK");
+    assert!(!sent.receipt.is_empty() && !sent.signature.is_empty());
+    let cq_main = Channel::from_shared(cq.addr.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let cq_log = ExchangeServiceClient::new(cq_main.clone())
+        .list_exchange_messages(bearer(pb::ListExchangeMessagesRequest::default(), &cq_clerk))
+        .await
+        .expect("log")
+        .into_inner()
+        .messages;
+    let received = cq_log
+        .iter()
+        .find(|m| m.message_id == sent.message_id)
+        .expect("Chongqing logged Shandong's message");
+    assert_eq!(received.direction(), pb::MessageDirection::Incoming);
+    assert_eq!(received.signature, sent.signature);
+    assert_eq!(received.request_sha256, sent.request_sha256);
+    assert_eq!(received.receipt, sent.receipt);
+
+    // Shandong (played here with its own key and certificate) confirms the person's work there:
+    // Chongqing's identity records it, once; a person it does not know is kept for a clerk.
+    let (sd_cert, sd_key) = (
+        std::fs::read_to_string(shandong.dir.join("exchange/tls.pem")).expect("cert"),
+        std::fs::read_to_string(shandong.dir.join("exchange/tls.key")).expect("key"),
+    );
+    let to_cq = partner_channel(&chongqing, &sd_cert, &sd_key)
+        .await
+        .expect("mutual TLS");
+    let mut cq_partner = PartnerExchangeServiceClient::new(to_cq.clone());
+    let now = time::OffsetDateTime::now_utc();
+    let deliver = pb::DeliverEmploymentConfirmationsRequest {
+        header: None,
+        confirmations: vec![
+            confirmation("sd-conf-1", &citizen_id),
+            confirmation("sd-conf-2", &unknown),
+        ],
+    };
+    let response = cq_partner
+        .deliver_employment_confirmations(signed(
+            &shandong,
+            "chongqing",
+            "DeliverEmploymentConfirmations",
+            deliver.clone(),
+            |m| &mut m.header,
+            "sd-msg-1",
+            now,
+        ))
+        .await
+        .expect("delivered");
+    assert!(response.metadata().get("x-bangfu-message-receipt").is_some());
+    let outcomes: Vec<_> = response.into_inner().results.iter().map(|r| r.outcome()).collect();
+    assert_eq!(outcomes, vec![pb::ConfirmationOutcome::Pending; 2]);
+    let cq_admin = std::fs::read_to_string(chongqing.dir.join("data/admin.jwt")).expect("admin token");
+    let mut recorded = None;
+    for _ in 0..100 {
+        let got = IdentityServiceClient::new(cq_main.clone())
+            .get_person(bearer(
+                id::GetPersonRequest {
+                    name: person.clone(),
+                    ..Default::default()
+                },
+                cq_admin.trim(),
+            ))
+            .await
+            .expect("person")
+            .into_inner();
+        let status = got.person.expect("person").employment_status();
+        if status == common::EmploymentStatus::EmployedOutOfProvince {
+            recorded = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(recorded, Some(common::EmploymentStatus::EmployedOutOfProvince));
+    let again = cq_partner
+        .deliver_employment_confirmations(signed(
+            &shandong,
+            "chongqing",
+            "DeliverEmploymentConfirmations",
+            deliver.clone(),
+            |m| &mut m.header,
+            "sd-msg-2",
+            now,
+        ))
+        .await
+        .expect("delivered again")
+        .into_inner();
+    assert!(
+        again
+            .results
+            .iter()
+            .all(|r| r.outcome() == pb::ConfirmationOutcome::Duplicate),
+        "{again:?}"
+    );
+    let unmatched = ExchangeServiceClient::new(cq_main.clone())
+        .list_received_confirmations(bearer(
+            pb::ListReceivedConfirmationsRequest {
+                outcome: pb::ConfirmationOutcome::Unmatched as i32,
+                ..Default::default()
+            },
+            &cq_clerk,
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .confirmations;
+    assert_eq!(
+        unmatched.iter().map(|c| c.confirmation_id.as_str()).collect::<Vec<_>>(),
+        vec!["sd-conf-2"]
+    );
+
+    // Refused, each with its reason: a replayed id, a late message, a tampered body.
+    let replay = cq_partner
+        .deliver_employment_confirmations(signed(
+            &shandong,
+            "chongqing",
+            "DeliverEmploymentConfirmations",
+            deliver.clone(),
+            |m| &mut m.header,
+            "sd-msg-1",
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await
+        .expect_err("replay");
+    assert_eq!(reason(&replay), "MESSAGE_REPLAYED");
+    let late = cq_partner
+        .get_partner_info(signed(
+            &shandong,
+            "chongqing",
+            "GetPartnerInfo",
+            pb::GetPartnerInfoRequest::default(),
+            |m| &mut m.header,
+            "sd-msg-late",
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+        ))
+        .await
+        .expect_err("late");
+    assert_eq!(reason(&late), "MESSAGE_TIME_OUTSIDE_WINDOW");
+    let mut tampered = signed(
+        &shandong,
+        "chongqing",
+        "VerifyPerson",
+        pb::VerifyPersonRequest {
+            citizen_id: unknown.clone(),
+            ..Default::default()
+        },
+        |m| &mut m.header,
+        "sd-msg-tampered",
+        time::OffsetDateTime::now_utc(),
+    );
+    tampered.get_mut().citizen_id = citizen_id.clone();
+    let tampered = cq_partner.verify_person(tampered).await.expect_err("tampered");
+    assert_eq!(reason(&tampered), "MESSAGE_SIGNATURE_INVALID");
+
+    // A token of the wrong issuer (a key Chongqing does not trust, claiming to be Shandong).
+    let (stranger, _) = generate_key_pair("shandong-exchange-1", "shandong", false).expect("pair");
+    let stranger = TokenSigner::from_file(&stranger).expect("signer");
+    let mut request = bangfu_platform::testing::with_token(
+        pb::GetPartnerInfoRequest::default(),
+        &partner_token(&stranger, "chongqing", "50"),
+    );
+    request.metadata_mut().remove("x-bangfu-message-signature");
+    let wrong_issuer = cq_partner.get_partner_info(request).await.expect_err("wrong issuer");
+    assert_eq!(reason(&wrong_issuer), "TOKEN_SIGNATURE_INVALID");
+    // A local token on the partner port; a partner token on the local port.
+    let local = cq_partner
+        .get_partner_info(bearer(pb::GetPartnerInfoRequest::default(), &cq_clerk))
+        .await
+        .expect_err("local token");
+    assert_eq!(tonic::Code::Unauthenticated, local.code(), "{local:?}");
+    let partner_on_local = ExchangeServiceClient::new(cq_main.clone())
+        .list_partners(bearer(
+            pb::ListPartnersRequest::default(),
+            &partner_token(&shandong.signer(), "chongqing", "50"),
+        ))
+        .await
+        .expect_err("partner token on a local method");
+    assert_eq!(
+        tonic::Code::Unauthenticated,
+        partner_on_local.code(),
+        "{partner_on_local:?}"
+    );
+    // A certificate of another CA: the handshake itself fails.
+    let other = Province::new(root.path(), "gansu");
+    let (foreign_cert, foreign_key) = issue(&other.ca_params, &other.ca_key, "gansu");
+    let foreign = match partner_channel(&chongqing, &foreign_cert, &foreign_key).await {
+        Err(_) => None,
+        Ok(channel) => Some(
+            PartnerExchangeServiceClient::new(channel)
+                .get_partner_info(signed(
+                    &shandong,
+                    "chongqing",
+                    "GetPartnerInfo",
+                    pb::GetPartnerInfoRequest::default(),
+                    |m| &mut m.header,
+                    "sd-msg-foreign",
+                    time::OffsetDateTime::now_utc(),
+                ))
+                .await
+                .expect_err("a foreign certificate is refused"),
+        ),
+    };
+    if let Some(status) = foreign {
+        assert_ne!(status.code(), tonic::Code::Ok);
+        assert_ne!(reason(&status), "MESSAGE_REPLAYED");
+    }
+
+    // Chongqing stops: Shandong's question is refused as the partner being unavailable, and
+    // logged; Chongqing starts again on the same data and answers.
+    assert!(cq.terminate().success());
+    let down = desk
+        .verify_partner_person(bearer(verify(&citizen_id, ""), &sd_clerk))
+        .await
+        .expect_err("partner down");
+    assert_eq!(reason(&down), "PARTNER_UNAVAILABLE");
+    let partners = desk
+        .list_partners(bearer(pb::ListPartnersRequest::default(), &sd_clerk))
+        .await
+        .expect("partners")
+        .into_inner()
+        .partners;
+    assert!(!partners[0].last_error.is_empty(), "{partners:?}");
+    let _cq = chongqing.start(&cq_args);
+    let back = desk
+        .verify_partner_person(bearer(verify(&citizen_id, ""), &sd_clerk))
+        .await
+        .expect("answered after the restart")
+        .into_inner();
+    assert_eq!(
+        back.verification.expect("v").outcome(),
+        pb::VerificationOutcome::TargetPerson
+    );
+    let sd_log = desk
+        .list_exchange_messages(bearer(pb::ListExchangeMessagesRequest::default(), &sd_clerk))
+        .await
+        .expect("log")
+        .into_inner()
+        .messages;
+    assert_eq!(
+        sd_log.iter().map(|m| m.result.as_str()).collect::<Vec<_>>(),
+        vec!["OK", "PARTNER_UNAVAILABLE", "OK", "OK"]
+    );
+}

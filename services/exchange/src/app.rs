@@ -1,0 +1,978 @@
+//! The exchange's use cases. Every message across the province line goes through [`Exchange::
+//! check_incoming`] and [`Exchange::accept`] (received) or [`Exchange::send`] (sent): signed,
+//! checked, answered with a receipt, and logged with its result — refusals too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bangfu_platform::auth::Principal;
+use bangfu_platform::clock::Clock;
+use bangfu_platform::db::{Database, to_micros};
+use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::identity_reader::{CategoryHeld, Employment, IdentityReader, Lookup, TARGET_CATEGORIES};
+use bangfu_platform::parameters::Parameters;
+use bangfu_platform::peers::CallContext;
+use bangfu_platform::pii::{CitizenId, DataKeys};
+use bangfu_platform::ratelimit::SubjectRateLimiter;
+use bangfu_proto::common::v1 as common;
+use bangfu_proto::exchange::v1 as pb;
+use bangfu_proto::exchange::v1::partner_exchange_service_client::PartnerExchangeServiceClient;
+use prost::Message;
+use rustls_pki_types::CertificateDer;
+use sqlx::AnyConnection;
+use time::{Date, OffsetDateTime};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::config::{Ability, ExchangeConfig, Partner, hex};
+use crate::signing::{self, MESSAGE_TYPE, MessageClaims, RECEIPT_TYPE, ReceiptClaims, SignatureError};
+use crate::store::{self, Direction, LoggedMessage};
+
+/// The full name of a partner-facing method, as signatures and the log name it.
+pub fn partner_method(name: &str) -> String {
+    format!("bangfu.exchange.v1.PartnerExchangeService/{name}")
+}
+
+/// The audit method name of a local method.
+pub fn method(name: &str) -> String {
+    format!("/bangfu.exchange.v1.ExchangeService/{name}")
+}
+
+/// How long a partner token we mint for a call lives.
+const PARTNER_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// How long a call to a partner may take.
+const PARTNER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The reporting system identity shows for what the exchange records.
+pub const REPORTING_SYSTEM: &str = "鲁渝劳务协作交换";
+
+/// A message received from a partner that passed every check, ready to be answered.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub partner: Arc<Partner>,
+    pub method: String,
+    pub message_id: String,
+    pub send_time: OffsetDateTime,
+    pub request_hash: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+    pub items: i64,
+}
+
+/// What a partner sent, before it is checked: the caller, its certificates and signature.
+pub struct Received<'a, M: Message> {
+    pub caller: &'a Principal,
+    pub certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+    pub signature: Option<String>,
+    pub method: &'static str,
+    pub ability: Option<Ability>,
+    pub header: Option<&'a pb::MessageHeader>,
+    pub message: &'a M,
+    pub items: usize,
+}
+
+/// One person asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub citizen_id: String,
+    pub name: String,
+}
+
+/// A minimized answer about one person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    Found {
+        target: bool,
+        categories: Vec<CategoryHeld>,
+        home_county: String,
+        name_matches: Option<bool>,
+    },
+    NotFound,
+    CitizenIdInvalid,
+}
+
+/// A confirmation as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub confirmation_id: String,
+    pub citizen_id: String,
+    pub employer: String,
+    pub work_region: String,
+    pub start: Date,
+    pub end: Option<Date>,
+    pub contract_months: i32,
+    pub income: Option<(i32, u8, i64)>,
+}
+
+/// What became of a received confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmationOutcome {
+    Recorded,
+    Unmatched,
+    Duplicate,
+    Pending,
+}
+
+impl ConfirmationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::Unmatched => "unmatched",
+            Self::Duplicate => "duplicate",
+            Self::Pending => "pending",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Recorded, Self::Unmatched, Self::Duplicate, Self::Pending]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
+}
+
+/// The exchange desk.
+pub struct Exchange {
+    db: Database,
+    parameters: Arc<Parameters>,
+    clock: Clock,
+    keys: Arc<DataKeys>,
+    config: Option<Arc<ExchangeConfig>>,
+    identity: Option<IdentityReader>,
+    channels: HashMap<String, Channel>,
+    verifications: SubjectRateLimiter,
+}
+
+impl Exchange {
+    /// The desk over its database; `config` None when no partner is configured (the local
+    /// methods answer, with no partners).
+    pub fn new(
+        db: Database,
+        parameters: Arc<Parameters>,
+        clock: Clock,
+        keys: Arc<DataKeys>,
+        config: Option<Arc<ExchangeConfig>>,
+        identity: Option<IdentityReader>,
+    ) -> Result<Self, String> {
+        let mut channels = HashMap::new();
+        if let Some(config) = &config {
+            for partner in &config.partners {
+                channels.insert(partner.id.clone(), channel_to(config, partner)?);
+            }
+        }
+        Ok(Self {
+            db,
+            parameters,
+            clock,
+            keys,
+            config,
+            identity,
+            channels,
+            verifications: SubjectRateLimiter::named("exchange.verifications"),
+        })
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn parameters(&self) -> &Parameters {
+        &self.parameters
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn today(&self) -> Date {
+        self.clock.today()
+    }
+
+    pub fn config(&self) -> Option<&Arc<ExchangeConfig>> {
+        self.config.as_ref()
+    }
+
+    fn configured(&self) -> Result<&Arc<ExchangeConfig>, Problem> {
+        self.config.as_ref().ok_or_else(|| {
+            Problem::new(
+                tonic::Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                "this exchange has no partners configured (BANGFU_EXCHANGE_CONFIG)",
+                "本交换服务尚未配置协作省份",
+            )
+        })
+    }
+
+    fn identity(&self) -> Result<&IdentityReader, Problem> {
+        self.identity.as_ref().ok_or_else(|| {
+            Problem::new(
+                tonic::Code::Unavailable,
+                ErrorReason::PeerUnavailable,
+                "identity is not configured for the exchange",
+                "暂时无法连接身份服务，请稍后重试",
+            )
+        })
+    }
+
+    /// A configured partner by id, or NOT_FOUND.
+    pub fn partner(&self, id: &str) -> Result<Arc<Partner>, Problem> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.partner(id))
+            .cloned()
+            .ok_or_else(|| Problem::not_found(&format!("partners/{id}")))
+    }
+
+    fn seal_body(&self, body: &[u8], partner: &str, message_id: &str) -> Result<Vec<u8>, Problem> {
+        let aad = format!("exchange/{partner}/{message_id}");
+        self.keys.encrypt(body, aad.as_bytes()).map_err(|error| {
+            tracing::error!(%error, "cannot encrypt a message body");
+            Problem::internal()
+        })
+    }
+
+    // ----- received messages -----
+
+    /// Checks a message from a partner: the certificate is that partner's, it may ask this,
+    /// the header and signature match the message, its time is inside the window and its id
+    /// is new. A refusal is logged with its reason before it is returned.
+    pub async fn check_incoming<M: Message>(&self, received: Received<'_, M>) -> Result<Incoming, Problem> {
+        let config = self.configured()?;
+        let partner = config.partner(&received.caller.issuer).cloned().ok_or_else(|| {
+            Problem::new(
+                tonic::Code::Unauthenticated,
+                ErrorReason::TokenWrongIssuer,
+                "the token's issuer is not a configured partner",
+                "令牌签发方不是已配置的协作省份",
+            )
+        })?;
+        let body = received.message.encode_to_vec();
+        let request_hash = signing::body_hash(&body);
+        let header = received.header.cloned().unwrap_or_default();
+        let send_time = header
+            .send_time
+            .as_ref()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut incoming = Incoming {
+            partner: partner.clone(),
+            method: partner_method(received.method),
+            message_id: header.message_id.clone(),
+            send_time,
+            request_hash,
+            signature: received.signature.clone().unwrap_or_default(),
+            body,
+            items: received.items as i64,
+        };
+        let checked = self.checks(&config.id, &partner, &received, &header, &incoming).await;
+        if let Err(problem) = checked {
+            if incoming.message_id.is_empty() {
+                incoming.message_id = "(none)".into();
+            }
+            self.log_refusal(&incoming, &problem).await;
+            return Err(problem);
+        }
+        Ok(incoming)
+    }
+
+    async fn checks<M: Message>(
+        &self,
+        me: &str,
+        partner: &Partner,
+        received: &Received<'_, M>,
+        header: &pb::MessageHeader,
+        incoming: &Incoming,
+    ) -> Result<(), Problem> {
+        let chain = received.certificates.as_deref().map(Vec::as_slice).unwrap_or_default();
+        if !crate::pki::issued_by(chain, &partner.ca_der) {
+            return Err(Problem::new(
+                tonic::Code::Unauthenticated,
+                ErrorReason::ClientCertificateRefused,
+                format!(
+                    "the client certificate was not issued by the CA pinned for partner {}",
+                    partner.id
+                ),
+                "客户端证书不是该协作省份的证书颁发机构签发的",
+            )
+            .with_metadata("partner", partner.id.as_str()));
+        }
+        if let Some(ability) = received.ability
+            && !partner.may(ability)
+        {
+            return Err(Problem::new(
+                tonic::Code::PermissionDenied,
+                ErrorReason::PartnerNotAllowed,
+                format!("partner {} may not ask {}", partner.id, ability.as_str()),
+                "该协作省份无权调用此接口",
+            )
+            .with_metadata("partner", partner.id.as_str())
+            .with_metadata("asked", ability.as_str()));
+        }
+        check_header(header, &partner.id, me)?;
+        let invalid = |error: SignatureError| {
+            Problem::new(
+                tonic::Code::Unauthenticated,
+                ErrorReason::MessageSignatureInvalid,
+                format!("the message's signature is not valid: {error}"),
+                "报文签名无效，已拒收",
+            )
+            .with_metadata("detail", error.detail())
+        };
+        let signature = received
+            .signature
+            .as_deref()
+            .ok_or(SignatureError::Missing)
+            .map_err(invalid)?;
+        let claims: MessageClaims =
+            signing::verify(signature, MESSAGE_TYPE, |kid| partner.key(kid)).map_err(invalid)?;
+        let mismatch = |what| invalid(SignatureError::Mismatch(what));
+        if claims.mid != header.message_id {
+            return Err(mismatch("message id"));
+        }
+        if claims.iss != partner.id || claims.aud != me {
+            return Err(mismatch("sender or receiver"));
+        }
+        if claims.mth != incoming.method {
+            return Err(mismatch("method"));
+        }
+        if claims.iat != incoming.send_time.unix_timestamp() {
+            return Err(mismatch("send time"));
+        }
+        if claims.sha256 != incoming.request_hash {
+            return Err(mismatch("body hash"));
+        }
+        let window = self
+            .parameters
+            .require("exchange.message_window_seconds", &partner.region_prefix, self.today())
+            .await?;
+        let now = self.now();
+        if (now - incoming.send_time).whole_seconds().abs() > window {
+            return Err(Problem::new(
+                tonic::Code::FailedPrecondition,
+                ErrorReason::MessageTimeOutsideWindow,
+                format!(
+                    "the message was sent at {}, more than {window} s from this server's time",
+                    incoming.send_time
+                ),
+                "报文发送时间超出允许的时间窗口，请核对双方服务器时间",
+            )
+            .with_metadata("window_seconds", window.to_string())
+            .with_metadata("server_time", now.unix_timestamp().to_string()));
+        }
+        let mut connection = self.db.acquire().await?;
+        if store::seen(&mut connection, &partner.id, &header.message_id).await? {
+            return Err(replayed(&header.message_id));
+        }
+        Ok(())
+    }
+
+    /// Logs a refused message (best effort: a refusal is returned even if the log cannot take
+    /// it, and the failure is logged).
+    pub async fn log_refusal(&self, incoming: &Incoming, problem: &Problem) {
+        let result = async {
+            let body = self.seal_body(&incoming.body, &incoming.partner.id, &incoming.message_id)?;
+            let mut connection = self.db.acquire().await?;
+            store::log_message(
+                &mut connection,
+                &LoggedMessage {
+                    direction: Direction::Incoming,
+                    partner: incoming.partner.id.clone(),
+                    message_id: incoming.message_id.clone(),
+                    method: incoming.method.clone(),
+                    send_time: incoming.send_time,
+                    log_time: self.now(),
+                    request_sha256: signing::hex_of(&incoming.request_hash),
+                    signature: incoming.signature.clone(),
+                    request_body: body,
+                    response_sha256: String::new(),
+                    receipt: String::new(),
+                    response_body: Vec::new(),
+                    result: problem.reason_code().to_string(),
+                    item_count: incoming.items,
+                },
+            )
+            .await?;
+            Ok::<_, Problem>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::error!(reason = %problem.reason_code(), error = %error.message, "cannot log a refused partner message");
+        }
+    }
+
+    /// Answers a checked message: its id is marked seen, the exchange is logged with a signed
+    /// receipt over the request and `response`, in one transaction the caller may add its own
+    /// writes to before committing. Returns the open transaction and the receipt.
+    pub async fn accept<R: Message>(
+        &self,
+        incoming: &Incoming,
+        response: &R,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, String), Problem> {
+        let config = self.configured()?;
+        let body = response.encode_to_vec();
+        let response_hash = signing::body_hash(&body);
+        let now = self.now();
+        let receipt = signing::sign(
+            &config.signer,
+            RECEIPT_TYPE,
+            &ReceiptClaims {
+                mid: incoming.message_id.clone(),
+                iss: config.id.clone(),
+                aud: incoming.partner.id.clone(),
+                iat: now.unix_timestamp(),
+                mth: incoming.method.clone(),
+                req: incoming.request_hash.clone(),
+                sha256: response_hash.clone(),
+            },
+        )
+        .map_err(|_| Problem::internal())?;
+        let request_body = self.seal_body(&incoming.body, &incoming.partner.id, &incoming.message_id)?;
+        let response_body = self.seal_body(&body, &incoming.partner.id, &incoming.message_id)?;
+        let mut tx = self.db.begin().await?;
+        if !store::mark_seen(&mut tx, &incoming.partner.id, &incoming.message_id, now).await? {
+            drop(tx);
+            let problem = replayed(&incoming.message_id);
+            self.log_refusal(incoming, &problem).await;
+            return Err(problem);
+        }
+        store::log_message(
+            &mut tx,
+            &LoggedMessage {
+                direction: Direction::Incoming,
+                partner: incoming.partner.id.clone(),
+                message_id: incoming.message_id.clone(),
+                method: incoming.method.clone(),
+                send_time: incoming.send_time,
+                log_time: now,
+                request_sha256: signing::hex_of(&incoming.request_hash),
+                signature: incoming.signature.clone(),
+                request_body,
+                response_sha256: signing::hex_of(&response_hash),
+                receipt: receipt.clone(),
+                response_body,
+                result: "OK".into(),
+                item_count: incoming.items,
+            },
+        )
+        .await?;
+        store::note_contact(&mut tx, &incoming.partner.id, now, "").await?;
+        Ok((tx, receipt))
+    }
+
+    /// Counts `cost` verifications against the partner's per-minute limit.
+    pub async fn limit_verifications(&self, partner: &Partner, cost: usize) -> Result<(), Problem> {
+        let per_minute = self
+            .parameters
+            .require(
+                "exchange.verifications_per_minute",
+                &partner.region_prefix,
+                self.today(),
+            )
+            .await?;
+        self.verifications.check(
+            &partner.id,
+            u32::try_from(per_minute).unwrap_or(u32::MAX),
+            u32::try_from(cost).unwrap_or(u32::MAX),
+            Instant::now(),
+        )
+    }
+
+    /// Whether each person is a target person of ours on `day`, minimized. An invalid ID is
+    /// answered on its own; identity audits every lookup as this service's.
+    pub async fn verify_persons(&self, queries: &[Query], day: Date) -> Result<Vec<Verification>, Problem> {
+        let identity = self.identity()?;
+        let today = self.today();
+        let mut answers = vec![Verification::NotFound; queries.len()];
+        let mut asked = Vec::new();
+        let mut positions = Vec::new();
+        for (i, query) in queries.iter().enumerate() {
+            match CitizenId::parse(&query.citizen_id, today) {
+                Ok(id) => {
+                    asked.push((id.as_str().to_string(), query.name.clone()));
+                    positions.push(i);
+                }
+                Err(_) => answers[i] = Verification::CitizenIdInvalid,
+            }
+        }
+        if asked.is_empty() {
+            return Ok(answers);
+        }
+        let call = CallContext::own();
+        let found = identity.lookup_many(&call, &asked).await?;
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|l| match l {
+                Lookup::Found { person_id, .. } => Some(person_id.clone()),
+                Lookup::NotFound => None,
+            })
+            .collect();
+        let facts = identity.persons(&call, &ids, (day, day)).await?;
+        for (position, lookup) in positions.into_iter().zip(found) {
+            let Lookup::Found {
+                person_id,
+                name_matches,
+            } = lookup
+            else {
+                continue;
+            };
+            let Some(person) = facts.get(&person_id) else {
+                continue;
+            };
+            let categories: Vec<CategoryHeld> = person.certifications_on(day).cloned().collect();
+            let target = categories
+                .iter()
+                .any(|c| TARGET_CATEGORIES.contains(&c.category.as_str()));
+            let given_name = !queries[position].name.trim().is_empty();
+            answers[position] = Verification::Found {
+                target,
+                categories: if target { categories } else { Vec::new() },
+                home_county: person.registered_region.chars().take(6).collect(),
+                name_matches: given_name.then_some(name_matches),
+            };
+        }
+        Ok(answers)
+    }
+
+    /// Which of `ids` the partner's confirmations already hold.
+    pub async fn known_confirmations(
+        &self,
+        partner: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, Problem> {
+        let mut known = std::collections::HashSet::new();
+        let mut connection = self.db.acquire().await?;
+        for id in ids {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM exchange_received_confirmations WHERE partner = $1 AND confirmation_id = $2",
+            )
+            .bind(partner)
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+            if found.is_some() {
+                known.insert(id.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// Keeps new confirmations in the accepting transaction, PENDING until identity records
+    /// them; one kept meanwhile by a racing message stays as it was (DUPLICATE).
+    pub async fn keep_confirmations(
+        &self,
+        tx: &mut AnyConnection,
+        partner: &Partner,
+        confirmations: &[Confirmation],
+    ) -> Result<Vec<ConfirmationOutcome>, Problem> {
+        let now = self.now();
+        let mut outcomes = Vec::with_capacity(confirmations.len());
+        for confirmation in confirmations {
+            let body = serde_json::to_vec(&StoredConfirmation::of(confirmation)).map_err(|_| Problem::internal())?;
+            let sealed = self
+                .keys
+                .encrypt(
+                    &body,
+                    format!("confirmation/{}/{}", partner.id, confirmation.confirmation_id).as_bytes(),
+                )
+                .map_err(|_| Problem::internal())?;
+            let inserted = sqlx::query(
+                "INSERT INTO exchange_received_confirmations (partner, confirmation_id, body, person_id, outcome, \
+                 employer, work_region, start_date, received_us) VALUES ($1, $2, $3, '', 'pending', $4, $5, $6, $7) \
+                 ON CONFLICT (partner, confirmation_id) DO NOTHING",
+            )
+            .bind(&partner.id)
+            .bind(&confirmation.confirmation_id)
+            .bind(sealed)
+            .bind(&confirmation.employer)
+            .bind(&confirmation.work_region)
+            .bind(bangfu_platform::parameters::date_text(confirmation.start))
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(if inserted.rows_affected() == 1 {
+                ConfirmationOutcome::Pending
+            } else {
+                ConfirmationOutcome::Duplicate
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// Records pending confirmations in identity: out-of-province employment and the month's
+    /// income, once each (the confirmation's key is the request id), or keeps them unmatched
+    /// when no person of ours holds the ID. Returns the outcome of each one tried, by id.
+    pub async fn record_pending_confirmations(
+        &self,
+        partner: Option<&str>,
+        limit: u32,
+    ) -> Result<HashMap<(String, String), ConfirmationOutcome>, Problem> {
+        let identity = self.identity()?;
+        let rows: Vec<(String, String, Vec<u8>)> = {
+            let mut connection = self.db.acquire().await?;
+            sqlx::query_as(
+                "SELECT partner, confirmation_id, body FROM exchange_received_confirmations \
+                 WHERE outcome = 'pending' AND ($1 = '' OR partner = $1) ORDER BY received_us LIMIT $2",
+            )
+            .bind(partner.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *connection)
+            .await?
+        };
+        let mut outcomes = HashMap::new();
+        let call = CallContext::own();
+        for (partner, confirmation_id, sealed) in rows {
+            let body = self
+                .keys
+                .decrypt(&sealed, format!("confirmation/{partner}/{confirmation_id}").as_bytes())
+                .map_err(|_| Problem::internal())?;
+            let stored: StoredConfirmation = serde_json::from_slice(&body).map_err(|_| Problem::internal())?;
+            let lookup = identity.lookup(&call, &stored.citizen_id, "").await?;
+            let request_key = format!("exchange-{partner}-{confirmation_id}");
+            let (outcome, person) = match lookup {
+                Lookup::NotFound => (ConfirmationOutcome::Unmatched, String::new()),
+                Lookup::Found { person_id, .. } => {
+                    let employment = Employment {
+                        person_id: person_id.clone(),
+                        status: common::EmploymentStatus::EmployedOutOfProvince,
+                        employer: stored.employer.clone(),
+                        work_region: stored.work_region.clone(),
+                        first: stored.start()?,
+                        last: stored.end()?,
+                        reporting_system: REPORTING_SYSTEM.to_string(),
+                    };
+                    identity.record_employment(&call, &employment, &request_key).await?;
+                    if let Some((year, month, fen)) = stored.income {
+                        identity
+                            .record_income(
+                                &call,
+                                &person_id,
+                                (year, month),
+                                fen,
+                                REPORTING_SYSTEM,
+                                &format!("{request_key}-income"),
+                            )
+                            .await?;
+                    }
+                    (ConfirmationOutcome::Recorded, person_id)
+                }
+            };
+            let mut connection = self.db.acquire().await?;
+            sqlx::query(
+                "UPDATE exchange_received_confirmations SET outcome = $1, person_id = $2, recorded_us = $3 \
+                 WHERE partner = $4 AND confirmation_id = $5 AND outcome = 'pending'",
+            )
+            .bind(outcome.as_str())
+            .bind(&person)
+            .bind(to_micros(self.now()))
+            .bind(&partner)
+            .bind(&confirmation_id)
+            .execute(&mut *connection)
+            .await?;
+            outcomes.insert((partner, confirmation_id), outcome);
+        }
+        Ok(outcomes)
+    }
+
+    // ----- sent messages -----
+
+    /// Sends a message to a partner: header and signature made, the call made over mutual TLS
+    /// with our partner token, the receipt checked against the request and the answer, and the
+    /// exchange logged with its result either way. Returns the answer and the log row's id.
+    pub async fn send<Req, Resp, F, Fut>(
+        &self,
+        partner: &Partner,
+        method: &'static str,
+        mut message: Req,
+        header_of: fn(&mut Req) -> &mut Option<pb::MessageHeader>,
+        items: usize,
+        call: F,
+    ) -> Result<(Resp, i64), Problem>
+    where
+        Req: Message + Clone,
+        Resp: Message + Default,
+        F: FnOnce(PartnerExchangeServiceClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let config = self.configured()?;
+        let channel = self.channels.get(&partner.id).cloned().ok_or_else(Problem::internal)?;
+        let now = self.now();
+        let message_id = bangfu_platform::rows::new_id();
+        *header_of(&mut message) = Some(pb::MessageHeader {
+            message_id: message_id.clone(),
+            sender: config.id.clone(),
+            receiver: partner.id.clone(),
+            send_time: Some(prost_types::Timestamp {
+                seconds: now.unix_timestamp(),
+                nanos: 0,
+            }),
+        });
+        let body = message.encode_to_vec();
+        let request_hash = signing::body_hash(&body);
+        let full_method = partner_method(method);
+        let signature = signing::sign(
+            &config.signer,
+            MESSAGE_TYPE,
+            &MessageClaims {
+                mid: message_id.clone(),
+                iss: config.id.clone(),
+                aud: partner.id.clone(),
+                iat: now.unix_timestamp(),
+                mth: full_method.clone(),
+                sha256: request_hash.clone(),
+            },
+        )
+        .map_err(|_| Problem::internal())?;
+        let token = partner_token(config, partner, now).map_err(|_| Problem::internal())?;
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(PARTNER_CALL_TIMEOUT);
+        let metadata = request.metadata_mut();
+        let header_value = |text: &str| text.parse().map_err(|_| Problem::internal());
+        metadata.insert("authorization", header_value(&format!("Bearer {token}"))?);
+        metadata.insert(signing::SIGNATURE_HEADER, header_value(&signature)?);
+        let client = PartnerExchangeServiceClient::new(channel)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024);
+        let outcome = tokio::time::timeout(PARTNER_CALL_TIMEOUT, call(client, request)).await;
+        let mut logged = LoggedMessage {
+            direction: Direction::Outgoing,
+            partner: partner.id.clone(),
+            message_id: message_id.clone(),
+            method: full_method.clone(),
+            send_time: now,
+            log_time: self.now(),
+            request_sha256: signing::hex_of(&request_hash),
+            signature,
+            request_body: self.seal_body(&body, &partner.id, &message_id)?,
+            response_sha256: String::new(),
+            receipt: String::new(),
+            response_body: Vec::new(),
+            result: String::new(),
+            item_count: items as i64,
+        };
+        let answer = match outcome {
+            Err(_) => Err(unavailable(partner, "did not answer in time")),
+            Ok(Err(status)) => Err(refused_by_partner(partner, &status)),
+            Ok(Ok(response)) => {
+                let receipt = response
+                    .metadata()
+                    .get(signing::RECEIPT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let answer = response.into_inner();
+                let answer_body = answer.encode_to_vec();
+                let answer_hash = signing::body_hash(&answer_body);
+                match check_receipt(
+                    partner,
+                    &config.id,
+                    &message_id,
+                    &full_method,
+                    &request_hash,
+                    &answer_hash,
+                    receipt.as_deref(),
+                ) {
+                    Ok(()) => {
+                        logged.response_sha256 = signing::hex_of(&answer_hash);
+                        logged.receipt = receipt.unwrap_or_default();
+                        logged.response_body = self.seal_body(&answer_body, &partner.id, &message_id)?;
+                        Ok(answer)
+                    }
+                    Err(error) => Err(unavailable(
+                        partner,
+                        &format!("answered without a valid receipt: {error}"),
+                    )),
+                }
+            }
+        };
+        logged.result = match &answer {
+            Ok(_) => "OK".to_string(),
+            Err(problem) => problem.reason_code().to_string(),
+        };
+        let error = answer.as_ref().err().map(|p| p.message.clone()).unwrap_or_default();
+        let mut tx = self.db.begin().await?;
+        let id = store::log_message(&mut tx, &logged).await?;
+        // A refusal is an answer: the partner is there.
+        let reachable = !matches!(&answer, Err(p) if p.reason == ErrorReason::PartnerUnavailable);
+        store::note_contact(&mut tx, &partner.id, self.now(), if reachable { "" } else { &error }).await?;
+        tx.commit().await.map_err(bangfu_platform::db::DbError::from)?;
+        answer.map(|a| (a, id))
+    }
+}
+
+/// The channel to a partner's exchange: its pinned CA, our certificate as client identity.
+fn channel_to(config: &ExchangeConfig, partner: &Partner) -> Result<Channel, String> {
+    let uri: http::Uri = partner
+        .url
+        .parse()
+        .map_err(|e| format!("partner {} url {:?}: {e}", partner.id, partner.url))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("partner {} url {:?} names no host", partner.id, partner.url))?
+        .to_string();
+    let tls = ClientTlsConfig::new()
+        .domain_name(host)
+        .ca_certificate(Certificate::from_pem(&partner.ca_pem))
+        .identity(Identity::from_pem(&config.tls_cert, &config.tls_key));
+    Ok(Endpoint::from_shared(partner.url.clone())
+        .map_err(|e| format!("partner {}: {e}", partner.id))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .tls_config(tls)
+        .map_err(|e| format!("partner {}: TLS: {e}", partner.id))?
+        .connect_lazy())
+}
+
+/// The partner token we call `partner` with: signed by our exchange key, for its audience.
+fn partner_token(config: &ExchangeConfig, partner: &Partner, now: OffsetDateTime) -> Result<String, String> {
+    let now = now.unix_timestamp();
+    let claims = bangfu_platform::auth::token::Claims {
+        iss: config.id.clone(),
+        sub: config.id.clone(),
+        aud: partner.audience(),
+        exp: now + PARTNER_TOKEN_TTL.as_secs() as i64,
+        nbf: now - 5,
+        iat: now,
+        jti: bangfu_platform::auth::token::new_token_id(),
+        dept: None,
+        roles: vec!["partner".into()],
+        scope: Some(partner.region_prefix.clone()),
+    };
+    config.signer.sign(&claims).map_err(|e| e.to_string())
+}
+
+fn check_receipt(
+    partner: &Partner,
+    me: &str,
+    message_id: &str,
+    method: &str,
+    request_hash: &str,
+    answer_hash: &str,
+    receipt: Option<&str>,
+) -> Result<(), SignatureError> {
+    let receipt = receipt.ok_or(SignatureError::Missing)?;
+    let claims: ReceiptClaims = signing::verify(receipt, RECEIPT_TYPE, |kid| partner.key(kid))?;
+    if claims.mid != message_id || claims.iss != partner.id || claims.aud != me || claims.mth != method {
+        return Err(SignatureError::Mismatch("message"));
+    }
+    if claims.req != request_hash {
+        return Err(SignatureError::Mismatch("request hash"));
+    }
+    if claims.sha256 != answer_hash {
+        return Err(SignatureError::Mismatch("answer hash"));
+    }
+    Ok(())
+}
+
+fn check_header(header: &pb::MessageHeader, partner: &str, me: &str) -> Result<(), Problem> {
+    let id = &header.message_id;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "header.message_id",
+            "must be 1 to 64 characters of [A-Za-z0-9_-]",
+            "报文编号格式不正确",
+        ));
+    }
+    if header.sender != partner {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "header.sender",
+            "must be the calling partner's id",
+            "报文发送方与调用方不符",
+        ));
+    }
+    if header.receiver != me {
+        return Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "header.receiver",
+            "must be this exchange's id",
+            "报文接收方不是本交换服务",
+        ));
+    }
+    if header.send_time.is_none() {
+        return Err(Problem::required("header.send_time", "报文发送时间"));
+    }
+    Ok(())
+}
+
+fn replayed(message_id: &str) -> Problem {
+    Problem::new(
+        tonic::Code::AlreadyExists,
+        ErrorReason::MessageReplayed,
+        format!("message {message_id} was received before; a message is accepted once"),
+        "该报文已接收过，重复报文已拒收",
+    )
+    .with_metadata("message_id", message_id)
+}
+
+fn unavailable(partner: &Partner, what: &str) -> Problem {
+    Problem::new(
+        tonic::Code::Unavailable,
+        ErrorReason::PartnerUnavailable,
+        format!("partner {} {what}", partner.id),
+        format!("暂时无法与协作省份（{}）交换数据，请稍后重试", partner.display_name),
+    )
+    .with_metadata("partner", partner.id.as_str())
+}
+
+/// A partner's refusal as our caller sees it: its reason travels on; a transport failure is
+/// the partner being unavailable.
+fn refused_by_partner(partner: &Partner, status: &tonic::Status) -> Problem {
+    let reason = bangfu_platform::error::reason_of(status)
+        .and_then(|code| ErrorReason::from_str_name(&format!("ERROR_REASON_{code}")));
+    match reason {
+        None => unavailable(partner, &format!("is not reachable: {}", status.message())),
+        Some(reason) => Problem::new(
+            status.code(),
+            reason,
+            format!("partner {}: {}", partner.id, status.message()),
+            format!("协作省份（{}）拒绝了该请求：{}", partner.display_name, status.message()),
+        )
+        .with_metadata("partner", partner.id.as_str()),
+    }
+}
+
+/// A received confirmation as kept (encrypted) until identity records it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct StoredConfirmation {
+    citizen_id: String,
+    employer: String,
+    work_region: String,
+    start: String,
+    end: Option<String>,
+    contract_months: i32,
+    income: Option<(i32, u8, i64)>,
+}
+
+impl StoredConfirmation {
+    fn of(c: &Confirmation) -> Self {
+        Self {
+            citizen_id: c.citizen_id.clone(),
+            employer: c.employer.clone(),
+            work_region: c.work_region.clone(),
+            start: bangfu_platform::parameters::date_text(c.start),
+            end: c.end.map(bangfu_platform::parameters::date_text),
+            contract_months: c.contract_months,
+            income: c.income,
+        }
+    }
+
+    fn start(&self) -> Result<Date, Problem> {
+        bangfu_platform::parameters::parse_date_text(&self.start).ok_or_else(Problem::internal)
+    }
+
+    fn end(&self) -> Result<Option<Date>, Problem> {
+        self.end
+            .as_deref()
+            .map(|d| bangfu_platform::parameters::parse_date_text(d).ok_or_else(Problem::internal))
+            .transpose()
+    }
+}
+
+/// What the message log's sealer does on its schedule.
+pub async fn seal_log(db: &Database) -> Result<u64, bangfu_platform::db::DbError> {
+    store::seal(db).await
+}
+
+/// Lowercase hex of a SHA-256, for the partner list.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(der))
+}

@@ -1,0 +1,222 @@
+//! The Shandong–Chongqing exchange (`bangfu.exchange.v1`, 鲁渝劳务协作), owned by HR (人社) as
+//! the labor-cooperation desk: the only door between two provinces' suites. A partner calls its
+//! own port over mutual TLS with its own token; every message either way is signed, answered
+//! with a signed receipt, and kept in a hash-chained message log; answers about persons are
+//! minimized. `grpc` parses the wire, `app` runs the use case, `store` is the SQL; `signing`,
+//! `pki` and `config` are the exchange's own rules.
+
+pub mod app;
+pub mod config;
+pub mod grpc;
+pub mod methods;
+pub mod pki;
+pub mod signing;
+pub mod store;
+
+pub use methods::{METHODS, PARTNER_METHODS};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bangfu_platform::auth::keys::{KeyRing, Signer, TrustedKey};
+use bangfu_platform::auth::verify::{Revocations, Verifier};
+use bangfu_platform::clock::Clock;
+use bangfu_platform::config::{ServerConfig, TlsFiles};
+use bangfu_platform::db::{Database, MigrationFile, Migrations};
+use bangfu_platform::identity_reader::IdentityReader;
+use bangfu_platform::jobs::Job;
+use bangfu_platform::parameters::Parameters;
+use bangfu_platform::pii::DataKeys;
+use bangfu_platform::server::{ServerHost, Shutdown};
+use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
+
+use crate::app::Exchange;
+use crate::config::ExchangeConfig;
+
+/// The service's name in tokens, parameters and logs.
+pub const SERVICE: &str = "exchange";
+
+/// The gRPC path prefix of the service's methods.
+pub const PATH_PREFIX: &str = "/bangfu.exchange.v1.";
+
+/// The service as the platform hosts it (`bangfu up`, `bangfu serve exchange`).
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    path_prefix: PATH_PREFIX,
+    methods: METHODS,
+    migrations: MIGRATIONS,
+    personal_data: true,
+    calls: &["identity"],
+    start: start_hosted,
+};
+
+/// How often the message log is chained, and pending confirmations are recorded in identity.
+const SEAL_INTERVAL: Duration = Duration::from_secs(10);
+const RECORD_INTERVAL: Duration = Duration::from_secs(15);
+
+fn start_hosted(context: ServiceContext) -> StartFuture {
+    Box::pin(async move {
+        let identity = context
+            .peers
+            .get("identity")
+            .cloned()
+            .map_err(|e| StartError::Configuration(format!("exchange calls identity: {e}")))?;
+        let keys = context
+            .data_keys
+            .clone()
+            .ok_or_else(|| StartError::Configuration("the exchange needs the data keys".into()))?;
+        let config = match std::env::var(config::CONFIG_VARIABLE)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => None,
+            Some(path) => Some(Arc::new(
+                ExchangeConfig::load(std::path::Path::new(path.trim()))
+                    .map_err(|e| StartError::Configuration(format!("exchange: {e}")))?,
+            )),
+        };
+        let exchange = Arc::new(
+            start(
+                context.db.clone(),
+                context.clock,
+                keys,
+                config.clone(),
+                Some(IdentityReader::new(identity)),
+            )
+            .await?,
+        );
+        if let Some(config) = &config {
+            serve_partners(
+                exchange.clone(),
+                config,
+                &context.server,
+                context.db.clone(),
+                context.shutdown.clone(),
+            )
+            .await?;
+        }
+        let sealing = context.db.clone();
+        let sealer = Job::new("exchange-message-seal", SEAL_INTERVAL, context.db.clone(), move || {
+            let db = sealing.clone();
+            async move {
+                store::seal(&db).await?;
+                Ok(())
+            }
+        });
+        let recorder = exchange.clone();
+        let recording = Job::new("exchange-confirmations", RECORD_INTERVAL, context.db, move || {
+            let exchange = recorder.clone();
+            async move {
+                if exchange.config().is_some() {
+                    let recorded = exchange.record_pending_confirmations(None, 500).await?;
+                    if !recorded.is_empty() {
+                        tracing::info!(count = recorded.len(), "confirmations from partners recorded");
+                    }
+                }
+                Ok(())
+            }
+        });
+        Ok(Started::serving(grpc::LocalDesk::shared(exchange, &context.server))
+            .with_job(sealer)
+            .with_job(recording))
+    })
+}
+
+/// The desk over its (migrated) database.
+pub async fn start(
+    db: Database,
+    clock: Clock,
+    keys: Arc<DataKeys>,
+    config: Option<Arc<ExchangeConfig>>,
+    identity: Option<IdentityReader>,
+) -> Result<Exchange, StartError> {
+    let parameters = Arc::new(
+        Parameters::open(db.clone(), SERVICE, Duration::from_secs(30))
+            .await
+            .map_err(|e| StartError::Configuration(format!("exchange parameters: {e}")))?,
+    );
+    Exchange::new(db, parameters, clock, keys, config, identity).map_err(StartError::Configuration)
+}
+
+/// The verifier of the partner port: the partners' exchange keys only, each bound to its
+/// partner as issuer and able to sign nothing but partner tokens.
+pub fn partner_verifier(config: &ExchangeConfig) -> Verifier {
+    let keys = config
+        .partners
+        .iter()
+        .flat_map(|partner| {
+            partner.keys.iter().map(|(kid, key)| TrustedKey {
+                kid: kid.clone(),
+                issuer: partner.id.clone(),
+                signer: Signer::Partner,
+                development: false,
+                key: key.clone(),
+            })
+        })
+        .collect();
+    Verifier::new(
+        KeyRing::new(keys),
+        &config.audience(),
+        Duration::from_secs(60),
+        Revocations::none(),
+    )
+}
+
+/// Serves the partner-facing methods on the configured partner port: TLS with a client
+/// certificate from a partner's CA required, partner tokens only, refusals audited; it drains
+/// with the main server.
+pub async fn serve_partners(
+    exchange: Arc<Exchange>,
+    config: &ExchangeConfig,
+    server: &ServerConfig,
+    db: Database,
+    shutdown: Shutdown,
+) -> Result<std::net::SocketAddr, StartError> {
+    let mut partner_server = server.clone();
+    partner_server.tls = Some(TlsFiles {
+        cert: config.tls_cert_path.clone(),
+        key: config.tls_key_path.clone(),
+        client_ca: None,
+    });
+    let methods = [
+        bangfu_platform::auth::permissions::PLATFORM_METHODS
+            .iter()
+            .filter(|m| m.access == bangfu_platform::auth::Access::Public)
+            .copied()
+            .collect::<Vec<_>>(),
+        PARTNER_METHODS.to_vec(),
+    ]
+    .concat();
+    let mut host =
+        ServerHost::with_methods(partner_server, Arc::new(partner_verifier(config)), &methods).with_shutdown(shutdown);
+    host.require_client_certificates_from(config.partner_cas_pem());
+    host.audit_denials(PATH_PREFIX, db);
+    host.add_service(grpc::PartnerDesk::shared(exchange, server));
+    let listener = bangfu_platform::server::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Configuration(format!("exchange partner port: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Configuration(format!("exchange partner port: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(error) = host.serve(listener).await {
+            tracing::error!(%error, "the exchange's partner port stopped");
+        }
+    });
+    tracing::info!(%addr, partners = config.partners.len(), "exchange partner port serving");
+    Ok(addr)
+}
+
+/// The service's tables, after the platform's.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[MigrationFile {
+        version: 600,
+        description: "exchange: message log, seen message ids, partner state, outbox, received confirmations",
+        sql: include_str!("../migrations/sqlite/0600_exchange.sql"),
+    }],
+    postgres: &[MigrationFile {
+        version: 600,
+        description: "exchange: message log, seen message ids, partner state, outbox, received confirmations",
+        sql: include_str!("../migrations/postgres/0600_exchange.sql"),
+    }],
+};
