@@ -293,6 +293,80 @@ impl IdentityReader {
     }
 }
 
+impl IdentityReader {
+    /// The person's employment periods, latest start first (the latest 100), acting for the
+    /// caller.
+    pub async fn employment_records(&self, call: &CallContext, person_id: &str) -> Result<Vec<Employment>, Problem> {
+        let request = pb::ListEmploymentRecordsRequest {
+            parent: format!("persons/{person_id}"),
+            page_size: 100,
+            page_token: String::new(),
+        };
+        let response = self
+            .peer
+            .call(call, Retry::Safe, |channel| {
+                let request = request.clone();
+                async move {
+                    IdentityServiceClient::new(channel)
+                        .list_employment_records(request)
+                        .await
+                }
+            })
+            .await?;
+        Ok(response
+            .employment_records
+            .into_iter()
+            .filter_map(|record| {
+                Some(Employment {
+                    person_id: person_id.to_string(),
+                    status: record.status(),
+                    employer: record.employer,
+                    work_region: record.work_region,
+                    first: date(record.start_date.as_ref())?,
+                    last: date(record.end_date.as_ref()),
+                    reporting_system: record.reporting_system,
+                })
+            })
+            .collect())
+    }
+
+    /// The citizen IDs of persons, read in clear for `purpose` with `reference` (identity
+    /// audits each read), in calls of up to 1,000; absent: identity does not know the person.
+    pub async fn citizen_ids(
+        &self,
+        call: &CallContext,
+        person_ids: &[String],
+        purpose: common::AccessPurposeCode,
+        reference: &str,
+    ) -> Result<HashMap<String, String>, Problem> {
+        let mut found = HashMap::new();
+        for chunk in person_ids.chunks(1000) {
+            let request = pb::BatchGetPersonsRequest {
+                names: chunk.iter().map(|id| format!("persons/{id}")).collect(),
+                period: None,
+                view: common::PersonalDataView::Unmasked as i32,
+                purpose: Some(common::AccessPurpose {
+                    code: purpose as i32,
+                    reference: reference.to_string(),
+                }),
+            };
+            let response = self
+                .peer
+                .call(call, Retry::Safe, |channel| {
+                    let request = request.clone();
+                    async move { IdentityServiceClient::new(channel).batch_get_persons(request).await }
+                })
+                .await?;
+            for (id, result) in chunk.iter().zip(response.results) {
+                if let Some(person) = result.person.filter(|_| !result.not_found) {
+                    found.insert(id.clone(), person.citizen_id);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
 fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
     name.strip_prefix(prefix).unwrap_or(name)
 }

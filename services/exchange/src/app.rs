@@ -976,3 +976,276 @@ pub fn fingerprint(der: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(der))
 }
+
+/// Employment statuses that are work a partner hears of.
+fn is_work(status: common::EmploymentStatus) -> bool {
+    use common::EmploymentStatus as S;
+    matches!(
+        status,
+        S::EmployedInCounty
+            | S::EmployedOutOfCounty
+            | S::EmployedOutOfProvince
+            | S::SelfEmployed
+            | S::PublicWelfarePost
+            | S::WorkRelief
+    )
+}
+
+/// The confirmation id of one period of work: the same period confirmed again keeps its id
+/// (the partner records it once); a period that ended or changed gets a new one.
+pub fn confirmation_id_of(me: &str, employment: &Employment) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in [
+        employment.person_id.as_str(),
+        &bangfu_platform::parameters::date_text(employment.first),
+        &employment
+            .last
+            .map(bangfu_platform::parameters::date_text)
+            .unwrap_or_default(),
+        &employment.employer,
+        &employment.work_region,
+    ] {
+        hasher.update((part.len() as u32).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    format!("{me}-{}", &hex(&hasher.finalize())[..32])
+}
+
+/// Notes a person whose employment changed (the follower of identity's feed calls it in the
+/// transaction that moves its cursor).
+pub async fn note_person(tx: &mut AnyConnection, person_id: &str, now: OffsetDateTime) -> Result<(), Problem> {
+    sqlx::query(
+        "INSERT INTO exchange_noted_persons (person_id, noted_us) VALUES ($1, $2) \
+         ON CONFLICT (person_id) DO UPDATE SET noted_us = excluded.noted_us",
+    )
+    .bind(person_id)
+    .bind(to_micros(now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// What one round of sending did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendRound {
+    /// Confirmations queued from noted persons.
+    pub queued: usize,
+    /// Confirmations the partners answered for.
+    pub delivered: usize,
+}
+
+impl Exchange {
+    /// One round of employment confirmations to partners: noted persons registered in a
+    /// partner's region get a confirmation queued for each period of work here (the note goes
+    /// in the same transaction), then every partner is sent what waits for it, up to 1,000 per
+    /// message. A partner that does not answer keeps its queue for the next round: nothing is
+    /// lost when either side restarts, and the partner records each confirmation once.
+    pub async fn send_confirmations(&self) -> Result<SendRound, Problem> {
+        let Some(config) = self.config.clone() else {
+            return Ok(SendRound::default());
+        };
+        let queued = self.queue_noted_persons(&config).await?;
+        let mut delivered = 0;
+        for partner in &config.partners {
+            if !partner.may(Ability::EmploymentConfirmations) {
+                continue;
+            }
+            delivered += self.deliver_waiting(partner).await?;
+        }
+        Ok(SendRound { queued, delivered })
+    }
+
+    async fn queue_noted_persons(&self, config: &ExchangeConfig) -> Result<usize, Problem> {
+        let noted: Vec<(String, i64)> = {
+            let mut connection = self.db.acquire().await?;
+            sqlx::query_as("SELECT person_id, noted_us FROM exchange_noted_persons ORDER BY noted_us LIMIT 200")
+                .fetch_all(&mut *connection)
+                .await?
+        };
+        if noted.is_empty() {
+            return Ok(0);
+        }
+        let identity = self.identity()?;
+        let call = CallContext::own();
+        let today = self.today();
+        let ids: Vec<String> = noted.iter().map(|(id, _)| id.clone()).collect();
+        let facts = identity.persons(&call, &ids, (today, today)).await?;
+        let mut queued = 0;
+        for (person_id, noted_us) in noted {
+            let partner = facts.get(&person_id).and_then(|f| {
+                config
+                    .partners
+                    .iter()
+                    .find(|p| f.registered_region.starts_with(&p.region_prefix))
+            });
+            let mut confirmations = Vec::new();
+            if let Some(partner) = partner {
+                let work: Vec<Employment> = identity
+                    .employment_records(&call, &person_id)
+                    .await?
+                    .into_iter()
+                    .filter(|e| is_work(e.status) && e.work_region.starts_with(&config.region_prefix))
+                    .collect();
+                if !work.is_empty() {
+                    let citizen_id = identity
+                        .citizen_ids(
+                            &call,
+                            std::slice::from_ref(&person_id),
+                            common::AccessPurposeCode::LaborCooperation,
+                            "鲁渝劳务协作：向户籍地协作省份确认就业",
+                        )
+                        .await?
+                        .remove(&person_id);
+                    if let Some(citizen_id) = citizen_id {
+                        for employment in work {
+                            confirmations.push((
+                                partner.clone(),
+                                Confirmation {
+                                    confirmation_id: confirmation_id_of(&config.id, &employment),
+                                    citizen_id: citizen_id.clone(),
+                                    employer: employment.employer.clone(),
+                                    work_region: employment.work_region.clone(),
+                                    start: employment.first,
+                                    end: employment.last,
+                                    contract_months: 0,
+                                    income: None,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            // Queued and un-noted together: a crash between leaves the note, and queuing again
+            // finds the same confirmation ids.
+            let mut tx = self.db.begin().await?;
+            for (partner, confirmation) in &confirmations {
+                let body =
+                    serde_json::to_vec(&StoredConfirmation::of(confirmation)).map_err(|_| Problem::internal())?;
+                let sealed = self
+                    .keys
+                    .encrypt(&body, format!("outbox/{}", confirmation.confirmation_id).as_bytes())
+                    .map_err(|_| Problem::internal())?;
+                let inserted = sqlx::query(
+                    "INSERT INTO exchange_outbox (id, partner, confirmation_id, body, state, person_id, target_person, \
+                     start_date, created_us) VALUES ($1, $2, $3, $4, 'waiting', $5, -1, $6, $7) \
+                     ON CONFLICT (confirmation_id) DO NOTHING",
+                )
+                .bind(bangfu_platform::rows::new_id())
+                .bind(&partner.id)
+                .bind(&confirmation.confirmation_id)
+                .bind(sealed)
+                .bind(&person_id)
+                .bind(bangfu_platform::parameters::date_text(confirmation.start))
+                .bind(to_micros(self.now()))
+                .execute(&mut *tx)
+                .await?;
+                queued += inserted.rows_affected() as usize;
+            }
+            // Only the note read: a change noted meanwhile stays for the next round.
+            sqlx::query("DELETE FROM exchange_noted_persons WHERE person_id = $1 AND noted_us = $2")
+                .bind(&person_id)
+                .bind(noted_us)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await.map_err(bangfu_platform::db::DbError::from)?;
+        }
+        Ok(queued)
+    }
+
+    async fn deliver_waiting(&self, partner: &Partner) -> Result<usize, Problem> {
+        let waiting: Vec<(String, String, Vec<u8>)> = {
+            let mut connection = self.db.acquire().await?;
+            sqlx::query_as(
+                "SELECT id, confirmation_id, body FROM exchange_outbox WHERE partner = $1 AND state = 'waiting' \
+                 ORDER BY created_us, id LIMIT 1000",
+            )
+            .bind(&partner.id)
+            .fetch_all(&mut *connection)
+            .await?
+        };
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let mut wire = Vec::with_capacity(waiting.len());
+        for (_, confirmation_id, sealed) in &waiting {
+            let body = self
+                .keys
+                .decrypt(sealed, format!("outbox/{confirmation_id}").as_bytes())
+                .map_err(|_| Problem::internal())?;
+            let stored: StoredConfirmation = serde_json::from_slice(&body).map_err(|_| Problem::internal())?;
+            wire.push(stored.to_wire(confirmation_id)?);
+        }
+        let message = pb::DeliverEmploymentConfirmationsRequest {
+            header: None,
+            confirmations: wire,
+        };
+        let sent = self
+            .send(
+                partner,
+                "DeliverEmploymentConfirmations",
+                message,
+                |m| &mut m.header,
+                waiting.len(),
+                |mut client, request| async move { client.deliver_employment_confirmations(request).await },
+            )
+            .await;
+        let answer = match sent {
+            Ok((answer, _)) => answer,
+            Err(problem) => {
+                sqlx::query(
+                    "UPDATE exchange_outbox SET attempts = attempts + 1 WHERE partner = $1 AND state = 'waiting'",
+                )
+                .bind(&partner.id)
+                .execute(&mut *self.db.acquire().await?)
+                .await?;
+                tracing::info!(partner = %partner.id, reason = problem.reason_code(), waiting = waiting.len(), "confirmations wait for the partner");
+                return Ok(0);
+            }
+        };
+        let now = to_micros(self.now());
+        let mut tx = self.db.begin().await?;
+        let mut delivered = 0;
+        for result in &answer.results {
+            let outcome = match result.outcome() {
+                pb::ConfirmationOutcome::Refused => format!("refused:{}:{}", result.reason, result.field),
+                other => other
+                    .as_str_name()
+                    .trim_start_matches("CONFIRMATION_OUTCOME_")
+                    .to_lowercase(),
+            };
+            let updated = sqlx::query(
+                "UPDATE exchange_outbox SET state = 'delivered', outcome = $1, attempts = attempts + 1, delivered_us = $2 \
+                 WHERE partner = $3 AND confirmation_id = $4 AND state = 'waiting'",
+            )
+            .bind(outcome)
+            .bind(now)
+            .bind(&partner.id)
+            .bind(&result.confirmation_id)
+            .execute(&mut *tx)
+            .await?;
+            delivered += updated.rows_affected() as usize;
+        }
+        tx.commit().await.map_err(bangfu_platform::db::DbError::from)?;
+        Ok(delivered)
+    }
+}
+
+impl StoredConfirmation {
+    fn to_wire(&self, confirmation_id: &str) -> Result<pb::EmploymentConfirmation, Problem> {
+        Ok(pb::EmploymentConfirmation {
+            confirmation_id: confirmation_id.to_string(),
+            citizen_id: self.citizen_id.clone(),
+            employer: self.employer.clone(),
+            work_region: self.work_region.clone(),
+            start_date: Some(bangfu_platform::wire::date_to_wire(self.start()?)),
+            end_date: self.end()?.map(bangfu_platform::wire::date_to_wire),
+            contract_months: self.contract_months,
+            monthly_income: self.income.map(|(_, _, fen)| common::Money { fen }),
+            income_month: self.income.map(|(year, month, _)| common::YearMonth {
+                year,
+                month: i32::from(month),
+            }),
+        })
+    }
+}

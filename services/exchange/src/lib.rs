@@ -50,9 +50,10 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
     start: start_hosted,
 };
 
-/// How often the message log is chained, and pending confirmations are recorded in identity.
+/// How often the message log is chained, and confirmations are recorded in identity (received)
+/// and queued and sent (ours).
 const SEAL_INTERVAL: Duration = Duration::from_secs(10);
-const RECORD_INTERVAL: Duration = Duration::from_secs(15);
+const RECORD_INTERVAL: Duration = Duration::from_secs(5);
 
 fn start_hosted(context: ServiceContext) -> StartFuture {
     Box::pin(async move {
@@ -61,6 +62,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
             .get("identity")
             .cloned()
             .map_err(|e| StartError::Configuration(format!("exchange calls identity: {e}")))?;
+        let identity_peer = identity.clone();
         let keys = context
             .data_keys
             .clone()
@@ -78,7 +80,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         let exchange = Arc::new(
             start(
                 context.db.clone(),
-                context.clock,
+                context.clock.clone(),
                 keys,
                 config.clone(),
                 Some(IdentityReader::new(identity)),
@@ -103,23 +105,70 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                 Ok(())
             }
         });
+        let follower = bangfu_platform::follow::Follower::new(
+            "exchange/identity-persons",
+            context.db.clone(),
+            bangfu_platform::follow::PersonChanges::new(identity_peer),
+            EmploymentFollower {
+                clock: context.clock.clone(),
+            },
+        );
         let recorder = exchange.clone();
         let recording = Job::new("exchange-confirmations", RECORD_INTERVAL, context.db, move || {
             let exchange = recorder.clone();
             async move {
-                if exchange.config().is_some() {
-                    let recorded = exchange.record_pending_confirmations(None, 500).await?;
-                    if !recorded.is_empty() {
-                        tracing::info!(count = recorded.len(), "confirmations from partners recorded");
-                    }
+                if exchange.config().is_none() {
+                    return Ok(());
                 }
-                Ok(())
+                // Each on its own: a partner that does not answer does not hold back what
+                // identity is to record, nor the other way round.
+                let recorded = exchange.record_pending_confirmations(None, 500).await;
+                let sent = exchange.send_confirmations().await;
+                if let Ok(recorded) = &recorded
+                    && !recorded.is_empty()
+                {
+                    tracing::info!(count = recorded.len(), "confirmations from partners recorded");
+                }
+                if let Ok(round) = &sent
+                    && round.queued + round.delivered > 0
+                {
+                    tracing::info!(
+                        queued = round.queued,
+                        delivered = round.delivered,
+                        "confirmations to partners"
+                    );
+                }
+                recorded.map(|_| ()).and(sent.map(|_| ()))
             }
         });
-        Ok(Started::serving(grpc::LocalDesk::shared(exchange, &context.server))
+        let started = Started::serving(grpc::LocalDesk::shared(exchange, &context.server))
             .with_job(sealer)
-            .with_job(recording))
+            .with_job(recording);
+        // Without partners nobody is to be told of employment: nothing is followed.
+        Ok(if config.is_some() {
+            started.with_follower(follower.hosted())
+        } else {
+            started
+        })
     })
+}
+
+/// The follower's effect: a person whose employment changed is noted for a confirmation.
+pub struct EmploymentFollower {
+    pub clock: Clock,
+}
+
+impl bangfu_platform::follow::Apply<bangfu_proto::identity::v1::PersonChange> for EmploymentFollower {
+    async fn apply(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        change: &bangfu_proto::identity::v1::PersonChange,
+    ) -> Result<(), bangfu_platform::error::Problem> {
+        if change.kind() != bangfu_proto::identity::v1::ChangeKind::EmploymentChanged {
+            return Ok(());
+        }
+        app::note_person(tx, change.person.trim_start_matches("persons/"), self.clock.now()).await
+    }
 }
 
 /// The desk over its (migrated) database.
@@ -209,14 +258,28 @@ pub async fn serve_partners(
 
 /// The service's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 600,
-        description: "exchange: message log, seen message ids, partner state, outbox, received confirmations",
-        sql: include_str!("../migrations/sqlite/0600_exchange.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 600,
-        description: "exchange: message log, seen message ids, partner state, outbox, received confirmations",
-        sql: include_str!("../migrations/postgres/0600_exchange.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 600,
+            description: "exchange: message log, seen message ids, partner state, outbox, received confirmations",
+            sql: include_str!("../migrations/sqlite/0600_exchange.sql"),
+        },
+        MigrationFile {
+            version: 601,
+            description: "exchange: persons whose employment changed, noted for confirmations",
+            sql: include_str!("../migrations/sqlite/0601_noted_persons.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 600,
+            description: "exchange: message log, seen message ids, partner state, outbox, received confirmations",
+            sql: include_str!("../migrations/postgres/0600_exchange.sql"),
+        },
+        MigrationFile {
+            version: 601,
+            description: "exchange: persons whose employment changed, noted for confirmations",
+            sql: include_str!("../migrations/postgres/0601_noted_persons.sql"),
+        },
+    ],
 };

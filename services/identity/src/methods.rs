@@ -97,6 +97,11 @@ pub const METHODS: &[MethodRule] = &[
         CallKind::Unary,
     ),
     rule(
+        "/bangfu.identity.v1.IdentityService/ListEmploymentRecords",
+        Access::Requires(IdentityPersonsRead),
+        CallKind::Unary,
+    ),
+    rule(
         "/bangfu.identity.v1.IdentityService/ListAlerts",
         Access::Requires(IdentityAlertsManage),
         CallKind::Unary,

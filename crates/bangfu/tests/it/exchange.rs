@@ -225,6 +225,108 @@ fn reason(status: &tonic::Status) -> String {
     bangfu_platform::testing::reason(status)
 }
 
+/// Registers a Chongqing person in `up`'s identity (as its administrator) and returns the name.
+fn register(up: &Up, admin: &str, citizen_id: &str, name: &str) -> String {
+    let person = json(against(
+        up,
+        admin,
+        &[
+            "identity",
+            "create",
+            "--name",
+            name,
+            "--citizen-id",
+            citizen_id,
+            "--region",
+            CQ_VILLAGE,
+            "--json",
+        ],
+    ));
+    person["name"].as_str().expect("name").to_string()
+}
+
+/// Records in `channel`'s identity that `person` works in Zaozhuang from three days ago.
+async fn record_work_in_shandong(channel: &Channel, admin: &str, person: &str, employer: &str) {
+    let start = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date()
+        - time::Duration::days(3);
+    IdentityServiceClient::new(channel.clone())
+        .record_employment(bearer(
+            id::RecordEmploymentRequest {
+                person: person.into(),
+                record: Some(id::EmploymentRecord {
+                    status: common::EmploymentStatus::EmployedOutOfProvince as i32,
+                    employer: employer.into(),
+                    work_region: "370402".into(),
+                    start_date: Some(common::Date {
+                        year: start.year(),
+                        month: i32::from(u8::from(start.month())),
+                        day: i32::from(start.day()),
+                    }),
+                    reporting_system: "就业信息平台".into(),
+                    ..Default::default()
+                }),
+                request_id: format!("work-{}", person.trim_start_matches("persons/")),
+            },
+            admin,
+        ))
+        .await
+        .expect("employment recorded");
+}
+
+/// Waits until `person` in `channel`'s identity is employed out of province.
+async fn await_employed_out_of_province(channel: &Channel, admin: &str, person: &str) {
+    for _ in 0..300 {
+        let got = IdentityServiceClient::new(channel.clone())
+            .get_person(bearer(
+                id::GetPersonRequest {
+                    name: person.into(),
+                    ..Default::default()
+                },
+                admin,
+            ))
+            .await
+            .expect("person")
+            .into_inner();
+        if got.person.expect("person").employment_status() == common::EmploymentStatus::EmployedOutOfProvince {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{person} was not recorded as employed out of province within 60 s");
+}
+
+/// The confirmations `channel`'s exchange received and recorded for `person`.
+async fn recorded_for(channel: &Channel, token: &str, person: &str) -> usize {
+    ExchangeServiceClient::new(channel.clone())
+        .list_received_confirmations(bearer(
+            pb::ListReceivedConfirmationsRequest {
+                outcome: pb::ConfirmationOutcome::Recorded as i32,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .confirmations
+        .iter()
+        .filter(|c| c.person == person)
+        .count()
+}
+
+/// How many confirmations wait in `channel`'s outbox for its one partner.
+async fn waiting(channel: &Channel, token: &str) -> i32 {
+    ExchangeServiceClient::new(channel.clone())
+        .list_partners(bearer(pb::ListPartnersRequest::default(), token))
+        .await
+        .expect("partners")
+        .into_inner()
+        .partners[0]
+        .waiting_messages
+}
+
 fn confirmation(id: &str, citizen_id: &str) -> pb::EmploymentConfirmation {
     pb::EmploymentConfirmation {
         confirmation_id: id.into(),
@@ -374,6 +476,23 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     assert_eq!(received.request_sha256, sent.request_sha256);
     assert_eq!(received.receipt, sent.receipt);
 
+    // The person comes to work in Zaozhuang: Shandong's registry records it, Shandong's exchange
+    // confirms it to Chongqing, and Chongqing's registry shows the person employed out of
+    // province — recorded once.
+    let sd_admin = std::fs::read_to_string(shandong.dir.join("data/admin.jwt")).expect("admin token");
+    let sd_admin = sd_admin.trim();
+    let cq_admin = std::fs::read_to_string(chongqing.dir.join("data/admin.jwt")).expect("admin token");
+    let cq_admin = cq_admin.trim();
+    let in_shandong = register(&sd, sd_admin, &citizen_id, "渝工甲");
+    record_work_in_shandong(&sd_main, sd_admin, &in_shandong, "枣庄市榴园服装有限公司").await;
+    let cq_main = Channel::from_shared(cq.addr.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    await_employed_out_of_province(&cq_main, cq_admin, &person).await;
+    assert_eq!(recorded_for(&cq_main, &cq_clerk, &person).await, 1);
+
     // Shandong (played here with its own key and certificate) confirms the person's work there:
     // Chongqing's identity records it, once; a person it does not know is kept for a clerk.
     let (sd_cert, sd_key) = (
@@ -407,28 +526,7 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     assert!(response.metadata().get("x-bangfu-message-receipt").is_some());
     let outcomes: Vec<_> = response.into_inner().results.iter().map(|r| r.outcome()).collect();
     assert_eq!(outcomes, vec![pb::ConfirmationOutcome::Pending; 2]);
-    let cq_admin = std::fs::read_to_string(chongqing.dir.join("data/admin.jwt")).expect("admin token");
-    let mut recorded = None;
-    for _ in 0..100 {
-        let got = IdentityServiceClient::new(cq_main.clone())
-            .get_person(bearer(
-                id::GetPersonRequest {
-                    name: person.clone(),
-                    ..Default::default()
-                },
-                cq_admin.trim(),
-            ))
-            .await
-            .expect("person")
-            .into_inner();
-        let status = got.person.expect("person").employment_status();
-        if status == common::EmploymentStatus::EmployedOutOfProvince {
-            recorded = Some(status);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert_eq!(recorded, Some(common::EmploymentStatus::EmployedOutOfProvince));
+    await_employed_out_of_province(&cq_main, cq_admin, &person).await;
     let again = cq_partner
         .deliver_employment_confirmations(signed(
             &shandong,
@@ -563,8 +661,38 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     }
 
     // Chongqing stops: Shandong's question is refused as the partner being unavailable, and
-    // logged; Chongqing starts again on the same data and answers.
+    // logged; a second worker's confirmation waits in Shandong's outbox; Chongqing starts again
+    // on the same data and answers, and the confirmation arrives, once.
+    let second_id = bangfu_platform::testing::citizen_id("50010119920202302");
+    let second = json(against(
+        &cq,
+        &cq_clerk,
+        &[
+            "identity",
+            "create",
+            "--name",
+            "渝工乙",
+            "--citizen-id",
+            &second_id,
+            "--region",
+            CQ_VILLAGE,
+            "--json",
+        ],
+    ));
+    let second = second["name"].as_str().expect("name").to_string();
+    let before_restart = recorded_for(&cq_main, &cq_clerk, &person).await;
     assert!(cq.terminate().success());
+    let second_in_shandong = register(&sd, sd_admin, &second_id, "渝工乙");
+    record_work_in_shandong(&sd_main, sd_admin, &second_in_shandong, "滕州市鲁班建筑劳务有限公司").await;
+    let mut queued = false;
+    for _ in 0..300 {
+        if waiting(&sd_main, &sd_clerk).await == 1 {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(queued, "the confirmation waits for Chongqing");
     let down = desk
         .verify_partner_person(bearer(verify(&citizen_id, ""), &sd_clerk))
         .await
@@ -577,7 +705,24 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
         .into_inner()
         .partners;
     assert!(!partners[0].last_error.is_empty(), "{partners:?}");
-    let _cq = chongqing.start(&cq_args);
+    let cq = chongqing.start(&cq_args);
+    let cq_main = Channel::from_shared(cq.addr.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    await_employed_out_of_province(&cq_main, cq_admin, &second).await;
+    assert_eq!(recorded_for(&cq_main, &cq_clerk, &second).await, 1);
+    assert_eq!(recorded_for(&cq_main, &cq_clerk, &person).await, before_restart);
+    let mut emptied = false;
+    for _ in 0..100 {
+        if waiting(&sd_main, &sd_clerk).await == 0 {
+            emptied = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(emptied, "the outbox empties once Chongqing answers");
     let back = desk
         .verify_partner_person(bearer(verify(&citizen_id, ""), &sd_clerk))
         .await
@@ -588,13 +733,23 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
         pb::VerificationOutcome::TargetPerson
     );
     let sd_log = desk
-        .list_exchange_messages(bearer(pb::ListExchangeMessagesRequest::default(), &sd_clerk))
+        .list_exchange_messages(bearer(
+            pb::ListExchangeMessagesRequest {
+                method: "VerifyPerson".into(),
+                ..Default::default()
+            },
+            &sd_clerk,
+        ))
         .await
         .expect("log")
         .into_inner()
         .messages;
     assert_eq!(
-        sd_log.iter().map(|m| m.result.as_str()).collect::<Vec<_>>(),
+        sd_log
+            .iter()
+            .filter(|m| m.method.ends_with("/VerifyPerson"))
+            .map(|m| m.result.as_str())
+            .collect::<Vec<_>>(),
         vec!["OK", "PARTNER_UNAVAILABLE", "OK", "OK"]
     );
 }

@@ -512,6 +512,10 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
             IdentityPersonsLookup,
             // A partner's confirmation of our person's employment there.
             IdentityEmploymentWrite,
+            // Its employment changes are followed; a confirmation names the person to their
+            // home province by citizen ID, read in clear for labor cooperation (audited).
+            IdentityFeedWatch,
+            IdentityPiiRead,
         ],
     ),
 ];

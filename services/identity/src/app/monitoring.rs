@@ -28,6 +28,24 @@ pub struct RecordedEmployment {
 }
 
 impl Identity {
+    /// A person's employment periods, latest start first, one page after `after` (start date
+    /// and id of the page's last period).
+    pub async fn employment_records_of(
+        &self,
+        caller: &Principal,
+        person_id: &str,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<StoredEmployment>, Problem> {
+        let person = self
+            .visible_person(caller, &method("ListEmploymentRecords"), person_id)
+            .await?;
+        let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
+        self.store
+            .employment_records(&mut connection, &person.id, after, limit)
+            .await
+    }
+
     pub async fn record_employment(
         &self,
         caller: &Principal,

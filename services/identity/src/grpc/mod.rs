@@ -390,6 +390,40 @@ impl IdentityService for Identity {
         }))
     }
 
+    async fn list_employment_records(
+        &self,
+        request: Request<pb::ListEmploymentRecordsRequest>,
+    ) -> Result<Response<pb::ListEmploymentRecordsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let person_id = wire::person_id(&request.parent, "parent")?;
+        let fingerprint = bangfu_platform::paging::fingerprint(&[person_id]);
+        let (size, cursor) = bangfu_platform::paging::page(request.page_size, &request.page_token, &fingerprint)?;
+        let after = cursor.and_then(|c| match c.as_slice() {
+            [start, id] => Some((start.clone(), id.clone())),
+            _ => None,
+        });
+        let mut records = self.employment_records_of(&caller, person_id, after, size + 1).await?;
+        let next_page_token = if records.len() > size as usize {
+            records.truncate(size as usize);
+            records
+                .last()
+                .map(|r| {
+                    bangfu_platform::paging::encode_token(
+                        &fingerprint,
+                        &[bangfu_platform::parameters::date_text(r.start_date), r.id.clone()],
+                    )
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListEmploymentRecordsResponse {
+            employment_records: records.iter().map(wire::employment_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
     async fn record_income(
         &self,
         request: Request<pb::RecordIncomeRequest>,

@@ -165,6 +165,29 @@ impl Store {
         Ok(found)
     }
 
+    /// A person's periods, latest start first, after the (start date, id) `after` of a page.
+    pub async fn employment_records(
+        &self,
+        connection: &mut AnyConnection,
+        person_id: &str,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<StoredEmployment>, Problem> {
+        let (after_start, after_id) = after.unwrap_or_else(|| ("9999-12-31".into(), "\u{10ffff}".into()));
+        let sql = format!(
+            "SELECT {EMPLOYMENT_COLUMNS} FROM employment_records WHERE person_id = $1 \
+             AND (start_date < $2 OR (start_date = $2 AND id < $3)) ORDER BY start_date DESC, id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(person_id)
+            .bind(after_start)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *connection)
+            .await?;
+        rows.iter().map(employment_of).collect()
+    }
+
     /// Records a period. An open period that started before it ends the day before it starts;
     /// a period starting the same day is replaced, so the timeline never overlaps.
     pub async fn insert_employment(

@@ -146,8 +146,58 @@ async fn the_status_timeline_answers_as_of_a_day_and_losing_work_raises_alerts(b
     assert_eq!(county[0].region, "370402");
     assert_eq!(county[0].drop_basis_points, 10_000);
 
+    // The periods as recorded, latest first: the employed one closed the day before.
+    let records = identity
+        .client()
+        .await
+        .list_employment_records(request(
+            pb::ListEmploymentRecordsRequest {
+                parent: person.clone(),
+                page_size: 1,
+                page_token: String::new(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect("records")
+        .into_inner();
+    assert_eq!(records.employment_records[0].status(), S::Unemployed);
+    let rest = identity
+        .client()
+        .await
+        .list_employment_records(request(
+            pb::ListEmploymentRecordsRequest {
+                parent: person.clone(),
+                page_size: 1,
+                page_token: records.next_page_token,
+            },
+            &clerk,
+        ))
+        .await
+        .expect("next page")
+        .into_inner();
+    let first = &rest.employment_records[0];
+    assert_eq!(
+        (first.status(), first.employer.as_str(), first.end_date),
+        (S::EmployedInCounty, "枣庄某制衣厂", date(2026, 2, 14))
+    );
+    assert!(rest.next_page_token.is_empty());
+
     // Another district sees none of it.
     let xuecheng = identity.token("clerk-zhao", Department::Hr, Role::Clerk, "370403");
+    let hidden_records = identity
+        .client()
+        .await
+        .list_employment_records(request(
+            pb::ListEmploymentRecordsRequest {
+                parent: person.clone(),
+                ..Default::default()
+            },
+            &xuecheng,
+        ))
+        .await
+        .expect_err("another district's person");
+    assert_eq!(hidden_records.code(), Code::NotFound);
     assert!(
         alerts(&identity, &xuecheng, pb::AlertKind::Unspecified, true)
             .await
