@@ -129,6 +129,39 @@ Takes (dict "root" $ "name" NAME). Fails, naming the value, on what the schema c
 {{- if $v.otel.endpoint -}}
 {{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" $v.otel.endpoint -}}
 {{- end -}}
+{{- /*
+The exchange's partner port: its file (BANGFU_EXCHANGE_CONFIG) from the partner Secret, mounted
+at /etc/bangfu/exchange; the port is admitted from allowedCIDRs alone (networkpolicy.yaml).
+*/ -}}
+{{- $partner := dict "enabled" false -}}
+{{- $p := $svc.partner | default dict -}}
+{{- if $p.enabled -}}
+{{- if ne $name "exchange" -}}
+{{- fail (printf "%s.partner: only the exchange has a partner port" $path) -}}
+{{- end -}}
+{{- if not ($p.allowedCIDRs | default list) -}}
+{{- fail (printf "%s.partner.allowedCIDRs is empty while %s.partner.enabled is true: name the partner provinces' source address ranges (CIDRs), the only ones the NetworkPolicy admits to the partner port" $path $path) -}}
+{{- end -}}
+{{- $configSecret := tpl ($p.configSecret | default "") $root -}}
+{{- if not $configSecret -}}
+{{- fail (printf "%s.partner.configSecret is empty while %s.partner.enabled is true: name the Secret holding exchange.json and the files it names" $path $path) -}}
+{{- end -}}
+{{- $port := int ($p.port | default 50070) -}}
+{{- if or (eq $port (int $v.ports.grpc)) (eq $port (int $v.ports.health)) -}}
+{{- fail (printf "%s.partner.port (%v) is the gRPC or the health port: the partner port is a listener of its own" $path $port) -}}
+{{- end -}}
+{{- $configKey := $p.configKey | default "exchange.json" -}}
+{{- $_ := set $env "BANGFU_EXCHANGE_CONFIG" (printf "/etc/bangfu/exchange/%s" $configKey) -}}
+{{- $partner = dict
+  "enabled" true
+  "port" $port
+  "configSecret" $configSecret
+  "configKey" $configKey
+  "allowedCIDRs" $p.allowedCIDRs
+  "serviceType" (($p.service).type | default "ClusterIP")
+  "serviceAnnotations" (($p.service).annotations | default dict)
+-}}
+{{- end -}}
 {{- range $key, $value := merge (deepCopy ($svc.env | default dict)) ($v.config.env | default dict) -}}
 {{- $_ := set $env $key (toString $value) -}}
 {{- end -}}
@@ -150,5 +183,6 @@ autoscaling: {{ $autoscaling | toJson }}
 resources: {{ $svc.resources | default $v.resources | toJson }}
 databaseEgress: {{ $svc.databaseEgress | default $v.database.egress | toJson }}
 networkPolicy: {{ $svc.networkPolicy | default dict | toJson }}
+partner: {{ $partner | toJson }}
 env: {{ $env | toJson }}
 {{- end -}}

@@ -131,12 +131,14 @@ impl ConfirmationOutcome {
 
 /// The exchange desk.
 pub struct Exchange {
-    db: Database,
+    pub(crate) db: Database,
     parameters: Arc<Parameters>,
     clock: Clock,
     keys: Arc<DataKeys>,
-    config: Option<Arc<ExchangeConfig>>,
+    pub(crate) config: Option<Arc<ExchangeConfig>>,
     identity: Option<IdentityReader>,
+    /// Job matching: our shared postings are read there, the partner's created there.
+    pub(crate) jobs: Option<bangfu_platform::peers::Peer>,
     channels: HashMap<String, Channel>,
     verifications: SubjectRateLimiter,
 }
@@ -165,9 +167,16 @@ impl Exchange {
             keys,
             config,
             identity,
+            jobs: None,
             channels,
             verifications: SubjectRateLimiter::named("exchange.verifications"),
         })
+    }
+
+    /// The desk with job matching to read our shared postings from and create the partner's in.
+    pub fn with_jobs(mut self, jobs: bangfu_platform::peers::Peer) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     pub fn db(&self) -> &Database {

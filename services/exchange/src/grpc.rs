@@ -276,6 +276,32 @@ impl PartnerExchangeService for PartnerDesk {
         self.answer(&incoming, result).await
     }
 
+    async fn list_shared_postings(
+        &self,
+        request: Request<pb::ListSharedPostingsRequest>,
+    ) -> Result<Response<pb::ListSharedPostingsResponse>, Status> {
+        let incoming = self
+            .check(
+                &request,
+                "ListSharedPostings",
+                Some(Ability::SharedPostings),
+                request.get_ref().header.as_ref(),
+                0,
+            )
+            .await?;
+        let message = request.into_inner();
+        let max = match message.max_changes {
+            0 => 100,
+            n => n.clamp(1, 1000) as u32,
+        };
+        let result = self
+            .exchange
+            .shared_changes(message.after_cursor.trim(), max)
+            .await
+            .map(|(changes, next_cursor)| pb::ListSharedPostingsResponse { changes, next_cursor });
+        self.answer(&incoming, result).await
+    }
+
     async fn deliver_employment_confirmations(
         &self,
         request: Request<pb::DeliverEmploymentConfirmationsRequest>,
@@ -508,6 +534,46 @@ impl ExchangeService for LocalDesk {
         Ok(Response::new(pb::VerifyPartnerPersonResponse {
             verification: answer.verification,
             message: format!("messages/{log_id}"),
+        }))
+    }
+
+    async fn list_partner_postings(
+        &self,
+        request: Request<pb::ListPartnerPostingsRequest>,
+    ) -> Result<Response<pb::ListPartnerPostingsResponse>, Status> {
+        caller(&request)?;
+        let message = request.into_inner();
+        let partner = partner_id("partner", &message.partner, false)?;
+        let fingerprint = paging::fingerprint(&[&partner, &message.show_withdrawn.to_string()]);
+        let (size, cursor) = paging::page(message.page_size, &message.page_token, &fingerprint)?;
+        let after = match cursor.as_deref() {
+            Some([partner, posting]) => (partner.clone(), posting.clone()),
+            _ => (String::new(), String::new()),
+        };
+        let mut postings = self
+            .exchange
+            .partner_postings(&partner, message.show_withdrawn, after, size + 1)
+            .await?;
+        let next_page_token = if postings.len() > size as usize {
+            postings.truncate(size as usize);
+            postings
+                .last()
+                .map(|p| {
+                    paging::encode_token(
+                        &fingerprint,
+                        &[
+                            p.partner.trim_start_matches("partners/").to_string(),
+                            p.posting.as_ref().map(|s| s.posting_id.clone()).unwrap_or_default(),
+                        ],
+                    )
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListPartnerPostingsResponse {
+            postings,
+            next_page_token,
         }))
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod grpc;
 pub mod methods;
 pub mod pki;
+pub mod postings;
 pub mod signing;
 pub mod store;
 
@@ -46,7 +47,7 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
     methods: METHODS,
     migrations: MIGRATIONS,
     personal_data: true,
-    calls: &["identity"],
+    calls: &["identity", "jobs"],
     start: start_hosted,
 };
 
@@ -63,6 +64,19 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
             .cloned()
             .map_err(|e| StartError::Configuration(format!("exchange calls identity: {e}")))?;
         let identity_peer = identity.clone();
+        let jobs = context
+            .peers
+            .get("jobs")
+            .cloned()
+            .map_err(|e| StartError::Configuration(format!("exchange calls jobs: {e}")))?;
+        let postings = bangfu_platform::follow::Follower::new(
+            "exchange/jobs-postings",
+            context.db.clone(),
+            postings::PostingChanges::new(jobs.clone()),
+            postings::PostingFollower {
+                clock: context.clock.clone(),
+            },
+        );
         let keys = context
             .data_keys
             .clone()
@@ -85,7 +99,8 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                 config.clone(),
                 Some(IdentityReader::new(identity)),
             )
-            .await?,
+            .await?
+            .with_jobs(jobs),
         );
         if let Some(config) = &config {
             serve_partners(
@@ -124,6 +139,8 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                 // identity is to record, nor the other way round.
                 let recorded = exchange.record_pending_confirmations(None, 500).await;
                 let sent = exchange.send_confirmations().await;
+                let shared = exchange.share_noted_postings().await;
+                let pulled = exchange.pull_partner_postings().await;
                 if let Ok(recorded) = &recorded
                     && !recorded.is_empty()
                 {
@@ -138,7 +155,16 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                         "confirmations to partners"
                     );
                 }
-                recorded.map(|_| ()).and(sent.map(|_| ()))
+                if let (Ok(shared), Ok(pulled)) = (&shared, &pulled)
+                    && shared + pulled > 0
+                {
+                    tracing::info!(shared, pulled, "postings shared with partners and received from them");
+                }
+                recorded
+                    .map(|_| ())
+                    .and(sent.map(|_| ()))
+                    .and(shared.map(|_| ()))
+                    .and(pulled.map(|_| ()))
             }
         });
         let started = Started::serving(grpc::LocalDesk::shared(exchange, &context.server))
@@ -146,7 +172,9 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
             .with_job(recording);
         // Without partners nobody is to be told of employment: nothing is followed.
         Ok(if config.is_some() {
-            started.with_follower(follower.hosted())
+            started
+                .with_follower(follower.hosted())
+                .with_follower(postings.hosted())
         } else {
             started
         })
@@ -269,6 +297,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "exchange: persons whose employment changed, noted for confirmations",
             sql: include_str!("../migrations/sqlite/0601_noted_persons.sql"),
         },
+        MigrationFile {
+            version: 602,
+            description: "exchange: shared postings, ours by cursor and the partner's as received",
+            sql: include_str!("../migrations/sqlite/0602_shared_postings.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -280,6 +313,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 601,
             description: "exchange: persons whose employment changed, noted for confirmations",
             sql: include_str!("../migrations/postgres/0601_noted_persons.sql"),
+        },
+        MigrationFile {
+            version: 602,
+            description: "exchange: shared postings, ours by cursor and the partner's as received",
+            sql: include_str!("../migrations/postgres/0602_shared_postings.sql"),
         },
     ],
 };

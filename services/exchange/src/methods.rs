@@ -28,6 +28,7 @@ macro_rules! partner {
 pub const PARTNER_METHODS: &[MethodRule] = &[
     partner!("VerifyPerson", ExchangeVerifyPerson),
     partner!("BatchVerifyPersons", ExchangeVerifyPerson),
+    partner!("ListSharedPostings", ExchangePostings),
     partner!("DeliverEmploymentConfirmations", ExchangeConfirmations),
     partner!("GetPartnerInfo", ExchangePartnerInfo),
 ];
@@ -37,6 +38,7 @@ pub const PARTNER_METHODS: &[MethodRule] = &[
 pub const METHODS: &[MethodRule] = &[
     local!("ListPartners", ExchangeRead),
     local!("VerifyPartnerPerson", ExchangeVerifyPerson),
+    local!("ListPartnerPostings", ExchangeRead),
     local!("ListExchangeMessages", ExchangeRead),
     local!("GetMessage", ExchangeRead),
     local!("ListReceivedConfirmations", ExchangeConfirmations),
@@ -45,6 +47,7 @@ pub const METHODS: &[MethodRule] = &[
     local!("ListAuditEvents", ExchangeAuditRead),
     partner!("VerifyPerson", ExchangeVerifyPerson),
     partner!("BatchVerifyPersons", ExchangeVerifyPerson),
+    partner!("ListSharedPostings", ExchangePostings),
     partner!("DeliverEmploymentConfirmations", ExchangeConfirmations),
     partner!("GetPartnerInfo", ExchangePartnerInfo),
 ];

@@ -409,6 +409,11 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
         .await
         .expect("connect");
     let mut desk = ExchangeServiceClient::new(sd_main.clone());
+    let cq_main = Channel::from_shared(cq.addr.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
     let verify = |citizen_id: &str, name: &str| pb::VerifyPartnerPersonRequest {
         partner: "partners/chongqing".into(),
         citizen_id: citizen_id.into(),
@@ -456,11 +461,6 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     assert_eq!(sent.direction(), pb::MessageDirection::Outgoing);
     assert_eq!(sent.result, "OK");
     assert!(!sent.receipt.is_empty() && !sent.signature.is_empty());
-    let cq_main = Channel::from_shared(cq.addr.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
     let cq_log = ExchangeServiceClient::new(cq_main.clone())
         .list_exchange_messages(bearer(pb::ListExchangeMessagesRequest::default(), &cq_clerk))
         .await
@@ -476,6 +476,97 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     assert_eq!(received.request_sha256, sent.request_sha256);
     assert_eq!(received.receipt, sent.receipt);
 
+    // A Zaozhuang employer shares a posting: Chongqing's job matching offers it to the person.
+    let valid_until = day(today + time::Duration::days(365));
+    let carrier = json(against(
+        &sd,
+        &sd_clerk,
+        &[
+            "jobs",
+            "carrier-create",
+            "--name",
+            "枣庄市榴园服装有限公司",
+            "--kind",
+            "employer",
+            "--credit-code",
+            "91350100M000100Y43",
+            "--region",
+            "370402001013",
+            "--contact",
+            "王经理",
+            "--phone",
+            "0632-3311234",
+            "--json",
+        ],
+    ));
+    let carrier = carrier["carrier"]["name"].as_str().expect("name").to_string();
+    let list = root.path().join("岗位.csv");
+    std::fs::write(
+        &list,
+        format!(
+            "岗位名称,职业编码,职业名称,工作地点,最低月薪,最高月薪,招聘人数,合同期限,每周工时,技能要求,有效期至,跨区域共享\n\
+             服装缝纫工,6-05-01-01,缝纫工,370402001013,4000,5200,20,12,44,缝纫,{valid_until},是\n"
+        ),
+    )
+    .expect("write");
+    ok(against(
+        &sd,
+        &sd_clerk,
+        &[
+            "jobs",
+            "postings-import",
+            list.to_str().expect("path"),
+            "--carrier",
+            &carrier,
+        ],
+    ));
+    let mut offered = None;
+    for _ in 0..300 {
+        let copies = ExchangeServiceClient::new(cq_main.clone())
+            .list_partner_postings(bearer(pb::ListPartnerPostingsRequest::default(), &cq_clerk))
+            .await
+            .expect("partner postings")
+            .into_inner()
+            .postings;
+        if let Some(copy) = copies.iter().find(|p| !p.local_posting.is_empty()) {
+            offered = Some(copy.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let offered = offered.expect("Chongqing received the posting and created it in its job matching");
+    let shared = offered.posting.clone().expect("posting");
+    assert_eq!(
+        (
+            shared.title.as_str(),
+            shared.employer.as_str(),
+            shared.work_region.as_str()
+        ),
+        ("服装缝纫工", "枣庄市榴园服装有限公司", "370402001013")
+    );
+    let seeker = json(against(
+        &cq,
+        &cq_clerk,
+        &[
+            "jobs",
+            "seeker-register",
+            "--person",
+            &person,
+            "--intentions",
+            "out-of-province",
+            "--expected-wage",
+            "4000",
+            "--available-from",
+            &day(today),
+            "--skills",
+            "缝纫",
+            "--json",
+        ],
+    ));
+    let seeker = seeker["seeker"]["name"].as_str().expect("name").to_string();
+    let recommended = ok(against(&cq, &cq_clerk, &["jobs", "recommend", "--seeker", &seeker]));
+    assert!(recommended.contains(&offered.local_posting), "{recommended}");
+
     // The person comes to work in Zaozhuang: Shandong's registry records it, Shandong's exchange
     // confirms it to Chongqing, and Chongqing's registry shows the person employed out of
     // province — recorded once.
@@ -485,11 +576,6 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     let cq_admin = cq_admin.trim();
     let in_shandong = register(&sd, sd_admin, &citizen_id, "渝工甲");
     record_work_in_shandong(&sd_main, sd_admin, &in_shandong, "枣庄市榴园服装有限公司").await;
-    let cq_main = Channel::from_shared(cq.addr.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
     await_employed_out_of_province(&cq_main, cq_admin, &person).await;
     assert_eq!(recorded_for(&cq_main, &cq_clerk, &person).await, 1);
 

@@ -516,6 +516,10 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
             // home province by citizen ID, read in clear for labor cooperation (audited).
             IdentityFeedWatch,
             IdentityPiiRead,
+            // Our shared postings are read from job matching's feed; the partner's are created
+            // there as postings of their employers.
+            JobsRead,
+            JobsWrite,
         ],
     ),
 ];
