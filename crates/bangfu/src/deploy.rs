@@ -25,6 +25,14 @@ pub enum KeysCommand {
         /// Services to make keys for, comma-separated (default: every service of this build).
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
+        /// Instead, the exchange's partner files for this province's id (e.g. shandong), under
+        /// OUT/exchange: the signing key (mode 0600) and its public half for the partner, and a
+        /// TLS key with a certificate request for the partner port, for your CA to sign.
+        #[arg(long)]
+        partner: Option<String>,
+        /// The partner port's host names in the certificate request (with --partner).
+        #[arg(long = "host", value_delimiter = ',')]
+        hosts: Vec<String>,
     },
 }
 
@@ -77,7 +85,15 @@ fn services(named: &[String]) -> Result<Vec<&'static str>, Failure> {
 }
 
 pub fn keys(command: KeysCommand) -> Result<(), Failure> {
-    let KeysCommand::Init { out, services: named } = command;
+    let KeysCommand::Init {
+        out,
+        services: named,
+        partner,
+        hosts,
+    } = command;
+    if let Some(partner) = partner {
+        return partner_keys(&out, &partner, &hosts);
+    }
     let services = services(&named)?;
     let made = keys::init_deployment_keys(&out, &services).map_err(|e| Failure::failed(e.to_string()))?;
     for kid in &made.created {
@@ -304,4 +320,64 @@ async fn login_role(admin: &mut sqlx::PgConnection, name: &str, password: &str) 
     .execute(&mut *admin)
     .await?;
     Ok(!exists)
+}
+
+/// The exchange's own key pair and its partner port's certificate request, under OUT/exchange;
+/// existing files are kept (a second run changes nothing).
+fn partner_keys(out: &std::path::Path, id: &str, hosts: &[String]) -> Result<(), Failure> {
+    bangfu_exchange::config::check_id(id).map_err(|reason| Failure::usage(format!("--partner {reason}")))?;
+    if hosts.is_empty() {
+        return Err(Failure::usage(
+            "--host is needed with --partner: the name(s) the partner reaches the partner port at",
+        ));
+    }
+    let dir = out.join("exchange");
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::failed(format!("{}: {e}", dir.display())))?;
+    let failed = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
+    let signing = dir.join(format!("{id}-exchange.signing.json"));
+    let public = dir.join(format!("{id}-exchange.pub.pem"));
+    if signing.exists() {
+        say!("kept {} (it exists)", signing.display());
+    } else {
+        let today = time::OffsetDateTime::now_utc().date();
+        let kid = format!(
+            "{id}-exchange-{:04}{:02}{:02}",
+            today.year(),
+            u8::from(today.month()),
+            today.day()
+        );
+        let (file, public_pem) = keys::generate_key_pair(&kid, id, false).map_err(|e| failed(&e))?;
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| failed(&e))?;
+        keys::write_file(&signing, &json, 0o600).map_err(|e| failed(&e))?;
+        keys::write_file(&public, public_pem.as_bytes(), 0o644).map_err(|e| failed(&e))?;
+        say!(
+            "created the exchange key {kid}: {} (keep it), {} (give it to the partner)",
+            signing.display(),
+            public.display()
+        );
+    }
+    let tls_key = dir.join(format!("{id}-exchange-tls.key"));
+    let request = dir.join(format!("{id}-exchange-tls.csr.pem"));
+    if tls_key.exists() {
+        say!("kept {} (it exists)", tls_key.display());
+        return Ok(());
+    }
+    let key = rcgen::KeyPair::generate().map_err(|e| failed(&e))?;
+    let mut params = rcgen::CertificateParams::new(hosts.to_vec()).map_err(|e| failed(&e))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{id} exchange"));
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let csr = params.serialize_request(&key).map_err(|e| failed(&e))?;
+    keys::write_file(&tls_key, key.serialize_pem().as_bytes(), 0o600).map_err(|e| failed(&e))?;
+    keys::write_file(&request, csr.pem().map_err(|e| failed(&e))?.as_bytes(), 0o644).map_err(|e| failed(&e))?;
+    say!(
+        "created {} and the request {}: have your CA sign it (server and client use), and give the partner that CA's certificate to pin",
+        tls_key.display(),
+        request.display()
+    );
+    Ok(())
 }

@@ -19,6 +19,7 @@ mod bench_relief;
 mod bench_suite;
 mod client;
 mod deploy;
+mod exchange_cli;
 mod format;
 mod identity_cli;
 mod identity_import;
@@ -117,6 +118,12 @@ enum Command {
         #[command(subcommand)]
         command: jobs_cli::JobsCommand,
     },
+    /// The labor-cooperation desk (鲁渝劳务协作): partners, verifying a partner's person, the
+    /// partners' postings, the signed message log, confirmations received, the year's counts.
+    Exchange {
+        #[command(subcommand)]
+        command: exchange_cli::ExchangeCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print who may call what: every method, its permission, and the roles and services
@@ -175,6 +182,7 @@ fn main() -> ExitCode {
             Command::Posts { command } => posts_cli::run(command).await,
             Command::Relief { command } => relief_cli::run(command).await,
             Command::Jobs { command } => jobs_cli::run(command).await,
+            Command::Exchange { command } => exchange_cli::run(command).await,
         }
     });
     match outcome {

@@ -110,6 +110,16 @@ pub const DEFINITIONS: &[Definition] = &[
         "seconds a partner's message time may differ from ours before it is refused",
     ),
     def(
+        "exchange.target_partner_workers",
+        Unit::Count,
+        "workers of the partner provinces to be employed here in a year",
+    ),
+    def(
+        "exchange.target_partner_target_workers",
+        Unit::Count,
+        "of them, target persons (poverty-alleviated and monitored) of the partner provinces",
+    ),
+    def(
         "exchange.verifications_per_minute",
         Unit::Count,
         "persons a partner may verify per minute",
@@ -519,6 +529,24 @@ pub const DEFAULTS: &[DefaultRow] = &[
         None,
         300,
         "bangfu 默认值（双方服务器时间偏差上限，可调整）",
+    ),
+    // Shandong §一: 16,000 workers of the Chongqing and Gansu cooperation counties employed,
+    // 10,000 of them poverty-alleviated.
+    row(
+        "exchange.target_partner_workers",
+        "37",
+        "2023-10-01",
+        None,
+        16_000,
+        SHANDONG,
+    ),
+    row(
+        "exchange.target_partner_target_workers",
+        "37",
+        "2023-10-01",
+        None,
+        10_000,
+        SHANDONG,
     ),
     row(
         "exchange.verifications_per_minute",

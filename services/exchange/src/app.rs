@@ -584,7 +584,8 @@ impl Exchange {
                 .map_err(|_| Problem::internal())?;
             let inserted = sqlx::query(
                 "INSERT INTO exchange_received_confirmations (partner, confirmation_id, body, person_id, outcome, \
-                 employer, work_region, start_date, received_us) VALUES ($1, $2, $3, '', 'pending', $4, $5, $6, $7) \
+                 employer, work_region, start_date, end_date, received_us) \
+                 VALUES ($1, $2, $3, '', 'pending', $4, $5, $6, $8, $7) \
                  ON CONFLICT (partner, confirmation_id) DO NOTHING",
             )
             .bind(&partner.id)
@@ -594,6 +595,7 @@ impl Exchange {
             .bind(&confirmation.work_region)
             .bind(bangfu_platform::parameters::date_text(confirmation.start))
             .bind(to_micros(now))
+            .bind(confirmation.end.map(bangfu_platform::parameters::date_text))
             .execute(&mut *tx)
             .await?;
             outcomes.push(if inserted.rows_affected() == 1 {
@@ -1137,7 +1139,7 @@ impl Exchange {
                     .map_err(|_| Problem::internal())?;
                 let inserted = sqlx::query(
                     "INSERT INTO exchange_outbox (id, partner, confirmation_id, body, state, person_id, target_person, \
-                     start_date, created_us) VALUES ($1, $2, $3, $4, 'waiting', $5, -1, $6, $7) \
+                     start_date, end_date, created_us) VALUES ($1, $2, $3, $4, 'waiting', $5, -1, $6, $8, $7) \
                      ON CONFLICT (confirmation_id) DO NOTHING",
                 )
                 .bind(bangfu_platform::rows::new_id())
@@ -1147,6 +1149,7 @@ impl Exchange {
                 .bind(&person_id)
                 .bind(bangfu_platform::parameters::date_text(confirmation.start))
                 .bind(to_micros(self.now()))
+                .bind(confirmation.end.map(bangfu_platform::parameters::date_text))
                 .execute(&mut *tx)
                 .await?;
                 queued += inserted.rows_affected() as usize;
@@ -1162,7 +1165,67 @@ impl Exchange {
         Ok(queued)
     }
 
+    /// Asks the partner which of the persons we confirm are its target persons (for the
+    /// cooperation statistics); those it does not answer about stay unknown for the next round.
+    async fn verify_targets(&self, partner: &Partner) -> Result<(), Problem> {
+        let unknown: Vec<(String, Vec<u8>)> = {
+            let mut connection = self.db.acquire().await?;
+            sqlx::query_as(
+                "SELECT confirmation_id, body FROM exchange_outbox WHERE partner = $1 AND target_person = -1 \
+                 ORDER BY created_us, id LIMIT 1000",
+            )
+            .bind(&partner.id)
+            .fetch_all(&mut *connection)
+            .await?
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut queries = Vec::with_capacity(unknown.len());
+        for (confirmation_id, sealed) in &unknown {
+            let body = self
+                .keys
+                .decrypt(sealed, format!("outbox/{confirmation_id}").as_bytes())
+                .map_err(|_| Problem::internal())?;
+            let stored: StoredConfirmation = serde_json::from_slice(&body).map_err(|_| Problem::internal())?;
+            queries.push(pb::PersonQuery {
+                citizen_id: stored.citizen_id,
+                display_name: String::new(),
+            });
+        }
+        let asked = pb::BatchVerifyPersonsRequest {
+            header: None,
+            queries,
+            on_date: None,
+        };
+        let answer = self
+            .send(
+                partner,
+                "BatchVerifyPersons",
+                asked,
+                |m| &mut m.header,
+                unknown.len(),
+                |mut client, request| async move { client.batch_verify_persons(request).await },
+            )
+            .await;
+        let Ok((answer, _)) = answer else {
+            return Ok(());
+        };
+        let mut tx = self.db.begin().await?;
+        for ((confirmation_id, _), verification) in unknown.iter().zip(&answer.verifications) {
+            let target = i64::from(verification.outcome() == pb::VerificationOutcome::TargetPerson);
+            sqlx::query("UPDATE exchange_outbox SET target_person = $1 WHERE confirmation_id = $2")
+                .bind(target)
+                .bind(confirmation_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await.map_err(bangfu_platform::db::DbError::from)?;
+        Ok(())
+    }
+
     async fn deliver_waiting(&self, partner: &Partner) -> Result<usize, Problem> {
+        self.verify_targets(partner).await?;
         let waiting: Vec<(String, String, Vec<u8>)> = {
             let mut connection = self.db.acquire().await?;
             sqlx::query_as(
@@ -1256,5 +1319,116 @@ impl StoredConfirmation {
                 month: i32::from(month),
             }),
         })
+    }
+}
+
+/// One partner's cooperation counts for a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartnerCounts {
+    pub partner: String,
+    pub partner_workers: std::collections::BTreeSet<String>,
+    pub partner_target_workers: std::collections::BTreeSet<String>,
+    pub partner_workers_unverified: usize,
+    pub our_workers_there: usize,
+    pub our_postings_shared: usize,
+    pub partner_postings_open: usize,
+}
+
+/// The cooperation statistics of a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CooperationStats {
+    pub partners: Vec<PartnerCounts>,
+    pub target_workers: i64,
+    pub target_target_workers: i64,
+    pub period: (Date, Date),
+}
+
+impl Exchange {
+    /// Workers of each partner's region employed here (confirmed to the partner) and ours
+    /// employed there (confirmed to us, recorded), for periods of work overlapping `period`,
+    /// with the postings shared now and the targets in force at the period's end.
+    pub async fn cooperation_stats(&self, period: (Date, Date)) -> Result<CooperationStats, Problem> {
+        let (first, last) = (
+            bangfu_platform::parameters::date_text(period.0),
+            bangfu_platform::parameters::date_text(period.1),
+        );
+        let mut stats = CooperationStats {
+            partners: Vec::new(),
+            target_workers: 0,
+            target_target_workers: 0,
+            period,
+        };
+        let Some(config) = self.config.clone() else {
+            return Ok(stats);
+        };
+        let mut connection = self.db.acquire().await?;
+        let shared: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM exchange_shared_feed f WHERE f.withdrawn = 0 \
+             AND f.id = (SELECT MAX(g.id) FROM exchange_shared_feed g WHERE g.posting_id = f.posting_id)",
+        )
+        .fetch_one(&mut *connection)
+        .await?;
+        for partner in &config.partners {
+            let mut counts = PartnerCounts {
+                partner: partner.id.clone(),
+                ..PartnerCounts::default()
+            };
+            let workers: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT person_id, MAX(target_person) FROM exchange_outbox WHERE partner = $1 \
+                 AND start_date <= $2 AND (end_date IS NULL OR end_date >= $3) GROUP BY person_id",
+            )
+            .bind(&partner.id)
+            .bind(&last)
+            .bind(&first)
+            .fetch_all(&mut *connection)
+            .await?;
+            for (person, target) in workers {
+                match target {
+                    1 => {
+                        counts.partner_target_workers.insert(person.clone());
+                    }
+                    -1 => counts.partner_workers_unverified += 1,
+                    _ => {}
+                }
+                counts.partner_workers.insert(person);
+            }
+            let there: i64 = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT person_id) FROM exchange_received_confirmations WHERE partner = $1 \
+                 AND outcome = 'recorded' AND start_date <= $2 AND (end_date IS NULL OR end_date >= $3)",
+            )
+            .bind(&partner.id)
+            .bind(&last)
+            .bind(&first)
+            .fetch_one(&mut *connection)
+            .await?;
+            let open: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM exchange_partner_postings WHERE partner = $1 AND withdrawn = 0",
+            )
+            .bind(&partner.id)
+            .fetch_one(&mut *connection)
+            .await?;
+            counts.our_workers_there = usize::try_from(there).unwrap_or(0);
+            counts.partner_postings_open = usize::try_from(open).unwrap_or(0);
+            if partner.may(Ability::SharedPostings) {
+                counts.our_postings_shared = usize::try_from(shared).unwrap_or(0);
+            }
+            stats.partners.push(counts);
+        }
+        drop(connection);
+        for (key, value) in [
+            ("exchange.target_partner_workers", &mut stats.target_workers),
+            (
+                "exchange.target_partner_target_workers",
+                &mut stats.target_target_workers,
+            ),
+        ] {
+            *value = self
+                .parameters
+                .lookup(key, &config.region_prefix, period.1)
+                .await
+                .map_err(Problem::from)?
+                .unwrap_or_default();
+        }
+        Ok(stats)
     }
 }

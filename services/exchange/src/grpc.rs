@@ -577,6 +577,68 @@ impl ExchangeService for LocalDesk {
         }))
     }
 
+    async fn get_cooperation_stats(
+        &self,
+        request: Request<pb::GetCooperationStatsRequest>,
+    ) -> Result<Response<pb::GetCooperationStatsResponse>, Status> {
+        caller(&request)?;
+        let year = request.get_ref().year;
+        if !(2000..=2100).contains(&year) {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "year",
+                "must be 2000 to 2100",
+                "年份应在2000至2100之间",
+            )
+            .into());
+        }
+        let first = time::Date::from_calendar_date(year, time::Month::January, 1).map_err(|_| Problem::internal())?;
+        let last = time::Date::from_calendar_date(year, time::Month::December, 31)
+            .map_err(|_| Problem::internal())?
+            .min(self.exchange.today());
+        if last < first {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "year",
+                "is in the future",
+                "年份不能晚于今年",
+            )
+            .into());
+        }
+        let stats = self.exchange.cooperation_stats((first, last)).await?;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        let mut all_workers = std::collections::BTreeSet::new();
+        let mut all_targets = std::collections::BTreeSet::new();
+        let partners = stats
+            .partners
+            .iter()
+            .map(|p| {
+                all_workers.extend(p.partner_workers.iter().cloned());
+                all_targets.extend(p.partner_target_workers.iter().cloned());
+                pb::PartnerCooperation {
+                    partner: format!("partners/{}", p.partner),
+                    partner_workers_employed_here: count(p.partner_workers.len()),
+                    partner_target_workers_employed_here: count(p.partner_target_workers.len()),
+                    partner_workers_unverified: count(p.partner_workers_unverified),
+                    our_workers_employed_there: count(p.our_workers_there),
+                    our_postings_shared: count(p.our_postings_shared),
+                    partner_postings_open: count(p.partner_postings_open),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetCooperationStatsResponse {
+            partners,
+            partner_workers_employed_here: count(all_workers.len()),
+            partner_target_workers_employed_here: count(all_targets.len()),
+            target_partner_workers: i32::try_from(stats.target_workers).unwrap_or(i32::MAX),
+            target_partner_target_workers: i32::try_from(stats.target_target_workers).unwrap_or(i32::MAX),
+            period: Some(common::Period {
+                first_day: Some(date_to_wire(stats.period.0)),
+                last_day: Some(date_to_wire(stats.period.1)),
+            }),
+        }))
+    }
+
     async fn list_exchange_messages(
         &self,
         request: Request<pb::ListExchangeMessagesRequest>,

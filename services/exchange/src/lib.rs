@@ -302,6 +302,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "exchange: shared postings, ours by cursor and the partner's as received",
             sql: include_str!("../migrations/sqlite/0602_shared_postings.sql"),
         },
+        MigrationFile {
+            version: 603,
+            description: "exchange: the last day of the work each confirmation is for",
+            sql: include_str!("../migrations/sqlite/0603_outbox_end.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -318,6 +323,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 602,
             description: "exchange: shared postings, ours by cursor and the partner's as received",
             sql: include_str!("../migrations/postgres/0602_shared_postings.sql"),
+        },
+        MigrationFile {
+            version: 603,
+            description: "exchange: the last day of the work each confirmation is for",
+            sql: include_str!("../migrations/postgres/0603_outbox_end.sql"),
         },
     ],
 };

@@ -52,11 +52,22 @@ impl Province {
         let (tls_cert, tls_key) = issue(&ca_params, &ca_key, id);
         std::fs::write(dir.join("exchange/tls.pem"), tls_cert).expect("write");
         std::fs::write(dir.join("exchange/tls.key"), tls_key).expect("write");
-        let (signing, public) = generate_key_pair(&format!("{id}-exchange-1"), id, false).expect("key pair");
-        let signer_file = dir.join("exchange/signing.json");
-        bangfu_platform::auth::keys::write_file(&signer_file, &serde_json::to_vec(&signing).expect("json"), 0o600)
-            .expect("write signing key");
-        std::fs::write(dir.join("exchange/public.pem"), public).expect("write");
+        // The exchange's key pair as an operator makes it, with the partner port's request.
+        let made = std::process::Command::new(env!("CARGO_BIN_EXE_bangfu"))
+            .args(["keys", "init", "--partner", id, "--host", "localhost", "--out"])
+            .arg(&dir)
+            .output()
+            .expect("keys init --partner");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let request =
+            std::fs::read_to_string(dir.join(format!("exchange/{id}-exchange-tls.csr.pem"))).expect("request");
+        assert!(request.starts_with("-----BEGIN CERTIFICATE REQUEST-----"), "{request}");
+        let signer_file = dir.join(format!("exchange/{id}-exchange.signing.json"));
+        std::fs::copy(
+            dir.join(format!("exchange/{id}-exchange.pub.pem")),
+            dir.join("exchange/public.pem"),
+        )
+        .expect("copy");
         Self {
             id,
             dir,
@@ -83,7 +94,7 @@ impl Province {
         .expect("copy");
         let config = serde_json::json!({
             "self": { "id": self.id, "display_name": format!("{} 人社", self.id), "region_prefix": region },
-            "signing_key": "signing.json",
+            "signing_key": format!("{}-exchange.signing.json", self.id),
             "listen": format!("127.0.0.1:{}", self.partner_port),
             "tls_cert": "tls.pem",
             "tls_key": "tls.key",
@@ -93,7 +104,7 @@ impl Province {
                 "region_prefix": partner_region,
                 "url": format!("https://localhost:{}", partner.partner_port),
                 "ca_file": "partner-ca.pem",
-                "keys": [{ "kid": format!("{}-exchange-1", partner.id), "public_key_file": "partner.pub.pem" }],
+                "keys": [{ "kid": partner.signer().kid(), "public_key_file": "partner.pub.pem" }],
                 "allowed": ["verify_person", "shared_postings", "employment_confirmations"]
             }]
         });
@@ -449,6 +460,19 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
         pb::VerificationOutcome::NotFound
     );
 
+    // The same question from the desk's command line.
+    let asked = json(against(
+        &sd,
+        &sd_clerk,
+        &["exchange", "verify", &citizen_id, "--partner", "chongqing", "--json"],
+    ));
+    assert_eq!(
+        asked["verification"]["outcome"], "VERIFICATION_OUTCOME_TARGET_PERSON",
+        "{asked}"
+    );
+    let partners = ok(against(&sd, &sd_clerk, &["exchange", "partners"]));
+    assert!(partners.contains("partners/chongqing"), "{partners}");
+
     // Both logs hold the first message: same id and signature; the receipt verifies.
     let sd_log = desk
         .list_exchange_messages(bearer(pb::ListExchangeMessagesRequest::default(), &sd_clerk))
@@ -456,7 +480,7 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
         .expect("log")
         .into_inner()
         .messages;
-    assert_eq!(sd_log.len(), 2);
+    assert_eq!(sd_log.len(), 3);
     let sent = sd_log.last().expect("first");
     assert_eq!(sent.direction(), pb::MessageDirection::Outgoing);
     assert_eq!(sent.result, "OK");
@@ -694,7 +718,7 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     assert_eq!(reason(&tampered), "MESSAGE_SIGNATURE_INVALID");
 
     // A token of the wrong issuer (a key Chongqing does not trust, claiming to be Shandong).
-    let (stranger, _) = generate_key_pair("shandong-exchange-1", "shandong", false).expect("pair");
+    let (stranger, _) = generate_key_pair(shandong.signer().kid(), "shandong", false).expect("pair");
     let stranger = TokenSigner::from_file(&stranger).expect("signer");
     let mut request = bangfu_platform::testing::with_token(
         pb::GetPartnerInfoRequest::default(),
@@ -809,6 +833,54 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(emptied, "the outbox empties once Chongqing answers");
+
+    // The year's cooperation, as each desk counts it against Shandong §一's targets.
+    let year = today.year();
+    let ours = desk
+        .get_cooperation_stats(bearer(pb::GetCooperationStatsRequest { year }, &sd_clerk))
+        .await
+        .expect("stats")
+        .into_inner();
+    let with_chongqing = &ours.partners[0];
+    assert_eq!(
+        (
+            with_chongqing.partner_workers_employed_here,
+            with_chongqing.partner_target_workers_employed_here,
+            with_chongqing.partner_workers_unverified,
+            with_chongqing.our_postings_shared,
+        ),
+        (2, 1, 0, 1),
+        "{ours:?}"
+    );
+    assert_eq!(
+        (ours.target_partner_workers, ours.target_partner_target_workers),
+        (16_000, 10_000)
+    );
+    let table = ok(against(&sd, &sd_clerk, &["exchange", "stats"]));
+    assert!(
+        table.contains("16000") && table.contains("partners/chongqing"),
+        "{table}"
+    );
+    let log = ok(against(
+        &sd,
+        &sd_clerk,
+        &["exchange", "messages", "--method", "DeliverEmploymentConfirmations"],
+    ));
+    assert!(log.contains("PARTNER_UNAVAILABLE") && log.contains("OK"), "{log}");
+    let theirs = ExchangeServiceClient::new(cq_main.clone())
+        .get_cooperation_stats(bearer(pb::GetCooperationStatsRequest { year }, &cq_clerk))
+        .await
+        .expect("stats")
+        .into_inner();
+    let with_shandong = &theirs.partners[0];
+    assert_eq!(
+        (
+            with_shandong.our_workers_employed_there,
+            with_shandong.partner_postings_open
+        ),
+        (2, 1),
+        "{theirs:?}"
+    );
     let back = desk
         .verify_partner_person(bearer(verify(&citizen_id, ""), &sd_clerk))
         .await
@@ -836,6 +908,6 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
             .filter(|m| m.method.ends_with("/VerifyPerson"))
             .map(|m| m.result.as_str())
             .collect::<Vec<_>>(),
-        vec!["OK", "PARTNER_UNAVAILABLE", "OK", "OK"]
+        vec!["OK", "PARTNER_UNAVAILABLE", "OK", "OK", "OK"]
     );
 }
