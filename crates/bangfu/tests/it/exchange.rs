@@ -1,10 +1,14 @@
-//! Two provinces' suites, each its own `bangfu up` with its own data, keys, CA and ports —
-//! Shandong on SQLite, Chongqing on PostgreSQL — talking only through their exchanges: a
-//! Chongqing person verified by Shandong (minimized), the message and its receipt in both
-//! logs, an employment confirmation recorded in Chongqing's identity once, one for a person
-//! Chongqing does not know kept for a clerk, Chongqing stopped and started with Shandong's
-//! question refused meanwhile and answered after; and a token of the wrong issuer, a local
-//! token, a certificate of the wrong CA, a replayed, a late and a tampered message refused.
+//! Two provinces' suites, each its own `bangfu up` with its own data, keys (made by `bangfu keys
+//! init --partner`), CA and ports — Shandong on SQLite, Chongqing on PostgreSQL — talking only
+//! through their exchanges. It walks: a Chongqing person verified by Shandong (minimized; the
+//! message and its receipt in both logs); a Zaozhuang posting shared and recommended by
+//! Chongqing's matching; the person placed in Zaozhuang, the confirmation recorded in
+//! Chongqing's identity once, and Chongqing's transport subsidy proposed; confirmations played
+//! by hand (one for a person Chongqing does not know, kept for a clerk; the same again,
+//! DUPLICATE); Chongqing stopped while a second worker's confirmation waits, started again, the
+//! confirmation arriving once; the year's cooperation counts on both sides; and a replayed, a
+//! late and a tampered message, a token of the wrong issuer, a local token, a partner token on
+//! a local method and a certificate of another CA refused.
 
 use std::path::{Path, PathBuf};
 
@@ -338,6 +342,78 @@ async fn waiting(channel: &Channel, token: &str) -> i32 {
         .waiting_messages
 }
 
+/// Chongqing's finance renews the cross-province transport subsidy for this year: a new version
+/// of the shipped policy (the shipped one ends 2025-12-31), made by the administrator and
+/// published by a finance reviewer.
+async fn renew_transport_subsidy(channel: &Channel, admin: &str, reviewer: &str, year: i32) {
+    use bangfu_proto::subsidy::v1 as sub;
+    use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
+    let mut file: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../services/subsidy-payment/policies/cq-transport-cross-province.json"
+    ))
+    .expect("policy file");
+    let version = &mut file["version"];
+    version["validFrom"] = serde_json::json!({ "year": year, "month": 1, "day": 1 });
+    version["validTo"] = serde_json::json!({ "year": year, "month": 12, "day": 31 });
+    version["changeNote"] = serde_json::json!("本年度延续执行");
+    for example in version["examples"].as_array_mut().expect("examples") {
+        let day = serde_json::json!({ "year": year, "month": 3, "day": 2 });
+        example["period"] = serde_json::json!({ "firstDay": day, "lastDay": day });
+    }
+    let request = bangfu_subsidy_payment::grpc::policy_files::parse("renewal", &file.to_string()).expect("parse");
+    let mut subsidy = SubsidyServiceClient::new(channel.clone());
+    let created = subsidy
+        .create_policy_version(bearer(
+            sub::CreatePolicyVersionRequest {
+                parent: "policies/cq-transport-cross-province".into(),
+                version: request.version,
+                request_id: format!("renew-{year}"),
+                validate_only: false,
+            },
+            admin,
+        ))
+        .await
+        .expect("version created")
+        .into_inner();
+    subsidy
+        .publish_policy_version(bearer(
+            sub::PublishPolicyVersionRequest {
+                name: created.version.expect("version").name,
+                note: "已核对文件与示例".into(),
+            },
+            reviewer,
+        ))
+        .await
+        .expect("version published");
+}
+
+/// Waits until Chongqing's subsidy payment proposes the transport subsidy for `person`.
+async fn await_transport_proposal(channel: &Channel, token: &str, person: &str) {
+    use bangfu_proto::subsidy::v1 as sub;
+    use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
+    for _ in 0..300 {
+        let claims = SubsidyServiceClient::new(channel.clone())
+            .list_claims(bearer(
+                sub::ListClaimsRequest {
+                    policy: "policies/cq-transport-cross-province".into(),
+                    person: person.into(),
+                    state: sub::ClaimState::Proposed as i32,
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .expect("claims")
+            .into_inner()
+            .claims;
+        if !claims.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("no transport subsidy was proposed for {person} within 60 s");
+}
+
 fn confirmation(id: &str, citizen_id: &str) -> pb::EmploymentConfirmation {
     pb::EmploymentConfirmation {
         confirmation_id: id.into(),
@@ -598,10 +674,70 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     let sd_admin = sd_admin.trim();
     let cq_admin = std::fs::read_to_string(chongqing.dir.join("data/admin.jwt")).expect("admin token");
     let cq_admin = cq_admin.trim();
+    let cq_finance = token(&cq_keys, "finance", "reviewer", "50", "reviewer-finance-cq");
+    renew_transport_subsidy(&cq_main, cq_admin, &cq_finance, today.year()).await;
     let in_shandong = register(&sd, sd_admin, &citizen_id, "渝工甲");
-    record_work_in_shandong(&sd_main, sd_admin, &in_shandong, "枣庄市榴园服装有限公司").await;
+    // Zaozhuang's desk places the worker on the posting; job matching records the employment
+    // in Shandong's registry, whose feed the exchange follows.
+    let postings = ok(against(
+        &sd,
+        sd_admin,
+        &["jobs", "postings", "--carrier", &carrier, "--json"],
+    ));
+    let posting: serde_json::Value = serde_json::from_str(postings.lines().next().expect("a posting")).expect("json");
+    let posting = posting["name"].as_str().expect("name").to_string();
+    let sd_seeker = json(against(
+        &sd,
+        sd_admin,
+        &[
+            "jobs",
+            "seeker-register",
+            "--person",
+            &in_shandong,
+            "--intentions",
+            "local",
+            "--expected-wage",
+            "4000",
+            "--available-from",
+            &day(today),
+            "--json",
+        ],
+    ));
+    let sd_seeker = sd_seeker["seeker"]["name"].as_str().expect("name").to_string();
+    let applied = json(against(
+        &sd,
+        sd_admin,
+        &["jobs", "apply", "--posting", &posting, "--seeker", &sd_seeker, "--json"],
+    ));
+    let application = applied["application"]["name"].as_str().expect("name").to_string();
+    ok(against(&sd, sd_admin, &["jobs", "decide", &application, "--accept"]));
+    let placed = json(against(
+        &sd,
+        sd_admin,
+        &[
+            "jobs",
+            "place",
+            "--posting",
+            &posting,
+            "--seeker",
+            &sd_seeker,
+            "--application",
+            &application,
+            "--start",
+            &day(today),
+            "--contract-months",
+            "12",
+            "--wage",
+            "4500",
+            "--json",
+        ],
+    ));
+    assert_eq!(placed["placement"]["state"], "PLACEMENT_STATE_ACTIVE", "{placed}");
     await_employed_out_of_province(&cq_main, cq_admin, &person).await;
     assert_eq!(recorded_for(&cq_main, &cq_clerk, &person).await, 1);
+    // Chongqing's transport subsidy for going to work out of province is proposed (免申即享),
+    // waiting for a clerk to confirm the fare.
+    await_transport_proposal(&cq_main, cq_admin, &person).await;
 
     // Shandong (played here with its own key and certificate) confirms the person's work there:
     // Chongqing's identity records it, once; a person it does not know is kept for a clerk.
