@@ -108,6 +108,10 @@ pub enum BenchTarget {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// The exchange's VerifyPerson as a partner calls it (mutual TLS, signed, logged) against
+    /// the same verification relayed without signing or logging, in one run; and a batch of
+    /// IDs verified 1,000 a message (bench/exchange.sh sets up the receiver).
+    Exchange(crate::bench_exchange::ExchangeBenchArgs),
     /// Ranked matching over a province: RecommendSeekers and RecommendPostings against one
     /// hand-written SQL statement computing the same top 20, in the same run (carriers,
     /// postings and seekers are seeded into the job-matching database; default weights).
@@ -338,6 +342,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             )
             .await
         }
+        BenchTarget::Exchange(args) => crate::bench_exchange::run(args).await,
         BenchTarget::Recommend {
             addr,
             token_file,

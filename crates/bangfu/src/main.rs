@@ -13,6 +13,7 @@ mod backup;
 mod bench;
 mod bench_claims;
 mod bench_data;
+mod bench_exchange;
 mod bench_jobs;
 mod bench_posts;
 mod bench_relief;
