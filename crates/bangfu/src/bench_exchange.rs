@@ -23,7 +23,9 @@ use bangfu_platform::pii::DataKeyFile;
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::exchange::v1 as pb;
 use bangfu_proto::exchange::v1::partner_exchange_service_client::PartnerExchangeServiceClient;
-use bangfu_proto::exchange::v1::partner_exchange_service_server::{PartnerExchangeService, PartnerExchangeServiceServer};
+use bangfu_proto::exchange::v1::partner_exchange_service_server::{
+    PartnerExchangeService, PartnerExchangeServiceServer,
+};
 use clap::Args;
 use hdrhistogram::Histogram;
 use prost::Message;
@@ -173,7 +175,9 @@ impl PartnerExchangeService for Relay {
             )
             .await?;
         let outcome = match answers.first() {
-            Some(bangfu_exchange::app::Verification::Found { target: true, .. }) => pb::VerificationOutcome::TargetPerson,
+            Some(bangfu_exchange::app::Verification::Found { target: true, .. }) => {
+                pb::VerificationOutcome::TargetPerson
+            }
             Some(bangfu_exchange::app::Verification::Found { .. }) => pb::VerificationOutcome::NotTarget,
             _ => pb::VerificationOutcome::NotFound,
         };
@@ -389,7 +393,10 @@ pub async fn run(args: ExchangeBenchArgs) -> Result<(), Failure> {
     ));
     let peers =
         Peers::all_at(&args.main, Some(tokens), PeerSettings::default()).map_err(|e| Failure::usage(e.to_string()))?;
-    let identity = peers.get("identity").map_err(|e| Failure::usage(e.to_string()))?.clone();
+    let identity = peers
+        .get("identity")
+        .map_err(|e| Failure::usage(e.to_string()))?
+        .clone();
     let db = bangfu_platform::db::Database::open(
         "sqlite::memory:",
         bangfu_platform::db::PoolSettings::default(),
@@ -438,7 +445,15 @@ pub async fn run(args: ExchangeBenchArgs) -> Result<(), Failure> {
     let mut best_ratio: f64 = 0.0;
     for round in 1..=args.rounds {
         let full = load(&signed, &caller, &args.citizen_id, args.concurrency, args.seconds, true).await?;
-        let bare = load(&relayed, &caller, &args.citizen_id, args.concurrency, args.seconds, false).await?;
+        let bare = load(
+            &relayed,
+            &caller,
+            &args.citizen_id,
+            args.concurrency,
+            args.seconds,
+            false,
+        )
+        .await?;
         let ratio = full.0 / bare.0.max(1.0);
         best_ratio = best_ratio.max(ratio);
         println!(
@@ -449,7 +464,12 @@ pub async fn run(args: ExchangeBenchArgs) -> Result<(), Failure> {
     relay_task.abort();
     if let Some(file) = &args.batch_file {
         let text = std::fs::read_to_string(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-        let ids: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        let ids: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
         let mut client = PartnerExchangeServiceClient::new(signed[0].clone());
         let begun = Instant::now();
         let (mut found, mut asked) = (0usize, 0usize);

@@ -141,7 +141,14 @@ pub struct Exchange {
     pub(crate) jobs: Option<bangfu_platform::peers::Peer>,
     channels: HashMap<String, Channel>,
     verifications: SubjectRateLimiter,
+    /// When each partner's last contact was written, and whether it was a failure: a message
+    /// that succeeds writes it at most every few seconds (a row every message would queue them
+    /// all on that one row), a failure and the success after one always.
+    contacts: std::sync::Mutex<HashMap<String, (Instant, bool)>>,
 }
+
+/// How often a partner's successful contact is written at most.
+const CONTACT_EVERY: Duration = Duration::from_secs(10);
 
 impl Exchange {
     /// The desk over its database; `config` None when no partner is configured (the local
@@ -170,6 +177,7 @@ impl Exchange {
             jobs: None,
             channels,
             verifications: SubjectRateLimiter::named("exchange.verifications"),
+            contacts: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -462,8 +470,24 @@ impl Exchange {
             },
         )
         .await?;
-        store::note_contact(&mut tx, &incoming.partner.id, now, "").await?;
+        if self.contact_due(&incoming.partner.id, false) {
+            store::note_contact(&mut tx, &incoming.partner.id, now, "").await?;
+        }
         Ok((tx, receipt))
+    }
+
+    /// Whether a contact with `partner` (`failed` or not) is to be written now.
+    fn contact_due(&self, partner: &str, failed: bool) -> bool {
+        let now = Instant::now();
+        let mut contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        let due = match contacts.get(partner) {
+            None => true,
+            Some((at, was_failure)) => failed || *was_failure || now.duration_since(*at) >= CONTACT_EVERY,
+        };
+        if due {
+            contacts.insert(partner.to_string(), (now, failed));
+        }
+        due
     }
 
     /// Counts `cost` verifications against the partner's per-minute limit.
@@ -801,7 +825,9 @@ impl Exchange {
         let id = store::log_message(&mut tx, &logged).await?;
         // A refusal is an answer: the partner is there.
         let reachable = !matches!(&answer, Err(p) if p.reason == ErrorReason::PartnerUnavailable);
-        store::note_contact(&mut tx, &partner.id, self.now(), if reachable { "" } else { &error }).await?;
+        if self.contact_due(&partner.id, !reachable) {
+            store::note_contact(&mut tx, &partner.id, self.now(), if reachable { "" } else { &error }).await?;
+        }
         tx.commit().await.map_err(bangfu_platform::db::DbError::from)?;
         answer.map(|a| (a, id))
     }
