@@ -340,3 +340,112 @@ pub fn first_certificate(pem: &[u8]) -> Option<Vec<u8>> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bangfu_platform::auth::keys::{generate_key_pair, write_file};
+
+    /// A folder with our key, a partner's CA and key, and the file `partners` describes.
+    fn folder(me: &str, partners: serde_json::Value) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (ours, _) = generate_key_pair("sd-1", "shandong", false).expect("pair");
+        write_file(
+            &dir.path().join("signing.json"),
+            &serde_json::to_vec(&ours).expect("json"),
+            0o600,
+        )
+        .expect("write");
+        let (_, theirs) = generate_key_pair("cq-1", "chongqing", false).expect("pair");
+        std::fs::write(dir.path().join("cq.pub.pem"), theirs).expect("write");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(
+            dir.path().join("cq-ca.pem"),
+            params.self_signed(&key).expect("ca").pem(),
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("tls.pem"), "").expect("write");
+        std::fs::write(dir.path().join("tls.key"), "").expect("write");
+        let file = serde_json::json!({
+            "self": { "id": me, "display_name": "山东", "region_prefix": "37" },
+            "signing_key": "signing.json",
+            "listen": "127.0.0.1:0",
+            "tls_cert": "tls.pem",
+            "tls_key": "tls.key",
+            "partners": partners,
+        });
+        std::fs::write(dir.path().join("exchange.json"), file.to_string()).expect("write");
+        dir
+    }
+
+    fn chongqing(region: &str, url: &str, allowed: &[&str]) -> serde_json::Value {
+        serde_json::json!({
+            "id": "chongqing", "display_name": "重庆", "region_prefix": region, "url": url,
+            "ca_file": "cq-ca.pem", "keys": [{ "kid": "cq-1", "public_key_file": "cq.pub.pem" }],
+            "allowed": allowed,
+        })
+    }
+
+    fn load(dir: &tempfile::TempDir) -> Result<ExchangeConfig, String> {
+        ExchangeConfig::load(&dir.path().join("exchange.json")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_partner_file_as_written_loads_with_its_pinned_ca_and_keys() {
+        let dir = folder(
+            "shandong",
+            serde_json::json!([chongqing("50", "https://cq.example:50070", &["verify_person"])]),
+        );
+        let config = load(&dir).expect("loads");
+        let partner = config.partner("chongqing").expect("partner");
+        assert!(partner.may(Ability::VerifyPerson) && !partner.may(Ability::EmploymentConfirmations));
+        assert_eq!(partner.key_ids(), vec!["cq-1".to_string()]);
+        assert_eq!(partner.ca_sha256.len(), 64);
+        assert_eq!(config.audience(), "bangfu-exchange-shandong");
+    }
+
+    #[test]
+    fn a_partner_file_that_cannot_be_right_is_refused_naming_what() {
+        let cases = [
+            (folder("Shandong", serde_json::json!([])), "self.id"),
+            (folder("chongqing", serde_json::json!([])), "signs as \"shandong\""),
+            (
+                folder(
+                    "shandong",
+                    serde_json::json!([chongqing("3704", "https://cq.example:1", &[])]),
+                ),
+                "overlaps",
+            ),
+            (
+                folder(
+                    "shandong",
+                    serde_json::json!([chongqing("50", "http://cq.example:1", &[])]),
+                ),
+                "mutual TLS",
+            ),
+            (
+                folder(
+                    "shandong",
+                    serde_json::json!([chongqing("50", "https://cq.example:1", &["everything"])]),
+                ),
+                "unknown ability",
+            ),
+            (
+                folder(
+                    "shandong",
+                    serde_json::json!([
+                        chongqing("50", "https://cq.example:1", &[]),
+                        chongqing("50", "https://cq.example:2", &[])
+                    ]),
+                ),
+                "listed twice",
+            ),
+        ];
+        for (dir, expected) in cases {
+            let error = load(&dir).expect_err(expected);
+            assert!(error.contains(expected), "{expected}: {error}");
+        }
+    }
+}

@@ -45,3 +45,35 @@ pub fn issued_by(chain: &[CertificateDer<'static>], ca_der: &[u8]) -> bool {
         )
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    fn ca(name: &str) -> (CertificateParams, KeyPair, Vec<u8>) {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let der = params.self_signed(&key).expect("ca").der().to_vec();
+        (params, key, der)
+    }
+
+    fn leaf(ca: &(CertificateParams, KeyPair, Vec<u8>)) -> CertificateDer<'static> {
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let issuer = Issuer::from_params(&ca.0, &ca.1);
+        CertificateDer::from(params.signed_by(&key, &issuer).expect("leaf").der().to_vec())
+    }
+
+    #[test]
+    fn a_certificate_belongs_to_the_partner_whose_ca_issued_it_and_no_other() {
+        let chongqing = ca("chongqing exchange CA");
+        let gansu = ca("gansu exchange CA");
+        let certificate = leaf(&chongqing);
+        assert!(issued_by(std::slice::from_ref(&certificate), &chongqing.2));
+        assert!(!issued_by(std::slice::from_ref(&certificate), &gansu.2));
+        assert!(!issued_by(&[], &chongqing.2), "no certificate belongs to nobody");
+    }
+}
