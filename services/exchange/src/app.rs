@@ -48,6 +48,8 @@ pub const REPORTING_SYSTEM: &str = "鲁渝劳务协作交换";
 /// A message received from a partner that passed every check, ready to be answered.
 #[derive(Debug, Clone)]
 pub struct Incoming {
+    /// The partner's verified token, for the audit log.
+    pub caller: Arc<Principal>,
     pub partner: Arc<Partner>,
     pub method: String,
     pub message_id: String,
@@ -270,6 +272,7 @@ impl Exchange {
             .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut incoming = Incoming {
+            caller: Arc::new(received.caller.clone()),
             partner: partner.clone(),
             method: partner_method(received.method),
             message_id: header.message_id.clone(),
@@ -381,12 +384,32 @@ impl Exchange {
         Ok(())
     }
 
-    /// Logs a refused message (best effort: a refusal is returned even if the log cannot take
-    /// it, and the failure is logged).
+    /// The audit row of a message received: who (the partner's token), what and how it ended.
+    fn audit_entry(&self, incoming: &Incoming) -> bangfu_platform::audit::AuditEntry {
+        bangfu_platform::audit::AuditEntry::by(
+            &incoming.caller,
+            &format!("/{}", incoming.method),
+            format!(
+                "partners/{} message {} ({} item(s))",
+                incoming.partner.id, incoming.message_id, incoming.items
+            ),
+            self.now(),
+        )
+    }
+
+    /// Logs a refused message in the message log and the audit log (best effort: a refusal is
+    /// returned even if the logs cannot take it, and the failure is logged).
     pub async fn log_refusal(&self, incoming: &Incoming, problem: &Problem) {
         let result = async {
             let body = self.seal_body(&incoming.body, &incoming.partner.id, &incoming.message_id)?;
             let mut connection = self.db.acquire().await?;
+            bangfu_platform::audit::append(
+                &mut connection,
+                &self
+                    .audit_entry(incoming)
+                    .with_outcome(bangfu_platform::audit::Outcome::Denied, problem.reason_code()),
+            )
+            .await?;
             store::log_message(
                 &mut connection,
                 &LoggedMessage {
@@ -473,6 +496,7 @@ impl Exchange {
         if self.contact_due(&incoming.partner.id, false) {
             store::note_contact(&mut tx, &incoming.partner.id, now, "").await?;
         }
+        bangfu_platform::audit::append(&mut tx, &self.audit_entry(incoming)).await?;
         Ok((tx, receipt))
     }
 

@@ -852,6 +852,88 @@ async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_mes
     tampered.get_mut().citizen_id = citizen_id.clone();
     let tampered = cq_partner.verify_person(tampered).await.expect_err("tampered");
     assert_eq!(reason(&tampered), "MESSAGE_SIGNATURE_INVALID");
+    // An invalid citizen ID: refused when asked alone, answered on its own entry in a batch.
+    let invalid = cq_partner
+        .verify_person(signed(
+            &shandong,
+            "chongqing",
+            "VerifyPerson",
+            pb::VerifyPersonRequest {
+                citizen_id: "500101199001013010".into(),
+                ..Default::default()
+            },
+            |m| &mut m.header,
+            "sd-msg-invalid",
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await
+        .expect_err("an invalid ID");
+    assert_eq!(reason(&invalid), "CITIZEN_ID_INVALID");
+    let batch = cq_partner
+        .batch_verify_persons(signed(
+            &shandong,
+            "chongqing",
+            "BatchVerifyPersons",
+            pb::BatchVerifyPersonsRequest {
+                queries: vec![
+                    pb::PersonQuery {
+                        citizen_id: citizen_id.clone(),
+                        display_name: String::new(),
+                    },
+                    pb::PersonQuery {
+                        citizen_id: "500101199001013010".into(),
+                        display_name: String::new(),
+                    },
+                ],
+                ..Default::default()
+            },
+            |m| &mut m.header,
+            "sd-msg-batch",
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await
+        .expect("batch")
+        .into_inner();
+    assert_eq!(
+        batch.verifications.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
+        vec![
+            pb::VerificationOutcome::TargetPerson,
+            pb::VerificationOutcome::CitizenIdInvalid
+        ]
+    );
+    // Chongqing's auditors see each of Shandong's messages, refusals too, under Shandong's name.
+    let cq_auditor = token(&cq_keys, "hr", "auditor", "50", "auditor-cq");
+    let mut audited = Vec::new();
+    for _ in 0..150 {
+        audited = ExchangeServiceClient::new(cq_main.clone())
+            .list_audit_events(bearer(
+                pb::ListAuditEventsRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                },
+                &cq_auditor,
+            ))
+            .await
+            .expect("audit")
+            .into_inner()
+            .audit_events;
+        if audited.iter().any(|e| e.resource.contains("sd-msg-tampered")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let tampered_audit = audited
+        .iter()
+        .find(|e| e.resource.contains("sd-msg-tampered"))
+        .expect("the refused message is audited");
+    assert_eq!(tampered_audit.subject, "shandong");
+    assert_eq!(tampered_audit.outcome(), common::AuditOutcome::Denied);
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.resource.contains("sd-msg-batch") && e.outcome() == common::AuditOutcome::Succeeded),
+        "the answered batch is audited"
+    );
 
     // A token of the wrong issuer (a key Chongqing does not trust, claiming to be Shandong).
     let (stranger, _) = generate_key_pair(shandong.signer().kid(), "shandong", false).expect("pair");
