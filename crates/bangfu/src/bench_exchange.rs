@@ -397,8 +397,10 @@ pub async fn run(args: ExchangeBenchArgs) -> Result<(), Failure> {
         .get("identity")
         .map_err(|e| Failure::usage(e.to_string()))?
         .clone();
+    // The relay's own (empty) database: a file, as every pooled connection must see the same.
+    let relay_db = std::env::temp_dir().join(format!("bangfu-bench-relay-{}.db", std::process::id()));
     let db = bangfu_platform::db::Database::open(
-        "sqlite::memory:",
+        &bangfu_platform::db::sqlite_url(&relay_db),
         bangfu_platform::db::PoolSettings::default(),
         &bangfu_exchange::MIGRATIONS,
     )
@@ -462,6 +464,9 @@ pub async fn run(args: ExchangeBenchArgs) -> Result<(), Failure> {
         );
     }
     relay_task.abort();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", relay_db.display()));
+    }
     if let Some(file) = &args.batch_file {
         let text = std::fs::read_to_string(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
         let ids: Vec<String> = text
