@@ -433,7 +433,7 @@ fn confirmation(id: &str, citizen_id: &str) -> pb::EmploymentConfirmation {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_and_sqlite_provinces_exchange_only_signed_logged_minimized_messages() {
+async fn two_provinces_exchange_only_signed_logged_minimized_messages_on_postgres() {
     let root = tempfile::tempdir().expect("tmp");
     let shandong = Province::new(root.path(), "shandong");
     let chongqing = Province::new(root.path(), "chongqing");
