@@ -1128,4 +1128,22 @@ async fn two_provinces_exchange_only_signed_logged_minimized_messages_on_postgre
             .collect::<Vec<_>>(),
         vec!["OK", "PARTNER_UNAVAILABLE", "OK", "OK", "OK"]
     );
+
+    // Chongqing's databases go with the test, so runs do not pile them up on the server.
+    drop(cq);
+    drop_databases(&pg, &prefix).await;
+}
+
+/// Drops the databases `bangfu up --database-prefix PREFIX` made on the server `url`.
+async fn drop_databases(url: &str, prefix: &str) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url).await.expect("the PostgreSQL server");
+    for service in ["identity", "subsidy", "welfare_post", "work_relief", "jobs", "exchange"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{prefix}_{service}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("drop a test database");
+    }
 }
