@@ -387,15 +387,23 @@ pub fn optional<T>(
     }
 }
 
+/// Whether `text` can be an id: 1 to 64 characters of [A-Za-z0-9_-] (resource ids, request
+/// ids, message ids).
+pub fn is_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A resource name's id: "posts/abc" → "abc"; the collection must match.
 pub fn id_of(field: &str, name: &str, collection: &str) -> Result<String, Problem> {
     let id = name
         .trim()
         .strip_prefix(collection)
         .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|id| {
-            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
+        .filter(|id| is_id(id));
     match id {
         Some(id) => Ok(id.to_string()),
         None if name.trim().is_empty() => Err(Problem::required(field, "资源名称")),

@@ -588,26 +588,37 @@ impl Exchange {
         Ok(answers)
     }
 
+    /// Received confirmations with `outcome` ("" for all), newest first, one page.
+    pub async fn received_confirmations(
+        &self,
+        outcome: &str,
+        before: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<Vec<store::ReceivedRow>, Problem> {
+        let mut connection = self.db.acquire().await?;
+        Ok(store::received_confirmations(&mut connection, outcome, before, limit).await?)
+    }
+
     /// Which of `ids` the partner's confirmations already hold.
     pub async fn known_confirmations(
         &self,
         partner: &str,
         ids: &[String],
     ) -> Result<std::collections::HashSet<String>, Problem> {
-        let mut known = std::collections::HashSet::new();
-        let mut connection = self.db.acquire().await?;
-        for id in ids {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM exchange_received_confirmations WHERE partner = $1 AND confirmation_id = $2",
-            )
-            .bind(partner)
-            .bind(id)
-            .fetch_optional(&mut *connection)
-            .await?;
-            if found.is_some() {
-                known.insert(id.clone());
-            }
+        if ids.is_empty() {
+            return Ok(std::collections::HashSet::new());
         }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT confirmation_id FROM exchange_received_confirmations WHERE partner = $1 AND confirmation_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(partner);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let mut connection = self.db.acquire().await?;
+        let known: std::collections::HashSet<String> = query.fetch_all(&mut *connection).await?.into_iter().collect();
         Ok(known)
     }
 
@@ -622,14 +633,10 @@ impl Exchange {
         let now = self.now();
         let mut outcomes = Vec::with_capacity(confirmations.len());
         for confirmation in confirmations {
-            let body = serde_json::to_vec(&StoredConfirmation::of(confirmation)).map_err(|_| Problem::internal())?;
-            let sealed = self
-                .keys
-                .encrypt(
-                    &body,
-                    format!("confirmation/{}/{}", partner.id, confirmation.confirmation_id).as_bytes(),
-                )
-                .map_err(|_| Problem::internal())?;
+            let sealed = StoredConfirmation::of(confirmation).seal(
+                &self.keys,
+                &format!("confirmation/{}/{}", partner.id, confirmation.confirmation_id),
+            )?;
             let inserted = sqlx::query(
                 "INSERT INTO exchange_received_confirmations (partner, confirmation_id, body, person_id, outcome, \
                  employer, work_region, start_date, end_date, received_us) \
@@ -678,11 +685,11 @@ impl Exchange {
         let mut outcomes = HashMap::new();
         let call = CallContext::own();
         for (partner, confirmation_id, sealed) in rows {
-            let body = self
-                .keys
-                .decrypt(&sealed, format!("confirmation/{partner}/{confirmation_id}").as_bytes())
-                .map_err(|_| Problem::internal())?;
-            let stored: StoredConfirmation = serde_json::from_slice(&body).map_err(|_| Problem::internal())?;
+            let stored = StoredConfirmation::open(
+                &self.keys,
+                &sealed,
+                &format!("confirmation/{partner}/{confirmation_id}"),
+            )?;
             let lookup = identity.lookup(&call, &stored.citizen_id, "").await?;
             let request_key = format!("exchange-{partner}-{confirmation_id}");
             let (outcome, person) = match lookup {
@@ -923,7 +930,7 @@ fn check_receipt(
 
 fn check_header(header: &pb::MessageHeader, partner: &str, me: &str) -> Result<(), Problem> {
     let id = &header.message_id;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !bangfu_platform::wire::is_id(id) {
         return Err(Problem::invalid_field(
             ErrorReason::FieldInvalid,
             "header.message_id",
@@ -1003,6 +1010,18 @@ struct StoredConfirmation {
 }
 
 impl StoredConfirmation {
+    /// Encrypted, bound to `aad` (where it is kept), as the tables keep it: it holds a citizen ID.
+    fn seal(&self, keys: &DataKeys, aad: &str) -> Result<Vec<u8>, Problem> {
+        let body = serde_json::to_vec(self).map_err(|_| Problem::internal())?;
+        keys.encrypt(&body, aad.as_bytes()).map_err(|_| Problem::internal())
+    }
+
+    /// What [`seal`](Self::seal) kept under `aad`.
+    fn open(keys: &DataKeys, sealed: &[u8], aad: &str) -> Result<Self, Problem> {
+        let body = keys.decrypt(sealed, aad.as_bytes()).map_err(|_| Problem::internal())?;
+        serde_json::from_slice(&body).map_err(|_| Problem::internal())
+    }
+
     fn of(c: &Confirmation) -> Self {
         Self {
             citizen_id: c.citizen_id.clone(),
@@ -1181,12 +1200,8 @@ impl Exchange {
             // finds the same confirmation ids.
             let mut tx = self.db.begin().await?;
             for (partner, confirmation) in &confirmations {
-                let body =
-                    serde_json::to_vec(&StoredConfirmation::of(confirmation)).map_err(|_| Problem::internal())?;
-                let sealed = self
-                    .keys
-                    .encrypt(&body, format!("outbox/{}", confirmation.confirmation_id).as_bytes())
-                    .map_err(|_| Problem::internal())?;
+                let sealed = StoredConfirmation::of(confirmation)
+                    .seal(&self.keys, &format!("outbox/{}", confirmation.confirmation_id))?;
                 let inserted = sqlx::query(
                     "INSERT INTO exchange_outbox (id, partner, confirmation_id, body, state, person_id, target_person, \
                      start_date, end_date, created_us) VALUES ($1, $2, $3, $4, 'waiting', $5, -1, $6, $8, $7) \
@@ -1233,11 +1248,7 @@ impl Exchange {
         }
         let mut queries = Vec::with_capacity(unknown.len());
         for (confirmation_id, sealed) in &unknown {
-            let body = self
-                .keys
-                .decrypt(sealed, format!("outbox/{confirmation_id}").as_bytes())
-                .map_err(|_| Problem::internal())?;
-            let stored: StoredConfirmation = serde_json::from_slice(&body).map_err(|_| Problem::internal())?;
+            let stored = StoredConfirmation::open(&self.keys, sealed, &format!("outbox/{confirmation_id}"))?;
             queries.push(pb::PersonQuery {
                 citizen_id: stored.citizen_id,
                 display_name: String::new(),
@@ -1291,11 +1302,7 @@ impl Exchange {
         }
         let mut wire = Vec::with_capacity(waiting.len());
         for (_, confirmation_id, sealed) in &waiting {
-            let body = self
-                .keys
-                .decrypt(sealed, format!("outbox/{confirmation_id}").as_bytes())
-                .map_err(|_| Problem::internal())?;
-            let stored: StoredConfirmation = serde_json::from_slice(&body).map_err(|_| Problem::internal())?;
+            let stored = StoredConfirmation::open(&self.keys, sealed, &format!("outbox/{confirmation_id}"))?;
             wire.push(stored.to_wire(confirmation_id)?);
         }
         let message = pb::DeliverEmploymentConfirmationsRequest {

@@ -147,7 +147,7 @@ fn items_within(field: &str, count: usize) -> Result<(), Problem> {
 fn confirmation_of(i: usize, c: &pb::EmploymentConfirmation, today: time::Date) -> Result<Confirmation, Problem> {
     let at = |field: &str| format!("confirmations[{i}].{field}");
     let id = &c.confirmation_id;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !bangfu_platform::wire::is_id(id) {
         return Err(Problem::invalid_field(
             ErrorReason::FieldInvalid,
             at("confirmation_id"),
@@ -734,66 +734,48 @@ impl ExchangeService for LocalDesk {
         };
         let fingerprint = paging::fingerprint(&[outcome]);
         let (size, cursor) = paging::page(message.page_size, &message.page_token, &fingerprint)?;
-        let (before_us, before_key) = cursor
-            .map(|c| {
-                (
-                    c.first().and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MAX),
-                    c.get(1).cloned().unwrap_or_default(),
-                )
-            })
-            .unwrap_or((i64::MAX, String::new()));
-        let mut connection = self.exchange.db().acquire().await.map_err(Problem::from)?;
-        let rows: Vec<(String, String, String, String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT partner, confirmation_id, person_id, outcome, employer, work_region, start_date, received_us \
-             FROM exchange_received_confirmations WHERE ($1 = '' OR outcome = $1) \
-             AND (received_us < $2 OR (received_us = $2 AND partner || '/' || confirmation_id < $3)) \
-             ORDER BY received_us DESC, partner DESC, confirmation_id DESC LIMIT $4",
-        )
-        .bind(outcome)
-        .bind(before_us)
-        .bind(if before_key.is_empty() {
-            "\u{10ffff}".to_string()
+        let before = cursor.and_then(|c| match c.as_slice() {
+            [at, key] => at.parse::<i64>().ok().map(|at| (at, key.clone())),
+            _ => None,
+        });
+        let mut rows = self.exchange.received_confirmations(outcome, before, size + 1).await?;
+        let next_page_token = if rows.len() > size as usize {
+            rows.truncate(size as usize);
+            rows.last()
+                .map(|r| {
+                    paging::encode_token(
+                        &fingerprint,
+                        &[
+                            r.received_us.to_string(),
+                            format!("{}/{}", r.partner, r.confirmation_id),
+                        ],
+                    )
+                })
+                .unwrap_or_default()
         } else {
-            before_key
-        })
-        .bind(i64::from(size + 1))
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(Problem::from)?;
-        let mut confirmations = Vec::new();
-        let mut next_page_token = String::new();
-        for (i, (partner, id, person, outcome, employer, work_region, start, received_us)) in
-            rows.into_iter().enumerate()
-        {
-            if i == size as usize {
-                break;
-            }
-            if i + 1 == size as usize {
-                next_page_token =
-                    paging::encode_token(&fingerprint, &[received_us.to_string(), format!("{partner}/{id}")]);
-            }
-            confirmations.push(pb::ReceivedConfirmation {
-                partner: format!("partners/{partner}"),
-                confirmation_id: id,
-                person: if person.is_empty() {
+            String::new()
+        };
+        let confirmations = rows
+            .into_iter()
+            .map(|r| pb::ReceivedConfirmation {
+                partner: format!("partners/{}", r.partner),
+                confirmation_id: r.confirmation_id,
+                person: if r.person_id.is_empty() {
                     String::new()
                 } else {
-                    format!("persons/{person}")
+                    format!("persons/{}", r.person_id)
                 },
-                outcome: match ConfirmationOutcome::parse(&outcome) {
+                outcome: match ConfirmationOutcome::parse(&r.outcome) {
                     Some(ConfirmationOutcome::Recorded) => pb::ConfirmationOutcome::Recorded,
                     Some(ConfirmationOutcome::Unmatched) => pb::ConfirmationOutcome::Unmatched,
                     _ => pb::ConfirmationOutcome::Pending,
                 } as i32,
-                employer,
-                work_region,
-                start_date: bangfu_platform::parameters::parse_date_text(&start).map(date_to_wire),
-                receive_time: bangfu_platform::db::from_micros(received_us).map(timestamp_to_wire),
-            });
-        }
-        if confirmations.len() < size as usize {
-            next_page_token.clear();
-        }
+                employer: r.employer,
+                work_region: r.work_region,
+                start_date: bangfu_platform::parameters::parse_date_text(&r.start_date).map(date_to_wire),
+                receive_time: bangfu_platform::db::from_micros(r.received_us).map(timestamp_to_wire),
+            })
+            .collect();
         Ok(Response::new(pb::ListReceivedConfirmationsResponse {
             confirmations,
             next_page_token,

@@ -182,25 +182,7 @@ impl Exchange {
                     .await?;
                 continue;
             }
-            let found = peer
-                .call(&call, Retry::Safe, |channel| {
-                    let name = name.clone();
-                    async move {
-                        JobMatchingServiceClient::new(channel)
-                            .get_posting(jobs::GetPostingRequest { name })
-                            .await
-                    }
-                })
-                .await;
-            let posting = match found {
-                Ok(answer) => answer.posting,
-                Err(bangfu_platform::peers::PeerError::Refused { status, .. })
-                    if status.code() == tonic::Code::NotFound =>
-                {
-                    None
-                }
-                Err(error) => return Err(error.into()),
-            };
+            let posting = get_posting(&peer, &call, &name).await?;
             let open = posting
                 .as_ref()
                 .filter(|p| p.shared_across_regions && p.state() == jobs::PostingState::Open);

@@ -375,3 +375,54 @@ pub async fn partner_state(connection: &mut AnyConnection, partner: &str) -> Res
         waiting_messages: waiting,
     })
 }
+
+/// A confirmation received, as listed for a clerk (its body, with the citizen ID, stays sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRow {
+    pub partner: String,
+    pub confirmation_id: String,
+    /// Empty while unmatched or pending.
+    pub person_id: String,
+    pub outcome: String,
+    pub employer: String,
+    pub work_region: String,
+    pub start_date: String,
+    pub received_us: i64,
+}
+
+/// Received confirmations with `outcome` ("" for all), newest first, before the (received time,
+/// "partner/confirmation id") `before` of a page.
+pub async fn received_confirmations(
+    connection: &mut AnyConnection,
+    outcome: &str,
+    before: Option<(i64, String)>,
+    limit: u32,
+) -> Result<Vec<ReceivedRow>> {
+    let (before_us, before_key) = before.unwrap_or((i64::MAX, "\u{10ffff}".to_string()));
+    let rows = sqlx::query(
+        "SELECT partner, confirmation_id, person_id, outcome, employer, work_region, start_date, received_us \
+         FROM exchange_received_confirmations WHERE ($1 = '' OR outcome = $1) \
+         AND (received_us < $2 OR (received_us = $2 AND partner || '/' || confirmation_id < $3)) \
+         ORDER BY received_us DESC, partner DESC, confirmation_id DESC LIMIT $4",
+    )
+    .bind(outcome)
+    .bind(before_us)
+    .bind(before_key)
+    .bind(i64::from(limit))
+    .fetch_all(connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ReceivedRow {
+                partner: row.try_get("partner")?,
+                confirmation_id: row.try_get("confirmation_id")?,
+                person_id: row.try_get("person_id")?,
+                outcome: row.try_get("outcome")?,
+                employer: row.try_get("employer")?,
+                work_region: row.try_get("work_region")?,
+                start_date: row.try_get("start_date")?,
+                received_us: row.try_get("received_us")?,
+            })
+        })
+        .collect()
+}
