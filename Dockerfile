@@ -30,7 +30,7 @@ RUN install -d -m 0750 /out/etc/bangfu/keys \
     && install -d -m 0755 /out/etc/bangfu/keys/public /out/etc/bangfu/tls \
     && install -d -m 0700 /out/etc/bangfu/keys/operator \
         /out/etc/bangfu/keys/identity /out/etc/bangfu/keys/jobs /out/etc/bangfu/keys/welfare_post \
-        /out/etc/bangfu/keys/work_relief /out/etc/bangfu/keys/subsidy /out/etc/bangfu/keys/exchange
+        /out/etc/bangfu/keys/work_relief /out/etc/bangfu/keys/subsidy /out/etc/bangfu/keys/exchange /out/etc/bangfu/keys/reports
 
 # Run: distroless (glibc and CA certificates, no shell, no package manager) as uid/gid 65532.
 # Nothing is written to the image's filesystem: run it read-only; keys, TLS files and CAs come

@@ -69,3 +69,10 @@ pub mod exchange {
         tonic::include_proto!("bangfu.exchange.v1");
     }
 }
+
+/// Reports' contract (`services/reports`).
+pub mod reports {
+    pub mod v1 {
+        tonic::include_proto!("bangfu.reports.v1");
+    }
+}

@@ -29,6 +29,7 @@ mod permissions;
 mod posts_cli;
 mod print;
 mod relief_cli;
+mod reports_cli;
 mod subsidy_cli;
 mod suite;
 mod table_file;
@@ -125,6 +126,12 @@ enum Command {
         #[command(subcommand)]
         command: exchange_cli::ExchangeCommand,
     },
+    /// The quarterly progress form (附件1) and project list (附件2): generate from the services,
+    /// export as xlsx or CSV, submit, approve or return, and the year's deadlines.
+    Reports {
+        #[command(subcommand)]
+        command: reports_cli::ReportsCommand,
+    },
     /// Load a server and print throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print who may call what: every method, its permission, and the roles and services
@@ -184,6 +191,7 @@ fn main() -> ExitCode {
             Command::Relief { command } => relief_cli::run(command).await,
             Command::Jobs { command } => jobs_cli::run(command).await,
             Command::Exchange { command } => exchange_cli::run(command).await,
+            Command::Reports { command } => reports_cli::run(command).await,
         }
     });
     match outcome {

@@ -922,6 +922,7 @@ async fn stats(args: StatsArgs) -> Result<(), Failure> {
     let answer = call(relief.get_project_stats(pb::GetProjectStatsRequest {
         region_prefix: args.region_prefix.clone(),
         year: args.year,
+        as_of: None,
     }))
     .await?;
     show(

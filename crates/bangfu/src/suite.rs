@@ -32,6 +32,7 @@ pub const DESCRIPTORS: &[&ServiceDescriptor] = &[
     &bangfu_work_relief::DESCRIPTOR,
     &bangfu_job_matching::DESCRIPTOR,
     &bangfu_exchange::DESCRIPTOR,
+    &bangfu_reports::DESCRIPTOR,
 ];
 
 /// The names of the services this build runs.
@@ -123,8 +124,8 @@ async fn check_schema(
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The service whose database to migrate: identity, jobs, welfare_post, work_relief, subsidy
-    /// or exchange.
+    /// The service whose database to migrate: identity, jobs, welfare_post, work_relief, subsidy,
+    /// exchange or reports.
     pub service: String,
 }
 
@@ -355,7 +356,7 @@ fn not_built(service: &str) -> Failure {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The service to run: identity, jobs, welfare_post, work_relief, subsidy or exchange.
+    /// The service to run: identity, jobs, welfare_post, work_relief, subsidy, exchange or reports.
     pub service: String,
     /// Check the configuration and keys, connect to the database and compare its data-key
     /// check, print the settings (secrets redacted) and exit.

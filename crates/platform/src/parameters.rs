@@ -125,6 +125,26 @@ pub const DEFINITIONS: &[Definition] = &[
         "persons a partner may verify per minute",
     ),
     def(
+        "reports.progress_due_day",
+        Unit::Count,
+        "day of a quarter's last month by which the progress form (附件1) is due",
+    ),
+    def(
+        "reports.project_list_due_month",
+        Unit::Count,
+        "month of the year in which the project list (附件2) is due",
+    ),
+    def(
+        "reports.project_list_due_day",
+        Unit::Count,
+        "day of that month by which the project list (附件2) is due",
+    ),
+    def(
+        "reports.generation_timeout_seconds",
+        Unit::Count,
+        "seconds after which a report left generating (its server stopped midway) may be generated again",
+    ),
+    def(
         "jobs.weight_distance_bp",
         Unit::BasisPoints,
         "matching weight of distance on the division tree (same village … the cooperation partner)",
@@ -555,6 +575,18 @@ pub const DEFAULTS: &[DefaultRow] = &[
         None,
         60_000,
         "bangfu 默认值（按协作省份计，防批量查询，可调整）",
+    ),
+    // Shandong's notice §(四): 附件1 by the 15th of each quarter's last month, 附件2 by October 25.
+    row("reports.progress_due_day", "37", "2023-10-01", None, 15, SHANDONG),
+    row("reports.project_list_due_month", "37", "2023-10-01", None, 10, SHANDONG),
+    row("reports.project_list_due_day", "37", "2023-10-01", None, 25, SHANDONG),
+    row(
+        "reports.generation_timeout_seconds",
+        "*",
+        "2021-01-01",
+        None,
+        600,
+        "bangfu 默认值（报表生成中断后可重新生成的等待时间）",
     ),
     // Matching weights: they sum to 10,000 so a score reads as basis points of a perfect match.
     row(

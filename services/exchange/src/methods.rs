@@ -39,7 +39,7 @@ pub const METHODS: &[MethodRule] = &[
     local!("ListPartners", ExchangeRead),
     local!("VerifyPartnerPerson", ExchangeVerifyPerson),
     local!("ListPartnerPostings", ExchangeRead),
-    local!("GetCooperationStats", ExchangeRead),
+    local!("GetCooperationStats", ExchangeStatsRead),
     local!("ListExchangeMessages", ExchangeRead),
     local!("GetMessage", ExchangeRead),
     local!("ListReceivedConfirmations", ExchangeConfirmations),

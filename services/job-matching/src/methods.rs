@@ -57,7 +57,7 @@ pub const METHODS: &[MethodRule] = &[
     method!("RecordTrainingCompletion", JobsWrite),
     method!("CreateRecruitmentEvent", JobsWrite),
     method!("ListRecruitmentEvents", JobsRead),
-    method!("GetJobStats", JobsRead),
+    method!("GetJobStats", JobsStatsRead),
     method!("ListParameters", JobsParametersRead),
     method!("UpdateParameter", JobsParametersWrite),
     method!("ListAuditEvents", JobsAuditRead),

@@ -38,7 +38,7 @@ pub const METHODS: &[MethodRule] = &[
     unary!("ListExitProposals", WelfarePostRead),
     unary!("ListFraudSignals", WelfarePostRead),
     unary!("RegisterVillageCadre", WelfarePostWrite),
-    unary!("GetPostStats", WelfarePostRead),
+    unary!("GetPostStats", WelfarePostStatsRead),
     unary!("ListParameters", WelfarePostParametersRead),
     unary!("UpdateParameter", WelfarePostParametersWrite),
     unary!("ListAuditEvents", WelfarePostAuditRead),

@@ -41,7 +41,7 @@ pub const METHODS: &[MethodRule] = &[
     method!("ResubmitLine", WorkReliefApprove),
     method!("ListArrears", WorkReliefRead),
     method!("CloseProject", WorkReliefApprove),
-    method!("GetProjectStats", WorkReliefRead),
+    method!("GetProjectStats", WorkReliefStatsRead),
     method!("ListParameters", WorkReliefParametersRead),
     method!("UpdateParameter", WorkReliefParametersWrite),
     method!("ListAuditEvents", WorkReliefAuditRead),

@@ -1381,9 +1381,10 @@ pub async fn year_totals(
     conn: &mut AnyConnection,
     region_prefix: &str,
     year: i32,
+    last_day: Date,
 ) -> Result<(YearTotals, Vec<ListRow>)> {
     let (low, high) = region_range(region_prefix);
-    let (first, last) = (format!("{year:04}-01-01"), format!("{year:04}-12-31"));
+    let (first, last) = (format!("{year:04}-01-01"), date_text(last_day));
     let mut totals = YearTotals::default();
     let projects = sqlx::query(
         "SELECT * FROM wr_projects WHERE region >= $1 AND region < $2 AND start_date <= $3 AND end_date >= $4 \

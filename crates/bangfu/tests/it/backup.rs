@@ -50,9 +50,9 @@ async fn a_backup_holds_every_database_and_the_keys_readable_by_the_owner_only()
         .expect("run backup");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // Identity's, subsidy payment's, public-welfare posts', work relief's and job matching's own
-    // databases and the sample one.
-    assert!(stdout.contains("7 database(s)"), "{stdout}");
+    // Each service's own database (identity, subsidy payment, posts, work relief, job matching,
+    // the exchange, reports) and the sample one.
+    assert!(stdout.contains("8 database(s)"), "{stdout}");
     assert!(
         stdout.contains("losing the keys") || stdout.contains("Losing the keys"),
         "{stdout}"

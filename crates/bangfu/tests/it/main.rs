@@ -13,6 +13,7 @@ mod operator;
 mod posts_cli;
 mod relief_cli;
 mod replicas;
+mod reports;
 mod subsidy_cli;
 mod subsidy_crash;
 mod tls;

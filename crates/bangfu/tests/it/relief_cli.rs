@@ -15,10 +15,10 @@ use crate::cli::{against, day, json, ok, text, token};
 use crate::replicas::authorized;
 use crate::up::Up;
 
-const VILLAGE: &str = "370402001013";
+pub(crate) const VILLAGE: &str = "370402001013";
 const POLICY: &str = "sd-work-relief-remuneration-2026";
 
-fn relief(up: &Up, token: &str, args: &[&str]) -> Output {
+pub(crate) fn relief(up: &Up, token: &str, args: &[&str]) -> Output {
     let mut all = vec!["relief"];
     all.extend_from_slice(args);
     against(up, token, &all)
@@ -77,7 +77,7 @@ fn write_workbook(path: &std::path::Path, rows: &[(&str, &str)]) {
 
 /// What the province and county set up first: the remuneration policy in force (published by a
 /// second subject), the county's wage guideline, and a worker in identity.
-async fn setup(up: &Up, admin: &str, second_admin: &str, year: i32) -> String {
+pub(crate) async fn setup(up: &Up, admin: &str, second_admin: &str, year: i32) -> String {
     let channel = tonic::transport::Channel::from_shared(up.addr.clone())
         .expect("url")
         .connect()

@@ -77,6 +77,8 @@ permissions! {
     JobsWrite => "jobs.write",
     /// Approve carriers' certification and organized export batches.
     JobsApprove => "jobs.approve",
+    /// Read job matching's aggregate counts (附件1's carriers, placements, training, events).
+    JobsStatsRead => "jobs.stats.read",
     JobsParametersRead => "jobs.parameters.read",
     JobsParametersWrite => "jobs.parameters.write",
     JobsAuditRead => "jobs.audit.read",
@@ -87,6 +89,8 @@ permissions! {
     WelfarePostWrite => "welfare_post.write",
     /// Approve hires after the public notice.
     WelfarePostApprove => "welfare_post.approve",
+    /// Read the posts' aggregate counts (posts by type and funding, persons placed and on post).
+    WelfarePostStatsRead => "welfare_post.stats.read",
     WelfarePostParametersRead => "welfare_post.parameters.read",
     WelfarePostParametersWrite => "welfare_post.parameters.write",
     WelfarePostAuditRead => "welfare_post.audit.read",
@@ -97,6 +101,8 @@ permissions! {
     WorkReliefWrite => "work_relief.write",
     /// Approve a monthly payroll.
     WorkReliefApprove => "work_relief.approve",
+    /// Read work relief's aggregate counts and the project list (附件2).
+    WorkReliefStatsRead => "work_relief.stats.read",
     WorkReliefParametersRead => "work_relief.parameters.read",
     WorkReliefParametersWrite => "work_relief.parameters.write",
     WorkReliefAuditRead => "work_relief.audit.read",
@@ -126,9 +132,21 @@ permissions! {
     ExchangePartnerInfo => "exchange.partner_info",
     /// Read the partners, their postings, the message log and the cooperation statistics.
     ExchangeRead => "exchange.read",
+    /// Read the cooperation statistics (partner workers employed here, against the targets).
+    ExchangeStatsRead => "exchange.stats.read",
     ExchangeParametersRead => "exchange.parameters.read",
     ExchangeParametersWrite => "exchange.parameters.write",
     ExchangeAuditRead => "exchange.audit.read",
+
+    /// Read the quarterly progress forms and project lists and their sign-off.
+    ReportsRead => "reports.read",
+    /// Generate a region's forms from the services and submit them to the level above.
+    ReportsWrite => "reports.write",
+    /// Approve or return a submitted form of the level below.
+    ReportsApprove => "reports.approve",
+    ReportsParametersRead => "reports.parameters.read",
+    ReportsParametersWrite => "reports.parameters.write",
+    ReportsAuditRead => "reports.audit.read",
 }
 
 use Permission::*;
@@ -293,13 +311,22 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityParametersRead,
             JobsRead,
             JobsWrite,
+            JobsStatsRead,
             JobsParametersRead,
             ExchangeRead,
             ExchangeVerifyPerson,
             ExchangeConfirmations,
+            ExchangeStatsRead,
             ExchangeParametersRead,
             SubsidyRead,
             SubsidyClaimsWrite,
+            // HR leads the employment campaign: a county's desk fills and submits the forms,
+            // reading the other departments' counts (never their records).
+            WelfarePostStatsRead,
+            WorkReliefStatsRead,
+            ReportsRead,
+            ReportsWrite,
+            ReportsParametersRead,
         ],
     ),
     (
@@ -318,13 +345,22 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityParametersWrite,
             JobsRead,
             JobsApprove,
+            JobsStatsRead,
             JobsParametersRead,
             JobsParametersWrite,
             ExchangeRead,
             ExchangeVerifyPerson,
+            ExchangeStatsRead,
             ExchangeParametersRead,
             ExchangeParametersWrite,
             SubsidyRead,
+            // The city's and the province's HR approve or return the level below's forms.
+            WelfarePostStatsRead,
+            WorkReliefStatsRead,
+            ReportsRead,
+            ReportsApprove,
+            ReportsParametersRead,
+            ReportsParametersWrite,
         ],
     ),
     // Agriculture and rural affairs / rural revitalization (乡村振兴) certify categories and own posts.
@@ -339,6 +375,7 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityEmploymentWrite,
             WelfarePostRead,
             WelfarePostWrite,
+            WelfarePostStatsRead,
             WelfarePostParametersRead,
             SubsidyRead,
             SubsidyClaimsWrite,
@@ -358,9 +395,12 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityEmploymentWrite,
             WelfarePostRead,
             WelfarePostApprove,
+            WelfarePostStatsRead,
             WelfarePostParametersRead,
             WelfarePostParametersWrite,
             SubsidyRead,
+            // The forms HR files carry the posts' numbers.
+            ReportsRead,
         ],
     ),
     // Development and reform (发改) own work relief.
@@ -374,6 +414,7 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityEmploymentWrite,
             WorkReliefRead,
             WorkReliefWrite,
+            WorkReliefStatsRead,
             WorkReliefParametersRead,
             // A project's remuneration policy is checked against subsidy payment's catalog.
             SubsidyRead,
@@ -386,8 +427,11 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityPersonsRead,
             WorkReliefRead,
             WorkReliefApprove,
+            WorkReliefStatsRead,
             WorkReliefParametersRead,
             WorkReliefParametersWrite,
+            // The forms HR files carry work relief's numbers and project list.
+            ReportsRead,
             // An approved payroll's lines go to subsidy payment as claims, acting for the approver.
             SubsidyRead,
             SubsidyClaimsWrite,
@@ -427,20 +471,27 @@ pub const GRANTS: &[(Option<Department>, Role, &[Permission])] = &[
             IdentityParametersRead,
             IdentityAuditRead,
             JobsRead,
+            JobsStatsRead,
             JobsParametersRead,
             JobsAuditRead,
             WelfarePostRead,
+            WelfarePostStatsRead,
             WelfarePostParametersRead,
             WelfarePostAuditRead,
             WorkReliefRead,
+            WorkReliefStatsRead,
             WorkReliefParametersRead,
             WorkReliefAuditRead,
             SubsidyRead,
             SubsidyParametersRead,
             SubsidyAuditRead,
             ExchangeRead,
+            ExchangeStatsRead,
             ExchangeParametersRead,
             ExchangeAuditRead,
+            ReportsRead,
+            ReportsParametersRead,
+            ReportsAuditRead,
         ],
     ),
     // The administrator holds everything; real deployments issue per-department tokens instead.
@@ -522,10 +573,30 @@ pub const SERVICE_GRANTS: &[(&str, &[Permission])] = &[
             JobsWrite,
         ],
     ),
+    (
+        "reports",
+        &[
+            DiagnosticsWhoAmI,
+            // The forms' numbers, read acting for the clerk who generates them: counts only.
+            IdentityStatsRead,
+            JobsStatsRead,
+            WelfarePostStatsRead,
+            WorkReliefStatsRead,
+            ExchangeStatsRead,
+        ],
+    ),
 ];
 
 /// The services of the suite, by the names their tokens carry as subject.
-pub const SERVICES: &[&str] = &["identity", "jobs", "welfare_post", "work_relief", "subsidy", "exchange"];
+pub const SERVICES: &[&str] = &[
+    "identity",
+    "jobs",
+    "welfare_post",
+    "work_relief",
+    "subsidy",
+    "exchange",
+    "reports",
+];
 
 /// The permissions a user with `department` and `roles` holds.
 pub fn user_permissions(department: Option<Department>, roles: &[Role]) -> PermissionSet {

@@ -416,7 +416,21 @@ impl Relief {
         caller: &Principal,
         region_prefix: &str,
         year: i32,
+        as_of: Option<Date>,
     ) -> Result<ProjectStats, Problem> {
+        // A quarter's form counts up to the quarter's end; by default the whole year.
+        let last = match as_of {
+            None => Date::from_calendar_date(year, time::Month::December, 31)
+                .map_err(|_| invalid("year", "is not a year", "统计年度无效"))?,
+            Some(day) if day.year() == year => day,
+            Some(_) => {
+                return Err(invalid(
+                    "as_of",
+                    "must lie in the year counted",
+                    "统计截止日期应在统计年度内",
+                ));
+            }
+        };
         let prefix = caller.scope.narrowed(region_prefix).ok_or_else(|| {
             self.refuse(
                 caller,
@@ -426,7 +440,7 @@ impl Relief {
             )
         })?;
         let mut conn = self.db().acquire().await?;
-        let (totals, rows) = store::year_totals(&mut conn, &prefix, year).await?;
+        let (totals, rows) = store::year_totals(&mut conn, &prefix, year, last).await?;
         Ok(ProjectStats {
             region_prefix: prefix,
             year,

@@ -697,7 +697,8 @@ impl WorkReliefService for ReliefServer {
         let request = request.into_inner();
         let prefix = wire::region_prefix("region_prefix", &request.region_prefix, false)?;
         let year = i32::try_from(wire::within("year", i64::from(request.year), 2000, 2100, "年度")?).unwrap_or(0);
-        let stats = self.relief.project_stats(&caller, &prefix, year).await?;
+        let as_of = bangfu_platform::wire::optional_date("as_of", request.as_of.as_ref())?;
+        let stats = self.relief.project_stats(&caller, &prefix, year, as_of).await?;
         Ok(Response::new(wire::stats_to_wire(&stats)))
     }
 

@@ -278,12 +278,36 @@ async fn a_month_is_noticed_approved_paid_and_the_project_closes_above_its_share
             pb::GetProjectStatsRequest {
                 region_prefix: "370402".into(),
                 year: 2025,
+                as_of: None,
             },
             &suite.clerk(),
         ))
         .await
         .expect("stats")
         .into_inner();
+    // Counted to January 31 (a form's day before anyone was enrolled): nobody yet.
+    let january = suite
+        .relief()
+        .await
+        .get_project_stats(with_token(
+            pb::GetProjectStatsRequest {
+                region_prefix: "370402".into(),
+                year: 2025,
+                as_of: Some(date(2025, 1, 31)),
+            },
+            &suite.clerk(),
+        ))
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!(
+        (january.workers, january.remuneration_paid.map(|m| m.fen)),
+        (0, Some(0))
+    );
+    assert!(
+        january.projects == 0 && january.project_list.is_empty(),
+        "not begun by then"
+    );
     assert_eq!(stats.projects, 1);
     assert_eq!(stats.remuneration_paid.map(|m| m.fen), Some(710_000));
     assert_eq!(stats.share_paid.map(|m| m.fen), Some(510_000));
