@@ -80,18 +80,21 @@ fn form(text: &str) -> Result<pb::ReportForm, Failure> {
     }
 }
 
-/// "2026Q3" or "2026q3" (a quarter) or "2026" (the year).
+/// "2026Q3" or "2026q3" (a quarter) or "2026" (the year), read as the service names periods.
 fn period(text: &str) -> Result<pb::ReportingPeriod, Failure> {
-    let text = text.trim().to_ascii_lowercase();
-    let bad = || Failure::usage(format!("--period {text:?}: a quarter as 2026Q3, or a year as 2026"));
-    let (year, quarter) = match text.split_once('q') {
-        Some((year, quarter)) => (year, quarter.parse::<i32>().map_err(|_| bad())?),
-        None => (text.as_str(), 0),
-    };
+    let period = bangfu_reports::domain::Period::parse_label(text.trim())
+        .ok_or_else(|| Failure::usage(format!("--period {text:?}: a quarter as 2026Q3, or a year as 2026")))?;
     Ok(pb::ReportingPeriod {
-        year: year.parse().map_err(|_| bad())?,
-        quarter,
+        year: period.year,
+        quarter: i32::from(period.quarter),
     })
+}
+
+/// A report's state as printed: "DRAFT", "APPROVED".
+fn state_name(state: i32) -> String {
+    pb::ReportState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("REPORT_STATE_").to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Args)]
@@ -142,9 +145,7 @@ fn print_report(report: pb::Report, json: bool) -> Result<(), Failure> {
     if json {
         return show("bangfu.reports.v1.Report", &report, true);
     }
-    let state = pb::ReportState::try_from(report.state)
-        .map(|s| s.as_str_name().trim_start_matches("REPORT_STATE_").to_string())
-        .unwrap_or_default();
+    let state = state_name(report.state);
     let region = report.region.clone().unwrap_or_default();
     let date = |d: Option<&bangfu_proto::common::v1::Date>| {
         d.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
@@ -443,9 +444,7 @@ async fn periods(args: PeriodsArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| "-".into());
         for region in &status.regions {
             let code = region.region.clone().unwrap_or_default();
-            let state = pb::ReportState::try_from(region.state)
-                .map(|s| s.as_str_name().trim_start_matches("REPORT_STATE_").to_string())
-                .unwrap_or_default();
+            let state = state_name(region.state);
             rows.push(vec![
                 form.to_string(),
                 period.clone(),

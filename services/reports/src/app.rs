@@ -133,6 +133,7 @@ impl Reports {
         // the report generating.
         let this = self.clone();
         let region_text = region.to_string();
+        let task_id = id.clone();
         let task = tokio::spawn(async move {
             let region_name = DivisionTable::embedded()
                 .name(&region_text)
@@ -150,24 +151,18 @@ impl Reports {
                 Form::Progress => sources::read_progress(this.peers.as_ref(), &reading).await,
                 Form::ProjectList => sources::read_project_list(this.peers.as_ref(), &reading).await,
             };
-            this.write_generation(&caller, &id, &region_text, frozen, now_us, &content)
+            this.write_generation(&caller, &task_id, &region_text, frozen, now_us, &content)
                 .await
         });
         match task.await {
             Ok(result) => result?,
             Err(_) => {
                 let mut conn = self.db().acquire().await?;
-                store::abandon_generation(
-                    &mut conn,
-                    &domain::report_id(form, region, period),
-                    now_us,
-                    to_micros(self.now()),
-                )
-                .await?;
+                store::abandon_generation(&mut conn, &id, now_us, to_micros(self.now())).await?;
                 return Err(Problem::internal());
             }
         }
-        self.view(&domain::report_id(form, region, period)).await
+        self.view(&id).await
     }
 
     async fn write_generation(
@@ -180,7 +175,7 @@ impl Reports {
         content: &Content,
     ) -> Result<(), Problem> {
         let now = self.now();
-        let text = store::content_text(content)?;
+        let text = bangfu_platform::rows::to_json(content);
         let mut unit = write::begin_unkeyed(self.db(), now).await?;
         let name = format!("reports/{id}");
         let written = if frozen {
@@ -489,14 +484,13 @@ impl Reports {
             .map(|quarter| (Form::Progress, Period { year, quarter }))
             .chain(std::iter::once((Form::ProjectList, Period { year, quarter: 0 })));
         let mut out = Vec::new();
+        let mut conn = self.db().acquire().await?;
         for (form, period) in candidates {
             if period.first_day() > today {
                 continue;
             }
             let due = self.due_date(form, region, period).await?;
-            let mut conn = self.db().acquire().await?;
             let states = store::states_of(&mut conn, form, period, &regions).await?;
-            drop(conn);
             let rows = regions
                 .iter()
                 .map(|r| {

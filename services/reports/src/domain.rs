@@ -100,7 +100,10 @@ impl Period {
         }
     }
 
-    fn parse_label(text: &str) -> Option<Self> {
+    /// A label as `label` writes it ("2026q3", "2026"); the command line's "2026Q3" too.
+    pub fn parse_label(text: &str) -> Option<Self> {
+        let text = text.to_ascii_lowercase();
+        let text = text.as_str();
         let (year, quarter) = match text.split_once('q') {
             Some((year, quarter)) => (year, quarter.parse::<u8>().ok().filter(|q| (1..=4).contains(q))?),
             None => (text, 0),
@@ -167,6 +170,14 @@ pub enum Level {
 }
 
 impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Province => "province",
+            Self::City => "city",
+            Self::County => "county",
+        }
+    }
+
     /// The level of a 2-, 4- or 6-digit region code.
     pub fn of(region: &str) -> Option<Self> {
         if !region.bytes().all(|b| b.is_ascii_digit()) {
@@ -455,6 +466,11 @@ impl Content {
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
     }
+
+    /// The last day counted.
+    pub fn as_of_date(&self) -> Option<Date> {
+        bangfu_platform::parameters::parse_date_text(&self.as_of)
+    }
 }
 
 /// A region's code and short name ("370402", "市中区").
@@ -550,73 +566,48 @@ pub struct Difference {
     pub live: String,
 }
 
-/// Every cell of `live` that differs from `frozen`: the progress form's by region and column,
-/// the project list's by project and field.
-pub fn differences(frozen: &Content, live: &Content) -> Vec<Difference> {
-    let mut out = Vec::new();
-    let value = |cells: Option<&BTreeMap<Column, Cell>>, column: &Column| {
-        cells
-            .and_then(|c| c.get(column))
-            .map(|c| c.value.to_string())
-            .unwrap_or_default()
-    };
-    let frozen_rows: BTreeMap<&str, &Row> = frozen.rows.iter().map(|r| (r.region.as_str(), r)).collect();
-    let live_rows: BTreeMap<&str, &Row> = live.rows.iter().map(|r| (r.region.as_str(), r)).collect();
-    let regions: Vec<&str> = frozen
-        .rows
-        .iter()
-        .map(|r| r.region.as_str())
-        .chain(
-            live.rows
-                .iter()
-                .map(|r| r.region.as_str())
-                .filter(|r| !frozen_rows.contains_key(r)),
-        )
-        .collect();
-    for region in regions {
-        let (f, l) = (
-            frozen_rows.get(region).map(|r| &r.cells),
-            live_rows.get(region).map(|r| &r.cells),
-        );
-        for column in Column::FORM.iter().chain(Column::REFERENCE.iter()) {
-            let (fv, lv) = (value(f, column), value(l, column));
-            if fv != lv {
-                out.push(Difference {
-                    row: region.to_string(),
-                    column: column.code().to_string(),
-                    frozen: fv,
-                    live: lv,
-                });
-            }
-        }
-    }
-    let frozen_projects: BTreeMap<&str, &ProjectRow> =
-        frozen.projects.iter().map(|p| (p.project.as_str(), p)).collect();
-    let live_projects: BTreeMap<&str, &ProjectRow> = live.projects.iter().map(|p| (p.project.as_str(), p)).collect();
-    let projects: Vec<&str> = frozen
+/// A document's rows as (row, [(column, value)]), in its order: the progress form's by region
+/// and column code, the project list's by project and field ("" for a cell not read).
+fn cells_of(content: &Content) -> Vec<(&str, Vec<(&'static str, String)>)> {
+    let rows = content.rows.iter().map(|row| {
+        let cells = Column::FORM
+            .iter()
+            .chain(Column::REFERENCE.iter())
+            .map(|c| {
+                (
+                    c.code(),
+                    row.cells.get(c).map(|cell| cell.value.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        (row.region.as_str(), cells)
+    });
+    let projects = content
         .projects
         .iter()
-        .map(|p| p.project.as_str())
-        .chain(
-            live.projects
-                .iter()
-                .map(|p| p.project.as_str())
-                .filter(|p| !frozen_projects.contains_key(p)),
-        )
-        .collect();
-    for project in projects {
-        let f = frozen_projects.get(project).map(|p| p.fields());
-        let l = live_projects.get(project).map(|p| p.fields());
-        for i in 0..8 {
-            let name = f.as_ref().or(l.as_ref()).map(|fields| fields[i].0).unwrap_or_default();
-            let fv = f.as_ref().map(|fields| fields[i].1.clone()).unwrap_or_default();
-            let lv = l.as_ref().map(|fields| fields[i].1.clone()).unwrap_or_default();
-            if fv != lv {
+        .map(|p| (p.project.as_str(), p.fields().to_vec()));
+    rows.chain(projects).collect()
+}
+
+/// Every cell of `live` that differs from `frozen`: the progress form's by region and column,
+/// the project list's by project and field; rows in the frozen order, then rows only read now.
+pub fn differences(frozen: &Content, live: &Content) -> Vec<Difference> {
+    let (frozen, live) = (cells_of(frozen), cells_of(live));
+    let frozen_rows: BTreeMap<&str, &[(&str, String)]> = frozen.iter().map(|(k, c)| (*k, c.as_slice())).collect();
+    let live_rows: BTreeMap<&str, &[(&str, String)]> = live.iter().map(|(k, c)| (*k, c.as_slice())).collect();
+    let only_live = live.iter().filter(|(k, _)| !frozen_rows.contains_key(k));
+    let mut out = Vec::new();
+    for (row, cells) in frozen.iter().chain(only_live) {
+        let value = |side: Option<&&[(&str, String)]>, i: usize| side.map(|c| c[i].1.clone()).unwrap_or_default();
+        let (f, l) = (frozen_rows.get(row), live_rows.get(row));
+        for (i, (column, _)) in cells.iter().enumerate() {
+            let (frozen, live) = (value(f, i), value(l, i));
+            if frozen != live {
                 out.push(Difference {
-                    row: project.to_string(),
-                    column: name.to_string(),
-                    frozen: fv,
-                    live: lv,
+                    row: row.to_string(),
+                    column: column.to_string(),
+                    frozen,
+                    live,
                 });
             }
         }

@@ -30,8 +30,6 @@ pub fn instant(micros: i64) -> OffsetDateTime {
     bangfu_platform::db::from_micros(micros).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-use instant as from_micros;
-
 fn china(instant: OffsetDateTime) -> OffsetDateTime {
     instant.to_offset(time::macros::offset!(+8))
 }
@@ -113,7 +111,7 @@ fn progress_sheet(sheet: &mut Worksheet, view: &ReportView, f: &Formats) -> Resu
         7,
         1,
         last_col,
-        &format!("填表日期：{}", date_zh(china(from_micros(report.generated_us)).date())),
+        &format!("填表日期：{}", date_zh(china(instant(report.generated_us)).date())),
         &f.plain,
     )?;
     // Two header rows: the two carrier groups each span their count and the target persons
@@ -173,13 +171,12 @@ fn progress_sheet(sheet: &mut Worksheet, view: &ReportView, f: &Formats) -> Resu
         &format!(
             "数据截至{}（{}，自当年1月1日起累计），由 {} 于 {} 从帮扶系统各业务服务的统计接口生成。",
             content
-                .as_of
-                .parse_date()
+                .as_of_date()
                 .map(date_zh)
                 .unwrap_or_else(|| content.as_of.clone()),
             report.period.label_zh(),
             report.generated_by,
-            time_zh(from_micros(report.generated_us))
+            time_zh(instant(report.generated_us))
         ),
         &f.plain,
     )?;
@@ -214,7 +211,7 @@ fn project_sheet(sheet: &mut Worksheet, view: &ReportView, f: &Formats) -> Resul
         6,
         1,
         last_col,
-        &format!("填表日期：{}", date_zh(china(from_micros(report.generated_us)).date())),
+        &format!("填表日期：{}", date_zh(china(instant(report.generated_us)).date())),
         &f.plain,
     )?;
     let spanning: [(u16, &str); 8] = [
@@ -275,12 +272,11 @@ fn project_sheet(sheet: &mut Worksheet, view: &ReportView, f: &Formats) -> Resul
         &format!(
             "数据截至{}，由 {} 于 {} 从以工代赈服务生成。{}",
             content
-                .as_of
-                .parse_date()
+                .as_of_date()
                 .map(date_zh)
                 .unwrap_or_else(|| content.as_of.clone()),
             report.generated_by,
-            time_zh(from_micros(report.generated_us)),
+            time_zh(instant(report.generated_us)),
             if content.missing.is_empty() {
                 String::new()
             } else {
@@ -316,7 +312,7 @@ fn sources_sheet(sheet: &mut Worksheet, view: &ReportView, content: &Content, f:
         sheet.write_string_with_format(row, 1, &source.service, &f.name)?;
         sheet.write_string_with_format(row, 2, &source.method, &f.name)?;
         sheet.write_string_with_format(row, 3, &source.region_prefix, &f.name)?;
-        sheet.write_string_with_format(row, 4, time_zh(from_micros(source.read_us)), &f.name)?;
+        sheet.write_string_with_format(row, 4, time_zh(instant(source.read_us)), &f.name)?;
         row += 1;
     }
     if view.report.form == Form::Progress {
@@ -388,7 +384,7 @@ fn sources_sheet(sheet: &mut Worksheet, view: &ReportView, content: &Content, f:
         sheet.write_string(row, 0, action)?;
         sheet.write_string(row, 1, &step.subject)?;
         sheet.write_string(row, 2, &step.scope)?;
-        sheet.write_string(row, 3, time_zh(from_micros(step.at_us)))?;
+        sheet.write_string(row, 3, time_zh(instant(step.at_us)))?;
         sheet.write_string(row, 4, &step.note)?;
         row += 1;
     }
@@ -471,14 +467,4 @@ pub fn csv(view: &ReportView) -> Result<Vec<u8>, Problem> {
         tracing::error!(error = %e, "writing a CSV failed");
         Problem::internal()
     })
-}
-
-trait ParseDate {
-    fn parse_date(&self) -> Option<time::Date>;
-}
-
-impl ParseDate for String {
-    fn parse_date(&self) -> Option<time::Date> {
-        time::Date::parse(self, time::macros::format_description!("[year]-[month]-[day]")).ok()
-    }
 }

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{ReportView, Reports, method};
 use crate::domain::{self, Column, Form, Level, Period, State};
-use crate::export::{self, instant as from_micros};
+use crate::export::{self, instant};
 use crate::store::ReportFilter;
 
 /// The size of each part of an exported file.
@@ -41,68 +41,19 @@ impl ReportServer {
     }
 }
 
-fn form_of(field: &str, value: i32) -> Result<Form, Problem> {
-    match pb::ReportForm::try_from(value) {
-        Ok(pb::ReportForm::Progress) => Ok(Form::Progress),
-        Ok(pb::ReportForm::ProjectList) => Ok(Form::ProjectList),
-        Ok(pb::ReportForm::Unspecified) => Err(Problem::required(field, "报表种类")),
-        Err(_) => Err(Problem::invalid_field(
-            ErrorReason::FieldInvalid,
-            field,
-            format!("{value} is not a known form"),
-            "报表种类无效",
-        )),
-    }
-}
-
-fn form_to_wire(form: Form) -> i32 {
-    match form {
-        Form::Progress => pb::ReportForm::Progress as i32,
-        Form::ProjectList => pb::ReportForm::ProjectList as i32,
-    }
-}
-
-fn state_to_wire(state: State) -> i32 {
-    (match state {
-        State::Generating => pb::ReportState::Generating,
-        State::Draft => pb::ReportState::Draft,
-        State::Incomplete => pb::ReportState::Incomplete,
-        State::Submitted => pb::ReportState::Submitted,
-        State::Approved => pb::ReportState::Approved,
-        State::Returned => pb::ReportState::Returned,
-    }) as i32
-}
-
-fn state_of(value: i32) -> Result<Option<State>, Problem> {
-    Ok(match pb::ReportState::try_from(value) {
-        Ok(pb::ReportState::Unspecified) => None,
-        Ok(pb::ReportState::Generating) => Some(State::Generating),
-        Ok(pb::ReportState::Draft) => Some(State::Draft),
-        Ok(pb::ReportState::Incomplete) => Some(State::Incomplete),
-        Ok(pb::ReportState::Submitted) => Some(State::Submitted),
-        Ok(pb::ReportState::Approved) => Some(State::Approved),
-        Ok(pb::ReportState::Returned) => Some(State::Returned),
-        Err(_) => {
-            return Err(Problem::invalid_field(
-                ErrorReason::FieldInvalid,
-                "state",
-                format!("{value} is not a known state"),
-                "报表状态无效",
-            ));
-        }
-    })
-}
+bangfu_platform::enum_mapping!(form_of, form_to_wire, Form, pb::ReportForm, "REPORT_FORM_", "报表种类");
+bangfu_platform::enum_mapping!(
+    state_of,
+    state_to_wire,
+    State,
+    pb::ReportState,
+    "REPORT_STATE_",
+    "报表状态"
+);
+bangfu_platform::to_wire!(level_to_wire, Level, pb::RowLevel, "ROW_LEVEL_");
 
 fn column_to_wire(column: Column) -> i32 {
     pb::ProgressColumn::from_str_name(&format!("PROGRESS_COLUMN_{}", column.code())).map_or(0, |c| c as i32)
-}
-
-fn level_to_wire(level: Level) -> i32 {
-    (match level {
-        Level::Province => pb::RowLevel::Province,
-        Level::City => pb::RowLevel::City,
-        Level::County => pb::RowLevel::County,
-    }) as i32
 }
 
 /// A region a form is filled for: a county, city or province in the division table.
@@ -165,18 +116,13 @@ fn report_to_wire(view: &ReportView, whole: bool) -> pb::Report {
         period: Some(period_to_wire(report.period)),
         state: state_to_wire(report.state),
         generated_by: report.generated_by.clone(),
-        generate_time: Some(timestamp_to_wire(from_micros(report.generated_us))),
+        generate_time: Some(timestamp_to_wire(instant(report.generated_us))),
         due_date: view.due.map(date_to_wire),
         overdue: view.overdue,
         etag: report.etag(),
         ..Default::default()
     };
-    if let Ok(as_of) = time::Date::parse(
-        &content.as_of,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    ) {
-        wire.as_of = Some(date_to_wire(as_of));
-    }
+    wire.as_of = content.as_of_date().map(date_to_wire);
     wire.sign_off = view
         .sign_off
         .iter()
@@ -184,7 +130,7 @@ fn report_to_wire(view: &ReportView, whole: bool) -> pb::Report {
             action: step.action.clone(),
             subject: step.subject.clone(),
             scope: step.scope.clone(),
-            time: Some(timestamp_to_wire(from_micros(step.at_us))),
+            time: Some(timestamp_to_wire(instant(step.at_us))),
             note: step.note.clone(),
         })
         .collect();
@@ -242,7 +188,7 @@ fn report_to_wire(view: &ReportView, whole: bool) -> pb::Report {
             service: s.service.clone(),
             method: s.method.clone(),
             region_prefix: s.region_prefix.clone(),
-            read_time: Some(timestamp_to_wire(from_micros(s.read_us))),
+            read_time: Some(timestamp_to_wire(instant(s.read_us))),
         })
         .collect();
     wire.missing_parts = content
@@ -270,7 +216,7 @@ fn report_to_wire(view: &ReportView, whole: bool) -> pb::Report {
         .live
         .as_ref()
         .filter(|_| report.state.is_frozen())
-        .map(|(_, at)| timestamp_to_wire(from_micros(*at)));
+        .map(|(_, at)| timestamp_to_wire(instant(*at)));
     wire
 }
 
@@ -314,16 +260,12 @@ impl ReportService for ReportServer {
         let request = request.into_inner();
         let filter = ReportFilter {
             region_prefix: wire::region_prefix("region_prefix", &request.region_prefix, false)?,
-            form: if request.form == 0 {
-                None
-            } else {
-                Some(form_of("form", request.form)?)
-            },
+            form: wire::optional(request.form, form_of, "form")?,
             year: (request.year != 0)
                 .then(|| wire::within("year", i64::from(request.year), 2000, 2100, "年度"))
                 .transpose()?
                 .map(|y| i32::try_from(y).unwrap_or(0)),
-            state: state_of(request.state)?,
+            state: wire::optional(request.state, state_of, "state")?,
         };
         let size = paging::page_size(request.page_size, 100, 1000)?;
         let (rows, next_page_token) = self.reports.list(&caller, filter, size, &request.page_token).await?;

@@ -99,6 +99,19 @@ enum Part {
     Cooperation(Result<(i64, i64), Problem>),
 }
 
+impl Part {
+    /// The service answering and the region asked, for the sources' order.
+    fn key(&self) -> (&'static str, &str) {
+        match self {
+            Self::Jobs(_) => ("jobs", ""),
+            Self::Posts(county, _) => ("welfare_post", county),
+            Self::Relief(county, _) => ("work_relief", county),
+            Self::Monitoring(_) => ("identity", ""),
+            Self::Cooperation(_) => ("exchange", ""),
+        }
+    }
+}
+
 /// What a reading needs to know.
 pub struct Reading<'a> {
     pub region: &'a str,
@@ -265,17 +278,22 @@ pub async fn read_progress(peers: Option<&StatsPeers>, reading: &Reading<'_>) ->
         counties.iter().map(|c| (c.clone(), BTreeMap::new())).collect();
     let mut region_only = BTreeMap::new();
     let mut failures = Failures::default();
+    let mut answers = Vec::new();
     while let Some(done) = calls.join_next().await {
-        let Ok((part, read_us)) = done else {
-            failures.add(
+        match done {
+            Ok(answer) => answers.push(answer),
+            Err(_) => failures.add(
                 "reports",
                 "*",
                 reading.region,
                 &Column::FORM,
                 "a stats call stopped unexpectedly",
-            );
-            continue;
-        };
+            ),
+        }
+    }
+    // Calls finish in any order; sources are numbered in a stable one: by service and region.
+    answers.sort_by(|(a, _), (b, _)| a.key().cmp(&b.key()));
+    for (part, read_us) in answers {
         let mut source = |service: &str, method: &str, prefix: &str| {
             content.sources.push(Source {
                 service: service.into(),
@@ -381,24 +399,6 @@ pub async fn read_progress(peers: Option<&StatsPeers>, reading: &Reading<'_>) ->
                 &problem.message,
             ),
         }
-    }
-    // Sources in a stable order (calls finish in any order): by service, method and region.
-    let mut order: Vec<usize> = (0..content.sources.len()).collect();
-    order.sort_by(|a, b| {
-        let (a, b) = (&content.sources[*a], &content.sources[*b]);
-        (&a.service, &a.method, &a.region_prefix).cmp(&(&b.service, &b.method, &b.region_prefix))
-    });
-    let mut new_index = vec![0; order.len()];
-    for (new, old) in order.iter().enumerate() {
-        new_index[*old] = new;
-    }
-    content.sources = order.iter().map(|i| content.sources[*i].clone()).collect();
-    for cell in county_cells
-        .values_mut()
-        .flat_map(|cells| cells.values_mut())
-        .chain(region_only.values_mut())
-    {
-        cell.source = cell.source.map(|old| new_index[old]);
     }
     content.rows = progress_rows(
         (reading.region, reading.region_name),

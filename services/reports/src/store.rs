@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use bangfu_platform::db::DbError;
 use bangfu_platform::regions::prefix_upper_bound;
+use bangfu_platform::rows::{decode, json, parsed, to_json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -48,54 +49,31 @@ pub struct SignOff {
     pub at_us: i64,
 }
 
-/// A stored value this build cannot read (a row written by a newer build, or damaged).
-fn corrupt(what: &str) -> DbError {
-    DbError::Query(sqlx::Error::Decode(format!("rp_reports: {what}").into()))
-}
-
-fn content_from(text: &str) -> Result<Content> {
-    if text.is_empty() {
-        return Ok(Content::default());
-    }
-    serde_json::from_str(text).map_err(|e| corrupt(&format!("content: {e}")))
-}
-
-/// A report's numbers as stored.
-pub fn content_text(content: &Content) -> Result<String> {
-    serde_json::to_string(content).map_err(|e| corrupt(&format!("content: {e}")))
-}
-
 const SUMMARY_COLUMNS: &str = "id, form, region, year, quarter, state, prior_state, revision, generated_by, \
      generated_us, generation_started_us, live_read_us, submitted_by";
 
 fn report_from(row: &AnyRow, with_content: bool) -> Result<StoredReport> {
-    let state: String = row.try_get("state")?;
-    let prior: String = row.try_get("prior_state")?;
-    let form: String = row.try_get("form")?;
-    let quarter: i64 = row.try_get("quarter")?;
-    let year: i64 = row.try_get("year")?;
-    let live_read_us: Option<i64> = row.try_get("live_read_us")?;
     let (content, live) = if with_content {
-        let content: String = row.try_get("content")?;
-        let live: Option<String> = row.try_get("live_content")?;
-        let live = match (live, live_read_us) {
-            (Some(text), Some(at)) => Some((content_from(&text)?, at)),
+        let live_text: Option<String> = row.try_get("live_content")?;
+        let live_read_us: Option<i64> = row.try_get("live_read_us")?;
+        let live = match (live_text, live_read_us) {
+            (Some(_), Some(at)) => Some((json(row, "live_content")?, at)),
             _ => None,
         };
-        (content_from(&content)?, live)
+        (json(row, "content")?, live)
     } else {
         (Content::default(), None)
     };
     Ok(StoredReport {
         id: row.try_get("id")?,
-        form: Form::parse(&form).ok_or_else(|| corrupt("form"))?,
+        form: parsed(row, "form", Form::parse)?,
         region: row.try_get("region")?,
         period: Period {
-            year: i32::try_from(year).map_err(|_| corrupt("year"))?,
-            quarter: u8::try_from(quarter).map_err(|_| corrupt("quarter"))?,
+            year: decode("year", i32::try_from(row.try_get::<i64, _>("year")?).ok())?,
+            quarter: decode("quarter", u8::try_from(row.try_get::<i64, _>("quarter")?).ok())?,
         },
-        state: State::parse(&state).ok_or_else(|| corrupt("state"))?,
-        prior_state: State::parse(&prior).ok_or_else(|| corrupt("prior_state"))?,
+        state: parsed(row, "state", State::parse)?,
+        prior_state: parsed(row, "prior_state", State::parse)?,
         revision: row.try_get("revision")?,
         content,
         generated_by: row.try_get("generated_by")?,
@@ -130,7 +108,7 @@ pub async fn insert_generating(
     let inserted = sqlx::query(
         "INSERT INTO rp_reports (id, form, region, year, quarter, state, prior_state, revision, content, \
          generated_by, generated_us, generation_started_us, created_us, updated_us) \
-         VALUES ($1, $2, $3, $4, $5, 'generating', 'incomplete', 1, '', $6, $7, $7, $7, $7) \
+         VALUES ($1, $2, $3, $4, $5, 'generating', 'incomplete', 1, $6, $7, $8, $8, $8, $8) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
@@ -138,6 +116,7 @@ pub async fn insert_generating(
     .bind(region)
     .bind(i64::from(period.year))
     .bind(i64::from(period.quarter))
+    .bind(to_json(&Content::default()))
     .bind(subject)
     .bind(now_us)
     .execute(&mut *conn)
@@ -313,13 +292,9 @@ pub async fn states_of(
     let rows = query.fetch_all(&mut *conn).await?;
     let mut states = BTreeMap::new();
     for row in &rows {
-        let state: String = row.try_get("state")?;
         states.insert(
             row.try_get("region")?,
-            (
-                row.try_get("id")?,
-                State::parse(&state).ok_or_else(|| corrupt("state"))?,
-            ),
+            (row.try_get("id")?, parsed(row, "state", State::parse)?),
         );
     }
     Ok(states)
