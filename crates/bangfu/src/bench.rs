@@ -176,6 +176,28 @@ pub enum BenchTarget {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// GenerateReport timed end to end for a region and period (the progress form, then the
+    /// project list), on the data the suite holds (bench/reports.sh seeds it).
+    Reports {
+        /// Server address (a suite hosting reports and the services it reads).
+        #[arg(long, env = "BANGFU_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The bearer token (an administrator, or HR with the region in scope).
+        #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
+        token_file: std::path::PathBuf,
+        /// The region: a province (2 digits), city (4) or county (6).
+        #[arg(long, default_value = "37")]
+        region: String,
+        /// The quarter, e.g. 2025Q4 (the project list is generated for its year).
+        #[arg(long, default_value = "2025Q4")]
+        period: String,
+        /// Generations of each form.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The server's process id, for its peak memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
         #[command(flatten)]
@@ -343,6 +365,36 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             .await
         }
         BenchTarget::Exchange(args) => crate::bench_exchange::run(args).await,
+        BenchTarget::Reports {
+            addr,
+            token_file,
+            region,
+            period,
+            runs,
+            server_pid,
+        } => {
+            let token = std::fs::read_to_string(&token_file)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| Failure::usage(format!("{}: {e}", token_file.display())))?;
+            let period = bangfu_reports::domain::Period::parse_label(period.trim())
+                .filter(|p| p.quarter > 0)
+                .ok_or_else(|| Failure::usage(format!("--period {period:?}: a quarter as 2025Q4")))?;
+            let channels = connect(&addr, 1).await?;
+            crate::bench_reports::run(
+                &channels[0],
+                &token,
+                crate::bench_reports::ReportsBench {
+                    region,
+                    period: bangfu_proto::reports::v1::ReportingPeriod {
+                        year: period.year,
+                        quarter: i32::from(period.quarter),
+                    },
+                    runs: runs.max(1),
+                    server_pid,
+                },
+            )
+            .await
+        }
         BenchTarget::Recommend {
             addr,
             token_file,

@@ -17,6 +17,7 @@ mod bench_exchange;
 mod bench_jobs;
 mod bench_posts;
 mod bench_relief;
+mod bench_reports;
 mod bench_suite;
 mod client;
 mod deploy;
