@@ -41,9 +41,24 @@ pub struct ClientArgs {
     /// A file holding the bearer token (default: data/admin.jwt, made by `bangfu up`).
     #[arg(long, env = "BANGFU_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Print one JSON document (the protobuf JSON mapping; a list is an array) instead of a
+    /// table; errors then go to stderr as a JSON object.
+    #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
+    /// Print JSON lines: one object per record as it arrives (lists and streams).
+    #[arg(long)]
+    pub jsonl: bool,
+}
+
+impl ClientArgs {
+    pub fn output(&self) -> crate::print::Output {
+        use crate::print::Output;
+        match (self.json, self.jsonl) {
+            (_, true) => Output::JsonLines,
+            (true, false) => Output::Json,
+            (false, false) => Output::Text,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -53,9 +68,29 @@ pub struct HealthArgs {
     /// The service to check, fully qualified; empty for the server as a whole.
     #[arg(long, default_value = "")]
     pub service: String,
+    /// Print the answer as JSON (`{"status": "SERVING"}`), as grpcurl prints it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The address as a URL: a bare `host:port`, as grpcurl takes it, is plaintext http.
+fn address_url(addr: &str) -> String {
+    let addr = addr.trim();
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
+    let addr = address_url(&args.addr);
+    let args = &ConnectArgs {
+        addr,
+        ca_cert: args.ca_cert.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+    };
     let mut endpoint = Channel::from_shared(args.addr.clone()).map_err(|e| {
         Failure::usage(format!(
             "--addr {:?} is not a URL like http://127.0.0.1:50051: {e}",
@@ -82,10 +117,38 @@ async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
             .tls_config(tls)
             .map_err(|e| Failure::usage(format!("TLS settings: {e}")))?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| Failure::failed(format!("cannot connect to {}: {}", args.addr, error_chain(&e))))
+    endpoint.connect().await.map_err(|e| {
+        Failure::unavailable(format!(
+            "cannot connect to {}: {}{}",
+            args.addr,
+            error_chain(&e),
+            connect_hint(&args.addr, &error_chain(&e))
+        ))
+    })
+}
+
+/// What most often causes a connection failure, from its text: the words a clerk or an
+/// integrator can act on.
+fn connect_hint(addr: &str, cause: &str) -> &'static str {
+    let cause = cause.to_ascii_lowercase();
+    if cause.contains("connection refused") {
+        " — nothing listens there: is the server running, and is the port right?"
+    } else if cause.contains("unknownissuer") || cause.contains("unknown issuer") {
+        " — the server's certificate is not signed by a CA this client trusts: give the deployment's CA with --ca-cert (BANGFU_CA_CERT)"
+    } else if cause.contains("notvalidforname") || cause.contains("not valid for name") {
+        " — the server's certificate does not name this host: connect by the name the certificate was made for"
+    } else if addr.starts_with("http://")
+        && (cause.contains("frame") || cause.contains("connection closed") || cause.contains("broken pipe"))
+    {
+        " — the server may speak TLS: try https:// with --ca-cert"
+    } else if cause.contains("invalidcontenttype")
+        || cause.contains("corrupt message")
+        || cause.contains("invalid http version")
+    {
+        " — the server answered something other than plain gRPC: a TLS port needs https:// and --ca-cert"
+    } else {
+        ""
+    }
 }
 
 /// An error and its causes, `transport error: invalid peer certificate: UnknownIssuer`: a
@@ -180,15 +243,28 @@ pub async fn authorized(args: &ClientArgs) -> Result<Authorized, Failure> {
 /// reaches the client as a closed connection and not as an error naming the certificate.
 pub fn call_failed(status: &tonic::Status) -> Failure {
     let in_transport = std::error::Error::source(status).is_some_and(|source| source.is::<tonic::transport::Error>());
-    if !in_transport {
-        return Failure::failed(describe_status(status));
-    }
-    Failure::failed(format!(
-        "the connection failed ({}). A server that requires client certificates (mutual TLS) closes \
-         the connection of a client without one: give --tls-cert and --tls-key (BANGFU_CLIENT_CERT, \
-         BANGFU_CLIENT_KEY), a certificate signed by the CA the server trusts, and an https:// address",
+    let message = if in_transport {
+        format!(
+            "the connection failed ({}). A server that requires client certificates (mutual TLS) closes \
+             the connection of a client without one: give --tls-cert and --tls-key (BANGFU_CLIENT_CERT, \
+             BANGFU_CLIENT_KEY), a certificate signed by the CA the server trusts, and an https:// address",
+            describe_status(status)
+        )
+    } else {
         describe_status(status)
-    ))
+    };
+    let parts = bangfu_platform::error::refusal_parts(status);
+    Failure {
+        message,
+        exit_code: crate::exit_code_of(status.code()),
+        refusal: Some(Box::new(crate::Refusal {
+            code: format!("{:?}", status.code()),
+            reason: parts.reason,
+            field: parts.field,
+            message: parts.message,
+            trace_id: parts.trace_id,
+        })),
+    }
 }
 
 /// Waits for a call and hands back its message, or the failure saying why it was refused:
@@ -203,53 +279,26 @@ pub async fn call<T>(response: impl Future<Output = Result<tonic::Response<T>, t
 pub async fn whoami(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
     let me = call(client.who_am_i(WhoAmIRequest {})).await?;
-    if args.json {
-        let value = serde_json::json!({
-            "subject": me.subject,
-            "issuer": me.issuer,
-            "department": me.department,
-            "roles": me.roles,
-            "region_scope": me.region_scope,
-            "acting_service": me.acting_service,
-            "permissions": me.permissions,
-        });
-        say!("{value:#}");
-    } else {
-        print_rows(&[
-            ("subject", me.subject),
-            ("issuer", me.issuer),
-            ("department", me.department),
-            ("roles", me.roles.join(", ")),
-            ("region scope", me.region_scope),
-            ("acting service", me.acting_service),
-            ("permissions", me.permissions.join("\n")),
-        ]);
+    if args.output().is_json() {
+        return crate::print::show("bangfu.diagnostics.v1.WhoAmIResponse", &me, true);
     }
+    print_rows(&[
+        ("subject", me.subject),
+        ("issuer", me.issuer),
+        ("department", me.department),
+        ("roles", me.roles.join(", ")),
+        ("region scope", me.region_scope),
+        ("acting service", me.acting_service),
+        ("permissions", me.permissions.join("\n")),
+    ]);
     Ok(())
 }
 
 pub async fn server_info(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
     let info = call(client.get_server_info(GetServerInfoRequest {})).await?;
-    if args.json {
-        let value = serde_json::json!({
-            "version": info.version,
-            "services": info.services,
-            "max_receive_message_bytes": info.max_receive_message_bytes,
-            "max_send_message_bytes": info.max_send_message_bytes,
-            "unary_timeout_millis": info.unary_timeout_millis,
-            "concurrency_limit": info.concurrency_limit,
-            "tls": info.tls,
-            "followers": info.followers.iter().map(|f| serde_json::json!({
-                "name": f.name,
-                "state": follower_state(f.state),
-                "events_applied": f.events_applied,
-                "lag_seconds": f.lag_seconds,
-                "events_behind": f.events_behind,
-                "last_error": f.last_error,
-            })).collect::<Vec<_>>(),
-        });
-        say!("{value:#}");
+    if args.output().is_json() {
+        crate::print::show("bangfu.diagnostics.v1.GetServerInfoResponse", &info, true)?;
     } else {
         let followers = info
             .followers
@@ -301,23 +350,15 @@ pub async fn check_peers(args: ClientArgs) -> Result<(), Failure> {
     let mut client = DiagnosticsServiceClient::new(authorized(&args).await?);
     let checks = call(client.check_peers(CheckPeersRequest {})).await?.checks;
     let unreachable = checks.iter().filter(|c| !c.reachable).count();
-    if args.json {
-        let value: Vec<serde_json::Value> = checks
+    if args.output().is_json() {
+        let checks = checks
             .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "caller": c.caller,
-                    "peer": c.peer,
-                    "address": c.address,
-                    "reachable": c.reachable,
-                    "seen_subject": c.seen_subject,
-                    "seen_acting_service": c.seen_acting_service,
-                    "error": c.error,
-                    "latency_millis": c.latency_millis,
-                })
-            })
-            .collect();
-        say!("{:#}", serde_json::Value::Array(value));
+            .map(|check| crate::print::reflect("bangfu.diagnostics.v1.PeerCheck", check))
+            .collect::<Result<Vec<_>, _>>()?;
+        say!(
+            "{:#}",
+            serde_json::Value::Array(checks.iter().map(crate::print::json).collect())
+        );
     } else if checks.is_empty() {
         say!("no peers configured (BANGFU_PEER_<SERVICE>)");
     } else {
@@ -351,7 +392,11 @@ pub async fn health(args: HealthArgs) -> Result<(), Failure> {
     }))
     .await?;
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
-    say!("{}", status.as_str_name());
+    if args.json {
+        say!("{:#}", serde_json::json!({ "status": status.as_str_name() }));
+    } else {
+        say!("{}", status.as_str_name());
+    }
     if status == ServingStatus::Serving {
         Ok(())
     } else {
@@ -391,6 +436,10 @@ pub(crate) struct PageArgs {
     /// Every page to the end, not only one.
     #[arg(long)]
     pub(crate) all: bool,
+    /// Write the list to this file instead: .xlsx for a workbook, otherwise CSV with a
+    /// byte-order mark (opens in Excel).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 /// Walks a list paged with next-page tokens: one page from the token given, or with `all`
@@ -430,13 +479,14 @@ impl Pages {
         self.last = next_page_token;
     }
 
-    /// Says where the next page starts, unless the list has ended.
-    pub(crate) fn finish(&self, json: bool) {
+    /// Says where the next page starts, unless the list has ended: under the table, or on
+    /// stderr beside JSON so that stdout stays one document.
+    pub(crate) fn finish(&self, output: crate::print::Output) {
         if self.last.is_empty() {
             return;
         }
-        if json {
-            say!("{}", serde_json::json!({ "next_page_token": self.last }));
+        if output.is_json() {
+            eprintln!("{}", serde_json::json!({ "nextPageToken": self.last }));
         } else {
             say!("next page: --page-token {}", self.last);
         }
@@ -450,17 +500,19 @@ pub(crate) type Page<'a, M> = std::pin::Pin<Box<dyn Future<Output = Result<(Vec<
 /// lines with `json`), then where the next page starts.
 pub(crate) async fn list_pages<C, M: prost::Message>(
     service: &mut C,
-    json: bool,
+    output: crate::print::Output,
     page: &PageArgs,
     layout: &crate::print::Columns,
     fetch: impl for<'a> Fn(&'a mut C, i32, String) -> Page<'a, M>,
 ) -> Result<(), Failure> {
     let mut pages = Pages::new(page.page_size, page.page_token.clone(), page.all)?;
+    let mut listing = crate::print::Listing::to_file(output, page.output.clone());
     while let Some(token) = pages.next_token() {
         let (items, next) = fetch(service, pages.size, token).await?;
-        crate::print::table(&layout.rows(&items)?, layout.columns, json);
+        listing.page(&layout.rows(&items)?, layout.columns);
         pages.fetched(next);
     }
-    pages.finish(json);
+    listing.finish()?;
+    pages.finish(output);
     Ok(())
 }

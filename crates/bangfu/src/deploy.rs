@@ -137,10 +137,8 @@ pub async fn db(command: DbCommand) -> Result<(), Failure> {
         passwords.push((runtime, owner));
     }
     let redacted = bangfu_platform::config::redact_url(&admin_url);
-    let unavailable = |e: sqlx::Error| Failure {
-        message: format!("cannot reach the database server {redacted}: {e}"),
-        exit_code: 3,
-    };
+    let unavailable =
+        |e: sqlx::Error| Failure::cannot_start(format!("cannot reach the database server {redacted}: {e}"));
     let mut admin_options: PgConnectOptions = admin_url
         .parse()
         .map_err(|e| Failure::usage(format!("BANGFU_ADMIN_DATABASE_URL {redacted}: {e}")))?;

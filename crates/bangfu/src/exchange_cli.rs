@@ -110,7 +110,7 @@ pub struct PartnersArgs {
 async fn partners(args: PartnersArgs) -> Result<(), Failure> {
     let mut exchange = connect(&args.client).await?;
     let answer = call(exchange.list_partners(pb::ListPartnersRequest {})).await?;
-    crate::print::table(&PARTNER.rows(&answer.partners)?, PARTNER.columns, args.client.json);
+    crate::print::table(&PARTNER.rows(&answer.partners)?, PARTNER.columns, args.client.output())?;
     Ok(())
 }
 
@@ -172,7 +172,7 @@ async fn postings(args: PostingsArgs) -> Result<(), Failure> {
     let withdrawn = args.withdrawn;
     list_pages(
         &mut exchange,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &PARTNER_POSTING,
         |exchange, page_size, page_token| {
@@ -237,7 +237,7 @@ async fn messages(args: MessagesArgs) -> Result<(), Failure> {
     let method = args.method.trim().to_string();
     list_pages(
         &mut exchange,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &MESSAGE,
         |exchange, page_size, page_token| {
@@ -283,7 +283,7 @@ async fn confirmations(args: ConfirmationsArgs) -> Result<(), Failure> {
     let mut exchange = connect(&args.client).await?;
     list_pages(
         &mut exchange,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &CONFIRMATION,
         |exchange, page_size, page_token| {

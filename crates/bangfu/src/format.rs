@@ -26,15 +26,13 @@ pub(crate) fn resource_name(collection: &str, text: &str) -> String {
     }
 }
 
-pub(crate) fn or_dash(text: &str) -> &str {
-    if text.is_empty() { "-" } else { text }
-}
-
 /// A proto enum as flags and tables spell it: `poverty-alleviated` for
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED`.
 pub(crate) trait ProtoEnum: Copy {
     /// What every value's name starts with, without the joining underscore.
     const PREFIX: &'static str;
+    /// The enum's full name in the contract, `bangfu.common.v1.PersonCategory`.
+    const FULL_NAME: &'static str;
     fn from_number(number: i32) -> Option<Self>;
     fn from_wire_name(name: &str) -> Option<Self>;
     fn number(self) -> i32;
@@ -42,9 +40,10 @@ pub(crate) trait ProtoEnum: Copy {
 }
 
 macro_rules! proto_enums {
-    ($($enum:ty => $prefix:literal,)*) => {$(
+    ($($enum:ty => $prefix:literal in $full_name:literal,)*) => {$(
         impl ProtoEnum for $enum {
             const PREFIX: &'static str = $prefix;
+            const FULL_NAME: &'static str = $full_name;
             fn from_number(number: i32) -> Option<Self> {
                 Self::try_from(number).ok()
             }
@@ -58,54 +57,60 @@ macro_rules! proto_enums {
                 self.as_str_name()
             }
         }
-    )*};
+    )*
+        /// Every enum above, by its full name in the contract (a test checks each is there).
+        #[cfg(test)]
+        const ENUM_FULL_NAMES: &[&str] = &[$($full_name),*];
+    };
 }
 
 proto_enums! {
-    common::PersonCategory => "PERSON_CATEGORY",
-    common::MonitoredHouseholdType => "MONITORED_HOUSEHOLD_TYPE",
-    common::EmploymentStatus => "EMPLOYMENT_STATUS",
-    common::AuditOutcome => "AUDIT_OUTCOME",
-    common::AccessPurposeCode => "ACCESS_PURPOSE_CODE",
-    pb::AlertKind => "ALERT_KIND",
-    pb::ChangeKind => "CHANGE_KIND",
-    pb::CorrectionState => "CORRECTION_STATE",
-    subsidy::ClaimState => "CLAIM_STATE",
-    subsidy::PaymentBatchState => "PAYMENT_BATCH_STATE",
-    subsidy::PaymentLineState => "PAYMENT_LINE_STATE",
-    subsidy::RecoveryState => "RECOVERY_STATE",
-    subsidy::ObjectionChannel => "OBJECTION_CHANNEL",
-    subsidy::PayeeAccountKind => "PAYEE_ACCOUNT_KIND",
-    posts::PostType => "POST_TYPE",
-    posts::PostClass => "POST_CLASS",
-    posts::FundingSource => "FUNDING_SOURCE",
-    posts::WorkTime => "WORK_TIME",
-    posts::PostState => "POST_STATE",
-    posts::ApplicationState => "APPLICATION_STATE",
-    posts::AssignmentState => "ASSIGNMENT_STATE",
-    posts::ExitReason => "EXIT_REASON",
-    posts::FraudSignalKind => "FRAUD_SIGNAL_KIND",
-    relief::ProjectChannel => "PROJECT_CHANNEL",
-    relief::ProjectState => "PROJECT_STATE",
-    relief::FundSource => "FUND_SOURCE",
-    relief::WorkerRole => "WORKER_ROLE",
-    relief::EnrolmentState => "ENROLMENT_STATE",
-    relief::PayrollState => "PAYROLL_STATE",
-    relief::LineState => "LINE_STATE",
-    common::LaborCapacity => "LABOR_CAPACITY",
-    jobs::CarrierKind => "CARRIER_KIND",
-    jobs::PostingState => "POSTING_STATE",
-    jobs::WorkIntention => "WORK_INTENTION",
-    jobs::TargetPriority => "TARGET_PRIORITY",
-    jobs::SeekerState => "SEEKER_STATE",
-    jobs::MatchFactor => "MATCH_FACTOR",
-    jobs::ApplicationState => "APPLICATION_STATE",
-    jobs::PlacementEndReason => "PLACEMENT_END_REASON",
-    jobs::PlacementState => "PLACEMENT_STATE",
-    jobs::TravelMode => "TRAVEL_MODE",
-    jobs::ExportBatchState => "EXPORT_BATCH_STATE",
-    jobs::RecruitmentEventKind => "RECRUITMENT_EVENT_KIND",
-    jobs::EnrolmentState => "ENROLMENT_STATE",
+    common::PersonCategory => "PERSON_CATEGORY" in "bangfu.common.v1.PersonCategory",
+    common::MonitoredHouseholdType => "MONITORED_HOUSEHOLD_TYPE" in "bangfu.common.v1.MonitoredHouseholdType",
+    common::EmploymentStatus => "EMPLOYMENT_STATUS" in "bangfu.common.v1.EmploymentStatus",
+    common::AuditOutcome => "AUDIT_OUTCOME" in "bangfu.common.v1.AuditOutcome",
+    common::AccessPurposeCode => "ACCESS_PURPOSE_CODE" in "bangfu.common.v1.AccessPurposeCode",
+    pb::AlertKind => "ALERT_KIND" in "bangfu.identity.v1.AlertKind",
+    pb::ChangeKind => "CHANGE_KIND" in "bangfu.identity.v1.ChangeKind",
+    pb::CorrectionState => "CORRECTION_STATE" in "bangfu.identity.v1.CorrectionState",
+    pb::HouseholdRelation => "HOUSEHOLD_RELATION" in "bangfu.identity.v1.HouseholdRelation",
+    pb::RetirementTrack => "RETIREMENT_TRACK" in "bangfu.identity.v1.RetirementTrack",
+    subsidy::ClaimState => "CLAIM_STATE" in "bangfu.subsidy.v1.ClaimState",
+    subsidy::PaymentBatchState => "PAYMENT_BATCH_STATE" in "bangfu.subsidy.v1.PaymentBatchState",
+    subsidy::PaymentLineState => "PAYMENT_LINE_STATE" in "bangfu.subsidy.v1.PaymentLineState",
+    subsidy::RecoveryState => "RECOVERY_STATE" in "bangfu.subsidy.v1.RecoveryState",
+    subsidy::ObjectionChannel => "OBJECTION_CHANNEL" in "bangfu.subsidy.v1.ObjectionChannel",
+    subsidy::PayeeAccountKind => "PAYEE_ACCOUNT_KIND" in "bangfu.subsidy.v1.PayeeAccountKind",
+    posts::PostType => "POST_TYPE" in "bangfu.welfare_post.v1.PostType",
+    posts::PostClass => "POST_CLASS" in "bangfu.welfare_post.v1.PostClass",
+    posts::FundingSource => "FUNDING_SOURCE" in "bangfu.welfare_post.v1.FundingSource",
+    posts::WorkTime => "WORK_TIME" in "bangfu.welfare_post.v1.WorkTime",
+    posts::PostState => "POST_STATE" in "bangfu.welfare_post.v1.PostState",
+    posts::ApplicationState => "APPLICATION_STATE" in "bangfu.welfare_post.v1.ApplicationState",
+    posts::AssignmentState => "ASSIGNMENT_STATE" in "bangfu.welfare_post.v1.AssignmentState",
+    posts::ExitReason => "EXIT_REASON" in "bangfu.welfare_post.v1.ExitReason",
+    posts::FraudSignalKind => "FRAUD_SIGNAL_KIND" in "bangfu.welfare_post.v1.FraudSignalKind",
+    relief::ProjectChannel => "PROJECT_CHANNEL" in "bangfu.work_relief.v1.ProjectChannel",
+    relief::ProjectState => "PROJECT_STATE" in "bangfu.work_relief.v1.ProjectState",
+    relief::FundSource => "FUND_SOURCE" in "bangfu.work_relief.v1.FundSource",
+    relief::WorkerRole => "WORKER_ROLE" in "bangfu.work_relief.v1.WorkerRole",
+    relief::EnrolmentState => "ENROLMENT_STATE" in "bangfu.work_relief.v1.EnrolmentState",
+    relief::PayrollState => "PAYROLL_STATE" in "bangfu.work_relief.v1.PayrollState",
+    relief::LineState => "LINE_STATE" in "bangfu.work_relief.v1.LineState",
+    common::LaborCapacity => "LABOR_CAPACITY" in "bangfu.common.v1.LaborCapacity",
+    jobs::CarrierKind => "CARRIER_KIND" in "bangfu.jobs.v1.CarrierKind",
+    jobs::PostingState => "POSTING_STATE" in "bangfu.jobs.v1.PostingState",
+    jobs::WorkIntention => "WORK_INTENTION" in "bangfu.jobs.v1.WorkIntention",
+    jobs::TargetPriority => "TARGET_PRIORITY" in "bangfu.jobs.v1.TargetPriority",
+    jobs::SeekerState => "SEEKER_STATE" in "bangfu.jobs.v1.SeekerState",
+    jobs::MatchFactor => "MATCH_FACTOR" in "bangfu.jobs.v1.MatchFactor",
+    jobs::ApplicationState => "APPLICATION_STATE" in "bangfu.jobs.v1.ApplicationState",
+    jobs::PlacementEndReason => "PLACEMENT_END_REASON" in "bangfu.jobs.v1.PlacementEndReason",
+    jobs::PlacementState => "PLACEMENT_STATE" in "bangfu.jobs.v1.PlacementState",
+    jobs::TravelMode => "TRAVEL_MODE" in "bangfu.jobs.v1.TravelMode",
+    jobs::ExportBatchState => "EXPORT_BATCH_STATE" in "bangfu.jobs.v1.ExportBatchState",
+    jobs::RecruitmentEventKind => "RECRUITMENT_EVENT_KIND" in "bangfu.jobs.v1.RecruitmentEventKind",
+    jobs::EnrolmentState => "ENROLMENT_STATE" in "bangfu.jobs.v1.EnrolmentState",
 }
 
 /// `PERSON_CATEGORY_POVERTY_ALLEVIATED` as `poverty-alleviated`.
@@ -121,15 +126,36 @@ pub(crate) fn flag_name<E: ProtoEnum>(value: E) -> String {
     kebab(E::PREFIX, value.wire_name())
 }
 
-/// An enum flag's value (`poverty-alleviated`, `poverty_alleviated`, any case, or the full
-/// name) as its number on the wire; anything else is a usage error listing the valid ones.
+/// An enum flag's value (`poverty-alleviated`, `poverty_alleviated`, any case, the full name,
+/// or a Chinese term the contract gives it, `脱贫户`) as its number on the wire; anything else
+/// is a usage error listing the valid ones.
 pub(crate) fn enum_value<E: ProtoEnum>(flag: &str, text: &str) -> Result<i32, Failure> {
     let upper = text.trim().replace('-', "_").to_ascii_uppercase();
-    let value = E::from_wire_name(&upper).or_else(|| E::from_wire_name(&format!("{}_{upper}", E::PREFIX)));
+    let value = E::from_wire_name(&upper)
+        .or_else(|| E::from_wire_name(&format!("{}_{upper}", E::PREFIX)))
+        .or_else(|| {
+            let descriptor = crate::print::pool().ok()?.get_enum_by_name(E::FULL_NAME)?;
+            E::from_number(crate::terms::value_of_term(&descriptor, text)?)
+        });
     match value {
         Some(value) if value.number() != 0 => Ok(value.number()),
         _ => {
-            let valid: Vec<String> = (1..=255).filter_map(E::from_number).map(flag_name::<E>).collect();
+            let descriptor = crate::print::pool()
+                .ok()
+                .and_then(|pool| pool.get_enum_by_name(E::FULL_NAME));
+            let valid: Vec<String> = (1..=255)
+                .filter_map(E::from_number)
+                .map(|value| {
+                    let term = descriptor
+                        .as_ref()
+                        .and_then(|d| d.get_value(value.number()))
+                        .and_then(|v| crate::terms::terms(&v).into_iter().next());
+                    match term {
+                        Some(term) => format!("{} ({term})", flag_name(value)),
+                        None => flag_name(value),
+                    }
+                })
+                .collect();
             Err(Failure::usage(format!(
                 "{flag} {text:?} is not one of {}",
                 valid.join(", ")
@@ -148,12 +174,14 @@ pub(crate) fn enum_label<E: ProtoEnum>(number: i32) -> String {
     if number == 0 {
         return "-".to_string();
     }
-    E::from_number(number).map_or_else(|| number.to_string(), flag_name::<E>)
-}
-
-/// An enum field in JSON: its name in the contract, the number if unknown.
-pub(crate) fn enum_wire<E: ProtoEnum>(number: i32) -> String {
-    E::from_number(number).map_or_else(|| number.to_string(), |value| value.wire_name().to_string())
+    let described = crate::print::pool()
+        .ok()
+        .and_then(|pool| pool.get_enum_by_name(E::FULL_NAME))
+        .and_then(|descriptor| descriptor.get_value(number));
+    match described {
+        Some(value) => crate::print::enum_text(&value),
+        None => E::from_number(number).map_or_else(|| number.to_string(), flag_name::<E>),
+    }
 }
 
 /// The keys a stats map uses across regions, in the enum's order, each with its column label.
@@ -164,7 +192,12 @@ pub(crate) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> 
         .map(|key| {
             let value = E::from_wire_name(&key);
             let order = value.map_or(i32::MAX, E::number);
-            let label = value.map_or_else(|| kebab(E::PREFIX, &key), flag_name::<E>);
+            let label = match value {
+                // Counted but never recorded: a person whose status no system has reported.
+                Some(value) if value.number() == 0 => "not recorded".to_string(),
+                Some(value) => enum_label::<E>(value.number()),
+                None => kebab(E::PREFIX, &key),
+            };
             (order, key, label)
         })
         .collect();
@@ -172,8 +205,16 @@ pub(crate) fn stat_columns<E: ProtoEnum>(keys: impl Iterator<Item = String>) -> 
     columns.into_iter().map(|(_, key, label)| (key, label)).collect()
 }
 
-/// Prints a table: the first column left-aligned, the last as it is, the others right-aligned.
+/// Prints a table under its header: columns of numbers right-aligned, the others left-aligned,
+/// the last as it is.
 pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
+    let numeric: Vec<bool> = (0..header.len())
+        .map(|column| {
+            rows.iter().filter_map(|row| row.get(column)).all(|cell| {
+                cell == "-" || (!cell.is_empty() && cell.chars().all(|c| c.is_ascii_digit() || "-.,% 元".contains(c)))
+            })
+        })
+        .collect();
     // Columns line up on a terminal: a Chinese character takes two cells.
     let cells = |text: &str| unicode_width::UnicodeWidthStr::width(text);
     let mut widths: Vec<usize> = header.iter().map(|cell| cells(cell)).collect();
@@ -190,12 +231,12 @@ pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(column, (cell, width))| {
                 let padding = " ".repeat(width.saturating_sub(cells(cell)));
-                if column == 0 {
-                    format!("{cell}{padding}")
-                } else if column == last {
+                if column == last {
                     cell.clone()
-                } else {
+                } else if numeric[column] {
                     format!("{padding}{cell}")
+                } else {
+                    format!("{cell}{padding}")
                 }
             })
             .collect();
@@ -341,13 +382,33 @@ pub(crate) fn yuan_text(fen: i64) -> String {
     format!("{sign}{yuan}.{cents:02}")
 }
 
-/// Basis points as a percentage; `-` for none.
-pub(crate) fn percent(basis_points: i64) -> String {
-    if basis_points == 0 {
-        return "-".to_string();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_enum_the_flags_take_is_named_as_the_contract_names_it() {
+        let pool = crate::print::pool().expect("pool");
+        for name in ENUM_FULL_NAMES {
+            assert!(pool.get_enum_by_name(name).is_some(), "{name} is not in the contract");
+        }
     }
-    let sign = if basis_points < 0 { "-" } else { "" };
-    let points = basis_points.unsigned_abs();
-    let (whole, hundredths) = (points / 100, points % 100);
-    format!("{sign}{whole}.{hundredths:02}%")
+
+    #[test]
+    fn an_enum_flag_takes_the_chinese_term_and_lists_the_terms_when_refused() {
+        assert_eq!(
+            enum_value::<pb::HouseholdRelation>("--relation", "配偶").ok(),
+            Some(pb::HouseholdRelation::Spouse as i32)
+        );
+        assert_eq!(
+            enum_value::<common::PersonCategory>("--category", "脱贫户").ok(),
+            Some(common::PersonCategory::PovertyAlleviated as i32)
+        );
+        assert_eq!(
+            enum_value::<common::PersonCategory>("--category", "poverty-alleviated").ok(),
+            Some(common::PersonCategory::PovertyAlleviated as i32)
+        );
+        let refused = enum_value::<pb::HouseholdRelation>("--relation", "表亲").expect_err("refused");
+        assert!(refused.message.contains("spouse (配偶)"), "{}", refused.message);
+    }
 }

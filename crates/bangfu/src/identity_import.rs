@@ -823,19 +823,19 @@ fn report(
         let value = serde_json::json!({
             "completed": completed,
             "encoding": encoding.name(),
-            "rows_read": tally.rows_read,
-            "blank_rows_skipped": tally.blank,
+            "rowsRead": tally.rows_read,
+            "blankRowsSkipped": tally.blank,
             "created": tally.created,
             "updated": tally.updated,
             "unchanged": tally.unchanged,
             "rejected": tally.rejected,
-            "rejected_before_sending": tally.rejected_here,
+            "rejectedBeforeSending": tally.rejected_here,
             "unanswered": tally.unanswered,
-            "pending_certification": tally.pending_certification,
+            "pendingCertification": tally.pending_certification,
             "confirmed": tally.confirmed,
-            "elapsed_seconds": seconds,
-            "rows_per_second": per_second,
-            "rejects_file": rejects.map(|path| path.display().to_string()),
+            "elapsedSeconds": seconds,
+            "rowsPerSecond": per_second,
+            "rejectsFile": rejects.map(|path| path.display().to_string()),
         });
         say!("{value}");
         return;
@@ -852,7 +852,7 @@ fn report(
         (
             "pending certification",
             format!(
-                "{} (categories wait for the certifying department's review)",
+                "{} (categories wait for the certifying department's review: `bangfu identity confirm` with a reviewer token of agri, or hr for employment difficulty)",
                 tally.pending_certification
             ),
         ),

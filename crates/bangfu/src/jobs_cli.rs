@@ -21,7 +21,7 @@ use crate::format::{
     ProtoEnum, date_or_dash, enum_filter, enum_label, enum_value, optional_date, parse_date, parse_month, parse_yuan,
     print_table, resource_name,
 };
-use crate::print::{Columns, show};
+use crate::print::{Columns, Output, show};
 
 const CARRIER: Columns = Columns {
     message: "bangfu.jobs.v1.Carrier",
@@ -309,7 +309,7 @@ async fn carriers(args: CarriersArgs) -> Result<(), Failure> {
     let prefix = args.region_prefix.clone();
     list_pages(
         &mut jobs,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &CARRIER,
         |jobs, page_size, page_token| {
@@ -459,7 +459,7 @@ async fn postings(args: PostingsArgs) -> Result<(), Failure> {
     let (prefix, occupation) = (args.region_prefix.clone(), args.occupation_prefix.trim().to_string());
     list_pages(
         &mut jobs,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &POSTING,
         |jobs, page_size, page_token| {
@@ -782,6 +782,9 @@ async fn postings_import(args: PostingsImportArgs) -> Result<(), Failure> {
     let mut jobs = connect(&args.client).await?;
     let (total, mut failed) = (rows.len(), 0usize);
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // One JSON array of the rows' outcomes (or a line a row with --jsonl).
+    let output = args.client.output();
+    let mut results = Vec::new();
     for (row, parsed) in rows {
         let outcome = match parsed {
             Err(why) => Err(why),
@@ -805,28 +808,37 @@ async fn postings_import(args: PostingsImportArgs) -> Result<(), Failure> {
                 }
             }
         };
-        match outcome {
-            Ok(posting) if args.client.json => {
+        let result = match outcome {
+            Ok(posting) => {
+                if !output.is_json() {
+                    say!("row {row}: {} {}", posting.name, posting.title);
+                }
                 let value = crate::print::json(&crate::print::reflect("bangfu.jobs.v1.Posting", &posting)?);
-                say!("{}", serde_json::json!({ "row": row, "posting": value }));
+                serde_json::json!({ "row": row, "posting": value })
             }
-            Ok(posting) => say!("row {row}: {} {}", posting.name, posting.title),
             Err(why) => {
                 failed += 1;
-                if args.client.json {
-                    say!("{}", serde_json::json!({ "row": row, "error": why }));
-                } else {
+                if !output.is_json() {
                     say!("row {row}: not created: {why}");
                 }
+                serde_json::json!({ "row": row, "error": why })
             }
+        };
+        match output {
+            Output::JsonLines => say!("{result}"),
+            Output::Json => results.push(result),
+            Output::Text => {}
         }
+    }
+    if output == Output::Json {
+        say!("{:#}", serde_json::Value::Array(results));
     }
     if failed > 0 {
         return Err(Failure::failed(format!(
             "{failed} of {total} rows were not created; fix them and import the file again (rows created are not created twice)"
         )));
     }
-    if !args.client.json {
+    if !output.is_json() {
         say!("all {total} rows recorded as postings");
     }
     Ok(())
@@ -869,7 +881,7 @@ async fn seekers(args: SeekersArgs) -> Result<(), Failure> {
     let prefix = args.region_prefix.clone();
     list_pages(
         &mut jobs,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &SEEKER,
         |jobs, page_size, page_token| {
@@ -1254,7 +1266,7 @@ async fn placements(args: PlacementsArgs) -> Result<(), Failure> {
     let prefix = args.region_prefix.clone();
     list_pages(
         &mut jobs,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &PLACEMENT,
         |jobs, page_size, page_token| {
@@ -1379,7 +1391,7 @@ async fn export_batches(args: ExportBatchesArgs) -> Result<(), Failure> {
     let prefix = args.region_prefix.clone();
     list_pages(
         &mut jobs,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &EXPORT_BATCH,
         |jobs, page_size, page_token| {
@@ -1666,7 +1678,7 @@ async fn events(args: EventsArgs) -> Result<(), Failure> {
     let mut jobs = connect(&args.client).await?;
     list_pages(
         &mut jobs,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &EVENT,
         |jobs, page_size, page_token| {

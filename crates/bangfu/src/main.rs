@@ -34,6 +34,7 @@ mod reports_cli;
 mod subsidy_cli;
 mod suite;
 mod table_file;
+mod terms;
 mod token;
 mod up;
 
@@ -198,33 +199,121 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if json_requested() {
+                eprintln!("{}", failure.json());
+            } else {
+                eprintln!("error: {}", failure.message);
+            }
             ExitCode::from(failure.exit_code)
         }
     }
 }
 
-/// A command's failure: what to tell the user, and the exit code.
+/// Whether the command line asked for JSON, so that a failure is reported as JSON too. Read
+/// from the arguments because a failure can come before (or without) the command's own
+/// flags being parsed into its arguments.
+fn json_requested() -> bool {
+    std::env::args().skip(1).any(|arg| arg == "--json" || arg == "--jsonl")
+}
+
+/// Exit codes (README, "Exit codes"): distinct for what a script handles differently.
+pub mod exit {
+    /// The work failed for another reason (the server's internal error, a file not written).
+    pub const FAILED: u8 = 1;
+    /// Invalid input: a flag, a file's contents, or what the server refused as invalid.
+    pub const INVALID: u8 = 2;
+    /// A server could not start: its database or schema (`serve`, `up`, `migrate`).
+    pub const CANNOT_START: u8 = 3;
+    /// What was asked for does not exist (or lies outside the caller's scope).
+    pub const NOT_FOUND: u8 = 4;
+    /// Not signed in, or the token lacks the permission or scope.
+    pub const PERMISSION: u8 = 5;
+    /// The server cannot be reached, is unavailable, or did not answer in time.
+    pub const UNAVAILABLE: u8 = 6;
+    /// A conflict: someone changed the record meanwhile, it already exists, or its state does
+    /// not allow the change.
+    pub const CONFLICT: u8 = 7;
+}
+
+/// The exit code of a call the server refused.
+pub fn exit_code_of(code: tonic::Code) -> u8 {
+    use tonic::Code;
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => exit::INVALID,
+        Code::NotFound => exit::NOT_FOUND,
+        Code::PermissionDenied | Code::Unauthenticated => exit::PERMISSION,
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => exit::UNAVAILABLE,
+        Code::Aborted | Code::AlreadyExists | Code::FailedPrecondition => exit::CONFLICT,
+        _ => exit::FAILED,
+    }
+}
+
+/// A command's failure: what to tell the user, the exit code, and the server's refusal when
+/// a call was refused.
 #[derive(Debug)]
 pub struct Failure {
     pub message: String,
     pub exit_code: u8,
+    pub refusal: Option<Box<Refusal>>,
+}
+
+/// What the server said when it refused a call: the gRPC code, the reason code, the field and
+/// the clerk's message, and the trace id an operator finds the call's log lines under.
+#[derive(Debug, Default)]
+pub struct Refusal {
+    pub code: String,
+    pub reason: String,
+    pub field: String,
+    pub message: String,
+    pub trace_id: String,
 }
 
 impl Failure {
-    /// Bad usage or configuration: exit code 2.
-    pub fn usage(message: impl Into<String>) -> Self {
+    fn with_code(message: impl Into<String>, exit_code: u8) -> Self {
         Self {
             message: message.into(),
-            exit_code: 2,
+            exit_code,
+            refusal: None,
         }
+    }
+
+    /// Bad usage or input: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::with_code(message, exit::INVALID)
     }
 
     /// The work itself failed: exit code 1.
     pub fn failed(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            exit_code: 1,
-        }
+        Self::with_code(message, exit::FAILED)
+    }
+
+    /// A server could not start.
+    pub fn cannot_start(message: impl Into<String>) -> Self {
+        Self::with_code(message, exit::CANNOT_START)
+    }
+
+    /// What was asked for is not there.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::with_code(message, exit::NOT_FOUND)
+    }
+
+    /// The server could not be reached.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::with_code(message, exit::UNAVAILABLE)
+    }
+
+    /// The failure as the JSON object `--json` prints on stderr.
+    pub fn json(&self) -> serde_json::Value {
+        let refusal = self.refusal.as_deref();
+        let pick = |field: fn(&Refusal) -> &String| refusal.map(field).cloned().unwrap_or_default();
+        serde_json::json!({
+            "code": refusal.map_or_else(|| if self.exit_code == exit::INVALID { "InvalidArgument" } else { "Unknown" }.to_string(), |r| r.code.clone()),
+            "reason": pick(|r| &r.reason),
+            "field": pick(|r| &r.field),
+            "message": refusal.map_or_else(|| self.message.clone(), |r| r.message.clone()),
+            "detail": self.message,
+            "traceId": pick(|r| &r.trace_id),
+            "exitCode": self.exit_code,
+        })
     }
 }

@@ -244,7 +244,7 @@ async fn list(args: ListArgs) -> Result<(), Failure> {
     let prefix = args.region_prefix.clone();
     list_pages(
         &mut posts,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &POST,
         |posts, page_size, page_token| {
@@ -372,7 +372,7 @@ async fn applications(args: ApplicationsArgs) -> Result<(), Failure> {
     let mut posts = connect(&args.client).await?;
     list_pages(
         &mut posts,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &APPLICATION,
         |posts, page_size, page_token| {
@@ -613,7 +613,7 @@ async fn assignments(args: AssignmentsArgs) -> Result<(), Failure> {
     let prefix = args.region_prefix.clone();
     list_pages(
         &mut posts,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &ASSIGNMENT,
         |posts, page_size, page_token| {
@@ -744,7 +744,7 @@ async fn exit(args: ExitArgs) -> Result<(), Failure> {
         let prefix = args.region_prefix.clone();
         return list_pages(
             &mut posts,
-            args.client.json,
+            args.client.output(),
             &args.page,
             &EXIT_PROPOSAL,
             |posts, page_size, page_token| {

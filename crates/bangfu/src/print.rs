@@ -4,6 +4,7 @@
 //! dates as `YYYY-MM-DD`, times in UTC+8, enums as their flag spelling (`pending-review`), so
 //! no command hand-picks fields and a field the contract gains is shown without a change here.
 
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, SerializeOptions, Value};
@@ -14,27 +15,118 @@ use crate::format::{kebab, stamp_text, yuan_text};
 static POOL: LazyLock<Result<DescriptorPool, String>> =
     LazyLock::new(|| DescriptorPool::decode(bangfu_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string()));
 
+/// The contract's descriptors, comments included.
+pub fn pool() -> Result<&'static DescriptorPool, Failure> {
+    POOL.as_ref()
+        .map_err(|e| Failure::failed(format!("the contract's descriptors: {e}")))
+}
+
 /// A message of the contract, by its full name (`bangfu.subsidy.v1.Claim`), for reading
 /// field by field.
 pub fn reflect<M: prost::Message>(full_name: &str, message: &M) -> Result<DynamicMessage, Failure> {
-    let pool = POOL
-        .as_ref()
-        .map_err(|e| Failure::failed(format!("the contract's descriptors: {e}")))?;
-    let descriptor = pool
+    let descriptor = pool()?
         .get_message_by_name(full_name)
         .ok_or_else(|| Failure::failed(format!("the contract has no message {full_name}")))?;
     DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
         .map_err(|e| Failure::failed(format!("{full_name}: {e}")))
 }
 
-/// The message as JSON, with the .proto files' field names.
+/// The message in the protobuf JSON mapping, as grpcurl and every proto3 library print it:
+/// lowerCamelCase names, 64-bit integers as strings, enums by name, fields left at their
+/// default omitted.
 pub fn json(message: &DynamicMessage) -> serde_json::Value {
-    let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .stringify_64_bit_integers(false);
     message
-        .serialize_with_options(serde_json::value::Serializer, &options)
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// How a command prints its answer (`--json`, `--jsonl`, or neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Label/value rows, and tables under a header row, for a clerk to read.
+    Text,
+    /// One JSON document per command: a record is an object, a list an array (`[]` when
+    /// empty), printed when the command ends.
+    Json,
+    /// One JSON object per line as each arrives: for long lists and streams.
+    JsonLines,
+}
+
+impl Output {
+    pub fn is_json(self) -> bool {
+        self != Self::Text
+    }
+}
+
+/// A list printed as it is paged through: a table per page, JSON lines as they come, or one
+/// JSON array when the list ends.
+pub struct Listing {
+    output: Output,
+    items: Vec<serde_json::Value>,
+    /// With `--output FILE`: the file, the header and the rows kept for it.
+    file: Option<(PathBuf, Vec<String>, Vec<Vec<String>>)>,
+}
+
+impl Listing {
+    pub fn new(output: Output) -> Self {
+        Self {
+            output,
+            items: Vec::new(),
+            file: None,
+        }
+    }
+
+    /// A listing written to a file (CSV with a byte-order mark, or .xlsx) instead of printed.
+    pub fn to_file(output: Output, file: Option<PathBuf>) -> Self {
+        Self {
+            file: file.map(|path| (path, Vec::new(), Vec::new())),
+            ..Self::new(output)
+        }
+    }
+
+    /// Prints (or, for one JSON array or a file, keeps) a page's records.
+    pub fn page(&mut self, messages: &[DynamicMessage], columns: &[(&str, &str)]) {
+        if let Some((_, header, rows)) = &mut self.file {
+            if header.is_empty() {
+                *header = columns.iter().map(|(label, _)| (*label).to_string()).collect();
+            }
+            rows.extend(messages.iter().map(|message| cells(message, columns)));
+            return;
+        }
+        match self.output {
+            Output::Text => text_table(messages, columns),
+            Output::JsonLines => {
+                for message in messages {
+                    say!("{}", json(message));
+                }
+            }
+            Output::Json => self.items.extend(messages.iter().map(json)),
+        }
+    }
+
+    /// Prints the JSON array of every record kept, or writes the file.
+    pub fn finish(self) -> Result<(), Failure> {
+        if let Some((path, header, rows)) = self.file {
+            crate::table_file::write_table(&path, &header, &rows)?;
+            eprintln!("{} rows written to {}", rows.len(), path.display());
+            return Ok(());
+        }
+        if self.output == Output::Json {
+            say!("{:#}", serde_json::Value::Array(self.items));
+        }
+        Ok(())
+    }
+}
+
+/// A record's cells under `columns`, empty ones as `-`.
+fn cells(message: &DynamicMessage, columns: &[(&str, &str)]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|(_, path)| {
+            let text = at_path(message, path).unwrap_or_default();
+            if text.is_empty() { "-".to_string() } else { text }
+        })
+        .collect()
 }
 
 /// Prints one record: JSON, or a row per field the server sent (nested fields as
@@ -96,28 +188,18 @@ impl Columns {
     }
 }
 
-/// Prints a list: JSON lines (one object per record), or a table of `columns` (header, field
-/// path), empty cells as `-`.
-pub fn table(messages: &[DynamicMessage], columns: &[(&str, &str)], as_json: bool) {
-    if as_json {
-        for message in messages {
-            say!("{}", json(message));
-        }
-        return;
-    }
+/// Prints a whole list as `output` says: a table of `columns` (header, field path), a JSON
+/// array, or JSON lines.
+pub fn table(messages: &[DynamicMessage], columns: &[(&str, &str)], output: Output) -> Result<(), Failure> {
+    let mut listing = Listing::new(output);
+    listing.page(messages, columns);
+    listing.finish()
+}
+
+/// A table of `columns` under a header row, empty cells as `-`.
+fn text_table(messages: &[DynamicMessage], columns: &[(&str, &str)]) {
     let header: Vec<String> = columns.iter().map(|(label, _)| (*label).to_string()).collect();
-    let rows: Vec<Vec<String>> = messages
-        .iter()
-        .map(|message| {
-            columns
-                .iter()
-                .map(|(_, path)| {
-                    let text = at_path(message, path).unwrap_or_default();
-                    if text.is_empty() { "-".to_string() } else { text }
-                })
-                .collect()
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = messages.iter().map(|message| cells(message, columns)).collect();
     crate::format::print_table(&header, &rows);
 }
 
@@ -205,10 +287,9 @@ fn value_text(kind: &Kind, value: &Value) -> String {
         Value::String(text) => text.clone(),
         Value::Bytes(bytes) => format!("{} bytes", bytes.len()),
         Value::EnumNumber(number) => match kind {
-            Kind::Enum(descriptor) => descriptor.get_value(*number).map_or_else(
-                || number.to_string(),
-                |value| kebab(&enum_prefix(descriptor.name()), value.name()),
-            ),
+            Kind::Enum(descriptor) => descriptor
+                .get_value(*number)
+                .map_or_else(|| number.to_string(), |value| enum_text(&value)),
             _ => number.to_string(),
         },
         Value::Message(inner) => leaf_text(inner),
@@ -274,6 +355,17 @@ fn leaf_text(message: &DynamicMessage) -> String {
     }
 }
 
+/// An enum value as a clerk reads it: its Chinese term under a Chinese locale (when the
+/// contract gives one), otherwise its flag spelling (`pending-review`).
+pub fn enum_text(value: &prost_reflect::EnumValueDescriptor) -> String {
+    if crate::terms::chinese_locale()
+        && let Some(term) = crate::terms::terms(value).into_iter().next()
+    {
+        return term;
+    }
+    kebab(&enum_prefix(value.parent_enum().name()), value.name())
+}
+
 /// `CLAIM_STATE` for `ClaimState`: what the enum's value names start with.
 fn enum_prefix(name: &str) -> String {
     let mut prefix = String::new();
@@ -330,5 +422,11 @@ mod tests {
         assert_eq!(find("note"), None, "fields not sent are not shown");
         assert_eq!(at_path(&message, "decision.amount").as_deref(), Some("1234.56 元"));
         assert_eq!(json(&message)["state"], "CLAIM_STATE_PENDING_REVIEW");
+        assert_eq!(
+            json(&message)["decision"]["amount"]["fen"],
+            "123456",
+            "64-bit integers are strings in the JSON mapping"
+        );
+        assert_eq!(json(&message)["facts"][0]["name"], "days_on_post");
     }
 }

@@ -181,7 +181,7 @@ async fn projects(args: ProjectsArgs) -> Result<(), Failure> {
     let (prefix, year) = (args.region_prefix.clone(), args.year);
     list_pages(
         &mut relief,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &PROJECT,
         |relief, page_size, page_token| {
@@ -420,7 +420,7 @@ async fn workers(args: WorkersArgs) -> Result<(), Failure> {
     let mut relief = connect(&args.client).await?;
     list_pages(
         &mut relief,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &WORKER,
         |relief, page_size, page_token| {
@@ -605,7 +605,7 @@ async fn payroll(args: PayrollArgs) -> Result<(), Failure> {
     let Some(month_text) = &args.month else {
         return list_pages(
             &mut relief,
-            args.client.json,
+            args.client.output(),
             &args.page,
             &PAYROLL,
             |relief, page_size, page_token| {
@@ -864,7 +864,7 @@ async fn arrears(args: ArrearsArgs) -> Result<(), Failure> {
     let mut relief = connect(&args.client).await?;
     list_pages(
         &mut relief,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &ARREAR,
         |relief, page_size, page_token| {

@@ -273,7 +273,7 @@ async fn list(args: ListArgs) -> Result<(), Failure> {
     let (prefix, year) = (args.region_prefix.trim().to_string(), args.year);
     list_pages(
         &mut reports,
-        args.client.json,
+        args.client.output(),
         &args.page,
         &REPORT,
         |reports, page_size, page_token| {

@@ -64,10 +64,7 @@ impl Databases {
         migrations: &bangfu_platform::db::Migrations,
         pool: PoolSettings,
     ) -> Result<(Database, SchemaReport), Failure> {
-        let failed = |e: bangfu_platform::db::DbError| Failure {
-            message: format!("{service}: {e}"),
-            exit_code: 3,
-        };
+        let failed = |e: bangfu_platform::db::DbError| Failure::cannot_start(format!("{service}: {e}"));
         let url = match self {
             Self::SqliteFolder(dir) => sqlite_url(&dir.join(format!("{service}.db"))),
             Self::PostgresServer { url, prefix } => ensure_postgres_database(url, &format!("{prefix}_{service}"))
@@ -93,20 +90,17 @@ async fn check_schema(
     db: &Database,
     migrations: &bangfu_platform::db::Migrations,
 ) -> Result<SchemaReport, Failure> {
-    let check = db.schema(migrations).await.map_err(|e| Failure {
-        message: format!("{service}: cannot read the schema version: {e}"),
-        exit_code: 3,
-    })?;
+    let check = db
+        .schema(migrations)
+        .await
+        .map_err(|e| Failure::cannot_start(format!("{service}: cannot read the schema version: {e}")))?;
     let list = |versions: &[i64]| versions.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     if !check.missing.is_empty() {
-        return Err(Failure {
-            message: format!(
-                "{service}: the database schema (version {}) is older than this build's: it lacks migration(s) {}. Run `bangfu migrate {service}` with the database owner's DATABASE_URL, then start again (or set BANGFU_MIGRATE_ON_START=true on a single-replica install)",
-                check.version,
-                list(&check.missing)
-            ),
-            exit_code: 3,
-        });
+        return Err(Failure::cannot_start(format!(
+            "{service}: the database schema (version {}) is older than this build's: it lacks migration(s) {}. Run `bangfu migrate {service}` with the database owner's DATABASE_URL, then start again (or set BANGFU_MIGRATE_ON_START=true on a single-replica install)",
+            check.version,
+            list(&check.missing)
+        )));
     }
     if !check.unknown.is_empty() {
         tracing::warn!(
@@ -143,10 +137,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
         max_connections: 1,
         ..config.database_pool
     };
-    let failed = |e: bangfu_platform::db::DbError| Failure {
-        message: format!("{}: {e}", args.service),
-        exit_code: 3,
-    };
+    let failed = |e: bangfu_platform::db::DbError| Failure::cannot_start(format!("{}: {e}", args.service));
     let db = Database::connect(&url, settings).await.map_err(failed)?;
     let report = db.migrate(&descriptor.migrations).await.map_err(failed)?;
     db.close().await;
@@ -183,10 +174,7 @@ fn key_check_failure(service: &str, path: Option<&Path>, error: KeyCheckError) -
         KeyCheckError::Mismatch(mismatch) => Failure::usage(format!(
             "{service}: refusing to serve with the data keys{from}: {mismatch}"
         )),
-        other => Failure {
-            message: format!("{service}: checking the data keys{from}: {other}"),
-            exit_code: 3,
-        },
+        other => Failure::cannot_start(format!("{service}: checking the data keys{from}: {other}")),
     }
 }
 
@@ -298,10 +286,9 @@ pub async fn host(
             server: config.server.clone(),
             shutdown: host.shutdown(),
         };
-        let started = (descriptor.start)(context).await.map_err(|e| Failure {
-            message: format!("{service}: {e}"),
-            exit_code: 3,
-        })?;
+        let started = (descriptor.start)(context)
+            .await
+            .map_err(|e| Failure::cannot_start(format!("{service}: {e}")))?;
         host.host_service(descriptor, db, clock.clone(), started);
     }
     let mut diagnostics =

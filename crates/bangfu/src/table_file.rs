@@ -7,12 +7,7 @@ use crate::Failure;
 /// A sheet of text cells: a CSV file (UTF-8 or GBK) or a workbook's sheet (.xlsx, .xls).
 pub(crate) fn read_table(path: &std::path::Path, sheet: Option<&str>) -> Result<Vec<Vec<String>>, Failure> {
     let unreadable = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    if matches!(extension.as_str(), "xlsx" | "xlsm" | "xls") {
+    if is_workbook(path) {
         use calamine::Reader;
         let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(&e))?;
         let name = match sheet {
@@ -57,4 +52,48 @@ fn cell_text(cell: &calamine::Data) -> String {
         calamine::Data::Empty => String::new(),
         other => other.to_string(),
     }
+}
+
+/// Writes a table for a clerk to open in Excel: a workbook for `.xlsx` (every cell text, so
+/// IDs keep their digits), otherwise CSV in UTF-8 with a byte-order mark (without it, Excel on
+/// Chinese Windows reads UTF-8 as GBK and garbles the Chinese).
+pub(crate) fn write_table(path: &std::path::Path, header: &[String], rows: &[Vec<String>]) -> Result<(), Failure> {
+    let unwritable = |e: &dyn std::fmt::Display| Failure::failed(format!("cannot write {}: {e}", path.display()));
+    if is_workbook(path) {
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        let bold = rust_xlsxwriter::Format::new().set_bold();
+        for (row_index, row) in std::iter::once(header)
+            .chain(rows.iter().map(Vec::as_slice))
+            .enumerate()
+        {
+            let row_number = u32::try_from(row_index).map_err(|e| unwritable(&e))?;
+            for (column, cell) in row.iter().enumerate() {
+                let column = u16::try_from(column).map_err(|e| unwritable(&e))?;
+                let written = if row_index == 0 {
+                    sheet.write_string_with_format(row_number, column, cell, &bold)
+                } else {
+                    sheet.write_string(row_number, column, cell)
+                };
+                written.map_err(|e| unwritable(&e))?;
+            }
+        }
+        sheet.autofit();
+        return workbook.save(path).map_err(|e| unwritable(&e));
+    }
+    let mut file = std::fs::File::create(path).map_err(|e| unwritable(&e))?;
+    std::io::Write::write_all(&mut file, b"\xEF\xBB\xBF").map_err(|e| unwritable(&e))?;
+    let mut writer = csv::Writer::from_writer(file);
+    writer.write_record(header).map_err(|e| unwritable(&e))?;
+    for row in rows {
+        writer.write_record(row).map_err(|e| unwritable(&e))?;
+    }
+    writer.flush().map_err(|e| unwritable(&e))
+}
+
+/// Whether a path names a workbook (.xlsx, .xlsm, .xls) rather than a CSV file.
+pub(crate) fn is_workbook(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "xlsx" | "xlsm" | "xls"))
 }

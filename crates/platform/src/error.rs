@@ -257,6 +257,36 @@ pub fn metadata_of(status: &tonic::Status) -> std::collections::HashMap<String, 
 
 /// A status as one line for a person at a terminal: reason, message, field problems and the
 /// clerk's message.
+/// What a refusal carries beyond its code, for a client that reports it as data (the CLI's
+/// `--json` errors): the reason code, the first field named, the clerk's message (the
+/// localized one when sent) and the trace id of an internal error.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RefusalParts {
+    pub reason: String,
+    pub field: String,
+    pub message: String,
+    pub trace_id: String,
+}
+
+pub fn refusal_parts(status: &tonic::Status) -> RefusalParts {
+    let details = status.get_error_details();
+    let info = details.error_info();
+    RefusalParts {
+        reason: info.map(|i| i.reason.clone()).unwrap_or_default(),
+        field: details
+            .bad_request()
+            .and_then(|bad| bad.field_violations.first())
+            .map(|v| v.field.clone())
+            .unwrap_or_default(),
+        message: details
+            .localized_message()
+            .map_or_else(|| status.message().to_string(), |l| l.message.clone()),
+        trace_id: info
+            .and_then(|i| i.metadata.get("trace_id").cloned())
+            .unwrap_or_default(),
+    }
+}
+
 pub fn describe_status(status: &tonic::Status) -> String {
     let details = status.get_error_details();
     let mut text = match details.error_info() {

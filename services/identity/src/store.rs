@@ -344,6 +344,16 @@ impl Store {
         Ok(count > 0)
     }
 
+    /// The departments that certify `category`, for a refusal that says whom to ask.
+    pub async fn certifiers(&self, connection: &mut AnyConnection, category: Category) -> Result<Vec<String>, Problem> {
+        Ok(
+            sqlx::query_scalar("SELECT department FROM certifying_departments WHERE category = $1 ORDER BY department")
+                .bind(category.as_str())
+                .fetch_all(&mut *connection)
+                .await?,
+        )
+    }
+
     pub async fn insert_certification(
         &self,
         connection: &mut AnyConnection,

@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::connect_identity;
 use crate::Failure;
-use crate::client::{ClientArgs, call};
-use crate::client::{PageArgs, Pages};
-use crate::format::{enum_filter, enum_label, enum_wire, or_dash, parse_instant, stamp_json, stamp_text};
+use crate::client::{ClientArgs, PageArgs, call, list_pages};
+use crate::format::{enum_filter, parse_instant};
+use crate::print::Columns;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -54,56 +54,38 @@ pub(super) async fn audit(args: AuditArgs) -> Result<(), Failure> {
         end.seconds = seconds;
         end.nanos = nanos;
     }
-    let mut pages = Pages::new(args.page.page_size, args.page.page_token, args.page.all)?;
-    let json = args.client.json;
     let mut identity = connect_identity(&args.client).await?;
-    while let Some(page_token) = pages.next_token() {
-        let page = call(identity.list_audit_events(pb::ListAuditEventsRequest {
-            filter: Some(filter.clone()),
-            page_size: pages.size,
-            page_token,
-        }))
-        .await?;
-        for event in &page.audit_events {
-            let event_time = event.event_time.as_ref().map(|t| t.seconds);
-            if json {
-                say!(
-                    "{}",
-                    serde_json::json!({
-                        "name": event.name,
-                        "sequence": event.sequence,
-                        "event_time": stamp_json(event_time),
-                        "subject": event.subject,
-                        "department": event.department,
-                        "acting_service": event.acting_service,
-                        "method": event.method,
-                        "resource": event.resource,
-                        "outcome": enum_wire::<common::AuditOutcome>(event.outcome),
-                        "reason": event.reason,
-                        "purpose": event.purpose.as_ref().map(|p| serde_json::json!({
-                            "code": enum_wire::<common::AccessPurposeCode>(p.code),
-                            "reference": p.reference,
-                        })),
-                        "hash": event.hash,
-                        "trace_id": event.trace_id,
-                    })
-                );
-            } else {
-                let method = event.method.rsplit('/').next().unwrap_or_default();
-                say!(
-                    "{}  {}  {}  {}  {}  {}  {}",
-                    event.sequence,
-                    stamp_text(event_time),
-                    enum_label::<common::AuditOutcome>(event.outcome),
-                    or_dash(&event.subject),
-                    or_dash(method),
-                    or_dash(&event.resource),
-                    event.reason
-                );
-            }
-        }
-        pages.fetched(page.next_page_token);
-    }
-    pages.finish(json);
-    Ok(())
+    list_pages(
+        &mut identity,
+        args.client.output(),
+        &args.page,
+        &AUDIT_ROW,
+        |identity, page_size, page_token| {
+            let request = pb::ListAuditEventsRequest {
+                filter: Some(filter.clone()),
+                page_size,
+                page_token,
+            };
+            Box::pin(async move {
+                let page = call(identity.list_audit_events(request)).await?;
+                Ok((page.audit_events, page.next_page_token))
+            })
+        },
+    )
+    .await
 }
+
+/// One line an audit event.
+const AUDIT_ROW: Columns = Columns {
+    message: "bangfu.common.v1.AuditEvent",
+    columns: &[
+        ("seq", "sequence"),
+        ("time", "event_time"),
+        ("outcome", "outcome"),
+        ("subject", "subject"),
+        ("method", "method"),
+        ("resource", "resource"),
+        ("purpose", "purpose.code"),
+        ("reason", "reason"),
+    ],
+};

@@ -4,16 +4,13 @@
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use clap::Args;
-use serde_json::Value;
 
 use super::connect_identity;
 use crate::Failure;
 use crate::client::Pages;
 use crate::client::{ClientArgs, call, print_rows};
-use crate::format::{
-    ProtoEnum, check_order, date_or_dash, date_text, enum_filter, enum_label, enum_value, enum_wire, optional_date,
-    parse_date, resource_name, stamp_json, stamp_text,
-};
+use crate::format::{ProtoEnum, check_order, enum_filter, enum_value, optional_date, parse_date, resource_name};
+use crate::print::{Columns, Listing, Output, show};
 
 /// ConfirmCertifications takes at most this many names a call.
 const CONFIRM_BATCH: usize = 1000;
@@ -88,6 +85,9 @@ pub struct ConfirmArgs {
     /// When listing: start at this page, the next-page token a previous call printed.
     #[arg(long, default_value = "")]
     page_token: String,
+    /// When listing: write the list to this file (.xlsx, or CSV with a byte-order mark).
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn certify(args: CertifyArgs) -> Result<(), Failure> {
@@ -117,8 +117,7 @@ pub(super) async fn certify(args: CertifyArgs) -> Result<(), Failure> {
         request_id: args.request_id,
     }))
     .await?;
-    show_certification(certified.certification.as_ref(), args.client.json);
-    Ok(())
+    show_certification(certified.certification, args.client.output().is_json())
 }
 
 pub(super) async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
@@ -132,12 +131,11 @@ pub(super) async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
         request_id: args.request_id,
     }))
     .await?;
-    show_certification(revoked.certification.as_ref(), args.client.json);
-    Ok(())
+    show_certification(revoked.certification, args.client.output().is_json())
 }
 
 pub(super) async fn confirm(args: ConfirmArgs) -> Result<(), Failure> {
-    let json = args.client.json;
+    let output = args.client.output();
     let mut names: Vec<String> = args
         .names
         .iter()
@@ -148,6 +146,8 @@ pub(super) async fn confirm(args: ConfirmArgs) -> Result<(), Failure> {
     if names.is_empty() {
         // List what is pending; with --all, gather every name first (confirming changes the
         // list being paged through) and confirm them below.
+        let mut listing = Listing::to_file(output, args.output.clone());
+        let mut listed = 0;
         while let Some(page_token) = pages.next_token() {
             let page = call(
                 identity.list_pending_certifications(pb::ListPendingCertificationsRequest {
@@ -157,17 +157,27 @@ pub(super) async fn confirm(args: ConfirmArgs) -> Result<(), Failure> {
                 }),
             )
             .await?;
-            for pending in page.pending_certifications {
-                if args.all {
-                    names.push(pending.name);
-                } else {
-                    show_pending(&pending, json);
-                }
+            listed += page.pending_certifications.len();
+            if args.all {
+                names.extend(page.pending_certifications.into_iter().map(|p| p.name));
+            } else {
+                listing.page(&PENDING_ROW.rows(&page.pending_certifications)?, PENDING_ROW.columns);
             }
             pages.fetched(page.next_page_token);
         }
+        if listed == 0 && output == Output::Text {
+            // An empty list most often means the token's department certifies none of the
+            // categories pending: say so rather than print nothing.
+            eprintln!(
+                "nothing pending that your department may confirm in your scope: each category is confirmed by the \
+                 department that certifies it (poverty-alleviated, monitored-at-risk, relocated and \
+                 yellow-river-resettled by agri; employment-difficulty by hr; rural-low-income and disabled by agri \
+                 or hr). `bangfu whoami` shows your token's department and scope"
+            );
+        }
         if !args.all {
-            pages.finish(json);
+            listing.finish()?;
+            pages.finish(output);
             return Ok(());
         }
     }
@@ -177,16 +187,17 @@ pub(super) async fn confirm(args: ConfirmArgs) -> Result<(), Failure> {
         let confirmed =
             call(identity.confirm_certifications(pb::ConfirmCertificationsRequest { names: batch.to_vec() }))
                 .await
-                .map_err(|failure| {
-                    Failure::failed(format!("{} ({certified} certified before this batch)", failure.message))
+                .map_err(|failure| Failure {
+                    message: format!("{} ({certified} certified before this batch)", failure.message),
+                    ..failure
                 })?;
         certified += confirmed.certifications.len();
         not_confirmed.extend(confirmed.not_confirmed);
     }
-    if json {
+    if output.is_json() {
         say!(
-            "{}",
-            serde_json::json!({ "certified": certified, "not_confirmed": not_confirmed })
+            "{:#}",
+            serde_json::json!({ "certified": certified, "notConfirmed": not_confirmed })
         );
     } else {
         print_rows(&[
@@ -197,85 +208,25 @@ pub(super) async fn confirm(args: ConfirmArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Prints the certification a call answered with (an empty one if it answered none).
-fn show_certification(certification: Option<&pb::Certification>, json: bool) {
-    let unset = pb::Certification::default();
-    let certification = certification.unwrap_or(&unset);
-    if json {
-        say!(
-            "{}",
-            serde_json::json!({
-                "name": certification.name,
-                "certification": category_json(certification.certification.as_ref()),
-                "revoke_time": stamp_json(certification.revoke_time.as_ref().map(|t| t.seconds)),
-                "annul_time": stamp_json(certification.annul_time.as_ref().map(|t| t.seconds)),
-                "certify_subject": certification.certify_subject,
-            })
-        );
-        return;
-    }
-    let unset = common::CategoryCertification::default();
-    let c = certification.certification.as_ref().unwrap_or(&unset);
-    print_rows(&[
-        ("certification", certification.name.clone()),
-        ("category", enum_label::<common::PersonCategory>(c.category)),
-        (
-            "household type",
-            enum_label::<common::MonitoredHouseholdType>(c.household_type),
-        ),
-        ("body", c.certifying_body.clone()),
-        ("document", c.document_reference.clone()),
-        ("valid from", date_or_dash(c.valid_from.as_ref())),
-        ("valid to", date_or_dash(c.valid_to.as_ref())),
-        (
-            "revoked at",
-            stamp_text(certification.revoke_time.as_ref().map(|t| t.seconds)),
-        ),
-        (
-            "annulled at",
-            stamp_text(certification.annul_time.as_ref().map(|t| t.seconds)),
-        ),
-        ("certified by", certification.certify_subject.clone()),
-    ]);
-}
+/// `confirm` without names: one line a pending certification.
+const PENDING_ROW: Columns = Columns {
+    message: "bangfu.identity.v1.PendingCertification",
+    columns: &[
+        ("pending", "name"),
+        ("person", "person"),
+        ("category", "certification.category"),
+        ("household type", "certification.household_type"),
+        ("from", "certification.valid_from"),
+        ("to", "certification.valid_to"),
+        ("body", "certification.certifying_body"),
+    ],
+};
 
-fn category_json(certification: Option<&common::CategoryCertification>) -> Value {
-    certification.map_or(Value::Null, |c| {
-        serde_json::json!({
-            "category": enum_wire::<common::PersonCategory>(c.category),
-            "household_type": enum_wire::<common::MonitoredHouseholdType>(c.household_type),
-            "certifying_body": c.certifying_body,
-            "document_reference": c.document_reference,
-            "valid_from": c.valid_from.as_ref().map(date_text),
-            "valid_to": c.valid_to.as_ref().map(date_text),
-            "annulled": c.annulled,
-        })
-    })
-}
-
-fn show_pending(pending: &pb::PendingCertification, json: bool) {
-    if json {
-        say!(
-            "{}",
-            serde_json::json!({
-                "name": pending.name,
-                "person": pending.person,
-                "certification": category_json(pending.certification.as_ref()),
-                "import_subject": pending.import_subject,
-            })
-        );
-        return;
-    }
-    let unset = common::CategoryCertification::default();
-    let c = pending.certification.as_ref().unwrap_or(&unset);
-    say!(
-        "{}  {}  {}  {}  {}  {}  {}",
-        pending.name,
-        pending.person,
-        enum_label::<common::PersonCategory>(c.category),
-        enum_label::<common::MonitoredHouseholdType>(c.household_type),
-        date_or_dash(c.valid_from.as_ref()),
-        date_or_dash(c.valid_to.as_ref()),
-        c.certifying_body
-    );
+/// Prints the certification a call answered with.
+fn show_certification(certification: Option<pb::Certification>, json: bool) -> Result<(), Failure> {
+    show(
+        "bangfu.identity.v1.Certification",
+        &certification.unwrap_or_default(),
+        json,
+    )
 }

@@ -6,8 +6,9 @@ use clap::Args;
 
 use super::connect_identity;
 use crate::Failure;
-use crate::client::{ClientArgs, call, print_rows};
-use crate::format::{enum_label, enum_wire, or_dash, resource_name, stamp_json, stamp_text};
+use crate::client::{ClientArgs, call};
+use crate::format::resource_name;
+use crate::print::show;
 
 #[derive(Debug, Args)]
 pub struct CorrectIdArgs {
@@ -68,38 +69,9 @@ pub(super) async fn correct_id(args: CorrectIdArgs) -> Result<(), Failure> {
             ));
         }
     };
-    let correction = correction.unwrap_or_default();
-    if args.client.json {
-        say!(
-            "{}",
-            serde_json::json!({
-                "name": correction.name,
-                "new_citizen_id": correction.new_citizen_id,
-                "reason": correction.reason,
-                "state": enum_wire::<pb::CorrectionState>(correction.state),
-                "propose_subject": correction.propose_subject,
-                "propose_time": stamp_json(correction.propose_time.as_ref().map(|t| t.seconds)),
-                "review_subject": correction.review_subject,
-                "review_time": stamp_json(correction.review_time.as_ref().map(|t| t.seconds)),
-            })
-        );
-    } else {
-        print_rows(&[
-            ("correction", correction.name.clone()),
-            ("new citizen id", correction.new_citizen_id.clone()),
-            ("state", enum_label::<pb::CorrectionState>(correction.state)),
-            ("reason", correction.reason.clone()),
-            ("proposed by", correction.propose_subject.clone()),
-            (
-                "proposed at",
-                stamp_text(correction.propose_time.as_ref().map(|t| t.seconds)),
-            ),
-            ("reviewed by", or_dash(&correction.review_subject).to_string()),
-            (
-                "reviewed at",
-                stamp_text(correction.review_time.as_ref().map(|t| t.seconds)),
-            ),
-        ]);
-    }
-    Ok(())
+    show(
+        "bangfu.identity.v1.CitizenIdCorrection",
+        &correction.unwrap_or_default(),
+        args.client.output().is_json(),
+    )
 }

@@ -1,14 +1,13 @@
 //! `watch`: the change feed of the persons in a scope, followed until Ctrl-C or a limit; the
 //! cursor to resume from goes to stderr so stdout stays the changes alone.
 
-use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use clap::Args;
 
 use super::connect_identity;
 use crate::Failure;
 use crate::client::{ClientArgs, call, call_failed};
-use crate::format::{date_or_dash, date_text, enum_label, enum_wire, stamp_json};
+use crate::print::{at_path, reflect};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -28,7 +27,8 @@ pub struct WatchArgs {
 
 pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
     use pb::watch_person_changes_response::Item;
-    let json = args.client.json;
+    // A stream has no end to close an array at: JSON comes a line a change.
+    let json = args.client.output().is_json();
     let mut identity = connect_identity(&args.client).await?;
     let mut stream = call(identity.watch_person_changes(pb::WatchPersonChangesRequest {
         after_cursor: args.after.clone(),
@@ -54,13 +54,15 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
             Ok(None) => break Ok(()),
             Ok(Some(response)) => match response.item {
                 Some(Item::Change(change)) => {
+                    if let Err(failure) = show_change(&change, json, changes == 0) {
+                        break Err(failure);
+                    }
                     changes += 1;
-                    show_change(&change, json);
                     cursor = change.cursor;
                 }
                 Some(Item::Heartbeat(heartbeat)) => {
                     if json {
-                        say!("{}", serde_json::json!({ "heartbeat": heartbeat.cursor }));
+                        say!("{}", serde_json::json!({ "heartbeat": { "cursor": heartbeat.cursor } }));
                     }
                     cursor = heartbeat.cursor;
                 }
@@ -76,33 +78,40 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
     outcome
 }
 
-fn show_change(change: &pb::PersonChange, json: bool) {
+/// The columns a change prints in; the header is printed once, before the first change.
+const CHANGE_COLUMNS: &[(&str, &str)] = &[
+    ("cursor", "cursor"),
+    ("person", "person"),
+    ("kind", "kind"),
+    ("effective", "effective_date"),
+    ("category", "category"),
+    ("fields", "changed_fields"),
+];
+
+fn show_change(change: &pb::PersonChange, json: bool, first: bool) -> Result<(), Failure> {
+    let message = reflect("bangfu.identity.v1.PersonChange", change)?;
     if json {
+        say!("{}", crate::print::json(&message));
+        return Ok(());
+    }
+    if first {
         say!(
             "{}",
-            serde_json::json!({
-                "cursor": change.cursor,
-                "person": change.person,
-                "kind": enum_wire::<pb::ChangeKind>(change.kind),
-                "effective_date": change.effective_date.as_ref().map(date_text),
-                "category": (change.category != 0).then(|| enum_wire::<common::PersonCategory>(change.category)),
-                "changed_fields": change.changed_fields,
-                "record_time": stamp_json(change.record_time.as_ref().map(|t| t.seconds)),
-            })
-        );
-    } else {
-        let fields = if change.changed_fields.is_empty() {
-            "-".to_string()
-        } else {
-            change.changed_fields.join(",")
-        };
-        say!(
-            "{}  {}  {}  {}  {}  {fields}",
-            change.cursor,
-            change.person,
-            enum_label::<pb::ChangeKind>(change.kind),
-            date_or_dash(change.effective_date.as_ref()),
-            enum_label::<common::PersonCategory>(change.category)
+            CHANGE_COLUMNS
+                .iter()
+                .map(|(label, _)| *label)
+                .collect::<Vec<_>>()
+                .join("  ")
         );
     }
+    let cells: Vec<String> = CHANGE_COLUMNS
+        .iter()
+        .map(|(_, path)| {
+            at_path(&message, path)
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "-".to_string())
+        })
+        .collect();
+    say!("{}", cells.join("  "));
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod audit;
 mod certifications;
 mod corrections;
 mod feed;
+mod households;
 mod monitoring;
 mod parameters;
 mod persons;
@@ -23,10 +24,20 @@ use crate::client::{Authorized, ClientArgs, authorized};
 pub enum IdentityCommand {
     /// Register a person.
     Create(persons::CreateArgs),
-    /// Show a person, masked.
+    /// Show a person's whole record: masked, or in clear with --unmasked --purpose (audited).
     Get(persons::GetArgs),
-    /// Find a person by citizen ID (audited); with --name, say whether it matches.
+    /// Change what changes in a life: name, phone, regions, labor capacity, skills, death,
+    /// moving away. Refused, changing nothing, when someone else changed the person meanwhile.
+    Update(persons::UpdateArgs),
+    /// Find a person by citizen ID (audited); with --name, say whether it matches. Exits 4
+    /// when no person in your scope holds the ID.
     Find(persons::FindArgs),
+    /// Look up a whole file of citizen IDs (CSV or workbook) in batches of 1,000 and write
+    /// a result file: found or not, name match, person.
+    Lookup(persons::LookupArgs),
+    /// Households: create, show, add or remove a member, change the head.
+    #[command(subcommand)]
+    Household(households::HouseholdCommand),
     /// List the persons in your scope, masked: one line each with resource name, citizen ID,
     /// registered region and name, then the token of the next page.
     List(persons::ListArgs),
@@ -76,7 +87,10 @@ pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
     match command {
         IdentityCommand::Create(args) => persons::create(args).await,
         IdentityCommand::Get(args) => persons::get(args).await,
+        IdentityCommand::Update(args) => persons::update(args).await,
         IdentityCommand::Find(args) => persons::find(args).await,
+        IdentityCommand::Lookup(args) => persons::lookup(args).await,
+        IdentityCommand::Household(command) => households::run(command).await,
         IdentityCommand::List(args) => persons::list(args).await,
         IdentityCommand::CorrectId(args) => corrections::correct_id(args).await,
         IdentityCommand::Certify(args) => certifications::certify(args).await,

@@ -4,17 +4,16 @@
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use clap::Args;
-use serde_json::Value;
 
 use super::connect_identity;
 use crate::Failure;
-use crate::client::{ClientArgs, call, print_rows};
-use crate::client::{PageArgs, Pages};
+use crate::client::PageArgs;
+use crate::client::{ClientArgs, call, list_pages, print_rows};
 use crate::format::{
-    check_order, date_or_dash, date_text, enum_filter, enum_label, enum_value, enum_wire, optional_date, or_dash,
-    parse_date, parse_month, parse_yuan, percent, print_table, resource_name, stamp_json, stamp_text, stat_columns,
-    yuan_text,
+    check_order, enum_filter, enum_value, optional_date, parse_date, parse_month, parse_yuan, print_table,
+    resource_name, stat_columns, yuan_text,
 };
+use crate::print::{Columns, Output, show, table};
 
 #[derive(Debug, Args)]
 pub struct EmploymentArgs {
@@ -109,6 +108,10 @@ pub struct StatsArgs {
     /// Break the counts down to regions of this many digits: 2, 4, 6, 9 or 12.
     #[arg(long, default_value_t = 6)]
     group_by: i32,
+    /// Write the tables to files instead (.xlsx, or CSV with a byte-order mark): the
+    /// categories to FILE, the employment statuses beside it (NAME.employment.xlsx).
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn employment(args: EmploymentArgs) -> Result<(), Failure> {
@@ -131,37 +134,11 @@ pub(super) async fn employment(args: EmploymentArgs) -> Result<(), Failure> {
         request_id: args.request_id,
     }))
     .await?;
-    let record = recorded.record.unwrap_or_default();
-    if args.client.json {
-        say!(
-            "{}",
-            serde_json::json!({
-                "name": record.name,
-                "status": enum_wire::<common::EmploymentStatus>(record.status),
-                "employer": record.employer,
-                "work_region": record.work_region,
-                "start_date": record.start_date.as_ref().map(date_text),
-                "end_date": record.end_date.as_ref().map(date_text),
-                "reporting_system": record.reporting_system,
-                "current_status": enum_wire::<common::EmploymentStatus>(recorded.current_status),
-            })
-        );
-    } else {
-        print_rows(&[
-            ("record", record.name.clone()),
-            ("status", enum_label::<common::EmploymentStatus>(record.status)),
-            ("employer", record.employer.clone()),
-            ("work region", record.work_region.clone()),
-            ("from", date_or_dash(record.start_date.as_ref())),
-            ("to", date_or_dash(record.end_date.as_ref())),
-            ("reported by", record.reporting_system.clone()),
-            (
-                "current status",
-                enum_label::<common::EmploymentStatus>(recorded.current_status),
-            ),
-        ]);
-    }
-    Ok(())
+    show(
+        "bangfu.identity.v1.RecordEmploymentResponse",
+        &recorded,
+        args.client.output().is_json(),
+    )
 }
 
 pub(super) async fn income(args: IncomeArgs) -> Result<(), Failure> {
@@ -170,37 +147,31 @@ pub(super) async fn income(args: IncomeArgs) -> Result<(), Failure> {
     let fen = parse_yuan("--yuan", &args.yuan)?;
     let person = resource_name("persons", &args.person);
     let mut identity = connect_identity(&args.client).await?;
-    let alerts = call(identity.record_income(pb::RecordIncomeRequest {
+    let recorded = call(identity.record_income(pb::RecordIncomeRequest {
         person: person.clone(),
         month: Some(month),
         income: Some(common::Money { fen }),
         reporting_system: args.reporting_system,
         request_id: args.request_id,
     }))
-    .await?
-    .alerts;
-    if args.client.json {
-        let alerts: Vec<Value> = alerts.iter().map(alert_json).collect();
-        say!(
-            "{}",
-            serde_json::json!({ "person": person, "month": month_text, "fen": fen, "alerts": alerts })
-        );
-    } else {
-        print_rows(&[
-            ("person", person),
-            ("month", month_text),
-            ("income", format!("{} yuan", yuan_text(fen))),
-            ("alerts", alerts.len().to_string()),
-        ]);
-        for alert in &alerts {
-            say!("{}", alert_line(alert));
-        }
+    .await?;
+    if args.client.output().is_json() {
+        return show("bangfu.identity.v1.RecordIncomeResponse", &recorded, true);
+    }
+    print_rows(&[
+        ("person", person),
+        ("month", month_text),
+        ("income", format!("{} 元", yuan_text(fen))),
+        ("alerts raised", recorded.alerts.len().to_string()),
+    ]);
+    if !recorded.alerts.is_empty() {
+        table(&ALERT_ROW.rows(&recorded.alerts)?, ALERT_ROW.columns, Output::Text)?;
     }
     Ok(())
 }
 
 pub(super) async fn alerts(args: AlertsArgs) -> Result<(), Failure> {
-    let json = args.client.json;
+    let output = args.client.output();
     if let Some(alert) = args.acknowledge {
         // clap makes --note come with --acknowledge; an empty note is the server's to refuse.
         let note = args.note.unwrap_or_default();
@@ -212,50 +183,46 @@ pub(super) async fn alerts(args: AlertsArgs) -> Result<(), Failure> {
         .await?
         .alert
         .unwrap_or_default();
-        if json {
-            say!("{}", alert_json(&alert));
-        } else {
-            print_rows(&[
-                ("alert", alert.name.clone()),
-                ("kind", enum_label::<pb::AlertKind>(alert.kind)),
-                ("person", or_dash(&alert.person).to_string()),
-                ("region", or_dash(&alert.region).to_string()),
-                ("date", date_or_dash(alert.effective_date.as_ref())),
-                ("drop", percent(alert.drop_basis_points)),
-                (
-                    "acknowledged",
-                    stamp_text(alert.acknowledge_time.as_ref().map(|t| t.seconds)),
-                ),
-                ("by", alert.acknowledge_subject.clone()),
-                ("note", alert.acknowledge_note.clone()),
-            ]);
-        }
-        return Ok(());
+        return show("bangfu.identity.v1.Alert", &alert, output.is_json());
     }
     let kind = enum_filter::<pb::AlertKind>("--kind", args.kind.as_deref())?;
-    let mut pages = Pages::new(args.page.page_size, args.page.page_token, args.page.all)?;
     let mut identity = connect_identity(&args.client).await?;
-    while let Some(page_token) = pages.next_token() {
-        let page = call(identity.list_alerts(pb::ListAlertsRequest {
-            region_prefix: args.region.clone(),
-            kind,
-            include_acknowledged: args.include_acknowledged,
-            page_size: pages.size,
-            page_token,
-        }))
-        .await?;
-        for alert in &page.alerts {
-            if json {
-                say!("{}", alert_json(alert));
-            } else {
-                say!("{}", alert_line(alert));
-            }
-        }
-        pages.fetched(page.next_page_token);
-    }
-    pages.finish(json);
-    Ok(())
+    list_pages(
+        &mut identity,
+        output,
+        &args.page,
+        &ALERT_ROW,
+        |identity, page_size, page_token| {
+            let request = pb::ListAlertsRequest {
+                region_prefix: args.region.clone(),
+                kind,
+                include_acknowledged: args.include_acknowledged,
+                page_size,
+                page_token,
+            };
+            Box::pin(async move {
+                let page = call(identity.list_alerts(request)).await?;
+                Ok((page.alerts, page.next_page_token))
+            })
+        },
+    )
+    .await
 }
+
+/// One line an alert.
+const ALERT_ROW: Columns = Columns {
+    message: "bangfu.identity.v1.Alert",
+    columns: &[
+        ("alert", "name"),
+        ("kind", "kind"),
+        ("person", "person"),
+        ("region", "region"),
+        ("date", "effective_date"),
+        ("drop (bp)", "drop_basis_points"),
+        ("acknowledged", "acknowledge_time"),
+        ("note", "acknowledge_note"),
+    ],
+};
 
 pub(super) async fn stats(args: StatsArgs) -> Result<(), Failure> {
     if ![2, 4, 6, 9, 12].contains(&args.group_by) {
@@ -285,22 +252,46 @@ pub(super) async fn stats(args: StatsArgs) -> Result<(), Failure> {
     }))
     .await?
     .regions;
-    if args.client.json {
-        let regions: Vec<Value> = regions
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "region": r.region.as_ref().map(|c| c.code.as_str()),
-                    "display_name": r.region.as_ref().map(|c| c.display_name.as_str()),
-                    "target_persons": r.target_persons,
-                    "persons_by_category": r.persons_by_category,
-                    "persons_by_employment_status": r.persons_by_employment_status,
-                })
-            })
-            .collect();
-        say!("{}", serde_json::json!({ "regions": regions }));
-        return Ok(());
+    if args.client.output().is_json() {
+        return show(
+            "bangfu.identity.v1.GetMonitoringStatsResponse",
+            &pb::GetMonitoringStatsResponse { regions },
+            true,
+        );
     }
+    let (categories, statuses) = stats_tables(&regions);
+    match &args.output {
+        Some(path) => {
+            // One sheet or file a table: categories, then statuses beside the file's name.
+            let (header, rows) = categories;
+            crate::table_file::write_table(path, &header, &rows)?;
+            let statuses_path = sibling(path, "employment");
+            crate::table_file::write_table(&statuses_path, &statuses.0, &statuses.1)?;
+            eprintln!("written to {} and {}", path.display(), statuses_path.display());
+        }
+        None => {
+            say!("persons by category (valid in the period)");
+            print_table(&categories.0, &categories.1);
+            say!("");
+            say!("persons by employment status (on the period's last day)");
+            print_table(&statuses.0, &statuses.1);
+        }
+    }
+    Ok(())
+}
+
+/// `stats.xlsx` → `stats.employment.xlsx`.
+fn sibling(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stats");
+    let extension = path.extension().and_then(|s| s.to_str()).unwrap_or("csv");
+    path.with_file_name(format!("{stem}.{suffix}.{extension}"))
+}
+
+type Table = (Vec<String>, Vec<Vec<String>>);
+
+/// The counts as two tables, each ending with a total row: categories (with the target
+/// persons) and employment statuses, a region a row.
+fn stats_tables(regions: &[pb::RegionStats]) -> (Table, Table) {
     let categories =
         stat_columns::<common::PersonCategory>(regions.iter().flat_map(|r| r.persons_by_category.keys().cloned()));
     let statuses = stat_columns::<common::EmploymentStatus>(
@@ -308,64 +299,49 @@ pub(super) async fn stats(args: StatsArgs) -> Result<(), Failure> {
             .iter()
             .flat_map(|r| r.persons_by_employment_status.keys().cloned()),
     );
-    let mut header = vec!["region".to_string(), "target".to_string()];
-    header.extend(categories.iter().chain(&statuses).map(|(_, label)| label.clone()));
-    header.push("name".to_string());
-    let rows: Vec<Vec<String>> = regions
-        .iter()
-        .map(|r| {
-            let (code, name) = r
-                .region
-                .as_ref()
-                .map_or(("-", ""), |c| (c.code.as_str(), c.display_name.as_str()));
-            let mut row = vec![code.to_string(), r.target_persons.to_string()];
-            row.extend(categories.iter().map(|(key, _)| count(&r.persons_by_category, key)));
-            row.extend(
-                statuses
-                    .iter()
-                    .map(|(key, _)| count(&r.persons_by_employment_status, key)),
-            );
-            row.push(name.to_string());
-            row
-        })
-        .collect();
-    print_table(&header, &rows);
-    Ok(())
-}
-
-fn alert_json(alert: &pb::Alert) -> Value {
-    serde_json::json!({
-        "name": alert.name,
-        "kind": enum_wire::<pb::AlertKind>(alert.kind),
-        "person": alert.person,
-        "region": alert.region,
-        "effective_date": alert.effective_date.as_ref().map(date_text),
-        "drop_basis_points": alert.drop_basis_points,
-        "create_time": stamp_json(alert.create_time.as_ref().map(|t| t.seconds)),
-        "acknowledge_time": stamp_json(alert.acknowledge_time.as_ref().map(|t| t.seconds)),
-        "acknowledge_subject": alert.acknowledge_subject,
-        "acknowledge_note": alert.acknowledge_note,
-    })
-}
-
-/// One alert as a line: name, kind, person, region, date, drop, open or acknowledged.
-fn alert_line(alert: &pb::Alert) -> String {
-    let state = if alert.acknowledge_time.is_some() {
-        "acknowledged"
-    } else {
-        "open"
+    let table = |first: &[&str], columns: &[(String, String)], counts: &dyn Fn(&pb::RegionStats) -> Vec<i64>| {
+        let mut header: Vec<String> = vec!["region".to_string()];
+        header.extend(first.iter().map(|s| (*s).to_string()));
+        header.extend(columns.iter().map(|(_, label)| label.clone()));
+        header.push("name".to_string());
+        let mut totals = vec![0_i64; first.len() + columns.len()];
+        let mut rows: Vec<Vec<String>> = regions
+            .iter()
+            .map(|r| {
+                let (code, name) = r
+                    .region
+                    .as_ref()
+                    .map_or(("-", ""), |c| (c.code.as_str(), c.display_name.as_str()));
+                let values = counts(r);
+                for (total, value) in totals.iter_mut().zip(&values) {
+                    *total += value;
+                }
+                let mut row = vec![code.to_string()];
+                row.extend(values.iter().map(i64::to_string));
+                row.push(name.to_string());
+                row
+            })
+            .collect();
+        let mut total = vec!["total".to_string()];
+        total.extend(totals.iter().map(i64::to_string));
+        total.push(String::new());
+        rows.push(total);
+        (header, rows)
     };
-    format!(
-        "{}  {}  {}  {}  {}  {}  {state}",
-        alert.name,
-        enum_label::<pb::AlertKind>(alert.kind),
-        or_dash(&alert.person),
-        or_dash(&alert.region),
-        date_or_dash(alert.effective_date.as_ref()),
-        percent(alert.drop_basis_points)
-    )
+    let by_category = table(&["target"], &categories, &|r| {
+        std::iter::once(r.target_persons)
+            .chain(categories.iter().map(|(key, _)| count(&r.persons_by_category, key)))
+            .collect()
+    });
+    let by_status = table(&[], &statuses, &|r| {
+        statuses
+            .iter()
+            .map(|(key, _)| count(&r.persons_by_employment_status, key))
+            .collect()
+    });
+    (by_category, by_status)
 }
 
-fn count(counts: &std::collections::HashMap<String, i64>, key: &str) -> String {
-    counts.get(key).copied().unwrap_or(0).to_string()
+fn count(counts: &std::collections::HashMap<String, i64>, key: &str) -> i64 {
+    counts.get(key).copied().unwrap_or(0)
 }

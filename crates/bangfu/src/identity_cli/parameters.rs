@@ -7,8 +7,9 @@ use clap::Subcommand;
 
 use super::connect_identity;
 use crate::Failure;
-use crate::client::{ClientArgs, call};
-use crate::format::{date_text, parse_date};
+use crate::client::{ClientArgs, PageArgs, call, list_pages};
+use crate::format::parse_date;
+use crate::print::{Columns, show};
 
 #[derive(Debug, Subcommand)]
 pub enum ParameterCommand {
@@ -44,47 +45,36 @@ pub enum ParameterCommand {
 }
 
 pub(super) async fn run(command: ParameterCommand) -> Result<(), Failure> {
-    let date_text = |d: &Option<common::Date>| d.as_ref().map(date_text).unwrap_or_default();
     match command {
         ParameterCommand::List { client, key } => {
             let mut identity = connect_identity(&client).await?;
-            let mut page_token = String::new();
-            loop {
-                let page = call(identity.list_parameters(pb::ListParametersRequest {
-                    filter: Some(common::ParameterFilter {
-                        key: key.clone(),
-                        ..Default::default()
-                    }),
-                    page_size: 1000,
-                    page_token,
-                }))
-                .await?;
-                for row in &page.parameters {
-                    if client.json {
-                        say!(
-                            "{}",
-                            serde_json::json!({
-                                "key": row.key, "region_prefix": row.region_prefix, "valid_from": date_text(&row.valid_from),
-                                "valid_to": date_text(&row.valid_to), "value": row.value, "source_document": row.source_document,
-                            })
-                        );
-                    } else {
-                        say!(
-                            "{}  {}  {} .. {}  {}  ({})",
-                            row.key,
-                            row.region_prefix,
-                            date_text(&row.valid_from),
-                            date_text(&row.valid_to),
-                            row.value,
-                            row.source_document
-                        );
-                    }
-                }
-                if page.next_page_token.is_empty() {
-                    return Ok(());
-                }
-                page_token = page.next_page_token;
-            }
+            let page = PageArgs {
+                page_size: 1000,
+                page_token: String::new(),
+                all: true,
+                output: None,
+            };
+            list_pages(
+                &mut identity,
+                client.output(),
+                &page,
+                &PARAMETER_ROW,
+                |identity, page_size, page_token| {
+                    let request = pb::ListParametersRequest {
+                        filter: Some(common::ParameterFilter {
+                            key: key.clone(),
+                            ..Default::default()
+                        }),
+                        page_size,
+                        page_token,
+                    };
+                    Box::pin(async move {
+                        let page = call(identity.list_parameters(request)).await?;
+                        Ok((page.parameters, page.next_page_token))
+                    })
+                },
+            )
+            .await
         }
         ParameterCommand::Set {
             client,
@@ -129,14 +119,20 @@ pub(super) async fn run(command: ParameterCommand) -> Result<(), Failure> {
                 .await?
                 .parameter
                 .unwrap_or_default();
-            say!(
-                "{} {} from {}: {}",
-                updated.key,
-                updated.region_prefix,
-                date_text(&updated.valid_from),
-                updated.value
-            );
-            Ok(())
+            show("bangfu.common.v1.Parameter", &updated, client.output().is_json())
         }
     }
 }
+
+/// One line a parameter row.
+const PARAMETER_ROW: Columns = Columns {
+    message: "bangfu.common.v1.Parameter",
+    columns: &[
+        ("key", "key"),
+        ("region", "region_prefix"),
+        ("from", "valid_from"),
+        ("to", "valid_to"),
+        ("value", "value"),
+        ("document", "source_document"),
+    ],
+};

@@ -11,7 +11,7 @@ use super::{Subsidy, batch_name, connect};
 use crate::Failure;
 use crate::client::{ClientArgs, PageArgs, Pages, call};
 use crate::format::{enum_value, optional_date, parse_date, parse_yuan, resource_name};
-use crate::print::{Columns, record, reflect, table};
+use crate::print::{Columns, Listing, record, reflect};
 
 pub(super) const NOTICE_LINE: Columns = Columns {
     message: "bangfu.subsidy.v1.PublicNoticeLine",
@@ -358,6 +358,7 @@ pub async fn notice(args: NoticeArgs) -> Result<(), Failure> {
     }
     let mut pages = Pages::new(args.page.page_size, args.page.page_token.clone(), args.page.all)?;
     let mut first = true;
+    let mut listing = Listing::to_file(args.client.output(), args.page.output.clone());
     while let Some(page_token) = pages.next_token() {
         let answer = call(subsidy.get_public_notice(pb::GetPublicNoticeRequest {
             name: format!("{name}/publicNotice"),
@@ -373,10 +374,11 @@ pub async fn notice(args: NoticeArgs) -> Result<(), Failure> {
             say!("");
         }
         first = false;
-        table(&NOTICE_LINE.rows(&lines)?, NOTICE_LINE.columns, args.client.json);
+        listing.page(&NOTICE_LINE.rows(&lines)?, NOTICE_LINE.columns);
         pages.fetched(answer.next_page_token);
     }
-    pages.finish(args.client.json);
+    listing.finish()?;
+    pages.finish(args.client.output());
     Ok(())
 }
 

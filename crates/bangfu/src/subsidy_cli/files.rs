@@ -229,18 +229,16 @@ pub async fn import_accounts(args: AccountsImportArgs) -> Result<(), Failure> {
     let shown = ACCOUNT_ROW.rows(&refused)?;
     if args.client.json {
         say!(
-            "{}",
+            "{:#}",
             serde_json::json!({
                 "rows": total,
-                "created_verified": created,
-                "created_not_verified": mismatched,
+                "createdVerified": created,
+                "createdNotVerified": mismatched,
                 "unchanged": unchanged,
                 "refused": refused.len() - mismatched,
+                "results": shown.iter().map(json).collect::<Vec<_>>(),
             })
         );
-        for result in &shown {
-            say!("{}", json(result));
-        }
     } else {
         say!(
             "{total} rows: {created} registered and verified, {mismatched} registered but not verified \
@@ -248,7 +246,7 @@ pub async fn import_accounts(args: AccountsImportArgs) -> Result<(), Failure> {
             refused.len() - mismatched
         );
         if !shown.is_empty() {
-            table(&shown, ACCOUNT_ROW.columns, false);
+            table(&shown, ACCOUNT_ROW.columns, crate::print::Output::Text)?;
         }
     }
     Ok(())
@@ -351,7 +349,7 @@ pub async fn export(args: ExportArgs) -> Result<(), Failure> {
             serde_json::json!({
                 "file": path.display().to_string(),
                 "lines": trailer.line_count,
-                "total_fen": amount,
+                "totalFen": amount,
                 "bytes": size,
                 "sha256": digest,
             })
@@ -427,15 +425,21 @@ pub async fn import_results(args: ImportResultsArgs) -> Result<(), Failure> {
     }
     let report = report.ok_or_else(|| Failure::failed("the import ended without its reconciliation report"))?;
     let shown = BANK_LINE.rows(&noted)?;
-    record(
-        &reflect("bangfu.subsidy.v1.ReconciliationReport", &report)?,
-        args.client.json,
-    );
-    if !shown.is_empty() {
-        if !args.client.json {
+    let reconciliation = reflect("bangfu.subsidy.v1.ReconciliationReport", &report)?;
+    if args.client.output().is_json() {
+        say!(
+            "{:#}",
+            serde_json::json!({
+                "report": json(&reconciliation),
+                "issues": shown.iter().map(json).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        record(&reconciliation, false);
+        if !shown.is_empty() {
             say!("");
+            table(&shown, BANK_LINE.columns, crate::print::Output::Text)?;
         }
-        table(&shown, BANK_LINE.columns, args.client.json);
     }
     if report.balanced {
         Ok(())

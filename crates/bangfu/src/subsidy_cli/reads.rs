@@ -8,7 +8,7 @@ use super::{Subsidy, batch_name, connect};
 use crate::Failure;
 use crate::client::{ClientArgs, Page, PageArgs, Pages, call, list_pages};
 use crate::format::{enum_filter, optional_date, resource_name};
-use crate::print::{Columns, table};
+use crate::print::{Columns, Listing};
 
 pub(super) const POLICY: Columns = Columns {
     message: "bangfu.subsidy.v1.Policy",
@@ -115,7 +115,7 @@ async fn list<M: prost::Message>(
     fetch: impl for<'a> Fn(&'a mut Subsidy, i32, String) -> Page<'a, M>,
 ) -> Result<(), Failure> {
     let mut subsidy = connect(client).await?;
-    list_pages(&mut subsidy, client.json, page, layout, fetch).await
+    list_pages(&mut subsidy, client.output(), page, layout, fetch).await
 }
 
 #[derive(Debug, Args)]
@@ -473,6 +473,7 @@ pub async fn statement(args: StatementArgs) -> Result<(), Failure> {
     };
     let mut subsidy = connect(&args.client).await?;
     let mut pages = Pages::new(args.page.page_size, args.page.page_token.clone(), args.page.all)?;
+    let mut listing = Listing::to_file(args.client.output(), args.page.output.clone());
     while let Some(page_token) = pages.next_token() {
         let answer = call(subsidy.get_person_statement(pb::GetPersonStatementRequest {
             person: resource_name("persons", &args.person),
@@ -485,14 +486,11 @@ pub async fn statement(args: StatementArgs) -> Result<(), Failure> {
         if !args.client.json {
             say!("{} {}", statement.person, statement.person_display_name);
         }
-        table(
-            &STATEMENT_LINE.rows(&statement.lines)?,
-            STATEMENT_LINE.columns,
-            args.client.json,
-        );
+        listing.page(&STATEMENT_LINE.rows(&statement.lines)?, STATEMENT_LINE.columns);
         pages.fetched(answer.next_page_token);
     }
-    pages.finish(args.client.json);
+    listing.finish()?;
+    pages.finish(args.client.output());
     Ok(())
 }
 

@@ -306,7 +306,7 @@ fn a_restored_backup_serves_its_persons_with_its_keys_and_refuses_another_deploy
     ]);
     assert!(found.status.success(), "{}", text(&found.stderr));
     let found: serde_json::Value = serde_json::from_slice(&found.stdout).expect("json");
-    assert_eq!(found["name_match"], "NAME_MATCH_MATCHED", "{found}");
+    assert_eq!(found["nameMatch"], "NAME_MATCH_MATCHED", "{found}");
     assert!(
         found["person"].as_str().is_some_and(|p| p.starts_with("persons/")),
         "{found}"

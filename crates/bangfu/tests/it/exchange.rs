@@ -691,8 +691,8 @@ async fn two_provinces_exchange_only_signed_logged_minimized_messages_on_postgre
         sd_admin,
         &["jobs", "postings", "--carrier", &carrier, "--json"],
     ));
-    let posting: serde_json::Value = serde_json::from_str(postings.lines().next().expect("a posting")).expect("json");
-    let posting = posting["name"].as_str().expect("name").to_string();
+    let postings: serde_json::Value = serde_json::from_str(&postings).expect("a JSON array");
+    let posting = postings[0]["name"].as_str().expect("name").to_string();
     let sd_seeker = json(against(
         &sd,
         sd_admin,

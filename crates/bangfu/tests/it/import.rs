@@ -201,17 +201,14 @@ fn a_gbk_export_lands_its_good_rows_and_returns_the_bad_ones_in_a_gbk_rejects_fi
     let out = server.import(&export.path, &[]);
     let summary = summary(&out);
     assert_eq!(summary["completed"], true);
-    assert_eq!(summary["rows_read"], 6);
+    assert_eq!(summary["rowsRead"], 6);
     assert_eq!(summary["created"], 3, "{summary}");
     assert_eq!(summary["updated"], 0);
     assert_eq!(summary["unchanged"], 0);
     assert_eq!(summary["rejected"], 3, "{summary}");
-    assert_eq!(
-        summary["rejected_before_sending"], 1,
-        "the undecodable row is never sent"
-    );
+    assert_eq!(summary["rejectedBeforeSending"], 1, "the undecodable row is never sent");
     let rejects = dir.path().join("export.rejects.csv");
-    assert_eq!(summary["rejects_file"], rejects.display().to_string());
+    assert_eq!(summary["rejectsFile"], rejects.display().to_string());
     assert!(
         text(&out.stderr).contains("备注"),
         "the unread column is named: {}",

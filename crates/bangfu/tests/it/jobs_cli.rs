@@ -149,14 +149,12 @@ fn a_county_desk_places_a_target_person_with_the_jobs_commands() {
         "{}",
         text(&imported.stderr)
     );
-    let rows: Vec<serde_json::Value> = text(&imported.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line per row"))
-        .collect();
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&text(&imported.stdout)).expect("one JSON array of the rows");
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[0]["row"], 2);
     assert_eq!(rows[0]["posting"]["title"], "服装缝纫工");
-    assert_eq!(rows[1]["posting"]["shared_across_regions"], true);
+    assert_eq!(rows[1]["posting"]["sharedAcrossRegions"], true);
     assert_eq!(rows[2]["row"], 4);
     let why = rows[2]["error"].as_str().expect("why row 4 failed");
     assert!(why.contains("wage_max"), "{why}");
@@ -173,7 +171,8 @@ fn a_county_desk_places_a_target_person_with_the_jobs_commands() {
     assert!(!again.status.success());
     assert!(text(&again.stdout).contains(&posting), "{}", text(&again.stdout));
     let postings = ok(jobs(&up, &clerk, &["postings", "--carrier", &carrier, "--json"]));
-    assert_eq!(postings.lines().count(), 2, "{postings}");
+    let postings: serde_json::Value = serde_json::from_str(&postings).expect("a JSON array");
+    assert_eq!(postings.as_array().map(Vec::len), Some(2), "{postings}");
 
     let registered = json(jobs(
         &up,
@@ -255,7 +254,7 @@ fn a_county_desk_places_a_target_person_with_the_jobs_commands() {
             "--json",
         ],
     ));
-    assert_eq!(followed["follow_up"]["still_employed"], true, "{followed}");
+    assert_eq!(followed["followUp"]["stillEmployed"], true, "{followed}");
     let listed = ok(jobs(&up, &clerk, &["placements", "--carrier", &carrier]));
     assert!(listed.contains(&placement), "{listed}");
     let shown = ok(jobs(&up, &clerk, &["placements", &placement]));
@@ -263,9 +262,9 @@ fn a_county_desk_places_a_target_person_with_the_jobs_commands() {
 
     let stats = json(jobs(&up, &clerk, &["stats", "--region-prefix", COUNTY, "--json"]));
     let counts = &stats["total"]["counts"];
-    assert_eq!(counts["target_persons_placed"], 1, "{stats}");
-    assert_eq!(counts["assistance_workshops"], 1, "{stats}");
-    assert_eq!(counts["workshop_target_persons"], 1, "{stats}");
+    assert_eq!(counts["targetPersonsPlaced"], 1, "{stats}");
+    assert_eq!(counts["assistanceWorkshops"], 1, "{stats}");
+    assert_eq!(counts["workshopTargetPersons"], 1, "{stats}");
     let form = ok(jobs(&up, &clerk, &["stats", "--region-prefix", COUNTY]));
     assert!(form.contains("脱贫人口就业") && form.contains("合计"), "{form}");
 }

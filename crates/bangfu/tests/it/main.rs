@@ -4,6 +4,7 @@ mod backup;
 mod check_config;
 mod cli;
 mod exchange;
+mod identity_cli;
 mod import;
 mod jobs_cli;
 mod logs;

@@ -196,7 +196,7 @@ async fn a_township_clerk_hires_for_a_post_with_the_posts_commands() {
         ],
     ));
     let post = created["post"]["name"].as_str().expect("name").to_string();
-    assert_eq!(created["post"]["monthly_standard"]["fen"], 50000);
+    assert_eq!(created["post"]["monthlyStandard"]["fen"], "50000");
     let listed = ok(posts(&up, &clerk, &["list"]));
     assert!(
         listed.contains("村内道路保洁员") && listed.contains("cleaning"),
@@ -260,14 +260,14 @@ async fn a_township_clerk_hires_for_a_post_with_the_posts_commands() {
             "--json",
         ],
     ));
-    let notice = proposed["hire_notice"]["name"].as_str().expect("name").to_string();
+    let notice = proposed["hireNotice"]["name"].as_str().expect("name").to_string();
     let shown = ok(posts(&up, &clerk, &["propose", &notice, "--show"]));
     assert!(shown.contains("岗**"), "{shown}");
     assert!(
         !shown.contains("37040219750101201"),
         "no citizen ID on the notice: {shown}"
     );
-    let assignment = proposed["hire_notice"]["lines"][0]["assignment"]
+    let assignment = proposed["hireNotice"]["lines"][0]["assignment"]
         .as_str()
         .expect("assignment")
         .to_string();

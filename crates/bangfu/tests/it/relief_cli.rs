@@ -233,7 +233,7 @@ async fn a_county_desk_runs_a_month_of_work_relief_with_the_relief_commands() {
         ],
     ));
     assert_eq!(
-        funded["labor_share"]["required"]["fen"], 3_000_000,
+        funded["laborShare"]["required"]["fen"], "3000000",
         "30 % of 100,000 yuan"
     );
     let listed = ok(relief(&up, &clerk, &["projects"]));
@@ -306,7 +306,7 @@ async fn a_county_desk_runs_a_month_of_work_relief_with_the_relief_commands() {
         &clerk,
         &["payroll", &project, "--month", &month, "--prepare", "--json"],
     ));
-    assert_eq!(prepared["payroll"]["total"]["fen"], 300_000, "20 days × 150 yuan");
+    assert_eq!(prepared["payroll"]["total"]["fen"], "300000", "20 days × 150 yuan");
     let payroll = prepared["payroll"]["name"].as_str().expect("name").to_string();
     let noticed = json(relief(
         &up,
@@ -348,5 +348,5 @@ async fn a_county_desk_runs_a_month_of_work_relief_with_the_relief_commands() {
         ],
     ));
     assert_eq!(stats["projects"], 1);
-    assert_eq!(stats["project_list"][0]["project_number"], "SD-CLI-001");
+    assert_eq!(stats["projectList"][0]["projectNumber"], "SD-CLI-001");
 }

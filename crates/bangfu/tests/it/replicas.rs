@@ -456,8 +456,8 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     );
     let checks: serde_json::Value = serde_json::from_slice(&peers.stdout).expect("json");
     assert_eq!(checks[0]["address"], one.addr.as_str());
-    assert_eq!(checks[0]["seen_subject"], "hr-admin");
-    assert_eq!(checks[0]["seen_acting_service"], "identity");
+    assert_eq!(checks[0]["seenSubject"], "hr-admin");
+    assert_eq!(checks[0]["seenActingService"], "identity");
 
     // Writes through both at once: creations on each, certifications on the second.
     let write = |addr: String, range: std::ops::Range<u32>, clerk: String| async move {

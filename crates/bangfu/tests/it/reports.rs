@@ -203,7 +203,7 @@ async fn a_county_files_its_quarter_from_live_numbers_and_the_city_signs_it_off(
     assert_eq!(generated["name"], report.as_str(), "{generated}");
     assert_eq!(generated["state"], "REPORT_STATE_DRAFT", "{generated}");
     assert!(
-        generated["missing_parts"].as_array().is_none_or(Vec::is_empty),
+        generated["missingParts"].as_array().is_none_or(Vec::is_empty),
         "{generated}"
     );
     assert_eq!(cell(&generated, 0, "ASSISTANCE_WORKSHOPS"), Some(1), "{generated}");
@@ -453,8 +453,8 @@ async fn a_county_files_its_quarter_from_live_numbers_and_the_city_signs_it_off(
     assert!(
         differences.iter().any(|d| d["row"] == COUNTY
             && d["column"] == "LABOR_COOPERATIVES"
-            && d["frozen_value"] == "0"
-            && d["live_value"] == "1"),
+            && d["frozenValue"] == "0"
+            && d["liveValue"] == "1"),
         "{again}"
     );
 

@@ -153,7 +153,7 @@ async fn the_client_presents_its_certificate_to_a_server_that_requires_one() {
     );
     let said = text(&untrusted.stderr);
     eprintln!("with another CA: {said}");
-    assert_eq!(untrusted.status.code(), Some(1), "{said}");
+    assert_eq!(untrusted.status.code(), Some(6), "cannot connect: exit 6. {said}");
     assert!(said.contains("certificate"), "says it is the certificate: {said}");
 }
 

@@ -175,7 +175,7 @@ fn up_serves_the_admin_token_and_stops_cleanly_on_sigterm() {
     assert!(whoami.status.success(), "{}", text(&whoami.stderr));
     let me: serde_json::Value = serde_json::from_slice(&whoami.stdout).expect("json");
     assert_eq!(me["subject"], "dev-admin");
-    assert_eq!(me["region_scope"], "*");
+    assert_eq!(me["regionScope"], "*");
 
     let health = bangfu(&["health", "--addr", &up.addr]);
     assert!(health.status.success(), "{}", text(&health.stderr));
@@ -192,8 +192,8 @@ fn up_serves_the_admin_token_and_stops_cleanly_on_sigterm() {
         .find(|c| c["caller"] == "identity" && c["peer"] == "identity")
         .expect("identity calls identity");
     assert_eq!(to_identity["reachable"], true, "{to_identity}");
-    assert_eq!(to_identity["seen_subject"], "dev-admin");
-    assert_eq!(to_identity["seen_acting_service"], "identity");
+    assert_eq!(to_identity["seenSubject"], "dev-admin");
+    assert_eq!(to_identity["seenActingService"], "identity");
 
     let status = up.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
@@ -300,10 +300,10 @@ fn an_issued_token_carries_the_department_role_and_scope_asked_for() {
     let me: serde_json::Value = serde_json::from_slice(&whoami.stdout).expect("json");
     assert_eq!(me["department"], "agri");
     assert_eq!(me["roles"][0], "reviewer");
-    assert_eq!(me["region_scope"], "370402");
+    assert_eq!(me["regionScope"], "370402");
 
     let info = bangfu(&["server-info", "--addr", &up.addr, "--token", &token]);
-    assert_eq!(info.status.code(), Some(1));
+    assert_eq!(info.status.code(), Some(5), "a permission refusal exits 5");
     assert!(
         text(&info.stderr).contains("PERMISSION_MISSING"),
         "{}",
@@ -342,7 +342,7 @@ fn the_identity_commands_register_show_and_find_a_person() {
     assert!(created.status.success(), "{}", text(&created.stderr));
     let person: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
     let name = person["name"].as_str().expect("name").to_string();
-    assert_eq!(person["citizen_id"], "1101*************X");
+    assert_eq!(person["citizenId"], "1101*************X");
     let shown = bangfu(&["identity", "get", "--addr", &up.addr, "--token-file", token_file, &name]);
     assert!(shown.status.success(), "{}", text(&shown.stderr));
     assert!(
@@ -365,7 +365,7 @@ fn the_identity_commands_register_show_and_find_a_person() {
     ]);
     let found: serde_json::Value = serde_json::from_slice(&found.stdout).expect("json");
     assert_eq!(found["person"], name.as_str());
-    assert_eq!(found["name_match"], "NAME_MATCH_MATCHED");
+    assert_eq!(found["nameMatch"], "NAME_MATCH_MATCHED");
     let bad = bangfu(&[
         "identity",
         "create",
@@ -380,7 +380,7 @@ fn the_identity_commands_register_show_and_find_a_person() {
         "--region",
         "370402001013",
     ]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2), "invalid input exits 2");
     assert!(
         text(&bad.stderr).contains("CITIZEN_ID_INVALID"),
         "{}",

@@ -36,13 +36,19 @@ impl Identity {
         if self.store.may_certify(connection, category, department).await? {
             return Ok(());
         }
+        // Say whom to ask: the clerk holding the wrong token needs the certifying department's.
+        let certifiers = self.store.certifiers(connection, category).await?.join(", ");
         Err(Problem::new(
             tonic::Code::PermissionDenied,
             ErrorReason::PermissionMissing,
-            format!("department {department:?} does not certify {}", category.as_str()),
-            "您所在部门不负责认定该类人员",
+            format!(
+                "department {department:?} does not certify {}: it is certified by {certifiers}; use a token of that department",
+                category.as_str()
+            ),
+            format!("您所在部门不负责认定该类人员，应由 {certifiers} 部门认定"),
         )
-        .with_metadata("category", category.as_str()))
+        .with_metadata("category", category.as_str())
+        .with_metadata("certified_by", &certifiers))
     }
 
     pub async fn certify_category(

@@ -151,6 +151,11 @@ async fn only_the_department_the_table_names_may_certify_a_category(backend: Bac
     .expect_err("HR does not certify poverty-alleviated persons");
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(reason_of(&status).as_deref(), Some("PERMISSION_MISSING"));
+    assert!(
+        status.message().contains("certified by agri"),
+        "the refusal names the department to ask: {}",
+        status.message()
+    );
     let mut difficulty = poverty_alleviated(date(2026, 1, 1), None);
     difficulty.category = common::PersonCategory::EmploymentDifficulty as i32;
     difficulty.certifying_body = "枣庄市市中区人社局".into();
