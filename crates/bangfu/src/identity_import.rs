@@ -32,13 +32,39 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const SNIFF_BYTES: u64 = 64 * 1024;
 const REJECT_COLUMNS: [&str; 4] = ["行号", "原因", "字段", "说明"];
 
-/// Import a CSV export of the national monitoring system; rejected rows go to a rejects file.
+/// The columns `import --help` lists: each with the names a header may give it.
+const COLUMNS_HELP: &str = "Columns (a header row names them, in any order; either name):
+  姓名 / name                        required
+  证件号码 / 身份证号 / citizen_id    required, 18 characters, as text (not a number Excel shortened)
+  行政区划代码 / 村代码 / region_code  the village's 12-digit code; or the five names below
+  省 / 市 / 县 / 乡 / 村               province, city, county, township and village names
+  户编号 / household_number
+  人口编号 / national_person_number
+  与户主关系 / relation                户主, 配偶, 子女, 父母, 孙子女, 祖父母, 兄弟姐妹, 儿媳, 女婿, 其他
+  劳动技能 / labor_skill               普通劳动力, 技能劳动力, 弱劳动力, 半劳动力, 丧失劳动力
+  务工时间（月） / months_worked       0 to 12
+  务工地点 / work_location             县内, 省内县外, 省外
+  人员类型 / categories                脱贫户, 脱贫不稳定户, 边缘易致贫户, 突发严重困难户, 易地扶贫搬迁,
+                                      滩区迁建, 就业困难人员, 低保, 特困, 残疾人 (several: separated by 、or ，)
+  认定日期 / category_start_date       2024-03-01, 20240301 or 2024/03/01
+Other columns are ignored (and named). A rejects file imports again as it is: its 行号, 原因,
+字段 and 说明 columns are left out. A sample: docs/samples/import-sample.csv.";
+
+/// Import an export of the national monitoring system; rejected rows go to a rejects file.
 #[derive(Debug, Args)]
+#[command(after_help = COLUMNS_HELP)]
 pub struct ImportArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// The CSV export, with a header row of Chinese or English column names.
+    /// The export: CSV (UTF-8 or GBK) or a workbook (.xlsx, .xls), with a header row of
+    /// Chinese or English column names (listed below).
     pub file: PathBuf,
+    /// The sheet of a workbook (default: the first).
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Exit non-zero (2) when any row was rejected, for scripts that must not go on.
+    #[arg(long)]
+    pub strict: bool,
     /// The file's encoding: utf-8, or gb18030 (gbk is read as gb18030, its superset). Default:
     /// utf-8, or gb18030 when the start of the file is not UTF-8.
     #[arg(long, value_parser = parse_encoding)]
@@ -49,7 +75,9 @@ pub struct ImportArgs {
     /// The document the import rests on (default: the file's name).
     #[arg(long)]
     pub source_document: Option<String>,
-    /// Where to write the rejected rows (default: beside the file, named NAME.rejects.csv).
+    /// Where to write the rejected rows: .xlsx for a workbook, otherwise CSV in the input's
+    /// encoding (UTF-8 with a byte-order mark, so Excel opens it). Default: beside the file,
+    /// NAME.rejects.csv (NAME.rejects.xlsx for a workbook).
     #[arg(long)]
     pub rejects: Option<PathBuf>,
     /// Rows per message, 1 to 1000.
@@ -79,19 +107,30 @@ fn parse_date_arg(value: &str) -> Result<time::Date, String> {
 
 /// Imports the file; `Ok` when the call completed, even with rejected rows.
 pub async fn run(args: ImportArgs) -> Result<(), Failure> {
-    let encoding = match args.encoding {
-        Some(InputEncoding::Utf8) => encoding_rs::UTF_8,
-        Some(InputEncoding::Gb18030) => encoding_rs::GB18030,
-        None => sniff(&args.file)?,
+    // A workbook is read as the clerk sees it and imported as UTF-8 CSV text: one pipeline.
+    let workbook = crate::table_file::is_workbook(&args.file);
+    let converted = if workbook {
+        Some(Converted::from_workbook(&args.file, args.sheet.as_deref())?)
+    } else {
+        None
     };
-    let input = Input::open(&args.file, encoding)?;
+    let file = converted.as_ref().map_or(args.file.as_path(), |c| c.path.as_path());
+    let encoding = match (args.encoding, workbook) {
+        (_, true) | (Some(InputEncoding::Utf8), false) => encoding_rs::UTF_8,
+        (Some(InputEncoding::Gb18030), false) => encoding_rs::GB18030,
+        (None, false) => sniff(file)?,
+    };
+    let input = Input::open(file, encoding)?;
     if !input.ignored.is_empty() {
         eprintln!(
             "ignoring columns this import does not read: {}",
             input.ignored.join(", ")
         );
     }
-    let rejects_path = args.rejects.clone().unwrap_or_else(|| default_rejects_path(&args.file));
+    let rejects_path = args
+        .rejects
+        .clone()
+        .unwrap_or_else(|| default_rejects_path(&args.file, workbook));
     if let (Ok(a), Ok(b)) = (std::fs::canonicalize(&args.file), std::fs::canonicalize(&rejects_path))
         && a == b
     {
@@ -113,15 +152,105 @@ pub async fn run(args: ImportArgs) -> Result<(), Failure> {
     };
     let bar = progress_bar(input.bytes);
     let started = Instant::now();
-    let (tally, stopped) = import(identity, input, first, usize::from(args.chunk_rows), &mut rejects, &bar).await;
+    let mut tally = Tally::default();
+    let importing = import(
+        identity,
+        input,
+        first,
+        usize::from(args.chunk_rows),
+        &mut rejects,
+        &bar,
+        &mut tally,
+    );
+    let stopped = tokio::select! {
+        stopped = importing => stopped,
+        // Ctrl-C: what was confirmed stays; the rows settled so far are in the rejects file.
+        Ok(()) = tokio::signal::ctrl_c() => Err(Failure::failed(format!(
+            "interrupted: {} row(s) were confirmed before Ctrl-C. To go on, run the same command again \
+             (rows already imported come back unchanged):\n  {}",
+            tally.confirmed,
+            resume_command()
+        ))),
+    };
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     // Flushed (or removed when empty) whatever stopped the import, so what was rejected is kept.
     let rejects_file = rejects.finish();
     let shown = rejects_file.as_ref().ok().and_then(Option::as_deref);
-    report(&tally, elapsed, shown, encoding, stopped.is_ok(), args.client.json);
+    report(
+        &tally,
+        elapsed,
+        shown,
+        encoding,
+        stopped.is_ok(),
+        args.client.output().is_json(),
+    );
     stopped?;
-    rejects_file.map(|_| ())
+    rejects_file?;
+    if args.strict && tally.rejected + tally.unanswered > 0 {
+        return Err(Failure::usage(format!(
+            "--strict: {} row(s) were rejected; fix them in the rejects file and import it",
+            tally.rejected + tally.unanswered
+        )));
+    }
+    Ok(())
+}
+
+/// The command line as given, quoted for a shell, to say how to resume.
+fn resume_command() -> String {
+    std::env::args()
+        .map(|arg| {
+            if !arg.is_empty() && arg.chars().all(|c| c.is_alphanumeric() || "-_./=:@,+".contains(c)) {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A workbook's sheet written out as UTF-8 CSV for the import to read, removed when dropped.
+struct Converted {
+    path: PathBuf,
+}
+
+impl Converted {
+    fn from_workbook(workbook: &Path, sheet: Option<&str>) -> Result<Self, Failure> {
+        let table = crate::table_file::read_table(workbook, sheet)?;
+        if table.iter().all(|row| row.iter().all(|cell| cell.trim().is_empty())) {
+            return Err(Failure::usage(format!(
+                "{}: the sheet is empty: it needs a header row and rows of persons",
+                workbook.display()
+            )));
+        }
+        let path = std::env::temp_dir().join(format!(
+            "bangfu-import-{}-{}.csv",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ u128::from(rand::random::<u64>())
+        ));
+        let converted = Self { path };
+        let unwritable = |e: &dyn std::fmt::Display| {
+            Failure::failed(format!(
+                "cannot write {} (the sheet as CSV): {e}",
+                converted.path.display()
+            ))
+        };
+        let mut file = File::create(&converted.path).map_err(|e| unwritable(&e))?;
+        file.write_all(UTF8_BOM).map_err(|e| unwritable(&e))?;
+        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
+        for row in &table {
+            writer.write_record(row).map_err(|e| unwritable(&e))?;
+        }
+        writer.flush().map_err(|e| unwritable(&e))?;
+        Ok(converted)
+    }
+}
+
+impl Drop for Converted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Which import row field a column fills.
@@ -193,10 +322,11 @@ struct Input {
     encoding: &'static Encoding,
     /// The header's fields as the file has them, without a byte-order mark.
     header: Vec<Vec<u8>>,
-    bom: bool,
     layout: Layout,
     ignored: Vec<String>,
     bytes: u64,
+    /// The columns a rejects file gives back: all but a previous rejects file's own four.
+    kept: Vec<usize>,
 }
 
 impl Input {
@@ -214,7 +344,6 @@ impl Input {
                 path.display()
             )));
         }
-        let bom = first.get(0).is_some_and(|field| field.starts_with(UTF8_BOM));
         let header: Vec<Vec<u8>> = first
             .iter()
             .enumerate()
@@ -238,8 +367,15 @@ impl Input {
         }
         let mut columns: Vec<(usize, Column)> = Vec::new();
         let mut ignored = Vec::new();
+        // A rejects file imported again: its own columns are neither read nor given back.
+        let kept: Vec<usize> = (0..names.len())
+            .filter(|&index| !REJECT_COLUMNS.contains(&names[index].as_str()))
+            .collect();
         for (index, name) in names.iter().enumerate() {
             let key = header_key(name);
+            if !kept.contains(&index) {
+                continue;
+            }
             match HEADERS.iter().find(|(_, known)| known.contains(&key.as_str())) {
                 Some(&(column, _)) if !columns.iter().any(|&(_, taken)| taken == column) => {
                     columns.push((index, column));
@@ -268,10 +404,10 @@ impl Input {
             reader,
             encoding,
             header,
-            bom,
             layout: Layout { columns, names },
             ignored,
             bytes,
+            kept,
         })
     }
 }
@@ -419,7 +555,16 @@ fn import_row(
             Column::NationalPersonNumber => row.national_person_number = value.to_owned(),
             Column::Name => row.display_name = value.to_owned(),
             // Spreadsheets keep an 18-digit number as text behind an apostrophe.
-            Column::CitizenId => row.citizen_id = value.trim_start_matches('\'').to_owned(),
+            Column::CitizenId => {
+                let id = value.trim_start_matches('\'');
+                if shortened_by_excel(id) {
+                    let message = format!(
+                        "“{header}”为 {id}：Excel 把身份证号当作数字，变成了科学计数法，后几位已丢失。请把该列设为“文本”格式，重新录入后再导入"
+                    );
+                    return Err(rejected("CITIZEN_ID_INVALID", header, message));
+                }
+                row.citizen_id = id.to_owned();
+            }
             Column::Region => row.registered_region = value.to_owned(),
             Column::Province => row.province_name = value.to_owned(),
             Column::City => row.city_name = value.to_owned(),
@@ -450,6 +595,21 @@ fn import_row(
         }
     }
     Ok(row)
+}
+
+/// An ID Excel took for a number and shows in scientific notation (`3.70402E+17`): its last
+/// digits are gone, so no check can save it.
+fn shortened_by_excel(value: &str) -> bool {
+    let upper = value.to_ascii_uppercase();
+    match upper.split_once('E') {
+        Some((mantissa, exponent)) => {
+            !mantissa.is_empty()
+                && mantissa.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && exponent.trim_start_matches('+').chars().all(|c| c.is_ascii_digit())
+                && !exponent.trim_start_matches('+').is_empty()
+        }
+        None => false,
+    }
 }
 
 /// Months worked: empty is none; spreadsheets sometimes write whole numbers as "6.0".
@@ -487,37 +647,83 @@ fn proto_date(date: time::Date) -> common::Date {
     }
 }
 
-/// The rows that need the clerk, in the input's encoding and columns plus why.
+/// The rows that need the clerk, in the input's encoding and columns plus why: CSV, turned
+/// into a workbook at the end when the path asks for one.
 struct Rejects {
     path: PathBuf,
+    /// Where the CSV goes: the path itself, or beside it until the workbook is written.
+    csv_path: PathBuf,
     writer: csv::Writer<File>,
     encoding: &'static Encoding,
-    width: usize,
+    kept: Vec<usize>,
+    /// The header's name of each column the server may name by its field.
+    names: Vec<(Column, String)>,
     written: u64,
 }
 
 impl Rejects {
     fn create(path: PathBuf, input: &Input) -> Result<Self, Failure> {
-        let mut file = File::create(&path).map_err(|e| unwritable(&path, e))?;
-        // Excel only takes a CSV as UTF-8 with the mark, so keep it when the input had it.
-        if input.bom {
-            file.write_all(UTF8_BOM).map_err(|e| unwritable(&path, e))?;
+        let csv_path = if crate::table_file::is_workbook(&path) {
+            path.with_extension("csv.partial")
+        } else {
+            path.clone()
+        };
+        let mut file = File::create(&csv_path).map_err(|e| unwritable(&csv_path, e))?;
+        // Excel reads a CSV without the mark as the system's code page (GBK on Chinese
+        // Windows): UTF-8 gets the mark, GBK stays as it came.
+        if input.encoding == encoding_rs::UTF_8 {
+            file.write_all(UTF8_BOM).map_err(|e| unwritable(&csv_path, e))?;
         }
         let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
         let encoding = input.encoding;
         let header = input
-            .header
+            .kept
             .iter()
-            .map(|field| Cow::Borrowed(field.as_slice()))
+            .map(|&index| Cow::Borrowed(input.header[index].as_slice()))
             .chain(REJECT_COLUMNS.into_iter().map(|name| encoding.encode(name).0));
-        writer.write_record(header).map_err(|e| unwritable(&path, e))?;
+        writer.write_record(header).map_err(|e| unwritable(&csv_path, e))?;
         Ok(Self {
-            width: input.header.len(),
+            kept: input.kept.clone(),
+            names: input
+                .layout
+                .columns
+                .iter()
+                .map(|&(index, column)| (column, input.layout.names[index].clone()))
+                .collect(),
             path,
+            csv_path,
             writer,
             encoding,
             written: 0,
         })
+    }
+
+    /// The header's name for a field the server named (`citizen_id` → `证件号码`), so that the
+    /// 字段 column names columns one way.
+    fn column_name(&self, field: String) -> String {
+        let column = match field.as_str() {
+            "display_name" => Column::Name,
+            "citizen_id" => Column::CitizenId,
+            "registered_region" => Column::Region,
+            "province_name" => Column::Province,
+            "city_name" => Column::City,
+            "county_name" => Column::County,
+            "township_name" => Column::Township,
+            "village_name" => Column::Village,
+            "household_number" => Column::HouseholdNumber,
+            "national_person_number" => Column::NationalPersonNumber,
+            "relation" => Column::Relation,
+            "labor_skill" => Column::LaborSkill,
+            "months_worked" => Column::MonthsWorked,
+            "work_location" => Column::WorkLocation,
+            "categories" => Column::Categories,
+            "category_start_date" => Column::StartDate,
+            _ => return field,
+        };
+        self.names
+            .iter()
+            .find(|(have, _)| *have == column)
+            .map_or(field, |(_, name)| name.clone())
     }
 
     /// Writes the row out if it needs the clerk, counting it.
@@ -525,7 +731,7 @@ impl Rejects {
         let (reason, field, message) = match held.verdict {
             Some(Verdict::Rejected { reason, field, message }) => {
                 tally.rejected += 1;
-                (reason, field, message)
+                (reason, self.column_name(field), message)
             }
             Some(Verdict::Unanswered) => {
                 tally.unanswered += 1;
@@ -540,14 +746,10 @@ impl Rejects {
         let number = held.row_number.to_string();
         let encoding = self.encoding;
         // The original bytes, not a re-encoding: the clerk gets back exactly what was exported.
-        let record = held
-            .raw
+        let record = self
+            .kept
             .iter()
-            .map(Cow::Borrowed)
-            .chain(std::iter::repeat_n(
-                Cow::Borrowed(&b""[..]),
-                self.width.saturating_sub(held.raw.len()),
-            ))
+            .map(|&index| Cow::Borrowed(held.raw.get(index).unwrap_or_default()))
             .chain(
                 [number.as_str(), reason.as_str(), field.as_str(), message.as_str()]
                     .into_iter()
@@ -555,7 +757,7 @@ impl Rejects {
             );
         self.writer
             .write_record(record)
-            .map_err(|e| unwritable(&self.path, e))?;
+            .map_err(|e| unwritable(&self.csv_path, e))?;
         self.written += 1;
         Ok(())
     }
@@ -564,15 +766,33 @@ impl Rejects {
     fn finish(self) -> Result<Option<PathBuf>, Failure> {
         let Self {
             path,
+            csv_path,
             mut writer,
             written,
+            encoding,
             ..
         } = self;
-        writer.flush().map_err(|e| unwritable(&path, e))?;
+        writer.flush().map_err(|e| unwritable(&csv_path, e))?;
         drop(writer);
         if written == 0 {
-            std::fs::remove_file(&path).map_err(|e| unwritable(&path, e))?;
+            std::fs::remove_file(&csv_path).map_err(|e| unwritable(&csv_path, e))?;
             return Ok(None);
+        }
+        if csv_path != path {
+            let bytes = std::fs::read(&csv_path).map_err(|e| unwritable(&csv_path, e))?;
+            let (text, _, _) = encoding.decode(&bytes);
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .has_headers(false)
+                .from_reader(text.as_bytes());
+            let mut rows = Vec::new();
+            for record in reader.records() {
+                let record = record.map_err(|e| unwritable(&csv_path, e))?;
+                rows.push(record.iter().map(str::to_string).collect::<Vec<_>>());
+            }
+            let header = if rows.is_empty() { Vec::new() } else { rows.remove(0) };
+            crate::table_file::write_table(&path, &header, &rows)?;
+            std::fs::remove_file(&csv_path).map_err(|e| unwritable(&csv_path, e))?;
         }
         Ok(Some(path))
     }
@@ -601,8 +821,8 @@ async fn import(
     chunk_rows: usize,
     rejects: &mut Rejects,
     bar: &ProgressBar,
-) -> (Tally, Result<(), Failure>) {
-    let mut tally = Tally::default();
+    tally: &mut Tally,
+) -> Result<(), Failure> {
     let Input {
         reader,
         encoding,
@@ -615,7 +835,7 @@ async fn import(
     let (request_tx, request_rx) = mpsc::channel::<pb::ImportPersonsRequest>(IN_FLIGHT + 1);
     let (response_tx, response_rx) = mpsc::channel::<pb::ImportPersonsResponse>(IN_FLIGHT);
     if request_tx.send(first).await.is_err() {
-        return (tally, Err(Failure::failed("the import could not start")));
+        return Err(Failure::failed("the import could not start"));
     }
     let call = async move {
         let mut results = identity
@@ -630,12 +850,9 @@ async fn import(
         Ok::<(), tonic::Status>(())
     };
     let limit = (IN_FLIGHT + 1) * chunk_rows;
-    let exchanging = exchange(chunk_rx, request_tx, response_rx, limit, rejects, bar, &mut tally);
+    let exchanging = exchange(chunk_rx, request_tx, response_rx, limit, rejects, bar, tally);
     let (called, exchanged) = tokio::join!(call, exchanging);
-    let leftover = match exchanged {
-        Ok(leftover) => leftover,
-        Err(failure) => return (tally, Err(failure)),
-    };
+    let leftover = exchanged?;
     // After a failed call the rows without a verdict are simply not known: importing the file
     // again settles them.
     let completed = called.is_ok();
@@ -643,16 +860,14 @@ async fn import(
         if completed && held.verdict.is_none() {
             held.verdict = Some(Verdict::Unanswered);
         }
-        if let Err(failure) = rejects.settle(held, &mut tally) {
-            return (tally, Err(failure));
-        }
+        rejects.settle(held, tally)?;
     }
     let read = reading
         .await
         .unwrap_or_else(|e| Err(Failure::failed(format!("the file reader stopped: {e}"))));
     let confirmed = tally.confirmed;
     let again = "importing the same file again is safe: rows already imported come back unchanged";
-    let result = match (called, read) {
+    match (called, read) {
         (Err(status), _) => Err(Failure::failed(format!(
             "the import stopped: {}. {confirmed} row(s) were confirmed before it stopped; {again}",
             call_failed(&status).message
@@ -669,8 +884,7 @@ async fn import(
             tally.unanswered
         ))),
         (Ok(()), Ok(true)) => Ok(()),
-    };
-    (tally, result)
+    }
 }
 
 /// Feeds chunks to the call and settles rows as their results come back, in row order. Answers
@@ -720,7 +934,7 @@ async fn exchange(
             }
         }
         flush(&mut held, rejects, tally)?;
-        bar.set_message(format!("{} rows done", tally.confirmed + tally.rejected_here));
+        show_progress(bar, tally);
     }
     // Ends the request stream, so the server finishes; and stops the reader if the call ended first.
     drop(requests);
@@ -729,7 +943,7 @@ async fn exchange(
         while let Some(response) = responses.recv().await {
             answer(response, &mut held, &mut sent, tally);
             flush(&mut held, rejects, tally)?;
-            bar.set_message(format!("{} rows done", tally.confirmed + tally.rejected_here));
+            show_progress(bar, tally);
         }
     }
     Ok(held)
@@ -786,23 +1000,39 @@ fn flush(held: &mut BTreeMap<i64, Held>, rejects: &mut Rejects, tally: &mut Tall
     Ok(())
 }
 
+/// The bar moves with the bytes read (so its ETA holds for the file); its message counts the
+/// rows the server confirmed and their rate.
 pub(crate) fn progress_bar(total_bytes: u64) -> ProgressBar {
     // A log or a pipe gets the summary only.
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{wide_bar} {bytes}/{total_bytes} {msg} [{elapsed}]") {
+    if let Ok(style) = ProgressStyle::with_template("{wide_bar} {percent}% {msg} [{elapsed}, ETA {eta}]") {
         bar.set_style(style);
     }
     bar
 }
 
-fn default_rejects_path(input: &Path) -> PathBuf {
+fn show_progress(bar: &ProgressBar, tally: &Tally) {
+    let seconds = bar.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        tally.confirmed as f64 / seconds
+    } else {
+        0.0
+    };
+    bar.set_message(format!(
+        "{} rows confirmed, {} rejected here, {rate:.0} rows/s",
+        tally.confirmed, tally.rejected_here
+    ));
+}
+
+fn default_rejects_path(input: &Path, workbook: bool) -> PathBuf {
     let stem = input
         .file_stem()
         .map_or_else(|| "import".to_owned(), |stem| stem.to_string_lossy().into_owned());
-    input.with_file_name(format!("{stem}.rejects.csv"))
+    let extension = if workbook { "xlsx" } else { "csv" };
+    input.with_file_name(format!("{stem}.rejects.{extension}"))
 }
 
 fn report(

@@ -45,12 +45,27 @@ pub(crate) fn read_table(path: &std::path::Path, sheet: Option<&str>) -> Result<
         .collect()
 }
 
-/// A workbook cell as the text a clerk sees: whole numbers without ".0".
+/// A workbook cell as the text a clerk sees: whole numbers without ".0"; a number of 16 or
+/// more digits as Excel shows it (`3.70402E+17`), since a number that long has already lost its
+/// last digits (an 18-digit ID typed into a number cell) and must not pass for the ID.
 fn cell_text(cell: &calamine::Data) -> String {
     match cell {
-        calamine::Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        calamine::Data::Float(f) if f.abs() >= 1e15 => excel_scientific(*f),
+        calamine::Data::Int(i) if i.unsigned_abs() >= 1_000_000_000_000_000 => excel_scientific(*i as f64),
+        calamine::Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
         calamine::Data::Empty => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// `3.70402E+17`, as Excel's General format shows a long number.
+fn excel_scientific(value: f64) -> String {
+    let text = format!("{value:.5E}");
+    let (mantissa, exponent) = text.split_once('E').unwrap_or((&text, "0"));
+    let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+    match exponent.strip_prefix('-') {
+        Some(negative) => format!("{mantissa}E-{negative:0>2}"),
+        None => format!("{mantissa}E+{exponent:0>2}"),
     }
 }
 
@@ -96,4 +111,23 @@ pub(crate) fn is_workbook(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "xlsx" | "xlsm" | "xls"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_number_reads_as_excel_shows_it_and_a_short_one_whole() {
+        assert_eq!(
+            cell_text(&calamine::Data::Float(370_402_198_001_011_000.0)),
+            "3.70402E+17"
+        );
+        assert_eq!(cell_text(&calamine::Data::Float(3_704_020_010_130.0)), "3704020010130");
+        assert_eq!(cell_text(&calamine::Data::Float(2.5)), "2.5");
+        assert_eq!(
+            cell_text(&calamine::Data::String("37040219800101001X".into())),
+            "37040219800101001X"
+        );
+    }
 }

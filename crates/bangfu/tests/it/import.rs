@@ -186,6 +186,11 @@ fn assert_rejects_file(path: &Path, export: &Export) {
     // The undecodable name comes back byte for byte, for the clerk to correct.
     assert_eq!(&rows[1][1], export.garbled_name.as_slice());
     assert_eq!(strict_gb18030(&rows[1][7]), "姓名", "the column at fault");
+    assert_eq!(
+        strict_gb18030(&rows[0][7]),
+        "身份证号码",
+        "the server's refusal names the column as the file's header does"
+    );
     assert_eq!(&rows[2][2], export.good[0].as_bytes());
     for row in rows {
         assert!(!strict_gb18030(&row[8]).is_empty(), "every rejected row says why");
@@ -262,4 +267,159 @@ fn an_export_without_a_citizen_id_column_is_refused_naming_it_and_the_headers_fo
     assert!(stderr.contains("证件号码"), "{stderr}");
     assert!(stderr.contains("姓名, 村代码"), "{stderr}");
     assert!(!dir.path().join("no-ids.rejects.csv").exists());
+}
+
+/// A clerk's workbook: a good row, an ID Excel stored as a number, a formula's error where an
+/// ID should be, a merged cell, a blank row.
+fn write_workbook(path: &Path) -> String {
+    let good = citizen_id("37040219800101001");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let header = ["姓名", "证件号码", "行政区划代码", "与户主关系"];
+    for (column, name) in header.iter().enumerate() {
+        sheet.write_string(0, column as u16, *name).expect("header");
+    }
+    sheet.write_string(1, 0, "张三").expect("cell");
+    sheet.write_string(1, 1, &good).expect("cell");
+    sheet.write_string(1, 2, "370402001013").expect("cell");
+    sheet.write_string(2, 0, "李四").expect("cell");
+    sheet
+        .write_number(2, 1, 370_402_198_001_010_020.0)
+        .expect("an ID typed as a number");
+    sheet.write_string(2, 2, "370402001013").expect("cell");
+    sheet.write_string(3, 0, "王五").expect("cell");
+    sheet
+        .write_formula(3, 1, rust_xlsxwriter::Formula::new("=1/0").set_result("#DIV/0!"))
+        .expect("a formula");
+    sheet.write_string(3, 2, "370402001013").expect("cell");
+    let merged = rust_xlsxwriter::Format::new();
+    sheet.merge_range(4, 0, 5, 0, "赵六", &merged).expect("merged");
+    sheet.write_string(4, 1, citizen_id("37040219800101003")).expect("cell");
+    sheet.write_string(4, 2, "370402001013").expect("cell");
+    sheet.write_string(5, 1, citizen_id("37040219800101004")).expect("cell");
+    sheet.write_string(5, 2, "370402001013").expect("cell");
+    workbook.save(path).expect("save the workbook");
+    good
+}
+
+#[test]
+fn a_workbook_imports_directly_and_its_bad_rows_come_back_in_a_workbook() {
+    use calamine::{Reader, Xlsx, open_workbook};
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&dir.path().join("data"));
+    let path = dir.path().join("花名册.xlsx");
+    write_workbook(&path);
+
+    let out = server.import(&path, &[]);
+    let summary = summary(&out);
+    let rejects = dir.path().join("花名册.rejects.xlsx");
+    assert_eq!(summary["rejectsFile"], rejects.display().to_string());
+    let mut workbook: Xlsx<_> = open_workbook(&rejects).expect("the rejects come back as a workbook");
+    let sheet = workbook.worksheet_range_at(0).expect("a sheet").expect("readable");
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|row| row.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(summary["rowsRead"], 5, "{summary}");
+    assert_eq!(
+        summary["created"], 2,
+        "the good row and the first of the merged rows: {summary} {rows:?}"
+    );
+    assert_eq!(summary["rejected"], 3, "{summary}");
+    assert_eq!(
+        rows[0],
+        [
+            "姓名",
+            "证件号码",
+            "行政区划代码",
+            "与户主关系",
+            "行号",
+            "原因",
+            "字段",
+            "说明"
+        ]
+    );
+    assert_eq!(rows[1][0], "李四");
+    assert_eq!(rows[1][1], "3.70402E+17", "as Excel shows it");
+    assert_eq!(rows[1][4], "3");
+    assert!(
+        rows[1][7].contains("文本"),
+        "the hint says to make the column text: {:?}",
+        rows[1]
+    );
+    assert_eq!(rows[2][0], "王五");
+    assert_eq!(rows[2][6], "证件号码", "{:?}", rows[2]);
+    assert_eq!(
+        rows[3][0], "",
+        "the merged cell's second row has no name: {:?}",
+        rows[3]
+    );
+    assert_eq!(rows[3][6], "姓名", "{:?}", rows[3]);
+
+    // --strict: the same workbook again fails the run, creating nothing twice.
+    let strict = server.import(&path, &["--strict"]);
+    assert_eq!(strict.status.code(), Some(2), "{}", text(&strict.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&strict.stdout).expect("the summary still");
+    assert_eq!(again["created"], 0, "{again}");
+    assert_eq!(again["unchanged"], 2, "{again}");
+}
+
+#[test]
+fn a_utf8_rejects_file_opens_in_excel_and_imports_again_without_doubling_its_columns() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&dir.path().join("data"));
+    let path = dir.path().join("list.csv");
+    let wrong = {
+        let valid = citizen_id("37040219800101005");
+        format!("{}{}", &valid[..17], if valid.ends_with('0') { '1' } else { '0' })
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "姓名,身份证号,村代码\n张三,{},370402001013\n李四,{wrong},370402001013\n",
+            citizen_id("37040219800101001")
+        ),
+    )
+    .expect("write");
+    let first = summary(&server.import(&path, &[]));
+    assert_eq!(first["rejected"], 1, "{first}");
+    let rejects = dir.path().join("list.rejects.csv");
+    let bytes = std::fs::read(&rejects).expect("rejects");
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "UTF-8 with the mark Excel needs");
+    // Imported as it is (nothing fixed): the second rejects file has the columns once.
+    let again_path = dir.path().join("list.rejects.again.csv");
+    let again = summary(&server.import(&rejects, &["--rejects", again_path.to_str().expect("path")]));
+    assert_eq!(again["rejected"], 1, "{again}");
+    let text = String::from_utf8(std::fs::read(&again_path).expect("again")).expect("utf-8");
+    let header = text.trim_start_matches('\u{feff}').lines().next().expect("header");
+    assert_eq!(header, "姓名,身份证号,村代码,行号,原因,字段,说明");
+    let row = text.lines().nth(1).expect("the row");
+    assert!(
+        row.contains(",身份证号,"),
+        "the 字段 column names the header's column: {row}"
+    );
+}
+
+#[test]
+fn an_empty_sheet_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("empty.xlsx");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    workbook.add_worksheet();
+    workbook.save(&path).expect("save");
+    let mut command = Command::new(BANGFU);
+    command
+        .args([
+            "identity",
+            "import",
+            "--addr",
+            "http://127.0.0.1:9",
+            "--token",
+            "unused",
+        ])
+        .arg(path.as_path())
+        .args(["--export-date", "2025-06-30"]);
+    let out = finish(command, dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("empty"), "{}", text(&out.stderr));
 }

@@ -14,8 +14,10 @@ pub fn relation(text: &str) -> Option<HouseholdRelation> {
     let relation = match word {
         "户主" | "本人" => HouseholdRelation::Head,
         "配偶" | "妻" | "夫" | "妻子" | "丈夫" => HouseholdRelation::Spouse,
-        "子" | "女" | "儿子" | "女儿" | "独生子" | "独生女" | "长子" | "次子" | "三子" | "长女" | "次女" | "三女"
-        | "养子" | "养女" | "继子" | "继女" | "其他儿子" | "其他女儿" => HouseholdRelation::Child,
+        "子" | "女" | "子女" | "儿子" | "女儿" | "独生子" | "独生女" | "长子" | "次子" | "三子" | "长女" | "次女"
+        | "三女" | "养子" | "养女" | "继子" | "继女" | "其他儿子" | "其他女儿" => {
+            HouseholdRelation::Child
+        }
         "父" | "母" | "父亲" | "母亲" | "父母" | "公公" | "婆婆" | "岳父" | "岳母" => {
             HouseholdRelation::Parent
         }
@@ -112,6 +114,7 @@ mod tests {
     #[test]
     fn relations_are_read_with_and_without_the_possessive() {
         assert_eq!(relation("户主"), Some(HouseholdRelation::Head));
+        assert_eq!(relation("子女"), Some(HouseholdRelation::Child));
         assert_eq!(relation("之子"), Some(HouseholdRelation::Child));
         assert_eq!(relation(" 之女 "), Some(HouseholdRelation::Child));
         assert_eq!(relation("之儿媳"), Some(HouseholdRelation::ChildInLaw));
