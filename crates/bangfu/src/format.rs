@@ -244,10 +244,21 @@ pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
     }
 }
 
-/// The numbers of `YYYY-MM` or `YYYY-MM-DD`: a 4-digit year, then 1- or 2-digit parts.
+/// The numbers of a date or a month as clerks and exports write them: `2026-01-31`,
+/// `2026/1/31`, `2026.01.31`, `20260131` (`2026-01`, `2026/1`, `202601` for a month); a time
+/// after a date is ignored. A 4-digit year, then 1- or 2-digit parts.
 pub(crate) fn date_numbers(text: &str) -> Option<Vec<i32>> {
+    let text = text.split_whitespace().next()?;
+    let text = text.split_once('T').map_or(text, |(day, _)| day);
+    if text.bytes().all(|b| b.is_ascii_digit()) && matches!(text.len(), 6 | 8) {
+        let part = |range: std::ops::Range<usize>| text.get(range)?.parse::<i32>().ok();
+        return match text.len() {
+            8 => Some(vec![part(0..4)?, part(4..6)?, part(6..8)?]),
+            _ => Some(vec![part(0..4)?, part(4..6)?]),
+        };
+    }
     let mut numbers = Vec::new();
-    for (index, part) in text.trim().split('-').enumerate() {
+    for (index, part) in text.split(['-', '/', '.']).enumerate() {
         let width = if index == 0 { 4..=4 } else { 1..=2 };
         if !width.contains(&part.len()) || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -265,13 +276,57 @@ pub(crate) fn calendar_date(year: i32, month: i32, day: i32) -> Option<time::Dat
     time::Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()
 }
 
-/// A `YYYY-MM-DD` flag as a business date.
-pub(crate) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
+/// A day as clerks and exports write it (see [`date_numbers`]): the one date parser of every
+/// flag and of the dates in imported files.
+pub(crate) fn day_of(text: &str) -> Option<time::Date> {
     match date_numbers(text).as_deref() {
-        Some(&[year, month, day]) if calendar_date(year, month, day).is_some() => Ok(common::Date { year, month, day }),
-        _ => Err(Failure::usage(format!(
-            "{flag} {text:?} is not a date: give YYYY-MM-DD, e.g. 2025-03-31"
+        Some(&[year, month, day]) => calendar_date(year, month, day),
+        _ => None,
+    }
+}
+
+/// A date flag as a business date.
+pub(crate) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
+    match day_of(text) {
+        Some(day) => Ok(wire_date(day)),
+        None => Err(Failure::usage(format!(
+            "{flag} {text:?} is not a date: give YYYY-MM-DD, e.g. 2025-03-31 (2025/3/31 and 20250331 are read too)"
         ))),
+    }
+}
+
+/// A date flag for something that has happened (a death, an export made): a day after today
+/// (UTC+8) is refused before any work is done.
+pub(crate) fn parse_past_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
+    parse_past_day(flag, text).map(wire_date)
+}
+
+/// [`parse_past_date`] as a calendar day.
+pub(crate) fn parse_past_day(flag: &str, text: &str) -> Result<time::Date, Failure> {
+    let date = parse_date(flag, text)?;
+    if (date.year, date.month, date.day) > today_numbers() {
+        return Err(Failure::usage(format!(
+            "{flag} {} is in the future: it records what has happened",
+            date_text(&date)
+        )));
+    }
+    calendar_date(date.year, date.month, date.day)
+        .ok_or_else(|| Failure::usage(format!("{flag} {text:?} is not a date")))
+}
+
+/// Today in UTC+8, the business calendar, as (year, month, day).
+fn today_numbers() -> (i32, i32, i32) {
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_whole_seconds(CHINA_OFFSET_SECONDS as i32).unwrap_or(time::UtcOffset::UTC))
+        .date();
+    (today.year(), i32::from(u8::from(today.month())), i32::from(today.day()))
+}
+
+pub(crate) fn wire_date(day: time::Date) -> common::Date {
+    common::Date {
+        year: day.year(),
+        month: i32::from(u8::from(day.month())),
+        day: i32::from(day.day()),
     }
 }
 
@@ -287,6 +342,20 @@ pub(crate) fn parse_month(flag: &str, text: &str) -> Result<common::YearMonth, F
             "{flag} {text:?} is not a month: give YYYY-MM, e.g. 2025-03"
         ))),
     }
+}
+
+/// A month flag for something that has happened (a month's income): a month after this one
+/// is refused before any work is done.
+pub(crate) fn parse_past_month(flag: &str, text: &str) -> Result<common::YearMonth, Failure> {
+    let month = parse_month(flag, text)?;
+    let (year, this_month, _) = today_numbers();
+    if (month.year, month.month) > (year, this_month) {
+        return Err(Failure::usage(format!(
+            "{flag} {:04}-{:02} is in the future: it records what has happened",
+            month.year, month.month
+        )));
+    }
+    Ok(month)
 }
 
 /// Refuses a last day before the first.
@@ -385,6 +454,38 @@ pub(crate) fn yuan_text(fen: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_date_flag_reads_the_forms_clerks_write_and_refuses_the_future_where_it_must() {
+        for text in [
+            "2026-01-31",
+            "2026/1/31",
+            "2026.01.31",
+            "20260131",
+            "2026-01-31 08:00:00",
+        ] {
+            assert_eq!(
+                parse_date("--from", text).ok(),
+                Some(common::Date {
+                    year: 2026,
+                    month: 1,
+                    day: 31
+                }),
+                "{text}"
+            );
+        }
+        for text in ["2026-02-30", "26-01-31", "2026-1-1-1", "", "tomorrow"] {
+            assert!(parse_date("--from", text).is_err(), "{text}");
+        }
+        assert!(parse_past_date("--export-date", "2020-01-01").is_ok());
+        let refused = parse_past_date("--export-date", "2999-01-01").expect_err("in the future");
+        assert!(refused.message.contains("future"), "{}", refused.message);
+        assert!(parse_past_month("--month", "2999-01").is_err());
+        assert_eq!(
+            parse_month("--month", "2026/3").ok(),
+            Some(common::YearMonth { year: 2026, month: 3 })
+        );
+    }
 
     #[test]
     fn every_enum_the_flags_take_is_named_as_the_contract_names_it() {

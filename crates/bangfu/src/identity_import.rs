@@ -11,7 +11,6 @@ use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use clap::Args;
@@ -101,8 +100,9 @@ pub(crate) fn parse_encoding(value: &str) -> Result<InputEncoding, String> {
     }
 }
 
+/// The export date: the one date parser of every flag, and not a day after today.
 fn parse_date_arg(value: &str) -> Result<time::Date, String> {
-    parse_date(value.trim()).ok_or_else(|| format!("{value:?} is not a date like 2025-06-30"))
+    crate::format::parse_past_day("--export-date", value).map_err(|failure| failure.message)
 }
 
 /// Imports the file; `Ok` when the call completed, even with rejected rows.
@@ -146,7 +146,7 @@ pub async fn run(args: ImportArgs) -> Result<(), Failure> {
     let identity = IdentityServiceClient::new(authorized(&args.client).await?);
     let mut rejects = Rejects::create(rejects_path, &input)?;
     let first = pb::ImportPersonsRequest {
-        export_date: Some(proto_date(args.export_date)),
+        export_date: Some(crate::format::wire_date(args.export_date)),
         source_document,
         rows: Vec::new(),
     };
@@ -586,11 +586,11 @@ fn import_row(
             }
             Column::StartDate if value.is_empty() => {}
             Column::StartDate => {
-                let date = parse_date(value).ok_or_else(|| {
+                let date = crate::format::day_of(value).ok_or_else(|| {
                     let message = format!("“{header}”应为日期，如 2024-03-01、20240301 或 2024/03/01，现为“{value}”");
                     rejected("FIELD_INVALID", header, message)
                 })?;
-                row.category_start_date = Some(proto_date(date));
+                row.category_start_date = Some(crate::format::wire_date(date));
             }
         }
     }
@@ -619,32 +619,6 @@ fn parse_months(value: &str) -> Option<i32> {
     }
     let months: i32 = value.strip_suffix(".0").unwrap_or(value).parse().ok()?;
     (0..=12).contains(&months).then_some(months)
-}
-
-/// Dates as exports and spreadsheets write them: 2024-03-01, 20240301, 2024/3/1; a time after
-/// the date is ignored.
-fn parse_date(value: &str) -> Option<time::Date> {
-    let day = value.split_whitespace().next()?;
-    let (year, month, dom) = if day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()) {
-        (&day[..4], &day[4..6], &day[6..])
-    } else {
-        let mut parts = day.split(['-', '/', '.']);
-        let found = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        found
-    };
-    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
-    time::Date::from_calendar_date(year.parse().ok()?, month, dom.parse().ok()?).ok()
-}
-
-fn proto_date(date: time::Date) -> common::Date {
-    common::Date {
-        year: date.year(),
-        month: i32::from(u8::from(date.month())),
-        day: i32::from(date.day()),
-    }
 }
 
 /// The rows that need the clerk, in the input's encoding and columns plus why: CSV, turned

@@ -139,13 +139,31 @@ enum Command {
     /// Print who may call what: every method, its permission, and the roles and services
     /// holding it (Markdown; the same as PERMISSIONS.md).
     Permissions,
+    /// Print the shell completion script: `bangfu completion bash > /etc/bash_completion.d/bangfu`,
+    /// or in PowerShell `bangfu completion powershell | Out-String | Invoke-Expression`.
+    Completion {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output, or with --out write one page for each
+    /// command into a folder (`man -l bangfu.1`).
+    Man {
+        /// The folder to write bangfu.1, bangfu-identity.1, … into.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// See [`say!`].
 pub fn print_line(text: &str) {
+    print_bytes(format!("{text}\n").as_bytes());
+}
+
+/// Writes to standard output; a closed pipe ends the command quietly, as [`say!`] does.
+pub fn print_bytes(bytes: &[u8]) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(error) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+    if let Err(error) = out.write_all(bytes).and_then(|()| out.flush()) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -187,6 +205,14 @@ fn main() -> ExitCode {
                 print_line(permissions::render().trim_end());
                 Ok(())
             }
+            Command::Completion { shell } => {
+                let mut command = <Cli as clap::CommandFactory>::command();
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut command, "bangfu", &mut script);
+                print_bytes(&script);
+                Ok(())
+            }
+            Command::Man { out } => manual(out),
             Command::Identity { command } => identity_cli::run(command).await,
             Command::Subsidy { command } => subsidy_cli::run(command).await,
             Command::Posts { command } => posts_cli::run(command).await,
@@ -205,6 +231,28 @@ fn main() -> ExitCode {
                 eprintln!("error: {}", failure.message);
             }
             ExitCode::from(failure.exit_code)
+        }
+    }
+}
+
+/// `bangfu man`: the manual from the same definitions as `--help`.
+fn manual(out: Option<PathBuf>) -> Result<(), Failure> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| clap_mangen::generate_to(command, &dir))
+                .map_err(|e| Failure::failed(format!("cannot write the manual into {}: {e}", dir.display())))?;
+            eprintln!("manual pages written to {}", dir.display());
+            Ok(())
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Failure::failed(format!("cannot write the manual: {e}")))?;
+            print_bytes(&page);
+            Ok(())
         }
     }
 }

@@ -342,6 +342,7 @@ fn not_built(service: &str) -> Failure {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = serve_environment())]
 pub struct ServeArgs {
     /// The service to run: identity, jobs, welfare_post, work_relief, subsidy, exchange or reports.
     pub service: String,
@@ -353,6 +354,36 @@ pub struct ServeArgs {
     /// a deployment's configuration away from its database, as CI does).
     #[arg(long, requires = "check_config")]
     pub offline: bool,
+}
+
+/// The environment `serve` reads, listed under `serve --help`: the names are asked of the
+/// configuration and peer readers themselves, so the list cannot drift from what they read.
+fn serve_environment() -> String {
+    let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let record = |name: &str| {
+        asked.borrow_mut().insert(name.to_string());
+        None
+    };
+    let _ = Config::from_lookup(record);
+    let _ =
+        bangfu_platform::peers::Peers::from_lookup(record, None, None, bangfu_platform::peers::PeerSettings::default());
+    let mut names = asked.into_inner();
+    // Read where the process starts, not by the readers above.
+    names.extend(
+        [
+            "BANGFU_EXCHANGE_CONFIG",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_SERVICE_NAME",
+            "NO_COLOR",
+        ]
+        .into_iter()
+        .map(String::from),
+    );
+    let mut text = String::from("Environment (README, \"Configuration\", says what each does):\n");
+    for name in names {
+        text.push_str(&format!("  {name}\n"));
+    }
+    text
 }
 
 /// `bangfu serve <service>`: one service, configured from the environment, as containers run it.

@@ -10,7 +10,7 @@ use crate::Failure;
 use crate::client::PageArgs;
 use crate::client::{ClientArgs, call, list_pages, print_rows};
 use crate::format::{
-    check_order, enum_filter, enum_value, optional_date, parse_date, parse_month, parse_yuan, print_table,
+    check_order, enum_filter, enum_value, optional_date, parse_date, parse_past_month, parse_yuan, print_table,
     resource_name, stat_columns, yuan_text,
 };
 use crate::print::{Columns, Output, show, table};
@@ -142,7 +142,7 @@ pub(super) async fn employment(args: EmploymentArgs) -> Result<(), Failure> {
 }
 
 pub(super) async fn income(args: IncomeArgs) -> Result<(), Failure> {
-    let month = parse_month("--month", &args.month)?;
+    let month = parse_past_month("--month", &args.month)?;
     let month_text = format!("{:04}-{:02}", month.year, month.month);
     let fen = parse_yuan("--yuan", &args.yuan)?;
     let person = resource_name("persons", &args.person);

@@ -10,7 +10,7 @@ use clap::Args;
 use super::{Identity, connect_identity};
 use crate::Failure;
 use crate::client::{ClientArgs, PageArgs, call, list_pages};
-use crate::format::{enum_filter, enum_value, optional_date, parse_date, resource_name};
+use crate::format::{enum_filter, enum_value, optional_date, parse_past_date, resource_name};
 use crate::print::{Columns, Output, show};
 
 /// BatchLookupPersons takes at most this many citizen IDs a call.
@@ -310,11 +310,11 @@ pub(super) async fn update(args: UpdateArgs) -> Result<(), Failure> {
         set("retirement_track");
     }
     if let Some(day) = args.death_date {
-        person.death_date = Some(parse_date("--death-date", &day)?);
+        person.death_date = Some(parse_past_date("--death-date", &day)?);
         set("death_date");
     }
     if let Some(day) = args.moved_away_date {
-        person.moved_away_date = Some(parse_date("--moved-away-date", &day)?);
+        person.moved_away_date = Some(parse_past_date("--moved-away-date", &day)?);
         set("moved_away_date");
     }
     if paths.is_empty() {

@@ -274,3 +274,67 @@ fn an_integrator_looks_up_a_file_of_ids_and_lists_as_json_and_workbooks() {
     );
     assert_eq!(stats.lines().filter(|l| l.starts_with("total")).count(), 2, "{stats}");
 }
+
+#[test]
+fn the_binary_completes_has_a_manual_suggests_and_refuses_a_future_date_before_any_call() {
+    let bangfu = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bangfu"))
+            .args(args)
+            .output()
+            .expect("run bangfu")
+    };
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = ok(bangfu(&["completion", shell]));
+        assert!(script.contains("identity"), "{shell}: {script}");
+    }
+    let manual = ok(bangfu(&["man"]));
+    assert!(manual.contains(".TH bangfu 1"), "{manual}");
+    let typo = bangfu(&["identiy", "list"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("'identity'"),
+        "did you mean: {}",
+        text(&typo.stderr)
+    );
+    let serve = ok(bangfu(&["serve", "--help"]));
+    for variable in [
+        "DATABASE_URL",
+        "BANGFU_LISTEN",
+        "BANGFU_PEER_IDENTITY",
+        "BANGFU_TLS_CERT",
+    ] {
+        assert!(serve.contains(variable), "serve --help lists {variable}: {serve}");
+    }
+    // Nothing listens on port 9: a refusal there proves no call was made.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("x.csv");
+    std::fs::write(&file, "姓名,证件号码\n").expect("write");
+    let future = bangfu(&[
+        "identity",
+        "import",
+        file.to_str().expect("path"),
+        "--export-date",
+        "2999/01/31",
+        "--addr",
+        "127.0.0.1:9",
+        "--token",
+        "unused",
+    ]);
+    assert_eq!(future.status.code(), Some(2));
+    assert!(text(&future.stderr).contains("future"), "{}", text(&future.stderr));
+    let unreachable = bangfu(&["identity", "list", "--addr", "127.0.0.1:9", "--token", "t", "--json"]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(6),
+        "unavailable: {}",
+        text(&unreachable.stderr)
+    );
+    let error: serde_json::Value = serde_json::from_slice(&unreachable.stderr).expect("JSON on stderr");
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing listens there"),
+        "{error}"
+    );
+}
