@@ -23,6 +23,7 @@ mod client;
 mod deploy;
 mod exchange_cli;
 mod format;
+mod help_text;
 mod identity_cli;
 mod identity_import;
 mod jobs_cli;
@@ -178,7 +179,12 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = help_text::localized(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

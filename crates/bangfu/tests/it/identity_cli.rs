@@ -280,6 +280,9 @@ fn the_binary_completes_has_a_manual_suggests_and_refuses_a_future_date_before_a
     let bangfu = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_bangfu"))
             .args(args)
+            .env("LANG", "C.UTF-8")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
             .output()
             .expect("run bangfu")
     };
@@ -287,6 +290,20 @@ fn the_binary_completes_has_a_manual_suggests_and_refuses_a_future_date_before_a
         let script = ok(bangfu(&["completion", shell]));
         assert!(script.contains("identity"), "{shell}: {script}");
     }
+    let chinese = std::process::Command::new(env!("CARGO_BIN_EXE_bangfu"))
+        .args(["identity", "--help"])
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .output()
+        .expect("run bangfu");
+    let chinese = ok(chinese);
+    assert!(
+        chinese.contains("登记一名人员"),
+        "--help in Chinese under a Chinese locale: {chinese}"
+    );
+    let english = ok(bangfu(&["identity", "--help"]));
+    assert!(english.contains("Register a person"), "{english}");
     let manual = ok(bangfu(&["man"]));
     assert!(manual.contains(".TH bangfu 1"), "{manual}");
     let typo = bangfu(&["identiy", "list"]);

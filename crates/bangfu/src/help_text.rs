@@ -1,0 +1,93 @@
+//! `--help` in the user's language: the English texts are the doc comments clap derives; a
+//! catalogue per language (`locales/zh-CN.json`) replaces them by command path (`identity
+//! get`) and argument (`identity get purpose`, or `addr` for a flag every command shares).
+//! A text the catalogue lacks stays English, so a command added without its translation is
+//! still explained.
+
+use std::collections::HashMap;
+
+use clap::Command;
+
+/// One language's texts: what each command is for, and each argument's help.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Catalogue {
+    commands: HashMap<String, String>,
+    arguments: HashMap<String, String>,
+}
+
+const ZH_CN: &str = include_str!("../locales/zh-CN.json");
+
+/// The command with its help in the user's language (Chinese under a Chinese locale).
+pub fn localized(command: Command) -> Command {
+    if !crate::terms::chinese_locale() {
+        return command;
+    }
+    match serde_json::from_str::<Catalogue>(ZH_CN) {
+        Ok(catalogue) => translate(command, "", &catalogue),
+        Err(_) => command,
+    }
+}
+
+fn translate(mut command: Command, path: &str, catalogue: &Catalogue) -> Command {
+    if let Some(text) = catalogue.commands.get(path) {
+        command = command.about(text.clone()).long_about(None);
+    }
+    let arguments: Vec<String> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
+    for id in arguments {
+        let specific = if path.is_empty() {
+            id.clone()
+        } else {
+            format!("{path} {id}")
+        };
+        if let Some(text) = catalogue
+            .arguments
+            .get(&specific)
+            .or_else(|| catalogue.arguments.get(&id))
+        {
+            let text = text.clone();
+            command = command.mut_arg(id, |argument| argument.help(text).long_help(None));
+        }
+    }
+    let subcommands: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for name in subcommands {
+        let child = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path} {name}")
+        };
+        command = command.mut_subcommand(name, |sub| translate(sub, &child, catalogue));
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_of_the_catalogue_names_a_command_or_argument_that_exists() {
+        let catalogue: Catalogue = serde_json::from_str(ZH_CN).expect("the catalogue is JSON");
+        let root = <crate::Cli as clap::CommandFactory>::command();
+        let find = |path: &str| {
+            let mut command = &root;
+            for name in path.split_whitespace() {
+                command = command.find_subcommand(name)?;
+            }
+            Some(command)
+        };
+        for path in catalogue.commands.keys() {
+            assert!(find(path).is_some(), "no command {path:?}");
+        }
+        for key in catalogue.arguments.keys() {
+            let (path, id) = key.rsplit_once(' ').unwrap_or(("", key));
+            if path.is_empty() {
+                continue;
+            }
+            let command = find(path).unwrap_or_else(|| panic!("no command {path:?}"));
+            assert!(
+                command.get_arguments().any(|a| a.get_id() == id),
+                "{path} has no argument {id}"
+            );
+        }
+    }
+}
