@@ -99,6 +99,7 @@ async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
     })?;
     let identity = client_identity(args)?;
     let https = args.addr.starts_with("https://");
+    PLAINTEXT.store(!https, std::sync::atomic::Ordering::Relaxed);
     if identity.is_some() && !https {
         return Err(Failure::usage(format!(
             "client certificates need an https:// address, and --addr is {}",
@@ -241,9 +242,20 @@ pub async fn authorized(args: &ClientArgs) -> Result<Authorized, Failure> {
 /// server says what most often causes that over TLS: with TLS 1.3 a server that requires client
 /// certificates turns a client without one away only after the handshake, so the refusal
 /// reaches the client as a closed connection and not as an error naming the certificate.
+/// Whether this command connected without TLS: a call that then fails in the connection most
+/// often went to a TLS port.
+static PLAINTEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn call_failed(status: &tonic::Status) -> Failure {
     let in_transport = std::error::Error::source(status).is_some_and(|source| source.is::<tonic::transport::Error>());
-    let message = if in_transport {
+    let message = if in_transport && PLAINTEXT.load(std::sync::atomic::Ordering::Relaxed) {
+        format!(
+            "the connection failed ({}). The address is plaintext (http:// or host:port): a server that \
+             serves TLS closes such a connection; give its https:// address and the CA that signed its \
+             certificate (--ca-cert), and a client certificate if it requires one (--tls-cert, --tls-key)",
+            describe_status(status)
+        )
+    } else if in_transport {
         format!(
             "the connection failed ({}). A server that requires client certificates (mutual TLS) closes \
              the connection of a client without one: give --tls-cert and --tls-key (BANGFU_CLIENT_CERT, \
@@ -256,7 +268,12 @@ pub fn call_failed(status: &tonic::Status) -> Failure {
     let parts = bangfu_platform::error::refusal_parts(status);
     Failure {
         message,
-        exit_code: crate::exit_code_of(status.code()),
+        // A call that failed in the connection did not reach the server's service.
+        exit_code: if in_transport {
+            crate::exit::UNAVAILABLE
+        } else {
+            crate::exit_code_of(status.code())
+        },
         refusal: Some(Box::new(crate::Refusal {
             code: format!("{:?}", status.code()),
             reason: parts.reason,

@@ -77,7 +77,7 @@ async fn metrics_on_the_probe_port_count_calls_by_method_and_code_and_answer_dur
     let target = server.to_socket_addrs().expect("resolve").next().expect("an address");
     let proxy = TcpProxy::start(target).await;
     let url = direct.replacen(&server, &proxy.addr.to_string(), 1);
-    let replica = Replica::start_with(&keys, &url, &[]);
+    let mut replica = Replica::start_with(&keys, &url, &[]);
     replica.wait_serving();
 
     let clerk = operator_token(&keys, "hr", "clerk");

@@ -34,7 +34,7 @@ async fn serve_checks_the_schema_that_migrate_brings_up_to_date() {
     assert!(first.contains("applied 1, 2, 3"), "{first}");
     let again = migrate_identity(&url);
     assert!(again.contains("already up to date"), "{again}");
-    let replica = Replica::start_with(&keys, &url, &[]);
+    let mut replica = Replica::start_with(&keys, &url, &[]);
     replica.wait_serving();
     drop(replica);
 
@@ -54,7 +54,7 @@ async fn serve_checks_the_schema_that_migrate_brings_up_to_date() {
         .expect("run bangfu migrate");
     assert_eq!(older_binary.status.code(), Some(3), "{}", text(&older_binary));
     assert!(text(&older_binary).contains("9999"), "{}", text(&older_binary));
-    let behind = Replica::start_with(&keys, &url, &[]);
+    let mut behind = Replica::start_with(&keys, &url, &[]);
     behind.wait_serving();
 }
 
@@ -63,7 +63,7 @@ async fn serve_migrates_by_itself_only_when_told() {
     let dir = tempfile::tempdir().expect("tmp");
     let keys = deployment_keys(dir.path());
     let url = empty_database("bangfu_migrate_on_start_test").await;
-    let replica = Replica::start_with(&keys, &url, &[("BANGFU_MIGRATE_ON_START", "true")]);
+    let mut replica = Replica::start_with(&keys, &url, &[("BANGFU_MIGRATE_ON_START", "true")]);
     replica.wait_serving();
     let done = bangfu(&["migrate", "identity"], &[("DATABASE_URL", url.as_str())]);
     assert!(text(&done).contains("already up to date"), "{}", text(&done));

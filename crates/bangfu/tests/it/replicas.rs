@@ -151,11 +151,19 @@ impl Replica {
 
     /// Waits until the health port (plaintext, also beside TLS) says the identity service is
     /// SERVING.
-    pub fn wait_serving(&self) {
+    pub fn wait_serving(&mut self) {
         // A readiness wait, not a timing check (alone, a replica serves within seconds): the
         // suite starts dozens of servers at once on two cores.
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
+            // A replica that refused to start says why on stderr (inherited): fail now, not
+            // after the whole wait.
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the replica at {} exited before serving ({status}); its log is above",
+                    self.addr
+                );
+            }
             let checked = Command::new(BANGFU)
                 .args(["health", "--addr", &self.health, "--service", IDENTITY])
                 .output()
@@ -433,7 +441,7 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     }
 
     // Both start at once on the migrated schema.
-    let one = Replica::start(&keys, &database_url, None);
+    let mut one = Replica::start(&keys, &database_url, None);
     let mut two = Replica::start(&keys, &database_url, Some(&one.addr));
     one.wait_serving();
     two.wait_serving();
@@ -575,7 +583,7 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
     assert_eq!(created, unique, "every creation is in the feed");
 
     // A replica started after the others reads the same feed in the same order.
-    let three = Replica::start(&keys, &database_url, None);
+    let mut three = Replica::start(&keys, &database_url, None);
     three.wait_serving();
     assert_eq!(feed(&three.addr, &watcher, expected).await, through_one);
 

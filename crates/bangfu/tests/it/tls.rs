@@ -75,7 +75,7 @@ async fn the_client_presents_its_certificate_to_a_server_that_requires_one() {
     let keys = deployment_keys(dir.path());
     let database_url = fresh_database("bangfu_client_tls").await;
     let (server_cert, server_key, ca) = (pki.path("server.pem"), pki.path("server.key"), pki.path("ca.pem"));
-    let server = Replica::start_with(
+    let mut server = Replica::start_with(
         &keys,
         &database_url,
         &[
@@ -87,6 +87,12 @@ async fn the_client_presents_its_certificate_to_a_server_that_requires_one() {
     server.wait_serving();
     let addr = server.addr.replace("http://", "https://");
     let token = operator_token(&keys, "hr", "admin");
+    // Plaintext to the TLS port: told to use https.
+    let plaintext = run(&["whoami", "--addr", &server.addr], &[("BANGFU_TOKEN", &token)]);
+    let said = text(&plaintext.stderr);
+    eprintln!("plaintext to the TLS port: {said}");
+    assert_eq!(plaintext.status.code(), Some(6), "{said}");
+    assert!(said.contains("https://"), "says to use https: {said}");
     let (client_cert, client_key) = (pki.path("client.pem"), pki.path("client.key"));
 
     let whoami = run(
@@ -127,7 +133,12 @@ async fn the_client_presents_its_certificate_to_a_server_that_requires_one() {
         &["whoami", "--addr", &addr, "--ca-cert", &ca],
         &[("BANGFU_TOKEN", &token)],
     );
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert_eq!(
+        refused.status.code(),
+        Some(6),
+        "a connection refused: {}",
+        text(&refused.stderr)
+    );
     let said = text(&refused.stderr);
     eprintln!("without a certificate: {said}");
     assert!(
