@@ -378,6 +378,11 @@ impl Database {
                     // measured, both together cost a third of an import's time.
                     connection.execute("PRAGMA cache_size = -32768").await?;
                     connection.execute("PRAGMA temp_store = MEMORY").await?;
+                    // Reads through a memory map of the file instead of a read() per page: a
+                    // statistic over a million persons walks most of a 700 MB file, and the
+                    // copies were a third of its time (sqlite3 shell, 14.4 s → 11.2 s). Writes
+                    // still go through the journal as before.
+                    connection.execute("PRAGMA mmap_size = 4294967296").await?;
                     // A PRAGMA takes no bind parameters; the value is a number we formatted.
                     connection
                         .execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy_ms}")))
