@@ -32,6 +32,25 @@ fn translate(mut command: Command, path: &str, catalogue: &Catalogue) -> Command
     if let Some(text) = catalogue.commands.get(path) {
         command = command.about(text.clone()).long_about(None);
     }
+    // clap's own words: the headings, and the help flag, which clap adds itself unless told not to.
+    command = command
+        .help_template("{before-help}{about-with-newline}\n用法：{usage}\n\n{all-args}{after-help}")
+        .subcommand_help_heading("命令")
+        .disable_help_flag(true)
+        .arg(
+            clap::Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(clap::ArgAction::Help)
+                .help("显示帮助"),
+        );
+    let positional: Vec<String> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
+    for id in positional {
+        command = command.mut_arg(id, |argument| {
+            let heading = if argument.is_positional() { "参数" } else { "选项" };
+            argument.help_heading(heading)
+        });
+    }
     let arguments: Vec<String> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
     for id in arguments {
         let specific = if path.is_empty() {
