@@ -134,7 +134,7 @@ fn connect_hint(addr: &str, cause: &str) -> &'static str {
     let cause = cause.to_ascii_lowercase();
     if cause.contains("connection refused") {
         " — nothing listens there: is the server running, and is the port right?"
-    } else if cause.contains("unknownissuer") || cause.contains("unknown issuer") {
+    } else if cause.contains("unknownissuer") || cause.contains("unknown issuer") || cause.contains("badsignature") {
         " — the server's certificate is not signed by a CA this client trusts: give the deployment's CA with --ca-cert (BANGFU_CA_CERT)"
     } else if cause.contains("notvalidforname") || cause.contains("not valid for name") {
         " — the server's certificate does not name this host: connect by the name the certificate was made for"

@@ -166,6 +166,7 @@ async fn the_client_presents_its_certificate_to_a_server_that_requires_one() {
     eprintln!("with another CA: {said}");
     assert_eq!(untrusted.status.code(), Some(6), "cannot connect: exit 6. {said}");
     assert!(said.contains("certificate"), "says it is the certificate: {said}");
+    assert!(said.contains("--ca-cert"), "says which flag gives the CA: {said}");
 }
 
 #[test]
