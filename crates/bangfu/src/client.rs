@@ -85,25 +85,18 @@ fn address_url(addr: &str) -> String {
 
 async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
     let addr = address_url(&args.addr);
-    let args = &ConnectArgs {
-        addr,
-        ca_cert: args.ca_cert.clone(),
-        tls_cert: args.tls_cert.clone(),
-        tls_key: args.tls_key.clone(),
-    };
-    let mut endpoint = Channel::from_shared(args.addr.clone()).map_err(|e| {
+    let mut endpoint = Channel::from_shared(addr.clone()).map_err(|e| {
         Failure::usage(format!(
             "--addr {:?} is not a URL like http://127.0.0.1:50051: {e}",
             args.addr
         ))
     })?;
     let identity = client_identity(args)?;
-    let https = args.addr.starts_with("https://");
+    let https = addr.starts_with("https://");
     PLAINTEXT.store(!https, std::sync::atomic::Ordering::Relaxed);
     if identity.is_some() && !https {
         return Err(Failure::usage(format!(
-            "client certificates need an https:// address, and --addr is {}",
-            args.addr
+            "client certificates need an https:// address, and --addr is {addr}"
         )));
     }
     if https {
@@ -119,12 +112,9 @@ async fn channel(args: &ConnectArgs) -> Result<Channel, Failure> {
             .map_err(|e| Failure::usage(format!("TLS settings: {e}")))?;
     }
     endpoint.connect().await.map_err(|e| {
-        Failure::unavailable(format!(
-            "cannot connect to {}: {}{}",
-            args.addr,
-            error_chain(&e),
-            connect_hint(&args.addr, &error_chain(&e))
-        ))
+        let cause = error_chain(&e);
+        let hint = connect_hint(&addr, &cause);
+        Failure::unavailable(format!("cannot connect to {addr}: {cause}{hint}"))
     })
 }
 

@@ -285,14 +285,18 @@ pub(crate) fn day_of(text: &str) -> Option<time::Date> {
     }
 }
 
+/// A date flag as a calendar day.
+fn parse_day(flag: &str, text: &str) -> Result<time::Date, Failure> {
+    day_of(text).ok_or_else(|| {
+        Failure::usage(format!(
+            "{flag} {text:?} is not a date: give YYYY-MM-DD, e.g. 2025-03-31 (2025/3/31 and 20250331 are read too)"
+        ))
+    })
+}
+
 /// A date flag as a business date.
 pub(crate) fn parse_date(flag: &str, text: &str) -> Result<common::Date, Failure> {
-    match day_of(text) {
-        Some(day) => Ok(wire_date(day)),
-        None => Err(Failure::usage(format!(
-            "{flag} {text:?} is not a date: give YYYY-MM-DD, e.g. 2025-03-31 (2025/3/31 and 20250331 are read too)"
-        ))),
-    }
+    parse_day(flag, text).map(wire_date)
 }
 
 /// A date flag for something that has happened (a death, an export made): a day after today
@@ -303,23 +307,20 @@ pub(crate) fn parse_past_date(flag: &str, text: &str) -> Result<common::Date, Fa
 
 /// [`parse_past_date`] as a calendar day.
 pub(crate) fn parse_past_day(flag: &str, text: &str) -> Result<time::Date, Failure> {
-    let date = parse_date(flag, text)?;
-    if (date.year, date.month, date.day) > today_numbers() {
+    let day = parse_day(flag, text)?;
+    if day > today() {
         return Err(Failure::usage(format!(
             "{flag} {} is in the future: it records what has happened",
-            date_text(&date)
+            date_text(&wire_date(day))
         )));
     }
-    calendar_date(date.year, date.month, date.day)
-        .ok_or_else(|| Failure::usage(format!("{flag} {text:?} is not a date")))
+    Ok(day)
 }
 
-/// Today in UTC+8, the business calendar, as (year, month, day).
-fn today_numbers() -> (i32, i32, i32) {
-    let today = time::OffsetDateTime::now_utc()
-        .to_offset(time::UtcOffset::from_whole_seconds(CHINA_OFFSET_SECONDS as i32).unwrap_or(time::UtcOffset::UTC))
-        .date();
-    (today.year(), i32::from(u8::from(today.month())), i32::from(today.day()))
+/// Today in UTC+8, the business calendar.
+fn today() -> time::Date {
+    let offset = time::UtcOffset::from_whole_seconds(CHINA_OFFSET_SECONDS as i32).unwrap_or(time::UtcOffset::UTC);
+    time::OffsetDateTime::now_utc().to_offset(offset).date()
 }
 
 pub(crate) fn wire_date(day: time::Date) -> common::Date {
@@ -348,8 +349,8 @@ pub(crate) fn parse_month(flag: &str, text: &str) -> Result<common::YearMonth, F
 /// is refused before any work is done.
 pub(crate) fn parse_past_month(flag: &str, text: &str) -> Result<common::YearMonth, Failure> {
     let month = parse_month(flag, text)?;
-    let (year, this_month, _) = today_numbers();
-    if (month.year, month.month) > (year, this_month) {
+    let today = today();
+    if (month.year, month.month) > (today.year(), i32::from(u8::from(today.month()))) {
         return Err(Failure::usage(format!(
             "{flag} {:04}-{:02} is in the future: it records what has happened",
             month.year, month.month

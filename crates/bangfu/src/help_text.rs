@@ -44,39 +44,38 @@ fn translate(mut command: Command, path: &str, catalogue: &Catalogue) -> Command
                 .action(clap::ArgAction::Help)
                 .help("显示帮助"),
         );
-    let positional: Vec<String> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
-    for id in positional {
-        command = command.mut_arg(id, |argument| {
-            let heading = if argument.is_positional() { "参数" } else { "选项" };
-            argument.help_heading(heading)
-        });
-    }
     let arguments: Vec<String> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
     for id in arguments {
-        let specific = if path.is_empty() {
-            id.clone()
-        } else {
-            format!("{path} {id}")
-        };
-        if let Some(text) = catalogue
+        let specific = key(path, &id);
+        let text = catalogue
             .arguments
             .get(&specific)
             .or_else(|| catalogue.arguments.get(&id))
-        {
-            let text = text.clone();
-            command = command.mut_arg(id, |argument| argument.help(text).long_help(None));
-        }
+            .cloned();
+        command = command.mut_arg(id, |argument| {
+            let heading = if argument.is_positional() { "参数" } else { "选项" };
+            let argument = argument.help_heading(heading);
+            match text {
+                Some(text) => argument.help(text).long_help(None),
+                None => argument,
+            }
+        });
     }
     let subcommands: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_string()).collect();
     for name in subcommands {
-        let child = if path.is_empty() {
-            name.clone()
-        } else {
-            format!("{path} {name}")
-        };
+        let child = key(path, &name);
         command = command.mut_subcommand(name, |sub| translate(sub, &child, catalogue));
     }
     command
+}
+
+/// A command's or argument's key under `path`: `identity get`, `identity get purpose`.
+fn key(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path} {name}")
+    }
 }
 
 #[cfg(test)]

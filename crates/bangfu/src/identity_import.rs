@@ -110,11 +110,13 @@ pub async fn run(args: ImportArgs) -> Result<(), Failure> {
     // A workbook is read as the clerk sees it and imported as UTF-8 CSV text: one pipeline.
     let workbook = crate::table_file::is_workbook(&args.file);
     let converted = if workbook {
-        Some(Converted::from_workbook(&args.file, args.sheet.as_deref())?)
+        Some(sheet_as_csv(&args.file, args.sheet.as_deref())?)
     } else {
         None
     };
-    let file = converted.as_ref().map_or(args.file.as_path(), |c| c.path.as_path());
+    let file = converted
+        .as_ref()
+        .map_or(args.file.as_path(), tempfile::NamedTempFile::path);
     let encoding = match (args.encoding, workbook) {
         (_, true) | (Some(InputEncoding::Utf8), false) => encoding_rs::UTF_8,
         (Some(InputEncoding::Gb18030), false) => encoding_rs::GB18030,
@@ -210,47 +212,30 @@ fn resume_command() -> String {
         .join(" ")
 }
 
-/// A workbook's sheet written out as UTF-8 CSV for the import to read, removed when dropped.
-struct Converted {
-    path: PathBuf,
-}
-
-impl Converted {
-    fn from_workbook(workbook: &Path, sheet: Option<&str>) -> Result<Self, Failure> {
-        let table = crate::table_file::read_table(workbook, sheet)?;
-        if table.iter().all(|row| row.iter().all(|cell| cell.trim().is_empty())) {
-            return Err(Failure::usage(format!(
-                "{}: the sheet is empty: it needs a header row and rows of persons",
-                workbook.display()
-            )));
-        }
-        let path = std::env::temp_dir().join(format!(
-            "bangfu-import-{}-{}.csv",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ u128::from(rand::random::<u64>())
-        ));
-        let converted = Self { path };
-        let unwritable = |e: &dyn std::fmt::Display| {
-            Failure::failed(format!(
-                "cannot write {} (the sheet as CSV): {e}",
-                converted.path.display()
-            ))
-        };
-        let mut file = File::create(&converted.path).map_err(|e| unwritable(&e))?;
-        file.write_all(UTF8_BOM).map_err(|e| unwritable(&e))?;
-        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
-        for row in &table {
-            writer.write_record(row).map_err(|e| unwritable(&e))?;
-        }
-        writer.flush().map_err(|e| unwritable(&e))?;
-        Ok(converted)
+/// A workbook's sheet written out as UTF-8 CSV for the import to read; the file is removed
+/// when the handle is dropped.
+fn sheet_as_csv(workbook: &Path, sheet: Option<&str>) -> Result<tempfile::NamedTempFile, Failure> {
+    let table = crate::table_file::read_table(workbook, sheet)?;
+    if table.iter().all(|row| row.iter().all(|cell| cell.trim().is_empty())) {
+        return Err(Failure::usage(format!(
+            "{}: the sheet is empty: it needs a header row and rows of persons",
+            workbook.display()
+        )));
     }
-}
-
-impl Drop for Converted {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+    let unwritable = |e: &dyn std::fmt::Display| Failure::failed(format!("cannot write the sheet as CSV: {e}"));
+    let mut file = tempfile::Builder::new()
+        .prefix("bangfu-import-")
+        .suffix(".csv")
+        .tempfile()
+        .map_err(|e| unwritable(&e))?;
+    file.write_all(UTF8_BOM).map_err(|e| unwritable(&e))?;
+    let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file.as_file_mut());
+    for row in &table {
+        writer.write_record(row).map_err(|e| unwritable(&e))?;
     }
+    writer.flush().map_err(|e| unwritable(&e))?;
+    drop(writer);
+    Ok(file)
 }
 
 /// Which import row field a column fills.
@@ -1056,7 +1041,7 @@ fn report(
         (
             "pending certification",
             format!(
-                "{} (categories wait for the certifying department's review: `bangfu identity confirm` with a reviewer token of agri, or hr for employment difficulty)",
+                "{} (categories wait for the certifying department's review: `bangfu identity confirm` with that department's reviewer token)",
                 tally.pending_certification
             ),
         ),

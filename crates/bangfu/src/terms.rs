@@ -2,21 +2,42 @@
 //! (`// Spouse (配偶).`), so that there is one list of them: flags accept them as the CSV
 //! imports do (`--category 脱贫户`), and a clerk under a Chinese locale reads them in tables.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use prost_reflect::{EnumDescriptor, EnumValueDescriptor};
 
 /// Whether the user's locale is Chinese (LC_ALL, LC_MESSAGES, then LANG, as POSIX orders
-/// them): `zh_CN.UTF-8`, `zh_CN.GB18030`, `zh`.
+/// them): `zh_CN.UTF-8`, `zh_CN.GB18030`, `zh`. Read once: every enum cell of a table asks.
 pub fn chinese_locale() -> bool {
-    ["LC_ALL", "LC_MESSAGES", "LANG"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .find(|value| !value.is_empty())
-        .is_some_and(|value| value.to_ascii_lowercase().starts_with("zh"))
+    static CHINESE: LazyLock<bool> = LazyLock::new(|| {
+        ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .find(|value| !value.is_empty())
+            .is_some_and(|value| value.to_ascii_lowercase().starts_with("zh"))
+    });
+    *CHINESE
 }
 
 /// The terms a value's comment gives in parentheses, first the one to show: `(自主创业 /
-/// 灵活就业)` gives both. None when the comment names no Chinese term.
+/// 灵活就业)` gives both. Empty when the comment names no Chinese term.
 pub fn terms(value: &EnumValueDescriptor) -> Vec<String> {
+    static TERMS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
+        let Ok(pool) = crate::print::pool() else {
+            return HashMap::new();
+        };
+        pool.all_enums()
+            .flat_map(|descriptor| descriptor.values().collect::<Vec<_>>())
+            .map(|value| (value.full_name().to_string(), read_terms(&value)))
+            .filter(|(_, terms)| !terms.is_empty())
+            .collect()
+    });
+    TERMS.get(value.full_name()).cloned().unwrap_or_default()
+}
+
+/// The terms of one value, read from its comment in the descriptor set's source info.
+fn read_terms(value: &EnumValueDescriptor) -> Vec<String> {
     let file = value.parent_file();
     let Some(info) = &file.file_descriptor_proto().source_code_info else {
         return Vec::new();

@@ -169,10 +169,9 @@ pub(super) async fn confirm(args: ConfirmArgs) -> Result<(), Failure> {
             // An empty list most often means the token's department certifies none of the
             // categories pending: say so rather than print nothing.
             eprintln!(
-                "nothing pending that your department may confirm in your scope: each category is confirmed by the \
-                 department that certifies it (poverty-alleviated, monitored-at-risk, relocated and \
-                 yellow-river-resettled by agri; employment-difficulty by hr; rural-low-income and disabled by agri \
-                 or hr). `bangfu whoami` shows your token's department and scope"
+                "nothing pending that your department may confirm in your scope: each category is confirmed by \
+                 the department that certifies it (a refused `identity certify` names it). `bangfu whoami` shows \
+                 your token's department and scope"
             );
         }
         if !args.all {

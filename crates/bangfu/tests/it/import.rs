@@ -74,6 +74,24 @@ fn finish(mut command: Command, dir: &Path) -> Output {
     }
 }
 
+/// `bangfu identity import FILE` against an address where nothing listens: a refusal from it
+/// was made before anything was sent.
+fn import_refused_before_sending(path: &Path, dir: &Path) -> Output {
+    let mut command = Command::new(BANGFU);
+    command
+        .args([
+            "identity",
+            "import",
+            "--addr",
+            "http://127.0.0.1:9",
+            "--token",
+            "unused",
+        ])
+        .arg(path)
+        .args(["--export-date", "2025-06-30"]);
+    finish(command, dir)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -249,19 +267,7 @@ fn an_export_without_a_citizen_id_column_is_refused_naming_it_and_the_headers_fo
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("no-ids.csv");
     std::fs::write(&path, "姓名,村代码\n张三,370402001013\n").expect("write");
-    let mut command = Command::new(BANGFU);
-    command
-        .args([
-            "identity",
-            "import",
-            "--addr",
-            "http://127.0.0.1:9",
-            "--token",
-            "unused",
-        ])
-        .arg(path.as_path())
-        .args(["--export-date", "2025-06-30"]);
-    let out = finish(command, dir.path());
+    let out = import_refused_before_sending(&path, dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("证件号码"), "{stderr}");
@@ -407,19 +413,7 @@ fn an_empty_sheet_is_refused_before_anything_is_sent() {
     let mut workbook = rust_xlsxwriter::Workbook::new();
     workbook.add_worksheet();
     workbook.save(&path).expect("save");
-    let mut command = Command::new(BANGFU);
-    command
-        .args([
-            "identity",
-            "import",
-            "--addr",
-            "http://127.0.0.1:9",
-            "--token",
-            "unused",
-        ])
-        .arg(path.as_path())
-        .args(["--export-date", "2025-06-30"]);
-    let out = finish(command, dir.path());
+    let out = import_refused_before_sending(&path, dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("empty"), "{}", text(&out.stderr));
 }
