@@ -114,6 +114,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "person regions by region",
             sql: include_str!("../migrations/sqlite/0108_person_regions_by_region.sql"),
         },
+        MigrationFile {
+            version: 109,
+            description: "current columns are the latest history",
+            sql: include_str!("../migrations/sqlite/0109_current_columns_are_the_latest_history.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -160,6 +165,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 108,
             description: "person regions by region",
             sql: include_str!("../migrations/postgres/0108_person_regions_by_region.sql"),
+        },
+        MigrationFile {
+            version: 109,
+            description: "current columns are the latest history",
+            sql: include_str!("../migrations/postgres/0109_current_columns_are_the_latest_history.sql"),
         },
     ],
 };

@@ -837,8 +837,35 @@ impl Store {
             .execute(&mut *connection)
             .await?;
         }
+        let regions_or_labor = current.registered_region != changes.registered_region
+            || current.residence_region != changes.residence_region
+            || current.labor_capacity != changes.labor_capacity;
+        if regions_or_labor {
+            // A change backdated before one already recorded is history, not the present: the
+            // columns scope checks, lists and statistics read stay the latest row of each
+            // history, so "no row after the day" means "the columns held that day".
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE persons SET registered_region = {}, residence_region = {}, labor_capacity = {} WHERE id = $1",
+                latest_row("person_regions", "region", Some("registered"), "registered_region"),
+                latest_row("person_regions", "region", Some("residence"), "residence_region"),
+                latest_row("person_labor_capacity", "labor_capacity", None, "labor_capacity"),
+            )))
+            .bind(&current.id)
+            .execute(&mut *connection)
+            .await?;
+        }
         Ok(true)
     }
+}
+
+/// `column` as the latest row of its `history` (by `valid_from`; of `kind` where the history
+/// has kinds) says, or as it is when the history holds no row.
+fn latest_row(history: &str, value: &str, kind: Option<&str>, column: &str) -> String {
+    let of_kind = kind.map(|kind| format!(" AND h.kind = '{kind}'")).unwrap_or_default();
+    format!(
+        "COALESCE((SELECT h.{value} FROM {history} h WHERE h.person_id = persons.id{of_kind} \
+         ORDER BY h.valid_from DESC LIMIT 1), {column})"
+    )
 }
 
 /// What a listing keeps of the persons in its range, as of `day`.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bangfu_platform::db::{from_micros, to_micros};
+use bangfu_platform::db::{Backend, from_micros, to_micros};
 use bangfu_platform::error::Problem;
 use bangfu_platform::parameters::{date_text, parse_date_text};
 use sqlx::{AnyConnection, Row};
@@ -461,9 +461,10 @@ impl Store {
             .collect();
         let upper = prefix_upper_bound(prefix);
         let sql = format!(
-            "{REGIONS_ON_DAY} SELECT COUNT(*) AS n FROM placed p JOIN employment_records e ON e.person_id = p.id \
+            "{} SELECT COUNT(*) AS n FROM placed p JOIN employment_records e ON e.person_id = p.id \
              WHERE p.residence >= $1 AND p.residence < $2 AND e.start_date <= $3 \
              AND (e.end_date IS NULL OR e.end_date >= $3) AND e.status IN ({})",
+            self.regions_on_day(prefix),
             placeholders(4, employed.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -478,24 +479,50 @@ impl Store {
     }
 }
 
-/// `placed`: every person registered or residing under the prefix `$1..$2` on the day `$3`,
-/// with both regions as they stood that day (a person who moved in March counts where they
-/// were for February). The candidates come from the region index of the history (anyone who
-/// was ever there by that day), so the cost follows the region's persons, not the registry's;
-/// each candidate's row in force is the one no later row of its kind supersedes by `$3`, found
-/// on the history's primary key. Set-based on purpose: statistics run over a million persons.
-const REGIONS_ON_DAY: &str = "WITH placed AS ( \
+impl Store {
+    /// `placed`: every person registered or residing under the prefix `$1..$2` on the day `$3`,
+    /// with both regions as they stood that day (a person who moved in March counts where they
+    /// were for February). Set-based on purpose: statistics run over a million persons.
+    ///
+    /// A person with no history row after the day stood that day where `persons`' columns say
+    /// (they are the latest row of the history, the store keeps them so), found on the persons'
+    /// region indexes (or in one read of the table, below). Only the persons with a later row (`later`, from the history's day index:
+    /// few, for a past quarter) are placed from the history: those with a row under the prefix by
+    /// that day, each kind's row in force being the one no later row of its kind supersedes by
+    /// `$3`, all found on the history's primary key.
+    fn regions_on_day(&self, prefix: &str) -> String {
+        // A province (or the whole registry) is most of the persons table: SQLite reads it
+        // faster whole than through two region indexes joined by rowid (its plan for the OR),
+        // 0.5 s against 1.1 s over a million persons. PostgreSQL chooses by its statistics.
+        let persons = match self.db.backend() {
+            Backend::Sqlite if prefix.len() <= 2 => "persons p NOT INDEXED",
+            _ => "persons p",
+        };
+        format!(
+            "WITH later AS ( \
+       SELECT person_id FROM person_regions WHERE valid_from > $3 \
+     ), placed AS ( \
+       SELECT p.id AS id, p.registered_region AS registered, p.residence_region AS residence \
+       FROM {persons} \
+       WHERE ((p.residence_region >= $1 AND p.residence_region < $2) \
+              OR (p.registered_region >= $1 AND p.registered_region < $2)) \
+         AND p.id NOT IN (SELECT person_id FROM later) \
+       UNION ALL \
        SELECT r.person_id AS id, \
               MAX(CASE WHEN r.kind = 'registered' THEN r.region END) AS registered, \
               MAX(CASE WHEN r.kind = 'residence' THEN r.region END) AS residence \
        FROM person_regions r \
        WHERE r.valid_from <= $3 \
-         AND r.person_id IN (SELECT c.person_id FROM person_regions c \
-                             WHERE c.region >= $1 AND c.region < $2 AND c.valid_from <= $3) \
+         AND r.person_id IN (SELECT person_id FROM later) \
+         AND EXISTS (SELECT 1 FROM person_regions c WHERE c.person_id = r.person_id \
+                     AND c.region >= $1 AND c.region < $2 AND c.valid_from <= $3) \
          AND NOT EXISTS (SELECT 1 FROM person_regions l WHERE l.person_id = r.person_id AND l.kind = r.kind \
                          AND l.valid_from > r.valid_from AND l.valid_from <= $3) \
        GROUP BY r.person_id \
-     )";
+     )"
+        )
+    }
+}
 
 /// Counts for one region of a monitoring report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -530,7 +557,9 @@ impl Store {
         // bit set (a person certified twice in one category counts once) and status on the
         // last day, counted by (region, set, status); the few rows that come back are spread
         // over the categories here. Three passes, one per count, cost three times the region
-        // history's walk, which is most of the work over a province.
+        // history's walk. The persons are taken in id order, the order of the certification and
+        // employment indexes the per-person reads descend: over a province that locality alone
+        // took the statement from 13.9 s to 9.6 s (a million persons, sqlite3 shell).
         let bit = Category::ALL
             .iter()
             .enumerate()
@@ -538,7 +567,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(" ");
         let sql = format!(
-            "{REGIONS_ON_DAY}, people AS ( \
+            "{}, people AS ( \
                SELECT {placed} AS region, \
                  COALESCE((SELECT SUM(DISTINCT CASE c.category {bit} ELSE 0 END) FROM certifications c \
                    WHERE c.person_id = p.id AND c.annulled = 0 AND c.valid_from <= $3 \
@@ -546,9 +575,10 @@ impl Store {
                  (SELECT e.status FROM employment_records e WHERE e.person_id = p.id \
                    AND e.start_date <= $3 AND (e.end_date IS NULL OR e.end_date >= $3) \
                    ORDER BY e.start_date DESC LIMIT 1) AS status \
-               FROM placed p WHERE {inside} \
+               FROM (SELECT * FROM placed ORDER BY id) p WHERE {inside} \
              ) \
-             SELECT region, categories, status, COUNT(*) AS n FROM people GROUP BY region, categories, status"
+             SELECT region, categories, status, COUNT(*) AS n FROM people GROUP BY region, categories, status",
+            self.regions_on_day(prefix)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(prefix.to_string())

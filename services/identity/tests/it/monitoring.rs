@@ -21,6 +21,7 @@ on_both_backends!(
     the_month_end_check_raises_a_county_drop_no_single_record_raised_once,
     statistics_count_a_person_who_moved_where_they_were_in_the_period,
     a_county_employment_drop_counts_workers_where_they_lived_that_day,
+    a_move_backdated_before_a_later_one_is_history_and_the_later_one_stays_in_force,
 );
 
 fn date(year: i32, month: i32, day: i32) -> Option<common::Date> {
@@ -744,4 +745,76 @@ async fn the_month_end_check_raises_a_county_drop_no_single_record_raised_once(b
         drops[0].drop_basis_points, 7_500,
         "4 employed at January's end, 1 at February's"
     );
+}
+
+/// A village of Yicheng (峄城区), a third district of Zaozhuang.
+const YICHENG_VILLAGE: &str = "370404001006";
+
+async fn a_move_backdated_before_a_later_one_is_history_and_the_later_one_stays_in_force(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let admin = identity.token("admin-zz", Department::Hr, Role::Clerk, "3704");
+    let mover = register(
+        &identity,
+        &admin,
+        "戊",
+        &citizen_id("370402", "19760606", "061"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    certify_alleviated_since_2021(&identity, &mover).await;
+    move_to_xuecheng_from_march(&identity, &admin, &mover).await;
+    // Recorded afterwards: the person had lived in Yicheng for February, before the March move.
+    let yicheng = Some(YICHENG_VILLAGE);
+    move_person(&identity, &admin, &mover, (yicheng, yicheng), date(2026, 2, 1)).await;
+
+    let districts = |stats: &[pb::RegionStats]| -> Vec<(String, i64)> {
+        stats
+            .iter()
+            .map(|r| {
+                let code = r.region.as_ref().map(|c| c.code.clone()).unwrap_or_default();
+                (code, r.target_persons)
+            })
+            .collect()
+    };
+    for (month, last_day, district) in [(1, 31, "370402"), (2, 28, "370404"), (4, 30, "370403")] {
+        let stats = stats_for(
+            &identity,
+            &admin,
+            "3704",
+            period(date(2026, month, 1), date(2026, month, last_day)),
+        )
+        .await;
+        assert_eq!(districts(&stats), vec![(district.to_string(), 1)], "month {month}");
+    }
+    // Today the person lives in Xuecheng: its clerk lists them, Yicheng's does not.
+    let listed = |scope: &'static str| {
+        let identity = &identity;
+        async move {
+            let token = identity.token("clerk", Department::Hr, Role::Clerk, scope);
+            let mut client = identity.client().await;
+            client
+                .list_persons(request(
+                    pb::ListPersonsRequest {
+                        region_prefix: scope.into(),
+                        page_size: 10,
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .expect("listed")
+                .into_inner()
+                .persons
+                .into_iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("370403").await, vec![mover.clone()]);
+    assert!(
+        listed("370404").await.is_empty(),
+        "the backdated move is not where the person is now"
+    );
+    let now = read_person(&identity, &admin, &mover, None).await;
+    assert_eq!(now.residence_region.expect("residence").code, XUECHENG_VILLAGE);
 }
