@@ -909,6 +909,56 @@ pub async fn occupy(
     Ok(None)
 }
 
+/// The periods one claim wants, as `occupy_many` takes them.
+pub struct WantedPeriods<'a> {
+    pub claim_id: &'a str,
+    pub person_id: &'a str,
+    /// (group key, unit) pairs.
+    pub keys: Vec<(String, String)>,
+}
+
+/// `occupy` for many claims of distinct persons, one statement per 500 rows: every key no
+/// other claim holds is taken, and the keys taken come back as (person, group, unit). A claim
+/// with a key missing from the answer met a holder; the caller gives its keys back.
+pub async fn occupy_many(
+    tx: &mut AnyConnection,
+    claims: &[WantedPeriods<'_>],
+) -> Result<std::collections::HashSet<(String, String, String)>> {
+    let rows: Vec<(&str, &str, &str, &str)> = claims
+        .iter()
+        .flat_map(|wanted| {
+            wanted
+                .keys
+                .iter()
+                .map(move |(group, unit)| (wanted.person_id, group.as_str(), unit.as_str(), wanted.claim_id))
+        })
+        .collect();
+    let mut taken = std::collections::HashSet::with_capacity(rows.len());
+    for batch in rows.chunks(500) {
+        let sql = format!(
+            "INSERT INTO claim_periods (person_id, group_key, unit, claim_id) VALUES {} \
+             ON CONFLICT (person_id, group_key, unit) DO NOTHING RETURNING person_id, group_key, unit",
+            bangfu_platform::db::values_groups(tx, batch.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (person_id, group, unit, claim_id) in batch {
+            query = query
+                .bind(person_id.to_string())
+                .bind(group.to_string())
+                .bind(unit.to_string())
+                .bind(claim_id.to_string());
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            taken.insert((
+                row.try_get("person_id")?,
+                row.try_get("group_key")?,
+                row.try_get("unit")?,
+            ));
+        }
+    }
+    Ok(taken)
+}
+
 /// The claim that holds any of `keys`, without taking them (a dry run).
 pub async fn holder_of(conn: &mut AnyConnection, person_id: &str, keys: &[(String, String)]) -> Result<Option<String>> {
     for (group_key, unit) in keys {

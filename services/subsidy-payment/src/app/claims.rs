@@ -568,18 +568,61 @@ impl Subsidy {
         let keys = Self::period_keys(gathered, payload);
         if let Some(holder) = store::occupy(tx, &payload.person_id, &keys, claim_id).await? {
             store::vacate(tx, claim_id).await?;
-            decision.outcome = Outcome::Rejected;
-            decision.amount = 0;
-            decision.rejections.push(Rejection {
-                reason: RejectionReason::DuplicatePeriod,
-                message: format!(
-                    "同一补贴项目组（{}）在该期间已有申请",
-                    gathered.policy.policy.policy_group
-                ),
-                conflicting_claim: format!("claims/{holder}"),
-            });
+            Self::duplicate_period(gathered, decision, &holder);
         }
         Ok(())
+    }
+
+    /// `hold_periods` for claims of distinct persons (so no two of them can want one key):
+    /// every key in one statement, then only the claims that met a holder look it up.
+    async fn hold_periods_of_many(
+        tx: &mut AnyConnection,
+        claims: &mut [(&Gathered, &ClaimPayload, &str, &mut Decision)],
+    ) -> Result<(), Problem> {
+        let wanted: Vec<store::WantedPeriods> = claims
+            .iter()
+            .filter(|(_, _, _, decision)| decision.outcome == Outcome::Eligible)
+            .map(|(gathered, payload, claim_id, _)| store::WantedPeriods {
+                claim_id,
+                person_id: payload.person_id.as_str(),
+                keys: Self::period_keys(gathered, payload),
+            })
+            .collect();
+        let taken = store::occupy_many(tx, &wanted).await?;
+        let mut missing: HashMap<&str, (&str, &(String, String))> = HashMap::new();
+        for wanted in &wanted {
+            let person = wanted.person_id;
+            if let Some(key) = wanted
+                .keys
+                .iter()
+                .find(|(group, unit)| !taken.contains(&(person.to_string(), group.clone(), unit.clone())))
+            {
+                missing.insert(wanted.claim_id, (person, key));
+            }
+        }
+        for (gathered, _, claim_id, decision) in claims.iter_mut() {
+            if let Some((person_id, key)) = missing.get(claim_id) {
+                let holder = store::holder_of(tx, person_id, std::slice::from_ref(*key))
+                    .await?
+                    .ok_or_else(Problem::internal)?;
+                store::vacate(tx, claim_id).await?;
+                Self::duplicate_period(gathered, decision, &holder);
+            }
+        }
+        Ok(())
+    }
+
+    fn duplicate_period(gathered: &Gathered, decision: &mut Decision, holder: &str) {
+        decision.outcome = Outcome::Rejected;
+        decision.amount = 0;
+        decision.rejections.push(Rejection {
+            reason: RejectionReason::DuplicatePeriod,
+            message: format!(
+                "同一补贴项目组（{}）在该期间已有申请",
+                gathered.policy.policy.policy_group
+            ),
+            conflicting_claim: format!("claims/{holder}"),
+        });
     }
 
     /// Decides `claim` in the transaction and sets what follows from the decision: the periods
@@ -595,6 +638,20 @@ impl Subsidy {
         let payload = claim.payload.clone();
         let mut decision = self.decide(tx, gathered, &payload).await?;
         Self::hold_periods(tx, gathered, &payload, &claim.id, &mut decision).await?;
+        self.settle(tx, gathered, claim, decision, reads).await
+    }
+
+    /// What follows from a decision whose periods are held: the claim's amount, fund, reviews
+    /// and state. Returns the month of approval of a granted claim.
+    async fn settle(
+        &self,
+        tx: &mut AnyConnection,
+        gathered: &Gathered,
+        claim: &mut StoredClaim,
+        decision: Decision,
+        reads: &mut Reads,
+    ) -> Result<Option<String>, Problem> {
+        let first = claim.payload.period.first;
         claim.amount = decision.amount;
         claim.decision = decision;
         claim.region = gathered.region.clone();
@@ -605,7 +662,7 @@ impl Subsidy {
             return Ok(None);
         }
         let source = gathered.version.rules.fund_source;
-        let year = payload.period.first.year();
+        let year = first.year();
         let fund_key = (source, gathered.region.clone(), year);
         let fund = match reads.funds.get(&fund_key) {
             Some(known) => known.clone(),
@@ -628,11 +685,11 @@ impl Subsidy {
             )
         })?;
         claim.fund_id = Some(fund);
-        let bands_key = (gathered.region.clone(), payload.period.first);
+        let bands_key = (gathered.region.clone(), first);
         let bands = match reads.bands.get(&bands_key) {
             Some(known) => *known,
             None => {
-                let bands = self.review_bands(tx, &gathered.region, payload.period.first).await?;
+                let bands = self.review_bands(tx, &gathered.region, first).await?;
                 reads.bands.insert(bands_key, bands);
                 bands
             }
@@ -644,7 +701,7 @@ impl Subsidy {
         } else {
             claim.state = ClaimState::Approved;
         }
-        Ok(Some(month_text(payload.period.first)))
+        Ok(Some(month_text(first)))
     }
 
     /// SubmitClaim: decide and store, idempotent by source.
@@ -793,37 +850,41 @@ impl Subsidy {
             .collect();
         store::lock_persons(unit.tx(), self.db().backend(), &persons).await?;
         let mut decided: Vec<(usize, StoredClaim, Option<String>)> = Vec::new();
-        // Claims decided but not yet inserted: a later line of the same person reads the
-        // person's claims (history, exclusivity), so they are written before it is decided.
+        // A wave: lines of distinct persons, each decided against what is written, their
+        // periods then taken in one statement. A person coming back closes the wave and writes
+        // the claims decided so far: the later line reads the person's claims (history,
+        // exclusivity).
         let mut unwritten = 0;
-        let mut persons_unwritten: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut wave: Vec<(usize, Gathered, StoredClaim, Decision)> = Vec::new();
+        let mut wave_persons: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (index, found) in gathered {
             let Some(Ok(submission)) = lines.get(index) else {
                 continue;
             };
             let person_id = &submission.payload.person_id;
-            if persons_unwritten.contains(person_id) {
+            if wave_persons.contains(person_id) {
+                self.close_wave(unit.tx(), &mut wave, &mut decided, &mut results, &mut reads)
+                    .await?;
                 let pending: Vec<(StoredClaim, Option<String>)> = decided[unwritten..]
                     .iter()
                     .map(|(_, claim, month)| (claim.clone(), month.clone()))
                     .collect();
                 store::insert_claims(unit.tx(), &pending).await?;
                 unwritten = decided.len();
-                persons_unwritten.clear();
+                wave_persons.clear();
             }
-            let mut claim = new_claim(caller, &found, submission, now);
-            match self.decide_into(unit.tx(), &found, &mut claim, &mut reads).await {
-                Ok(month) => {
-                    persons_unwritten.insert(person_id.clone());
-                    decided.push((index, claim, month));
+            let claim = new_claim(caller, &found, submission, now);
+            // Nothing is taken before the decision: a refusal here leaves nothing to give back.
+            match self.decide(unit.tx(), &found, &submission.payload).await {
+                Ok(decision) => {
+                    wave_persons.insert(person_id.clone());
+                    wave.push((index, found, claim, decision));
                 }
-                Err(problem) => {
-                    // What the line took before its refusal goes back.
-                    store::vacate(unit.tx(), &claim.id).await?;
-                    results[index] = Some(Err(problem));
-                }
+                Err(problem) => results[index] = Some(Err(problem)),
             }
         }
+        self.close_wave(unit.tx(), &mut wave, &mut decided, &mut results, &mut reads)
+            .await?;
         let pending: Vec<(StoredClaim, Option<String>)> = decided[unwritten..]
             .iter()
             .map(|(_, claim, month)| (claim.clone(), month.clone()))
@@ -833,9 +894,27 @@ impl Subsidy {
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
             Err(error) => return Err(error.into()),
         }
+        // Everything but the funds first: the feed, the audit rows and (on PostgreSQL) the
+        // deferred check of the periods' claims. A fund's row is locked from its reservation
+        // to the commit, and every stream paying from that fund waits for it: what runs under
+        // the lock is the reservation, its journal rows and the commit, nothing else.
+        let claims: Vec<StoredClaim> = decided.iter().map(|(_, claim, _)| claim.clone()).collect();
+        super::feed::publish_claims(unit.tx(), ClaimChangeKind::Decided, &claims, now).await?;
+        unit.audit_many(
+            claims
+                .iter()
+                .map(|claim| AuditEntry::by(caller, &method("SubmitClaim"), claim.name(), now).in_region(&claim.region))
+                .collect(),
+        )
+        .await?;
+        if self.db().backend() == bangfu_platform::db::Backend::Postgres {
+            sqlx::query("SET CONSTRAINTS ALL IMMEDIATE")
+                .execute(&mut *unit.tx())
+                .await?;
+        }
 
-        // The funds' rows last, as for one claim: each is locked from its reservation to the
-        // commit. A fund that cannot hold the chunk's total sends the chunk back.
+        // The funds' rows last, as for one claim. A fund that cannot hold the chunk's total
+        // sends the chunk back.
         let mut by_fund: std::collections::BTreeMap<String, Vec<&StoredClaim>> = std::collections::BTreeMap::new();
         for (_, claim, _) in &decided {
             if claim.state == ClaimState::Approved
@@ -868,15 +947,6 @@ impl Subsidy {
                 .collect();
             store::append_entries(unit.tx(), fund_id, &entries).await?;
         }
-        let claims: Vec<StoredClaim> = decided.iter().map(|(_, claim, _)| claim.clone()).collect();
-        super::feed::publish_claims(unit.tx(), ClaimChangeKind::Decided, &claims, now).await?;
-        unit.audit_many(
-            claims
-                .iter()
-                .map(|claim| AuditEntry::by(caller, &method("SubmitClaim"), claim.name(), now).in_region(&claim.region))
-                .collect(),
-        )
-        .await?;
         unit.commit_audited().await?;
 
         for (index, claim, _) in decided {
@@ -911,6 +981,33 @@ impl Subsidy {
                 .map(|r| r.unwrap_or_else(|| Err(Problem::internal())))
                 .collect(),
         ))
+    }
+
+    /// Takes the wave's periods in one statement, then settles each line as `decide_into`
+    /// would; a line that cannot be settled gives its periods back and is answered with why.
+    async fn close_wave(
+        &self,
+        tx: &mut AnyConnection,
+        wave: &mut Vec<(usize, Gathered, StoredClaim, Decision)>,
+        decided: &mut Vec<(usize, StoredClaim, Option<String>)>,
+        results: &mut [Option<Result<Submitted, Problem>>],
+        reads: &mut Reads,
+    ) -> Result<(), Problem> {
+        let mut holding: Vec<(&Gathered, &ClaimPayload, &str, &mut Decision)> = wave
+            .iter_mut()
+            .map(|(_, gathered, claim, decision)| (&*gathered, &claim.payload, claim.id.as_str(), decision))
+            .collect();
+        Self::hold_periods_of_many(tx, &mut holding).await?;
+        for (index, found, mut claim, decision) in wave.drain(..) {
+            match self.settle(tx, &found, &mut claim, decision, reads).await {
+                Ok(month) => decided.push((index, claim, month)),
+                Err(problem) => {
+                    store::vacate(tx, &claim.id).await?;
+                    results[index] = Some(Err(problem));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn submit_one(
