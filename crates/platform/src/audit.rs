@@ -311,20 +311,27 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
     if rows.is_empty() {
         return Ok(0);
     }
+    let mut links = Vec::with_capacity(rows.len());
     for row in &rows {
         let id: i64 = row.try_get("id")?;
         let entry = entry_of(row)?;
         sequence += 1;
         let hash = chain_hash(&prev_hash, sequence, &entry);
-        sqlx::query("UPDATE audit_events SET sequence = $1, prev_hash = $2, hash = $3 WHERE id = $4")
-            .bind(sequence)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        prev_hash = hash;
+        links.push((id, sequence, std::mem::replace(&mut prev_hash, hash.clone()), hash));
     }
+    // One statement for the batch: a row at a time, the sealer's updates were as many
+    // statements as the busiest service's writes, on the same database.
+    let sql = format!(
+        "WITH link (id, sequence, prev_hash, hash) AS (VALUES {}) \
+         UPDATE audit_events SET sequence = link.sequence, prev_hash = link.prev_hash, hash = link.hash \
+         FROM link WHERE audit_events.id = link.id",
+        crate::db::values_groups(&tx, links.len(), 4)
+    );
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, sequence, prev_hash, hash) in links {
+        update = update.bind(id).bind(sequence).bind(prev_hash).bind(hash);
+    }
+    update.execute(&mut *tx).await?;
     sqlx::query("UPDATE audit_chain SET last_sequence = $1, last_hash = $2 WHERE singleton = 1")
         .bind(sequence)
         .bind(&prev_hash)
