@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
-use bangfu_platform::db::to_micros;
+use bangfu_platform::db::{Backend, to_micros};
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::peers::CallContext;
@@ -62,8 +62,16 @@ pub struct ClaimListing {
 
 /// Lines written in one transaction. SQLite has one writer: a transaction holds the database's
 /// lock while it writes, and a few hundred lines keep that to tens of milliseconds, so other
-/// streams and the service's jobs wait their turn well inside the busy timeout.
-const LINES_PER_TRANSACTION: usize = 250;
+/// streams and the service's jobs wait their turn well inside the busy timeout. PostgreSQL
+/// writes concurrently, but every stream paying from one fund queues on that fund's row from
+/// its reservation to its commit: fewer, larger transactions queue less often (a whole
+/// 1,000-line message at once: four streams of 200,000 claims 6,454 -> 6,699 claims/s).
+fn lines_per_transaction(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 250,
+        Backend::Postgres => 1_000,
+    }
+}
 
 /// Persons read from identity ahead of a chunk of claims, by person and period.
 type Prefetched = HashMap<(String, Period), PersonFacts>;
@@ -748,7 +756,7 @@ impl Subsidy {
         }
         let mut results = Vec::with_capacity(lines.len());
         let mut stepped_back = false;
-        for slice in lines.chunks(LINES_PER_TRANSACTION) {
+        for slice in lines.chunks(lines_per_transaction(self.db().backend())) {
             match self.submit_chunk(caller, call, slice, &prefetched).await {
                 Ok(Some(answers)) => results.extend(answers),
                 Ok(None) => {
@@ -907,7 +915,7 @@ impl Subsidy {
                 .collect(),
         )
         .await?;
-        if self.db().backend() == bangfu_platform::db::Backend::Postgres {
+        if self.db().backend() == Backend::Postgres {
             sqlx::query("SET CONSTRAINTS ALL IMMEDIATE")
                 .execute(&mut *unit.tx())
                 .await?;
