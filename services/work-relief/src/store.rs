@@ -1024,29 +1024,36 @@ pub async fn pending_lines(
     rows.iter().map(line_from).collect()
 }
 
-/// A sent line's answer from subsidy payment: still pending lines only, so an answer that
-/// arrives after the feed moved the line on changes nothing.
-pub async fn line_sent(
+/// Sent lines' answers from subsidy payment (state, claim, detail), in one statement per 500:
+/// still pending lines only, so an answer that arrives after the feed moved a line on changes
+/// nothing.
+pub async fn lines_sent(
     conn: &mut AnyConnection,
-    line: &StoredLine,
-    state: LineState,
-    claim: &str,
-    detail: &str,
+    answers: &[(&StoredLine, LineState, &str, &str)],
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE wr_payroll_lines SET state = $1, claim = $2, status_detail = $3, updated_us = $4 \
-         WHERE project_id = $5 AND month = $6 AND line_number = $7 AND state = 'pending'",
-    )
-    .bind(state.as_str())
-    .bind(claim)
-    .bind(detail)
-    .bind(to_micros(now))
-    .bind(&line.project_id)
-    .bind(line.month.text())
-    .bind(line.line_number)
-    .execute(&mut *conn)
-    .await?;
+    for batch in answers.chunks(500) {
+        let sql = format!(
+            "WITH sent (project_id, month, line_number, state, claim, detail, updated_us) AS (VALUES {}) \
+             UPDATE wr_payroll_lines SET state = sent.state, claim = sent.claim, status_detail = sent.detail, \
+             updated_us = sent.updated_us FROM sent \
+             WHERE wr_payroll_lines.project_id = sent.project_id AND wr_payroll_lines.month = sent.month \
+             AND wr_payroll_lines.line_number = sent.line_number AND wr_payroll_lines.state = 'pending'",
+            bangfu_platform::db::values_groups(conn, batch.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (line, state, claim, detail) in batch {
+            query = query
+                .bind(line.project_id.clone())
+                .bind(line.month.text())
+                .bind(line.line_number)
+                .bind(state.as_str())
+                .bind(claim.to_string())
+                .bind(detail.to_string())
+                .bind(to_micros(now));
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

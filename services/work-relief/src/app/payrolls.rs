@@ -544,23 +544,25 @@ impl Relief {
             }
             let answers = peers.subsidy.submit(call, &claims).await?;
             let answered = answers.len();
-            let mut conn = self.db().acquire().await?;
-            let now = self.now();
+            let mut sent: Vec<(&StoredLine, LineState, String, String)> = Vec::with_capacity(answered);
             for (line, answer) in lines.iter().copied().zip(answers) {
                 match answer {
-                    LineAnswer::Claim(claim) => {
-                        store::line_sent(&mut conn, line, LineState::Claimed, &claim, "", now).await?;
-                        settled += 1;
-                    }
+                    LineAnswer::Claim(claim) => sent.push((line, LineState::Claimed, claim, String::new())),
                     LineAnswer::Refused { retryable: true, .. } => {
                         skip.insert((line.project_id.clone(), line.month, line.line_number));
                     }
                     LineAnswer::Refused { message, .. } => {
-                        store::line_sent(&mut conn, line, LineState::ClaimRefused, "", &message, now).await?;
-                        settled += 1;
+                        sent.push((line, LineState::ClaimRefused, String::new(), message))
                     }
                 }
             }
+            let answers: Vec<(&StoredLine, LineState, &str, &str)> = sent
+                .iter()
+                .map(|(line, state, claim, detail)| (*line, *state, claim.as_str(), detail.as_str()))
+                .collect();
+            let mut conn = self.db().acquire().await?;
+            store::lines_sent(&mut conn, &answers, self.now()).await?;
+            settled += answers.len();
             if answered < lines.len() {
                 return Ok(settled);
             }
