@@ -830,4 +830,73 @@ on_both_backends!(
     a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided,
     two_payrolls_over_the_same_persons_at_once_both_finish,
     a_line_corrected_later_in_the_same_message_is_decided,
+    a_streamed_line_whose_month_a_stored_claim_holds_is_refused_naming_it,
 );
+
+/// The periods of a chunk are taken in one statement: a line whose month a claim stored
+/// earlier already holds must still be refused, name that claim and hold nothing, while the
+/// line beside it is granted.
+async fn a_streamed_line_whose_month_a_stored_claim_holds_is_refused_naming_it(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(10_000_000).await;
+    let clerk = suite.agri_clerk();
+    let held = suite.poverty_alleviated_person("钱三", "401").await;
+    let free = suite.poverty_alleviated_person("钱四", "403").await;
+    let first = submit(
+        &suite,
+        &clerk,
+        post_claim(&held, "posts/held/2025-05", 2025, 5, 31, 50_000),
+    )
+    .await
+    .expect("decided")
+    .claim
+    .expect("claim");
+    assert_eq!(first.state, pb::ClaimState::Approved as i32);
+
+    let line = |reference: &str, claim: pb::Claim| pb::SubmitClaimsLine {
+        line_reference: reference.into(),
+        claim: Some(claim),
+    };
+    let lines = vec![
+        line("held", post_claim(&held, "relief/held/2025-05", 2025, 5, 31, 50_000)),
+        line("free", post_claim(&free, "relief/free/2025-05", 2025, 5, 31, 50_000)),
+    ];
+    let mut responses = suite
+        .subsidy()
+        .await
+        .submit_claims(with_token(
+            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
+            &clerk,
+        ))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(response) = responses.message().await.expect("answer") {
+        results.extend(response.results);
+    }
+    assert_eq!(results[0].state, pb::ClaimState::Rejected as i32);
+    assert_eq!(
+        results[0].rejection_reasons,
+        vec![pb::RejectionReason::DuplicatePeriod as i32]
+    );
+    assert_eq!(results[1].state, pb::ClaimState::Approved as i32);
+    let refused = suite
+        .subsidy()
+        .await
+        .get_claim(with_token(
+            pb::GetClaimRequest {
+                name: results[0].claim.clone(),
+            },
+            &clerk,
+        ))
+        .await
+        .expect("read")
+        .into_inner()
+        .claim
+        .expect("claim");
+    let rejection = &refused.decision.expect("decision").rejection_reasons[0];
+    assert_eq!(rejection.conflicting_claim, first.name, "the stored claim is named");
+    // Only the two granted claims hold money.
+    assert_eq!(suite.read_fund(&fund.name).await.reserved.map(|m| m.fen), Some(100_000));
+}
