@@ -874,42 +874,7 @@ pub async fn policies_in_exclusivity_group(
         .collect()
 }
 
-/// Takes the periods a granted claim holds. Returns the claim already holding one, if any, and
-/// then takes nothing: the caller rolls back or rejects.
-pub async fn occupy(
-    tx: &mut AnyConnection,
-    person_id: &str,
-    keys: &[(String, String)],
-    claim_id: &str,
-) -> Result<Option<String>> {
-    for (group_key, unit) in keys {
-        let taken = sqlx::query(
-            "INSERT INTO claim_periods (person_id, group_key, unit, claim_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (person_id, group_key, unit) DO NOTHING",
-        )
-        .bind(person_id)
-        .bind(group_key)
-        .bind(unit)
-        .bind(claim_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if taken == 0 {
-            let holder: String =
-                sqlx::query("SELECT claim_id FROM claim_periods WHERE person_id = $1 AND group_key = $2 AND unit = $3")
-                    .bind(person_id)
-                    .bind(group_key)
-                    .bind(unit)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("claim_id")?;
-            return Ok(Some(holder));
-        }
-    }
-    Ok(None)
-}
-
-/// The periods one claim wants, as `occupy_many` takes them.
+/// The periods one claim wants, as `occupy` takes them.
 pub struct WantedPeriods<'a> {
     pub claim_id: &'a str,
     pub person_id: &'a str,
@@ -917,10 +882,10 @@ pub struct WantedPeriods<'a> {
     pub keys: Vec<(String, String)>,
 }
 
-/// `occupy` for many claims of distinct persons, one statement per 500 rows: every key no
-/// other claim holds is taken, and the keys taken come back as (person, group, unit). A claim
-/// with a key missing from the answer met a holder; the caller gives its keys back.
-pub async fn occupy_many(
+/// Takes the periods of granted claims of distinct persons, one statement per 500 rows: every
+/// key no other claim holds is taken, and the keys taken come back as (person, group, unit). A
+/// claim with a key missing from the answer met a holder; the caller gives its keys back.
+pub async fn occupy(
     tx: &mut AnyConnection,
     claims: &[WantedPeriods<'_>],
 ) -> Result<std::collections::HashSet<(String, String, String)>> {

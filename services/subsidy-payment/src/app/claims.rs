@@ -560,30 +560,11 @@ impl Subsidy {
         keys
     }
 
-    /// Takes the periods a granted decision holds for the claim; when another claim of the
-    /// group holds one (the database's constraint says so), gives back what was taken and turns
-    /// the decision into DUPLICATE_PERIOD.
+    /// Takes the periods the granted decisions hold, for claims of distinct persons (so no two
+    /// of them can want one key), every key in one statement. A claim one of whose keys another
+    /// claim holds (the database's constraint says so) looks that holder up, gives back what
+    /// it took and turns into DUPLICATE_PERIOD.
     async fn hold_periods(
-        tx: &mut AnyConnection,
-        gathered: &Gathered,
-        payload: &ClaimPayload,
-        claim_id: &str,
-        decision: &mut Decision,
-    ) -> Result<(), Problem> {
-        if decision.outcome != Outcome::Eligible {
-            return Ok(());
-        }
-        let keys = Self::period_keys(gathered, payload);
-        if let Some(holder) = store::occupy(tx, &payload.person_id, &keys, claim_id).await? {
-            store::vacate(tx, claim_id).await?;
-            Self::duplicate_period(gathered, decision, &holder);
-        }
-        Ok(())
-    }
-
-    /// `hold_periods` for claims of distinct persons (so no two of them can want one key):
-    /// every key in one statement, then only the claims that met a holder look it up.
-    async fn hold_periods_of_many(
         tx: &mut AnyConnection,
         claims: &mut [(&Gathered, &ClaimPayload, &str, &mut Decision)],
     ) -> Result<(), Problem> {
@@ -596,7 +577,7 @@ impl Subsidy {
                 keys: Self::period_keys(gathered, payload),
             })
             .collect();
-        let taken = store::occupy_many(tx, &wanted).await?;
+        let taken = store::occupy(tx, &wanted).await?;
         let mut missing: HashMap<&str, (&str, &(String, String))> = HashMap::new();
         for wanted in &wanted {
             let person = wanted.person_id;
@@ -645,7 +626,7 @@ impl Subsidy {
     ) -> Result<Option<String>, Problem> {
         let payload = claim.payload.clone();
         let mut decision = self.decide(tx, gathered, &payload).await?;
-        Self::hold_periods(tx, gathered, &payload, &claim.id, &mut decision).await?;
+        Self::hold_periods(tx, &mut [(gathered, &payload, claim.id.as_str(), &mut decision)]).await?;
         self.settle(tx, gathered, claim, decision, reads).await
     }
 
@@ -1005,7 +986,7 @@ impl Subsidy {
             .iter_mut()
             .map(|(_, gathered, claim, decision)| (&*gathered, &claim.payload, claim.id.as_str(), decision))
             .collect();
-        Self::hold_periods_of_many(tx, &mut holding).await?;
+        Self::hold_periods(tx, &mut holding).await?;
         for (index, found, mut claim, decision) in wave.drain(..) {
             match self.settle(tx, &found, &mut claim, decision, reads).await {
                 Ok(month) => decided.push((index, claim, month)),

@@ -34,6 +34,30 @@ pub fn post_claim(
     }
 }
 
+/// A SubmitClaims line.
+fn line(reference: &str, claim: pb::Claim) -> pb::SubmitClaimsLine {
+    pb::SubmitClaimsLine {
+        line_reference: reference.into(),
+        claim: Some(claim),
+    }
+}
+
+/// Sends `messages` on one SubmitClaims stream and gathers every line's answer, in order.
+async fn stream(suite: &Suite, token: &str, messages: Vec<pb::SubmitClaimsRequest>) -> Vec<pb::SubmitClaimsLineResult> {
+    let mut responses = suite
+        .subsidy()
+        .await
+        .submit_claims(with_token(tokio_stream::iter(messages), token))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(response) = responses.message().await.expect("answer") {
+        results.extend(response.results);
+    }
+    results
+}
+
 pub async fn submit(suite: &Suite, token: &str, claim: pb::Claim) -> Result<pb::SubmitClaimResponse, tonic::Status> {
     suite
         .subsidy()
@@ -377,18 +401,7 @@ async fn a_payroll_streamed_twice_is_stored_once_and_a_bad_line_does_not_stop_it
                 pb::SubmitClaimsRequest { lines: first.to_vec() },
                 pb::SubmitClaimsRequest { lines: second.to_vec() },
             ];
-            let mut responses = suite
-                .subsidy()
-                .await
-                .submit_claims(with_token(tokio_stream::iter(messages), &clerk))
-                .await
-                .expect("stream")
-                .into_inner();
-            let mut results = Vec::new();
-            while let Some(response) = responses.message().await.expect("answer") {
-                results.extend(response.results);
-            }
-            results
+            stream(suite, &clerk, messages).await
         }
     };
     let first = send(lines.clone()).await;
@@ -551,10 +564,6 @@ async fn chunk_results(suite: &Suite, budget_fen: i64) -> (Vec<pb::SubmitClaimsL
                 .await,
         );
     }
-    let line = |reference: &str, claim: pb::Claim| pb::SubmitClaimsLine {
-        line_reference: reference.into(),
-        claim: Some(claim),
-    };
     let lines = vec![
         line("a", post_claim(&persons[0], "chunk/a", 2025, 4, 30, 50_000)),
         line("b", post_claim(&persons[0], "chunk/b", 2025, 4, 30, 50_000)),
@@ -562,20 +571,7 @@ async fn chunk_results(suite: &Suite, budget_fen: i64) -> (Vec<pb::SubmitClaimsL
         line("c", post_claim(&persons[1], "chunk/c", 2025, 4, 30, 50_000)),
         line("d", post_claim(&persons[2], "chunk/d", 2025, 4, 30, 50_000)),
     ];
-    let mut responses = suite
-        .subsidy()
-        .await
-        .submit_claims(with_token(
-            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
-            &clerk,
-        ))
-        .await
-        .expect("stream")
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(response) = responses.message().await.expect("answer") {
-        results.extend(response.results);
-    }
+    let results = stream(suite, &clerk, vec![pb::SubmitClaimsRequest { lines }]).await;
     (results, fund)
 }
 
@@ -677,20 +673,12 @@ async fn a_persons_months_in_one_chunk_count_against_the_cap_as_they_are_decided
             }
         })
         .collect();
-    let mut responses = suite
-        .subsidy()
-        .await
-        .submit_claims(with_token(
-            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
-            &suite.token("clerk-agri-cy", Department::Agri, Role::Clerk, "2113"),
-        ))
-        .await
-        .expect("stream")
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(response) = responses.message().await.expect("answer") {
-        results.extend(response.results);
-    }
+    let results = stream(
+        &suite,
+        &suite.token("clerk-agri-cy", Department::Agri, Role::Clerk, "2113"),
+        vec![pb::SubmitClaimsRequest { lines }],
+    )
+    .await;
     assert_eq!(results.len(), 37);
     let approved = results
         .iter()
@@ -742,21 +730,7 @@ async fn two_payrolls_over_the_same_persons_at_once_both_finish(backend: Backend
                     )),
                 })
                 .collect();
-            let mut responses = suite
-                .subsidy()
-                .await
-                .submit_claims(with_token(
-                    tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
-                    &clerk,
-                ))
-                .await
-                .expect("stream")
-                .into_inner();
-            let mut results = Vec::new();
-            while let Some(response) = responses.message().await.expect("answer, not a deadlock") {
-                results.extend(response.results);
-            }
-            results
+            stream(suite, &clerk, vec![pb::SubmitClaimsRequest { lines }]).await
         }
     };
     let mut reversed = persons.clone();
@@ -785,30 +759,8 @@ async fn a_line_corrected_later_in_the_same_message_is_decided(backend: Backend)
         ..post_claim(&person, "fix/2025-05", 2025, 5, 31, 50_000)
     };
     let corrected = post_claim(&person, "fix/2025-05", 2025, 5, 31, 50_000);
-    let lines = vec![
-        pb::SubmitClaimsLine {
-            line_reference: "1".into(),
-            claim: Some(wrong),
-        },
-        pb::SubmitClaimsLine {
-            line_reference: "2".into(),
-            claim: Some(corrected),
-        },
-    ];
-    let mut responses = suite
-        .subsidy()
-        .await
-        .submit_claims(with_token(
-            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
-            &suite.agri_clerk(),
-        ))
-        .await
-        .expect("stream")
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(response) = responses.message().await.expect("answer") {
-        results.extend(response.results);
-    }
+    let lines = vec![line("1", wrong), line("2", corrected)];
+    let results = stream(&suite, &suite.agri_clerk(), vec![pb::SubmitClaimsRequest { lines }]).await;
     assert_eq!(
         results[0].error.as_ref().map(|e| e.reason.as_str()),
         Some("FIELD_INVALID")
@@ -853,28 +805,11 @@ async fn a_streamed_line_whose_month_a_stored_claim_holds_is_refused_naming_it(b
     .expect("claim");
     assert_eq!(first.state, pb::ClaimState::Approved as i32);
 
-    let line = |reference: &str, claim: pb::Claim| pb::SubmitClaimsLine {
-        line_reference: reference.into(),
-        claim: Some(claim),
-    };
     let lines = vec![
         line("held", post_claim(&held, "relief/held/2025-05", 2025, 5, 31, 50_000)),
         line("free", post_claim(&free, "relief/free/2025-05", 2025, 5, 31, 50_000)),
     ];
-    let mut responses = suite
-        .subsidy()
-        .await
-        .submit_claims(with_token(
-            tokio_stream::iter(vec![pb::SubmitClaimsRequest { lines }]),
-            &clerk,
-        ))
-        .await
-        .expect("stream")
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(response) = responses.message().await.expect("answer") {
-        results.extend(response.results);
-    }
+    let results = stream(&suite, &clerk, vec![pb::SubmitClaimsRequest { lines }]).await;
     assert_eq!(results[0].state, pb::ClaimState::Rejected as i32);
     assert_eq!(
         results[0].rejection_reasons,
