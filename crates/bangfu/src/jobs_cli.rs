@@ -1565,6 +1565,20 @@ pub struct TrainingCreateArgs {
     /// The place, e.g. 市中区职业培训中心.
     #[arg(long)]
     place: String,
+    /// The provider's unified social credit code, to which the training subsidy is paid.
+    #[arg(long, default_value = "")]
+    provider_credit_code: String,
+    /// The policy each completion's training subsidy is claimed under (paid to the provider),
+    /// e.g. cy-training-subsidy-2021; needs --provider-credit-code and --training-subsidy.
+    #[arg(long, default_value = "")]
+    training_subsidy_policy: String,
+    /// The training subsidy per trainee the subsidy project approved, in yuan.
+    #[arg(long, default_value = "")]
+    training_subsidy: String,
+    /// The policy each completion's living allowance is claimed under (paid to the trainee),
+    /// e.g. cy-training-living-2021.
+    #[arg(long, default_value = "")]
+    living_allowance_policy: String,
 }
 
 async fn training_create(args: TrainingCreateArgs) -> Result<(), Failure> {
@@ -1582,6 +1596,14 @@ async fn training_create(args: TrainingCreateArgs) -> Result<(), Failure> {
         }),
         days: args.days,
         place: args.place,
+        provider_credit_code: args.provider_credit_code,
+        training_subsidy_policy: args.training_subsidy_policy,
+        training_subsidy_standard: if args.training_subsidy.trim().is_empty() {
+            None
+        } else {
+            money("--training-subsidy", &args.training_subsidy)?
+        },
+        living_allowance_policy: args.living_allowance_policy,
         ..Default::default()
     };
     let mut jobs = connect(&args.client).await?;

@@ -178,6 +178,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "training courses and trainees, recruitment events",
             sql: include_str!("../migrations/sqlite/0502_training_events.sql"),
         },
+        MigrationFile {
+            version: 503,
+            description: "training subsidy policies on courses; a claim's payee as a resource name",
+            sql: include_str!("../migrations/sqlite/0503_training_claims.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -194,6 +199,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 502,
             description: "training courses and trainees, recruitment events",
             sql: include_str!("../migrations/postgres/0502_training_events.sql"),
+        },
+        MigrationFile {
+            version: 503,
+            description: "training subsidy policies on courses; a claim's payee as a resource name",
+            sql: include_str!("../migrations/postgres/0503_training_claims.sql"),
         },
     ],
 };

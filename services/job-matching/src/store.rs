@@ -1851,6 +1851,14 @@ pub struct CourseData {
     pub end: Date,
     pub days: i64,
     pub place: String,
+    /// The provider's unified social credit code; empty when no training subsidy is claimed.
+    pub provider_credit_code: String,
+    /// The policy a completion's training subsidy is claimed under (to the provider), and the
+    /// amount per trainee the subsidy project approved; empty and zero for none.
+    pub training_subsidy_policy: String,
+    pub training_subsidy_fen: i64,
+    /// The policy a completion's living allowance is claimed under (to the person); empty for none.
+    pub living_allowance_policy: String,
 }
 
 #[derive(Debug, Clone)]
@@ -1881,6 +1889,10 @@ fn course_from(row: &AnyRow) -> Result<StoredCourse> {
             end: day(row, "end_date")?,
             days: row.try_get("days")?,
             place: row.try_get("place")?,
+            provider_credit_code: row.try_get("provider_credit_code")?,
+            training_subsidy_policy: row.try_get("training_subsidy_policy")?,
+            training_subsidy_fen: row.try_get("training_subsidy_fen")?,
+            living_allowance_policy: row.try_get("living_allowance_policy")?,
         },
         enrolled: row.try_get("enrolled")?,
         completed: row.try_get("completed")?,
@@ -1897,7 +1909,9 @@ pub async fn insert_course(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs_courses (id, display_name, provider, occupation_code, occupation_name, region, start_date, \
-         end_date, days, place, create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         end_date, days, place, create_subject, created_us, provider_credit_code, training_subsidy_policy, \
+         training_subsidy_fen, living_allowance_policy) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(id)
     .bind(&course.display_name)
@@ -1911,6 +1925,10 @@ pub async fn insert_course(
     .bind(&course.place)
     .bind(subject)
     .bind(to_micros(now))
+    .bind(&course.provider_credit_code)
+    .bind(&course.training_subsidy_policy)
+    .bind(course.training_subsidy_fen)
+    .bind(&course.living_allowance_policy)
     .execute(tx)
     .await?;
     Ok(())

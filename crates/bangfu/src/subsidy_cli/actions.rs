@@ -492,3 +492,124 @@ pub async fn approve(args: ApproveArgs) -> Result<(), Failure> {
         args.client.json,
     )
 }
+
+#[derive(Debug, Args)]
+pub struct SetStandardArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The policy's code or name, e.g. cy-training-living-2021.
+    policy: String,
+    /// The standards table's key, e.g. rural_min_living_monthly.
+    #[arg(long)]
+    table: String,
+    /// The region prefix the figure applies to, e.g. 2113 (or * for everywhere).
+    #[arg(long)]
+    region: String,
+    /// The calendar year it applies to.
+    #[arg(long)]
+    year: i32,
+    /// The figure in yuan, e.g. 520 or 457.10.
+    #[arg(long)]
+    value: String,
+    /// Where the figure comes from, e.g. 朝阳市民政局2024年农村低保标准通知.
+    #[arg(long)]
+    source: String,
+}
+
+/// Enters a region's figure in a standards table: a new draft version of the policy, the latest
+/// version with the row added (or replaced for the same region and year). A finance reviewer
+/// other than its author publishes it (`bangfu subsidy publish-version`); until then claims use
+/// the version in force.
+pub async fn set_standard(args: SetStandardArgs) -> Result<(), Failure> {
+    let policy = resource_name("policies", &args.policy);
+    let fen = parse_yuan("--value", &args.value)?;
+    let mut subsidy = connect(&args.client).await?;
+    let latest = call(subsidy.get_policy(pb::GetPolicyRequest { name: policy.clone() }))
+        .await?
+        .policy
+        .unwrap_or_default()
+        .latest_version;
+    let mut version = call(subsidy.get_policy_version(pb::GetPolicyVersionRequest { name: latest }))
+        .await?
+        .version
+        .unwrap_or_default();
+    if version.state == pb::PolicyVersionState::Draft as i32 {
+        return Err(Failure::usage(format!(
+            "{} is a draft waiting to be published; publish it first, then enter the figure",
+            version.name
+        )));
+    }
+    let Some(table) = version.standards_tables.iter_mut().find(|t| t.key == args.table) else {
+        let keys: Vec<&str> = version.standards_tables.iter().map(|t| t.key.as_str()).collect();
+        return Err(Failure::usage(format!(
+            "{policy} has no standards table {}; its tables: {}",
+            args.table,
+            keys.join(", ")
+        )));
+    };
+    let region = args.region.trim().to_string();
+    table
+        .rows
+        .retain(|row| !(row.region_prefix == region && row.year == args.year));
+    table.rows.push(pb::StandardsRow {
+        region_prefix: region.clone(),
+        year: args.year,
+        value: Some(common::Money { fen }),
+        source: args.source,
+    });
+    let change_note = format!(
+        "录入标准表 {} 地区 {region} {} 年：{} 元",
+        args.table,
+        args.year,
+        args.value.trim()
+    );
+    let version = pb::PolicyVersion {
+        name: String::new(),
+        version: 0,
+        state: 0,
+        change_note,
+        create_subject: String::new(),
+        create_time: None,
+        publish_subject: String::new(),
+        publish_time: None,
+        ..version
+    };
+    let answer = call(subsidy.create_policy_version(pb::CreatePolicyVersionRequest {
+        parent: policy,
+        version: Some(version),
+        request_id: String::new(),
+        validate_only: false,
+    }))
+    .await?;
+    show(
+        "bangfu.subsidy.v1.CreatePolicyVersionResponse",
+        &answer,
+        args.client.json,
+    )
+}
+
+#[derive(Debug, Args)]
+pub struct PublishVersionArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The draft version's name, e.g. policies/cy-training-living-2021/versions/2.
+    version: String,
+    /// What was checked (1 to 500 characters).
+    #[arg(long)]
+    note: String,
+}
+
+/// Publishes a draft policy version (a finance reviewer other than its author).
+pub async fn publish_version(args: PublishVersionArgs) -> Result<(), Failure> {
+    let mut subsidy = connect(&args.client).await?;
+    let answer = call(subsidy.publish_policy_version(pb::PublishPolicyVersionRequest {
+        name: args.version.trim().to_string(),
+        note: args.note,
+    }))
+    .await?;
+    show(
+        "bangfu.subsidy.v1.PublishPolicyVersionResponse",
+        &answer,
+        args.client.json,
+    )
+}

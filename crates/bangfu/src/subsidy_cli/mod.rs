@@ -50,6 +50,11 @@ pub enum SubsidyCommand {
     Statement(reads::StatementArgs),
     /// Recoveries (追回): money asked back after identity's corrections.
     Recoveries(reads::RecoveriesArgs),
+    /// Enter a region's figure in a policy's standards table (e.g. the local rural
+    /// minimum-living standard): a new draft version for a second reviewer to publish.
+    SetStandard(actions::SetStandardArgs),
+    /// Publish a draft policy version (a finance reviewer other than its author).
+    PublishVersion(actions::PublishVersionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +114,8 @@ pub async fn run(command: SubsidyCommand) -> Result<(), Failure> {
         SubsidyCommand::ImportResults(args) => files::import_results(args).await,
         SubsidyCommand::Statement(args) => reads::statement(args).await,
         SubsidyCommand::Recoveries(args) => reads::recoveries(args).await,
+        SubsidyCommand::SetStandard(args) => actions::set_standard(args).await,
+        SubsidyCommand::PublishVersion(args) => actions::publish_version(args).await,
     }
 }
 

@@ -29,7 +29,7 @@ fn a_finance_clerk_reads_the_catalog_and_registers_a_banks_account_list() {
     let listed = bangfu(&["subsidy", "policies", "--addr", &up.addr, "--token", &finance, "--json"]);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let policies: Vec<serde_json::Value> = serde_json::from_str(&text(&listed.stdout)).expect("a JSON array");
-    assert_eq!(policies.len(), 8, "{}", text(&listed.stdout));
+    assert_eq!(policies.len(), 10, "{}", text(&listed.stdout));
     assert!(policies.iter().any(|p| p["code"] == "cq-transport-cross-province"));
     // One policy whole, as rows a clerk reads: its source and its money.
     let shown = bangfu(&[
@@ -45,6 +45,71 @@ fn a_finance_clerk_reads_the_catalog_and_registers_a_banks_account_list() {
     let shown = text(&shown.stdout);
     assert!(shown.contains("§九"), "{shown}");
     assert!(shown.contains("2025-12-31"), "{shown}");
+
+    // Chaoyang's finance enters its rural minimum-living standard, which the shipped living
+    // allowance leaves to each region; a second reviewer publishes the draft.
+    let author = crate::cli::token(keys, "finance", "reviewer", "*", "finance-reviewer-author");
+    let drafted = bangfu(&[
+        "subsidy",
+        "set-standard",
+        "cy-training-living-2021",
+        "--table",
+        "rural_min_living_monthly",
+        "--region",
+        "2113",
+        "--year",
+        "2024",
+        "--value",
+        "520",
+        "--source",
+        "朝阳市2024年农村低保标准",
+        "--addr",
+        &up.addr,
+        "--token",
+        &author,
+        "--json",
+    ]);
+    assert!(drafted.status.success(), "{}", text(&drafted.stderr));
+    let drafted: serde_json::Value = serde_json::from_str(&text(&drafted.stdout)).expect("JSON");
+    let draft = drafted["version"]["name"].as_str().expect("draft name").to_string();
+    assert_eq!(draft, "policies/cy-training-living-2021/versions/2");
+    assert_eq!(
+        drafted["version"]["standardsTables"][0]["rows"][0]["value"]["fen"],
+        serde_json::json!("52000"),
+        "{drafted}"
+    );
+    // The author may not publish their own version.
+    let own = bangfu(&[
+        "subsidy",
+        "publish-version",
+        &draft,
+        "--note",
+        "已核对",
+        "--addr",
+        &up.addr,
+        "--token",
+        &author,
+    ]);
+    assert!(!own.status.success(), "{}", text(&own.stdout));
+    let publisher = crate::cli::token(keys, "finance", "reviewer", "*", "finance-reviewer-publisher");
+    let published = bangfu(&[
+        "subsidy",
+        "publish-version",
+        &draft,
+        "--note",
+        "已核对民政部门公布的标准",
+        "--addr",
+        &up.addr,
+        "--token",
+        &publisher,
+        "--json",
+    ]);
+    assert!(published.status.success(), "{}", text(&published.stderr));
+    let published: serde_json::Value = serde_json::from_str(&text(&published.stdout)).expect("JSON");
+    assert_eq!(
+        published["version"]["state"], "POLICY_VERSION_STATE_PUBLISHED",
+        "{published}"
+    );
 
     // A person the list names, registered by HR.
     let hr = token(keys, "hr", "clerk", "370402");

@@ -10,6 +10,7 @@ use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::idempotency::RequestKey;
 use bangfu_platform::identity_reader::Employment;
 use bangfu_platform::peers::CallContext;
+use bangfu_platform::subsidy_claims::FactValue;
 use bangfu_platform::write::{self, Begun};
 use bangfu_proto::common::v1::EmploymentStatus;
 use sqlx::AnyConnection;
@@ -19,6 +20,7 @@ use tonic::Code;
 use super::{Jobs, invalid, method};
 use crate::domain::{EnrolmentState, RecruitmentEventKind};
 use crate::peers::REPORTING_SYSTEM;
+use crate::store::claims::{self as store_claims, NewClaim};
 use crate::store::{self, CourseData, EventData, JobCounts, StoredCourse, StoredEnrolment, StoredEvent};
 
 /// A region's counts for a period, with a row per county under it.
@@ -46,8 +48,41 @@ fn add(total: &mut JobCounts, row: &JobCounts) {
     total.target_persons_placed += row.target_persons_placed;
 }
 
+/// What a trainee's completion claims under the course's policies: the training subsidy, to the
+/// provider, and the living allowance, to the person; each judged on the course's last day and
+/// keyed by the enrolment, so a completion is claimed once.
+fn completion_claims(course: &StoredCourse, enrolment: &StoredEnrolment) -> Vec<NewClaim> {
+    let data = &course.data;
+    let facts = vec![
+        ("training_completed".to_string(), FactValue::Boolean(true)),
+        ("training_days".to_string(), FactValue::Integer(data.days)),
+        (
+            "per_trainee_standard_fen".to_string(),
+            FactValue::Money(data.training_subsidy_fen),
+        ),
+    ];
+    [
+        (&data.training_subsidy_policy, "trainingSubsidy", course.name()),
+        (&data.living_allowance_policy, "livingAllowance", String::new()),
+    ]
+    .into_iter()
+    .filter(|(policy, _, _)| !policy.is_empty())
+    .map(|(policy, kind, payee)| NewClaim {
+        reference: format!("{}/{kind}", enrolment.name()),
+        policy: policy.clone(),
+        person_id: enrolment.person_id.clone(),
+        payee,
+        first: data.end,
+        last: data.end,
+        facts: facts.clone(),
+        owner: course.name(),
+        region: enrolment.home_region.clone(),
+    })
+    .collect()
+}
+
 impl Jobs {
-    async fn course_for(
+    pub(crate) async fn course_for(
         &self,
         conn: &mut AnyConnection,
         caller: &Principal,
@@ -64,6 +99,7 @@ impl Jobs {
     pub async fn create_training_course(
         &self,
         caller: &Principal,
+        call: &CallContext,
         key: Option<RequestKey>,
         course: CourseData,
     ) -> Result<StoredCourse, Problem> {
@@ -81,6 +117,22 @@ impl Jobs {
             &format!("trainingCourses in {}", course.region),
             &course.region,
         )?;
+        // Completions are claimed as of the course's last day, so the policies must be in force
+        // then: a claim under any other could never be paid.
+        for (field, policy) in [
+            (
+                "training_course.training_subsidy_policy",
+                &course.training_subsidy_policy,
+            ),
+            (
+                "training_course.living_allowance_policy",
+                &course.living_allowance_policy,
+            ),
+        ] {
+            if !policy.is_empty() {
+                self.policy_in_force(call, field, policy, course.end).await?;
+            }
+        }
         let mut unit = match write::begin(self.db(), key, self.now()).await? {
             Begun::Replay { resource } => {
                 let mut conn = self.db().acquire().await?;
@@ -195,10 +247,21 @@ impl Jobs {
         let stored = store::get_enrolment(unit.tx(), id)
             .await?
             .ok_or_else(Problem::internal)?;
+        let due = if outcome == EnrolmentState::Completed {
+            completion_claims(&course, &stored)
+        } else {
+            Vec::new()
+        };
+        store_claims::insert_claims(unit.tx(), &due, now).await?;
         unit.commit(
             AuditEntry::by(caller, &method("RecordTrainingCompletion"), name, now).in_region(&enrolment.home_region),
         )
         .await?;
+        if !due.is_empty()
+            && let Err(problem) = self.send_pending_claims(call, Some(&course.name())).await
+        {
+            tracing::warn!(course = %course.id, reason = ?problem.reason, "the trainee's claims wait for the job");
+        }
         Ok(self.tell_training(call, stored, &course).await)
     }
 

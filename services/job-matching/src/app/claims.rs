@@ -71,18 +71,9 @@ impl Jobs {
                     continue;
                 }
             };
-            let organization = if claim.payee_carrier_id.is_empty() {
-                None
-            } else {
+            let organization = {
                 let mut conn = self.db().acquire().await?;
-                let carrier = store::get_carrier(&mut conn, &claim.payee_carrier_id)
-                    .await?
-                    .ok_or_else(Problem::internal)?;
-                Some(OrganizationPayee {
-                    credit_code: carrier.data.credit_code,
-                    display_name: carrier.data.display_name,
-                    region: padded_code(&carrier.data.region),
-                })
+                organization_payee(&mut conn, &claim.payee).await?
             };
             lines.push(ClaimLine {
                 line_reference: number.to_string(),
@@ -160,6 +151,27 @@ impl Jobs {
         }
         Ok(taken)
     }
+}
+
+/// The organization a claim pays, from its payee's resource name; None when the person is paid.
+async fn organization_payee(conn: &mut AnyConnection, payee: &str) -> Result<Option<OrganizationPayee>, Problem> {
+    if let Some(id) = payee.strip_prefix("carriers/") {
+        let carrier = store::get_carrier(conn, id).await?.ok_or_else(Problem::internal)?;
+        return Ok(Some(OrganizationPayee {
+            credit_code: carrier.data.credit_code,
+            display_name: carrier.data.display_name,
+            region: padded_code(&carrier.data.region),
+        }));
+    }
+    if let Some(id) = payee.strip_prefix("trainingCourses/") {
+        let course = store::get_course(conn, id).await?.ok_or_else(Problem::internal)?;
+        return Ok(Some(OrganizationPayee {
+            credit_code: course.data.provider_credit_code,
+            display_name: course.data.provider,
+            region: padded_code(&course.data.region),
+        }));
+    }
+    Ok(None)
 }
 
 /// A claim's outcome from subsidy payment's feed, on the claim it was sent as.
@@ -282,7 +294,7 @@ impl Jobs {
                 reference: format!("{owner}/onJobTraining/{}/{month_text}", p.id),
                 policy: policy.to_string(),
                 person_id: p.data.person_id.clone(),
-                payee_carrier_id: carrier.id.clone(),
+                payee: carrier.name(),
                 first: p.data.start.max(first),
                 last: p.end_date.map_or(last, |end| end.min(last)),
                 facts: vec![
@@ -359,7 +371,7 @@ impl Jobs {
             reference: format!("{owner}/agencySubsidy/{policy}"),
             policy: policy.to_string(),
             person_id: data.person_id.clone(),
-            payee_carrier_id: agency.id.clone(),
+            payee: agency.name(),
             first: day,
             last: day,
             facts: vec![
@@ -405,11 +417,14 @@ impl Jobs {
             "exportBatches" => {
                 self.batch_for(&mut conn, caller, "ListSubsidyClaims", id).await?;
             }
+            "trainingCourses" => {
+                self.course_for(&mut conn, caller, "ListSubsidyClaims", id).await?;
+            }
             _ => {
                 return Err(invalid(
                     "owner",
-                    "must be carriers/{id}, placements/{id} or exportBatches/{id}",
-                    "应为 carriers/、placements/ 或 exportBatches/ 资源名称",
+                    "must be carriers/{id}, placements/{id}, exportBatches/{id} or trainingCourses/{id}",
+                    "应为 carriers/、placements/、exportBatches/ 或 trainingCourses/ 资源名称",
                 ));
             }
         }

@@ -355,9 +355,9 @@ impl Jobs {
                     reference: traveller.reference(subsidy),
                     policy: policy.to_string(),
                     person_id: traveller.placement.data.person_id.clone(),
-                    payee_carrier_id: match subsidy {
+                    payee: match subsidy {
                         ExportSubsidy::Transport => String::new(),
-                        ExportSubsidy::Agency => batch.data.agency_id.clone(),
+                        ExportSubsidy::Agency => format!("carriers/{}", batch.data.agency_id),
                     },
                     first: day,
                     last: day,

@@ -916,6 +916,7 @@ impl JobMatchingService for JobsServer {
         request: Request<pb::CreateTrainingCourseRequest>,
     ) -> Result<Response<pb::CreateTrainingCourseResponse>, Status> {
         let caller = caller(&request)?;
+        let call = CallContext::of(&request);
         let request = request.into_inner();
         let key = request_key(&caller.subject, "CreateTrainingCourse", &request.request_id, &request)?;
         let course = wire::new_course(
@@ -924,7 +925,7 @@ impl JobMatchingService for JobsServer {
                 .as_ref()
                 .ok_or_else(|| Problem::required("training_course", "培训班"))?,
         )?;
-        let stored = self.jobs.create_training_course(&caller, key, course).await?;
+        let stored = self.jobs.create_training_course(&caller, &call, key, course).await?;
         Ok(Response::new(pb::CreateTrainingCourseResponse {
             training_course: Some(wire::course_to_wire(&stored)),
         }))

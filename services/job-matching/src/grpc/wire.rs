@@ -768,6 +768,22 @@ pub fn new_course(course: &pb::TrainingCourse) -> Result<CourseData, Problem> {
             "结束日期不能早于开始日期",
         ));
     }
+    let training_subsidy_policy = course.training_subsidy_policy.trim().to_string();
+    // The training subsidy is paid to the provider, so it needs the provider's registration.
+    let provider_credit_code = if training_subsidy_policy.is_empty() && course.provider_credit_code.trim().is_empty() {
+        String::new()
+    } else {
+        credit_code("training_course.provider_credit_code", &course.provider_credit_code)?
+    };
+    let training_subsidy_fen = if training_subsidy_policy.is_empty() {
+        0
+    } else {
+        positive_money(
+            "training_course.training_subsidy_standard",
+            course.training_subsidy_standard.as_ref(),
+            "每人培训补贴标准",
+        )?
+    };
     Ok(CourseData {
         display_name: text("training_course.display_name", &course.display_name, 100, "培训班名称")?,
         provider: text("training_course.provider", &course.provider, 100, "培训机构")?,
@@ -778,6 +794,10 @@ pub fn new_course(course: &pb::TrainingCourse) -> Result<CourseData, Problem> {
         end,
         days: within("training_course.days", i64::from(course.days), 1, 366, "培训天数")?,
         place: text("training_course.place", &course.place, 100, "培训场所")?,
+        provider_credit_code,
+        training_subsidy_policy,
+        training_subsidy_fen,
+        living_allowance_policy: course.living_allowance_policy.trim().to_string(),
     })
 }
 
@@ -797,6 +817,12 @@ pub fn course_to_wire(course: &StoredCourse) -> pb::TrainingCourse {
         }),
         days: i32::try_from(course.data.days).unwrap_or(0),
         place: course.data.place.clone(),
+        provider_credit_code: course.data.provider_credit_code.clone(),
+        training_subsidy_policy: course.data.training_subsidy_policy.clone(),
+        training_subsidy_standard: (course.data.training_subsidy_fen > 0)
+            .then_some(course.data.training_subsidy_fen)
+            .and_then(money),
+        living_allowance_policy: course.data.living_allowance_policy.clone(),
         enrolled: i32::try_from(course.enrolled).unwrap_or(i32::MAX),
         completed: i32::try_from(course.completed).unwrap_or(i32::MAX),
         create_time: Some(timestamp_to_wire(course.created)),
@@ -925,10 +951,10 @@ pub fn subsidy_claim_to_wire(claim: &ClaimView) -> pb::SubsidyClaim {
         reference: data.reference.clone(),
         policy: data.policy.clone(),
         person: format!("persons/{}", data.person_id),
-        payee: if data.payee_carrier_id.is_empty() {
+        payee: if data.payee.is_empty() {
             format!("persons/{}", data.person_id)
         } else {
-            format!("carriers/{}", data.payee_carrier_id)
+            data.payee.clone()
         },
         period: Some(common::Period {
             first_day: Some(date_to_wire(data.first)),

@@ -1,6 +1,6 @@
 //! The subsidy claims job matching sends to subsidy payment — a traveller's transport and
 //! agency subsidies, a workshop's on-the-job training months (以工代训), an agency's subsidy after
-//! a year of follow-up — one row each, keyed by the claim source reference that makes subsidy
+//! a year of follow-up, a trainee's training subsidy and living allowance — one row each, keyed by the claim source reference that makes subsidy
 //! payment take it once. A row is written when the claim falls due, with the facts this service
 //! offers; the sender gives each policy version the ones it declares, and the claim feed moves
 //! the row on.
@@ -25,8 +25,9 @@ pub struct NewClaim {
     /// The policy's code in subsidy payment's catalog.
     pub policy: String,
     pub person_id: String,
-    /// The carrier paid (an organization payee); empty when the person is paid.
-    pub payee_carrier_id: String,
+    /// Who is paid, as a resource name: "carriers/{c}" (the carrier), "trainingCourses/{c}" (the
+    /// course's provider), or empty when the person is paid.
+    pub payee: String,
     /// The period the claim is judged on.
     pub first: Date,
     pub last: Date,
@@ -51,7 +52,7 @@ fn claim_from(row: &AnyRow) -> Result<StoredClaim> {
             reference: row.try_get("reference")?,
             policy: row.try_get("policy")?,
             person_id: row.try_get("person_id")?,
-            payee_carrier_id: row.try_get("payee_carrier_id")?,
+            payee: row.try_get("payee")?,
             first: day(row, "first_day")?,
             last: day(row, "last_day")?,
             facts: json(row, "facts")?,
@@ -72,7 +73,7 @@ fn claim_from(row: &AnyRow) -> Result<StoredClaim> {
 pub async fn insert_claims(tx: &mut AnyConnection, claims: &[NewClaim], now: OffsetDateTime) -> Result<()> {
     for claim in claims {
         sqlx::query(
-            "INSERT INTO jobs_claims (reference, policy, person_id, payee_carrier_id, first_day, last_day, facts, \
+            "INSERT INTO jobs_claims (reference, policy, person_id, payee, first_day, last_day, facts, \
              owner, region, state, claim, amount_fen, detail, attempted_us, created_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', '', 0, '', 0, $10) \
              ON CONFLICT (reference) DO NOTHING",
@@ -80,7 +81,7 @@ pub async fn insert_claims(tx: &mut AnyConnection, claims: &[NewClaim], now: Off
         .bind(&claim.reference)
         .bind(&claim.policy)
         .bind(&claim.person_id)
-        .bind(&claim.payee_carrier_id)
+        .bind(&claim.payee)
         .bind(date_text(claim.first))
         .bind(date_text(claim.last))
         .bind(to_json(&claim.facts))

@@ -8,3 +8,4 @@ mod matching;
 mod refusals;
 mod stats;
 mod support;
+mod training;

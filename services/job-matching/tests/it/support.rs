@@ -513,3 +513,30 @@ pub fn placement_draft(posting: &str, seeker: &str, start: common::Date) -> pb::
 pub fn uuid() -> String {
     bangfu_platform::rows::new_id()
 }
+
+/// A Chaoyang (朝阳市, Liaoning) community of 双塔区.
+pub const CHAOYANG_VILLAGE: &str = "211302001001";
+
+/// The subsidy claims shown on `owner` once there are at least `count` and none is pending or
+/// submitted.
+pub async fn settled_claims(suite: &Suite, token: &str, owner: &str, count: usize) -> Vec<pb::SubsidyClaim> {
+    for _ in 0..100 {
+        let claims = suite
+            .jobs()
+            .await
+            .list_subsidy_claims(with_token(pb::ListSubsidyClaimsRequest { owner: owner.into() }, token))
+            .await
+            .expect("claims")
+            .into_inner()
+            .claims;
+        let open = claims.iter().any(|c| {
+            let state = c.progress.as_ref().map(|p| p.state).unwrap_or_default();
+            state == pb::ClaimProgressState::Pending as i32 || state == pb::ClaimProgressState::Submitted as i32
+        });
+        if claims.len() >= count && !open {
+            return claims;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the claims on {owner} did not settle");
+}

@@ -141,7 +141,12 @@ impl CompiledRules {
                     reasons: Vec::new(),
                     message: String::new(),
                 };
-                match self.evaluate(&example.period, &example.region, &example.facts) {
+                match self.evaluate_assuming(
+                    &example.period,
+                    &example.region,
+                    &example.facts,
+                    &example.assumed_standards,
+                ) {
                     Err(error) => result.message = format!("规则无法计算：{error}"),
                     Ok(evaluation) => {
                         let mut expected: Vec<&str> = example.expected_reasons.iter().map(|r| r.as_str()).collect();
@@ -188,6 +193,17 @@ impl CompiledRules {
     /// Evaluates one claim: `facts` holds every fact the version defines that has a value
     /// (claim, identity, history, tables and parameters already looked up).
     pub fn evaluate(&self, period: &Period, region: &str, facts: &[Fact]) -> Result<Evaluation, RuleError> {
+        self.evaluate_assuming(period, region, facts, &[])
+    }
+
+    /// Evaluates with standards values assumed in place of the tables' rows (an example case's).
+    fn evaluate_assuming(
+        &self,
+        period: &Period,
+        region: &str,
+        facts: &[Fact],
+        assumed: &[(String, i64)],
+    ) -> Result<Evaluation, RuleError> {
         let version = &self.version;
         let mut rejections = Vec::new();
         let by_name: HashMap<&str, &FactValue> = facts.iter().map(|f| (f.name.as_str(), &f.value)).collect();
@@ -232,7 +248,7 @@ impl CompiledRules {
         }
 
         let missing = Arc::new(Mutex::new(Vec::<String>::new()));
-        let context = self.context(period, region, facts, missing.clone());
+        let context = self.context(period, region, facts, assumed, missing.clone());
         for (i, (program, condition)) in self.conditions.iter().enumerate() {
             match program.execute(&context) {
                 Ok(Value::Bool(true)) => {}
@@ -322,6 +338,7 @@ impl CompiledRules {
         period: &Period,
         region: &str,
         facts: &[Fact],
+        assumed: &[(String, i64)],
         missing: Arc<Mutex<Vec<String>>>,
     ) -> Context<'static, 'static> {
         let mut context = Context::with_env(ENV.clone());
@@ -360,6 +377,7 @@ impl CompiledRules {
                     table.lookup(region, period.first.year()).map(|row| row.value_fen),
                 )
             })
+            .chain(assumed.iter().map(|(key, value)| (key.clone(), Some(*value))))
             .collect();
         let year = period.first.year();
         let region_owned = region.to_string();
@@ -706,6 +724,35 @@ mod tests {
         let evaluation = rules
             .evaluate(&MARCH, "370402001013", &facts(20, &["POVERTY_ALLEVIATED"], 0, None))
             .expect("evaluates");
+        assert_eq!(evaluation.rejections[0].reason, RejectionReason::StandardMissing);
+    }
+
+    #[test]
+    fn a_table_left_to_the_regions_rejects_claims_but_an_example_may_assume_a_value() {
+        let mut version = post_version();
+        version.standards_tables = vec![StandardsTable {
+            key: "rural_min_living_monthly".into(),
+            description: "d".into(),
+            rounding: Rounding::default(),
+            rows: vec![],
+        }];
+        version.amount_rule = "div_round(standard('rural_min_living_monthly') * 3, 2)".into();
+        let facts = facts(20, &["POVERTY_ALLEVIATED"], 0, None);
+        version.examples = vec![ExampleCase {
+            title: "假设月标准500元".into(),
+            period: MARCH,
+            region: "370402001013".into(),
+            facts: facts.clone(),
+            expected_outcome: Outcome::Eligible,
+            expected_amount: 75_000,
+            expected_reasons: vec![],
+            assumed_standards: vec![("rural_min_living_monthly".into(), 50_000)],
+        }];
+        let rules = CompiledRules::compile(Arc::new(version)).expect("compiles");
+        let (results, passed) = rules.check_examples();
+        assert!(passed, "{results:?}");
+        let evaluation = rules.evaluate(&MARCH, "370402001013", &facts).expect("evaluates");
+        assert_eq!(evaluation.outcome, Outcome::Rejected);
         assert_eq!(evaluation.rejections[0].reason, RejectionReason::StandardMissing);
     }
 }

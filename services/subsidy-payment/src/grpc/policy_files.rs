@@ -28,6 +28,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../policies/cy-welfare-post-2021.json"),
     ),
     (
+        "cy-training-living-2021.json",
+        include_str!("../../policies/cy-training-living-2021.json"),
+    ),
+    (
+        "cy-training-subsidy-2021.json",
+        include_str!("../../policies/cy-training-subsidy-2021.json"),
+    ),
+    (
         "sd-work-relief-remuneration-2023.json",
         include_str!("../../policies/sd-work-relief-remuneration-2023.json"),
     ),

@@ -389,6 +389,17 @@ pub fn policy_version(value: Option<&pb::PolicyVersion>) -> Result<d::PolicyVers
                     .enumerate()
                     .map(|(j, r)| rejection_reason(&format!("{field}.expected_reasons[{j}]"), *r))
                     .collect::<Result<Vec<_>, Problem>>()?,
+                assumed_standards: e
+                    .assumed_standards
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| {
+                        let value = money(a.value.as_ref()).ok_or_else(|| {
+                            required(&format!("{field}.assumed_standards[{j}].value"), "假设标准金额")
+                        })?;
+                        Ok((a.key.trim().to_string(), value))
+                    })
+                    .collect::<Result<Vec<_>, Problem>>()?,
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;
@@ -551,6 +562,14 @@ pub fn version_to_wire(version: &StoredVersion) -> pb::PolicyVersion {
                     .expected_reasons
                     .iter()
                     .map(|r| rejection_reason_to_wire(*r))
+                    .collect(),
+                assumed_standards: e
+                    .assumed_standards
+                    .iter()
+                    .map(|(key, value)| pb::AssumedStandard {
+                        key: key.clone(),
+                        value: Some(money_to_wire(*value)),
+                    })
                     .collect(),
             })
             .collect(),

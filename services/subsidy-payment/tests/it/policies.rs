@@ -54,6 +54,7 @@ fn course_subsidy(amount_rule: &str, expected_fen: i64) -> pb::CreatePolicyReque
                     expected_outcome: pb::DecisionOutcome::Eligible as i32,
                     expected_amount: Some(common::Money { fen: expected_fen }),
                     expected_reasons: vec![],
+                    assumed_standards: vec![],
                 },
                 pb::ExampleCase {
                     title: "天数不足".into(),
@@ -63,6 +64,7 @@ fn course_subsidy(amount_rule: &str, expected_fen: i64) -> pb::CreatePolicyReque
                     expected_outcome: pb::DecisionOutcome::Rejected as i32,
                     expected_amount: None,
                     expected_reasons: vec![pb::RejectionReason::ConditionNotMet as i32],
+                    assumed_standards: vec![],
                 },
             ],
             ..Default::default()
@@ -234,6 +236,7 @@ async fn once_only_policy(suite: &Suite) {
             expected_outcome: pb::DecisionOutcome::Eligible as i32,
             expected_amount: Some(common::Money { fen: 10_000 }),
             expected_reasons: vec![],
+            assumed_standards: vec![],
         },
         pb::ExampleCase {
             title: "再次".into(),
@@ -243,6 +246,7 @@ async fn once_only_policy(suite: &Suite) {
             expected_outcome: pb::DecisionOutcome::Rejected as i32,
             expected_amount: None,
             expected_reasons: vec![pb::RejectionReason::CapReached as i32],
+            assumed_standards: vec![],
         },
     ];
     let created = create(suite, &suite.finance_reviewer("reviewer-author"), request)
