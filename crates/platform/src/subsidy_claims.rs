@@ -493,3 +493,42 @@ fn outcome_from(change: sub::ClaimChange) -> ClaimOutcome {
         rejection_reasons: change.rejection_reasons.into_iter().map(rejection_code).collect(),
     }
 }
+
+/// What a submitting service does with one of its claims' outcomes, inside the follower's
+/// transaction, at the clock's time.
+pub type OutcomeHandler =
+    for<'a> fn(
+        &'a mut sqlx::AnyConnection,
+        &'a ClaimOutcome,
+        OffsetDateTime,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Problem>> + Send + 'a>>;
+
+/// A submitting service's effect of its claims' outcomes.
+pub struct OutcomeFollower {
+    clock: crate::clock::Clock,
+    handle: OutcomeHandler,
+}
+
+impl crate::follow::Apply<ClaimOutcome> for OutcomeFollower {
+    async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
+        (self.handle)(tx, outcome, self.clock.now()).await
+    }
+}
+
+/// The follower of subsidy payment's claim feed for one submitting service's claims (those of
+/// `system`), kept under `name` (e.g. "jobs/subsidy-claims"), handing each outcome to `handle`.
+pub fn outcome_follower(
+    name: &str,
+    db: crate::db::Database,
+    subsidy: Peer,
+    system: &'static str,
+    clock: crate::clock::Clock,
+    handle: OutcomeHandler,
+) -> crate::follow::Follower<ClaimChanges, OutcomeFollower> {
+    crate::follow::Follower::new(
+        name,
+        db,
+        ClaimChanges::new(subsidy, system),
+        OutcomeFollower { clock, handle },
+    )
+}

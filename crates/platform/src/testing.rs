@@ -206,6 +206,47 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
+/// A new version of a subsidy policy (`parent`, "policies/{code}"), created by `author` and
+/// published by `publisher`, as finance makes one: two people.
+pub async fn publish_policy_version(
+    channel: Channel,
+    parent: &str,
+    version: bangfu_proto::subsidy::v1::PolicyVersion,
+    author: &str,
+    publisher: &str,
+) -> bangfu_proto::subsidy::v1::PolicyVersion {
+    use bangfu_proto::subsidy::v1 as sub;
+    let mut subsidy = sub::subsidy_service_client::SubsidyServiceClient::new(channel);
+    let created = subsidy
+        .create_policy_version(with_token(
+            sub::CreatePolicyVersionRequest {
+                parent: parent.into(),
+                version: Some(version),
+                request_id: String::new(),
+                validate_only: false,
+            },
+            author,
+        ))
+        .await
+        .expect("version created")
+        .into_inner()
+        .version
+        .expect("version");
+    subsidy
+        .publish_policy_version(with_token(
+            sub::PublishPolicyVersionRequest {
+                name: created.name,
+                note: "已核对文件与示例".into(),
+            },
+            publisher,
+        ))
+        .await
+        .expect("version published")
+        .into_inner()
+        .version
+        .expect("version")
+}
+
 /// The PostgreSQL server the `_on_postgres` tests use.
 /// A valid citizen ID (GB 11643) from its first 17 digits: the check character appended.
 pub fn citizen_id(first17: &str) -> String {

@@ -24,7 +24,7 @@ use bangfu_platform::jobs::Job;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::peers::{CallContext, Peer};
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
-use bangfu_platform::subsidy_claims::{ClaimChanges, ClaimOutcome};
+use bangfu_platform::subsidy_claims::{ClaimChanges, OutcomeFollower, outcome_follower};
 use bangfu_proto::identity::v1 as id;
 
 /// The service's name in tokens, parameters and logs.
@@ -100,25 +100,16 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
 }
 
 /// The follower of subsidy payment's claim feed (this service's claims only) that shows each
-/// claim's outcome on the traveller it was sent for.
-pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, ClaimFollower> {
-    Follower::new(
+/// claim's outcome on the traveller, placement, carrier or course it was sent for.
+pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, OutcomeFollower> {
+    outcome_follower(
         "jobs/subsidy-claims",
         db,
-        ClaimChanges::new(subsidy, peers::CLAIM_SYSTEM),
-        ClaimFollower { clock },
+        subsidy,
+        peers::CLAIM_SYSTEM,
+        clock,
+        |tx, outcome, now| Box::pin(app::apply_claim_outcome(tx, outcome, now)),
     )
-}
-
-/// The follower's effect: a claim's outcome on the traveller it pays.
-pub struct ClaimFollower {
-    pub clock: Clock,
-}
-
-impl Apply<ClaimOutcome> for ClaimFollower {
-    async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
-        app::apply_claim_outcome(tx, outcome, self.clock.now()).await
-    }
 }
 
 /// The follower of identity's person feed that keeps seekers true: one who died or moved away

@@ -24,6 +24,7 @@ use bangfu_platform::jobs::Job;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::peers::{CallContext, Peer};
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
+use bangfu_platform::subsidy_claims::{ClaimChanges, OutcomeFollower, outcome_follower};
 use bangfu_proto::identity::v1 as id;
 
 /// The service's name in tokens, parameters and logs.
@@ -58,6 +59,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         };
         let (identity, subsidy) = (peer("identity")?, peer("subsidy")?);
         let follower = exit_follower(context.db.clone(), identity.clone(), context.clock.clone());
+        let claims = claim_follower(context.db.clone(), subsidy.clone(), context.clock.clone());
         let posts = Arc::new(
             start(
                 context.db.clone(),
@@ -82,6 +84,7 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         });
         Ok(Started::serving(grpc::PostsServer::shared(posts, &context.server))
             .with_follower(follower.hosted())
+            .with_follower(claims.hosted())
             .with_job(retries))
     })
 }
@@ -120,6 +123,20 @@ impl Apply<id::PersonChange> for ExitFollower {
         )
         .await
     }
+}
+
+/// The follower of subsidy payment's claim feed (this service's claims only): each month line
+/// shows how its claim was decided and paid, and a holder past the subsidy's months or their
+/// retirement month gets an exit proposal.
+pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, OutcomeFollower> {
+    outcome_follower(
+        "welfare_post/subsidy-claims",
+        db,
+        subsidy,
+        peers::CLAIM_SYSTEM,
+        clock,
+        |tx, outcome, now| Box::pin(app::note_claim_outcome(tx, outcome, now)),
+    )
 }
 
 /// The service over its (migrated) database.

@@ -1338,6 +1338,30 @@ pub async fn settle_month_lines(
     Ok(())
 }
 
+/// What subsidy payment's claim feed says of a month line's claim: the claim exists (whatever
+/// the sending call's answer settles later), and how it was decided or paid.
+pub async fn note_month_claim(
+    tx: &mut AnyConnection,
+    assignment_id: &str,
+    month: &str,
+    claim: &str,
+    message: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE month_lines SET outcome = 'claim_submitted', claim = $1, message = $2, updated_us = $3 \
+         WHERE assignment_id = $4 AND month = $5 AND outcome IN ('pending', 'claim_submitted', 'claim_refused')",
+    )
+    .bind(claim)
+    .bind(message)
+    .bind(to_micros(now))
+    .bind(assignment_id)
+    .bind(month)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// One holder's line of a month, if the month was closed for them.
 pub async fn get_month_line(conn: &mut AnyConnection, assignment_id: &str, month: &str) -> Result<Option<MonthLine>> {
     let row = sqlx::query(
@@ -1434,24 +1458,39 @@ impl StoredExitProposal {
 
 /// Opens an exit proposal for each active signing of `person_id` (one per signing and reason;
 /// the id is the signing's and the reason's, so a feed event applied twice opens nothing new).
+/// Whose signings an exit proposal is opened for.
+#[derive(Debug, Clone, Copy)]
+pub enum ExitOf<'a> {
+    /// Every proposed or active signing of a person (identity's feed).
+    Person(&'a str),
+    /// One signing, while proposed or active (subsidy payment's claim feed).
+    Assignment(&'a str),
+}
+
+/// Opens an exit proposal for each proposed or active signing `of` names, once per signing and
+/// reason; how many were opened.
 pub async fn propose_exits(
     tx: &mut AnyConnection,
-    person_id: &str,
+    of: ExitOf<'_>,
     reason: ExitReason,
     effective_date: Option<Date>,
     source: &str,
     now: OffsetDateTime,
 ) -> Result<u64> {
-    let opened = sqlx::query(
+    let (column, key) = match of {
+        ExitOf::Person(person_id) => ("person_id", person_id),
+        ExitOf::Assignment(assignment_id) => ("id", assignment_id),
+    };
+    let opened = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO exit_proposals (id, assignment_id, village, reason, effective_date, source, state, created_us) \
          SELECT id || '-' || $1, id, village, $1, $2, $3, 'open', $4 FROM assignments \
-         WHERE person_id = $5 AND state IN ('proposed', 'active') ON CONFLICT (assignment_id, reason) DO NOTHING",
-    )
+         WHERE {column} = $5 AND state IN ('proposed', 'active') ON CONFLICT (assignment_id, reason) DO NOTHING"
+    )))
     .bind(reason.as_str())
     .bind(effective_date.map(date_text))
     .bind(source)
     .bind(to_micros(now))
-    .bind(person_id)
+    .bind(key)
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -18,13 +18,12 @@ use std::time::Duration;
 
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::{Database, MigrationFile, Migrations};
-use bangfu_platform::error::Problem;
-use bangfu_platform::follow::{Apply, Follower};
+use bangfu_platform::follow::Follower;
 use bangfu_platform::jobs::Job;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::peers::{CallContext, Peer};
 use bangfu_platform::service::{ServiceContext, ServiceDescriptor, StartError, StartFuture, Started};
-use bangfu_platform::subsidy_claims::{ClaimChanges, ClaimOutcome};
+use bangfu_platform::subsidy_claims::{ClaimChanges, OutcomeFollower, outcome_follower};
 
 /// The service's name in tokens, parameters and logs.
 pub const SERVICE: &str = "work_relief";
@@ -91,24 +90,15 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
 
 /// The follower of subsidy payment's claim feed (this service's claims only) that moves each
 /// payroll line on: claimed, refused, paid with the bank's receipt, failed.
-pub fn receipt_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, ReceiptFollower> {
-    Follower::new(
+pub fn receipt_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<ClaimChanges, OutcomeFollower> {
+    outcome_follower(
         "work_relief/subsidy-claims",
         db,
-        ClaimChanges::new(subsidy, peers::CLAIM_SYSTEM),
-        ReceiptFollower { clock },
+        subsidy,
+        peers::CLAIM_SYSTEM,
+        clock,
+        |tx, outcome, now| Box::pin(app::apply_claim_outcome(tx, outcome, now)),
     )
-}
-
-/// The follower's effect: a claim's outcome on the line it pays.
-pub struct ReceiptFollower {
-    pub clock: Clock,
-}
-
-impl Apply<ClaimOutcome> for ReceiptFollower {
-    async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
-        app::apply_claim_outcome(tx, outcome, self.clock.now()).await
-    }
 }
 
 /// The service over its (migrated) database.

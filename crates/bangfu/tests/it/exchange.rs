@@ -346,8 +346,6 @@ async fn waiting(channel: &Channel, token: &str) -> i32 {
 /// of the shipped policy (the shipped one ends 2025-12-31), made by the administrator and
 /// published by a finance reviewer.
 async fn renew_transport_subsidy(channel: &Channel, admin: &str, reviewer: &str, year: i32) {
-    use bangfu_proto::subsidy::v1 as sub;
-    use bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient;
     let mut file: serde_json::Value = serde_json::from_str(include_str!(
         "../../../../services/subsidy-payment/policies/cq-transport-cross-province.json"
     ))
@@ -361,30 +359,14 @@ async fn renew_transport_subsidy(channel: &Channel, admin: &str, reviewer: &str,
         example["period"] = serde_json::json!({ "firstDay": day, "lastDay": day });
     }
     let request = bangfu_subsidy_payment::grpc::policy_files::parse("renewal", &file.to_string()).expect("parse");
-    let mut subsidy = SubsidyServiceClient::new(channel.clone());
-    let created = subsidy
-        .create_policy_version(bearer(
-            sub::CreatePolicyVersionRequest {
-                parent: "policies/cq-transport-cross-province".into(),
-                version: request.version,
-                request_id: format!("renew-{year}"),
-                validate_only: false,
-            },
-            admin,
-        ))
-        .await
-        .expect("version created")
-        .into_inner();
-    subsidy
-        .publish_policy_version(bearer(
-            sub::PublishPolicyVersionRequest {
-                name: created.version.expect("version").name,
-                note: "已核对文件与示例".into(),
-            },
-            reviewer,
-        ))
-        .await
-        .expect("version published");
+    bangfu_platform::testing::publish_policy_version(
+        channel.clone(),
+        "policies/cq-transport-cross-province",
+        request.version.expect("version"),
+        admin,
+        reviewer,
+    )
+    .await;
 }
 
 /// Waits until Chongqing's subsidy payment proposes the transport subsidy for `person`.

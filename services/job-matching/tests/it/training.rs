@@ -3,7 +3,7 @@
 //! (Chaoyang §四(三)), each once.
 
 use bangfu_platform::auth::{Department, Role};
-use bangfu_platform::testing::Backend;
+use bangfu_platform::testing::{Backend, publish_policy_version};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::jobs::v1 as pb;
 use bangfu_proto::subsidy::v1 as sub;
@@ -27,35 +27,14 @@ async fn enter_minimum_living_standard(suite: &Suite, monthly_fen: i64) {
         value: money(monthly_fen),
         source: "朝阳市民政局公布的2024年农村低保标准".into(),
     });
-    let admin = suite.token("admin", Department::Finance, Role::Admin, "*");
-    let reviewer = suite.token("reviewer-finance", Department::Finance, Role::Reviewer, "*");
-    let created = suite
-        .subsidy()
-        .await
-        .create_policy_version(with_token(
-            sub::CreatePolicyVersionRequest {
-                parent: "policies/cy-training-living-2021".into(),
-                version: request.version,
-                request_id: uuid(),
-                validate_only: false,
-            },
-            &admin,
-        ))
-        .await
-        .expect("version created")
-        .into_inner();
-    suite
-        .subsidy()
-        .await
-        .publish_policy_version(with_token(
-            sub::PublishPolicyVersionRequest {
-                name: created.version.expect("version").name,
-                note: "已核对民政部门公布的标准".into(),
-            },
-            &reviewer,
-        ))
-        .await
-        .expect("version published");
+    publish_policy_version(
+        suite.server.channel().await,
+        "policies/cy-training-living-2021",
+        request.version.expect("version"),
+        &suite.token("admin", Department::Finance, Role::Admin, "*"),
+        &suite.token("reviewer-finance", Department::Finance, Role::Reviewer, "*"),
+    )
+    .await;
 }
 
 fn course_draft() -> pb::TrainingCourse {

@@ -1,17 +1,19 @@
 //! Orderly exit (有序退岗): a clerk ends a holder's signing for a reason; identity's feed opens
-//! exit proposals for holders who died, moved away or lost their category.
+//! exit proposals for holders who died, moved away or lost their category, and subsidy payment's
+//! claim feed for holders past the subsidy's months or their retirement month.
 
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::Problem;
 use bangfu_platform::peers::CallContext;
+use bangfu_platform::subsidy_claims::{ClaimOutcome, ClaimOutcomeKind};
 use bangfu_platform::write;
 use sqlx::AnyConnection;
 use time::{Date, Duration, OffsetDateTime};
 
 use super::{Posts, invalid, method};
 use crate::domain::{AssignmentState, ExitReason, TARGET_CATEGORIES};
-use crate::store::{self, StoredAssignment, StoredExitProposal};
+use crate::store::{self, ExitOf, StoredAssignment, StoredExitProposal};
 
 /// What ExitHolder asks for.
 pub struct ExitRequest {
@@ -144,7 +146,7 @@ pub async fn note_person_change(
         _ => return Ok(()),
     };
     let source = format!("identity persons feed {cursor} {kind}");
-    let opened = store::propose_exits(tx, person_id, reason, effective_date, &source, now).await?;
+    let opened = store::propose_exits(tx, ExitOf::Person(person_id), reason, effective_date, &source, now).await?;
     if opened > 0 {
         tracing::info!(
             person = person_id,
@@ -154,4 +156,63 @@ pub async fn note_person_change(
         );
     }
     Ok(())
+}
+
+/// A month's claim outcome from subsidy payment's claim feed: a claim refused because the cap
+/// or the legal retirement month is reached (CAP_REACHED) opens an exit proposal for the signing,
+/// effective the day before that month; the month line shows how its claim was decided.
+pub async fn note_claim_outcome(
+    tx: &mut AnyConnection,
+    outcome: &ClaimOutcome,
+    now: OffsetDateTime,
+) -> Result<(), Problem> {
+    let Some((assignment_id, month)) = month_of_reference(&outcome.reference) else {
+        return Ok(());
+    };
+    let message = match outcome.kind {
+        ClaimOutcomeKind::Granted => format!("已核定补贴 {} 分", outcome.amount_fen),
+        ClaimOutcomeKind::Rejected => format!("不予核发：{}", outcome.rejection_reasons.join(", ")),
+        ClaimOutcomeKind::Paid => format!("已发放 {} 分", outcome.amount_fen),
+        ClaimOutcomeKind::PaymentFailed => "银行发放失败".to_string(),
+        ClaimOutcomeKind::Other => return Ok(()),
+    };
+    store::note_month_claim(tx, assignment_id, month, &outcome.claim, &message, now).await?;
+    if outcome.kind == ClaimOutcomeKind::Rejected && outcome.rejection_reasons.iter().any(|r| r == CAP_REACHED) {
+        let effective_date = month_first_day(month).and_then(Date::previous_day);
+        let source = format!("subsidy payment claim feed {} {CAP_REACHED}", outcome.claim);
+        let opened = store::propose_exits(
+            tx,
+            ExitOf::Assignment(assignment_id),
+            ExitReason::CapOrRetirement,
+            effective_date,
+            &source,
+            now,
+        )
+        .await?;
+        if opened > 0 {
+            tracing::info!(
+                assignment = assignment_id,
+                month,
+                "exit proposed: the subsidy cap or retirement is reached"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Subsidy payment's reason for a month past the policy group's months or the retirement month.
+const CAP_REACHED: &str = "CAP_REACHED";
+
+/// The signing and month of a month line's claim reference ("assignments/{a}/months/{yyyy-mm}").
+fn month_of_reference(reference: &str) -> Option<(&str, &str)> {
+    let rest = reference.strip_prefix("assignments/")?;
+    let (assignment_id, month) = rest.split_once("/months/")?;
+    (!assignment_id.is_empty() && month.len() == 7).then_some((assignment_id, month))
+}
+
+/// The first day of a "yyyy-mm" month.
+fn month_first_day(month: &str) -> Option<Date> {
+    let (year, month) = month.split_once('-')?;
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    Date::from_calendar_date(year.parse().ok()?, month, 1).ok()
 }

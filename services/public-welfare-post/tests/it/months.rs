@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use bangfu_platform::auth::{Department, Role};
 use bangfu_platform::peers::CallContext;
-use bangfu_platform::testing::with_token;
+use bangfu_platform::testing::{publish_policy_version, with_token};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as id;
 use bangfu_proto::subsidy::v1 as sub;
@@ -251,28 +252,7 @@ async fn a_revoked_category_on_identitys_feed_proposes_an_exit(backend: Backend)
         ))
         .await
         .expect("revoked");
-    let mut proposals = Vec::new();
-    // The follower polls identity's feed; give it up to 30 s on a loaded machine.
-    for _ in 0..300 {
-        proposals = suite
-            .posts()
-            .await
-            .list_exit_proposals(with_token(
-                pb::ListExitProposalsRequest {
-                    state: pb::ExitProposalState::Open as i32,
-                    ..Default::default()
-                },
-                &suite.clerk(),
-            ))
-            .await
-            .expect("proposals")
-            .into_inner()
-            .exit_proposals;
-        if !proposals.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let proposals = awaited_exit_proposals(&suite).await;
     assert_eq!(proposals.len(), 1, "the follower opened an exit proposal");
     let proposal = &proposals[0];
     assert_eq!(proposal.assignment, assignment.name);
@@ -440,8 +420,101 @@ async fn signals_and_stats_name_what_they_rest_on(backend: Backend) {
     assert_eq!((stats.persons_placed, stats.persons_on_post), (1, 1));
 }
 
+/// Zaozhuang's finance caps the post subsidy at `months` months from 2025: a new version of the
+/// shipped policy (which has no cap), made by the administrator and published by a reviewer.
+async fn cap_post_subsidy(suite: &Suite, months: i64) {
+    let mut file: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../subsidy-payment/policies/zz-welfare-post-2021.json"
+    ))
+    .expect("policy file");
+    let version = &mut file["version"];
+    version["validFrom"] = serde_json::json!({ "year": 2025, "month": 1, "day": 1 });
+    version["changeNote"] = serde_json::json!(format!("自2025年起岗位补贴累计不超过{months}个月"));
+    version["caps"] = serde_json::json!({ "maxMonths": months });
+    version["facts"].as_array_mut().expect("facts").push(serde_json::json!({
+        "name": "history.months_granted",
+        "type": "FACT_TYPE_INTEGER",
+        "source": "FACT_SOURCE_HISTORY",
+        "description": "本补贴项目组此前已核发的月数"
+    }));
+    for example in version["examples"].as_array_mut().expect("examples") {
+        example["facts"]
+            .as_array_mut()
+            .expect("facts")
+            .push(serde_json::json!({ "name": "history.months_granted", "value": { "integerValue": 0 } }));
+    }
+    let request = bangfu_subsidy_payment::grpc::policy_files::parse("cap", &file.to_string()).expect("parse");
+    publish_policy_version(
+        suite.server.channel().await,
+        "policies/zz-welfare-post-2021",
+        request.version.expect("version"),
+        &suite.token("admin", Department::Finance, Role::Admin, "*"),
+        &suite.token("reviewer-finance", Department::Finance, Role::Reviewer, "*"),
+    )
+    .await;
+}
+
+/// The open exit proposals the clerk sees once there is one; the followers poll their feeds,
+/// so this gives them up to 30 s on a loaded machine.
+async fn awaited_exit_proposals(suite: &Suite) -> Vec<pb::ExitProposal> {
+    let mut proposals = Vec::new();
+    for _ in 0..300 {
+        proposals = suite
+            .posts()
+            .await
+            .list_exit_proposals(with_token(
+                pb::ListExitProposalsRequest {
+                    state: pb::ExitProposalState::Open as i32,
+                    ..Default::default()
+                },
+                &suite.clerk(),
+            ))
+            .await
+            .expect("proposals")
+            .into_inner()
+            .exit_proposals;
+        if !proposals.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proposals
+}
+
+/// A month past the subsidy's cap is refused by subsidy payment (CAP_REACHED); its claim feed
+/// brings the refusal back, the month line shows it, and the holder gets an exit proposal.
+async fn a_month_past_the_subsidy_cap_proposes_an_exit(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, _, _) = holder(&suite).await;
+    cap_post_subsidy(&suite, 1).await;
+    evaluate(&suite, &assignment.name, 2025, 3, 20, 85)
+        .await
+        .expect("evaluated");
+    suite.set_day(2025, 4, 2);
+    close(&suite, 2025, 3).await.expect("March closed");
+    evaluate(&suite, &assignment.name, 2025, 4, 22, 85)
+        .await
+        .expect("evaluated");
+    suite.set_day(2025, 5, 2);
+    close(&suite, 2025, 4).await.expect("April closed");
+    let claims = welfare_post_claims(&suite).await;
+    assert_eq!(claims.len(), 2);
+    let proposals = awaited_exit_proposals(&suite).await;
+    assert_eq!(proposals.len(), 1, "the claim follower opened an exit proposal");
+    let proposal = &proposals[0];
+    assert_eq!(proposal.assignment, assignment.name);
+    assert_eq!(proposal.reason, pb::ExitReason::CapOrRetirement as i32);
+    assert_eq!(proposal.effective_date, Some(date(2025, 3, 31)));
+    // April's line says why its claim was refused; March's that it was granted.
+    let lines = close(&suite, 2025, 4).await.expect("April shown again").lines;
+    assert!(lines[0].message.contains("CAP_REACHED"), "{lines:?}");
+    let lines = close(&suite, 2025, 3).await.expect("March shown again").lines;
+    assert!(lines[0].message.contains("已核定"), "{lines:?}");
+}
+
 on_both_backends!(
     a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment,
+    a_month_past_the_subsidy_cap_proposes_an_exit,
     a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns,
     a_revoked_category_on_identitys_feed_proposes_an_exit,
     signals_and_stats_name_what_they_rest_on

@@ -128,7 +128,11 @@ impl Suite {
             .expect("peers");
             let subsidy_peer = through_link.get("subsidy").expect("subsidy").clone();
             // The exit follower of identity's feed, as the hosted service runs it.
-            bangfu_public_welfare_post::exit_follower(follower_db, identity_peer.clone(), clock)
+            bangfu_public_welfare_post::exit_follower(follower_db.clone(), identity_peer.clone(), clock.clone())
+                .hosted()
+                .spawn(host.shutdown());
+            // And the follower of subsidy payment's claim feed.
+            bangfu_public_welfare_post::claim_follower(follower_db, subsidy_peer.clone(), clock)
                 .hosted()
                 .spawn(host.shutdown());
             let posts = Arc::new(posts.with_peers(bangfu_public_welfare_post::peers::Peers::new(
