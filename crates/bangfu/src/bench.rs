@@ -17,6 +17,7 @@ use bangfu_platform::auth::{Department, RegionScope, Role};
 use bangfu_platform::config::Config;
 use bangfu_platform::diagnostics::Diagnostics;
 use bangfu_platform::server::ServerHost;
+use bangfu_proto::common::v1 as common;
 use bangfu_proto::diagnostics::v1::GetServerInfoRequest;
 use bangfu_proto::diagnostics::v1::diagnostics_service_client::DiagnosticsServiceClient;
 use bangfu_proto::identity::v1 as pb;
@@ -47,7 +48,9 @@ pub enum BenchTarget {
         #[arg(long, env = "BANGFU_TOKEN_FILE", default_value = "data/admin.jwt")]
         token_file: std::path::PathBuf,
         /// What to call: server-info, health (no token needed), get-person, lookup-person,
-        /// batch-get-persons (1,000 names) or list-persons.
+        /// batch-get-persons (1,000 names), list-persons, or check-eligibility (a
+        /// poverty-alleviated person of --region-prefix against a post, every rule and subsidy
+        /// payment's dry run for the first month).
         #[arg(long, default_value = "server-info")]
         call: String,
         #[command(flatten)]
@@ -600,6 +603,12 @@ pub enum Call {
     ListPersons { prefix: String, page_token: String },
     /// SubsidyService/SubmitClaim: a new claim each call.
     SubmitClaim(Arc<crate::bench_claims::ClaimSequence>),
+    /// WelfarePostService/CheckEligibility of a person against a post on a hire date.
+    CheckEligibility {
+        person: String,
+        post: String,
+        hire_date: common::Date,
+    },
 }
 
 impl Call {
@@ -612,6 +621,7 @@ impl Call {
             Self::BatchGetPersons(_) => "batch-get",
             Self::ListPersons { .. } => "list",
             Self::SubmitClaim(_) => "submit",
+            Self::CheckEligibility { .. } => "eligibility",
         }
     }
 }
@@ -623,6 +633,7 @@ struct Caller {
     health: tonic_health::pb::health_client::HealthClient<Channel>,
     identity: pb::identity_service_client::IdentityServiceClient<Channel>,
     subsidy: bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient<Channel>,
+    posts: bangfu_proto::welfare_post::v1::welfare_post_service_client::WelfarePostServiceClient<Channel>,
 }
 
 impl Caller {
@@ -632,7 +643,8 @@ impl Caller {
             diagnostics: DiagnosticsServiceClient::new(channel.clone()),
             health: tonic_health::pb::health_client::HealthClient::new(channel.clone()),
             identity: pb::identity_service_client::IdentityServiceClient::new(channel.clone()),
-            subsidy: bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient::new(channel),
+            subsidy: bangfu_proto::subsidy::v1::subsidy_service_client::SubsidyServiceClient::new(channel.clone()),
+            posts: bangfu_proto::welfare_post::v1::welfare_post_service_client::WelfarePostServiceClient::new(channel),
         }
     }
 
@@ -708,6 +720,28 @@ impl Caller {
                     .await
                     .map(|_| ())
             }
+            Call::CheckEligibility {
+                person,
+                post,
+                hire_date,
+            } => {
+                use bangfu_proto::welfare_post::v1 as posts;
+                self.posts
+                    .check_eligibility(authorized(
+                        posts::CheckEligibilityRequest {
+                            subject: Some(posts::check_eligibility_request::Subject::PersonAndPost(
+                                posts::PersonAndPost {
+                                    person: person.clone(),
+                                    post: post.clone(),
+                                },
+                            )),
+                            hire_date: Some(*hire_date),
+                        },
+                        authorization,
+                    ))
+                    .await
+                    .map(|_| ())
+            }
             Call::ListPersons { prefix, page_token } => self
                 .identity
                 .list_persons(authorized(
@@ -743,6 +777,17 @@ pub struct IdentityCallArgs {
     /// list-persons: pages of 1,000 to skip before the page loaded (a page deep in the listing).
     #[arg(long, default_value_t = 0)]
     skip_pages: u32,
+    /// check-eligibility: the post, posts/….
+    #[arg(long)]
+    post: Option<String>,
+    /// check-eligibility without --post: the posts service's database (SQLite file URL or
+    /// PostgreSQL URL), to seed a cleaning post in the person's village under the shipped
+    /// Zaozhuang policy.
+    #[arg(long)]
+    posts_database: Option<String>,
+    /// check-eligibility: the hire date checked (YYYY-MM-DD), one the post's policy covers.
+    #[arg(long, default_value = "2025-06-01")]
+    hire_date: String,
 }
 
 impl IdentityCallArgs {
@@ -809,13 +854,76 @@ impl IdentityCallArgs {
                     page_token: token,
                 }
             }
+            "check-eligibility" => self.eligibility_call(channel, token).await?,
             other => {
                 return Err(Failure::usage(format!(
-                    "--call {other:?}: one of server-info, health, get-person, lookup-person, batch-get-persons, list-persons"
+                    "--call {other:?}: one of server-info, health, get-person, lookup-person, batch-get-persons, list-persons, check-eligibility"
                 )));
             }
         };
         Ok(call)
+    }
+}
+
+impl IdentityCallArgs {
+    /// check-eligibility: the first poverty-alleviated person of the region, and the post given
+    /// or one seeded in their village.
+    async fn eligibility_call(&self, channel: &Channel, token: &str) -> Result<Call, Failure> {
+        use crate::bench_suite::{bearer, poverty_alleviated};
+        let bearer = bearer(token)?;
+        let hire_date = crate::format::parse_date("--hire-date", &self.hire_date)?;
+        let (person_id, village, _) = poverty_alleviated(channel, &bearer, &self.region_prefix, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Failure::usage("no poverty-alleviated person to check: import some first"))?;
+        let post = match (&self.post, &self.posts_database) {
+            (Some(post), _) => post.clone(),
+            (None, Some(database)) => crate::bench_posts::seed_post(database, &village).await?,
+            (None, None) => {
+                return Err(Failure::usage(
+                    "--call check-eligibility needs --post, or --posts-database to seed one",
+                ));
+            }
+        };
+        // What the loaded call answers, once, so a run that measures refusals says so.
+        let person = format!("persons/{person_id}");
+        let mut request = tonic::Request::new(bangfu_proto::welfare_post::v1::CheckEligibilityRequest {
+            subject: Some(
+                bangfu_proto::welfare_post::v1::check_eligibility_request::Subject::PersonAndPost(
+                    bangfu_proto::welfare_post::v1::PersonAndPost {
+                        person: person.clone(),
+                        post: post.clone(),
+                    },
+                ),
+            ),
+            hire_date: Some(hire_date),
+        });
+        request.metadata_mut().insert("authorization", bearer.clone());
+        let answer =
+            bangfu_proto::welfare_post::v1::welfare_post_service_client::WelfarePostServiceClient::new(channel.clone())
+                .check_eligibility(request)
+                .await
+                .map_err(|s| crate::client::call_failed(&s))?
+                .into_inner()
+                .eligibility
+                .unwrap_or_default();
+        let reasons: Vec<String> = answer.reasons.iter().map(|r| format!("{r:?}")).collect();
+        say!(
+            "checking {person} against {post} on {}: eligible {}{}",
+            self.hire_date,
+            answer.eligible,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(", reasons {}", reasons.join("; "))
+            }
+        );
+        Ok(Call::CheckEligibility {
+            person,
+            post,
+            hire_date,
+        })
     }
 }
 

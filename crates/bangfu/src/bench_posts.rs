@@ -97,20 +97,7 @@ pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Resu
             };
             if fresh {
                 let post_id = bangfu_platform::rows::new_id();
-                let new_post = NewPost {
-                    village: village.clone(),
-                    title: format!("保洁员（压测 {run}）"),
-                    post_type: PostType::Cleaning,
-                    post_class: PostClass::Ordinary,
-                    funding_source: FundingSource::EmploymentSubsidy,
-                    subsidy_policy: "zz-welfare-post-2021".into(),
-                    monthly_standard: Some(50_000),
-                    hours_per_month: 88,
-                    days_per_month: 22,
-                    work_time: WorkTime::PartTime,
-                    places: 100,
-                    village_only: false,
-                };
+                let new_post = cleaning_post(village, format!("保洁员（压测 {run}）"), 100);
                 store::insert_post(unit.tx(), &post_id, &new_post, "bench", now)
                     .await
                     .map_err(|e| Failure::failed(format!("seeding posts: {e}")))?;
@@ -219,4 +206,43 @@ pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Resu
         say!("bench peak resident memory: {mib:.0} MiB");
     }
     Ok(())
+}
+
+/// A cleaning post seeded into the posts database in `village` under the shipped Zaozhuang
+/// policy, for `bench call --call check-eligibility`: CreatePost takes only a policy in force
+/// today, and the shipped ones end with 2025. Returns its name, "posts/{id}".
+pub async fn seed_post(posts_database: &str, village: &str) -> Result<String, Failure> {
+    let db = Database::connect(posts_database, PoolSettings::default())
+        .await
+        .map_err(|e| Failure::failed(format!("--posts-database: {e}")))?;
+    let now = time::OffsetDateTime::now_utc();
+    let post_id = bangfu_platform::rows::new_id();
+    let post = cleaning_post(village, "村内道路保洁员（压测）".into(), 1);
+    let mut unit = write::begin_unkeyed(&db, now)
+        .await
+        .map_err(|e| Failure::failed(e.message))?;
+    store::insert_post(unit.tx(), &post_id, &post, "bench", now)
+        .await
+        .map_err(|e| Failure::failed(format!("seeding a post: {e}")))?;
+    unit.commit_audited().await.map_err(|e| Failure::failed(e.message))?;
+    Ok(format!("posts/{post_id}"))
+}
+
+/// A part-time cleaning post of `places` in `village` at 500 yuan a month, 22 days and 88 hours
+/// required, under the shipped Zaozhuang policy.
+fn cleaning_post(village: &str, title: String, places: i64) -> NewPost {
+    NewPost {
+        village: village.to_string(),
+        title,
+        post_type: PostType::Cleaning,
+        post_class: PostClass::Ordinary,
+        funding_source: FundingSource::EmploymentSubsidy,
+        subsidy_policy: "zz-welfare-post-2021".into(),
+        monthly_standard: Some(50_000),
+        hours_per_month: 88,
+        days_per_month: 22,
+        work_time: WorkTime::PartTime,
+        places,
+        village_only: false,
+    }
 }

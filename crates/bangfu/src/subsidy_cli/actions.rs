@@ -77,6 +77,33 @@ pub async fn review(args: ReviewArgs) -> Result<(), Failure> {
 }
 
 #[derive(Debug, Args)]
+pub struct ReevaluateArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The claim's id or name: rejected, waiting for review or approved.
+    claim: String,
+    /// Why it is decided again: the correction made, the version published (1 to 500
+    /// characters).
+    #[arg(long)]
+    note: String,
+}
+
+/// Decides a claim again with the facts and the policy version as they are now, e.g. after a
+/// region's standard was entered; the earlier decision is kept.
+pub async fn reevaluate(args: ReevaluateArgs) -> Result<(), Failure> {
+    let name = resource_name("claims", &args.claim);
+    let mut subsidy = connect(&args.client).await?;
+    let etag = claim_etag(&mut subsidy, &name).await?;
+    let answer = call(subsidy.reevaluate_claim(pb::ReevaluateClaimRequest {
+        name,
+        note: args.note,
+        etag,
+    }))
+    .await?;
+    show("bangfu.subsidy.v1.ReevaluateClaimResponse", &answer, args.client.json)
+}
+
+#[derive(Debug, Args)]
 pub struct ConfirmArgs {
     #[command(flatten)]
     client: ClientArgs,

@@ -28,6 +28,9 @@ pub enum SubsidyCommand {
     Claims(reads::ClaimsArgs),
     /// Review a claim waiting for review (--approve or --reject, with a note).
     Review(actions::ReviewArgs),
+    /// Decide a claim again with the facts and policy versions as they are now (a correction
+    /// made, a region's standard entered); the earlier decision is kept.
+    Reevaluate(actions::ReevaluateArgs),
     /// Confirm a proposed claim (免申即享) with the facts checked with the person, or decline it.
     Confirm(actions::ConfirmArgs),
     /// Payee accounts: list, show, register one, or import a bank's or a county's list.
@@ -97,6 +100,7 @@ pub async fn run(command: SubsidyCommand) -> Result<(), Failure> {
         SubsidyCommand::Funds(args) => reads::funds(args).await,
         SubsidyCommand::Claims(args) => reads::claims(args).await,
         SubsidyCommand::Review(args) => actions::review(args).await,
+        SubsidyCommand::Reevaluate(args) => actions::reevaluate(args).await,
         SubsidyCommand::Confirm(args) => actions::confirm(args).await,
         SubsidyCommand::Accounts(AccountsCommand::List(args)) => reads::accounts(args).await,
         SubsidyCommand::Accounts(AccountsCommand::Get(args)) => reads::account(args).await,

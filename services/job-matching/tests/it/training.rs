@@ -132,7 +132,6 @@ async fn a_completion_claims_the_training_subsidy_and_living_allowance_once(back
     suite
         .fund_of_year(sub::FundSource::EmploymentSubsidy, "2113", 2024)
         .await;
-    enter_minimum_living_standard(&suite, 52_000).await;
     let clerk = suite.token("clerk-hr-cy", Department::Hr, Role::Clerk, "2113");
     let course = create_course(&suite, &clerk, course_draft()).await.expect("course");
     assert_eq!(course.training_subsidy_standard.map(|m| m.fen), Some(120_000));
@@ -207,12 +206,54 @@ async fn a_completion_claims_the_training_subsidy_and_living_allowance_once(back
         state_and_amount(&subsidy),
         (pb::ClaimProgressState::Granted as i32, 120_000)
     );
+    // Chaoyang has not entered its rural minimum-living standard yet: the allowance is refused
+    // for want of it. Once finance enters the figure, the claim is decided again and granted:
+    // 520 yuan × 1.5 ÷ 30 × 10 days.
     let allowance = claim(&target_enrolment, "livingAllowance");
     assert_eq!(allowance.payee, target);
-    assert_eq!(
-        state_and_amount(&allowance),
-        (pb::ClaimProgressState::Granted as i32, 26_000)
-    );
+    let progress = allowance.progress.clone().expect("progress");
+    assert_eq!(progress.state, pb::ClaimProgressState::Refused as i32, "{progress:?}");
+    assert!(progress.detail.contains("STANDARD_MISSING"), "{progress:?}");
+    enter_minimum_living_standard(&suite, 52_000).await;
+    let finance = suite.token("clerk-finance-cy", Department::Finance, Role::Clerk, "2113");
+    let mut subsidy_service = suite.subsidy().await;
+    let stored = subsidy_service
+        .get_claim(with_token(
+            sub::GetClaimRequest {
+                name: progress.claim.clone(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("claim")
+        .into_inner()
+        .claim
+        .expect("claim");
+    subsidy_service
+        .reevaluate_claim(with_token(
+            sub::ReevaluateClaimRequest {
+                name: progress.claim.clone(),
+                note: "朝阳市2024年农村低保标准已录入".into(),
+                etag: stored.etag,
+            },
+            &finance,
+        ))
+        .await
+        .expect("decided again");
+    let mut granted = (0, 0);
+    for _ in 0..100 {
+        let claims = settled_claims(&suite, &clerk, &course.name, 4).await;
+        let again = claims
+            .iter()
+            .find(|c| c.reference == allowance.reference)
+            .expect("allowance");
+        granted = state_and_amount(again);
+        if granted.0 == pb::ClaimProgressState::Granted as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(granted, (pb::ClaimProgressState::Granted as i32, 26_000));
     // A trainee who is no target person completes, and subsidy payment refuses both claims.
     for kind in ["trainingSubsidy", "livingAllowance"] {
         let refused = claim(&other_enrolment, kind);

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The eligibility benchmark (issue 14): CheckEligibility of one applicant against a post under
+# load, on `bangfu up` (SQLite, or the PostgreSQL server given) holding ROWS synthetic persons
+# imported into identity with their certifications confirmed. Each call runs every rule: the
+# person read from identity for the hire date, age, registration, cadres and their households,
+# another signing over the same days, placements, and subsidy payment's dry run (EvaluateClaim)
+# for the first month, which reads identity again. Loaded with 32 callers on 4 connections
+# (throughput and p99 under load) and with one caller (a single call's latency), beside gRPC
+# health on the same server as the yardstick.
+#
+#   bench/eligibility.sh [ROWS] [sqlite|POSTGRES_SERVER_URL]
+#
+# Needs a release build (cargo build --release -p bangfu). Not run in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-100000}
+BACKEND=${2:-sqlite}
+BIN=${BIN:-$PWD/target/release/bangfu}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ADDR=http://127.0.0.1:$PORT
+DURATION=${DURATION:-10s}
+
+EXTRA=()
+POSTS_DB="sqlite://$WORK/data/welfare_post.db?mode=rwc"
+if [ "$BACKEND" != sqlite ]; then
+  PREFIX=bench_eligibility
+  for db in identity subsidy welfare_post work_relief jobs exchange reports; do
+    PGOPTIONS="--client-min-messages=warning" psql -q "$BACKEND/postgres" -c "DROP DATABASE IF EXISTS ${PREFIX}_$db WITH (FORCE)" >/dev/null
+  done
+  EXTRA=(--database-url "$BACKEND/postgres" --database-prefix "$PREFIX")
+  POSTS_DB="$BACKEND/${PREFIX}_welfare_post"
+fi
+"$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
+BANGFU_LOG=warn "$BIN" up --data "$WORK/data" --listen "127.0.0.1:$PORT" "${EXTRA[@]}" >"$WORK/up.log" 2>&1 &
+for _ in $(seq 300); do "$BIN" health --addr "$ADDR" >/dev/null 2>&1 && break; sleep 0.2; done
+"$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
+  --export-date 2026-01-31 --json >/dev/null
+# The synthetic persons live in Zaozhuang: rural affairs of the city confirms their categories.
+AGRI=$("$BIN" token issue --dept agri --role reviewer --region 3704 --keys "$WORK/data/keys" --subject bench-agri)
+"$BIN" identity confirm --all --page-size 1000 --json --addr "$ADDR" --token "$AGRI" >/dev/null
+echo "backend: $BACKEND, persons: $ROWS, each load $DURATION"
+
+call() {
+  "$BIN" bench call --addr "$ADDR" --token-file "$WORK/data/admin.jwt" --duration "$DURATION" "$@"
+}
+echo "32 callers on 4 connections"
+call --call health
+# The post is seeded once per load (the shipped policies end with 2025, and CreatePost takes
+# only a policy in force today); the hire date, 2025-06-01, is one the policy covers.
+call --call check-eligibility --region-prefix 3704 --posts-database "$POSTS_DB"
+echo "one caller, one connection: the latency of a single call"
+call --call health --concurrency 1 --connections 1
+call --call check-eligibility --region-prefix 3704 --posts-database "$POSTS_DB" --concurrency 1 --connections 1
