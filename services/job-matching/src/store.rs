@@ -2211,7 +2211,7 @@ pub struct JobCounts {
 async fn grouped(
     conn: &mut AnyConnection,
     sql: &'static str,
-    prefix: &str,
+    (prefix, key_length): (&str, i64),
     first: Date,
     last: Date,
 ) -> Result<Vec<(String, String, i64)>> {
@@ -2221,6 +2221,7 @@ async fn grouped(
         .bind(high)
         .bind(date_text(first))
         .bind(date_text(last))
+        .bind(key_length)
         .fetch_all(conn)
         .await?;
     rows.iter()
@@ -2228,10 +2229,13 @@ async fn grouped(
         .collect()
 }
 
-/// 附件1's counts under `prefix` from `first` to `last`, by county.
+/// 附件1's counts under `prefix` from `first` to `last`, by the first `key_length` digits of the
+/// region (6: by county; 0: one total under the key "", each person counted once however many
+/// counties they appear in).
 pub async fn job_counts(
     conn: &mut AnyConnection,
     prefix: &str,
+    key_length: i64,
     first: Date,
     last: Date,
 ) -> Result<std::collections::BTreeMap<String, JobCounts>> {
@@ -2239,10 +2243,10 @@ pub async fn job_counts(
     // Carriers certified at some time in the period, by kind.
     for (county, kind, n) in grouped(
         conn,
-        "SELECT substr(region, 1, 6) AS county, kind AS what, CAST(COUNT(*) AS BIGINT) AS n FROM jobs_carriers \
+        "SELECT substr(region, 1, CAST($5 AS INTEGER)) AS county, kind AS what, CAST(COUNT(*) AS BIGINT) AS n FROM jobs_carriers \
          WHERE region >= $1 AND region < $2 AND cert_date IS NOT NULL AND cert_date <= $4 \
-         AND (cert_valid_until IS NULL OR cert_valid_until >= $3) GROUP BY substr(region, 1, 6), kind",
-        prefix,
+         AND (cert_valid_until IS NULL OR cert_valid_until >= $3) GROUP BY substr(region, 1, CAST($5 AS INTEGER)), kind",
+        (prefix, key_length),
         first,
         last,
     )
@@ -2262,15 +2266,15 @@ pub async fn job_counts(
     // in the period, where the carrier is.
     for (county, what, n) in grouped(
         conn,
-        "SELECT substr(c.region, 1, 6) AS county, \
+        "SELECT substr(c.region, 1, CAST($5 AS INTEGER)) AS county, \
          CASE WHEN c.kind = 'labor_base' THEN 'labor_base' WHEN c.kind = 'assistance_workshop' THEN 'workshop' \
          ELSE 'other' END AS what, CAST(COUNT(DISTINCT p.person_id) AS BIGINT) AS n \
          FROM jobs_placements p JOIN jobs_carriers c ON c.id = p.carrier_id \
          WHERE c.region >= $1 AND c.region < $2 AND p.priority >= 2 AND p.start_date <= $4 \
          AND (p.end_date IS NULL OR p.end_date >= $3) AND c.kind IN ('labor_base', 'assistance_workshop') \
-         GROUP BY substr(c.region, 1, 6), CASE WHEN c.kind = 'labor_base' THEN 'labor_base' \
+         GROUP BY substr(c.region, 1, CAST($5 AS INTEGER)), CASE WHEN c.kind = 'labor_base' THEN 'labor_base' \
          WHEN c.kind = 'assistance_workshop' THEN 'workshop' ELSE 'other' END",
-        prefix,
+        (prefix, key_length),
         first,
         last,
     )
@@ -2285,11 +2289,11 @@ pub async fn job_counts(
     }
     for (county, _, n) in grouped(
         conn,
-        "SELECT substr(c.region, 1, 6) AS county, 'site' AS what, CAST(COUNT(DISTINCT p.person_id) AS BIGINT) AS n \
+        "SELECT substr(c.region, 1, CAST($5 AS INTEGER)) AS county, 'site' AS what, CAST(COUNT(DISTINCT p.person_id) AS BIGINT) AS n \
          FROM jobs_placements p JOIN jobs_carriers c ON c.id = p.carrier_id \
          WHERE c.region >= $1 AND c.region < $2 AND p.priority >= 2 AND p.start_date <= $4 \
-         AND (p.end_date IS NULL OR p.end_date >= $3) AND c.relocation_site = 1 GROUP BY substr(c.region, 1, 6)",
-        prefix,
+         AND (p.end_date IS NULL OR p.end_date >= $3) AND c.relocation_site = 1 GROUP BY substr(c.region, 1, CAST($5 AS INTEGER))",
+        (prefix, key_length),
         first,
         last,
     )
@@ -2300,10 +2304,10 @@ pub async fn job_counts(
     // Target persons placed in the period, where they are registered.
     for (county, _, n) in grouped(
         conn,
-        "SELECT substr(home_region, 1, 6) AS county, 'placed' AS what, CAST(COUNT(DISTINCT person_id) AS BIGINT) AS n \
+        "SELECT substr(home_region, 1, CAST($5 AS INTEGER)) AS county, 'placed' AS what, CAST(COUNT(DISTINCT person_id) AS BIGINT) AS n \
          FROM jobs_placements WHERE home_region >= $1 AND home_region < $2 AND priority >= 2 \
-         AND start_date >= $3 AND start_date <= $4 GROUP BY substr(home_region, 1, 6)",
-        prefix,
+         AND start_date >= $3 AND start_date <= $4 GROUP BY substr(home_region, 1, CAST($5 AS INTEGER))",
+        (prefix, key_length),
         first,
         last,
     )
@@ -2314,12 +2318,12 @@ pub async fn job_counts(
     // Target persons enrolled on a course running in the period, where it is held.
     for (county, _, n) in grouped(
         conn,
-        "SELECT substr(c.region, 1, 6) AS county, 'training' AS what, CAST(COUNT(DISTINCT e.person_id) AS BIGINT) AS n \
+        "SELECT substr(c.region, 1, CAST($5 AS INTEGER)) AS county, 'training' AS what, CAST(COUNT(DISTINCT e.person_id) AS BIGINT) AS n \
          FROM jobs_enrolments e JOIN jobs_courses c ON c.id = e.course_id \
          WHERE c.region >= $1 AND c.region < $2 AND e.target_person = 1 AND e.state <> 'dropped' \
          AND c.start_date <= $4 AND c.end_date >= $3 \
-         GROUP BY substr(c.region, 1, 6)",
-        prefix,
+         GROUP BY substr(c.region, 1, CAST($5 AS INTEGER))",
+        (prefix, key_length),
         first,
         last,
     )
@@ -2330,10 +2334,10 @@ pub async fn job_counts(
     // Recruitment events held in the period.
     for (county, kind, n) in grouped(
         conn,
-        "SELECT substr(region, 1, 6) AS county, kind AS what, CAST(COUNT(*) AS BIGINT) AS n FROM jobs_events \
+        "SELECT substr(region, 1, CAST($5 AS INTEGER)) AS county, kind AS what, CAST(COUNT(*) AS BIGINT) AS n FROM jobs_events \
          WHERE region >= $1 AND region < $2 AND event_date >= $3 AND event_date <= $4 \
-         GROUP BY substr(region, 1, 6), kind",
-        prefix,
+         GROUP BY substr(region, 1, CAST($5 AS INTEGER)), kind",
+        (prefix, key_length),
         first,
         last,
     )

@@ -33,21 +33,6 @@ pub struct JobStats {
     pub rows: BTreeMap<String, JobCounts>,
 }
 
-fn add(total: &mut JobCounts, row: &JobCounts) {
-    total.labor_alliances += row.labor_alliances;
-    total.labor_brands += row.labor_brands;
-    total.labor_bases += row.labor_bases;
-    total.labor_base_target_persons += row.labor_base_target_persons;
-    total.labor_cooperatives += row.labor_cooperatives;
-    total.assistance_workshops += row.assistance_workshops;
-    total.workshop_target_persons += row.workshop_target_persons;
-    total.target_persons_in_training += row.target_persons_in_training;
-    total.relocation_site_target_persons += row.relocation_site_target_persons;
-    total.recruitment_events += row.recruitment_events;
-    total.relocation_site_events += row.relocation_site_events;
-    total.target_persons_placed += row.target_persons_placed;
-}
-
 /// What a trainee's completion claims under the course's policies: the training subsidy, to the
 /// provider, and the living allowance, to the person; each judged on the course's last day and
 /// keyed by the enrolment, so a completion is claimed once.
@@ -437,11 +422,13 @@ impl Jobs {
         let last = as_of.unwrap_or_else(|| self.today());
         let first = Date::from_calendar_date(last.year(), time::Month::January, 1).map_err(|_| Problem::internal())?;
         let mut conn = self.db().acquire().await?;
-        let rows = store::job_counts(&mut conn, region_prefix, first, last).await?;
-        let mut total = JobCounts::default();
-        for row in rows.values() {
-            add(&mut total, row);
-        }
+        let rows = store::job_counts(&mut conn, region_prefix, 6, first, last).await?;
+        // The total is counted over the whole region, not summed from the counties: a person
+        // trained or placed in two counties is one person in the region.
+        let total = store::job_counts(&mut conn, region_prefix, 0, first, last)
+            .await?
+            .remove("")
+            .unwrap_or_default();
         Ok(JobStats {
             region_prefix: region_prefix.to_string(),
             first,

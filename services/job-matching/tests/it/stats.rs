@@ -235,6 +235,43 @@ async fn quarterly_counts_come_from_carriers_placements_training_and_events(back
         .expect_err("more placed than reached");
     assert_eq!(fields(&refused), vec!["recruitment_event.persons_placed"]);
 
+    // In April the same trainee takes a course in 薛城区 too: each county counts her, the city
+    // once.
+    suite.set_day(2025, 4, 1);
+    let xuecheng_course = jobs
+        .create_training_course(with_token(
+            pb::CreateTrainingCourseRequest {
+                training_course: Some(pb::TrainingCourse {
+                    region: region("370403"),
+                    schedule: Some(common::Period {
+                        first_day: Some(date(2025, 4, 7)),
+                        last_day: Some(date(2025, 4, 18)),
+                    }),
+                    ..course.clone()
+                }),
+                request_id: uuid(),
+            },
+            &suite.city_clerk(),
+        ))
+        .await
+        .expect("course")
+        .into_inner()
+        .training_course
+        .expect("course");
+    jobs.enrol_trainee(with_token(
+        pb::EnrolTraineeRequest {
+            parent: xuecheng_course.name.clone(),
+            enrolment: Some(pb::TraineeEnrolment {
+                person: trainee.clone(),
+                ..Default::default()
+            }),
+            request_id: uuid(),
+        },
+        &suite.city_clerk(),
+    ))
+    .await
+    .expect("enrolled in 薛城区");
+
     // The second quarter's end, for the city.
     suite.set_day(2025, 7, 2);
     let stats = jobs
@@ -273,7 +310,22 @@ async fn quarterly_counts_come_from_carriers_placements_training_and_events(back
         .iter()
         .map(|r| r.region.as_ref().map(|g| g.code.clone()).unwrap_or_default())
         .collect();
-    assert_eq!(counties, vec!["370402".to_string()]);
+    assert_eq!(counties, vec!["370402".to_string(), "370403".to_string()]);
+    let trained: Vec<i32> = stats
+        .rows
+        .iter()
+        .map(|r| {
+            r.counts
+                .as_ref()
+                .map(|c| c.target_persons_in_training)
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        trained,
+        vec![1, 1],
+        "each county counts the trainee; the total above once"
+    );
 
     // The first quarter of the next year counts none of this year's events.
     suite.set_day(2026, 4, 2);
