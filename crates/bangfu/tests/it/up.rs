@@ -10,12 +10,22 @@ use std::time::Duration;
 
 const BANGFU: &str = env!("CARGO_BIN_EXE_bangfu");
 
+/// A port for a server process a test starts. It lies below the kernel's ephemeral range
+/// (32768 and up on Linux): a port the kernel hands out is also handed to the suite's own
+/// outgoing connections, which took one such port between this check and the server's bind
+/// ("Address already in use"). Each call takes the next port of this process's run, and skips
+/// one something else holds.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        let port = 20_000 + u16::try_from(offset).expect("below 12,000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A running `bangfu up`, stopped with SIGTERM when dropped.
