@@ -213,6 +213,5 @@ fn month_of_reference(reference: &str) -> Option<(&str, &str)> {
 /// The first day of a "yyyy-mm" month.
 fn month_first_day(month: &str) -> Option<Date> {
     let (year, month) = month.split_once('-')?;
-    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
-    Date::from_calendar_date(year.parse().ok()?, month, 1).ok()
+    crate::domain::month_days(year.parse().ok()?, month.parse().ok()?).map(|(first, _)| first)
 }
