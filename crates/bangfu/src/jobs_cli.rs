@@ -168,6 +168,9 @@ pub enum JobsCommand {
     ClaimOnJobTraining(ClaimOnJobTrainingArgs),
     /// Claim an agency's service subsidy for a placement after its year of follow-up.
     ClaimAgency(ClaimAgencyArgs),
+    /// Claim a certified carrier's one-time award (奖补) under a policy, judged on today: the
+    /// policy holds the county's count of absorbed target persons and the amount.
+    ClaimAward(ClaimAwardArgs),
     /// The subsidy claims on a carrier, placement or export batch, with where each stands.
     Claims(ClaimsArgs),
 }
@@ -212,6 +215,7 @@ pub async fn run(command: JobsCommand) -> Result<(), Failure> {
         JobsCommand::Stats(args) => stats(args).await,
         JobsCommand::ClaimOnJobTraining(args) => claim_on_job_training(args).await,
         JobsCommand::ClaimAgency(args) => claim_agency(args).await,
+        JobsCommand::ClaimAward(args) => claim_award(args).await,
         JobsCommand::Claims(args) => claims(args).await,
     }
 }
@@ -2083,6 +2087,27 @@ async fn claim_agency(args: ClaimAgencyArgs) -> Result<(), Failure> {
     let mut jobs = connect(&args.client).await?;
     let answer = call(jobs.claim_agency_subsidy(request)).await?;
     show("bangfu.jobs.v1.ClaimAgencySubsidyResponse", &answer, args.client.json)
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimAwardArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The carrier (its id or name).
+    carrier: String,
+    /// The policy's code in subsidy payment's catalog, e.g. zz-labor-base-award-2021.
+    #[arg(long)]
+    policy: String,
+}
+
+async fn claim_award(args: ClaimAwardArgs) -> Result<(), Failure> {
+    let request = pb::ClaimCarrierAwardRequest {
+        carrier: resource_name("carriers", &args.carrier),
+        policy: args.policy.trim().to_string(),
+    };
+    let mut jobs = connect(&args.client).await?;
+    let answer = call(jobs.claim_carrier_award(request)).await?;
+    show("bangfu.jobs.v1.ClaimCarrierAwardResponse", &answer, args.client.json)
 }
 
 #[derive(Debug, Args)]

@@ -310,6 +310,19 @@ pub const DEFINITIONS: &[Definition] = &[
         Unit::Fen,
         "the largest amount fact a claim may carry where its policy sets no ceiling",
     ),
+    // The documents leave the threshold of a carrier's one-time award to the district or county
+    // (认定办法和奖补规则由区县制定), so no default is shipped: until a county sets its figure,
+    // an award claim is refused STANDARD_MISSING.
+    def(
+        "subsidy.labor_base_award_min_absorbed",
+        Unit::Count,
+        "target persons a labor base (乡村振兴劳务基地) must absorb for its one-time award, set by the district",
+    ),
+    def(
+        "subsidy.assistance_base_award_min_absorbed",
+        Unit::Count,
+        "target persons an assistance base (就业帮扶基地) must absorb for its award, set by the county",
+    ),
     def(
         "subsidy.unemployment_insurance_min_wage_bp",
         Unit::BasisPoints,

@@ -28,6 +28,7 @@ pub enum FactValue {
     Integer(i64),
     Money(i64),
     Boolean(bool),
+    Text(String),
     Date(String),
     /// A 12-digit division code.
     Region(String),
@@ -329,7 +330,12 @@ impl SubsidyClaims {
     fn claim_to_wire(&self, claim: &ClaimLine) -> sub::Claim {
         sub::Claim {
             policy: format!("policies/{}", claim.policy),
-            person: format!("persons/{}", claim.person_id),
+            // A claim about an organization alone (an award to a carrier) names no person.
+            person: if claim.person_id.is_empty() {
+                String::new()
+            } else {
+                format!("persons/{}", claim.person_id)
+            },
             payee: Some(sub::Payee {
                 payee: Some(match &claim.organization {
                     Some(organization) => sub::payee::Payee::Organization(sub::OrganizationPayee {
@@ -357,6 +363,7 @@ impl SubsidyClaims {
                             FactValue::Integer(v) => sub::fact_value::Value::IntegerValue(*v),
                             FactValue::Money(v) => sub::fact_value::Value::MoneyValue(common::Money { fen: *v }),
                             FactValue::Boolean(v) => sub::fact_value::Value::BooleanValue(*v),
+                            FactValue::Text(v) => sub::fact_value::Value::TextValue(v.clone()),
                             FactValue::Date(v) => sub::fact_value::Value::DateValue(
                                 crate::parameters::parse_date_text(v)
                                     .map(date_to_wire)

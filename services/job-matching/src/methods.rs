@@ -51,6 +51,7 @@ pub const METHODS: &[MethodRule] = &[
     method!("DepartExportBatch", JobsWrite),
     method!("ClaimOnJobTraining", JobsWrite),
     method!("ClaimAgencySubsidy", JobsWrite),
+    method!("ClaimCarrierAward", JobsWrite),
     method!("ListSubsidyClaims", JobsRead),
     method!("CreateTrainingCourse", JobsWrite),
     method!("EnrolTrainee", JobsWrite),

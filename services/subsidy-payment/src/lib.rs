@@ -174,6 +174,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "payee accounts by owner, proposal checks",
             sql: include_str!("../migrations/sqlite/0204_account_owners_and_proposals.sql"),
         },
+        MigrationFile {
+            version: 205,
+            description: "claim subjects",
+            sql: include_str!("../migrations/sqlite/0205_claim_subjects.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -200,6 +205,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 204,
             description: "payee accounts by owner, proposal checks",
             sql: include_str!("../migrations/postgres/0204_account_owners_and_proposals.sql"),
+        },
+        MigrationFile {
+            version: 205,
+            description: "claim subjects",
+            sql: include_str!("../migrations/postgres/0205_claim_subjects.sql"),
         },
     ],
 };

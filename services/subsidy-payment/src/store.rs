@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use bangfu_platform::db::{from_micros, to_micros};
 
 use crate::domain::{
-    ClaimPayload, ClaimState, Decision, FundSource, PayeeKind, PeriodKind, Policy, PolicyVersion, Review, ReviewCause,
-    StoredVersion, VersionState, day_text, parse_day,
+    ClaimPayload, ClaimState, ClaimSubject, Decision, FundSource, PayeeKind, PeriodKind, Policy, PolicyVersion, Review,
+    ReviewCause, StoredVersion, VersionState, day_text, parse_day,
 };
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
@@ -31,6 +31,7 @@ pub struct StoredPolicy {
 fn policy_from(row: &AnyRow) -> Result<StoredPolicy> {
     let payee: String = row.try_get("payee_kind")?;
     let period: String = row.try_get("period_kind")?;
+    let subject: String = row.try_get("claim_subject")?;
     Ok(StoredPolicy {
         policy: Policy {
             code: row.try_get("code")?,
@@ -38,10 +39,29 @@ fn policy_from(row: &AnyRow) -> Result<StoredPolicy> {
             policy_group: row.try_get("policy_group")?,
             payee_kind: decode("payee_kind", PayeeKind::parse(&payee))?,
             period_kind: decode("period_kind", PeriodKind::parse(&period))?,
+            claim_subject: decode("claim_subject", ClaimSubject::parse(&subject))?,
         },
         create_subject: row.try_get("create_subject")?,
         created: instant(row, "created_us")?,
     })
+}
+
+/// How an existing policy of `group` cuts and keys its claims (period kind, subject); None for a
+/// new group.
+pub async fn group_shape(conn: &mut AnyConnection, group: &str) -> Result<Option<(PeriodKind, ClaimSubject)>> {
+    let row = sqlx::query("SELECT period_kind, claim_subject FROM policies WHERE policy_group = $1 LIMIT 1")
+        .bind(group)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        let period: String = row.try_get("period_kind")?;
+        let subject: String = row.try_get("claim_subject")?;
+        Ok((
+            decode("period_kind", PeriodKind::parse(&period))?,
+            decode("claim_subject", ClaimSubject::parse(&subject))?,
+        ))
+    })
+    .transpose()
 }
 
 /// Inserts a policy; false when the code exists.
@@ -52,8 +72,8 @@ pub async fn insert_policy(
     now: OffsetDateTime,
 ) -> Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO policies (code, title, policy_group, payee_kind, period_kind, create_subject, created_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO NOTHING",
+        "INSERT INTO policies (code, title, policy_group, payee_kind, period_kind, create_subject, created_us, \
+         claim_subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO NOTHING",
     )
     .bind(&policy.code)
     .bind(&policy.title)
@@ -62,6 +82,7 @@ pub async fn insert_policy(
     .bind(policy.period_kind.as_str())
     .bind(subject)
     .bind(to_micros(now))
+    .bind(policy.claim_subject.as_str())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -661,7 +682,7 @@ pub async fn insert_claims(tx: &mut AnyConnection, claims: &[(StoredClaim, Optio
     const COLUMNS: usize = 28;
     for batch in claims.chunks(200) {
         let sql = format!(
-            "INSERT INTO claims (id, policy_code, policy_group, person_id, period_first, period_last, source_system, \
+            "INSERT INTO claims (id, policy_code, policy_group, subject_key, period_first, period_last, source_system, \
              source_reference, payload, state, region, person_display_name, policy_version, amount_fen, fund_id, decision, \
              earlier_decisions, review_cause, required_reviews, reviews, approved_month, submit_subject, acting_service, \
              created_us, updated_us, revision, payee_kind, payee_key) VALUES {}",
@@ -674,7 +695,7 @@ pub async fn insert_claims(tx: &mut AnyConnection, claims: &[(StoredClaim, Optio
                 .bind(claim.id.clone())
                 .bind(claim.payload.policy_code.clone())
                 .bind(claim.policy_group.clone())
-                .bind(claim.payload.person_id.clone())
+                .bind(claim.payload.subject_key())
                 .bind(day_text(claim.payload.period.first))
                 .bind(day_text(claim.payload.period.last))
                 .bind(claim.source_system.clone())
@@ -772,7 +793,7 @@ pub async fn list_claims(
     let (first, last) = filter.period.clone().unwrap_or_default();
     let rows = sqlx::query(
         "SELECT * FROM claims WHERE region >= $1 AND ($2 = '' OR region < $2) \
-         AND ($3 = '' OR policy_code = $3) AND ($4 = '' OR person_id = $4) AND ($5 = '' OR state = $5) \
+         AND ($3 = '' OR policy_code = $3) AND ($4 = '' OR subject_key = $4) AND ($5 = '' OR state = $5) \
          AND ($6 = '' OR source_system = $6) AND ($7 = '' OR fund_id = $7) \
          AND ($8 = '' OR (period_first <= $9 AND period_last >= $8)) \
          AND ($13 = '' OR payment_batch_id = $13) \
@@ -796,7 +817,7 @@ pub async fn list_claims(
     rows.iter().map(claim_from).collect()
 }
 
-/// What the group granted a person before a claim: months, amount, claims, and the month of
+/// What the group granted a subject (a person, or an organization) before a claim: months, amount, claims, and the month of
 /// the first approval.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
@@ -809,16 +830,12 @@ pub struct History {
 const GRANTED_STATES: &str =
     "('pending_review', 'approved', 'batched', 'paid', 'payment_failed', 'recovery_open', 'recovered')";
 
-pub async fn history(conn: &mut AnyConnection, person_id: &str, group: &str, monthly: bool) -> Result<History> {
+pub async fn history(conn: &mut AnyConnection, subject: &str, group: &str, monthly: bool) -> Result<History> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) AS claims, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS amount, MIN(approved_month) AS first_month \
-         FROM claims WHERE person_id = $1 AND policy_group = $2 AND state IN {GRANTED_STATES}"
+         FROM claims WHERE subject_key = $1 AND policy_group = $2 AND state IN {GRANTED_STATES}"
     ));
-    let row = sqlx::query(sql)
-        .bind(person_id)
-        .bind(group)
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = sqlx::query(sql).bind(subject).bind(group).fetch_one(&mut *conn).await?;
     let claims: i64 = row.try_get("claims")?;
     Ok(History {
         months_granted: if monthly { claims } else { 0 },
@@ -828,24 +845,20 @@ pub async fn history(conn: &mut AnyConnection, person_id: &str, group: &str, mon
     })
 }
 
-/// Claims of the person granted under policies of an exclusivity group (other policies than
+/// Claims of the subject granted under policies of an exclusivity group (other policies than
 /// `policy_code`), with their periods: the application tests them against the scope.
 pub async fn exclusive_claims(
     conn: &mut AnyConnection,
-    person_id: &str,
+    subject: &str,
     policy_codes: &[String],
 ) -> Result<Vec<(String, String, String, String)>> {
     let mut found = Vec::new();
     for code in policy_codes {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT id, policy_code, period_first, period_last FROM claims WHERE person_id = $1 AND policy_code = $2 \
+            "SELECT id, policy_code, period_first, period_last FROM claims WHERE subject_key = $1 AND policy_code = $2 \
              AND state IN {GRANTED_STATES}"
         ));
-        let rows = sqlx::query(sql)
-            .bind(person_id)
-            .bind(code)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(sql).bind(subject).bind(code).fetch_all(&mut *conn).await?;
         for row in rows {
             found.push((
                 row.try_get("id")?,
@@ -877,13 +890,14 @@ pub async fn policies_in_exclusivity_group(
 /// The periods one claim wants, as `occupy` takes them.
 pub struct WantedPeriods<'a> {
     pub claim_id: &'a str,
-    pub person_id: &'a str,
+    /// The claim's subject key (`ClaimPayload::subject_key`).
+    pub subject: String,
     /// (group key, unit) pairs.
     pub keys: Vec<(String, String)>,
 }
 
-/// Takes the periods of granted claims of distinct persons, one statement per 500 rows: every
-/// key no other claim holds is taken, and the keys taken come back as (person, group, unit). A
+/// Takes the periods of granted claims of distinct subjects, one statement per 500 rows: every
+/// key no other claim holds is taken, and the keys taken come back as (subject, group, unit). A
 /// claim with a key missing from the answer met a holder; the caller gives its keys back.
 pub async fn occupy(
     tx: &mut AnyConnection,
@@ -895,27 +909,27 @@ pub async fn occupy(
             wanted
                 .keys
                 .iter()
-                .map(move |(group, unit)| (wanted.person_id, group.as_str(), unit.as_str(), wanted.claim_id))
+                .map(move |(group, unit)| (wanted.subject.as_str(), group.as_str(), unit.as_str(), wanted.claim_id))
         })
         .collect();
     let mut taken = std::collections::HashSet::with_capacity(rows.len());
     for batch in rows.chunks(500) {
         let sql = format!(
-            "INSERT INTO claim_periods (person_id, group_key, unit, claim_id) VALUES {} \
-             ON CONFLICT (person_id, group_key, unit) DO NOTHING RETURNING person_id, group_key, unit",
+            "INSERT INTO claim_periods (subject_key, group_key, unit, claim_id) VALUES {} \
+             ON CONFLICT (subject_key, group_key, unit) DO NOTHING RETURNING subject_key, group_key, unit",
             bangfu_platform::db::values_groups(tx, batch.len(), 4)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (person_id, group, unit, claim_id) in batch {
+        for (subject, group, unit, claim_id) in batch {
             query = query
-                .bind(person_id.to_string())
+                .bind(subject.to_string())
                 .bind(group.to_string())
                 .bind(unit.to_string())
                 .bind(claim_id.to_string());
         }
         for row in query.fetch_all(&mut *tx).await? {
             taken.insert((
-                row.try_get("person_id")?,
+                row.try_get("subject_key")?,
                 row.try_get("group_key")?,
                 row.try_get("unit")?,
             ));
@@ -925,11 +939,11 @@ pub async fn occupy(
 }
 
 /// The claim that holds any of `keys`, without taking them (a dry run).
-pub async fn holder_of(conn: &mut AnyConnection, person_id: &str, keys: &[(String, String)]) -> Result<Option<String>> {
+pub async fn holder_of(conn: &mut AnyConnection, subject: &str, keys: &[(String, String)]) -> Result<Option<String>> {
     for (group_key, unit) in keys {
         let row =
-            sqlx::query("SELECT claim_id FROM claim_periods WHERE person_id = $1 AND group_key = $2 AND unit = $3")
-                .bind(person_id)
+            sqlx::query("SELECT claim_id FROM claim_periods WHERE subject_key = $1 AND group_key = $2 AND unit = $3")
+                .bind(subject)
                 .bind(group_key)
                 .bind(unit)
                 .fetch_optional(&mut *conn)
@@ -1880,7 +1894,7 @@ pub async fn claims_of_person(
     let (first, last) = period.unwrap_or_default();
     let (after_first, after_id) = after.unwrap_or_default();
     let rows = sqlx::query(
-        "SELECT * FROM claims WHERE person_id = $1 AND region LIKE $2 \
+        "SELECT * FROM claims WHERE subject_key = $1 AND region LIKE $2 \
          AND ($3 = '' OR (period_first <= $4 AND period_last >= $3)) \
          AND (period_first > $5 OR (period_first = $5 AND id > $6)) ORDER BY period_first, id LIMIT $7",
     )
@@ -1932,7 +1946,7 @@ pub async fn person_totals(conn: &mut AnyConnection, person_id: &str, region_pre
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT CAST(COALESCE(SUM(CASE WHEN c.state IN {GRANTED_STATES} THEN c.amount_fen ELSE 0 END), 0) AS BIGINT) \
          AS granted, CAST(COALESCE(SUM(l.amount_fen), 0) AS BIGINT) AS paid FROM claims c \
-         LEFT JOIN payment_lines l ON l.claim_id = c.id AND l.state = 'paid' WHERE c.person_id = $1 AND c.region LIKE $2"
+         LEFT JOIN payment_lines l ON l.claim_id = c.id AND l.state = 'paid' WHERE c.subject_key = $1 AND c.region LIKE $2"
     ));
     let row = sqlx::query(sql)
         .bind(person_id)
@@ -1971,7 +1985,7 @@ pub async fn note_recovery_check(
 /// Whether the person has any claim paid (the only ones a change can undo).
 pub async fn has_paid_claims(conn: &mut AnyConnection, person_id: &str) -> Result<bool> {
     Ok(
-        sqlx::query("SELECT 1 AS one FROM claims WHERE person_id = $1 AND state = 'paid' LIMIT 1")
+        sqlx::query("SELECT 1 AS one FROM claims WHERE subject_key = $1 AND state = 'paid' LIMIT 1")
             .bind(person_id)
             .fetch_optional(&mut *conn)
             .await?
@@ -2022,7 +2036,7 @@ pub async fn paid_claims_from(
     from: Option<time::Date>,
 ) -> Result<Vec<StoredClaim>> {
     let rows = sqlx::query(
-        "SELECT * FROM claims WHERE person_id = $1 AND state = 'paid' AND ($2 = '' OR period_last >= $2) ORDER BY period_first, id",
+        "SELECT * FROM claims WHERE subject_key = $1 AND state = 'paid' AND ($2 = '' OR period_last >= $2) ORDER BY period_first, id",
     )
     .bind(person_id)
     .bind(from.map(day_text).unwrap_or_default())
@@ -2247,38 +2261,39 @@ pub async fn close_claim_recovery(
         == 1)
 }
 
-/// The advisory-lock key of a person's claims: FNV-1a over the person's id, a 64-bit hash that
+/// The advisory-lock key of a subject's claims: FNV-1a over the subject key, a 64-bit hash that
 /// stays the same across builds and replicas (a rolling deploy runs two builds at once), so
-/// every writer locks the same key, and sorting by it is sorting by what is locked.
-pub fn person_lock_key(person_id: &str) -> i64 {
+/// every writer locks the same key, and sorting by it is sorting by what is locked. The prefix
+/// keeps its first name ("person") for that reason: a person's key must not change.
+pub fn subject_lock_key(subject: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "bangfu.subsidy.person:".bytes().chain(person_id.bytes()) {
+    for byte in "bangfu.subsidy.person:".bytes().chain(subject.bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// Serializes the writes of one person's claims on PostgreSQL (a transaction-scoped advisory
-/// lock): the caps and ever-exclusivity read the person's other claims, and two submissions at
+/// Serializes the writes of one subject's claims on PostgreSQL (a transaction-scoped advisory
+/// lock): the caps and ever-exclusivity read the subject's other claims, and two submissions at
 /// once must not both pass on what neither has written yet. SQLite's single writer already
 /// serializes them.
-pub async fn lock_person(tx: &mut AnyConnection, backend: bangfu_platform::db::Backend, person_id: &str) -> Result<()> {
-    lock_persons(tx, backend, &[person_id.to_string()]).await
+pub async fn lock_subject(tx: &mut AnyConnection, backend: bangfu_platform::db::Backend, subject: &str) -> Result<()> {
+    lock_subjects(tx, backend, &[subject.to_string()]).await
 }
 
-/// `lock_person` for many persons at once, in ascending order of their lock keys: two chunks
-/// that share persons take their locks in the same order, so they wait for each other instead
+/// `lock_subject` for many subjects at once, in ascending order of their lock keys: two chunks
+/// that share subjects take their locks in the same order, so they wait for each other instead
 /// of deadlocking. The keys go in sorted and the VALUES list is read in its order.
-pub async fn lock_persons(
+pub async fn lock_subjects(
     tx: &mut AnyConnection,
     backend: bangfu_platform::db::Backend,
-    person_ids: &[String],
+    subjects: &[String],
 ) -> Result<()> {
-    if backend != bangfu_platform::db::Backend::Postgres || person_ids.is_empty() {
+    if backend != bangfu_platform::db::Backend::Postgres || subjects.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<i64> = person_ids.iter().map(|id| person_lock_key(id)).collect();
+    let mut keys: Vec<i64> = subjects.iter().map(|s| subject_lock_key(s)).collect();
     keys.sort_unstable();
     keys.dedup();
     for batch in keys.chunks(1000) {
@@ -2361,7 +2376,7 @@ mod tests {
     fn a_persons_lock_key_is_the_same_in_every_build() {
         // FNV-1a 64 of "bangfu.subsidy.person:p1", computed independently: replicas of two
         // builds during a rolling deploy must lock the same key for the same person.
-        assert_eq!(person_lock_key("p1"), 7_205_079_172_819_522_637);
-        assert_ne!(person_lock_key("p1"), person_lock_key("p2"));
+        assert_eq!(subject_lock_key("p1"), 7_205_079_172_819_522_637);
+        assert_ne!(subject_lock_key("p1"), subject_lock_key("p2"));
     }
 }

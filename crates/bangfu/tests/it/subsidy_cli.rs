@@ -29,7 +29,7 @@ fn a_finance_clerk_reads_the_catalog_and_registers_a_banks_account_list() {
     let listed = bangfu(&["subsidy", "policies", "--addr", &up.addr, "--token", &finance, "--json"]);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let policies: Vec<serde_json::Value> = serde_json::from_str(&text(&listed.stdout)).expect("a JSON array");
-    assert_eq!(policies.len(), 10, "{}", text(&listed.stdout));
+    assert_eq!(policies.len(), 12, "{}", text(&listed.stdout));
     assert!(policies.iter().any(|p| p["code"] == "cq-transport-cross-province"));
     // One policy whole, as rows a clerk reads: its source and its money.
     let shown = bangfu(&[

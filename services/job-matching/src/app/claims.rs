@@ -7,6 +7,7 @@
 use bangfu_platform::audit::{self, AuditEntry};
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::Problem;
+use bangfu_platform::parameters::date_text;
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::subsidy_claims::{
     ClaimLine, ClaimOutcome, ClaimOutcomeKind, FactValue, LineAnswer, OrganizationPayee,
@@ -396,6 +397,63 @@ impl Jobs {
         .await?;
         if let Err(problem) = self.send_pending_claims(call, Some(&owner)).await {
             tracing::warn!(placement = %placement_id, reason = ?problem.reason, "the claim waits for the job");
+        }
+        let mut conn = self.db().acquire().await?;
+        store_claims::get_claim(&mut conn, &reference)
+            .await?
+            .ok_or_else(Problem::internal)
+    }
+
+    /// A certified carrier's one-time award (奖补): a claim about the carrier alone, paid to it,
+    /// judged on today. The facts are what job matching knows today; the policy holds the
+    /// county's threshold and amount and grants once. The source is keyed by the day, so a claim
+    /// refused for too few absorbed persons can be made again later, and a retry the same day
+    /// answers the same claim.
+    pub async fn claim_carrier_award(
+        &self,
+        caller: &Principal,
+        call: &CallContext,
+        carrier_id: &str,
+        policy: &str,
+    ) -> Result<ClaimView, Problem> {
+        let day = self.today();
+        self.policy_in_force(call, "policy", policy, day).await?;
+        let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+        let carrier = self
+            .carrier_for(unit.tx(), caller, "ClaimCarrierAward", carrier_id)
+            .await?;
+        // Counted in the transaction that writes the claim, so the facts are one moment's.
+        let view = self.carrier_view(unit.tx(), carrier).await?;
+        let owner = view.carrier.name();
+        let region = view.carrier.data.region.clone();
+        let claim = NewClaim {
+            reference: format!("{owner}/award/{policy}/{}", date_text(day)),
+            policy: policy.to_string(),
+            person_id: String::new(),
+            payee: owner.clone(),
+            first: day,
+            last: day,
+            facts: vec![
+                (
+                    "carrier_kind".into(),
+                    FactValue::Text(view.carrier.data.kind.as_str().to_string()),
+                ),
+                ("certified".into(), FactValue::Boolean(view.certified)),
+                (
+                    "absorbed_target_persons".into(),
+                    FactValue::Integer(view.absorbed_target_persons),
+                ),
+            ],
+            owner: owner.clone(),
+            region: region.clone(),
+        };
+        let reference = claim.reference.clone();
+        let now = unit.now();
+        store_claims::insert_claims(unit.tx(), &[claim], now).await?;
+        unit.commit(AuditEntry::by(caller, &method("ClaimCarrierAward"), reference.clone(), now).in_region(&region))
+            .await?;
+        if let Err(problem) = self.send_pending_claims(call, Some(&owner)).await {
+            tracing::warn!(carrier = %carrier_id, reason = ?problem.reason, "the award claim waits for the job");
         }
         let mut conn = self.db().acquire().await?;
         store_claims::get_claim(&mut conn, &reference)

@@ -899,6 +899,21 @@ impl JobMatchingService for JobsServer {
         }))
     }
 
+    async fn claim_carrier_award(
+        &self,
+        request: Request<pb::ClaimCarrierAwardRequest>,
+    ) -> Result<Response<pb::ClaimCarrierAwardResponse>, Status> {
+        let caller = caller(&request)?;
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
+        let carrier = wire::id_of("carrier", &request.carrier, "carriers")?;
+        let policy = wire::text("policy", &request.policy, 64, "补贴政策")?;
+        let claim = self.jobs.claim_carrier_award(&caller, &call, &carrier, &policy).await?;
+        Ok(Response::new(pb::ClaimCarrierAwardResponse {
+            claim: Some(wire::subsidy_claim_to_wire(&claim)),
+        }))
+    }
+
     async fn list_subsidy_claims(
         &self,
         request: Request<pb::ListSubsidyClaimsRequest>,

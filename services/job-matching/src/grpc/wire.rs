@@ -950,7 +950,11 @@ pub fn subsidy_claim_to_wire(claim: &ClaimView) -> pb::SubsidyClaim {
     pb::SubsidyClaim {
         reference: data.reference.clone(),
         policy: data.policy.clone(),
-        person: format!("persons/{}", data.person_id),
+        person: if data.person_id.is_empty() {
+            String::new()
+        } else {
+            format!("persons/{}", data.person_id)
+        },
         payee: if data.payee.is_empty() {
             format!("persons/{}", data.person_id)
         } else {

@@ -1,5 +1,6 @@
 //! Job matching through its gRPC surface, with identity running, on SQLite and on PostgreSQL.
 
+mod awards;
 mod claims;
 mod exports;
 mod feed;

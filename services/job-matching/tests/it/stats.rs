@@ -31,28 +31,7 @@ async fn certified(suite: &Suite, kind: pb::CarrierKind, code: &str, relocation_
         .into_inner()
         .carrier
         .expect("carrier");
-    suite
-        .jobs()
-        .await
-        .certify_carrier(with_token(
-            pb::CertifyCarrierRequest {
-                name: carrier.name.clone(),
-                certification: Some(pb::CarrierCertification {
-                    certifying_body: "枣庄市人力资源和社会保障局".into(),
-                    document: "枣人社字〔2025〕3号".into(),
-                    certify_date: Some(date(2025, 1, 10)),
-                    valid_until: Some(date(2026, 1, 9)),
-                    ..Default::default()
-                }),
-                etag: carrier.etag.clone(),
-            },
-            &suite.reviewer(),
-        ))
-        .await
-        .expect("certified")
-        .into_inner()
-        .carrier
-        .expect("carrier")
+    suite.certify_carrier(&carrier).await
 }
 
 async fn quarterly_counts_come_from_carriers_placements_training_and_events(backend: Backend) {

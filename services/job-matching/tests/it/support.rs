@@ -348,6 +348,31 @@ impl Suite {
             .expect("carrier")
     }
 
+    /// The HR reviewer certifies `carrier` (认定) from 2025-01-10 to 2026-01-09.
+    pub async fn certify_carrier(&self, carrier: &pb::Carrier) -> pb::Carrier {
+        self.jobs()
+            .await
+            .certify_carrier(with_token(
+                pb::CertifyCarrierRequest {
+                    name: carrier.name.clone(),
+                    certification: Some(pb::CarrierCertification {
+                        certifying_body: "枣庄市人力资源和社会保障局".into(),
+                        document: "枣人社字〔2025〕3号".into(),
+                        certify_date: Some(date(2025, 1, 10)),
+                        valid_until: Some(date(2026, 1, 9)),
+                        ..Default::default()
+                    }),
+                    etag: carrier.etag.clone(),
+                },
+                &self.reviewer(),
+            ))
+            .await
+            .expect("certified")
+            .into_inner()
+            .carrier
+            .expect("carrier")
+    }
+
     pub async fn create_posting(&self, posting: pb::Posting, token: &str) -> Result<pb::Posting, tonic::Status> {
         self.jobs()
             .await

@@ -24,8 +24,8 @@ use super::feed::{ClaimChangeKind, publish};
 use super::funds::account;
 use super::{Subsidy, method};
 use crate::domain::{
-    ClaimPayload, ClaimSource, ClaimState, Decision, ExclusivityScope, Fact, FactSource, FactType, FactValue,
-    FrozenFact, FundSource, Outcome, Payee, PayeeKind, Period, PeriodKind, Policy, RegionBasis, Rejection,
+    ClaimPayload, ClaimSource, ClaimState, ClaimSubject, Decision, ExclusivityScope, Fact, FactSource, FactType,
+    FactValue, FrozenFact, FundSource, Outcome, Payee, PayeeKind, Period, PeriodKind, Policy, RegionBasis, Rejection,
     RejectionReason, Review, ReviewBands, ReviewCause, ReviewVerdict, StoredVersion, check_period, day_text,
     month_text, policy_name,
 };
@@ -85,11 +85,14 @@ pub(super) struct Reads {
     bands: HashMap<(String, time::Date), ReviewBands>,
 }
 
-/// Everything read before the transaction: the policy, the version in force and the person.
+/// Everything read before the transaction: the policy, the version in force and the person
+/// (none for a claim about an organization alone).
 pub(super) struct Gathered {
     policy: StoredPolicy,
     version: StoredVersion,
-    person: PersonFacts,
+    person: Option<PersonFacts>,
+    /// The person's masked name, or the organization's.
+    display_name: String,
     region: String,
     read_us: i64,
 }
@@ -131,6 +134,48 @@ fn source_reused(existing: &StoredClaim, fields: &[&str]) -> Problem {
     .with_metadata("fields", fields.join(","))
 }
 
+/// A claim names the person and payee its policy wants: a person-subject claim names its
+/// beneficiary (and, when the person is paid, pays that person); a claim about an organization
+/// names no person and pays the organization.
+fn check_subject_and_payee(policy: &Policy, payload: &ClaimPayload) -> Result<(), Problem> {
+    match policy.claim_subject {
+        ClaimSubject::Person if payload.person_id.is_empty() => {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldRequired,
+                "claim.person",
+                format!("{} is about a person; name the beneficiary", policy_name(&policy.code)),
+                "该政策的补贴对象为个人，请填写申请对象",
+            ));
+        }
+        ClaimSubject::Organization if !payload.person_id.is_empty() => {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "claim.person",
+                format!(
+                    "{} is about the organization alone; a claim under it names no person",
+                    policy_name(&policy.code)
+                ),
+                "该政策的补贴对象为单位，申请不填写人员",
+            ));
+        }
+        _ => {}
+    }
+    match (&payload.payee, policy.payee_kind) {
+        (Payee::Person(id), PayeeKind::Person) if *id == payload.person_id => Ok(()),
+        (Payee::Organization(_), PayeeKind::Organization) => Ok(()),
+        _ => Err(Problem::invalid_field(
+            ErrorReason::FieldInvalid,
+            "claim.payee",
+            format!(
+                "{} pays {}; for a person it is the beneficiary",
+                policy_name(&policy.code),
+                policy.payee_kind.as_str()
+            ),
+            "收款方与政策不符：支付给个人的政策，收款人应为申请对象本人；支付给单位的政策，应填写单位",
+        )),
+    }
+}
+
 /// The units of time a claim holds in its group: months of a monthly policy, days of a
 /// one-time one.
 fn units(kind: PeriodKind, period: &Period) -> Vec<String> {
@@ -151,7 +196,7 @@ fn new_claim(caller: &Principal, found: &Gathered, submission: &Submission, now:
         payload: submission.payload.clone(),
         state: ClaimState::Rejected,
         region: found.region.clone(),
-        person_display_name: found.person.display_name.clone(),
+        person_display_name: found.display_name.clone(),
         amount: 0,
         fund_id: None,
         payment_batch_id: None,
@@ -298,27 +343,29 @@ impl Subsidy {
             }
         };
         check_period(&policy.policy, &payload.period, "claim.period").map_err(super::invalid)?;
-        match (&payload.payee, policy.policy.payee_kind) {
-            (Payee::Person(id), PayeeKind::Person) if *id == payload.person_id => {}
-            (Payee::Organization(_), PayeeKind::Organization) => {}
-            _ => {
-                return Err(Problem::invalid_field(
-                    ErrorReason::FieldInvalid,
-                    "claim.payee",
-                    format!(
-                        "{} pays {}; for a person it is the beneficiary",
-                        policy_name(&policy.policy.code),
-                        policy.policy.payee_kind.as_str()
-                    ),
-                    "收款方与政策不符：支付给个人的政策，收款人应为申请对象本人；支付给单位的政策，应填写单位",
-                ));
-            }
-        }
+        check_subject_and_payee(&policy.policy, payload)?;
         let Some(version) = version else {
             return Ok(Err(policy));
         };
         self.check_claim_facts(&version, payload).await?;
         let read_us = to_micros(self.now());
+        if let (ClaimSubject::Organization, Payee::Organization(org)) = (policy.policy.claim_subject, &payload.payee) {
+            let region = org.region.clone();
+            self.ensure_sees(
+                caller,
+                method_name,
+                &format!("organizations/{}", org.credit_code),
+                &region,
+            )?;
+            return Ok(Ok(Gathered {
+                policy,
+                version,
+                person: None,
+                display_name: org.display_name.clone(),
+                region,
+                read_us,
+            }));
+        }
         let known = prefetched.and_then(|p| p.get(&(payload.person_id.clone(), payload.period)));
         let person = match known {
             Some(person) => Some(person.clone()),
@@ -341,7 +388,8 @@ impl Subsidy {
         Ok(Ok(Gathered {
             policy,
             version,
-            person,
+            display_name: person.display_name.clone(),
+            person: Some(person),
             region,
             read_us,
         }))
@@ -374,12 +422,12 @@ impl Subsidy {
         let rules = &gathered.version.rules;
         let policy = &gathered.policy.policy;
         let period = &payload.period;
-        let person = &gathered.person;
+        let person = gathered.person.as_ref();
         let history_needed = rules.facts.iter().any(|f| f.source == FactSource::History);
         let history = if history_needed {
             store::history(
                 conn,
-                &payload.person_id,
+                &payload.subject_key(),
                 &policy.policy_group,
                 policy.period_kind == PeriodKind::Monthly,
             )
@@ -400,7 +448,8 @@ impl Subsidy {
                     "claim".to_string(),
                 ),
                 FactSource::Identity => {
-                    let value = person.fact(&definition.name, period, rules.category_as_of);
+                    // A policy about organizations defines no identity fact (check_version).
+                    let value = person.and_then(|p| p.fact(&definition.name, period, rules.category_as_of));
                     (value, identity_detail.clone())
                 }
                 FactSource::History => {
@@ -505,7 +554,7 @@ impl Subsidy {
                 })
                 .map(|(code, _)| code)
                 .collect();
-            if let Some((id, code, _, _)) = store::exclusive_claims(conn, &payload.person_id, &others)
+            if let Some((id, code, _, _)) = store::exclusive_claims(conn, &payload.subject_key(), &others)
                 .await?
                 .into_iter()
                 .next()
@@ -560,7 +609,7 @@ impl Subsidy {
         keys
     }
 
-    /// Takes the periods the granted decisions hold, for claims of distinct persons (so no two
+    /// Takes the periods the granted decisions hold, for claims of distinct subjects (so no two
     /// of them can want one key), every key in one statement. A claim one of whose keys another
     /// claim holds (the database's constraint says so) looks that holder up, gives back what
     /// it took and turns into DUPLICATE_PERIOD.
@@ -573,25 +622,25 @@ impl Subsidy {
             .filter(|(_, _, _, decision)| decision.outcome == Outcome::Eligible)
             .map(|(gathered, payload, claim_id, _)| store::WantedPeriods {
                 claim_id,
-                person_id: payload.person_id.as_str(),
+                subject: payload.subject_key(),
                 keys: Self::period_keys(gathered, payload),
             })
             .collect();
         let taken = store::occupy(tx, &wanted).await?;
         let mut missing: HashMap<&str, (&str, &(String, String))> = HashMap::new();
         for wanted in &wanted {
-            let person = wanted.person_id;
+            let subject = wanted.subject.as_str();
             if let Some(key) = wanted
                 .keys
                 .iter()
-                .find(|(group, unit)| !taken.contains(&(person.to_string(), group.clone(), unit.clone())))
+                .find(|(group, unit)| !taken.contains(&(subject.to_string(), group.clone(), unit.clone())))
             {
-                missing.insert(wanted.claim_id, (person, key));
+                missing.insert(wanted.claim_id, (subject, key));
             }
         }
         for (gathered, _, claim_id, decision) in claims.iter_mut() {
-            if let Some((person_id, key)) = missing.get(claim_id) {
-                let holder = store::holder_of(tx, person_id, std::slice::from_ref(*key))
+            if let Some((subject, key)) = missing.get(claim_id) {
+                let holder = store::holder_of(tx, subject, std::slice::from_ref(*key))
                     .await?
                     .ok_or_else(Problem::internal)?;
                 store::vacate(tx, claim_id).await?;
@@ -714,7 +763,8 @@ impl Subsidy {
         lines: Vec<Result<Submission, Problem>>,
     ) -> Result<Vec<Result<Submitted, Problem>>, Problem> {
         let mut by_period: HashMap<Period, Vec<String>> = HashMap::new();
-        for submission in lines.iter().flatten() {
+        // A claim about an organization alone has no person to read.
+        for submission in lines.iter().flatten().filter(|s| !s.payload.person_id.is_empty()) {
             by_period
                 .entry(submission.payload.period)
                 .or_default()
@@ -833,25 +883,26 @@ impl Subsidy {
 
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        let persons: Vec<String> = gathered
+        let subjects: Vec<String> = gathered
             .iter()
-            .filter_map(|(index, _)| lines[*index].as_ref().ok().map(|s| s.payload.person_id.clone()))
+            .filter_map(|(index, _)| lines[*index].as_ref().ok().map(|s| s.payload.subject_key()))
             .collect();
-        store::lock_persons(unit.tx(), self.db().backend(), &persons).await?;
+        store::lock_subjects(unit.tx(), self.db().backend(), &subjects).await?;
         let mut decided: Vec<(usize, StoredClaim, Option<String>)> = Vec::new();
-        // A wave: lines of distinct persons, each decided against what is written, their
-        // periods then taken in one statement. A person coming back closes the wave and writes
-        // the claims decided so far: the later line reads the person's claims (history,
-        // exclusivity).
+        // A wave: lines of distinct subjects, each decided against what is written, their
+        // periods then taken in one statement. A subject coming back closes the wave and writes
+        // the claims decided so far: the later line reads the subject's claims (history,
+        // exclusivity). The wave's key is the subject key, the same key periods are held
+        // under: a finer key would let two lines of one subject into one wave.
         let mut unwritten = 0;
         let mut wave: Vec<(usize, Gathered, StoredClaim, Decision)> = Vec::new();
-        let mut wave_persons: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut wave_subjects: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (index, found) in gathered {
             let Some(Ok(submission)) = lines.get(index) else {
                 continue;
             };
-            let person_id = &submission.payload.person_id;
-            if wave_persons.contains(person_id) {
+            let subject = submission.payload.subject_key();
+            if wave_subjects.contains(&subject) {
                 self.close_wave(unit.tx(), &mut wave, &mut decided, &mut results, &mut reads)
                     .await?;
                 let pending: Vec<(StoredClaim, Option<String>)> = decided[unwritten..]
@@ -860,13 +911,13 @@ impl Subsidy {
                     .collect();
                 store::insert_claims(unit.tx(), &pending).await?;
                 unwritten = decided.len();
-                wave_persons.clear();
+                wave_subjects.clear();
             }
             let claim = new_claim(caller, &found, submission, now);
             // Nothing is taken before the decision: a refusal here leaves nothing to give back.
             match self.decide(unit.tx(), &found, &submission.payload).await {
                 Ok(decision) => {
-                    wave_persons.insert(person_id.clone());
+                    wave_subjects.insert(subject);
                     wave.push((index, found, claim, decision));
                 }
                 Err(problem) => results[index] = Some(Err(problem)),
@@ -1032,7 +1083,7 @@ impl Subsidy {
             }
             Begun::Fresh(unit) => unit,
         };
-        store::lock_person(unit.tx(), self.db().backend(), &payload.person_id).await?;
+        store::lock_subject(unit.tx(), self.db().backend(), &payload.subject_key()).await?;
         // A concurrent submission of the same source may have committed since the first look.
         if let Some(existing) = store::claim_by_source(unit.tx(), &source.system, &source.reference).await? {
             return self.existing(caller, existing, &payload);
@@ -1161,8 +1212,12 @@ impl Subsidy {
         let mut conn = self.db().acquire().await?;
         let mut decision = self.decide(&mut conn, &gathered, &payload).await?;
         if decision.outcome == Outcome::Eligible
-            && let Some(holder) =
-                store::holder_of(&mut conn, &payload.person_id, &Self::period_keys(&gathered, &payload)).await?
+            && let Some(holder) = store::holder_of(
+                &mut conn,
+                &payload.subject_key(),
+                &Self::period_keys(&gathered, &payload),
+            )
+            .await?
         {
             decision.outcome = Outcome::Rejected;
             decision.amount = 0;
@@ -1404,7 +1459,7 @@ impl Subsidy {
             .await?;
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        store::lock_person(unit.tx(), self.db().backend(), &payload.person_id).await?;
+        store::lock_subject(unit.tx(), self.db().backend(), &payload.subject_key()).await?;
         let mut claim = store::get_claim(unit.tx(), id)
             .await?
             .ok_or_else(|| claim_not_found(id))?;

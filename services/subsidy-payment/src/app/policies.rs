@@ -109,6 +109,24 @@ impl Subsidy {
             Begun::Fresh(unit) => unit,
         };
         let now = unit.now();
+        // A group's claims hold periods under one key per subject and unit: a policy that cut
+        // them by days beside one by months, or keyed them by organizations beside persons,
+        // would never meet the group's other claims, and the group would pay twice.
+        if let Some((period_kind, subject)) = store::group_shape(unit.tx(), &policy.policy_group).await?
+            && (period_kind, subject) != (policy.period_kind, policy.claim_subject)
+        {
+            return Err(Problem::invalid_field(
+                ErrorReason::FieldInvalid,
+                "policy.policy_group",
+                format!(
+                    "the group {} holds {} claims about a {}; a policy in it must be the same",
+                    policy.policy_group,
+                    period_kind.as_str(),
+                    subject.as_str()
+                ),
+                "同一补贴项目组的政策，发放周期和补贴对象应一致",
+            ));
+        }
         if !store::insert_policy(unit.tx(), &policy, &caller.subject, now).await? {
             return Err(Problem::new(
                 Code::AlreadyExists,

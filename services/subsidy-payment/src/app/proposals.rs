@@ -272,7 +272,7 @@ impl Subsidy {
         };
         let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
         let now = unit.now();
-        store::lock_person(unit.tx(), self.db().backend(), &read.payload.person_id).await?;
+        store::lock_subject(unit.tx(), self.db().backend(), &read.payload.subject_key()).await?;
         let mut claim = store::get_claim(unit.tx(), id)
             .await?
             .ok_or_else(|| Problem::not_found(&format!("claims/{id}")))?;

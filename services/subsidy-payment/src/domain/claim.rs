@@ -94,6 +94,17 @@ pub struct ClaimPayload {
 }
 
 impl ClaimPayload {
+    /// The subject (补贴对象) the claim's periods, caps, history and exclusivity are counted
+    /// for: the beneficiary person's id, or, for a claim about an organization alone (no
+    /// person), `org:` and the organization's credit code. Person ids are letters and digits
+    /// only, so the two never meet.
+    pub fn subject_key(&self) -> String {
+        match &self.payee {
+            Payee::Organization(org) if self.person_id.is_empty() => format!("org:{}", org.credit_code),
+            _ => self.person_id.clone(),
+        }
+    }
+
     /// The fields in which `other` differs, by their request names.
     pub fn differences(&self, other: &ClaimPayload) -> Vec<&'static str> {
         let mut fields = Vec::new();

@@ -49,6 +49,16 @@ text_enum!(
 );
 
 text_enum!(
+    /// Whom a policy's claims are about (补贴对象): a person (the beneficiary, read from
+    /// identity), or an organization alone, e.g. a one-time award to a labor base (奖补), which
+    /// has no beneficiary person. Periods, caps, history and exclusivity count per subject.
+    ClaimSubject {
+        Person => "person",
+        Organization => "organization",
+    }
+);
+
+text_enum!(
     /// How a policy's claims are cut in time.
     PeriodKind {
         OneTime => "one_time",
@@ -155,6 +165,7 @@ pub struct Policy {
     pub policy_group: String,
     pub payee_kind: PayeeKind,
     pub period_kind: PeriodKind,
+    pub claim_subject: ClaimSubject,
 }
 
 /// The document a rule rests on.
@@ -530,6 +541,40 @@ pub fn check_policy(policy: &Policy) -> Result<(), FieldError> {
             "补贴项目组应为小写字母、数字或连字符，以字母开头",
         ));
     }
+    if policy.claim_subject == ClaimSubject::Organization && policy.payee_kind != PayeeKind::Organization {
+        return Err(FieldError::new(
+            "policy.payee_kind",
+            "a policy about organizations pays the organization (ORGANIZATION)",
+            "补贴对象为单位的政策，收款方应为该单位",
+        ));
+    }
+    Ok(())
+}
+
+/// A claim about an organization alone reads nothing of a person: its region is the
+/// organization's, and no fact or category may come from identity.
+fn check_organization_subject(version: &PolicyVersion) -> Result<(), FieldError> {
+    if version.region_basis != RegionBasis::Organization {
+        return Err(FieldError::new(
+            "version.region_basis",
+            "a policy about organizations takes its region from the organization (ORGANIZATION)",
+            "补贴对象为单位的政策，应按单位所在地确定地区",
+        ));
+    }
+    if !version.target_categories.is_empty() {
+        return Err(FieldError::new(
+            "version.target_categories",
+            "a policy about organizations has no target categories of persons",
+            "补贴对象为单位的政策不设人员类别",
+        ));
+    }
+    if let Some(i) = version.facts.iter().position(|f| f.source == FactSource::Identity) {
+        return Err(FieldError::new(
+            format!("version.facts[{i}].source"),
+            "a policy about organizations reads no person from identity",
+            "补贴对象为单位的政策不能读取人员信息",
+        ));
+    }
     Ok(())
 }
 
@@ -566,6 +611,9 @@ pub fn check_version(policy: &Policy, version: &PolicyVersion, first: bool) -> R
     }
     if !first {
         text_length("version.change_note", &version.change_note, 1, 500, "变更说明")?;
+    }
+    if policy.claim_subject == ClaimSubject::Organization {
+        check_organization_subject(version)?;
     }
     if version.region_basis == RegionBasis::Organization && policy.payee_kind != PayeeKind::Organization {
         return Err(FieldError::new(

@@ -12,6 +12,10 @@ use crate::domain::{Policy, PolicyVersion};
 /// Every shipped file, by name.
 pub const FILES: &[(&str, &str)] = &[
     (
+        "cq-assistance-base-award-2021.json",
+        include_str!("../../policies/cq-assistance-base-award-2021.json"),
+    ),
+    (
         "cq-transport-cross-province.json",
         include_str!("../../policies/cq-transport-cross-province.json"),
     ),
@@ -42,6 +46,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "zz-agency-2021.json",
         include_str!("../../policies/zz-agency-2021.json"),
+    ),
+    (
+        "zz-labor-base-award-2021.json",
+        include_str!("../../policies/zz-labor-base-award-2021.json"),
     ),
     (
         "zz-welfare-post-2021.json",

@@ -46,6 +46,22 @@ enum_map!(fund_source, fund_source_to_wire, pb::FundSource, d::FundSource, {
 enum_map!(payee_kind, payee_kind_to_wire, pb::PayeeKind, d::PayeeKind, {
     Person => Person, Organization => Organization,
 });
+/// Not given is a person: every policy was about a person before organizations were.
+pub fn claim_subject(field: &str, value: i32) -> Result<d::ClaimSubject, Problem> {
+    match pb::ClaimSubject::try_from(value) {
+        Ok(pb::ClaimSubject::Unspecified | pb::ClaimSubject::Person) => Ok(d::ClaimSubject::Person),
+        Ok(pb::ClaimSubject::Organization) => Ok(d::ClaimSubject::Organization),
+        Err(_) => Err(invalid(field, "must be PERSON or ORGANIZATION", "请选择有效的补贴对象")),
+    }
+}
+
+pub fn claim_subject_to_wire(value: d::ClaimSubject) -> i32 {
+    match value {
+        d::ClaimSubject::Person => pb::ClaimSubject::Person as i32,
+        d::ClaimSubject::Organization => pb::ClaimSubject::Organization as i32,
+    }
+}
+
 enum_map!(period_kind, period_kind_to_wire, pb::PeriodKind, d::PeriodKind, {
     OneTime => OneTime, Monthly => Monthly,
 });
@@ -287,6 +303,7 @@ pub fn policy(value: Option<&pb::Policy>) -> Result<d::Policy, Problem> {
         policy_group: value.policy_group.trim().to_string(),
         payee_kind: payee_kind("policy.payee_kind", value.payee_kind)?,
         period_kind: period_kind("policy.period_kind", value.period_kind)?,
+        claim_subject: claim_subject("policy.claim_subject", value.claim_subject)?,
     })
 }
 
@@ -612,6 +629,7 @@ pub fn policy_to_wire(
         in_force_version: in_force.map(|v| v.name()).unwrap_or_default(),
         create_time: Some(timestamp_to_wire(policy.created)),
         create_subject: policy.create_subject.clone(),
+        claim_subject: claim_subject_to_wire(policy.policy.claim_subject),
     }
 }
 
@@ -796,7 +814,7 @@ pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
     pb::Claim {
         name: claim.name(),
         policy: d::policy_name(code),
-        person: format!("persons/{}", claim.payload.person_id),
+        person: person_name(&claim.payload.person_id),
         person_display_name: claim.person_display_name.clone(),
         payee: Some(payee_to_wire(&claim.payload.payee)),
         period: Some(period_to_wire(&claim.payload.period)),
@@ -846,6 +864,15 @@ pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
     }
 }
 
+/// id → "persons/{id}"; empty for a claim about an organization alone.
+fn person_name(id: &str) -> String {
+    if id.is_empty() {
+        String::new()
+    } else {
+        format!("persons/{id}")
+    }
+}
+
 /// "persons/{id}" → id.
 pub fn person_id(field: &str, name: &str) -> Result<String, Problem> {
     name.strip_prefix("persons/")
@@ -887,7 +914,12 @@ pub fn version_ref(field: &str, name: &str) -> Result<(String, i32), Problem> {
 pub fn claim_payload(value: Option<&pb::Claim>) -> Result<(d::ClaimPayload, Option<d::ClaimSource>), Problem> {
     let claim = value.ok_or_else(|| required("claim", "补贴申请"))?;
     let policy_code = resource_id("claim.policy", &claim.policy, "policies")?;
-    let person_id = person_id("claim.person", &claim.person)?;
+    // A claim about an organization alone names no person; the policy decides which it wants.
+    let person_id = if claim.person.is_empty() {
+        String::new()
+    } else {
+        person_id("claim.person", &claim.person)?
+    };
     let payee = payee("claim.payee", claim.payee.as_ref())?;
     if claim.note.chars().count() > 500 {
         return Err(invalid("claim.note", "at most 500 characters", "备注不能超过500个字符"));
@@ -942,7 +974,7 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
             system: detail.source_system,
             reference: detail.source_reference,
         });
-        change.person = format!("persons/{}", detail.person_id);
+        change.person = person_name(&detail.person_id);
         change.state = claim_state_to_wire(detail.state);
         // A proposal, and a proposal declined, carry no decision.
         if !matches!(detail.state, d::ClaimState::Proposed | d::ClaimState::Declined) {

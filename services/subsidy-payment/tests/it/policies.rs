@@ -328,7 +328,149 @@ async fn concurrent_claims_of_one_person_never_pass_a_cap_twice(backend: Backend
     assert_eq!((approved, capped), (1, 4), "{results:?}");
 }
 
+/// A claim under the labor-base award: about the base alone, paid to it.
+fn award_claim(person: &str, payee: pb::payee::Payee) -> pb::Claim {
+    pb::Claim {
+        policy: "policies/zz-labor-base-award-2021".into(),
+        person: person.into(),
+        payee: Some(pb::Payee { payee: Some(payee) }),
+        period: Some(common::Period {
+            first_day: Some(date(2025, 3, 4)),
+            last_day: Some(date(2025, 3, 4)),
+        }),
+        facts: vec![
+            pb::Fact {
+                name: "carrier_kind".into(),
+                value: Some(pb::FactValue {
+                    value: Some(pb::fact_value::Value::TextValue("labor_base".into())),
+                }),
+            },
+            pb::Fact {
+                name: "certified".into(),
+                value: Some(pb::FactValue {
+                    value: Some(pb::fact_value::Value::BooleanValue(true)),
+                }),
+            },
+            integer_fact("absorbed_target_persons", 40),
+        ],
+        source: Some(pb::ClaimSource {
+            system: "job-matching".into(),
+            reference: format!("carriers/1/award/{}", person.len()),
+        }),
+        ..Default::default()
+    }
+}
+
+async fn a_policy_about_organizations_names_no_person_and_keeps_its_groups_shape(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let author = suite.finance_reviewer("reviewer-author");
+    let organization = |request: &mut pb::CreatePolicyRequest| {
+        let policy = request.policy.as_mut().expect("policy");
+        policy.claim_subject = pb::ClaimSubject::Organization as i32;
+        policy.payee_kind = pb::PayeeKind::Organization as i32;
+        request.version.as_mut().expect("version").region_basis = pb::RegionBasis::Organization as i32;
+    };
+    let field_of = |status: &tonic::Status| {
+        tonic_types::StatusExt::get_error_details(status)
+            .bad_request()
+            .map(|b| b.field_violations[0].field.clone())
+            .unwrap_or_default()
+    };
+
+    // About an organization, paid to a person: refused.
+    let mut request = course_subsidy("30000", 30_000);
+    organization(&mut request);
+    request.policy.as_mut().expect("policy").payee_kind = pb::PayeeKind::Person as i32;
+    let refused = create(&suite, &author, request).await.expect_err("paid to a person");
+    assert_eq!(field_of(&refused), "policy.payee_kind");
+
+    // About an organization, reading a person from identity: refused, naming the fact.
+    let mut request = course_subsidy("30000", 30_000);
+    organization(&mut request);
+    request
+        .version
+        .as_mut()
+        .expect("version")
+        .facts
+        .push(pb::FactDefinition {
+            name: "person.categories".into(),
+            r#type: pb::FactType::TextList as i32,
+            source: pb::FactSource::Identity as i32,
+            description: "人员类别".into(),
+            ..Default::default()
+        });
+    let refused = create(&suite, &author, request).await.expect_err("reads identity");
+    assert_eq!(field_of(&refused), "version.facts[1].source");
+
+    // A group keyed by organizations takes no policy about persons (its periods would never
+    // meet), and a monthly group takes no one-time policy.
+    let mut request = course_subsidy("30000", 30_000);
+    request.policy.as_mut().expect("policy").policy_group = "labor-base-award".into();
+    let refused = create(&suite, &author, request).await.expect_err("mixed group");
+    assert_eq!(field_of(&refused), "policy.policy_group");
+    let mut request = course_subsidy("30000", 30_000);
+    request.policy.as_mut().expect("policy").policy_group = "public-welfare-post".into();
+    let refused = create(&suite, &author, request).await.expect_err("mixed group");
+    assert_eq!(field_of(&refused), "policy.policy_group");
+    // The same policy in a group of its own shape is taken.
+    let mut request = course_subsidy("30000", 30_000);
+    organization(&mut request);
+    request.policy.as_mut().expect("policy").policy_group = "labor-base-award".into();
+    create(&suite, &author, request).await.expect("same shape");
+
+    // A claim under the award names no person; one that names a person is refused.
+    let clerk = suite.token(
+        "clerk-hr",
+        bangfu_platform::auth::Department::Hr,
+        bangfu_platform::auth::Role::Clerk,
+        "370402",
+    );
+    let base = pb::payee::Payee::Organization(pb::OrganizationPayee {
+        credit_code: "91350100M000100Y43".into(),
+        display_name: "市中区乡村振兴劳务基地".into(),
+        region: Some(common::RegionCode {
+            code: "370402001013".into(),
+            display_name: String::new(),
+        }),
+    });
+    let person = suite.poverty_alleviated_person("王小花", "022").await;
+    let submit = |claim: pb::Claim| {
+        let clerk = clerk.clone();
+        let suite = &suite;
+        async move {
+            suite
+                .subsidy()
+                .await
+                .submit_claim(with_token(
+                    pb::SubmitClaimRequest {
+                        claim: Some(claim),
+                        request_id: String::new(),
+                    },
+                    &clerk,
+                ))
+                .await
+        }
+    };
+    let refused = submit(award_claim(&person, base.clone()))
+        .await
+        .expect_err("names a person");
+    assert_eq!(field_of(&refused), "claim.person");
+    let taken = submit(award_claim("", base))
+        .await
+        .expect("about the base")
+        .into_inner();
+    let claim = taken.claim.expect("claim");
+    assert_eq!(claim.person, "");
+    assert_eq!(claim.region.map(|r| r.code).as_deref(), Some("370402001013"));
+    // A claim about a person must name one.
+    let mut nameless = crate::claims::post_claim(&person, "assignments/9/months/2025-03", 2025, 3, 20, 50_000);
+    nameless.person = String::new();
+    let refused = submit(nameless).await.expect_err("no person");
+    assert_eq!(field_of(&refused), "claim.person");
+}
+
 on_both_backends!(
+    a_policy_about_organizations_names_no_person_and_keeps_its_groups_shape,
     rules_are_refused_unless_they_compile_and_pass_their_examples,
     the_shipped_policies_are_in_the_catalog_until_the_documents_expire,
     concurrent_claims_of_one_person_never_pass_a_cap_twice,
