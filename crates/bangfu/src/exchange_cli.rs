@@ -88,10 +88,16 @@ pub enum ExchangeCommand {
     Confirmations(ConfirmationsArgs),
     /// The year's cooperation: partner workers employed here, ours employed there, the targets.
     Stats(StatsArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(crate::parameters_cli::ParameterCommand),
 }
 
 pub async fn run(command: ExchangeCommand) -> Result<(), Failure> {
     match command {
+        ExchangeCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Exchange, command).await
+        }
         ExchangeCommand::Partners(args) => partners(args).await,
         ExchangeCommand::Verify(args) => verify(args).await,
         ExchangeCommand::Postings(args) => postings(args).await,

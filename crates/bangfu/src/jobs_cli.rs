@@ -173,6 +173,9 @@ pub enum JobsCommand {
     ClaimAward(ClaimAwardArgs),
     /// The subsidy claims on a carrier, placement or export batch, with where each stands.
     Claims(ClaimsArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(crate::parameters_cli::ParameterCommand),
 }
 
 type Jobs = JobMatchingServiceClient<Authorized>;
@@ -187,6 +190,9 @@ fn request_id() -> String {
 
 pub async fn run(command: JobsCommand) -> Result<(), Failure> {
     match command {
+        JobsCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Jobs, command).await
+        }
         JobsCommand::Carriers(args) => carriers(args).await,
         JobsCommand::CarrierCreate(args) => carrier_create(args).await,
         JobsCommand::Certify(args) => certify(args).await,

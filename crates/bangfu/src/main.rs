@@ -27,6 +27,7 @@ mod help_text;
 mod identity_cli;
 mod identity_import;
 mod jobs_cli;
+mod parameters_cli;
 mod permissions;
 mod posts_cli;
 mod print;

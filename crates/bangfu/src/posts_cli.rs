@@ -97,6 +97,9 @@ pub enum PostsCommand {
     Signals(SignalsArgs),
     /// Posts and holders by type and funding; persons placed in a year.
     Stats(StatsArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(crate::parameters_cli::ParameterCommand),
 }
 
 type Posts = WelfarePostServiceClient<Authorized>;
@@ -113,6 +116,9 @@ fn request_id() -> String {
 
 pub async fn run(command: PostsCommand) -> Result<(), Failure> {
     match command {
+        PostsCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Posts, command).await
+        }
         PostsCommand::Create(args) => create(args).await,
         PostsCommand::List(args) => list(args).await,
         PostsCommand::Announce(args) => announce(args).await,

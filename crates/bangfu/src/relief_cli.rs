@@ -104,6 +104,9 @@ pub enum ReliefCommand {
     Close(CloseArgs),
     /// Projects, funds, remuneration and workers of a year, with the project list (附件2).
     Stats(StatsArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(crate::parameters_cli::ParameterCommand),
 }
 
 type Relief = WorkReliefServiceClient<Authorized>;
@@ -118,6 +121,9 @@ fn request_id() -> String {
 
 pub async fn run(command: ReliefCommand) -> Result<(), Failure> {
     match command {
+        ReliefCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Relief, command).await
+        }
         ReliefCommand::Projects(args) => projects(args).await,
         ReliefCommand::ProjectCreate(args) => project_create(args).await,
         ReliefCommand::Funds(args) => funds(args).await,

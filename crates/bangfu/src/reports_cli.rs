@@ -54,10 +54,16 @@ pub enum ReportsCommand {
     Return(DecisionArgs),
     /// A year's periods, their deadlines, and where the region and those under it stand.
     Periods(PeriodsArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(crate::parameters_cli::ParameterCommand),
 }
 
 pub async fn run(command: ReportsCommand) -> Result<(), Failure> {
     match command {
+        ReportsCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Reports, command).await
+        }
         ReportsCommand::Generate(args) => generate(args).await,
         ReportsCommand::Get(args) => get(args).await,
         ReportsCommand::List(args) => list(args).await,

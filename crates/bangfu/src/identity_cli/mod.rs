@@ -11,7 +11,6 @@ mod corrections;
 mod feed;
 mod households;
 mod monitoring;
-mod parameters;
 mod persons;
 
 use bangfu_proto::identity::v1::identity_service_client::IdentityServiceClient;
@@ -68,7 +67,7 @@ pub enum IdentityCommand {
     Stats(monitoring::StatsArgs),
     /// The service's parameters (rules by region and date): list them, or set one value.
     #[command(subcommand)]
-    Parameter(parameters::ParameterCommand),
+    Parameter(crate::parameters_cli::ParameterCommand),
     /// Import a CSV export of the national monitoring system (UTF-8 or GBK/GB18030), streaming;
     /// rejected rows go to a file to fix and re-import.
     Import(crate::identity_import::ImportArgs),
@@ -102,7 +101,9 @@ pub async fn run(command: IdentityCommand) -> Result<(), Failure> {
         IdentityCommand::Watch(args) => feed::watch(args).await,
         IdentityCommand::Audit(args) => audit::audit(args).await,
         IdentityCommand::Stats(args) => monitoring::stats(args).await,
-        IdentityCommand::Parameter(command) => parameters::run(command).await,
+        IdentityCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Identity, command).await
+        }
         IdentityCommand::Import(args) => crate::identity_import::run(args).await,
     }
 }

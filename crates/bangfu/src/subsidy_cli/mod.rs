@@ -58,6 +58,9 @@ pub enum SubsidyCommand {
     SetStandard(actions::SetStandardArgs),
     /// Publish a draft policy version (a finance reviewer other than its author).
     PublishVersion(actions::PublishVersionArgs),
+    /// The service's parameters (rules by region and date): list them, or set one value.
+    #[command(subcommand)]
+    Parameter(crate::parameters_cli::ParameterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +99,9 @@ async fn connect(client: &ClientArgs) -> Result<Subsidy, Failure> {
 
 pub async fn run(command: SubsidyCommand) -> Result<(), Failure> {
     match command {
+        SubsidyCommand::Parameter(command) => {
+            crate::parameters_cli::run(crate::parameters_cli::Service::Subsidy, command).await
+        }
         SubsidyCommand::Policies(args) => reads::policies(args).await,
         SubsidyCommand::Funds(args) => reads::funds(args).await,
         SubsidyCommand::Claims(args) => reads::claims(args).await,

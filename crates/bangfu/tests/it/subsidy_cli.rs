@@ -111,6 +111,70 @@ fn a_finance_clerk_reads_the_catalog_and_registers_a_banks_account_list() {
         "{published}"
     );
 
+    // Shizhong's count for a labor base's one-time award, which the documents leave to the
+    // district: set from the command line, then changed on the same row (read with its etag).
+    let set = |value: &str| {
+        bangfu(&[
+            "subsidy",
+            "parameter",
+            "set",
+            "subsidy.labor_base_award_min_absorbed",
+            "--region",
+            "370402",
+            "--from",
+            "2025-01-01",
+            "--value",
+            value,
+            "--document",
+            "市中区乡村振兴劳务基地认定和奖补办法",
+            "--addr",
+            &up.addr,
+            "--token",
+            &publisher,
+        ])
+    };
+    for value in ["30", "25"] {
+        let out = set(value);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let listed = bangfu(&[
+        "subsidy",
+        "parameter",
+        "list",
+        "--key",
+        "subsidy.labor_base_award_min_absorbed",
+        "--addr",
+        &up.addr,
+        "--token",
+        &finance,
+        "--json",
+    ]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text(&listed.stdout)).expect("a JSON array");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["regionPrefix"], "370402");
+    assert_eq!(rows[0]["value"], "25", "{rows:?}");
+    // A finance clerk reads the rules but may not change them.
+    let refused = bangfu(&[
+        "subsidy",
+        "parameter",
+        "set",
+        "subsidy.labor_base_award_min_absorbed",
+        "--region",
+        "370402",
+        "--from",
+        "2025-01-01",
+        "--value",
+        "1",
+        "--document",
+        "无",
+        "--addr",
+        &up.addr,
+        "--token",
+        &finance,
+    ]);
+    assert_eq!(refused.status.code(), Some(5), "{}", text(&refused.stderr));
+
     // A person the list names, registered by HR.
     let hr = token(keys, "hr", "clerk", "370402");
     let created = bangfu(&[
