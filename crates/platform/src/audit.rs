@@ -172,7 +172,7 @@ pub async fn append(connection: &mut AnyConnection, entry: &AuditEntry) -> Resul
 /// chunk, one row per record it wrote).
 pub async fn append_many(connection: &mut AnyConnection, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 12;
-    for batch in entries.chunks(500) {
+    for batch in entries.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO audit_events (event_time_us, subject, department, acting_service, method, resource, \
              outcome, reason, purpose_code, purpose_reference, trace_id, region) VALUES {}",
@@ -205,14 +205,104 @@ pub async fn append_now(db: &Database, entry: &AuditEntry) -> Result<(), DbError
     append_many_now(db, std::slice::from_ref(entry)).await
 }
 
-/// Appends events in one transaction of their own: a batch read names each person it read.
+/// Appends events in a transaction of their own (a batch read names each person it read) and
+/// returns once they are committed. Rows of concurrent calls share one transaction and one
+/// commit (a group commit): a read that must be audited before it is answered (a lookup, an
+/// unmasked read) then waits for one disk flush shared with the others instead of queueing for
+/// a flush of its own. Nothing is answered before its rows are durable.
 pub async fn append_many_now(db: &Database, entries: &[AuditEntry]) -> Result<(), DbError> {
-    let mut tx = db.begin().await?;
-    for entry in entries {
-        append(&mut tx, &entry.clone().with_current_trace()).await?;
+    let entries: Vec<AuditEntry> = entries.iter().map(|e| e.clone().with_current_trace()).collect();
+    if let Some(group) = GroupCommit::of(db) {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let queued = Queued {
+            entries: entries.clone(),
+            done,
+        };
+        if group.sender.send(queued).await.is_ok() && committed.await == Ok(true) {
+            return Ok(());
+        }
+        // The group's transaction failed (or its writer is gone): these rows go alone, so the
+        // caller learns its own error. Rows of a commit whose outcome was lost may then be
+        // written twice; an audit row is never lost.
     }
+    write_alone(db, &entries).await
+}
+
+/// Rows one INSERT statement writes (`append_many`'s chunk).
+const ROWS_PER_STATEMENT: usize = 500;
+
+async fn write_alone(db: &Database, entries: &[AuditEntry]) -> Result<(), DbError> {
+    if entries.len() <= ROWS_PER_STATEMENT {
+        // One statement is its own transaction: all its rows or none, and one round trip to
+        // the database instead of three (BEGIN, INSERT, COMMIT).
+        let mut connection = db.acquire().await?;
+        append_many(&mut connection, entries).await?;
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    append_many(&mut tx, entries).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Calls' audit rows waiting for the group's next commit, and how each learns it committed.
+struct Queued {
+    entries: Vec<AuditEntry>,
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The writer of a database's group commits: one task that takes every call queued while the
+/// previous commit ran and writes them in one transaction.
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    sender: tokio::sync::mpsc::Sender<Queued>,
+}
+
+/// Calls in one group at most: a bound on one transaction's rows and on what one failure sends
+/// back to be written alone.
+const GROUP_CALLS: usize = 256;
+
+impl GroupCommit {
+    /// The database's group commit, started on first use inside a Tokio runtime; None outside
+    /// one (the rows are then written alone).
+    fn of(db: &Database) -> Option<&GroupCommit> {
+        let slot = db.audit_group();
+        if let Some(group) = slot.get() {
+            return Some(group);
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4 * GROUP_CALLS);
+        // Two calls may race to start it: the one that loses drops its sender, and its writer
+        // ends at once.
+        if slot.set(GroupCommit { sender }).is_ok() {
+            runtime.spawn(Self::write(db.without_audit_group(), receiver));
+        }
+        slot.get()
+    }
+
+    async fn write(db: Database, mut receiver: tokio::sync::mpsc::Receiver<Queued>) {
+        while let Some(first) = receiver.recv().await {
+            let mut group = vec![first];
+            while group.len() < GROUP_CALLS {
+                match receiver.try_recv() {
+                    Ok(queued) => group.push(queued),
+                    Err(_) => break,
+                }
+            }
+            let entries: Vec<AuditEntry> = group.iter().flat_map(|q| q.entries.iter().cloned()).collect();
+            let committed = match write_alone(&db, &entries).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, rows = entries.len(), "an audit group commit failed; each call writes its rows alone");
+                    false
+                }
+            };
+            for queued in group {
+                // A caller gone (its deadline passed) needs no answer; its rows are written.
+                let _ = queued.done.send(committed);
+            }
+        }
+    }
 }
 
 /// The hash that chains `entry` at `sequence` after `prev_hash`. Every field is

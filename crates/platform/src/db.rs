@@ -344,9 +344,29 @@ pub struct Database {
     /// Calls waiting for a connection now (a gauge: a pool too small for the load shows here
     /// before it shows as timeouts).
     waiting: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The group commit of audit rows written outside a write (reads, refusals): started at
+    /// the first such row (`audit::append_many_now`).
+    audit_group: std::sync::Arc<std::sync::OnceLock<crate::audit::GroupCommit>>,
 }
 
 impl Database {
+    /// The audit group commit of this database, once started.
+    pub(crate) fn audit_group(&self) -> &std::sync::OnceLock<crate::audit::GroupCommit> {
+        &self.audit_group
+    }
+
+    /// The same pool without the audit group commit: what the group's own writer holds, so
+    /// the writer ends when the last handle of the service lets go of the database.
+    pub(crate) fn without_audit_group(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            backend: self.backend,
+            trouble: self.trouble.clone(),
+            waiting: self.waiting.clone(),
+            audit_group: std::sync::Arc::default(),
+        }
+    }
+
     /// Connects and runs the platform's and the service's migrations.
     pub async fn open(url: &str, settings: PoolSettings, migrations: &Migrations) -> Result<Self, DbError> {
         let database = Self::connect(url, settings).await?;
@@ -397,6 +417,7 @@ impl Database {
             backend,
             trouble: std::sync::Arc::default(),
             waiting: std::sync::Arc::default(),
+            audit_group: std::sync::Arc::default(),
         })
     }
 
@@ -421,6 +442,7 @@ impl Database {
             backend: Backend::Sqlite,
             trouble: std::sync::Arc::default(),
             waiting: std::sync::Arc::default(),
+            audit_group: std::sync::Arc::default(),
         })
     }
 

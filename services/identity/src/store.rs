@@ -46,7 +46,6 @@ pub struct StoredPerson {
     pub household_relation: Option<HouseholdRelation>,
     citizen_id_enc: Vec<u8>,
     name_enc: Vec<u8>,
-    name_key: String,
     phone_enc: Option<Vec<u8>>,
 }
 
@@ -66,6 +65,9 @@ pub struct Holder {
     pub id: String,
     pub registered_region: String,
     pub residence_region: String,
+    /// The keyed hash of the name as registered: a lookup compares the name it is given
+    /// without reading (or decrypting) the person.
+    pub name_key: String,
 }
 
 /// Identity's store.
@@ -124,16 +126,18 @@ impl Store {
         citizen_id: &CitizenId,
     ) -> Result<Option<Holder>, Problem> {
         for index in self.keys.blind_indexes(citizen_id.as_str()) {
-            let row =
-                sqlx::query("SELECT id, registered_region, residence_region FROM persons WHERE citizen_id_index = $1")
-                    .bind(index.to_hex())
-                    .fetch_optional(&mut *connection)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT id, registered_region, residence_region, name_key FROM persons WHERE citizen_id_index = $1",
+            )
+            .bind(index.to_hex())
+            .fetch_optional(&mut *connection)
+            .await?;
             if let Some(row) = row {
                 return Ok(Some(Holder {
                     id: row.try_get("id")?,
                     registered_region: row.try_get("registered_region")?,
                     residence_region: row.try_get("residence_region")?,
+                    name_key: row.try_get("name_key")?,
                 }));
             }
         }
@@ -221,11 +225,6 @@ impl Store {
         row.map(|row| person_of(&row)).transpose()
     }
 
-    /// Whether `name` matches the registered name, compared without decrypting it.
-    pub fn name_matches(&self, person: &StoredPerson, name: &str) -> bool {
-        person.name_key == self.name_key(name)
-    }
-
     /// The clear citizen ID, name and phone; the caller has checked the permission and purpose
     /// and audits the read.
     pub fn reveal(&self, person: &StoredPerson) -> Result<(String, String, Option<String>), Problem> {
@@ -295,7 +294,6 @@ fn person_of(row: &sqlx::any::AnyRow) -> Result<StoredPerson, Problem> {
             .and_then(HouseholdRelation::parse),
         citizen_id_enc: row.try_get("citizen_id_enc")?,
         name_enc: row.try_get("name_enc")?,
-        name_key: text("name_key")?,
         phone_enc: row.try_get("phone_enc")?,
     })
 }
@@ -502,7 +500,6 @@ fn placeholders(start: usize, count: usize) -> String {
 pub struct IndexedHolder {
     pub holder: Holder,
     pub citizen_id_index: String,
-    pub name_key: String,
 }
 
 impl Store {
@@ -706,9 +703,9 @@ impl Store {
                         id: row.try_get("id")?,
                         registered_region: row.try_get("registered_region")?,
                         residence_region: row.try_get("residence_region")?,
+                        name_key: row.try_get("name_key")?,
                     },
                     citizen_id_index: row.try_get("citizen_id_index")?,
-                    name_key: row.try_get("name_key")?,
                 })
             })
             .collect()

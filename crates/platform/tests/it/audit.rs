@@ -17,6 +17,7 @@ on_both_backends!(
     retention_removes_old_events_and_the_chain_still_verifies,
     the_retention_job_keeps_six_months_whatever_the_parameter_says,
     auditors_filter_by_subject_outcome_and_time,
+    concurrent_reads_are_each_answered_after_their_own_row_is_committed,
 );
 
 fn entry(subject: &str, resource: &str, at: OffsetDateTime) -> AuditEntry {
@@ -260,6 +261,64 @@ async fn auditors_filter_by_subject_outcome_and_time(test: TestDatabase) {
     .await
     .expect("list");
     assert_eq!(page.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3]);
+}
+
+/// Many reads audited at once share commits (the group commit), yet none returns before its
+/// own row can be read from another connection, and every row is there once.
+async fn concurrent_reads_are_each_answered_after_their_own_row_is_committed(test: TestDatabase) {
+    const CALLS: usize = 200;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..CALLS {
+        let db = test.db.clone();
+        calls.spawn(async move {
+            let resource = format!("persons/{i}");
+            audit::append_now(&db, &entry("clerk-li", &resource, datetime!(2026-03-01 08:00 UTC)))
+                .await
+                .expect("append");
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE resource = $1")
+                .bind(&resource)
+                .fetch_one(db.pool())
+                .await
+                .expect("count");
+            assert_eq!(rows, 1, "{resource} answered before its row was committed");
+        });
+    }
+    while let Some(call) = calls.join_next().await {
+        call.expect("a call");
+    }
+    seal_audit(&test.db, CALLS as i64).await;
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!(verification.checked, CALLS as u64);
+    assert_eq!(verification.first_broken, None);
+}
+
+/// A group whose transaction fails (one call's row PostgreSQL refuses: a NUL in its text) is
+/// written call by call: the others are kept and only that call learns of the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_group_commit_writes_each_call_alone_on_postgres() {
+    let test = TestDatabase::postgres(&bangfu_platform::db::Migrations::NONE).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let db = test.db.clone();
+        calls.spawn(async move {
+            let resource = if i == 25 {
+                "persons/\0".to_string()
+            } else {
+                format!("persons/{i}")
+            };
+            let outcome = audit::append_now(&db, &entry("clerk-li", &resource, datetime!(2026-03-01 08:00 UTC))).await;
+            (i, outcome.is_ok())
+        });
+    }
+    while let Some(call) = calls.join_next().await {
+        let (i, ok) = call.expect("a call");
+        assert_eq!(ok, i != 25, "call {i}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+        .fetch_one(test.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 49);
 }
 
 #[tokio::test]

@@ -362,7 +362,7 @@ impl Identity {
                     None => LookupAnswer::default(),
                     Some(h) => LookupAnswer {
                         person_id: Some(h.holder.id.clone()),
-                        name_match: name_key.as_ref().map(|key| *key == h.name_key),
+                        name_match: name_key.as_ref().map(|key| *key == h.holder.name_key),
                     },
                 }
             })
@@ -449,19 +449,17 @@ impl Identity {
         };
         let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
         let holder = self.store.holder(&mut connection, &citizen_id).await?;
+        drop(connection);
         let visible = holder
             .filter(|h| caller.scope.contains(&h.registered_region) || caller.scope.contains(&h.residence_region));
         let mut answer = LookupAnswer::default();
         let visible_region = visible.as_ref().map(|h| h.registered_region.clone());
         if let Some(holder) = visible {
             answer.person_id = Some(holder.id.clone());
-            if let Some(name) = &name
-                && let Some(person) = self.store.get(&mut connection, &holder.id).await?
-            {
-                answer.name_match = Some(self.store.name_matches(&person, name.as_str()));
-            }
+            answer.name_match = name
+                .as_ref()
+                .map(|name| self.store.name_key(name.as_str()) == holder.name_key);
         }
-        drop(connection);
         let mut looked_up = AuditEntry::by(caller, &method("LookupPerson"), answer.resource(), self.clock.now());
         if let Some(holder) = &visible_region {
             looked_up = looked_up.in_region(holder);
