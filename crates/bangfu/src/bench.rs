@@ -201,6 +201,19 @@ pub enum BenchTarget {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// The floor of a call: the SQL statements it runs, straight through sqlx (prepared and
+    /// cached per connection, as the services run them), in a closed loop on one connection
+    /// per caller. A line of --sql-file ending in `;` ends a statement.
+    Statements {
+        /// The database (SQLite file URL or PostgreSQL URL).
+        #[arg(long)]
+        database: String,
+        /// The statements, run in order once per call.
+        #[arg(long)]
+        sql_file: std::path::PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
     /// The platform's cost: the same call with every layer on and with none, in one run.
     Platform {
         #[command(flatten)]
@@ -368,6 +381,21 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             .await
         }
         BenchTarget::Exchange(args) => crate::bench_exchange::run(args).await,
+        BenchTarget::Statements {
+            database,
+            sql_file,
+            load,
+        } => {
+            let text = std::fs::read_to_string(&sql_file)
+                .map_err(|e| Failure::usage(format!("--sql-file {}: {e}", sql_file.display())))?;
+            let statements = split_statements(&text);
+            if statements.is_empty() {
+                return Err(Failure::usage("--sql-file holds no statement"));
+            }
+            let report = load_statements(&load, &database, statements).await?;
+            say!("{}", report.line("statements"));
+            Ok(())
+        }
         BenchTarget::Reports {
             addr,
             token_file,
@@ -499,6 +527,91 @@ pub async fn load_call(
                     }
                     let micros = done.duration_since(scheduled).as_micros().max(1) as u64;
                     histogram.saturating_record(micros);
+                }
+            }
+            Ok::<_, String>((histogram, calls, errors))
+        }));
+    }
+    let mut latency_us =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
+    let (mut calls, mut errors) = (0, 0);
+    for task in tasks {
+        let (histogram, c, e) = task
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))?
+            .map_err(Failure::failed)?;
+        latency_us.add(&histogram).map_err(|e| Failure::failed(e.to_string()))?;
+        calls += c;
+        errors += e;
+    }
+    Ok(Report {
+        calls,
+        errors,
+        elapsed: duration,
+        latency_us,
+    })
+}
+
+/// The statements of a file: a line ending in `;` ends one.
+fn split_statements(text: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("--") {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.trim_end().ends_with(';') {
+            let statement = current.trim().trim_end_matches(';').trim().to_string();
+            if !statement.is_empty() {
+                statements.push(statement);
+            }
+            current.clear();
+        }
+    }
+    let rest = current.trim().to_string();
+    if !rest.is_empty() {
+        statements.push(rest);
+    }
+    statements
+}
+
+/// Runs `statements` in a closed loop, one connection per caller, as `load_call` loads a call.
+async fn load_statements(load: &LoadArgs, url: &str, statements: Vec<String>) -> Result<Report, Failure> {
+    use sqlx::Connection as _;
+    let duration = parse_duration(&load.duration).ok_or_else(|| Failure::usage("--duration like 10s"))?;
+    let warmup = parse_duration(&load.warmup).unwrap_or(Duration::ZERO);
+    sqlx::any::install_default_drivers();
+    let concurrency = load.concurrency.max(1);
+    let statements = Arc::new(statements);
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let mut connection = sqlx::AnyConnection::connect(url)
+            .await
+            .map_err(|e| Failure::usage(format!("--database: {e}")))?;
+        let statements = statements.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+            let (mut calls, mut errors) = (0u64, 0u64);
+            loop {
+                let began = Instant::now();
+                if began >= end {
+                    break;
+                }
+                let mut failed = false;
+                for statement in statements.iter() {
+                    let query = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()));
+                    if query.fetch_all(&mut connection).await.is_err() {
+                        failed = true;
+                    }
+                }
+                if began >= start {
+                    calls += 1;
+                    errors += u64::from(failed);
+                    histogram.saturating_record(began.elapsed().as_micros().max(1) as u64);
                 }
             }
             Ok::<_, String>((histogram, calls, errors))

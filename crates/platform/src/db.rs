@@ -333,6 +333,9 @@ async fn within_call_deadline<T>(acquiring: impl std::future::Future<Output = T>
         .map_err(|_| DbError::AcquireDeadline)
 }
 
+/// How long a pooled connection may sit idle before it is pinged on being handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// A service's database.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -385,7 +388,21 @@ impl Database {
         let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
         let mut pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout);
+            .acquire_timeout(settings.acquire_timeout)
+            // sqlx pings every idle connection before handing it out: a round trip per call
+            // (a network exchange on PostgreSQL, a hop to the connection's thread on SQLite),
+            // measured as a large share of a one-person read. A connection used within the
+            // last second is live; one idle longer (a server restarted, a firewall's idle cut)
+            // is still pinged, and a dead one is dropped for another.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            });
         if backend == Backend::Sqlite {
             let busy_ms = settings.busy_timeout.as_millis();
             pool = pool.after_connect(move |connection, _| {

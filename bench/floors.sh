@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# GetPerson against the floor of its own SQL, in one run: ROWS synthetic persons imported into
+# `bangfu up` (SQLite, or the PostgreSQL server given), then, at the same concurrency and on the
+# same person,
+#   - GetPerson (masked, one person) through every layer (`bangfu bench call`);
+#   - the two statements GetPerson runs, straight through sqlx, prepared and cached per
+#     connection (`bangfu bench statements`);
+#   - on PostgreSQL, the same two statements under `pgbench -M prepared` (the floor issue 18
+#     names), when pgbench is installed;
+# and each ratio GetPerson / floor. The statements are the ones services/identity/src/store.rs
+# runs for GetPerson (get_as_of, certifications_overlapping): keep them the same.
+#
+#   bench/floors.sh [ROWS] [sqlite|POSTGRES_SERVER_URL]
+#
+# Needs a release build (cargo build --release -p bangfu). Not run in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-100000}
+BACKEND=${2:-sqlite}
+# BIN: another build to compare (a copy of an earlier release build).
+BIN=${BIN:-$PWD/target/release/bangfu}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ADDR=http://127.0.0.1:$PORT
+DURATION=${DURATION:-10s}
+CONCURRENCY=${CONCURRENCY:-32}
+
+EXTRA=()
+if [ "$BACKEND" != sqlite ]; then
+  PREFIX=bench_floors
+  for db in identity subsidy welfare_post work_relief jobs exchange reports; do
+    PGOPTIONS="--client-min-messages=warning" psql -q "$BACKEND/postgres" -c "DROP DATABASE IF EXISTS ${PREFIX}_$db WITH (FORCE)" >/dev/null
+  done
+  EXTRA=(--database-url "$BACKEND/postgres" --database-prefix "$PREFIX")
+  IDENTITY_DB="$BACKEND/${PREFIX}_identity"
+else
+  IDENTITY_DB="sqlite://$WORK/data/identity.db?mode=ro"
+fi
+"$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
+BANGFU_LOG=warn "$BIN" up --data "$WORK/data" --listen "127.0.0.1:$PORT" "${EXTRA[@]}" >"$WORK/up.log" 2>&1 &
+for _ in $(seq 300); do "$BIN" health --addr "$ADDR" >/dev/null 2>&1 && break; sleep 0.2; done
+"$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
+  --export-date 2026-01-31 --json >/dev/null
+PERSON=$("$BIN" identity list --page-size 1 --json --addr "$ADDR" --token-file "$WORK/data/admin.jwt" 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')
+ID=${PERSON#persons/}
+# GetPerson without a period reads as of today in China.
+TODAY=$(TZ=Asia/Shanghai date +%F)
+
+cat >"$WORK/get-person.sql" <<SQL
+SELECT id, citizen_id_enc, citizen_id_masked, name_enc, name_key, name_masked, phone_enc,
+  phone_masked, sex, birth_date, retirement_track, retirement_month, registered_region, residence_region,
+  labor_capacity, skills, death_date, moved_away_date, created_us, updated_us, revision, household_id,
+  household_relation,
+  (SELECT r.region FROM person_regions r WHERE r.person_id = persons.id AND r.kind = 'registered'
+     AND r.valid_from <= '$TODAY' ORDER BY r.valid_from DESC LIMIT 1) AS registered_as_of,
+  (SELECT r.region FROM person_regions r WHERE r.person_id = persons.id AND r.kind = 'residence'
+     AND r.valid_from <= '$TODAY' ORDER BY r.valid_from DESC LIMIT 1) AS residence_as_of,
+  (SELECT l.labor_capacity FROM person_labor_capacity l WHERE l.person_id = persons.id
+     AND l.valid_from <= '$TODAY' ORDER BY l.valid_from DESC LIMIT 1) AS labor_as_of,
+  (SELECT e.status FROM employment_records e WHERE e.person_id = persons.id AND e.start_date <= '$TODAY'
+     AND (e.end_date IS NULL OR e.end_date >= '$TODAY') ORDER BY e.start_date DESC, e.id DESC LIMIT 1) AS status_as_of
+FROM persons WHERE id = '$ID';
+SELECT id, person_id, category, household_type, certifying_body, document_reference,
+  valid_from, valid_to, annulled, certify_subject, certified_us, revoked_us, annulled_us
+FROM certifications WHERE valid_from <= '$TODAY' AND (valid_to IS NULL OR valid_to >= '$TODAY')
+  AND person_id IN ('$ID') ORDER BY person_id, valid_from, id;
+SQL
+
+rate() { awk '{print $2}'; }
+echo "backend: $BACKEND, persons: $ROWS, $PERSON, each load $DURATION, $CONCURRENCY callers"
+SERVICE=$("$BIN" bench call --addr "$ADDR" --token-file "$WORK/data/admin.jwt" --duration "$DURATION" \
+  --concurrency "$CONCURRENCY" --call get-person --person "$PERSON")
+echo "$SERVICE"
+FLOOR=$("$BIN" bench statements --database "$IDENTITY_DB" --sql-file "$WORK/get-person.sql" \
+  --duration "$DURATION" --concurrency "$CONCURRENCY")
+echo "$FLOOR"
+python3 -c "print(f'GetPerson / its statements through sqlx: {$(echo "$SERVICE" | rate) / $(echo "$FLOOR" | rate):.2f}')"
+if [ "$BACKEND" != sqlite ] && command -v pgbench >/dev/null; then
+  SECONDS_RUN=${DURATION%s}
+  PGBENCH=$(pgbench -n -M prepared -c "$CONCURRENCY" -j 2 -T "$SECONDS_RUN" -f "$WORK/get-person.sql" "$IDENTITY_DB" 2>&1 |
+    awk -F'= ' '/^tps/ {split($2, a, " "); print a[1]}')
+  echo "pgbench -M prepared  $PGBENCH runs/s"
+  python3 -c "print(f'GetPerson / pgbench -M prepared: {$(echo "$SERVICE" | rate) / $PGBENCH:.2f}')"
+fi
