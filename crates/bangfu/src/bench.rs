@@ -254,7 +254,32 @@ pub struct Report {
     pub latency_us: Histogram<u64>,
 }
 
+/// What one closed-loop caller measured: its latencies, calls and errors.
+type CallerTally = Result<(Histogram<u64>, u64, u64), String>;
+
 impl Report {
+    /// The callers' tallies added up, over a load of `duration`.
+    async fn of_callers(tasks: Vec<tokio::task::JoinHandle<CallerTally>>, duration: Duration) -> Result<Self, Failure> {
+        let mut latency_us =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
+        let (mut calls, mut errors) = (0, 0);
+        for task in tasks {
+            let (histogram, c, e) = task
+                .await
+                .map_err(|e| Failure::failed(e.to_string()))?
+                .map_err(Failure::failed)?;
+            latency_us.add(&histogram).map_err(|e| Failure::failed(e.to_string()))?;
+            calls += c;
+            errors += e;
+        }
+        Ok(Report {
+            calls,
+            errors,
+            elapsed: duration,
+            latency_us,
+        })
+    }
+
     pub fn throughput(&self) -> f64 {
         self.calls as f64 / self.elapsed.as_secs_f64()
     }
@@ -532,24 +557,7 @@ pub async fn load_call(
             Ok::<_, String>((histogram, calls, errors))
         }));
     }
-    let mut latency_us =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
-    let (mut calls, mut errors) = (0, 0);
-    for task in tasks {
-        let (histogram, c, e) = task
-            .await
-            .map_err(|e| Failure::failed(e.to_string()))?
-            .map_err(Failure::failed)?;
-        latency_us.add(&histogram).map_err(|e| Failure::failed(e.to_string()))?;
-        calls += c;
-        errors += e;
-    }
-    Ok(Report {
-        calls,
-        errors,
-        elapsed: duration,
-        latency_us,
-    })
+    Report::of_callers(tasks, duration).await
 }
 
 /// The statements of a file: a line ending in `;` ends one.
@@ -617,24 +625,7 @@ async fn load_statements(load: &LoadArgs, url: &str, statements: Vec<String>) ->
             Ok::<_, String>((histogram, calls, errors))
         }));
     }
-    let mut latency_us =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
-    let (mut calls, mut errors) = (0, 0);
-    for task in tasks {
-        let (histogram, c, e) = task
-            .await
-            .map_err(|e| Failure::failed(e.to_string()))?
-            .map_err(Failure::failed)?;
-        latency_us.add(&histogram).map_err(|e| Failure::failed(e.to_string()))?;
-        calls += c;
-        errors += e;
-    }
-    Ok(Report {
-        calls,
-        errors,
-        elapsed: duration,
-        latency_us,
-    })
+    Report::of_callers(tasks, duration).await
 }
 
 /// Serves the same diagnostics service behind every layer and behind none, and loads each in
