@@ -16,27 +16,10 @@ cd "$(dirname "$0")/.."
 ROWS=${1:-100000}
 BACKEND=${2:-sqlite}
 BIN=${BIN:-$PWD/target/release/bangfu}
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ADDR=http://127.0.0.1:$PORT
 DURATION=${DURATION:-10s}
-
-EXTRA=()
-POSTS_DB="sqlite://$WORK/data/welfare_post.db?mode=rwc"
-if [ "$BACKEND" != sqlite ]; then
-  PREFIX=bench_eligibility
-  for db in identity subsidy welfare_post work_relief jobs exchange reports; do
-    PGOPTIONS="--client-min-messages=warning" psql -q "$BACKEND/postgres" -c "DROP DATABASE IF EXISTS ${PREFIX}_$db WITH (FORCE)" >/dev/null
-  done
-  EXTRA=(--database-url "$BACKEND/postgres" --database-prefix "$PREFIX")
-  POSTS_DB="$BACKEND/${PREFIX}_welfare_post"
-fi
-"$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
-BANGFU_LOG=warn "$BIN" up --data "$WORK/data" --listen "127.0.0.1:$PORT" "${EXTRA[@]}" >"$WORK/up.log" 2>&1 &
-for _ in $(seq 300); do "$BIN" health --addr "$ADDR" >/dev/null 2>&1 && break; sleep 0.2; done
-"$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
-  --export-date 2026-01-31 --json >/dev/null
+. bench/suite.sh
+POSTS_DB=$(database_url welfare_post)
+start_suite
 # The synthetic persons live in Zaozhuang: rural affairs of the city confirms their categories.
 AGRI=$("$BIN" token issue --dept agri --role reviewer --region 3704 --keys "$WORK/data/keys" --subject bench-agri)
 "$BIN" identity confirm --all --page-size 1000 --json --addr "$ADDR" --token "$AGRI" >/dev/null

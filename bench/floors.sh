@@ -19,29 +19,11 @@ ROWS=${1:-100000}
 BACKEND=${2:-sqlite}
 # BIN: another build to compare (a copy of an earlier release build).
 BIN=${BIN:-$PWD/target/release/bangfu}
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ADDR=http://127.0.0.1:$PORT
 DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-32}
-
-EXTRA=()
-if [ "$BACKEND" != sqlite ]; then
-  PREFIX=bench_floors
-  for db in identity subsidy welfare_post work_relief jobs exchange reports; do
-    PGOPTIONS="--client-min-messages=warning" psql -q "$BACKEND/postgres" -c "DROP DATABASE IF EXISTS ${PREFIX}_$db WITH (FORCE)" >/dev/null
-  done
-  EXTRA=(--database-url "$BACKEND/postgres" --database-prefix "$PREFIX")
-  IDENTITY_DB="$BACKEND/${PREFIX}_identity"
-else
-  IDENTITY_DB="sqlite://$WORK/data/identity.db?mode=ro"
-fi
-"$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
-BANGFU_LOG=warn "$BIN" up --data "$WORK/data" --listen "127.0.0.1:$PORT" "${EXTRA[@]}" >"$WORK/up.log" 2>&1 &
-for _ in $(seq 300); do "$BIN" health --addr "$ADDR" >/dev/null 2>&1 && break; sleep 0.2; done
-"$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
-  --export-date 2026-01-31 --json >/dev/null
+. bench/suite.sh
+IDENTITY_DB=$(database_url identity)
+start_suite
 PERSON=$("$BIN" identity list --page-size 1 --json --addr "$ADDR" --token-file "$WORK/data/admin.jwt" 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')
 ID=${PERSON#persons/}

@@ -255,11 +255,14 @@ pub struct Report {
 }
 
 /// What one closed-loop caller measured: its latencies, calls and errors.
-type CallerTally = Result<(Histogram<u64>, u64, u64), String>;
+pub(crate) type CallerTally = Result<(Histogram<u64>, u64, u64), String>;
 
 impl Report {
     /// The callers' tallies added up, over a load of `duration`.
-    async fn of_callers(tasks: Vec<tokio::task::JoinHandle<CallerTally>>, duration: Duration) -> Result<Self, Failure> {
+    pub(crate) async fn of_callers(
+        tasks: Vec<tokio::task::JoinHandle<CallerTally>>,
+        duration: Duration,
+    ) -> Result<Self, Failure> {
         let mut latency_us =
             Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
         let (mut calls, mut errors) = (0, 0);
@@ -284,7 +287,7 @@ impl Report {
         self.calls as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn quantile_ms(&self, q: f64) -> f64 {
+    pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         self.latency_us.value_at_quantile(q) as f64 / 1000.0
     }
 

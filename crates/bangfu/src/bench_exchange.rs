@@ -296,22 +296,12 @@ async fn load(
             Ok::<_, String>((histogram, calls, errors))
         }));
     }
-    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| Failure::failed(e.to_string()))?;
-    let (mut calls, mut errors) = (0, 0);
-    for task in tasks {
-        let (histogram, c, e) = task
-            .await
-            .map_err(|e| Failure::failed(e.to_string()))?
-            .map_err(Failure::failed)?;
-        all.add(&histogram).map_err(|e| Failure::failed(e.to_string()))?;
-        calls += c;
-        errors += e;
-    }
+    let report = crate::bench::Report::of_callers(tasks, Duration::from_secs(seconds)).await?;
     Ok((
-        calls as f64 / seconds as f64,
-        all.value_at_quantile(0.5) as f64 / 1000.0,
-        all.value_at_quantile(0.99) as f64 / 1000.0,
-        errors,
+        report.throughput(),
+        report.quantile_ms(0.5),
+        report.quantile_ms(0.99),
+        report.errors,
     ))
 }
 

@@ -225,13 +225,13 @@ pub async fn append_many_now(db: &Database, entries: &[AuditEntry]) -> Result<()
         // caller learns its own error. Rows of a commit whose outcome was lost may then be
         // written twice; an audit row is never lost.
     }
-    write_alone(db, &entries).await
+    commit_rows(db, &entries).await
 }
 
 /// Rows one INSERT statement writes (`append_many`'s chunk).
 const ROWS_PER_STATEMENT: usize = 500;
 
-async fn write_alone(db: &Database, entries: &[AuditEntry]) -> Result<(), DbError> {
+async fn commit_rows(db: &Database, entries: &[AuditEntry]) -> Result<(), DbError> {
     if entries.len() <= ROWS_PER_STATEMENT {
         // One statement is its own transaction: all its rows or none, and one round trip to
         // the database instead of three (BEGIN, INSERT, COMMIT).
@@ -290,7 +290,7 @@ impl GroupCommit {
                 }
             }
             let entries: Vec<AuditEntry> = group.iter().flat_map(|q| q.entries.iter().cloned()).collect();
-            let committed = match write_alone(&db, &entries).await {
+            let committed = match commit_rows(&db, &entries).await {
                 Ok(()) => true,
                 Err(error) => {
                     tracing::warn!(%error, rows = entries.len(), "an audit group commit failed; each call writes its rows alone");

@@ -34,6 +34,16 @@ pub enum FactValue {
     Region(String),
 }
 
+/// A claim's person as a resource name, "persons/{id}"; empty for a claim about an organization
+/// alone (an award to a carrier), which names no person.
+pub fn claim_person_name(person_id: &str) -> String {
+    if person_id.is_empty() {
+        String::new()
+    } else {
+        format!("persons/{person_id}")
+    }
+}
+
 /// An organization the money goes to (an HR agency, a workshop), by its registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganizationPayee {
@@ -330,12 +340,7 @@ impl SubsidyClaims {
     fn claim_to_wire(&self, claim: &ClaimLine) -> sub::Claim {
         sub::Claim {
             policy: format!("policies/{}", claim.policy),
-            // A claim about an organization alone (an award to a carrier) names no person.
-            person: if claim.person_id.is_empty() {
-                String::new()
-            } else {
-                format!("persons/{}", claim.person_id)
-            },
+            person: claim_person_name(&claim.person_id),
             payee: Some(sub::Payee {
                 payee: Some(match &claim.organization {
                     Some(organization) => sub::payee::Payee::Organization(sub::OrganizationPayee {

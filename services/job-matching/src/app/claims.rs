@@ -388,20 +388,8 @@ impl Jobs {
             owner: owner.clone(),
             region: data.home_region.clone(),
         };
-        let reference = claim.reference.clone();
-        let now = unit.now();
-        store_claims::insert_claims(unit.tx(), &[claim], now).await?;
-        unit.commit(
-            AuditEntry::by(caller, &method("ClaimAgencySubsidy"), reference.clone(), now).in_region(&data.home_region),
-        )
-        .await?;
-        if let Err(problem) = self.send_pending_claims(call, Some(&owner)).await {
-            tracing::warn!(placement = %placement_id, reason = ?problem.reason, "the claim waits for the job");
-        }
-        let mut conn = self.db().acquire().await?;
-        store_claims::get_claim(&mut conn, &reference)
-            .await?
-            .ok_or_else(Problem::internal)
+        self.claim_at_once(unit, caller, call, "ClaimAgencySubsidy", claim)
+            .await
     }
 
     /// A certified carrier's one-time award (奖补): a claim about the carrier alone, paid to it,
@@ -425,7 +413,6 @@ impl Jobs {
         // Counted in the transaction that writes the claim, so the facts are one moment's.
         let view = self.carrier_view(unit.tx(), carrier).await?;
         let owner = view.carrier.name();
-        let region = view.carrier.data.region.clone();
         let claim = NewClaim {
             reference: format!("{owner}/award/{policy}/{}", date_text(day)),
             policy: policy.to_string(),
@@ -444,16 +431,29 @@ impl Jobs {
                     FactValue::Integer(view.absorbed_target_persons),
                 ),
             ],
-            owner: owner.clone(),
-            region: region.clone(),
+            region: view.carrier.data.region.clone(),
+            owner,
         };
-        let reference = claim.reference.clone();
+        self.claim_at_once(unit, caller, call, "ClaimCarrierAward", claim).await
+    }
+
+    /// Writes one claim with the call's audit row, sends it at once (a claim subsidy payment
+    /// cannot take now waits for the job) and answers it as it stands.
+    async fn claim_at_once(
+        &self,
+        mut unit: write::Unit,
+        caller: &Principal,
+        call: &CallContext,
+        method_name: &str,
+        claim: NewClaim,
+    ) -> Result<ClaimView, Problem> {
+        let (reference, owner) = (claim.reference.clone(), claim.owner.clone());
         let now = unit.now();
-        store_claims::insert_claims(unit.tx(), &[claim], now).await?;
-        unit.commit(AuditEntry::by(caller, &method("ClaimCarrierAward"), reference.clone(), now).in_region(&region))
+        store_claims::insert_claims(unit.tx(), std::slice::from_ref(&claim), now).await?;
+        unit.commit(AuditEntry::by(caller, &method(method_name), reference.clone(), now).in_region(&claim.region))
             .await?;
         if let Err(problem) = self.send_pending_claims(call, Some(&owner)).await {
-            tracing::warn!(carrier = %carrier_id, reason = ?problem.reason, "the award claim waits for the job");
+            tracing::warn!(%owner, reason = ?problem.reason, "the claim waits for the job");
         }
         let mut conn = self.db().acquire().await?;
         store_claims::get_claim(&mut conn, &reference)

@@ -950,11 +950,7 @@ pub fn subsidy_claim_to_wire(claim: &ClaimView) -> pb::SubsidyClaim {
     pb::SubsidyClaim {
         reference: data.reference.clone(),
         policy: data.policy.clone(),
-        person: if data.person_id.is_empty() {
-            String::new()
-        } else {
-            format!("persons/{}", data.person_id)
-        },
+        person: bangfu_platform::subsidy_claims::claim_person_name(&data.person_id),
         payee: if data.payee.is_empty() {
             format!("persons/{}", data.person_id)
         } else {

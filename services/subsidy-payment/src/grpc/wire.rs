@@ -2,6 +2,7 @@
 //! domain never sees a protobuf type.
 
 use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::subsidy_claims::claim_person_name;
 use bangfu_platform::wire::{date, date_to_wire, optional_date, timestamp_to_wire};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::subsidy::v1 as pb;
@@ -814,7 +815,7 @@ pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
     pb::Claim {
         name: claim.name(),
         policy: d::policy_name(code),
-        person: person_name(&claim.payload.person_id),
+        person: claim_person_name(&claim.payload.person_id),
         person_display_name: claim.person_display_name.clone(),
         payee: Some(payee_to_wire(&claim.payload.payee)),
         period: Some(period_to_wire(&claim.payload.period)),
@@ -861,15 +862,6 @@ pub fn claim_to_wire(claim: &StoredClaim) -> pb::Claim {
         create_time: Some(timestamp_to_wire(claim.created)),
         update_time: Some(timestamp_to_wire(claim.updated)),
         etag: claim.etag(),
-    }
-}
-
-/// id → "persons/{id}"; empty for a claim about an organization alone.
-fn person_name(id: &str) -> String {
-    if id.is_empty() {
-        String::new()
-    } else {
-        format!("persons/{id}")
     }
 }
 
@@ -974,7 +966,7 @@ pub fn claim_change_to_wire(event: &bangfu_platform::outbox::FeedEvent) -> pb::C
             system: detail.source_system,
             reference: detail.source_reference,
         });
-        change.person = person_name(&detail.person_id);
+        change.person = claim_person_name(&detail.person_id);
         change.state = claim_state_to_wire(detail.state);
         // A proposal, and a proposal declined, carry no decision.
         if !matches!(detail.state, d::ClaimState::Proposed | d::ClaimState::Declined) {

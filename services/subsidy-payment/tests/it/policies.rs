@@ -355,7 +355,7 @@ fn award_claim(person: &str, payee: pb::payee::Payee) -> pb::Claim {
         ],
         source: Some(pb::ClaimSource {
             system: "job-matching".into(),
-            reference: format!("carriers/1/award/{}", person.len()),
+            reference: "carriers/1/award/zz-labor-base-award-2021/2025-03-04".into(),
         }),
         ..Default::default()
     }

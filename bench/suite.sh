@@ -1,0 +1,37 @@
+# Sourced by the benchmarks that load one `bangfu up` holding ROWS synthetic persons
+# (reads.sh, floors.sh, eligibility.sh). Needs ROWS, BACKEND (sqlite or a PostgreSQL server URL)
+# and BIN; sets WORK (removed on exit, with the server stopped), ADDR and `database_url SERVICE`
+# (where `up` keeps that service's data), and `start_suite` starts it and imports the persons.
+
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ADDR=http://127.0.0.1:$PORT
+# On PostgreSQL every database `up` makes, under a prefix of the benchmark's own.
+PREFIX=bench_$(basename "$0" .sh)
+
+database_url() {
+  if [ "$BACKEND" = sqlite ]; then
+    echo "sqlite://$WORK/data/$1.db?mode=rwc"
+  else
+    echo "$BACKEND/${PREFIX}_$1"
+  fi
+}
+
+start_suite() {
+  local extra=()
+  if [ "$BACKEND" != sqlite ]; then
+    # A database left by an earlier run holds that run's data keys, and `up` refuses to serve
+    # with new ones: each run starts from none.
+    for db in identity subsidy welfare_post work_relief jobs exchange reports; do
+      PGOPTIONS="--client-min-messages=warning" psql -q "$BACKEND/postgres" \
+        -c "DROP DATABASE IF EXISTS ${PREFIX}_$db WITH (FORCE)" >/dev/null
+    done
+    extra=(--database-url "$BACKEND/postgres" --database-prefix "$PREFIX")
+  fi
+  "$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
+  BANGFU_LOG=warn "$BIN" up --data "$WORK/data" --listen "127.0.0.1:$PORT" "${extra[@]}" >"$WORK/up.log" 2>&1 &
+  for _ in $(seq 300); do "$BIN" health --addr "$ADDR" >/dev/null 2>&1 && break; sleep 0.2; done
+  "$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
+    --export-date 2026-01-31 --json >/dev/null
+}
