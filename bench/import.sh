@@ -57,7 +57,7 @@ SQLITE_IMPORT=$IMPORT_SECONDS
 DB=$WORK/sqlite/identity.db
 # The shell's .import cannot write NULL (an empty field is ''), so the two table checks that
 # compare optional dates (valid_to, end_date) are left out of the floor's schema.
-sqlite3 "$DB" .schema | grep -v sqlite_sequence \
+sqlite3 "$DB" .schema | grep -v -E "sqlite_sequence|sqlite_stat" \
   | python3 -c 'import re,sys; print(re.sub(r",\s*CHECK \([a-z_]+ IS NULL OR [^\n]*\)\n", "\n", sys.stdin.read()))' \
   > "$WORK/schema.sql"
 sqlite3 "$WORK/floor.db" < "$WORK/schema.sql"
@@ -83,10 +83,15 @@ printf 'sqlite     floor (sqlite3 .import of the same rows) %.1f s  → import /
 # --- PostgreSQL -----------------------------------------------------------------------------
 SUFFIX=$$
 SERVER=${PG%/*}
-psql -q "$PG" -c "DROP DATABASE IF EXISTS bangfu_identity" >/dev/null
-import_into postgres --database-url "$SERVER/postgres"
+# Every database `up` makes, under the benchmark's own prefix. One left by an earlier run holds
+# that run's data keys, and `up` refuses to serve with new ones: each run starts from none.
+PREFIX=bench_import
+for db in identity subsidy welfare_post work_relief jobs exchange reports; do
+  PGOPTIONS="--client-min-messages=warning" psql -q "$PG" -c "DROP DATABASE IF EXISTS ${PREFIX}_$db WITH (FORCE)" >/dev/null
+done
+import_into postgres --database-url "$SERVER/postgres" --database-prefix "$PREFIX"
 PG_IMPORT=$IMPORT_SECONDS
-SRC="$SERVER/bangfu_identity"
+SRC="$SERVER/${PREFIX}_identity"
 FLOOR="$SERVER/bangfu_floor_$SUFFIX"
 psql -q "$PG" -c "CREATE DATABASE bangfu_floor_$SUFFIX" >/dev/null
 pg_dump --schema-only "$SRC" | psql -q "$FLOOR" >/dev/null
