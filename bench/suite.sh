@@ -1,7 +1,8 @@
 # Sourced by the benchmarks that load one `bangfu up` holding ROWS synthetic persons
 # (reads.sh, floors.sh, eligibility.sh). Needs ROWS, BACKEND (sqlite or a PostgreSQL server URL)
 # and BIN; sets WORK (removed on exit, with the server stopped), ADDR and `database_url SERVICE`
-# (where `up` keeps that service's data), and `start_suite` starts it and imports the persons.
+# (where `up` keeps that service's data); `start_up` starts the suite, `start_suite` starts it
+# and imports the persons.
 
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -18,7 +19,8 @@ database_url() {
   fi
 }
 
-start_suite() {
+# Starts `bangfu up` on BACKEND from no data and waits until it serves; SERVER is its pid.
+start_up() {
   local extra=()
   if [ "$BACKEND" != sqlite ]; then
     # A database left by an earlier run holds that run's data keys, and `up` refuses to serve
@@ -29,9 +31,15 @@ start_suite() {
     done
     extra=(--database-url "$BACKEND/postgres" --database-prefix "$PREFIX")
   fi
-  "$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
   BANGFU_LOG=warn "$BIN" up --data "$WORK/data" --listen "127.0.0.1:$PORT" "${extra[@]}" >"$WORK/up.log" 2>&1 &
+  SERVER=$!
   for _ in $(seq 300); do "$BIN" health --addr "$ADDR" >/dev/null 2>&1 && break; sleep 0.2; done
+}
+
+# Starts the suite and imports ROWS synthetic persons.
+start_suite() {
+  "$BIN" bench persons-csv --rows "$ROWS" --out "$WORK/persons.csv" >/dev/null
+  start_up
   "$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
     --export-date 2026-01-31 --json >/dev/null
 }

@@ -467,12 +467,46 @@ impl Metrics {
 /// following service's own account: what subsidy payment, posts and job matching follow.
 pub struct PersonChanges {
     peer: crate::peers::Peer,
+    kinds: Vec<bangfu_proto::identity::v1::ChangeKind>,
 }
 
 impl PersonChanges {
+    /// Every kind of change.
     pub fn new(peer: crate::peers::Peer) -> Self {
-        Self { peer }
+        Self {
+            peer,
+            kinds: Vec::new(),
+        }
     }
+
+    /// Only the kinds of change the follower acts on, named as its rules name them ("DIED",
+    /// "CATEGORY_REVOKED"): identity leaves the others out (a million-row import's
+    /// registrations, for most followers), and its heartbeats still move the cursor past them.
+    /// A name identity does not list is a mistake in the follower's rules: it is logged, and
+    /// every kind is followed, so that nothing is missed.
+    pub fn of_kinds(peer: crate::peers::Peer, names: &[&str]) -> Self {
+        match change_kinds(names) {
+            Some(kinds) => Self { peer, kinds },
+            None => {
+                tracing::error!(
+                    ?names,
+                    "a follower names a change kind identity does not list; it follows every kind"
+                );
+                Self::new(peer)
+            }
+        }
+    }
+}
+
+/// The change kinds named ("DIED" for CHANGE_KIND_DIED), or None when one is not a kind.
+fn change_kinds(names: &[&str]) -> Option<Vec<bangfu_proto::identity::v1::ChangeKind>> {
+    names
+        .iter()
+        .map(|name| {
+            bangfu_proto::identity::v1::ChangeKind::from_str_name(&format!("CHANGE_KIND_{name}"))
+                .filter(|kind| *kind != bangfu_proto::identity::v1::ChangeKind::Unspecified)
+        })
+        .collect()
 }
 
 impl Feed for PersonChanges {
@@ -484,6 +518,7 @@ impl Feed for PersonChanges {
         use bangfu_proto::identity::v1::{WatchPersonChangesRequest, WatchPersonChangesResponse};
 
         let service = self.peer.service().to_string();
+        let kinds: Vec<i32> = self.kinds.iter().map(|kind| *kind as i32).collect();
         let stream = self
             .peer
             .open_stream(|channel| async move {
@@ -491,6 +526,7 @@ impl Feed for PersonChanges {
                     .watch_person_changes(WatchPersonChangesRequest {
                         after_cursor: after,
                         start_at_head: false,
+                        kinds,
                     })
                     .await
             })
@@ -520,5 +556,29 @@ impl Feed for PersonChanges {
             }
         });
         Ok(Box::pin(items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bangfu_proto::identity::v1::ChangeKind;
+
+    #[test]
+    fn a_followers_kinds_are_named_as_its_rules_name_them_and_an_unlisted_name_is_caught() {
+        assert_eq!(
+            change_kinds(&["DIED", "CATEGORY_REVOKED", "EMPLOYMENT_CHANGED"]),
+            Some(vec![
+                ChangeKind::Died,
+                ChangeKind::CategoryRevoked,
+                ChangeKind::EmploymentChanged
+            ])
+        );
+        assert_eq!(change_kinds(&["DIED", "DECEASED"]), None);
+        assert_eq!(
+            change_kinds(&["UNSPECIFIED"]),
+            None,
+            "identity refuses a watch for no kind"
+        );
     }
 }

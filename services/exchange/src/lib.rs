@@ -123,7 +123,8 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
         let follower = bangfu_platform::follow::Follower::new(
             "exchange/identity-persons",
             context.db.clone(),
-            bangfu_platform::follow::PersonChanges::new(identity_peer),
+            // Only employment changes are sent on to the partner province.
+            bangfu_platform::follow::PersonChanges::of_kinds(identity_peer, &["EMPLOYMENT_CHANGED"]),
             EmploymentFollower {
                 clock: context.clock.clone(),
             },

@@ -94,7 +94,7 @@ pub fn exit_follower(db: Database, identity: Peer, clock: Clock) -> Follower<Per
     Follower::new(
         "welfare_post/identity-persons",
         db,
-        PersonChanges::new(identity),
+        PersonChanges::of_kinds(identity, &app::FOLLOWED_KINDS),
         ExitFollower { clock },
     )
 }

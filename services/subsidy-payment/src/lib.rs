@@ -113,7 +113,7 @@ pub fn recovery_follower(
     Follower::new(
         "subsidy/identity-persons",
         db,
-        PersonChanges::new(identity),
+        PersonChanges::of_kinds(identity, &app::FOLLOWED_KINDS),
         identity::RecoveryFollower { clock },
     )
 }

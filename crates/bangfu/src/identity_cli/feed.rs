@@ -33,6 +33,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let mut stream = call(identity.watch_person_changes(pb::WatchPersonChangesRequest {
         after_cursor: args.after.clone(),
         start_at_head: args.from_head,
+        kinds: Vec::new(),
     }))
     .await?;
     let mut cursor = if args.from_head { String::new() } else { args.after };

@@ -490,7 +490,8 @@ impl IdentityService for Identity {
         } else {
             Start::After(Position::decode(&request.after_cursor)?)
         };
-        let feed = self.watch_changes(&caller, start).await?;
+        let kinds = wire::change_kinds_from_wire(&request.kinds).map_err(Problem::from)?;
+        let feed = self.watch_changes(&caller, start, &kinds).await?;
         let stream = tokio_stream::StreamExt::map(feed, |item| match item {
             Ok(FeedItem::Event(event)) => Ok(pb::WatchPersonChangesResponse {
                 item: Some(pb::watch_person_changes_response::Item::Change(wire::change_to_wire(

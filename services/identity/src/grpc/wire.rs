@@ -642,24 +642,45 @@ pub(super) fn unknown_value(field: &str) -> IdentityError {
     }
 }
 
+/// Each kind of change and its wire value.
+const CHANGE_KINDS: [(ChangeKind, pb::ChangeKind); 13] = [
+    (ChangeKind::Created, pb::ChangeKind::Created),
+    (ChangeKind::Updated, pb::ChangeKind::Updated),
+    (ChangeKind::CitizenIdCorrected, pb::ChangeKind::CitizenIdCorrected),
+    (ChangeKind::HouseholdChanged, pb::ChangeKind::HouseholdChanged),
+    (ChangeKind::ResidenceMoved, pb::ChangeKind::ResidenceMoved),
+    (ChangeKind::RegistrationMoved, pb::ChangeKind::RegistrationMoved),
+    (ChangeKind::CategoryCertified, pb::ChangeKind::CategoryCertified),
+    (ChangeKind::CategoryRevoked, pb::ChangeKind::CategoryRevoked),
+    (ChangeKind::CategoryAnnulled, pb::ChangeKind::CategoryAnnulled),
+    (ChangeKind::CategoryDatesChanged, pb::ChangeKind::CategoryDatesChanged),
+    (ChangeKind::EmploymentChanged, pb::ChangeKind::EmploymentChanged),
+    (ChangeKind::Died, pb::ChangeKind::Died),
+    (ChangeKind::MovedAway, pb::ChangeKind::MovedAway),
+];
+
+/// The kinds a watcher asks for (`kinds`): each a listed kind, none unspecified.
+pub(super) fn change_kinds_from_wire(values: &[i32]) -> Result<Vec<ChangeKind>, IdentityError> {
+    values
+        .iter()
+        .map(|value| {
+            CHANGE_KINDS
+                .iter()
+                .find(|(_, wire)| *wire as i32 == *value)
+                .map(|(domain, _)| *domain)
+                .ok_or_else(|| unknown_value("kinds"))
+        })
+        .collect()
+}
+
 /// A feed event as watchers read it: what changed, never personal data.
 pub(super) fn change_to_wire(event: &FeedEvent) -> pb::PersonChange {
-    let kind = match ChangeKind::parse(&event.kind) {
-        Some(ChangeKind::Created) => pb::ChangeKind::Created,
-        Some(ChangeKind::Updated) => pb::ChangeKind::Updated,
-        Some(ChangeKind::CitizenIdCorrected) => pb::ChangeKind::CitizenIdCorrected,
-        Some(ChangeKind::HouseholdChanged) => pb::ChangeKind::HouseholdChanged,
-        Some(ChangeKind::ResidenceMoved) => pb::ChangeKind::ResidenceMoved,
-        Some(ChangeKind::RegistrationMoved) => pb::ChangeKind::RegistrationMoved,
-        Some(ChangeKind::CategoryCertified) => pb::ChangeKind::CategoryCertified,
-        Some(ChangeKind::CategoryRevoked) => pb::ChangeKind::CategoryRevoked,
-        Some(ChangeKind::CategoryAnnulled) => pb::ChangeKind::CategoryAnnulled,
-        Some(ChangeKind::CategoryDatesChanged) => pb::ChangeKind::CategoryDatesChanged,
-        Some(ChangeKind::EmploymentChanged) => pb::ChangeKind::EmploymentChanged,
-        Some(ChangeKind::Died) => pb::ChangeKind::Died,
-        Some(ChangeKind::MovedAway) => pb::ChangeKind::MovedAway,
-        None => pb::ChangeKind::Unspecified,
-    };
+    let kind = ChangeKind::parse(&event.kind).map_or(pb::ChangeKind::Unspecified, |kind| {
+        CHANGE_KINDS
+            .iter()
+            .find(|(domain, _)| *domain == kind)
+            .map_or(pb::ChangeKind::Unspecified, |(_, wire)| *wire)
+    });
     let detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
     let changed_fields = detail
         .get("changed")

@@ -10,11 +10,15 @@ use bangfu_proto::identity::v1::watch_person_changes_response::Item;
 use tonic::Streaming;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, register, request};
+use crate::support::{
+    Backend, Identity, SHIZHONG_OTHER_VILLAGE, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, move_person, register,
+    request,
+};
 
 on_both_backends!(
     a_watcher_sees_its_scopes_changes_in_order_and_resumes_without_gaps_or_repeats,
     a_watch_from_the_head_sees_only_what_comes_after,
+    a_watch_of_some_kinds_sees_only_those_and_its_heartbeats_move_past_the_rest,
 );
 
 async fn watch(
@@ -23,18 +27,30 @@ async fn watch(
     after_cursor: &str,
     start_at_head: bool,
 ) -> Streaming<pb::WatchPersonChangesResponse> {
+    watch_kinds(identity, token, after_cursor, start_at_head, &[])
+        .await
+        .expect("watch")
+}
+
+async fn watch_kinds(
+    identity: &Identity,
+    token: &str,
+    after_cursor: &str,
+    start_at_head: bool,
+    kinds: &[i32],
+) -> Result<Streaming<pb::WatchPersonChangesResponse>, tonic::Status> {
     let mut client = identity.client().await;
     client
         .watch_person_changes(request(
             pb::WatchPersonChangesRequest {
                 after_cursor: after_cursor.into(),
                 start_at_head,
+                kinds: kinds.to_vec(),
             },
             token,
         ))
         .await
-        .expect("watch")
-        .into_inner()
+        .map(tonic::Response::into_inner)
 }
 
 /// The next change, skipping heartbeats.
@@ -173,4 +189,77 @@ async fn a_watch_from_the_head_sees_only_what_comes_after(backend: Backend) {
     )
     .await;
     assert_eq!(next_change(&mut stream).await.person, new);
+}
+
+async fn a_watch_of_some_kinds_sees_only_those_and_its_heartbeats_move_past_the_rest(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let watcher = identity.token(
+        "feed-reader",
+        bangfu_platform::auth::Department::Hr,
+        bangfu_platform::auth::Role::Admin,
+        "370402",
+    );
+    let moved = register(
+        &identity,
+        &clerk,
+        "甲",
+        &citizen_id("370402", "19800101", "031"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    register(
+        &identity,
+        &clerk,
+        "乙",
+        &citizen_id("370402", "19800101", "033"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    move_person(&identity, &clerk, &moved, (None, Some(SHIZHONG_OTHER_VILLAGE)), None).await;
+    register(
+        &identity,
+        &clerk,
+        "丙",
+        &citizen_id("370402", "19800101", "035"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+
+    let mut moves = watch_kinds(&identity, &watcher, "", false, &[pb::ChangeKind::ResidenceMoved as i32])
+        .await
+        .expect("watch");
+    let change = next_change(&mut moves).await;
+    assert_eq!(
+        (change.person.as_str(), change.kind),
+        (moved.as_str(), pb::ChangeKind::ResidenceMoved as i32),
+        "the three registrations are left out"
+    );
+    // The third registration came after the move: the heartbeat's cursor is past it, so a
+    // watch of every kind resumed there sees nothing of what was before.
+    let resume_at = next_heartbeat(&mut moves).await;
+    drop(moves);
+    let fourth = register(
+        &identity,
+        &clerk,
+        "丁",
+        &citizen_id("370402", "19800101", "037"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let mut everything = watch(&identity, &watcher, &resume_at, false).await;
+    assert_eq!(next_change(&mut everything).await.person, fourth);
+
+    let refused = watch_kinds(
+        &identity,
+        &watcher,
+        "",
+        false,
+        &[pb::ChangeKind::Unspecified as i32, 99],
+    )
+    .await
+    .expect_err("an unlisted kind");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    let details = tonic_types::StatusExt::get_error_details(&refused);
+    assert_eq!(details.bad_request().expect("field").field_violations[0].field, "kinds");
 }

@@ -81,6 +81,7 @@ async fn watch_from_head(identity: &Identity, scope: &str) -> tonic::Streaming<p
             pb::WatchPersonChangesRequest {
                 after_cursor: String::new(),
                 start_at_head: true,
+                kinds: Vec::new(),
             },
             &watcher,
         ))

@@ -187,6 +187,7 @@ async fn a_person_moving_away_is_seen_leaving_and_then_is_out_of_scope(backend: 
             pb::WatchPersonChangesRequest {
                 after_cursor: String::new(),
                 start_at_head: false,
+                kinds: Vec::new(),
             },
             &watcher,
         ))

@@ -207,6 +207,32 @@ impl Jobs {
     }
 }
 
+/// The changes that withdraw a person's seeker.
+const WITHDRAWING: [&str; 2] = ["DIED", "MOVED_AWAY"];
+
+/// The changes to who a person is that matching reads (a category, the registered region).
+/// Employment this service records itself, and households and residences it does not read.
+const RESTATING: [&str; 6] = [
+    "CATEGORY_CERTIFIED",
+    "CATEGORY_REVOKED",
+    "CATEGORY_ANNULLED",
+    "CATEGORY_DATES_CHANGED",
+    "REGISTRATION_MOVED",
+    "UPDATED",
+];
+
+/// Every kind of identity change this service reads; the feed is asked for these alone.
+pub const FOLLOWED_KINDS: [&str; 8] = [
+    WITHDRAWING[0],
+    WITHDRAWING[1],
+    RESTATING[0],
+    RESTATING[1],
+    RESTATING[2],
+    RESTATING[3],
+    RESTATING[4],
+    RESTATING[5],
+];
+
 /// Identity's change to a person, on their seeker: one who died or moved away is withdrawn;
 /// any change to who they are (a category, the registered region) has their facts read again.
 pub async fn note_person_change(
@@ -215,21 +241,11 @@ pub async fn note_person_change(
     kind: &str,
     now: time::OffsetDateTime,
 ) -> Result<(), Problem> {
-    match kind {
-        "DIED" | "MOVED_AWAY" => {
-            store::withdraw_person(tx, person_id, now).await?;
-            store::mark_person_stale(tx, person_id).await?;
-        }
-        "CATEGORY_CERTIFIED"
-        | "CATEGORY_REVOKED"
-        | "CATEGORY_ANNULLED"
-        | "CATEGORY_DATES_CHANGED"
-        | "REGISTRATION_MOVED"
-        | "UPDATED" => {
-            store::mark_person_stale(tx, person_id).await?;
-        }
-        // Employment this service records itself, and changes matching does not read.
-        _ => {}
+    if WITHDRAWING.contains(&kind) {
+        store::withdraw_person(tx, person_id, now).await?;
+        store::mark_person_stale(tx, person_id).await?;
+    } else if RESTATING.contains(&kind) {
+        store::mark_person_stale(tx, person_id).await?;
     }
     Ok(())
 }

@@ -126,6 +126,10 @@ impl Posts {
     }
 }
 
+/// Every kind of identity change that may end a right to a post (`note_person_change`); the
+/// feed is asked for these alone.
+pub const FOLLOWED_KINDS: [&str; 4] = ["DIED", "MOVED_AWAY", "CATEGORY_REVOKED", "CATEGORY_ANNULLED"];
+
 /// Identity's change as the exit follower needs it: opens exit proposals for the person's
 /// active signings when the change ends their right to a post.
 pub async fn note_person_change(
