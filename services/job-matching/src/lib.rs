@@ -118,7 +118,7 @@ pub fn person_follower(db: Database, identity: Peer, clock: Clock) -> Follower<P
     Follower::new(
         "jobs/identity-persons",
         db,
-        PersonChanges::of_kinds(identity, &app::FOLLOWED_KINDS),
+        PersonChanges::of_kinds(identity, &app::followed_kinds()),
         SeekerFollower { clock },
     )
 }

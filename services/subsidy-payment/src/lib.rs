@@ -113,7 +113,7 @@ pub fn recovery_follower(
     Follower::new(
         "subsidy/identity-persons",
         db,
-        PersonChanges::of_kinds(identity, &app::FOLLOWED_KINDS),
+        PersonChanges::of_kinds(identity, &app::followed_kinds()),
         identity::RecoveryFollower { clock },
     )
 }

@@ -32,22 +32,6 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 13] = [
-        Self::Created,
-        Self::Updated,
-        Self::CitizenIdCorrected,
-        Self::HouseholdChanged,
-        Self::ResidenceMoved,
-        Self::RegistrationMoved,
-        Self::CategoryCertified,
-        Self::CategoryRevoked,
-        Self::CategoryAnnulled,
-        Self::CategoryDatesChanged,
-        Self::EmploymentChanged,
-        Self::Died,
-        Self::MovedAway,
-    ];
-
     /// The kind as the outbox stores it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,10 +49,6 @@ impl ChangeKind {
             Self::Died => "died",
             Self::MovedAway => "moved_away",
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 

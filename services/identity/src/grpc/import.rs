@@ -1,9 +1,9 @@
 //! ImportPersons on the wire: the first message names the export, then rows arrive in messages
 //! of at most 1,000, and each message is answered in order once its rows are written. Messages
-//! already waiting when one is taken (a client keeps a few in flight) are written with it in one
-//! transaction, up to [`ROWS_PER_TRANSACTION`] rows. The use case
-//! (parsing, checking and writing a chunk) is `app::Importer`; this module pumps the stream
-//! and stops it when the client finishes, goes away, or the server drains.
+//! already waiting when one is taken (a client keeps a few in flight) are written with it in
+//! one transaction, up to [`ROWS_PER_TRANSACTION`] rows. The use case (parsing, checking and
+//! writing a chunk) is `app::Importer`; this module pumps the stream and stops it when the
+//! client finishes, goes away, or the server drains.
 
 use std::sync::Arc;
 

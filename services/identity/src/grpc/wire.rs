@@ -675,12 +675,10 @@ pub(super) fn change_kinds_from_wire(values: &[i32]) -> Result<Vec<ChangeKind>, 
 
 /// A feed event as watchers read it: what changed, never personal data.
 pub(super) fn change_to_wire(event: &FeedEvent) -> pb::PersonChange {
-    let kind = ChangeKind::parse(&event.kind).map_or(pb::ChangeKind::Unspecified, |kind| {
-        CHANGE_KINDS
-            .iter()
-            .find(|(domain, _)| *domain == kind)
-            .map_or(pb::ChangeKind::Unspecified, |(_, wire)| *wire)
-    });
+    let kind = CHANGE_KINDS
+        .iter()
+        .find(|(domain, _)| domain.as_str() == event.kind)
+        .map_or(pb::ChangeKind::Unspecified, |(_, wire)| *wire);
     let detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
     let changed_fields = detail
         .get("changed")

@@ -29,7 +29,7 @@ pub use exports::{ExportBatchView, TravellerView};
 pub use matching::{PostingMatch, SeekerMatch};
 pub use placements::{Ending, NewPlacement, PlacementView};
 pub use postings::PostingChange;
-pub use seekers::{FOLLOWED_KINDS, SeekerChange, note_person_change};
+pub use seekers::{SeekerChange, followed_kinds, note_person_change};
 
 use crate::domain::{Factor, Weights};
 use crate::peers::Peers;

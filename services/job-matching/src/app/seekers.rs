@@ -222,16 +222,9 @@ const RESTATING: [&str; 6] = [
 ];
 
 /// Every kind of identity change this service reads; the feed is asked for these alone.
-pub const FOLLOWED_KINDS: [&str; 8] = [
-    WITHDRAWING[0],
-    WITHDRAWING[1],
-    RESTATING[0],
-    RESTATING[1],
-    RESTATING[2],
-    RESTATING[3],
-    RESTATING[4],
-    RESTATING[5],
-];
+pub fn followed_kinds() -> Vec<&'static str> {
+    WITHDRAWING.iter().chain(RESTATING.iter()).copied().collect()
+}
 
 /// Identity's change to a person, on their seeker: one who died or moved away is withdrawn;
 /// any change to who they are (a category, the registered region) has their facts read again.

@@ -38,7 +38,7 @@ pub use payees::{AccountList, AccountListing, AccountQuery, AccountRow, NewAccou
 pub use payments::{EXPORT_LINES_PER_CHUNK, Export, IssueKind, Reconciliation, ResultFile, RowOutcome, RowResult};
 pub use policies::{CreatedVersion, PolicyListing, PolicyQuery, load_policy_files};
 pub use proposals::PROPOSING_SYSTEM;
-pub use recoveries::{FOLLOWED_KINDS, RecoveryListing, Settlement, note_person_change};
+pub use recoveries::{RecoveryListing, Settlement, followed_kinds, note_person_change};
 pub use statements::{Statement, StatementLine};
 
 use crate::domain::{CompiledRules, FieldError, StoredVersion};

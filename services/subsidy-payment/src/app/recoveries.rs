@@ -19,20 +19,18 @@ use crate::domain::{Decision, Fact, FactSource, Outcome};
 use crate::identity::{PersonEvent, PolicyFacts};
 use crate::store::{self, LedgerEntry, StoredRecovery};
 
-/// Identity changes that may undo a payment.
 /// Every kind of identity change this service reads: those that may propose a claim and those
 /// that may undo a payment. The feed is asked for these alone.
-pub const FOLLOWED_KINDS: [&str; 7] = [
-    crate::domain::policy::TRIGGER_KINDS[0],
-    crate::domain::policy::TRIGGER_KINDS[1],
-    UNDOING[0],
-    UNDOING[1],
-    UNDOING[2],
-    UNDOING[3],
-    UNDOING[4],
-];
+pub fn followed_kinds() -> Vec<&'static str> {
+    crate::domain::policy::TRIGGER_KINDS
+        .iter()
+        .chain(UNDOING.iter())
+        .copied()
+        .collect()
+}
 
-pub(crate) const UNDOING: [&str; 5] = [
+/// Identity changes that may undo a payment.
+const UNDOING: [&str; 5] = [
     "CATEGORY_REVOKED",
     "CATEGORY_ANNULLED",
     "CATEGORY_DATES_CHANGED",
