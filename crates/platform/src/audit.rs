@@ -381,9 +381,18 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
             if !locked {
                 return Ok(0);
             }
+            // Sealed rows leave their entries in the partial index until a vacuum, and while
+            // the sealer is behind, the planner's estimate of the unsealed rows is stale: a
+            // bitmap scan then reads the whole backlog to sort it for 500 rows (62 ms against
+            // 0.6 ms measured at a backlog of 111,000). The ordered index scan from the last
+            // sealed row reads only what it returns.
+            sqlx::query("SET LOCAL enable_bitmapscan = off")
+                .execute(&mut *tx)
+                .await?;
             "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
              reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
-             WHERE sequence IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             WHERE sequence IS NULL AND (xid, id) > ($2::text::xid8, $3) \
+               AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY xid, id LIMIT $1"
         }
         Backend::Sqlite => {
@@ -397,7 +406,16 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
         .await?;
     let mut sequence: i64 = head.try_get("last_sequence")?;
     let mut prev_hash: String = head.try_get("last_hash")?;
-    let rows = sqlx::query(unsealed_sql).bind(SEAL_BATCH).fetch_all(&mut *tx).await?;
+    let unsealed = sqlx::query(unsealed_sql).bind(SEAL_BATCH);
+    let rows = match db.backend() {
+        Backend::Postgres => {
+            // Rows are sealed in (xid, id) order and only once every transaction below their
+            // xid has ended, so no unsealed row can lie behind the last sealed one.
+            let (last_xid, last_id) = last_sealed(&mut tx, sequence).await?;
+            unsealed.bind(last_xid).bind(last_id).fetch_all(&mut *tx).await?
+        }
+        Backend::Sqlite => unsealed.fetch_all(&mut *tx).await?,
+    };
     if rows.is_empty() {
         return Ok(0);
     }
@@ -429,6 +447,19 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
         .await?;
     tx.commit().await?;
     Ok(rows.len() as u64)
+}
+
+/// The (xid, id) of the row at `sequence`, where the next unsealed row is looked for; the
+/// beginning when there is none (nothing sealed yet, or retention removed it).
+async fn last_sealed(tx: &mut AnyConnection, sequence: i64) -> Result<(String, i64), DbError> {
+    let row = sqlx::query("SELECT xid::text AS xid_text, id FROM audit_events WHERE sequence = $1")
+        .bind(sequence)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(match row {
+        Some(row) => (row.try_get("xid_text")?, row.try_get("id")?),
+        None => ("0".to_string(), 0),
+    })
 }
 
 /// What `verify` found.
