@@ -673,12 +673,12 @@ fn claim_from(row: &AnyRow) -> Result<StoredClaim> {
 }
 
 pub async fn insert_claim(tx: &mut AnyConnection, claim: &StoredClaim, approved_month: Option<&str>) -> Result<()> {
-    insert_claims(tx, &[(claim.clone(), approved_month.map(str::to_string))]).await
+    insert_claims(tx, &[(claim, approved_month)]).await
 }
 
 /// Inserts many claims in a few statements (a payroll's chunk): the same rows `insert_claim`
 /// writes, with each claim's month of approval.
-pub async fn insert_claims(tx: &mut AnyConnection, claims: &[(StoredClaim, Option<String>)]) -> Result<()> {
+pub async fn insert_claims(tx: &mut AnyConnection, claims: &[(&StoredClaim, Option<&str>)]) -> Result<()> {
     const COLUMNS: usize = 28;
     for batch in claims.chunks(200) {
         let sql = format!(
@@ -712,7 +712,7 @@ pub async fn insert_claims(tx: &mut AnyConnection, claims: &[(StoredClaim, Optio
                 .bind(claim.review_cause.map(|c| c.as_str()).unwrap_or(""))
                 .bind(i64::from(claim.required_reviews))
                 .bind(to_json(&claim.reviews))
-                .bind(approved_month.clone())
+                .bind(approved_month.map(str::to_string))
                 .bind(claim.submit_subject.clone())
                 .bind(claim.acting_service.clone())
                 .bind(to_micros(claim.created))
