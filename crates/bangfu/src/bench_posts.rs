@@ -148,15 +148,8 @@ pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Resu
         }
         unit.commit_audited().await.map_err(|e| Failure::failed(e.message))?;
     }
-    // Rows loaded in one go, as a county's never are: let the planner see them, as autovacuum
-    // would before long.
-    for table in ["posts", "assignments", "evaluations", "month_lines"] {
-        let sql = format!("ANALYZE {table}");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(db.pool())
-            .await
-            .map_err(|e| Failure::failed(format!("ANALYZE {table}: {e}")))?;
-    }
+    // Rows loaded in one go, as a county's never are.
+    crate::bench_suite::analyze_filled(&db, &["posts", "assignments", "evaluations", "month_lines"]).await?;
     say!(
         "{} signings and evaluations for {month_text} seeded (and analyzed) in {:.1} s",
         holders.len(),

@@ -180,20 +180,18 @@ pub async fn run(channel: &Channel, preparer: &str, approver: &str, bench: Relie
         unit.commit_audited().await.map_err(|e| Failure::failed(e.message))?;
         projects.push((format!("projects/{project_id}"), workers));
     }
-    for table in [
-        "wr_projects",
-        "wr_allocations",
-        "wr_workers",
-        "wr_attendance",
-        "wr_payrolls",
-        "wr_payroll_lines",
-    ] {
-        let sql = format!("ANALYZE {table}");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(db.pool())
-            .await
-            .map_err(|e| Failure::failed(format!("ANALYZE {table}: {e}")))?;
-    }
+    crate::bench_suite::analyze_filled(
+        &db,
+        &[
+            "wr_projects",
+            "wr_allocations",
+            "wr_workers",
+            "wr_attendance",
+            "wr_payrolls",
+            "wr_payroll_lines",
+        ],
+    )
+    .await?;
     say!(
         "{} projects with {} workers seeded (and analyzed) in {:.1} s",
         projects.len(),

@@ -433,11 +433,9 @@ async fn two_replicas_on_postgres_share_writes_reads_the_feed_and_the_audit_chai
                 .await
                 .expect("version")
         };
-        if version < 170_000 {
-            assert!(analyzed.is_empty(), "{analyzed:?}");
-        } else {
-            assert_eq!(analyzed.len(), 8, "{analyzed:?}");
-        }
+        // Before PostgreSQL 17 the runtime role may analyze nothing; from 17 (MAINTAIN) it may,
+        // but a fresh database's tables are all empty, and an empty table is left alone.
+        assert!(analyzed.is_empty(), "PostgreSQL {version}: {analyzed:?}");
     }
 
     // Both start at once on the migrated schema.
