@@ -113,14 +113,28 @@ pub async fn start(db: Database, clock: Clock, peers: Option<peers::Peers>) -> R
 
 /// The service's tables, after the platform's.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 400,
-        description: "work-relief projects, allocations, roster, attendance, payrolls",
-        sql: include_str!("../migrations/sqlite/0400_work_relief.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 400,
-        description: "work-relief projects, allocations, roster, attendance, payrolls",
-        sql: include_str!("../migrations/postgres/0400_work_relief.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 400,
+            description: "work-relief projects, allocations, roster, attendance, payrolls",
+            sql: include_str!("../migrations/sqlite/0400_work_relief.sql"),
+        },
+        MigrationFile {
+            version: 401,
+            description: "pending payroll lines by a partial index",
+            sql: include_str!("../migrations/sqlite/0401_pending_lines_index.sql"),
+        },
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 400,
+            description: "work-relief projects, allocations, roster, attendance, payrolls",
+            sql: include_str!("../migrations/postgres/0400_work_relief.sql"),
+        },
+        MigrationFile {
+            version: 401,
+            description: "pending payroll lines by a partial index",
+            sql: include_str!("../migrations/postgres/0401_pending_lines_index.sql"),
+        },
+    ],
 };
