@@ -22,17 +22,24 @@ BIN=${BIN:-$PWD/target/release/bangfu}
 source bench/suite.sh
 step() { printf '%s  %s\n' "$(date +%T)" "$*"; }
 
-# Waits until every feed follower in the suite has caught up: the confirmations just made are
-# thousands of identity changes the followers apply, and a month timed while they run measures
-# them too.
+# Waits until every feed follower has caught up: the confirmations just made are thousands of
+# identity changes the followers apply, and a month timed while they run measures them too. A
+# follower reports how far behind it is after each batch it applies, so "0 behind" counts only
+# once the followers' applied counts have stopped moving as well.
 settle() {
+  local last= now
   for _ in $(seq 600); do
-    behind=$("$BIN" server-info --addr "$ADDR" --token-file "$WORK/data/admin.jwt" --json |
-      python3 -c 'import json,sys; print(sum(int(f.get("eventsBehind", 0)) for f in json.load(sys.stdin).get("followers", [])))')
-    [ "$behind" = 0 ] && return
-    sleep 1
+    now=$("$BIN" server-info --addr "$ADDR" --token-file "$WORK/data/admin.jwt" --json |
+      python3 -c 'import json,sys
+followers = json.load(sys.stdin).get("followers", [])
+print(sum(int(f.get("eventsBehind", 0)) for f in followers), sum(int(f.get("eventsApplied", 0)) for f in followers))')
+    case "$now" in
+      "0 "*) [ "$now" = "$last" ] && return ;;
+    esac
+    last=$now
+    sleep 2
   done
-  echo "followers still $behind events behind after 600 s" >&2
+  echo "followers still behind after 20 minutes: $now" >&2
 }
 
 step "suite up, $ROWS persons imported"

@@ -1,8 +1,9 @@
-# Sourced by the benchmarks that load one `bangfu up` holding ROWS synthetic persons
-# (reads.sh, floors.sh, eligibility.sh). Needs ROWS, BACKEND (sqlite or a PostgreSQL server URL)
-# and BIN; sets WORK (removed on exit, with the server stopped), ADDR and `database_url SERVICE`
-# (where `up` keeps that service's data); `start_up` starts the suite, `start_suite` starts it
-# and imports the persons.
+# Sourced by the benchmarks that load one `bangfu up` (reads.sh, floors.sh, eligibility.sh,
+# claims.sh, months.sh). Needs BACKEND (sqlite or a PostgreSQL server URL), BIN and,
+# for start_suite, ROWS; sets WORK (removed on exit, with the server stopped), ADDR and
+# `database_url SERVICE` (where `up` keeps that service's data); `start_up` starts the suite
+# (on PostgreSQL with autovacuum on, see below), `start_suite` starts it and imports ROWS
+# synthetic persons.
 
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"; autovacuum_reset' EXIT
@@ -26,10 +27,22 @@ database_url() {
 # and sets it back after.
 AUTOVACUUM_SET=
 autovacuum_on() {
-  [ "$(psql -qtA "$BACKEND/postgres" -c 'SHOW autovacuum')" = on ] && return
+  local setting
+  setting=$(psql -qtA "$BACKEND/postgres" -c "SELECT setting || ' ' || COALESCE(sourcefile, source) FROM pg_settings WHERE name = 'autovacuum'")
+  case "$setting" in
+    on\ *) return ;;
+    # Someone's ALTER SYSTEM: theirs to change, and a reset here would not restore it.
+    *postgresql.auto.conf) echo "autovacuum is off by ALTER SYSTEM; left off, figures will differ from a deployment's" >&2; return ;;
+  esac
   psql -qtA "$BACKEND/postgres" -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
   AUTOVACUUM_SET=1
-  echo "autovacuum turned on for this run (as a deployment runs it)"
+  sleep 1
+  # A setting on the server's command line outranks ALTER SYSTEM.
+  if [ "$(psql -qtA "$BACKEND/postgres" -c 'SHOW autovacuum')" = on ]; then
+    echo "autovacuum turned on for this run (as a deployment runs it)"
+  else
+    echo "autovacuum could not be turned on (set on the server's command line?); figures will differ from a deployment's" >&2
+  fi
 }
 autovacuum_reset() {
   [ -n "$AUTOVACUUM_SET" ] || return 0

@@ -151,7 +151,7 @@ pub async fn run(channel: &Channel, token: &str, bench: CloseMonthBench) -> Resu
     // Rows loaded in one go, as a county's never are.
     crate::bench_suite::analyze_filled(&db, &["posts", "assignments", "evaluations", "month_lines"]).await?;
     say!(
-        "{} signings and evaluations for {month_text} seeded (and analyzed) in {:.1} s",
+        "{} signings and evaluations for {month_text} seeded (the filled tables analyzed) in {:.1} s",
         holders.len(),
         started.elapsed().as_secs_f64()
     );

@@ -193,7 +193,7 @@ pub async fn run(channel: &Channel, preparer: &str, approver: &str, bench: Relie
     )
     .await?;
     say!(
-        "{} projects with {} workers seeded (and analyzed) in {:.1} s",
+        "{} projects with {} workers seeded (the filled tables analyzed) in {:.1} s",
         projects.len(),
         persons.len(),
         started.elapsed().as_secs_f64()
