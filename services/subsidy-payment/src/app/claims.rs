@@ -85,7 +85,8 @@ type Prefetched = HashMap<(String, Period), PersonFacts>;
 #[derive(Default)]
 pub(super) struct Reads {
     /// Shared, not copied, into each line's `Gathered`: a version carries its rules, tables and
-    /// example cases, and a copy per claim was a tenth of a payroll's CPU.
+    /// example cases, and copying and dropping one per claim was about 6 % of the server's CPU while
+    /// streaming claims.
     catalog: HashMap<(String, time::Date), Catalogued>,
     funds: HashMap<(FundSource, String, i32), Option<String>>,
     bands: HashMap<(String, time::Date), ReviewBands>,
