@@ -25,21 +25,21 @@ pub(crate) fn failed(what: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
     move |status| Failure::failed(format!("{what}: {}", status.message()))
 }
 
-/// Lets the planner see rows a bench loaded in one go, as autovacuum would before long. A
-/// table still empty is left alone: analyzed empty, it keeps no column statistics, and the
-/// timed run that fills it is planned without them.
+/// Lets the planner see rows a bench loaded in one go, as autovacuum would before long; a table
+/// still empty is left alone (`db::holds_rows`).
 pub(crate) async fn analyze_filled(db: &bangfu_platform::db::Database, tables: &[&str]) -> Result<(), Failure> {
+    let mut connection = db
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| Failure::failed(format!("connecting to analyze: {e}")))?;
     for table in tables {
-        // A row, not EXISTS: SQLite answers EXISTS with an integer, which the Any driver does
-        // not read as a bool.
-        let filled = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table} LIMIT 1")))
-            .fetch_optional(db.pool())
+        let filled = bangfu_platform::db::holds_rows(&mut connection, table)
             .await
-            .map_err(|e| Failure::failed(format!("reading {table}: {e}")))?
-            .is_some();
+            .map_err(|e| Failure::failed(format!("reading {table}: {e}")))?;
         if filled {
             sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
-                .execute(db.pool())
+                .execute(&mut *connection)
                 .await
                 .map_err(|e| Failure::failed(format!("ANALYZE {table}: {e}")))?;
         }

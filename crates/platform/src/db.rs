@@ -692,6 +692,19 @@ fn placeholder_groups(sqlite: bool, rows: usize, width: usize) -> String {
     groups
 }
 
+/// Whether `table` holds a row. A bulk load's ANALYZE leaves empty tables alone by it: analyzed
+/// empty, a table keeps no column statistics, and reads of it once it fills are planned without
+/// them. A row is asked for rather than EXISTS, which SQLite answers with an integer that the Any
+/// driver does not read as a bool. `table` goes into the text: callers pass fixed names only.
+pub async fn holds_rows(connection: &mut sqlx::AnyConnection, table: &str) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table} LIMIT 1")))
+            .fetch_optional(&mut *connection)
+            .await?
+            .is_some(),
+    )
+}
+
 pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }

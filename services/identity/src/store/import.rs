@@ -652,19 +652,13 @@ impl Store {
                          (the runtime role has data rights only); autovacuum's analyze refreshes them"
                     );
                 }
-                // An empty table is left unanalyzed: analyzed empty, it keeps no column
-                // statistics, and reads of it once it fills are planned without them
-                // (certifications confirmed after an import: a sequential scan, 24 ms a read
-                // of 60 persons) until an analyze comes back, which on a server running with
-                // autovacuum off is never.
+                // An empty table is left unanalyzed (certifications confirmed after an import
+                // were otherwise read by a sequential scan, 24 ms for 60 persons, until an
+                // analyze came back, which on a server running with autovacuum off is never).
                 let mut filled = Vec::with_capacity(allowed.len());
                 for table in allowed {
                     // The names come from the fixed list above, checked against the catalog.
-                    let holds_rows: bool =
-                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM {table})")))
-                            .fetch_one(&mut *connection)
-                            .await?;
-                    if holds_rows {
+                    if bangfu_platform::db::holds_rows(&mut connection, &table).await? {
                         filled.push(table);
                     }
                 }
