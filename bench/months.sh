@@ -22,31 +22,10 @@ BIN=${BIN:-$PWD/target/release/bangfu}
 source bench/suite.sh
 step() { printf '%s  %s\n' "$(date +%T)" "$*"; }
 
-# Waits until every feed follower has caught up: the confirmations just made are thousands of
-# identity changes the followers apply, and a month timed while they run measures them too. A
-# follower reports how far behind it is after each batch it applies, so "0 behind" counts only
-# once the followers' applied counts have stopped moving as well.
-settle() {
-  local last= now
-  for _ in $(seq 600); do
-    now=$("$BIN" server-info --addr "$ADDR" --token-file "$WORK/data/admin.jwt" --json |
-      python3 -c 'import json,sys
-followers = json.load(sys.stdin).get("followers", [])
-print(sum(int(f.get("eventsBehind", 0)) for f in followers), sum(int(f.get("eventsApplied", 0)) for f in followers))')
-    case "$now" in
-      "0 "*) [ "$now" = "$last" ] && return ;;
-    esac
-    last=$now
-    sleep 2
-  done
-  echo "followers still behind after 20 minutes: $now" >&2
-}
-
 step "suite up, $ROWS persons imported"
 start_suite
 step "the import's pending certifications confirmed"
-AGRI=$("$BIN" token issue --dept agri --role reviewer --region 3704 --keys "$WORK/data/keys" --subject bench-agri)
-"$BIN" identity confirm --all --page-size 1000 --json --addr "$ADDR" --token "$AGRI" >/dev/null
+confirm_certifications
 "$BIN" token issue --dept ndrc --role admin --region '*' --keys "$WORK/data/keys" --subject bench-approver \
   >"$WORK/approver.jwt"
 step "followers caught up"

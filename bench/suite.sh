@@ -3,7 +3,9 @@
 # for start_suite, ROWS; sets WORK (removed on exit, with the server stopped), ADDR and
 # `database_url SERVICE` (where `up` keeps that service's data); `start_up` starts the suite
 # (on PostgreSQL with autovacuum on, see below), `start_suite` starts it and imports ROWS
-# synthetic persons.
+# synthetic persons; `confirm_certifications` confirms what the import left pending (as an
+# agriculture reviewer of Zaozhuang, where the synthetic persons live), and `settle` waits for
+# the feed followers to catch up.
 
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"; autovacuum_reset' EXIT
@@ -73,4 +75,30 @@ start_suite() {
   start_up
   "$BIN" identity import "$WORK/persons.csv" --addr "$ADDR" --token-file "$WORK/data/admin.jwt" \
     --export-date 2026-01-31 --json >/dev/null
+}
+
+confirm_certifications() {
+  local agri
+  agri=$("$BIN" token issue --dept agri --role reviewer --region 3704 --keys "$WORK/data/keys" --subject bench-agri)
+  "$BIN" identity confirm --all --page-size 1000 --json --addr "$ADDR" --token "$agri" >/dev/null
+}
+
+# Waits until every feed follower has caught up: the confirmations just made are thousands of
+# identity changes the followers apply, and a month timed while they run measures them too. A
+# follower reports how far behind it is after each batch it applies, so "0 behind" counts only
+# once the followers' applied counts have stopped moving as well.
+settle() {
+  local last= now
+  for _ in $(seq 600); do
+    now=$("$BIN" server-info --addr "$ADDR" --token-file "$WORK/data/admin.jwt" --json |
+      python3 -c 'import json,sys
+followers = json.load(sys.stdin).get("followers", [])
+print(sum(int(f.get("eventsBehind", 0)) for f in followers), sum(int(f.get("eventsApplied", 0)) for f in followers))')
+    case "$now" in
+      "0 "*) [ "$now" = "$last" ] && return ;;
+    esac
+    last=$now
+    sleep 2
+  done
+  echo "followers still behind after 20 minutes: $now" >&2
 }

@@ -6,6 +6,7 @@
 //! `370402001013`) or right-padded with zeros to 12 digits, which is also the GB/T 2260 habit of
 //! writing a city as `370400`. Every code this module returns is the 12-digit padded form.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::OnceLock;
@@ -141,6 +142,25 @@ pub struct DivisionTable {
     version: String,
     arena: String,
     entries: Vec<u32>,
+}
+
+/// Full names built once per code for one answer: a batch's persons share their villages, and
+/// each name takes a search per level (a tenth of BatchGetPersons' time before this).
+pub struct FullNames<'a> {
+    table: &'a DivisionTable,
+    built: HashMap<String, String>,
+}
+
+impl FullNames<'_> {
+    /// The code's full name, or empty when the table does not know it.
+    pub fn of(&mut self, code: &str) -> String {
+        if let Some(name) = self.built.get(code) {
+            return name.clone();
+        }
+        let name = self.table.full_name(code).unwrap_or_default();
+        self.built.insert(code.to_string(), name.clone());
+        name
+    }
 }
 
 impl fmt::Debug for DivisionTable {
@@ -318,6 +338,14 @@ impl DivisionTable {
             above = name;
         }
         Some(out)
+    }
+
+    /// A memo of full names for one answer (see [`FullNames`]).
+    pub fn full_names(&self) -> FullNames<'_> {
+        FullNames {
+            table: self,
+            built: HashMap::new(),
+        }
     }
 
     /// Whether a 12-digit code is a village-level division (村委会, 居委会 …) of this table.
@@ -770,6 +798,11 @@ mod tests {
         let full = table.full_name(ZAOZHUANG_VILLAGE).expect("full name");
         assert!(full.starts_with("山东省枣庄市"), "{full}");
         assert_eq!(full, "山东省枣庄市市中区中心街街道铁西居委会");
+        let mut names = table.full_names();
+        assert_eq!(names.of(ZAOZHUANG_VILLAGE), full);
+        assert_eq!(names.of(ZAOZHUANG_VILLAGE), full, "the second time from the memo");
+        assert_eq!(names.of("370402"), "山东省枣庄市市中区");
+        assert_eq!(names.of("990000000000"), "", "unknown to the table");
         assert!(!table.is_village("370402001"));
         assert!(!table.is_village("370402001000"));
         assert!(table.is_known("370402001000"));

@@ -97,7 +97,7 @@ impl Identity {
                     // drop is checked there, not where they live now.
                     let residence = self
                         .store
-                        .get_as_of(unit.tx(), &person.id, record.start_date, record.start_date)
+                        .get_as_of(unit.tx(), &person.id, (record.start_date, record.start_date), false)
                         .await?
                         .map(|(_, facts)| facts.residence_region)
                         .unwrap_or_else(|| person.residence_region.clone());

@@ -249,7 +249,12 @@ impl Identity {
         let resource = format!("persons/{id}");
         let (person, facts) = self
             .store
-            .get_as_of(&mut connection, id, period.0, period.1)
+            .get_as_of(
+                &mut connection,
+                id,
+                period,
+                matches!(disclosure, Disclosure::Unmasked(_)),
+            )
             .await?
             .ok_or_else(|| Problem::not_found(&resource))?;
         drop(connection);
@@ -281,18 +286,21 @@ impl Identity {
         unique.sort_unstable();
         unique.dedup();
         let mut connection = self.store.db.acquire().await.map_err(Problem::from)?;
-        let persons = self.store.persons_by_ids(&mut connection, &unique).await?;
-        let visible: Vec<StoredPerson> = persons
-            .into_iter()
-            .filter(|p| caller.scope.contains(&p.registered_region) || caller.scope.contains(&p.residence_region))
-            .collect();
-        let refs: Vec<&StoredPerson> = visible.iter().collect();
-        let mut facts = self.store.facts(&mut connection, &refs, period.0, period.1).await?;
+        let found = self
+            .store
+            .persons_as_of(
+                &mut connection,
+                &unique,
+                period,
+                matches!(disclosure, Disclosure::Unmasked(_)),
+            )
+            .await?;
         drop(connection);
-        let mut answers: HashMap<String, PersonView> = HashMap::with_capacity(visible.len());
-        for person in visible {
-            let facts = facts.remove(&person.id).ok_or_else(Problem::internal)?;
-            answers.insert(person.id.clone(), self.view(person, facts, &disclosure)?);
+        let mut answers: HashMap<String, PersonView> = HashMap::with_capacity(found.len());
+        for (person, facts) in found {
+            if caller.scope.contains(&person.registered_region) || caller.scope.contains(&person.residence_region) {
+                answers.insert(person.id.clone(), self.view(person, facts, &disclosure)?);
+            }
         }
         if let Disclosure::Unmasked(purpose) = &disclosure {
             // One audit row for each person read in clear, in that person's region.

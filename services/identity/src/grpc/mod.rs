@@ -65,7 +65,7 @@ impl IdentityService for Identity {
         let new = wire::new_person(person, self.regions(), self.today()).map_err(Problem::from)?;
         let person = self.create_person(&caller, key, new).await?;
         Ok(Response::new(pb::CreatePersonResponse {
-            person: Some(wire::person_to_wire(person, self.regions())),
+            person: Some(wire::person_to_wire(person, &mut self.regions().full_names())),
         }))
     }
 
@@ -85,7 +85,7 @@ impl IdentityService for Identity {
         )?;
         let person = self.get_person(&caller, id, period, disclosure).await?;
         Ok(Response::new(pb::GetPersonResponse {
-            person: Some(wire::person_to_wire(person, self.regions())),
+            person: Some(wire::person_to_wire(person, &mut self.regions().full_names())),
         }))
     }
 
@@ -112,25 +112,30 @@ impl IdentityService for Identity {
             request.purpose.as_ref(),
         )?;
         let found = self.batch_get_persons(&caller, &ids, period, disclosure).await?;
-        let persons: std::collections::HashMap<String, pb::Person> = found
+        let mut names = self.regions().full_names();
+        let mut persons: std::collections::HashMap<String, pb::Person> = found
             .into_iter()
-            .map(|(id, view)| (id, wire::person_to_wire(view, self.regions())))
+            .map(|(id, view)| (id, wire::person_to_wire(view, &mut names)))
             .collect();
+        // Each person is moved into its last place in the answer and copied only into the
+        // earlier ones of a name asked twice.
+        let last: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let results = request
             .names
             .iter()
-            .zip(ids)
-            .map(|(name, id)| match persons.get(id) {
-                Some(person) => pb::PersonResult {
+            .zip(&ids)
+            .enumerate()
+            .map(|(i, (name, id))| {
+                let person = if last.get(id) == Some(&i) {
+                    persons.remove(*id)
+                } else {
+                    persons.get(*id).cloned()
+                };
+                pb::PersonResult {
                     name: name.clone(),
-                    person: Some(person.clone()),
-                    not_found: false,
-                },
-                None => pb::PersonResult {
-                    name: name.clone(),
-                    person: None,
-                    not_found: true,
-                },
+                    not_found: person.is_none(),
+                    person,
+                }
             })
             .collect();
         Ok(Response::new(pb::BatchGetPersonsResponse { results }))
@@ -191,10 +196,11 @@ impl IdentityService for Identity {
             page_token: &request.page_token,
         };
         let (persons, next_page_token) = self.list_persons(&caller, listing).await?;
+        let mut names = self.regions().full_names();
         Ok(Response::new(pb::ListPersonsResponse {
             persons: persons
                 .into_iter()
-                .map(|view| wire::person_to_wire(view, self.regions()))
+                .map(|view| wire::person_to_wire(view, &mut names))
                 .collect(),
             next_page_token,
         }))
@@ -209,7 +215,7 @@ impl IdentityService for Identity {
         let (id, update) = wire::person_update(&request, self.regions())?;
         let person = self.update_person(&caller, id, update).await?;
         Ok(Response::new(pb::UpdatePersonResponse {
-            person: Some(wire::person_to_wire(person, self.regions())),
+            person: Some(wire::person_to_wire(person, &mut self.regions().full_names())),
         }))
     }
 

@@ -6,7 +6,7 @@ use bangfu_platform::auth::RegionScope;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::outbox::FeedEvent;
 use bangfu_platform::pii::{CitizenId, Sex};
-use bangfu_platform::regions::DivisionTable;
+use bangfu_platform::regions::{DivisionTable, FullNames};
 use bangfu_platform::wire;
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as pb;
@@ -221,7 +221,7 @@ pub(super) fn person_update<'a>(
 /// The wire form of a person with its facts for a period: regions, labor capacity and
 /// status as of the period's last day, every certification overlapping it; masked or
 /// revealed.
-pub(super) fn person_to_wire(view: PersonView, regions: &DivisionTable) -> pb::Person {
+pub(super) fn person_to_wire(view: PersonView, names: &mut FullNames<'_>) -> pb::Person {
     let PersonView {
         person,
         facts,
@@ -236,8 +236,8 @@ pub(super) fn person_to_wire(view: PersonView, regions: &DivisionTable) -> pb::P
         ),
         Some((id, name, phone)) => (id, name, phone.unwrap_or_default()),
     };
-    let region = |code: String| common::RegionCode {
-        display_name: regions.full_name(&code).unwrap_or_default(),
+    let mut region = |code: String| common::RegionCode {
+        display_name: names.of(&code),
         code,
     };
     pb::Person {

@@ -7,10 +7,15 @@ use bangfu_proto::identity::v1 as pb;
 use tonic::Code;
 
 use crate::on_both_backends;
-use crate::support::{Backend, Identity, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, register, request};
+use crate::support::{
+    Backend, Identity, SHIZHONG_OTHER_VILLAGE, SHIZHONG_VILLAGE, YUZHONG_VILLAGE, citizen_id, move_person, read_person,
+    register, request,
+};
+use bangfu_proto::common::v1 as common;
 
 on_both_backends!(
     a_batch_read_answers_in_order_and_hides_what_the_caller_may_not_see,
+    a_batch_read_gives_each_person_the_facts_of_the_period_as_a_single_read_does,
     a_batch_lookup_matches_names_without_unmasking_and_is_audited_once,
 );
 
@@ -212,4 +217,127 @@ async fn a_batch_lookup_matches_names_without_unmasking_and_is_audited_once(back
         resources, expected,
         "a row for the batch, and one naming each person a lookup revealed"
     );
+}
+
+/// Each person of a batch carries its own certifications, region and employment for the period
+/// asked, exactly as GetPerson answers that person alone (one reads each fact per person).
+async fn a_batch_read_gives_each_person_the_facts_of_the_period_as_a_single_read_does(backend: Backend) {
+    let identity = Identity::start(backend).await;
+    let clerk = identity.shizhong_clerk();
+    let certified = register(
+        &identity,
+        &clerk,
+        "赵一",
+        &citizen_id("370402", "19800101", "011"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let moved = register(
+        &identity,
+        &clerk,
+        "钱二",
+        &citizen_id("370402", "19810101", "021"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let employed = register(
+        &identity,
+        &clerk,
+        "孙三",
+        &citizen_id("370402", "19820101", "031"),
+        SHIZHONG_VILLAGE,
+    )
+    .await;
+    let date = |year, month, day| Some(common::Date { year, month, day });
+    let mut client = identity.client().await;
+    let reviewer = identity.token("reviewer-agri", Department::Agri, Role::Reviewer, "370402");
+    let certification = client
+        .certify_category(request(
+            pb::CertifyCategoryRequest {
+                person: certified.clone(),
+                certification: Some(common::CategoryCertification {
+                    category: common::PersonCategory::PovertyAlleviated as i32,
+                    household_type: 0,
+                    certifying_body: "枣庄市市中区乡村振兴局".into(),
+                    document_reference: "市中振发〔2026〕5号".into(),
+                    valid_from: date(2026, 1, 1),
+                    valid_to: None,
+                    annulled: false,
+                }),
+                request_id: String::new(),
+            },
+            &reviewer,
+        ))
+        .await
+        .expect("certified")
+        .into_inner()
+        .certification
+        .expect("certification");
+    // Today in the tests is 2026-03-02: the move counts from then, the work from February.
+    move_person(&identity, &clerk, &moved, (None, Some(SHIZHONG_OTHER_VILLAGE)), None).await;
+    client
+        .record_employment(request(
+            pb::RecordEmploymentRequest {
+                person: employed.clone(),
+                record: Some(pb::EmploymentRecord {
+                    status: common::EmploymentStatus::EmployedInCounty as i32,
+                    start_date: date(2026, 2, 1),
+                    reporting_system: "就业信息平台".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &identity.token("clerk-city", Department::Hr, Role::Clerk, "*"),
+        ))
+        .await
+        .expect("recorded");
+
+    let names = vec![certified.clone(), moved.clone(), employed.clone()];
+    for (first, last, moved_to) in [
+        ((2026, 2, 1), (2026, 2, 15), SHIZHONG_VILLAGE),
+        ((2026, 3, 2), (2026, 3, 2), SHIZHONG_OTHER_VILLAGE),
+    ] {
+        let period = Some(common::Period {
+            first_day: date(first.0, first.1, first.2),
+            last_day: date(last.0, last.1, last.2),
+        });
+        let batch: Vec<pb::Person> = client
+            .batch_get_persons(request(
+                pb::BatchGetPersonsRequest {
+                    names: names.clone(),
+                    period,
+                    ..Default::default()
+                },
+                &clerk,
+            ))
+            .await
+            .expect("batch")
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|r| r.person.expect("found"))
+            .collect();
+        for (name, person) in names.iter().zip(&batch) {
+            assert_eq!(
+                person,
+                &read_person(&identity, &clerk, name, period).await,
+                "{name} in {period:?}"
+            );
+        }
+        let certifications: Vec<Vec<String>> = batch
+            .iter()
+            .map(|p| p.certifications.iter().map(|c| c.name.clone()).collect())
+            .collect();
+        assert_eq!(certifications, [vec![certification.name.clone()], vec![], vec![]]);
+        let residences: Vec<&str> = batch
+            .iter()
+            .map(|p| p.residence_region.as_ref().expect("residence").code.as_str())
+            .collect();
+        assert_eq!(residences, [SHIZHONG_VILLAGE, moved_to, SHIZHONG_VILLAGE]);
+        assert_eq!(
+            batch.iter().map(|p| p.employment_status).collect::<Vec<_>>(),
+            [0, 0, common::EmploymentStatus::EmployedInCounty as i32],
+            "only the third works, from February"
+        );
+    }
 }
