@@ -285,13 +285,12 @@ fn person_from(row: &sqlx::any::AnyRow, sealed: Option<Sealed>) -> Result<Stored
         Problem::internal()
     };
     let text = |column: &str| -> Result<String, Problem> { Ok(row.try_get::<String, _>(column)?) };
+    // What is only parsed is read in place, without a copy.
+    let parsed = |column: &str| -> Result<&str, Problem> { Ok(row.try_get::<&str, _>(column)?) };
     let optional_date = |column: &str| -> Result<Option<Date>, Problem> {
-        Ok(row
-            .try_get::<Option<String>, _>(column)?
-            .as_deref()
-            .and_then(parse_date_text))
+        Ok(row.try_get::<Option<&str>, _>(column)?.and_then(parse_date_text))
     };
-    let sex = match text("sex")?.as_str() {
+    let sex = match parsed("sex")? {
         "male" => Sex::Male,
         "female" => Sex::Female,
         _ => return Err(corrupt("sex")),
@@ -302,14 +301,14 @@ fn person_from(row: &sqlx::any::AnyRow, sealed: Option<Sealed>) -> Result<Stored
         name_masked: text("name_masked")?,
         phone_masked: row.try_get("phone_masked")?,
         sex,
-        birth_date: parse_date_text(&text("birth_date")?).ok_or_else(|| corrupt("birth_date"))?,
-        retirement_track: RetirementTrack::parse(&text("retirement_track")?)
+        birth_date: parse_date_text(parsed("birth_date")?).ok_or_else(|| corrupt("birth_date"))?,
+        retirement_track: RetirementTrack::parse(parsed("retirement_track")?)
             .ok_or_else(|| corrupt("retirement_track"))?,
-        retirement_month: YearMonth::parse(&text("retirement_month")?).ok_or_else(|| corrupt("retirement_month"))?,
+        retirement_month: YearMonth::parse(parsed("retirement_month")?).ok_or_else(|| corrupt("retirement_month"))?,
         registered_region: text("registered_region")?,
         residence_region: text("residence_region")?,
-        labor_capacity: LaborCapacity::parse(&text("labor_capacity")?).ok_or_else(|| corrupt("labor_capacity"))?,
-        skills: serde_json::from_str(&text("skills")?).map_err(|_| corrupt("skills"))?,
+        labor_capacity: LaborCapacity::parse(parsed("labor_capacity")?).ok_or_else(|| corrupt("labor_capacity"))?,
+        skills: serde_json::from_str(parsed("skills")?).map_err(|_| corrupt("skills"))?,
         death_date: optional_date("death_date")?,
         moved_away_date: optional_date("moved_away_date")?,
         created: from_micros(row.try_get("created_us")?).ok_or_else(|| corrupt("created_us"))?,
@@ -317,8 +316,7 @@ fn person_from(row: &sqlx::any::AnyRow, sealed: Option<Sealed>) -> Result<Stored
         revision: row.try_get("revision")?,
         household_id: row.try_get("household_id")?,
         household_relation: row
-            .try_get::<Option<String>, _>("household_relation")?
-            .as_deref()
+            .try_get::<Option<&str>, _>("household_relation")?
             .and_then(HouseholdRelation::parse),
         sealed,
     })
@@ -479,21 +477,20 @@ fn certification_of(row: &sqlx::any::AnyRow) -> Result<StoredCertification, Prob
         Problem::internal()
     };
     let text = |column: &str| -> Result<String, Problem> { Ok(row.try_get::<String, _>(column)?) };
+    // What is only parsed is read in place, without a copy.
+    let parsed = |column: &str| -> Result<&str, Problem> { Ok(row.try_get::<&str, _>(column)?) };
     let instant = |column: &str| -> Result<Option<OffsetDateTime>, Problem> {
         Ok(row.try_get::<Option<i64>, _>(column)?.and_then(from_micros))
     };
     Ok(StoredCertification {
         id: text("id")?,
         person_id: text("person_id")?,
-        category: Category::parse(&text("category")?).ok_or_else(|| corrupt("category"))?,
-        household_type: HouseholdType::parse(&text("household_type")?).ok_or_else(|| corrupt("household_type"))?,
+        category: Category::parse(parsed("category")?).ok_or_else(|| corrupt("category"))?,
+        household_type: HouseholdType::parse(parsed("household_type")?).ok_or_else(|| corrupt("household_type"))?,
         certifying_body: text("certifying_body")?,
         document_reference: text("document_reference")?,
-        valid_from: parse_date_text(&text("valid_from")?).ok_or_else(|| corrupt("valid_from"))?,
-        valid_to: row
-            .try_get::<Option<String>, _>("valid_to")?
-            .as_deref()
-            .and_then(parse_date_text),
+        valid_from: parse_date_text(parsed("valid_from")?).ok_or_else(|| corrupt("valid_from"))?,
+        valid_to: row.try_get::<Option<&str>, _>("valid_to")?.and_then(parse_date_text),
         annulled: row.try_get::<i64, _>("annulled")? != 0,
         certify_subject: text("certify_subject")?,
         certified: instant("certified_us")?.ok_or_else(|| corrupt("certified_us"))?,
@@ -531,16 +528,13 @@ const FACTS_AS_OF: &str = "\
 fn facts_of(row: &sqlx::any::AnyRow, person: &StoredPerson) -> Result<Facts, Problem> {
     let registered: Option<String> = row.try_get("registered_as_of")?;
     let residence: Option<String> = row.try_get("residence_as_of")?;
-    let labor: Option<String> = row.try_get("labor_as_of")?;
-    let status: Option<String> = row.try_get("status_as_of")?;
+    let labor: Option<&str> = row.try_get("labor_as_of")?;
+    let status: Option<&str> = row.try_get("status_as_of")?;
     Ok(Facts {
         registered_region: registered.unwrap_or_else(|| person.registered_region.clone()),
         residence_region: residence.unwrap_or_else(|| person.residence_region.clone()),
-        labor_capacity: labor
-            .as_deref()
-            .and_then(LaborCapacity::parse)
-            .unwrap_or(person.labor_capacity),
-        employment_status: status.as_deref().and_then(EmploymentStatus::parse),
+        labor_capacity: labor.and_then(LaborCapacity::parse).unwrap_or(person.labor_capacity),
+        employment_status: status.and_then(EmploymentStatus::parse),
         certifications: Vec::new(),
     })
 }
@@ -657,13 +651,10 @@ impl Store {
     ) -> Result<(), Problem> {
         let ids: Vec<&str> = entries.iter().map(|(p, _)| p.person_id()).collect();
         let certifications = self.certifications_overlapping(connection, &ids, first, last).await?;
-        let index: HashMap<String, usize> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| (p.person_id().to_string(), i))
-            .collect();
+        // Found by binary search over the entries sorted by id: no index to build per batch.
+        entries.sort_unstable_by(|a, b| a.0.person_id().cmp(b.0.person_id()));
         for certification in certifications {
-            if let Some(&i) = index.get(&certification.person_id) {
+            if let Ok(i) = entries.binary_search_by(|(p, _)| p.person_id().cmp(&certification.person_id)) {
                 entries[i].1.certifications.push(certification);
             }
         }

@@ -111,25 +111,37 @@ impl IdentityService for Identity {
             request.view,
             request.purpose.as_ref(),
         )?;
-        let found = self.batch_get_persons(&caller, &ids, period, disclosure).await?;
+        let mut found = self.batch_get_persons(&caller, &ids, period, disclosure).await?;
         let mut names = self.regions().full_names();
-        let mut persons: std::collections::HashMap<String, pb::Person> = found
-            .into_iter()
-            .map(|(id, view)| (id, wire::person_to_wire(view, &mut names)))
-            .collect();
-        // Each person is moved into its last place in the answer and copied only into the
-        // earlier ones of a name asked twice.
-        let last: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        // Each person is converted once and moved into its last place in the answer; a name
+        // asked more than once gets copies in its earlier places.
+        let mut remaining: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for id in &ids {
+            *remaining.entry(*id).or_default() += 1;
+        }
+        let mut copies: std::collections::HashMap<&str, pb::Person> = std::collections::HashMap::new();
         let results = request
             .names
             .iter()
             .zip(&ids)
-            .enumerate()
-            .map(|(i, (name, id))| {
-                let person = if last.get(id) == Some(&i) {
-                    persons.remove(*id)
-                } else {
-                    persons.get(*id).cloned()
+            .map(|(name, id)| {
+                let left = remaining.get_mut(*id).map_or(0, |n| {
+                    *n -= 1;
+                    *n
+                });
+                let person = match copies.remove(*id) {
+                    Some(copy) if left > 0 => {
+                        copies.insert(*id, copy.clone());
+                        Some(copy)
+                    }
+                    Some(copy) => Some(copy),
+                    None => {
+                        let person = found.remove(*id).map(|view| wire::person_to_wire(view, &mut names));
+                        if let (Some(person), true) = (&person, left > 0) {
+                            copies.insert(*id, person.clone());
+                        }
+                        person
+                    }
                 };
                 pb::PersonResult {
                     name: name.clone(),

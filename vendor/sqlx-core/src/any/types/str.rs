@@ -65,7 +65,7 @@ impl Encode<'_, Any> for String {
 impl<'r> Decode<'r, Any> for String {
     fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
         match value.kind {
-            AnyValueKind::Text(text) => Ok(text.to_string()),
+            AnyValueKind::Text(text) => Ok(String::clone(&text)),
             other => other.unexpected(),
         }
     }
