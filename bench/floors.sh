@@ -36,15 +36,15 @@ ID=${PERSON#persons/}
 # GetPerson without a period reads as of today in China.
 TODAY=$(TZ=Asia/Shanghai date +%F)
 
-# The statements of services/identity/src/store.rs's persons_as_of (FACTS_AS_OF) and
-# certifications_overlapping, for the persons in IDS ('id', …) and VALUES ('id'), … as of TODAY.
+# The statements of services/identity/src/store.rs's persons_as_of for a masked read
+# (MASKED_PERSON_COLUMNS, FACTS_AS_OF) and certifications_overlapping, for the persons in IDS
+# ('id', …) and VALUES ('id'), … as of TODAY.
 statements() {
   local ids=$1 values=$2
   cat <<SQL
-SELECT id, citizen_id_enc, citizen_id_masked, name_enc, name_key, name_masked, phone_enc,
-  phone_masked, sex, birth_date, retirement_track, retirement_month, registered_region, residence_region,
-  labor_capacity, skills, death_date, moved_away_date, created_us, updated_us, revision, household_id,
-  household_relation,
+SELECT id, citizen_id_masked, name_masked, phone_masked, sex, birth_date,
+  retirement_track, retirement_month, registered_region, residence_region, labor_capacity, skills, death_date,
+  moved_away_date, created_us, updated_us, revision, household_id, household_relation,
   (SELECT r.region FROM person_regions r WHERE r.person_id = persons.id AND r.kind = 'registered'
      AND r.valid_from <= '$TODAY' ORDER BY r.valid_from DESC LIMIT 1) AS registered_as_of,
   (SELECT r.region FROM person_regions r WHERE r.person_id = persons.id AND r.kind = 'residence'
