@@ -20,9 +20,7 @@ DURATION=${DURATION:-10s}
 . bench/suite.sh
 POSTS_DB=$(database_url welfare_post)
 start_suite
-# The synthetic persons live in Zaozhuang: rural affairs of the city confirms their categories.
-AGRI=$("$BIN" token issue --dept agri --role reviewer --region 3704 --keys "$WORK/data/keys" --subject bench-agri)
-"$BIN" identity confirm --all --page-size 1000 --json --addr "$ADDR" --token "$AGRI" >/dev/null
+confirm_certifications
 echo "backend: $BACKEND, persons: $ROWS, each load $DURATION"
 
 call() {

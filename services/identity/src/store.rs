@@ -620,7 +620,7 @@ impl Store {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "SELECT id, registered_region, residence_region, labor_capacity, {FACTS_AS_OF} \
+            "SELECT id, {FACTS_AS_OF} \
              FROM persons WHERE id IN ({})",
             placeholders(2, persons.len())
         );
