@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,8 +55,23 @@ pub trait Feed: Send + Sync + 'static {
 }
 
 /// What an event does here: written on the follower's transaction, which also moves the cursor.
-pub trait Apply<E>: Send + Sync + 'static {
+pub trait Apply<E: Sync>: Send + Sync + 'static {
     fn apply(&self, tx: &mut AnyConnection, event: &E) -> impl Future<Output = Result<(), Problem>> + Send;
+
+    /// A batch's events, in feed order, on one transaction. The default applies them one by
+    /// one; a follower writing a row per event overrides it to write them in a few statements.
+    fn apply_all<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        events: &'a [&'a E],
+    ) -> impl Future<Output = Result<(), Problem>> + Send + 'a {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// How a follower paces itself.
@@ -143,6 +159,10 @@ pub struct Follower<F: Feed, A: Apply<F::Event>> {
     apply: A,
     settings: FollowSettings,
     status: Arc<FollowerStatus>,
+    /// Events still to be applied one per transaction: a batch that failed as a whole is taken
+    /// again one event at a time, so the one that cannot be applied is named and stops the
+    /// follower alone.
+    singles: std::sync::atomic::AtomicUsize,
 }
 
 /// A follower's run, its types erased.
@@ -170,6 +190,7 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
             apply,
             settings: FollowSettings::default(),
             status: Arc::new(FollowerStatus::new(name)),
+            singles: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -273,7 +294,12 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
             };
             // Whatever else is already waiting joins the same transaction: one commit for many.
             let mut batch = vec![first.map_err(classify)?];
-            while batch.len() < self.settings.batch {
+            let limit = if self.singles.load(Ordering::Relaxed) > 0 {
+                1
+            } else {
+                self.settings.batch
+            };
+            while batch.len() < limit {
                 match tokio::time::timeout(Duration::ZERO, stream.next()).await {
                     Ok(Some(item)) => batch.push(item.map_err(classify)?),
                     _ => break,
@@ -288,6 +314,9 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
                 )));
             }
             let applied = self.apply_batch(&cursor, &batch).await?;
+            let singles = self.singles.load(Ordering::Relaxed);
+            self.singles
+                .store(singles.saturating_sub(batch.len()), Ordering::Relaxed);
             let caught_up = matches!(batch.last(), Some(Followed::Heartbeat { .. }));
             let newest = batch.iter().rev().find_map(|item| match item {
                 Followed::Event { recorded, .. } => *recorded,
@@ -329,21 +358,34 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
             return Ok(0);
         }
         let mut tx = self.db.begin().await.map_err(retry_db)?;
-        let mut applied = 0u64;
-        for item in batch {
-            if let Followed::Event { cursor, event, .. } = item {
-                self.apply.apply(&mut tx, event).await.map_err(|problem| {
-                    let failure = classify(problem);
-                    match failure {
-                        Failure::Stop(problem) => Failure::Stop(Problem {
-                            message: format!("the event at cursor {cursor} cannot be applied: {}", problem.message),
-                            ..problem
-                        }),
-                        retry => retry,
-                    }
-                })?;
-                applied += 1;
-            }
+        let events: Vec<&F::Event> = batch
+            .iter()
+            .filter_map(|item| match item {
+                Followed::Event { event, .. } => Some(event),
+                Followed::Heartbeat { .. } => None,
+            })
+            .collect();
+        let applied = events.len() as u64;
+        if let Err(problem) = self.apply.apply_all(&mut tx, &events).await {
+            return Err(match classify(problem) {
+                Failure::Stop(problem) if events.len() == 1 => Failure::Stop(Problem {
+                    message: format!("the event at cursor {to} cannot be applied: {}", problem.message),
+                    ..problem
+                }),
+                // Which event of several failed is found by taking them one at a time: the batch
+                // is rolled back and read again, an event per transaction.
+                Failure::Stop(problem) if events.len() > 1 => {
+                    self.singles.store(batch.len(), Ordering::Relaxed);
+                    Failure::Retry(Problem {
+                        message: format!(
+                            "an event after cursor {from} up to {to} cannot be applied ({}); taking them one at a time",
+                            problem.message
+                        ),
+                        ..problem
+                    })
+                }
+                failure => failure,
+            });
         }
         let moved = sqlx::query(
             "UPDATE follower_cursors SET cursor = $1, events_applied = events_applied + $2, updated_us = $3 \

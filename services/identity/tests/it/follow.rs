@@ -50,6 +50,25 @@ impl Apply<PersonChange> for RecordEffect {
     }
 }
 
+/// Records every change but the one about `refused`, which it cannot apply (a rule it breaks).
+struct RefuseOne {
+    refused: String,
+}
+
+impl Apply<PersonChange> for RefuseOne {
+    async fn apply(&self, tx: &mut AnyConnection, change: &PersonChange) -> Result<(), Problem> {
+        if change.person == self.refused {
+            return Err(Problem::new(
+                tonic::Code::FailedPrecondition,
+                ErrorReason::StateConflict,
+                "this change breaks the follower's rule",
+                "该变更不符合订阅方规则",
+            ));
+        }
+        RecordEffect.apply(tx, change).await
+    }
+}
+
 /// A follower of identity at `url`, as the subsidy service with its development key, writing
 /// to the SQLite file `db_path`.
 async fn follower(url: &str, keys_dir: &Path, db_path: &Path) -> Follower<PersonChanges, RecordEffect> {
@@ -61,6 +80,16 @@ async fn follower(url: &str, keys_dir: &Path, db_path: &Path) -> Follower<Person
 
 /// The same follower on a database the caller opened.
 fn follower_on(url: &str, keys_dir: &Path, db: Database) -> Follower<PersonChanges, RecordEffect> {
+    follower_applying(url, keys_dir, db, RecordEffect)
+}
+
+/// A follower of identity at `url` applying `effect`.
+fn follower_applying<A: Apply<PersonChange>>(
+    url: &str,
+    keys_dir: &Path,
+    db: Database,
+    effect: A,
+) -> Follower<PersonChanges, A> {
     let signer = TokenSigner::load(&signing_key_path(keys_dir, "dev-service-subsidy")).expect("subsidy key");
     let tokens = ServiceTokens::new(
         signer,
@@ -71,13 +100,7 @@ fn follower_on(url: &str, keys_dir: &Path, db: Database) -> Follower<PersonChang
     );
     let peers = Peers::all_at(url, Some(std::sync::Arc::new(tokens)), PeerSettings::default()).expect("peers");
     let identity = peers.get("identity").expect("identity peer").clone();
-    Follower::new(
-        "subsidy/identity-persons",
-        db,
-        PersonChanges::new(identity),
-        RecordEffect,
-    )
-    .with_settings(FollowSettings {
+    Follower::new("subsidy/identity-persons", db, PersonChanges::new(identity), effect).with_settings(FollowSettings {
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         standby_poll: Duration::from_millis(100),
@@ -223,6 +246,62 @@ async fn a_cursor_the_feed_never_issued_stops_the_follower_with_cursor_unknown()
     );
     let (rows, _, _) = applied(&db).await;
     assert_eq!(rows, 0);
+}
+
+/// Events waiting together are applied in one transaction. When one of them cannot be applied,
+/// the follower takes them again one at a time: it applies those before it, stops at it and
+/// names its cursor, and applies none after it.
+#[tokio::test]
+async fn an_event_that_cannot_be_applied_stops_the_follower_after_those_before_it() {
+    let identity = Identity::start(Backend::Sqlite).await;
+    let clerk = identity.shizhong_clerk();
+    let mut names = Vec::new();
+    for n in 0..6u32 {
+        let id = citizen_id("370402", "19700101", &format!("{:03}", 100 + n));
+        names.push(register(&identity, &clerk, &format!("批次{n}"), &id, SHIZHONG_VILLAGE).await);
+    }
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db = Database::open(
+        &sqlite_url(&dir.path().join("follower.db")),
+        PoolSettings::default(),
+        &EFFECTS,
+    )
+    .await
+    .expect("follower database");
+    // The six registrations are waiting when the follower starts: they come as one batch.
+    let follower = follower_applying(
+        &identity.server.url(),
+        &identity.server.keys.keys_dir(),
+        db.clone(),
+        RefuseOne {
+            refused: names[3].clone(),
+        },
+    );
+    let status = follower.status();
+    tokio::time::timeout(Duration::from_secs(20), follower.run(Shutdown::new()))
+        .await
+        .expect("the follower stops by itself");
+    let report = status.report();
+    assert_eq!(report.state, FollowerState::Stopped);
+    assert!(
+        report.last_error.contains("the event at cursor") && report.last_error.contains("breaks the follower's rule"),
+        "{}",
+        report.last_error
+    );
+    let (rows, cursors, persons) = applied(&db).await;
+    assert_eq!(rows, cursors, "an event applied twice");
+    assert_eq!(
+        persons,
+        names[..3].iter().cloned().collect::<BTreeSet<_>>(),
+        "the registrations before it, and none after it"
+    );
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects WHERE person IN ($1, $2)")
+        .bind(&names[4])
+        .bind(&names[5])
+        .fetch_one(db.pool())
+        .await
+        .expect("effects");
+    assert_eq!(after, 0, "nothing after the event that stopped it");
 }
 
 /// Waits up to 10 s for `done`.

@@ -17,7 +17,7 @@ use bangfu_platform::parameters::Parameters;
 use bangfu_platform::service_base::ServiceBase;
 use tonic::Code;
 
-pub use exits::{ExitRequest, FOLLOWED_KINDS, note_claim_outcome, note_person_change};
+pub use exits::{ExitRequest, FOLLOWED_KINDS, note_claim_outcomes, note_person_change};
 pub use hiring::{CheckSubject, Eligibility, HireRequest, NoticeView, ObjectionRequest};
 pub use months::{ClosedMonth, EvaluationRequest};
 pub use posts::{AnnouncementRequest, CadreRequest, PostChange};
@@ -29,6 +29,9 @@ use crate::peers::Peers;
 pub struct Posts {
     base: ServiceBase,
     peers: Option<Peers>,
+    /// Held by whoever sends month lines to subsidy payment in this process (see
+    /// `months::Posts::take_sender`).
+    sender: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for Posts {
@@ -53,6 +56,7 @@ impl Posts {
         Self {
             base: ServiceBase::new(db, parameters, clock, crate::PATH_PREFIX, SERVICE_PATH),
             peers,
+            sender: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -40,6 +40,18 @@ const CLOSING_BUDGET: Duration = Duration::from_secs(20);
 /// Signings (and lines) read per page while closing and sending a month.
 const LINES_PER_PAGE: i64 = 10_000;
 
+/// The lease of the one sender of month lines across replicas (PostgreSQL).
+const SENDER_LEASE: &str = "welfare_post:month-line-sender";
+
+/// How often CloseMonth looks again for the sender's place while another holds it.
+const SENDER_POLL: Duration = Duration::from_millis(50);
+
+/// The sender's place, held while sending: this process's lock and, across replicas, the lease.
+struct Sending<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    lease: bangfu_platform::lease::Lease,
+}
+
 /// What RecordEvaluation asks for.
 pub struct EvaluationRequest {
     pub assignment_id: String,
@@ -297,7 +309,6 @@ impl Posts {
             );
             let lines: Vec<MonthLine> = holders
                 .iter()
-                .filter(|h| !h.closed)
                 .map(|holder| month_line(holder, &month_key, (first, last), month_len))
                 .collect();
             store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
@@ -341,7 +352,49 @@ impl Posts {
     /// and with `resend_refused` the ones it refused before (a clerk re-running CloseMonth after
     /// fixing the cause), and records what it answered: the claim, a refusal, or still pending
     /// when it could not be reached or asked for a later retry.
+    ///
+    /// One sender at a time: with `stop_at` (CloseMonth) it waits for the place until then; without
+    /// (the retry job) it sends nothing while another sender holds it, and its next round looks
+    /// again.
     pub async fn send_pending(
+        &self,
+        call: &CallContext,
+        caller: Option<&Principal>,
+        prefix: &str,
+        month: &str,
+        resend_refused: bool,
+        stop_at: Option<Instant>,
+    ) -> Result<usize, Problem> {
+        let Some(sending) = self.take_sender(stop_at).await? else {
+            return Ok(0);
+        };
+        let sent = self
+            .send_pending_held(call, caller, prefix, month, resend_refused, stop_at)
+            .await;
+        sending.lease.release().await;
+        sent
+    }
+
+    /// The sender's place. Two senders of the same pending lines (CloseMonth and the retry job
+    /// in one round) made subsidy payment meet every source twice: the later chunk failed on
+    /// the source's unique key, and subsidy payment then took its thousand lines one claim at a
+    /// time. The lease alone serves PostgreSQL (a session lock, other connections of this
+    /// process included); SQLite's lease is always granted, so this process's lock serves it.
+    async fn take_sender(&self, wait_until: Option<Instant>) -> Result<Option<Sending<'_>>, Problem> {
+        loop {
+            if let Ok(local) = self.sender.try_lock()
+                && let Some(lease) = bangfu_platform::lease::try_take(self.db(), SENDER_LEASE).await?
+            {
+                return Ok(Some(Sending { _local: local, lease }));
+            }
+            match wait_until {
+                Some(at) if Instant::now() + SENDER_POLL < at => tokio::time::sleep(SENDER_POLL).await,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    async fn send_pending_held(
         &self,
         call: &CallContext,
         caller: Option<&Principal>,

@@ -799,7 +799,15 @@ impl Subsidy {
         let mut results = Vec::with_capacity(lines.len());
         let mut stepped_back = false;
         for slice in lines.chunks(lines_per_transaction(self.db().backend())) {
-            match self.submit_chunk(caller, call, slice, &prefetched).await {
+            // A slice whose source another stream committed meanwhile is taken once more: its
+            // look-up of stored sources now finds them and answers those lines as retries, where
+            // stepping back would take its thousand lines one transaction each. A fund short of
+            // the slice's total steps back on the second try too.
+            let mut written = self.submit_chunk(caller, call, slice, &prefetched).await;
+            if matches!(written, Ok(None)) {
+                written = self.submit_chunk(caller, call, slice, &prefetched).await;
+            }
+            match written {
                 Ok(Some(answers)) => results.extend(answers),
                 Ok(None) => {
                     stepped_back = true;

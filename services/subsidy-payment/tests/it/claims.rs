@@ -783,7 +783,60 @@ on_both_backends!(
     two_payrolls_over_the_same_persons_at_once_both_finish,
     a_line_corrected_later_in_the_same_message_is_decided,
     a_streamed_line_whose_month_a_stored_claim_holds_is_refused_naming_it,
+    one_payroll_sent_on_two_streams_at_once_is_stored_once,
 );
+
+/// A sender that retries while its first stream is still being written (a timeout on its
+/// side) races itself: every line of both streams names the same claim, each claim is stored
+/// and reserved once.
+async fn one_payroll_sent_on_two_streams_at_once_is_stored_once(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let fund = suite.fund(100_000_000).await;
+    let clerk = suite.agri_clerk();
+    let mut persons = Vec::new();
+    for i in 0..20 {
+        persons.push(
+            suite
+                .poverty_alleviated_person("吴五", &format!("{:03}", 501 + 2 * i))
+                .await,
+        );
+    }
+    let lines: Vec<pb::SubmitClaimsLine> = persons
+        .iter()
+        .enumerate()
+        .map(|(i, person)| pb::SubmitClaimsLine {
+            line_reference: i.to_string(),
+            claim: Some(post_claim(person, &format!("twice/2025-07/{i}"), 2025, 7, 31, 50_000)),
+        })
+        .collect();
+    let send = || {
+        let (suite, clerk, lines) = (&suite, clerk.clone(), lines.clone());
+        async move { stream(suite, &clerk, vec![pb::SubmitClaimsRequest { lines }]).await }
+    };
+    let (one, other) = tokio::join!(send(), send());
+    for results in [&one, &other] {
+        assert_eq!(results.len(), 20);
+        assert!(
+            results.iter().all(|r| r.state == pb::ClaimState::Approved as i32),
+            "{:?}",
+            results.iter().map(|r| r.error.clone()).collect::<Vec<_>>()
+        );
+    }
+    let names = |results: &[pb::SubmitClaimsLineResult]| results.iter().map(|r| r.claim.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&one), names(&other), "both streams name the same claims");
+    let distinct: std::collections::BTreeSet<String> = names(&one).into_iter().collect();
+    assert_eq!(distinct.len(), 20);
+    assert_eq!(
+        one.iter().chain(&other).filter(|r| !r.existing).count(),
+        20,
+        "each claim was made once, the other answer is a retry's"
+    );
+    assert_eq!(
+        suite.read_fund(&fund.name).await.reserved.map(|m| m.fen),
+        Some(20 * 50_000),
+        "reserved once per claim"
+    );
+}
 
 /// The periods of a chunk are taken in one statement: a line whose month a claim stored
 /// earlier already holds must still be refused, name that claim and hold nothing, while the
