@@ -57,15 +57,18 @@ impl Lease {
     }
 
     /// Gives the lease back at once, so a standby replica takes over without waiting.
+    /// The connection stays in the lease until the unlock has answered: a release cancelled
+    /// half-way (a request dropped by its caller) or failed leaves it to `Drop`, which closes it
+    /// rather than hand a locked connection back to the pool.
     pub async fn release(mut self) {
-        if let Some((mut connection, key)) = self.holder.take() {
+        if let Some((connection, key)) = self.holder.as_mut() {
             let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(key)
-                .execute(&mut *connection)
+                .bind(*key)
+                .execute(&mut **connection)
                 .await;
-            if unlocked.is_err() {
-                // The lock goes with the connection; never hand a locked one back to the pool.
-                drop(connection.detach());
+            if unlocked.is_ok() {
+                // Unlocked: the connection goes back to the pool.
+                drop(self.holder.take());
             }
         }
     }

@@ -163,15 +163,14 @@ pub async fn note_person_change(
 }
 
 /// Month claims' outcomes from subsidy payment's claim feed, a batch in feed order: each month
-/// line shows how its claim was decided or paid, in one write for the batch; a claim refused
-/// because the cap or the legal retirement month is reached (CAP_REACHED) opens an exit
-/// proposal for the signing, effective the day before that month.
+/// line shows how its claim was decided or paid; a claim refused because the cap or the legal
+/// retirement month is reached (CAP_REACHED) opens an exit proposal for the signing, effective
+/// the day before that month.
 pub async fn note_claim_outcomes(
     tx: &mut AnyConnection,
     outcomes: &[&ClaimOutcome],
     now: OffsetDateTime,
 ) -> Result<(), Problem> {
-    let mut messages = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         let Some((assignment_id, month)) = month_of_reference(&outcome.reference) else {
             continue;
@@ -183,19 +182,7 @@ pub async fn note_claim_outcomes(
             ClaimOutcomeKind::PaymentFailed => "银行发放失败".to_string(),
             ClaimOutcomeKind::Other => continue,
         };
-        messages.push((assignment_id, month, *outcome, message));
-    }
-    let notes: Vec<store::NotedClaim<'_>> = messages
-        .iter()
-        .map(|(assignment_id, month, outcome, message)| store::NotedClaim {
-            assignment_id,
-            month,
-            claim: &outcome.claim,
-            message,
-        })
-        .collect();
-    store::note_month_claims(tx, &notes, now).await?;
-    for (assignment_id, month, outcome, _) in &messages {
+        store::note_month_claim(tx, assignment_id, month, &outcome.claim, &message, now).await?;
         if outcome.kind != ClaimOutcomeKind::Rejected || !outcome.rejection_reasons.iter().any(|r| r == CAP_REACHED) {
             continue;
         }
@@ -212,8 +199,8 @@ pub async fn note_claim_outcomes(
         .await?;
         if opened > 0 {
             tracing::info!(
-                assignment = *assignment_id,
-                month = *month,
+                assignment = assignment_id,
+                month,
                 "exit proposed: the subsidy cap or retirement is reached"
             );
         }
