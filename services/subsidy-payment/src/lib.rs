@@ -179,6 +179,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "claim subjects",
             sql: include_str!("../migrations/sqlite/0205_claim_subjects.sql"),
         },
+        MigrationFile {
+            version: 206,
+            description: "fund balances apart from funds",
+            sql: include_str!("../migrations/sqlite/0206_fund_balances.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -210,6 +215,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 205,
             description: "claim subjects",
             sql: include_str!("../migrations/postgres/0205_claim_subjects.sql"),
+        },
+        MigrationFile {
+            version: 206,
+            description: "fund balances apart from funds",
+            sql: include_str!("../migrations/postgres/0206_fund_balances.sql"),
         },
     ],
 };

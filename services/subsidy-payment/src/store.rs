@@ -322,6 +322,11 @@ impl StoredFund {
     }
 }
 
+/// A fund with its balances, as `fund_from` reads it: the fund's row is never updated (the
+/// references to it stay cheap to check), its balances' row is.
+const FUND_ROWS: &str = "SELECT funds.*, b.budget_fen, b.reserved_fen, b.payable_fen, b.consumed_fen, \
+     b.recoverable_fen, b.released_fen, b.revision FROM funds JOIN fund_balances b ON b.fund_id = funds.id";
+
 fn fund_from(row: &AnyRow) -> Result<StoredFund> {
     let source: String = row.try_get("fund_source")?;
     Ok(StoredFund {
@@ -361,8 +366,8 @@ pub async fn insert_fund(
 ) -> Result<Option<String>> {
     let id = new_id();
     let inserted = sqlx::query(
-        "INSERT INTO funds (id, display_name, fund_source, region_prefix, year, budget_document, budget_fen, \
-         create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        "INSERT INTO funds (id, display_name, fund_source, region_prefix, year, budget_document, \
+         create_subject, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (fund_source, region_prefix, year) DO NOTHING",
     )
     .bind(&id)
@@ -371,17 +376,24 @@ pub async fn insert_fund(
     .bind(fund.region_prefix)
     .bind(i64::from(fund.year))
     .bind(fund.budget_document)
-    .bind(fund.budget)
     .bind(subject)
     .bind(to_micros(now))
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    Ok((inserted == 1).then_some(id))
+    if inserted != 1 {
+        return Ok(None);
+    }
+    sqlx::query("INSERT INTO fund_balances (fund_id, budget_fen) VALUES ($1, $2)")
+        .bind(&id)
+        .bind(fund.budget)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Some(id))
 }
 
 pub async fn get_fund(conn: &mut AnyConnection, id: &str) -> Result<Option<StoredFund>> {
-    let row = sqlx::query("SELECT * FROM funds WHERE id = $1")
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{FUND_ROWS} WHERE id = $1")))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -397,11 +409,11 @@ pub async fn list_funds(
     limit: i64,
 ) -> Result<Vec<StoredFund>> {
     let (a_year, a_source, a_region, a_id) = after.unwrap_or((0, String::new(), String::new(), String::new()));
-    let rows = sqlx::query(
-        "SELECT * FROM funds WHERE ($1 = '' OR fund_source = $1) AND ($2 = 0 OR year = $2) \
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{FUND_ROWS} WHERE ($1 = '' OR fund_source = $1) AND ($2 = 0 OR year = $2) \
          AND (year > $3 OR (year = $3 AND (fund_source > $4 OR (fund_source = $4 AND (region_prefix > $5 \
-         OR (region_prefix = $5 AND id > $6)))))) ORDER BY year, fund_source, region_prefix, id LIMIT $7",
-    )
+         OR (region_prefix = $5 AND id > $6)))))) ORDER BY year, fund_source, region_prefix, id LIMIT $7"
+    )))
     .bind(source.map(|s| s.as_str()).unwrap_or(""))
     .bind(i64::from(year))
     .bind(i64::from(a_year))
@@ -421,11 +433,13 @@ pub async fn fund_for(
     region: &str,
     year: i32,
 ) -> Result<Option<StoredFund>> {
-    let rows = sqlx::query("SELECT * FROM funds WHERE fund_source = $1 AND year = $2")
-        .bind(source.as_str())
-        .bind(i64::from(year))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{FUND_ROWS} WHERE fund_source = $1 AND year = $2"
+    )))
+    .bind(source.as_str())
+    .bind(i64::from(year))
+    .fetch_all(&mut *conn)
+    .await?;
     let funds = rows.iter().map(fund_from).collect::<Result<Vec<_>>>()?;
     Ok(funds
         .into_iter()
@@ -434,11 +448,11 @@ pub async fn fund_for(
 }
 
 /// Moves `amount` from available to reserved, only when the fund has it; false otherwise. The
-/// guard and the CHECK on `funds` make concurrent reservations unable to overdraw.
+/// guard and the CHECK on `fund_balances` make concurrent reservations unable to overdraw.
 pub async fn reserve(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Result<bool> {
     let updated = sqlx::query(
-        "UPDATE funds SET reserved_fen = reserved_fen + $2, revision = revision + 1 \
-         WHERE id = $1 AND budget_fen - reserved_fen - payable_fen - consumed_fen >= $2",
+        "UPDATE fund_balances SET reserved_fen = reserved_fen + $2, revision = revision + 1 \
+         WHERE fund_id = $1 AND budget_fen - reserved_fen - payable_fen - consumed_fen >= $2",
     )
     .bind(fund_id)
     .bind(amount)
@@ -451,8 +465,8 @@ pub async fn reserve(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Resu
 /// Moves `amount` from reserved back to available.
 pub async fn release(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Result<bool> {
     let updated = sqlx::query(
-        "UPDATE funds SET reserved_fen = reserved_fen - $2, released_fen = released_fen + $2, revision = revision + 1 \
-         WHERE id = $1 AND reserved_fen >= $2",
+        "UPDATE fund_balances SET reserved_fen = reserved_fen - $2, released_fen = released_fen + $2, revision = revision + 1 \
+         WHERE fund_id = $1 AND reserved_fen >= $2",
     )
     .bind(fund_id)
     .bind(amount)
@@ -466,8 +480,8 @@ pub async fn release(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Resu
 /// would leave less than what is committed.
 pub async fn adjust_budget(tx: &mut AnyConnection, fund_id: &str, delta: i64, revision: i64) -> Result<bool> {
     let updated = sqlx::query(
-        "UPDATE funds SET budget_fen = budget_fen + $2, revision = revision + 1 \
-         WHERE id = $1 AND revision = $3 AND budget_fen + $2 - reserved_fen - payable_fen - consumed_fen >= 0",
+        "UPDATE fund_balances SET budget_fen = budget_fen + $2, revision = revision + 1 \
+         WHERE fund_id = $1 AND revision = $3 AND budget_fen + $2 - reserved_fen - payable_fen - consumed_fen >= 0",
     )
     .bind(fund_id)
     .bind(delta)
@@ -494,14 +508,14 @@ pub struct LedgerEntry {
     pub recorded: OffsetDateTime,
 }
 
-/// Appends a journal entry. Call it after the UPDATE of the fund's row in the same
+/// Appends a journal entry. Call it after the UPDATE of the fund's balances row in the same
 /// transaction: that row lock orders concurrent appends, so the sequence has no gaps or twins.
 pub async fn append_entry(tx: &mut AnyConnection, entry: &LedgerEntry) -> Result<i64> {
     append_entries(tx, &entry.fund_id, std::slice::from_ref(entry)).await
 }
 
 /// Appends journal entries of one fund, numbered on from the fund's last; returns the last
-/// number given. Call it after the UPDATE of the fund's row in the same transaction, as for
+/// number given. Call it after the UPDATE of the fund's balances row in the same transaction, as for
 /// `append_entry`.
 pub async fn append_entries(tx: &mut AnyConnection, fund_id: &str, entries: &[LedgerEntry]) -> Result<i64> {
     const COLUMNS: usize = 12;
@@ -1596,8 +1610,8 @@ pub async fn move_fund(
     consumed: i64,
 ) -> Result<bool> {
     let updated = sqlx::query(
-        "UPDATE funds SET reserved_fen = reserved_fen + $2, payable_fen = payable_fen + $3, \
-         consumed_fen = consumed_fen + $4, revision = revision + 1 WHERE id = $1 \
+        "UPDATE fund_balances SET reserved_fen = reserved_fen + $2, payable_fen = payable_fen + $3, \
+         consumed_fen = consumed_fen + $4, revision = revision + 1 WHERE fund_id = $1 \
          AND reserved_fen + $2 >= 0 AND payable_fen + $3 >= 0 AND consumed_fen + $4 >= 0",
     )
     .bind(fund_id)
@@ -2188,8 +2202,8 @@ pub async fn open_claim_recovery(tx: &mut AnyConnection, claim_id: &str, now: Of
 /// Moves `amount` of a fund's consumed money into recoverable (still counted as consumed).
 pub async fn mark_recoverable(tx: &mut AnyConnection, fund_id: &str, amount: i64) -> Result<bool> {
     Ok(sqlx::query(
-        "UPDATE funds SET recoverable_fen = recoverable_fen + $2, revision = revision + 1 \
-         WHERE id = $1 AND consumed_fen >= recoverable_fen + $2",
+        "UPDATE fund_balances SET recoverable_fen = recoverable_fen + $2, revision = revision + 1 \
+         WHERE fund_id = $1 AND consumed_fen >= recoverable_fen + $2",
     )
     .bind(fund_id)
     .bind(amount)
@@ -2229,9 +2243,9 @@ pub async fn settle_recovery(
 /// `closed` (written off or cancelled) stays consumed.
 pub async fn settle_recoverable(tx: &mut AnyConnection, fund_id: &str, returned: i64, closed: i64) -> Result<bool> {
     Ok(sqlx::query(
-        "UPDATE funds SET recoverable_fen = recoverable_fen - $2 - $3, consumed_fen = consumed_fen - $2, \
+        "UPDATE fund_balances SET recoverable_fen = recoverable_fen - $2 - $3, consumed_fen = consumed_fen - $2, \
          released_fen = released_fen + $2, revision = revision + 1 \
-         WHERE id = $1 AND recoverable_fen >= $2 + $3 AND consumed_fen >= $2",
+         WHERE fund_id = $1 AND recoverable_fen >= $2 + $3 AND consumed_fen >= $2",
     )
     .bind(fund_id)
     .bind(returned)

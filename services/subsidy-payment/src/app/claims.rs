@@ -64,7 +64,7 @@ pub struct ClaimListing {
 /// Lines written in one transaction. SQLite has one writer: a transaction holds the database's
 /// lock while it writes, and a few hundred lines keep that to tens of milliseconds, so other
 /// streams and the service's jobs wait their turn well inside the busy timeout. PostgreSQL
-/// writes concurrently, but every stream paying from one fund queues on that fund's row from
+/// writes concurrently, but every stream paying from one fund queues on that fund's balances row from
 /// its reservation to its commit: fewer, larger transactions queue less often (a whole
 /// 1,000-line message at once: four streams of 200,000 claims 6,454 -> 6,699 claims/s).
 fn lines_per_transaction(backend: Backend) -> usize {
@@ -954,7 +954,7 @@ impl Subsidy {
             Err(error) => return Err(error.into()),
         }
         // Everything but the funds first: the feed, the audit rows and (on PostgreSQL) the
-        // deferred check of the periods' claims. A fund's row is locked from its reservation
+        // deferred check of the periods' claims. A fund's balances row is locked from its reservation
         // to the commit, and every stream paying from that fund waits for it: what runs under
         // the lock is the reservation, its journal rows and the commit, nothing else.
         let (positions, claims): (Vec<usize>, Vec<StoredClaim>) =
@@ -973,7 +973,7 @@ impl Subsidy {
                 .await?;
         }
 
-        // The funds' rows last, as for one claim. A fund that cannot hold the chunk's total
+        // The funds' balances rows last, as for one claim. A fund that cannot hold the chunk's total
         // sends the chunk back.
         let mut by_fund: std::collections::BTreeMap<String, Vec<&StoredClaim>> = std::collections::BTreeMap::new();
         for claim in &claims {
@@ -1123,7 +1123,7 @@ impl Subsidy {
             .await?;
         store::insert_claim(unit.tx(), &claim, approved_month.as_deref()).await?;
         publish(&mut unit, ClaimChangeKind::Decided, &claim).await?;
-        // The fund's row is every concurrent approval's one hot row: it is locked last, so the
+        // The fund's balances row is every concurrent approval's one hot row: it is locked last, so the
         // lock is held only for the reservation, its journal entry, the audit row and the commit.
         // A refusal still rolls the whole claim back.
         if claim.state == ClaimState::Approved

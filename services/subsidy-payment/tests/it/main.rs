@@ -3,6 +3,7 @@
 mod accounts;
 mod batches;
 mod claims;
+mod funds;
 mod policies;
 mod proposals;
 mod support;
