@@ -57,21 +57,6 @@ pub trait Feed: Send + Sync + 'static {
 /// What an event does here: written on the follower's transaction, which also moves the cursor.
 pub trait Apply<E: Sync>: Send + Sync + 'static {
     fn apply(&self, tx: &mut AnyConnection, event: &E) -> impl Future<Output = Result<(), Problem>> + Send;
-
-    /// A batch's events, in feed order, on one transaction. The default applies them one by
-    /// one; a follower writing a row per event overrides it to write them in a few statements.
-    fn apply_all<'a>(
-        &'a self,
-        tx: &'a mut AnyConnection,
-        events: &'a [&'a E],
-    ) -> impl Future<Output = Result<(), Problem>> + Send + 'a {
-        async move {
-            for event in events {
-                self.apply(tx, event).await?;
-            }
-            Ok(())
-        }
-    }
 }
 
 /// How a follower paces itself.
@@ -366,7 +351,14 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
             })
             .collect();
         let applied = events.len() as u64;
-        if let Err(problem) = self.apply.apply_all(&mut tx, &events).await {
+        let outcome = async {
+            for event in &events {
+                self.apply.apply(&mut tx, event).await?;
+            }
+            Ok::<(), Problem>(())
+        }
+        .await;
+        if let Err(problem) = outcome {
             return Err(match classify(problem) {
                 Failure::Stop(problem) if events.len() == 1 => Failure::Stop(Problem {
                     message: format!("the event at cursor {to} cannot be applied: {}", problem.message),

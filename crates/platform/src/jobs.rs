@@ -23,6 +23,19 @@ pub struct Job {
     every: Duration,
     db: Database,
     run: RunFn,
+    wake: JobWaker,
+}
+
+/// Starts a job's next round now instead of at its time: a call that leaves work to its job
+/// (claims it could not send within its budget) wakes the job rather than leaving the work
+/// idle until the next round. A wake while a round runs starts another right after it.
+#[derive(Clone, Debug, Default)]
+pub struct JobWaker(Arc<tokio::sync::Notify>);
+
+impl JobWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -45,7 +58,14 @@ impl Job {
             every,
             db,
             run: Arc::new(move || Box::pin(run())),
+            wake: JobWaker::default(),
         }
+    }
+
+    /// The job also runs a round whenever `waker` wakes it.
+    pub fn woken_by(mut self, waker: &JobWaker) -> Self {
+        self.wake = waker.clone();
+        self
     }
 
     /// Runs one round now if this replica takes the lease; false when another holds it.
@@ -58,13 +78,14 @@ impl Job {
         outcome.map(|()| true)
     }
 
-    /// Runs a round every `every` until the shutdown; a failed round is logged and the next
-    /// one tries again.
+    /// Runs a round every `every`, and when woken, until the shutdown; a failed round is
+    /// logged and the next one tries again.
     pub fn spawn(self, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(self.every) => {}
+                    () = self.wake.0.notified() => {}
                     () = shutdown.triggered() => return,
                 }
                 if let Err(problem) = self.run_once().await {

@@ -506,12 +506,12 @@ fn outcome_from(change: sub::ClaimChange) -> ClaimOutcome {
     }
 }
 
-/// What a submitting service does with its claims' outcomes, a batch of them in feed order,
-/// inside the follower's transaction, at the clock's time.
+/// What a submitting service does with one of its claims' outcomes, inside the follower's
+/// transaction, at the clock's time.
 pub type OutcomeHandler =
     for<'a> fn(
         &'a mut sqlx::AnyConnection,
-        &'a [&'a ClaimOutcome],
+        &'a ClaimOutcome,
         OffsetDateTime,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Problem>> + Send + 'a>>;
 
@@ -523,15 +523,7 @@ pub struct OutcomeFollower {
 
 impl crate::follow::Apply<ClaimOutcome> for OutcomeFollower {
     async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
-        (self.handle)(tx, &[outcome], self.clock.now()).await
-    }
-
-    fn apply_all<'a>(
-        &'a self,
-        tx: &'a mut sqlx::AnyConnection,
-        outcomes: &'a [&'a ClaimOutcome],
-    ) -> impl std::future::Future<Output = Result<(), Problem>> + Send + 'a {
-        (self.handle)(tx, outcomes, self.clock.now())
+        (self.handle)(tx, outcome, self.clock.now()).await
     }
 }
 

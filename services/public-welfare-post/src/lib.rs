@@ -81,7 +81,8 @@ fn start_hosted(context: ServiceContext) -> StartFuture {
                 }
                 Ok(())
             }
-        });
+        })
+        .woken_by(posts.sender_job());
         Ok(Started::serving(grpc::PostsServer::shared(posts, &context.server))
             .with_follower(follower.hosted())
             .with_follower(claims.hosted())
@@ -135,7 +136,7 @@ pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<Cla
         subsidy,
         peers::CLAIM_SYSTEM,
         clock,
-        |tx, outcomes, now| Box::pin(app::note_claim_outcomes(tx, outcomes, now)),
+        |tx, outcome, now| Box::pin(app::note_claim_outcome(tx, outcome, now)),
     )
 }
 

@@ -97,14 +97,7 @@ pub fn receipt_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<C
         subsidy,
         peers::CLAIM_SYSTEM,
         clock,
-        |tx, outcomes, now| {
-            Box::pin(async move {
-                for outcome in outcomes {
-                    app::apply_claim_outcome(tx, outcome, now).await?;
-                }
-                Ok(())
-            })
-        },
+        |tx, outcome, now| Box::pin(app::apply_claim_outcome(tx, outcome, now)),
     )
 }
 

@@ -29,6 +29,7 @@ mod audit;
 mod auth;
 mod data_key_check;
 mod db;
+mod jobs;
 mod keys;
 mod outbox;
 mod parameters;

@@ -162,48 +162,46 @@ pub async fn note_person_change(
     Ok(())
 }
 
-/// Month claims' outcomes from subsidy payment's claim feed, a batch in feed order: each month
-/// line shows how its claim was decided or paid; a claim refused because the cap or the legal
-/// retirement month is reached (CAP_REACHED) opens an exit proposal for the signing, effective
-/// the day before that month.
-pub async fn note_claim_outcomes(
+/// A month claim's outcome from subsidy payment's claim feed: the month line shows how its
+/// claim was decided or paid; a claim refused because the cap or the legal retirement month is
+/// reached (CAP_REACHED) opens an exit proposal for the signing, effective the day before that
+/// month.
+pub async fn note_claim_outcome(
     tx: &mut AnyConnection,
-    outcomes: &[&ClaimOutcome],
+    outcome: &ClaimOutcome,
     now: OffsetDateTime,
 ) -> Result<(), Problem> {
-    for outcome in outcomes {
-        let Some((assignment_id, month)) = month_of_reference(&outcome.reference) else {
-            continue;
-        };
-        let message = match outcome.kind {
-            ClaimOutcomeKind::Granted => format!("已核定补贴 {} 分", outcome.amount_fen),
-            ClaimOutcomeKind::Rejected => format!("不予核发：{}", outcome.rejection_reasons.join(", ")),
-            ClaimOutcomeKind::Paid => format!("已发放 {} 分", outcome.amount_fen),
-            ClaimOutcomeKind::PaymentFailed => "银行发放失败".to_string(),
-            ClaimOutcomeKind::Other => continue,
-        };
-        store::note_month_claim(tx, assignment_id, month, &outcome.claim, &message, now).await?;
-        if outcome.kind != ClaimOutcomeKind::Rejected || !outcome.rejection_reasons.iter().any(|r| r == CAP_REACHED) {
-            continue;
-        }
-        let effective_date = month_first_day(month).and_then(Date::previous_day);
-        let source = format!("subsidy payment claim feed {} {CAP_REACHED}", outcome.claim);
-        let opened = store::propose_exits(
-            tx,
-            ExitOf::Assignment(assignment_id),
-            ExitReason::CapOrRetirement,
-            effective_date,
-            &source,
-            now,
-        )
-        .await?;
-        if opened > 0 {
-            tracing::info!(
-                assignment = assignment_id,
-                month,
-                "exit proposed: the subsidy cap or retirement is reached"
-            );
-        }
+    let Some((assignment_id, month)) = month_of_reference(&outcome.reference) else {
+        return Ok(());
+    };
+    let message = match outcome.kind {
+        ClaimOutcomeKind::Granted => format!("已核定补贴 {} 分", outcome.amount_fen),
+        ClaimOutcomeKind::Rejected => format!("不予核发：{}", outcome.rejection_reasons.join(", ")),
+        ClaimOutcomeKind::Paid => format!("已发放 {} 分", outcome.amount_fen),
+        ClaimOutcomeKind::PaymentFailed => "银行发放失败".to_string(),
+        ClaimOutcomeKind::Other => return Ok(()),
+    };
+    store::note_month_claim(tx, assignment_id, month, &outcome.claim, &message, now).await?;
+    if outcome.kind != ClaimOutcomeKind::Rejected || !outcome.rejection_reasons.iter().any(|r| r == CAP_REACHED) {
+        return Ok(());
+    }
+    let effective_date = month_first_day(month).and_then(Date::previous_day);
+    let source = format!("subsidy payment claim feed {} {CAP_REACHED}", outcome.claim);
+    let opened = store::propose_exits(
+        tx,
+        ExitOf::Assignment(assignment_id),
+        ExitReason::CapOrRetirement,
+        effective_date,
+        &source,
+        now,
+    )
+    .await?;
+    if opened > 0 {
+        tracing::info!(
+            assignment = assignment_id,
+            month,
+            "exit proposed: the subsidy cap or retirement is reached"
+        );
     }
     Ok(())
 }

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use bangfu_platform::clock::Clock;
 use bangfu_platform::db::Database;
 use bangfu_platform::error::{ErrorReason, Problem};
+use bangfu_platform::jobs::JobWaker;
 use bangfu_platform::parameters::Parameters;
 use bangfu_platform::service_base::ServiceBase;
 use tonic::Code;
 
-pub use exits::{ExitRequest, FOLLOWED_KINDS, note_claim_outcomes, note_person_change};
+pub use exits::{ExitRequest, FOLLOWED_KINDS, note_claim_outcome, note_person_change};
 pub use hiring::{CheckSubject, Eligibility, HireRequest, NoticeView, ObjectionRequest};
 pub use months::{ClosedMonth, EvaluationRequest};
 pub use posts::{AnnouncementRequest, CadreRequest, PostChange};
@@ -32,6 +33,8 @@ pub struct Posts {
     /// Held by whoever sends month lines to subsidy payment in this process (see
     /// `months::Posts::take_sender`).
     sender: tokio::sync::Mutex<()>,
+    /// Wakes the job that sends pending lines, when CloseMonth leaves some at its budget's end.
+    sender_job: JobWaker,
 }
 
 impl std::ops::Deref for Posts {
@@ -57,7 +60,13 @@ impl Posts {
             base: ServiceBase::new(db, parameters, clock, crate::PATH_PREFIX, SERVICE_PATH),
             peers,
             sender: tokio::sync::Mutex::new(()),
+            sender_job: JobWaker::default(),
         }
+    }
+
+    /// What wakes the job that sends pending month lines (the hosted service's retry job).
+    pub fn sender_job(&self) -> &JobWaker {
+        &self.sender_job
     }
 
     /// The same service calling identity and subsidy payment at `peers` (a server hosting all

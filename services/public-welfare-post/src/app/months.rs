@@ -285,42 +285,24 @@ impl Posts {
         let started = Instant::now();
         let stop_at = started + CLOSING_BUDGET;
         let month_key = month_text(first);
-        let month_len = (last - first).whole_days() + 1;
-        // The lines, a page of signings per transaction: a line already there is kept, so a
-        // run cut short and run again writes each line once.
-        let mut after = (String::new(), String::new());
-        let mut written = 0;
-        loop {
-            let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
-            let now = unit.now();
-            let holders = store::holders_in_month(
-                unit.tx(),
-                prefix,
-                &month_key,
-                (first, last),
-                (&after.0, &after.1),
-                LINES_PER_PAGE,
-            )
-            .await?;
-            let Some(last_holder) = holders.last() else { break };
-            after = (
-                last_holder.assignment.new.village.clone(),
-                last_holder.assignment.id.clone(),
-            );
-            let lines: Vec<MonthLine> = holders
-                .iter()
-                .map(|holder| month_line(holder, &month_key, (first, last), month_len))
-                .collect();
-            store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
-            unit.commit(AuditEntry::by(caller, &method("CloseMonth"), resource.clone(), now).in_region(prefix))
-                .await?;
-            written += lines.len();
-            if holders.len() < LINES_PER_PAGE as usize {
-                break;
-            }
-        }
+        // The lines are written page by page while the pages already committed are sent: the
+        // sender follows the writer, so sending does not wait for the whole month to be written.
+        let (progress, written_pages) = tokio::sync::watch::channel(());
+        let (written, sent) = tokio::join!(
+            self.write_month_lines(caller, prefix, &month_key, (first, last), progress),
+            self.send_behind_writer(call, caller, prefix, &month_key, stop_at, written_pages),
+        );
         let elapsed_ms = |at: Instant| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match sent {
+            Ok(sent) => {
+                tracing::info!(prefix, month = %month_key, sent, elapsed_ms = elapsed_ms(started), "month claims sent while written")
+            }
+            Err(problem) => tracing::warn!(prefix, month = %month_key, error = %problem.message, "claims left pending"),
+        }
+        let written = written?;
         tracing::info!(prefix, month = %month_key, written, elapsed_ms = elapsed_ms(started), "month lines written");
+        // What the sender could not take behind the writer (a line refused before, which a
+        // re-run sends again; one whose call failed) goes now, within the budget.
         match self
             .send_pending(call, Some(caller), prefix, &month_key, true, Some(stop_at))
             .await
@@ -343,9 +325,109 @@ impl Posts {
                 _ => closed.no_claims += lines,
             }
         }
+        if closed.pending > 0 {
+            // The budget ran out: the job sends the rest now, not at its next round.
+            self.sender_job.wake();
+        }
         closed.lines =
             store::month_lines_first(&mut conn, prefix, &month_key, i64::try_from(line_limit).unwrap_or(100)).await?;
         Ok(closed)
+    }
+
+    /// Writes the month's lines, a page of signings per transaction, and tells `progress` after
+    /// each page is committed. A line already there is kept, so a run cut short and run again
+    /// writes each line once. Returns how many lines it wrote.
+    async fn write_month_lines(
+        &self,
+        caller: &Principal,
+        prefix: &str,
+        month_key: &str,
+        (first, last): (Date, Date),
+        progress: tokio::sync::watch::Sender<()>,
+    ) -> Result<usize, Problem> {
+        let resource = format!("monthClosings/{prefix}/{month_key}");
+        let month_len = (last - first).whole_days() + 1;
+        let mut after = (String::new(), String::new());
+        let mut written = 0;
+        loop {
+            let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+            let now = unit.now();
+            let holders = store::holders_in_month(
+                unit.tx(),
+                prefix,
+                month_key,
+                (first, last),
+                (&after.0, &after.1),
+                LINES_PER_PAGE,
+            )
+            .await?;
+            let Some(last_holder) = holders.last() else { break };
+            after = (
+                last_holder.assignment.new.village.clone(),
+                last_holder.assignment.id.clone(),
+            );
+            let lines: Vec<MonthLine> = holders
+                .iter()
+                .map(|holder| month_line(holder, month_key, (first, last), month_len))
+                .collect();
+            store::insert_month_lines(unit.tx(), &lines, &caller.subject, now).await?;
+            unit.commit(AuditEntry::by(caller, &method("CloseMonth"), resource.clone(), now).in_region(prefix))
+                .await?;
+            written += lines.len();
+            progress.send_replace(());
+            if holders.len() < LINES_PER_PAGE as usize {
+                break;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Sends the month's pending lines as the writer commits them, in the order it writes them
+    /// (village, signing), until the writer is done and every line it wrote was taken, or the
+    /// budget ends. The writer's pages are whole transactions, so no line can be committed
+    /// behind the sender's place.
+    async fn send_behind_writer(
+        &self,
+        call: &CallContext,
+        caller: &Principal,
+        prefix: &str,
+        month: &str,
+        stop_at: Instant,
+        mut written_pages: tokio::sync::watch::Receiver<()>,
+    ) -> Result<usize, Problem> {
+        let Some(sending) = self.take_sender(Some(stop_at)).await? else {
+            return Ok(0);
+        };
+        let mut sent = 0;
+        let mut after = (String::new(), String::new(), String::new());
+        let followed = async {
+            loop {
+                if Instant::now() >= stop_at {
+                    return Ok(sent);
+                }
+                // Whether the writer was done is read before the page: a page read empty after
+                // the writer ended means every line was taken.
+                let writer_done = written_pages.has_changed().is_err();
+                written_pages.mark_unchanged();
+                let lines = self.lines_after(prefix, month, MonthOutcome::Pending, &after).await?;
+                if let Some(last) = lines.last() {
+                    after = (last.month.clone(), last.village.clone(), last.assignment_id.clone());
+                    sent += self.send_lines(call, Some(caller), lines, Some(stop_at)).await?;
+                    continue;
+                }
+                if writer_done {
+                    return Ok(sent);
+                }
+                tokio::select! {
+                    // A page committed, or the writer ended (the loop then reads once more).
+                    _ = written_pages.changed() => {}
+                    () = tokio::time::sleep_until(stop_at.into()) => return Ok(sent),
+                }
+            }
+        };
+        let outcome: Result<usize, Problem> = followed.await;
+        sending.lease.release().await;
+        outcome
     }
 
     /// Sends a region's pending lines of a month (every month when empty) to subsidy payment,
@@ -416,18 +498,7 @@ impl Posts {
                 if stop_at.is_some_and(|at| Instant::now() >= at) {
                     return Ok(sent);
                 }
-                let lines = {
-                    let mut conn = self.db().acquire().await?;
-                    store::month_lines_after(
-                        &mut conn,
-                        prefix,
-                        month,
-                        *outcome,
-                        (&after.0, &after.1, &after.2),
-                        LINES_PER_PAGE,
-                    )
-                    .await?
-                };
+                let lines = self.lines_after(prefix, month, *outcome, &after).await?;
                 let Some(last) = lines.last() else { break };
                 after = (last.month.clone(), last.village.clone(), last.assignment_id.clone());
                 let full = lines.len() == LINES_PER_PAGE as usize;
@@ -438,6 +509,27 @@ impl Posts {
             }
         }
         Ok(sent)
+    }
+
+    /// A page of a month's lines in `outcome` (every month when empty) after `after`
+    /// (month, village, signing), in that order.
+    async fn lines_after(
+        &self,
+        prefix: &str,
+        month: &str,
+        outcome: MonthOutcome,
+        after: &(String, String, String),
+    ) -> Result<Vec<MonthLine>, Problem> {
+        let mut conn = self.db().acquire().await?;
+        Ok(store::month_lines_after(
+            &mut conn,
+            prefix,
+            month,
+            outcome,
+            (&after.0, &after.1, &after.2),
+            LINES_PER_PAGE,
+        )
+        .await?)
     }
 
     /// Sends lines to subsidy payment, grouped by policy and month, a few calls at once.
