@@ -73,8 +73,9 @@ pub struct ClaimLine {
 /// What subsidy payment answered for one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineAnswer {
-    /// Stored (new or existing): the claim's name.
-    Claim(String),
+    /// Stored (new or existing): the claim and its decision, as the claim feed will tell it
+    /// (`Granted` or `Rejected`), so the submitter can record both at once.
+    Claim(ClaimOutcome),
     /// Refused with nothing stored: the reason code and message, and whether the same line may
     /// succeed later unchanged (then it stays pending).
     Refused { message: String, retryable: bool },
@@ -323,7 +324,21 @@ impl SubsidyClaims {
                         message: format!("{}: {}", error.reason, error.message),
                         retryable: error.retryable,
                     },
-                    _ => LineAnswer::Claim(result.claim),
+                    _ => {
+                        let rejected = result.outcome == sub::DecisionOutcome::Rejected as i32;
+                        LineAnswer::Claim(ClaimOutcome {
+                            claim: result.claim,
+                            reference: String::new(),
+                            kind: if rejected {
+                                ClaimOutcomeKind::Rejected
+                            } else {
+                                ClaimOutcomeKind::Granted
+                            },
+                            amount_fen: result.amount.map(|m| m.fen).unwrap_or(0),
+                            effective_date: None,
+                            rejection_reasons: result.rejection_reasons.into_iter().map(rejection_code).collect(),
+                        })
+                    }
                 });
             }
         }

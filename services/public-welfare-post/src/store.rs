@@ -1342,7 +1342,9 @@ pub async fn settle_month_lines(
 /// statement, found by its key. An UPDATE joined to a VALUES list of lines is planned on what
 /// the statistics say of a table being filled; tried, it was logged at 1.1 s and 4.6 s for
 /// 500 lines in a city's month (PostgreSQL, a build sharing the machine). `settle_month_lines`
-/// upserts for the same reason.
+/// upserts for the same reason. A line the sending call already left as the outcome says (the
+/// decision comes back with the call) is not written again: a month's line is written once, not
+/// twice, and the follower does not queue on the sender's transaction for it.
 pub async fn note_month_claim(
     tx: &mut AnyConnection,
     assignment_id: &str,
@@ -1353,7 +1355,8 @@ pub async fn note_month_claim(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE month_lines SET outcome = 'claim_submitted', claim = $1, message = $2, updated_us = $3 \
-         WHERE assignment_id = $4 AND month = $5 AND outcome IN ('pending', 'claim_submitted', 'claim_refused')",
+         WHERE assignment_id = $4 AND month = $5 AND outcome IN ('pending', 'claim_submitted', 'claim_refused') \
+         AND NOT (outcome = 'claim_submitted' AND claim = $1 AND message = $2)",
     )
     .bind(claim)
     .bind(message)

@@ -112,11 +112,11 @@ impl Jobs {
         let mut taken = 0;
         for (stored, answer) in sent.iter().zip(answers) {
             let record = match answer {
-                LineAnswer::Claim(claim) => {
+                LineAnswer::Claim(outcome) => {
                     taken += 1;
                     ClaimRecord {
                         state: ClaimProgress::Submitted,
-                        claim,
+                        claim: outcome.claim,
                         amount_fen: 0,
                         detail: String::new(),
                     }

@@ -174,12 +174,8 @@ pub async fn note_claim_outcome(
     let Some((assignment_id, month)) = month_of_reference(&outcome.reference) else {
         return Ok(());
     };
-    let message = match outcome.kind {
-        ClaimOutcomeKind::Granted => format!("已核定补贴 {} 分", outcome.amount_fen),
-        ClaimOutcomeKind::Rejected => format!("不予核发：{}", outcome.rejection_reasons.join(", ")),
-        ClaimOutcomeKind::Paid => format!("已发放 {} 分", outcome.amount_fen),
-        ClaimOutcomeKind::PaymentFailed => "银行发放失败".to_string(),
-        ClaimOutcomeKind::Other => return Ok(()),
+    let Some(message) = outcome_message(outcome) else {
+        return Ok(());
     };
     store::note_month_claim(tx, assignment_id, month, &outcome.claim, &message, now).await?;
     if outcome.kind != ClaimOutcomeKind::Rejected || !outcome.rejection_reasons.iter().any(|r| r == CAP_REACHED) {
@@ -204,6 +200,17 @@ pub async fn note_claim_outcome(
         );
     }
     Ok(())
+}
+
+/// What a month line says of its claim's outcome; None for outcomes it does not show.
+pub(super) fn outcome_message(outcome: &ClaimOutcome) -> Option<String> {
+    Some(match outcome.kind {
+        ClaimOutcomeKind::Granted => format!("已核定补贴 {} 分", outcome.amount_fen),
+        ClaimOutcomeKind::Rejected => format!("不予核发：{}", outcome.rejection_reasons.join(", ")),
+        ClaimOutcomeKind::Paid => format!("已发放 {} 分", outcome.amount_fen),
+        ClaimOutcomeKind::PaymentFailed => "银行发放失败".to_string(),
+        ClaimOutcomeKind::Other => return None,
+    })
 }
 
 /// Subsidy payment's reason for a month past the policy group's months or the retirement month.

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
+use bangfu_platform::db::Backend;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::parameters::{date_text, parse_date_text};
 use bangfu_platform::peers::CallContext;
@@ -285,13 +286,21 @@ impl Posts {
         let started = Instant::now();
         let stop_at = started + CLOSING_BUDGET;
         let month_key = month_text(first);
-        // The lines are written page by page while the pages already committed are sent: the
-        // sender follows the writer, so sending does not wait for the whole month to be written.
+        // On PostgreSQL the lines are written page by page while the pages already committed
+        // are sent: the sender follows the writer, so sending does not wait for the whole month
+        // to be written. SQLite has one writer: each page would hold the lock the sender's
+        // settlements wait for, and a month of many pages could outlast their busy timeout after
+        // subsidy payment had taken the claims. There the lines are written first.
         let (progress, written_pages) = tokio::sync::watch::channel(());
-        let (written, sent) = tokio::join!(
-            self.write_month_lines(caller, prefix, &month_key, (first, last), progress),
-            self.send_behind_writer(call, caller, prefix, &month_key, stop_at, written_pages),
-        );
+        let writing = self.write_month_lines(caller, prefix, &month_key, (first, last), progress);
+        let sending = self.send_behind_writer(call, caller, prefix, &month_key, stop_at, written_pages);
+        let (written, sent) = match self.db().backend() {
+            Backend::Postgres => tokio::join!(writing, sending),
+            Backend::Sqlite => {
+                let written = writing.await;
+                (written, sending.await)
+            }
+        };
         let elapsed_ms = |at: Instant| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
         match sent {
             Ok(sent) => {
@@ -301,8 +310,10 @@ impl Posts {
         }
         let written = written?;
         tracing::info!(prefix, month = %month_key, written, elapsed_ms = elapsed_ms(started), "month lines written");
-        // What the sender could not take behind the writer (a line refused before, which a
-        // re-run sends again; one whose call failed) goes now, within the budget.
+        // What the sender could not take behind the writer goes now, within the budget: a line
+        // whose call failed, and on a re-run the lines the writer turned back to pending behind
+        // a sender that had jumped to lines left pending by the earlier run. Refused lines are
+        // sent once more, as a re-run asks.
         match self
             .send_pending(call, Some(caller), prefix, &month_key, true, Some(stop_at))
             .await
@@ -384,8 +395,10 @@ impl Posts {
 
     /// Sends the month's pending lines as the writer commits them, in the order it writes them
     /// (village, signing), until the writer is done and every line it wrote was taken, or the
-    /// budget ends. The writer's pages are whole transactions, so no line can be committed
-    /// behind the sender's place.
+    /// budget ends. The writer's pages are whole transactions in that order, so on a first run
+    /// no line is committed behind the sender's place; on a re-run the sender may jump ahead to
+    /// lines an earlier run left pending, and what the writer turns back to pending behind it
+    /// is taken by the sweep after both end.
     async fn send_behind_writer(
         &self,
         call: &CallContext,
@@ -638,7 +651,13 @@ impl Posts {
                     .zip(answers)
                     .filter_map(|((line, _), answer)| {
                         let (outcome, claim, message) = match answer {
-                            LineAnswer::Claim(claim) => (MonthOutcome::ClaimSubmitted, claim, String::new()),
+                            // The decision's message now, as the claim feed would write it later:
+                            // the follower then finds the line as it would leave it.
+                            LineAnswer::Claim(decided) => (
+                                MonthOutcome::ClaimSubmitted,
+                                decided.claim.clone(),
+                                super::exits::outcome_message(&decided).unwrap_or_default(),
+                            ),
                             LineAnswer::Refused { retryable: true, .. } => return None,
                             LineAnswer::Refused { message, .. } => (MonthOutcome::ClaimRefused, String::new(), message),
                         };

@@ -136,6 +136,8 @@ async fn a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment(backend: B
         (1, 1, 0),
         "{closed:?}"
     );
+    // The line shows the decision the call brought back, without waiting for the claim feed.
+    assert_eq!(closed.lines[0].message, "已核定补贴 32258 分", "{closed:?}");
     let claims = welfare_post_claims(&suite).await;
     assert_eq!(claims.len(), 1);
     let claim = &claims[0];

@@ -547,7 +547,7 @@ impl Relief {
             let mut sent: Vec<(&StoredLine, LineState, String, String)> = Vec::with_capacity(answered);
             for (line, answer) in lines.iter().copied().zip(answers) {
                 match answer {
-                    LineAnswer::Claim(claim) => sent.push((line, LineState::Claimed, claim, String::new())),
+                    LineAnswer::Claim(outcome) => sent.push((line, LineState::Claimed, outcome.claim, String::new())),
                     LineAnswer::Refused { retryable: true, .. } => {
                         skip.insert((line.project_id.clone(), line.month, line.line_number));
                     }
