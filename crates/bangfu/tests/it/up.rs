@@ -58,6 +58,9 @@ impl Up {
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
+            // A call still running at SIGTERM holds the server for its grace period (30 s unless
+            // set), longer than `terminate` waits; the tests' servers get 5 s.
+            .env("BANGFU_SHUTDOWN_GRACE_SECONDS", "5")
             .envs(envs.iter().copied())
             .env("BANGFU_LOG", filter)
             .stdout(Stdio::piped())
