@@ -184,6 +184,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "fund balances apart from funds",
             sql: include_str!("../migrations/sqlite/0206_fund_balances.sql"),
         },
+        MigrationFile {
+            version: 207,
+            description: "noted changes in the order the proposal job takes them",
+            sql: include_str!("../migrations/sqlite/0207_proposal_check_order.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -220,6 +225,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 206,
             description: "fund balances apart from funds",
             sql: include_str!("../migrations/postgres/0206_fund_balances.sql"),
+        },
+        MigrationFile {
+            version: 207,
+            description: "noted changes in the order the proposal job takes them",
+            sql: include_str!("../migrations/postgres/0207_proposal_check_order.sql"),
         },
     ],
 };

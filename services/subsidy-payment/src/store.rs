@@ -2374,11 +2374,23 @@ pub async fn pending_proposal_checks(conn: &mut AnyConnection, limit: i64) -> Re
         .collect()
 }
 
-pub async fn finish_proposal_check(tx: &mut AnyConnection, cursor: &str) -> Result<()> {
-    sqlx::query("DELETE FROM proposal_checks WHERE event_cursor = $1")
-        .bind(cursor)
-        .execute(&mut *tx)
-        .await?;
+/// Removes the noted changes of `cursors` (at most a page of them), matched.
+pub async fn finish_proposal_checks(tx: &mut AnyConnection, cursors: &[&str]) -> Result<()> {
+    if cursors.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "DELETE FROM proposal_checks WHERE event_cursor IN ({})",
+        (1..=cursors.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for cursor in cursors {
+        query = query.bind(*cursor);
+    }
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -6,11 +6,15 @@
 //! confirms it with the facts only they have (the ticket's fare) — it is decided like any
 //! claim — or declines it with a reason.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use bangfu_platform::audit::AuditEntry;
 use bangfu_platform::auth::Principal;
 use bangfu_platform::error::{ErrorReason, Problem};
 use bangfu_platform::peers::CallContext;
 use bangfu_platform::write;
+use time::Date;
 use tonic::Code;
 
 use super::feed::{ClaimChangeKind, publish};
@@ -49,6 +53,30 @@ pub(super) async fn note_change(
     Ok(())
 }
 
+/// Noted changes taken per page, and how long one round of the job keeps taking pages: an
+/// import of a province's persons notes hundreds of thousands of changes, which a hundred a
+/// round every 30 s would take days to work through.
+const CHECKS_PER_PAGE: i64 = 500;
+const CHECK_ROUND: Duration = Duration::from_secs(10);
+
+/// A policy a change may trigger, with the version and the period a proposal would carry.
+struct Candidate {
+    policy: StoredPolicy,
+    version: StoredVersion,
+    trigger: ProactiveTrigger,
+    period: Period,
+}
+
+/// The audit row of a noted change matched against the policies.
+fn checked(check: &ProposalCheck, now: time::OffsetDateTime) -> AuditEntry {
+    AuditEntry::by_service(
+        crate::SERVICE,
+        &method("CheckProposal"),
+        format!("persons/{}", check.person_id),
+        now,
+    )
+}
+
 /// A claim to propose, with what it was decided from.
 struct Proposal {
     policy: StoredPolicy,
@@ -76,17 +104,50 @@ impl Subsidy {
     /// force on its day; returns the claims proposed. A change whose person cannot be read now
     /// (identity unreachable) stays noted for the next run.
     pub async fn process_proposal_checks(&self) -> Result<usize, Problem> {
-        let checks = {
-            let mut conn = self.db().acquire().await?;
-            store::pending_proposal_checks(&mut conn, 100).await?
-        };
-        let own = CallContext::new(None, None);
+        let until = Instant::now() + CHECK_ROUND;
         let mut proposed = 0;
+        loop {
+            let checks = {
+                let mut conn = self.db().acquire().await?;
+                store::pending_proposal_checks(&mut conn, CHECKS_PER_PAGE).await?
+            };
+            let full = checks.len() == usize::try_from(CHECKS_PER_PAGE).unwrap_or(usize::MAX);
+            proposed += self.check_page(checks).await?;
+            if !full || Instant::now() >= until {
+                return Ok(proposed);
+            }
+        }
+    }
+
+    /// One page of noted changes. Most propose nothing (no trigger names their kind, or the
+    /// person does not match): those are finished together in one transaction, each audited;
+    /// a change that proposes a claim gets a transaction of its own.
+    async fn check_page(&self, checks: Vec<ProposalCheck>) -> Result<usize, Problem> {
+        let own = CallContext::new(None, None);
+        let mut candidates: HashMap<(Date, String), Vec<Candidate>> = HashMap::new();
+        let mut quiet: Vec<ProposalCheck> = Vec::new();
+        let mut proposed = 0;
+        let mut unreachable = None;
         for check in checks {
-            let proposals = match self.proposals_for(&own, &check).await {
+            let day = check.effective_date.unwrap_or_else(|| self.today());
+            let key = (day, check.change_kind.clone());
+            if !candidates.contains_key(&key) {
+                let found = self.candidates(day, &check.change_kind).await?;
+                candidates.insert(key.clone(), found);
+            }
+            let triggered = candidates.get(&key).map(Vec::as_slice).unwrap_or_default();
+            if triggered.is_empty() {
+                quiet.push(check);
+                continue;
+            }
+            let proposals = match self.proposals_for(&own, &check, triggered).await {
                 Ok(proposals) => proposals,
-                // Identity or the database unreachable: the change stays noted for the next run.
-                Err(problem) if problem.code == Code::Unavailable => return Err(problem),
+                // Identity or the database unreachable: this change and those after it stay
+                // noted for the next run; the quiet ones before it are finished below.
+                Err(problem) if problem.code == Code::Unavailable => {
+                    unreachable = Some(problem);
+                    break;
+                }
                 // Anything else would stop every later change behind this one: it is logged
                 // with its cursor for an operator, and set aside.
                 Err(problem) => {
@@ -99,7 +160,10 @@ impl Subsidy {
                     Vec::new()
                 }
             };
-            let day = check.effective_date.unwrap_or_else(|| self.today());
+            if proposals.is_empty() {
+                quiet.push(check);
+                continue;
+            }
             let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
             let now = unit.now();
             for Proposal {
@@ -157,56 +221,81 @@ impl Subsidy {
                 .await?;
                 proposed += 1;
             }
-            store::finish_proposal_check(unit.tx(), &check.cursor).await?;
-            unit.audit(AuditEntry::by_service(
-                crate::SERVICE,
-                &method("CheckProposal"),
-                format!("persons/{}", check.person_id),
-                now,
-            ))
-            .await?;
+            store::finish_proposal_checks(unit.tx(), &[check.cursor.as_str()]).await?;
+            unit.audit(checked(&check, now)).await?;
             unit.commit_audited().await?;
         }
-        Ok(proposed)
+        if !quiet.is_empty() {
+            let mut unit = write::begin_unkeyed(self.db(), self.now()).await?;
+            let now = unit.now();
+            let cursors: Vec<&str> = quiet.iter().map(|c| c.cursor.as_str()).collect();
+            store::finish_proposal_checks(unit.tx(), &cursors).await?;
+            unit.audit_many(quiet.iter().map(|check| checked(check, now)).collect())
+                .await?;
+            unit.commit_audited().await?;
+        }
+        match unreachable {
+            Some(problem) => Err(problem),
+            None => Ok(proposed),
+        }
     }
 
-    /// The claims a noted change proposes: for each version in force on its day whose trigger
-    /// names it (the version deciding the claim's own period, for a monthly policy), the
-    /// person's facts for the period after the change, matched against the trigger and the
-    /// version's target categories.
-    async fn proposals_for(&self, own: &CallContext, check: &ProposalCheck) -> Result<Vec<Proposal>, Problem> {
-        let day = check.effective_date.unwrap_or_else(|| self.today());
+    /// The policies a change of `kind` on `day` may trigger: each version in force that day
+    /// whose trigger names the kind, paid to a person, with the version deciding the claim's
+    /// own period (for a monthly policy) and that period.
+    async fn candidates(&self, day: Date, kind: &str) -> Result<Vec<Candidate>, Problem> {
+        let mut conn = self.db().acquire().await?;
         let mut candidates = Vec::new();
-        {
-            let mut conn = self.db().acquire().await?;
-            for version in store::versions_in_force_on(&mut conn, day).await? {
-                if version
-                    .rules
-                    .proactive_trigger
-                    .as_ref()
-                    .is_none_or(|t| t.change_kind != check.change_kind)
-                {
-                    continue;
-                }
-                let policy = store::get_policy(&mut conn, &version.policy_code)
-                    .await?
-                    .ok_or_else(Problem::internal)?;
-                if policy.policy.payee_kind != PayeeKind::Person {
-                    continue;
-                }
-                let period = ProactiveTrigger::period(policy.policy.period_kind, day);
-                let Some(version) = store::version_in_force(&mut conn, &policy.policy.code, period.first).await? else {
-                    continue;
-                };
-                let Some(trigger) = version.rules.proactive_trigger.clone() else {
-                    continue;
-                };
-                candidates.push((policy, version, trigger, period));
+        for version in store::versions_in_force_on(&mut conn, day).await? {
+            if version
+                .rules
+                .proactive_trigger
+                .as_ref()
+                .is_none_or(|t| t.change_kind != kind)
+            {
+                continue;
             }
+            let policy = store::get_policy(&mut conn, &version.policy_code)
+                .await?
+                .ok_or_else(Problem::internal)?;
+            if policy.policy.payee_kind != PayeeKind::Person {
+                continue;
+            }
+            let period = ProactiveTrigger::period(policy.policy.period_kind, day);
+            let Some(version) = store::version_in_force(&mut conn, &policy.policy.code, period.first).await? else {
+                continue;
+            };
+            let Some(trigger) = version.rules.proactive_trigger.clone() else {
+                continue;
+            };
+            candidates.push(Candidate {
+                policy,
+                version,
+                trigger,
+                period,
+            });
         }
+        Ok(candidates)
+    }
+
+    /// The claims a noted change proposes among `candidates` (what its kind and day may
+    /// trigger): the person's facts for the period after the change, matched against each
+    /// trigger and the version's target categories.
+    async fn proposals_for(
+        &self,
+        own: &CallContext,
+        check: &ProposalCheck,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Proposal>, Problem> {
         let mut proposals = Vec::new();
-        for (policy, version, trigger, period) in candidates {
-            let Some(person) = self.identity()?.person(own, &check.person_id, &period).await? else {
+        for Candidate {
+            policy,
+            version,
+            trigger,
+            period,
+        } in candidates
+        {
+            let Some(person) = self.identity()?.person(own, &check.person_id, period).await? else {
                 continue;
             };
             let change = TriggeringChange {
@@ -215,7 +304,7 @@ impl Subsidy {
                 employment_status: &person.employment_status,
                 registered_region: &person.registered_region,
             };
-            let categories = person.categories(&period, version.rules.category_as_of);
+            let categories = person.categories(period, version.rules.category_as_of);
             let targeted = version.rules.target_categories.is_empty()
                 || version.rules.target_categories.iter().any(|c| categories.contains(c));
             if !trigger.matches(&change) || !targeted {
@@ -227,9 +316,9 @@ impl Subsidy {
                 _ => person.registered_region.clone(),
             };
             proposals.push(Proposal {
-                policy,
-                version,
-                period,
+                policy: policy.clone(),
+                version: version.clone(),
+                period: *period,
                 person,
                 region,
             });

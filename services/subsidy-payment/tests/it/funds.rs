@@ -41,7 +41,7 @@ async fn a_fund_keeps_its_balances_across_the_move(backend: Backend) {
     .expect("its journal");
 
     let report = test.db.migrate(&MIGRATIONS).await.expect("migration 206");
-    assert_eq!(report.applied_now, vec![206]);
+    assert_eq!(report.applied_now.first(), Some(&206), "{:?}", report.applied_now);
 
     let mut conn = test.db.acquire().await.expect("connection");
     let fund = store::get_fund(&mut conn, "f1").await.expect("read").expect("the fund");

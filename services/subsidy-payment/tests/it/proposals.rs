@@ -203,4 +203,50 @@ async fn going_out_of_province_proposes_the_transport_subsidy_for_a_clerk_to_con
     assert!(declined.decision.is_none());
 }
 
-on_both_backends!(going_out_of_province_proposes_the_transport_subsidy_for_a_clerk_to_confirm);
+/// An import of a county's persons notes a change per certification. One round of the job
+/// works through more than a page of them (it took a hundred a round, every 30 s: days for a
+/// province's import), and each is audited as matched.
+async fn a_round_works_through_an_imports_noted_changes_each_audited(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let noted = 1_234;
+    {
+        let db = suite.subsidy_db();
+        let mut tx = db.pool().begin().await.expect("transaction");
+        for i in 0..noted {
+            let check = bangfu_subsidy_payment::store::ProposalCheck {
+                cursor: format!("import-{i:05}"),
+                person_id: format!("person-{i:05}"),
+                change_kind: "CATEGORY_CERTIFIED".into(),
+                category: "POVERTY_ALLEVIATED".into(),
+                effective_date: Some(time::macros::date!(2025 - 02 - 01)),
+            };
+            bangfu_subsidy_payment::store::note_proposal_check(&mut tx, &check, time::OffsetDateTime::now_utc())
+                .await
+                .expect("noted");
+        }
+        tx.commit().await.expect("committed");
+    }
+    assert_eq!(
+        suite.app.process_proposal_checks().await.expect("checked"),
+        0,
+        "no shipped policy is triggered by a certification"
+    );
+    let db = suite.subsidy_db();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM proposal_checks")
+        .fetch_one(db.pool())
+        .await
+        .expect("counted");
+    assert_eq!(left, 0, "every noted change taken in one round");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE method LIKE '%CheckProposal' AND resource LIKE 'persons/person-%'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("counted");
+    assert_eq!(audited, noted, "one audit row per change matched");
+}
+
+on_both_backends!(
+    going_out_of_province_proposes_the_transport_subsidy_for_a_clerk_to_confirm,
+    a_round_works_through_an_imports_noted_changes_each_audited
+);

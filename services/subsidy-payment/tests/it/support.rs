@@ -106,6 +106,11 @@ impl Suite {
         }
     }
 
+    /// Subsidy payment's database, for what a test writes or counts beneath the service.
+    pub fn subsidy_db(&self) -> &bangfu_platform::db::Database {
+        &self._databases.1.db
+    }
+
     pub async fn subsidy(&self) -> SubsidyServiceClient<Channel> {
         SubsidyServiceClient::new(self.server.channel().await)
     }
