@@ -95,10 +95,30 @@ settle() {
 followers = json.load(sys.stdin).get("followers", [])
 print(sum(int(f.get("eventsBehind", 0)) for f in followers), sum(int(f.get("eventsApplied", 0)) for f in followers))')
     case "$now" in
-      "0 "*) [ "$now" = "$last" ] && return ;;
+      "0 "*) [ "$now" = "$last" ] && break ;;
     esac
     last=$now
     sleep 2
   done
-  echo "followers still behind after 20 minutes: $now" >&2
+  [ "$now" = "$last" ] || echo "followers still behind after 20 minutes: $now" >&2
+  drained
+}
+
+# On PostgreSQL, also waits until subsidy payment's proposal job has matched the changes the
+# followers noted (one per certification an import confirms) and every service's audit rows are
+# sealed: both are work an import leaves behind, not the month's.
+drained() {
+  [ "$BACKEND" != sqlite ] || return 0
+  local checks unsealed
+  for _ in $(seq 300); do
+    checks=$(psql -qtA "$(database_url subsidy)" -c "SELECT COUNT(*) FROM proposal_checks")
+    unsealed=0
+    for db in identity subsidy welfare_post work_relief; do
+      unsealed=$((unsealed + $(psql -qtA "$(database_url $db)" -c "SELECT COUNT(*) FROM audit_events WHERE sequence IS NULL")))
+    done
+    # A few rows of the services' own jobs may always be on their way.
+    [ "$checks" = 0 ] && [ "$unsealed" -lt 1000 ] && return
+    sleep 2
+  done
+  echo "after 10 minutes still $checks proposal checks and $unsealed unsealed audit rows" >&2
 }

@@ -163,6 +163,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "month lines in sending order",
             sql: include_str!("../migrations/sqlite/0301_sending_index.sql"),
         },
+        MigrationFile {
+            version: 302,
+            description: "signings whose employment is still to record",
+            sql: include_str!("../migrations/sqlite/0302_unrecorded_employment.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -174,6 +179,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 301,
             description: "month lines in sending order",
             sql: include_str!("../migrations/postgres/0301_sending_index.sql"),
+        },
+        MigrationFile {
+            version: 302,
+            description: "signings whose employment is still to record",
+            sql: include_str!("../migrations/postgres/0302_unrecorded_employment.sql"),
         },
     ],
 };
