@@ -114,7 +114,8 @@ drained() {
     checks=$(psql -qtA "$(database_url subsidy)" -c "SELECT COUNT(*) FROM proposal_checks")
     unsealed=0
     for db in identity subsidy welfare_post work_relief; do
-      unsealed=$((unsealed + $(psql -qtA "$(database_url $db)" -c "SELECT COUNT(*) FROM audit_events WHERE sequence IS NULL")))
+      unsealed=$((unsealed + $(psql -qtA "$(database_url $db)" \
+        -c "SELECT COUNT(*) FROM audit_events e JOIN audit_chain c ON c.singleton = 1 WHERE (e.xid, e.id) > (c.last_xid, c.last_event_id)")))
     done
     # A few rows of the services' own jobs may always be on their way.
     [ "$checks" = 0 ] && [ "$unsealed" -lt 1000 ] && return

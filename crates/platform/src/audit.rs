@@ -2,8 +2,10 @@
 //! write, every unmasked read of personal data, every lookup by citizen ID and every denied
 //! call. Rows are appended inside the business transaction they describe (so a rolled-back
 //! change leaves no audit row claiming it happened) and chained afterwards by one sealer in
-//! commit order: each sealed row holds the hash of the previous one, so a row changed or
-//! removed behind the service's back breaks the chain at that row, and `verify` names it.
+//! commit order: each event gets a seal (a row of its own in `audit_seals`, so the event is
+//! written once and never changed) holding its sequence and the hash of the previous one, so a
+//! row changed or removed behind the service's back breaks the chain at that row, and `verify`
+//! names it.
 //!
 //! Sealing afterwards keeps writers from queueing on the chain's last row. On PostgreSQL only
 //! rows below the oldest running transaction are sealed (the rule the change feeds use), so a
@@ -154,7 +156,8 @@ impl AuditEntry {
     }
 }
 
-/// A sealed event as auditors read it.
+/// A sealed event as auditors read it: the event and its seal (a row of its own, so the event
+/// is written once and never changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedEvent {
     pub sequence: i64,
@@ -381,90 +384,114 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
             if !locked {
                 return Ok(0);
             }
-            // Sealed rows leave their entries in the partial index until a vacuum, and while
-            // the sealer is behind, the planner's estimate of the unsealed rows is stale: a
-            // bitmap scan then reads the whole backlog to sort it for 500 rows (62 ms against
-            // 0.6 ms measured at a backlog of 111,000). The ordered index scan from the last
-            // sealed row reads only what it returns. With statistics taken while nothing was
-            // unsealed, the planner also took the unique index on `sequence` for `IS NULL`,
-            // reading every unsealed row and dead entry to sort them (29 ms a page of 500 in a
-            // month's burst of claims after 660,000 rows were sealed): sorting is ruled out too,
-            // which leaves the partial index, probed from the last sealed row.
-            sqlx::query("SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)")
-                .execute(&mut *tx)
-                .await?;
-            "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-             reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
-             WHERE sequence IS NULL AND (xid, id) > ($2::text::xid8, $3) \
-               AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+            // Events are sealed in (xid, id) order and only once every transaction below their
+            // xid has ended, so none still to seal can lie behind the last sealed one: the
+            // ordered index scan from there reads only what it returns.
+            "SELECT id, xid::text AS xid_text, event_time_us, subject, department, acting_service, method, \
+             resource, outcome, reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
+             WHERE (xid, id) > ($2::text::xid8, $3) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY xid, id LIMIT $1"
         }
         Backend::Sqlite => {
-            "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-             reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
-             WHERE sequence IS NULL ORDER BY id LIMIT $1"
+            "SELECT id, '' AS xid_text, event_time_us, subject, department, acting_service, method, resource, \
+             outcome, reason, purpose_code, purpose_reference, trace_id, region FROM audit_events \
+             WHERE id > $2 ORDER BY id LIMIT $1"
         }
     };
-    let head = sqlx::query("SELECT last_sequence, last_hash FROM audit_chain WHERE singleton = 1")
-        .fetch_one(&mut *tx)
-        .await?;
+    let head = sqlx::query(head_sql(db.backend())).fetch_one(&mut *tx).await?;
     let mut sequence: i64 = head.try_get("last_sequence")?;
     let mut prev_hash: String = head.try_get("last_hash")?;
+    let mut last_xid: String = head.try_get("last_xid")?;
+    let mut last_event_id: i64 = head.try_get("last_event_id")?;
     let unsealed = sqlx::query(unsealed_sql).bind(SEAL_BATCH);
     let rows = match db.backend() {
-        Backend::Postgres => {
-            // Rows are sealed in (xid, id) order and only once every transaction below their
-            // xid has ended, so no unsealed row can lie behind the last sealed one.
-            let (last_xid, last_id) = last_sealed(&mut tx, sequence).await?;
-            unsealed.bind(last_xid).bind(last_id).fetch_all(&mut *tx).await?
-        }
-        Backend::Sqlite => unsealed.fetch_all(&mut *tx).await?,
-    };
+        Backend::Postgres => unsealed.bind(&last_xid).bind(last_event_id),
+        Backend::Sqlite => unsealed.bind(last_event_id),
+    }
+    .fetch_all(&mut *tx)
+    .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut links = Vec::with_capacity(rows.len());
+    let mut seals = Vec::with_capacity(rows.len());
     for row in &rows {
-        let id: i64 = row.try_get("id")?;
         let entry = entry_of(row)?;
+        last_event_id = row.try_get("id")?;
+        last_xid = row.try_get("xid_text")?;
         sequence += 1;
         let hash = chain_hash(&prev_hash, sequence, &entry);
-        links.push((id, sequence, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+        seals.push((
+            sequence,
+            last_event_id,
+            std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        ));
     }
-    // One statement for the batch: a row at a time, the sealer's updates were as many
-    // statements as the busiest service's writes, on the same database.
+    // One statement for the batch, inserting only: the events themselves are never written again.
     let sql = format!(
-        "WITH link (id, sequence, prev_hash, hash) AS (VALUES {}) \
-         UPDATE audit_events SET sequence = link.sequence, prev_hash = link.prev_hash, hash = link.hash \
-         FROM link WHERE audit_events.id = link.id",
-        crate::db::values_groups(&tx, links.len(), 4)
+        "INSERT INTO audit_seals (sequence, event_id, prev_hash, hash) VALUES {}",
+        crate::db::values_groups(&tx, seals.len(), 4)
     );
-    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (id, sequence, prev_hash, hash) in links {
-        update = update.bind(id).bind(sequence).bind(prev_hash).bind(hash);
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (sequence, event_id, prev_hash, hash) in seals {
+        insert = insert.bind(sequence).bind(event_id).bind(prev_hash).bind(hash);
     }
-    update.execute(&mut *tx).await?;
-    sqlx::query("UPDATE audit_chain SET last_sequence = $1, last_hash = $2 WHERE singleton = 1")
-        .bind(sequence)
-        .bind(&prev_hash)
-        .execute(&mut *tx)
-        .await?;
+    insert.execute(&mut *tx).await?;
+    let advance = match db.backend() {
+        Backend::Postgres => sqlx::query(
+            "UPDATE audit_chain SET last_sequence = $1, last_hash = $2, last_event_id = $3, last_xid = $4::text::xid8 \
+             WHERE singleton = 1",
+        ),
+        Backend::Sqlite => sqlx::query(
+            "UPDATE audit_chain SET last_sequence = $1, last_hash = $2, last_event_id = $3 WHERE singleton = 1",
+        ),
+    };
+    let advance = advance.bind(sequence).bind(&prev_hash).bind(last_event_id);
+    match db.backend() {
+        Backend::Postgres => advance.bind(&last_xid),
+        Backend::Sqlite => advance,
+    }
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(rows.len() as u64)
 }
 
-/// The (xid, id) of the row at `sequence`, where the next unsealed row is looked for; the
-/// beginning when there is none (nothing sealed yet, or retention removed it).
-async fn last_sealed(tx: &mut AnyConnection, sequence: i64) -> Result<(String, i64), DbError> {
-    let row = sqlx::query("SELECT xid::text AS xid_text, id FROM audit_events WHERE sequence = $1")
-        .bind(sequence)
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(match row {
-        Some(row) => (row.try_get("xid_text")?, row.try_get("id")?),
-        None => ("0".to_string(), 0),
-    })
+/// The chain's head: its last sequence and hash, and the last sealed event's (xid, id), past
+/// which the events still to seal lie (SQLite has no xid: ids are in commit order there).
+fn head_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => {
+            "SELECT last_sequence, last_hash, last_xid::text AS last_xid, last_event_id FROM audit_chain WHERE singleton = 1"
+        }
+        Backend::Sqlite => {
+            "SELECT last_sequence, last_hash, '' AS last_xid, last_event_id FROM audit_chain WHERE singleton = 1"
+        }
+    }
 }
+
+/// Events committed or in flight and not yet sealed, and the time of the oldest: the sealer's
+/// lag. Read from the events' order index past the chain's head, so it costs what it counts.
+pub async fn unsealed(db: &Database) -> Result<(i64, Option<OffsetDateTime>), DbError> {
+    let sql = match db.backend() {
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS events, MIN(e.event_time_us) AS oldest FROM audit_events e \
+             JOIN audit_chain c ON c.singleton = 1 WHERE (e.xid, e.id) > (c.last_xid, c.last_event_id)"
+        }
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS events, MIN(event_time_us) AS oldest FROM audit_events \
+             WHERE id > (SELECT last_event_id FROM audit_chain WHERE singleton = 1)"
+        }
+    };
+    let row = sqlx::query(sql).fetch_one(db.pool()).await?;
+    let oldest: Option<i64> = row.try_get("oldest")?;
+    Ok((row.try_get("events")?, oldest.and_then(from_micros)))
+}
+
+/// The columns of a sealed event, its seal's first: what `verify` and `list` read.
+const SEALED_COLUMNS: &str = "s.sequence, s.prev_hash, s.hash, e.id AS event_id, e.event_time_us, e.subject, \
+    e.department, e.acting_service, e.method, e.resource, e.outcome, e.reason, e.purpose_code, e.purpose_reference, \
+    e.trace_id, e.region";
 
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -502,11 +529,12 @@ async fn verify_on(tx: &mut AnyConnection) -> Result<Verification, DbError> {
     let mut expected_sequence: Option<i64> = None;
     let mut after = 0i64;
     loop {
-        let rows = sqlx::query(
-            "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-             reason, purpose_code, purpose_reference, trace_id, region, sequence, prev_hash, hash FROM audit_events \
-             WHERE sequence > $1 ORDER BY sequence LIMIT 1000",
-        )
+        // Every seal with its event, if the event is still there: a seal without one is an
+        // event removed behind the service's back.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEALED_COLUMNS} FROM audit_seals s LEFT JOIN audit_events e ON e.id = s.event_id \
+             WHERE s.sequence > $1 ORDER BY s.sequence LIMIT 1000"
+        )))
         .bind(after)
         .fetch_all(&mut *tx)
         .await?;
@@ -517,7 +545,7 @@ async fn verify_on(tx: &mut AnyConnection) -> Result<Verification, DbError> {
             let sequence: i64 = row.try_get("sequence")?;
             let prev_hash: String = row.try_get("prev_hash")?;
             let hash: String = row.try_get("hash")?;
-            let entry = entry_of(row)?;
+            let present: Option<i64> = row.try_get("event_id")?;
             // The oldest kept row may follow rows removed by retention; from there on the chain
             // must be unbroken, and the very first row must start from genesis.
             let prev_ok = match &expected_prev {
@@ -525,7 +553,8 @@ async fn verify_on(tx: &mut AnyConnection) -> Result<Verification, DbError> {
                 None => sequence != 1 || prev_hash == GENESIS,
             };
             let sequence_ok = expected_sequence.is_none_or(|expected| expected == sequence);
-            if !prev_ok || !sequence_ok || chain_hash(&prev_hash, sequence, &entry) != hash {
+            let hash_ok = present.is_some() && chain_hash(&prev_hash, sequence, &entry_of(row)?) == hash;
+            if !prev_ok || !sequence_ok || !hash_ok {
                 return Ok(Verification {
                     checked,
                     first_broken: Some(sequence),
@@ -551,7 +580,7 @@ async fn verify_on(tx: &mut AnyConnection) -> Result<Verification, DbError> {
 async fn retention_removed_everything(tx: &mut AnyConnection, last_sequence: i64) -> Result<bool, DbError> {
     // With every row past retention gone, the head may legitimately point at nothing; then no
     // unsealed-then-sealed row can exist either.
-    let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+    let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
         .fetch_one(&mut *tx)
         .await?;
     Ok(remaining == 0 && last_sequence > 0)
@@ -576,18 +605,17 @@ pub struct AuditQuery {
 /// been committed so far.
 pub async fn list(db: &Database, query: &AuditQuery) -> Result<Vec<SealedEvent>, DbError> {
     seal(db).await?;
-    let rows = sqlx::query(
-        "SELECT id, event_time_us, subject, department, acting_service, method, resource, outcome, \
-         reason, purpose_code, purpose_reference, trace_id, region, sequence, prev_hash, hash FROM audit_events \
-         WHERE sequence > $1 \
-           AND ($2 = 0 OR event_time_us >= $3) \
-           AND ($4 = 0 OR event_time_us < $5) \
-           AND ($6 = '' OR subject = $6) \
-           AND ($7 = '' OR resource = $7) \
-           AND ($8 = '' OR outcome = $8) \
-           AND ($10 = '' OR (region >= $10 AND region < $11)) \
-         ORDER BY sequence LIMIT $9",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SEALED_COLUMNS} FROM audit_seals s JOIN audit_events e ON e.id = s.event_id \
+         WHERE s.sequence > $1 \
+           AND ($2 = 0 OR e.event_time_us >= $3) \
+           AND ($4 = 0 OR e.event_time_us < $5) \
+           AND ($6 = '' OR e.subject = $6) \
+           AND ($7 = '' OR e.resource = $7) \
+           AND ($8 = '' OR e.outcome = $8) \
+           AND ($10 = '' OR (e.region >= $10 AND e.region < $11)) \
+         ORDER BY s.sequence LIMIT $9"
+    )))
     .bind(query.after_sequence)
     .bind(i64::from(query.start.is_some()))
     .bind(query.start.map(to_micros).unwrap_or(0))
@@ -668,11 +696,34 @@ pub async fn apply_retention(db: &Database, cutoff: OffsetDateTime) -> Result<u6
         .bind(cutoff)
         .execute(&mut *tx)
         .await?;
-    let deleted = sqlx::query("DELETE FROM audit_events WHERE sequence IS NOT NULL AND event_time_us < $1")
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    // The seals of the events to remove lie at or below the greatest of their sequences; the
+    // seals are removed after their events (each table's guard insists on that order).
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(s.sequence) FROM audit_events e JOIN audit_seals s ON s.event_id = e.id WHERE e.event_time_us < $1",
+    )
+    .bind(cutoff)
+    .fetch_one(&mut *tx)
+    .await?;
+    let Some(last) = last else {
+        tx.commit().await?;
+        return Ok(0);
+    };
+    let deleted = sqlx::query(
+        "DELETE FROM audit_events WHERE event_time_us < $1 \
+         AND id IN (SELECT event_id FROM audit_seals WHERE sequence <= $2)",
+    )
+    .bind(cutoff)
+    .bind(last)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "DELETE FROM audit_seals WHERE sequence <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.id = audit_seals.event_id)",
+    )
+    .bind(last)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(deleted)
 }

@@ -102,6 +102,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             description: "data key check",
             sql: include_str!("../migrations/sqlite/0006_data_key_check.sql"),
         },
+        MigrationFile {
+            version: 7,
+            description: "audit seals",
+            sql: include_str!("../migrations/sqlite/0007_audit_seals.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -133,6 +138,11 @@ pub const PLATFORM_MIGRATIONS: Migrations = Migrations {
             version: 6,
             description: "data key check",
             sql: include_str!("../migrations/postgres/0006_data_key_check.sql"),
+        },
+        MigrationFile {
+            version: 7,
+            description: "audit seals",
+            sql: include_str!("../migrations/postgres/0007_audit_seals.sql"),
         },
     ],
 };

@@ -128,14 +128,11 @@ pub fn watch_database(service: &'static str, db: Database, shutdown: Shutdown) -
 /// fails keeps the last one (the age keeps growing from it).
 async fn count_unsealed(db: Database, lag: Arc<AuditLag>, shutdown: Shutdown) {
     loop {
-        // The partial index on unsealed rows keeps this cheap however long the log is.
-        let count = sqlx::query_as::<_, (i64, Option<i64>)>(
-            "SELECT COUNT(*), MIN(event_time_us) FROM audit_events WHERE sequence IS NULL",
-        )
-        .fetch_one(db.pool());
+        let count = crate::audit::unsealed(&db);
         if let Ok(Ok((rows, oldest))) = tokio::time::timeout(AUDIT_LAG_TIMEOUT, count).await {
             lag.rows.store(rows, Ordering::Relaxed);
-            lag.oldest_us.store(oldest.unwrap_or(0), Ordering::Relaxed);
+            lag.oldest_us
+                .store(oldest.map(crate::db::to_micros).unwrap_or(0), Ordering::Relaxed);
         }
         tokio::select! {
             () = tokio::time::sleep(AUDIT_LAG_INTERVAL) => {}

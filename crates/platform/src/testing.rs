@@ -375,6 +375,36 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// An empty database, no migration applied: for tests of a migration over data written
+    /// under the schema before it.
+    pub async fn unmigrated(backend: crate::db::Backend) -> Self {
+        let (url, cleanup) = match backend {
+            crate::db::Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary folder");
+                (crate::db::sqlite_url(&dir.path().join("test.db")), Cleanup::Sqlite(dir))
+            }
+            crate::db::Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("bangfu_test_{}", crate::auth::token::new_token_id());
+                let admin = crate::db::Database::connect(&admin_url, crate::db::PoolSettings::default())
+                    .await
+                    .expect("PostgreSQL for the _on_postgres tests (BANGFU_TEST_POSTGRES_URL)");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(admin.pool())
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                (database_url(&admin_url, &name), Cleanup::Postgres { admin_url, name })
+            }
+        };
+        let db = crate::db::Database::connect(&url, crate::db::PoolSettings::default())
+            .await
+            .expect("open test database");
+        Self { db, url, cleanup }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
@@ -562,7 +592,7 @@ impl Drop for TcpProxy {
 pub async fn seal_audit(db: &crate::db::Database, expected: i64) {
     for _ in 0..200 {
         crate::audit::seal(db).await.expect("seal");
-        let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+        let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
             .fetch_one(db.pool())
             .await
             .expect("count");

@@ -13,6 +13,8 @@ on_both_backends!(
     verify_finds_a_row_changed_behind_its_back,
     verify_finds_a_row_removed_behind_its_back,
     sealed_events_cannot_be_changed_or_deleted_through_sql,
+    a_seal_removed_with_its_event_breaks_the_chain,
+    events_yet_to_seal_are_counted_until_sealed,
     a_rolled_back_change_leaves_no_audit_row,
     retention_removes_old_events_and_the_chain_still_verifies,
     the_retention_job_keeps_six_months_whatever_the_parameter_says,
@@ -63,8 +65,13 @@ async fn drop_guard(db: &Database) {
         Backend::Sqlite => &[
             "DROP TRIGGER audit_events_no_update",
             "DROP TRIGGER audit_events_no_delete",
+            "DROP TRIGGER audit_seals_no_update",
+            "DROP TRIGGER audit_seals_no_delete",
         ],
-        Backend::Postgres => &["DROP TRIGGER audit_events_guard ON audit_events"],
+        Backend::Postgres => &[
+            "DROP TRIGGER audit_events_guard ON audit_events",
+            "DROP TRIGGER audit_seals_guard ON audit_seals",
+        ],
     };
     for statement in statements {
         sqlx::query(*statement).execute(db.pool()).await.expect("drop guard");
@@ -95,7 +102,7 @@ async fn events_chain_in_commit_order_and_verify(test: TestDatabase) {
 async fn verify_finds_a_row_changed_behind_its_back(test: TestDatabase) {
     append_three(&test.db).await;
     drop_guard(&test.db).await;
-    sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE sequence = 2")
+    sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE id = (SELECT event_id FROM audit_seals WHERE sequence = 2)")
         .execute(test.db.pool())
         .await
         .expect("tamper");
@@ -106,15 +113,16 @@ async fn verify_finds_a_row_changed_behind_its_back(test: TestDatabase) {
 async fn verify_finds_a_row_removed_behind_its_back(test: TestDatabase) {
     append_three(&test.db).await;
     drop_guard(&test.db).await;
-    sqlx::query("DELETE FROM audit_events WHERE sequence = 2")
+    sqlx::query("DELETE FROM audit_events WHERE id = (SELECT event_id FROM audit_seals WHERE sequence = 2)")
         .execute(test.db.pool())
         .await
         .expect("tamper");
-    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, Some(3));
+    // The seal outlives its event and names it.
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, Some(2));
 
     // Removing the newest row is found too: the chain's head points past the last row.
     let test2 = test;
-    sqlx::query("DELETE FROM audit_events WHERE sequence = 3")
+    sqlx::query("DELETE FROM audit_events WHERE id = (SELECT event_id FROM audit_seals WHERE sequence = 3)")
         .execute(test2.db.pool())
         .await
         .expect("tamper");
@@ -123,15 +131,53 @@ async fn verify_finds_a_row_removed_behind_its_back(test: TestDatabase) {
 
 async fn sealed_events_cannot_be_changed_or_deleted_through_sql(test: TestDatabase) {
     append_three(&test.db).await;
-    let update = sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE sequence = 2")
+    let update = sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE id = (SELECT event_id FROM audit_seals WHERE sequence = 2)")
         .execute(test.db.pool())
         .await;
     assert!(update.is_err(), "a sealed row was changed");
-    let delete = sqlx::query("DELETE FROM audit_events WHERE sequence = 1")
+    let delete =
+        sqlx::query("DELETE FROM audit_events WHERE id = (SELECT event_id FROM audit_seals WHERE sequence = 1)")
+            .execute(test.db.pool())
+            .await;
+    assert!(delete.is_err(), "a row inside the retention period was deleted");
+    let reseal = sqlx::query("UPDATE audit_seals SET hash = prev_hash WHERE sequence = 2")
         .execute(test.db.pool())
         .await;
-    assert!(delete.is_err(), "a row inside the retention period was deleted");
+    assert!(reseal.is_err(), "a seal was changed");
+    let unseal = sqlx::query("DELETE FROM audit_seals WHERE sequence = 3")
+        .execute(test.db.pool())
+        .await;
+    assert!(unseal.is_err(), "a seal was removed while its event is kept");
     assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
+}
+
+async fn a_seal_removed_with_its_event_breaks_the_chain(test: TestDatabase) {
+    append_three(&test.db).await;
+    drop_guard(&test.db).await;
+    for statement in [
+        "DELETE FROM audit_events WHERE id = (SELECT event_id FROM audit_seals WHERE sequence = 2)",
+        "DELETE FROM audit_seals WHERE sequence = 2",
+    ] {
+        sqlx::query(statement).execute(test.db.pool()).await.expect("tamper");
+    }
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, Some(3));
+}
+
+async fn events_yet_to_seal_are_counted_until_sealed(test: TestDatabase) {
+    append_three(&test.db).await;
+    assert_eq!(audit::unsealed(&test.db).await.expect("count").0, 0);
+    let at = datetime!(2026-03-02 08:00 UTC);
+    audit::append_now(&test.db, &entry("clerk-li", "persons/9", at))
+        .await
+        .expect("append");
+    assert_eq!(audit::unsealed(&test.db).await.expect("count"), (1, Some(at)));
+    let delete = sqlx::query("DELETE FROM audit_events WHERE resource = 'persons/9'")
+        .execute(test.db.pool())
+        .await;
+    assert!(delete.is_err(), "an event not yet sealed was deleted");
+    seal_audit(&test.db, 4).await;
+    assert_eq!(audit::unsealed(&test.db).await.expect("count").0, 0);
+    assert_eq!(audit::verify(&test.db).await.expect("verify").checked, 4);
 }
 
 async fn a_rolled_back_change_leaves_no_audit_row(test: TestDatabase) {
@@ -170,6 +216,11 @@ async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDat
         .await
         .expect("retention");
     assert_eq!(deleted, 2);
+    let seals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
+        .fetch_one(test.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(seals, 1, "the removed events' seals go with them");
     let verification = audit::verify(&test.db).await.expect("verify");
     assert_eq!(verification.checked, 1);
     assert_eq!(verification.first_broken, None);
@@ -188,10 +239,12 @@ async fn the_retention_job_keeps_six_months_whatever_the_parameter_says(test: Te
     let (clock, _) = bangfu_platform::clock::Clock::manual(datetime!(2026-12-05 02:00 UTC));
     let job = audit::retention_job(test.db.clone(), "identity", clock);
     let kept = |db: Database| async move {
-        sqlx::query_scalar::<_, String>("SELECT resource FROM audit_events ORDER BY sequence")
-            .fetch_all(db.pool())
-            .await
-            .expect("kept")
+        sqlx::query_scalar::<_, String>(
+            "SELECT e.resource FROM audit_events e JOIN audit_seals s ON s.event_id = e.id ORDER BY s.sequence",
+        )
+        .fetch_all(db.pool())
+        .await
+        .expect("kept")
     };
     // The default: six months before 2026-12-05 is 2026-06-05.
     assert!(job.run_once().await.expect("runs"), "no other replica holds the lease");
@@ -336,7 +389,7 @@ async fn a_late_commit_is_chained_before_later_ones_on_postgres() {
         .expect("append");
     // The early transaction is still open: nothing behind it may be sealed yet.
     audit::seal(&test.db).await.expect("seal");
-    let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE sequence IS NOT NULL")
+    let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
         .fetch_one(test.db.pool())
         .await
         .expect("count");
@@ -360,4 +413,108 @@ async fn a_late_commit_is_chained_before_later_ones_on_postgres() {
         ["early", "late"]
     );
     assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
+}
+
+#[tokio::test]
+async fn a_chain_sealed_in_place_moves_to_seals_and_goes_on_on_sqlite() {
+    a_chain_sealed_in_place_moves_to_seals_and_goes_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_chain_sealed_in_place_moves_to_seals_and_goes_on_on_postgres() {
+    a_chain_sealed_in_place_moves_to_seals_and_goes_on(Backend::Postgres).await;
+}
+
+/// Events sealed the way versions before migration 7 did (sequence and hashes on the event
+/// itself) keep their chain when the seals move out, and sealing goes on from the same head.
+async fn a_chain_sealed_in_place_moves_to_seals_and_goes_on(backend: Backend) {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let test = TestDatabase::unmigrated(backend).await;
+    let files = match backend {
+        Backend::Sqlite => bangfu_platform::db::PLATFORM_MIGRATIONS.sqlite,
+        Backend::Postgres => bangfu_platform::db::PLATFORM_MIGRATIONS.postgres,
+    };
+    let before: Vec<Migration> = files
+        .iter()
+        .filter(|file| file.version < 7)
+        .map(|file| {
+            Migration::new(
+                file.version,
+                file.description.into(),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(file.sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(before)
+        .run(test.db.pool())
+        .await
+        .expect("migrations 1 to 6");
+
+    let entries: Vec<AuditEntry> = (0..3)
+        .map(|i| {
+            let at = datetime!(2026-03-01 08:00 UTC) + time::Duration::minutes(i);
+            entry("clerk-li", &format!("persons/{i}"), at)
+        })
+        .collect();
+    // One more, written and not yet sealed when the service stopped for the upgrade.
+    let waiting = entry("clerk-wang", "persons/3", datetime!(2026-03-01 09:00 UTC));
+    let mut connection = test.db.acquire().await.expect("connection");
+    audit::append_many(&mut connection, &entries).await.expect("append");
+    audit::append(&mut connection, &waiting).await.expect("append");
+    let mut prev_hash = audit::GENESIS.to_string();
+    for (i, entry) in entries.iter().enumerate() {
+        let sequence = i as i64 + 1;
+        let hash = audit::chain_hash(&prev_hash, sequence, entry);
+        sqlx::query("UPDATE audit_events SET sequence = $1, prev_hash = $2, hash = $3 WHERE resource = $4")
+            .bind(sequence)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .bind(&entry.resource)
+            .execute(&mut *connection)
+            .await
+            .expect("seal in place");
+        prev_hash = hash;
+    }
+    sqlx::query("UPDATE audit_chain SET last_sequence = 3, last_hash = $1 WHERE singleton = 1")
+        .bind(&prev_hash)
+        .execute(&mut *connection)
+        .await
+        .expect("head");
+    drop(connection);
+
+    let report = test
+        .db
+        .migrate(&bangfu_platform::db::Migrations::NONE)
+        .await
+        .expect("migration 7");
+    assert_eq!(report.applied_now, [7]);
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!((verification.checked, verification.first_broken), (3, None));
+    assert_eq!(
+        audit::unsealed(&test.db).await.expect("count").0,
+        1,
+        "the waiting event"
+    );
+
+    seal_audit(&test.db, 4).await;
+    let events = audit::list(
+        &test.db,
+        &AuditQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    let listed: Vec<(i64, &str)> = events.iter().map(|e| (e.sequence, e.entry.resource.as_str())).collect();
+    assert_eq!(
+        listed,
+        [(1, "persons/0"), (2, "persons/1"), (3, "persons/2"), (4, "persons/3")]
+    );
+    assert_eq!(events[3].prev_hash, prev_hash, "the chain goes on from the old head");
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!((verification.checked, verification.first_broken), (4, None));
 }
