@@ -236,6 +236,27 @@ async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(
     assert_eq!(welfare_post_claims(&suite).await.len(), 1);
 }
 
+/// A clerk's retry while the first call still runs: each holder's claim goes once, and both
+/// answers show it.
+async fn a_month_closed_twice_at_once_sends_each_claim_once(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, _, _) = holder(&suite).await;
+    evaluate(&suite, &assignment.name, 2025, 3, 22, 90)
+        .await
+        .expect("evaluated");
+    suite.set_day(2025, 4, 2);
+    let (first, second) = tokio::join!(close(&suite, 2025, 3), close(&suite, 2025, 3));
+    for closed in [first.expect("first"), second.expect("second")] {
+        assert_eq!(
+            (closed.holder_count, closed.claim_count, closed.pending_count),
+            (1, 1, 0),
+            "{closed:?}"
+        );
+        assert_eq!(closed.lines[0].outcome, pb::MonthOutcome::ClaimSubmitted as i32);
+    }
+    assert_eq!(welfare_post_claims(&suite).await.len(), 1);
+}
+
 async fn a_revoked_category_on_identitys_feed_proposes_an_exit(backend: Backend) {
     let suite = Suite::start(backend).await;
     let (assignment, _, certification) = holder(&suite).await;
@@ -518,6 +539,7 @@ on_both_backends!(
     a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment,
     a_month_past_the_subsidy_cap_proposes_an_exit,
     a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns,
+    a_month_closed_twice_at_once_sends_each_claim_once,
     a_revoked_category_on_identitys_feed_proposes_an_exit,
     signals_and_stats_name_what_they_rest_on
 );
