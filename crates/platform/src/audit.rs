@@ -437,22 +437,24 @@ async fn seal_batch(db: &Database) -> Result<u64, DbError> {
         insert = insert.bind(sequence).bind(event_id).bind(prev_hash).bind(hash);
     }
     insert.execute(&mut *tx).await?;
+    // The head moves to the last event sealed (SQLite keeps no xid).
     let advance = match db.backend() {
         Backend::Postgres => sqlx::query(
             "UPDATE audit_chain SET last_sequence = $1, last_hash = $2, last_event_id = $3, last_xid = $4::text::xid8 \
              WHERE singleton = 1",
-        ),
+        )
+        .bind(sequence)
+        .bind(&prev_hash)
+        .bind(last_event_id)
+        .bind(&last_xid),
         Backend::Sqlite => sqlx::query(
             "UPDATE audit_chain SET last_sequence = $1, last_hash = $2, last_event_id = $3 WHERE singleton = 1",
-        ),
+        )
+        .bind(sequence)
+        .bind(&prev_hash)
+        .bind(last_event_id),
     };
-    let advance = advance.bind(sequence).bind(&prev_hash).bind(last_event_id);
-    match db.backend() {
-        Backend::Postgres => advance.bind(&last_xid),
-        Backend::Sqlite => advance,
-    }
-    .execute(&mut *tx)
-    .await?;
+    advance.execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows.len() as u64)
 }

@@ -335,74 +335,60 @@ enum Cleanup {
 impl TestDatabase {
     /// A SQLite file in a temporary folder.
     pub async fn sqlite(migrations: &crate::db::Migrations) -> Self {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let url = crate::db::sqlite_url(&dir.path().join("test.db"));
+        let (url, cleanup) = new_sqlite_file();
         let db = crate::db::Database::open(&url, crate::db::PoolSettings::default(), migrations)
             .await
             .expect("open sqlite");
-        Self {
-            db,
-            url,
-            cleanup: Cleanup::Sqlite(dir),
-        }
+        Self { db, url, cleanup }
     }
 
     /// A PostgreSQL database copied from a template migrated once per set of migrations, so a
     /// test pays for `CREATE DATABASE … TEMPLATE`, not for the migrations.
     pub async fn postgres(migrations: &crate::db::Migrations) -> Self {
-        let admin_url = postgres_admin_url();
-        let template = ensure_template(&admin_url, migrations).await;
-        let name = format!("bangfu_test_{}", crate::auth::token::new_token_id());
-        let admin = crate::db::Database::connect(&admin_url, crate::db::PoolSettings::default())
-            .await
-            .expect("PostgreSQL for the _on_postgres tests (BANGFU_TEST_POSTGRES_URL)");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {name} TEMPLATE {template}"
-        )))
-        .execute(admin.pool())
-        .await
-        .expect("create test database");
-        admin.close().await;
-        let url = database_url(&admin_url, &name);
+        let template = ensure_template(&postgres_admin_url(), migrations).await;
+        let (url, cleanup) = new_postgres_database(Some(&template)).await;
         let db = crate::db::Database::open(&url, crate::db::PoolSettings::default(), migrations)
             .await
             .expect("open test database");
-        Self {
-            db,
-            url,
-            cleanup: Cleanup::Postgres { admin_url, name },
-        }
+        Self { db, url, cleanup }
     }
-}
 
-impl TestDatabase {
     /// An empty database, no migration applied: for tests of a migration over data written
     /// under the schema before it.
     pub async fn unmigrated(backend: crate::db::Backend) -> Self {
         let (url, cleanup) = match backend {
-            crate::db::Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temporary folder");
-                (crate::db::sqlite_url(&dir.path().join("test.db")), Cleanup::Sqlite(dir))
-            }
-            crate::db::Backend::Postgres => {
-                let admin_url = postgres_admin_url();
-                let name = format!("bangfu_test_{}", crate::auth::token::new_token_id());
-                let admin = crate::db::Database::connect(&admin_url, crate::db::PoolSettings::default())
-                    .await
-                    .expect("PostgreSQL for the _on_postgres tests (BANGFU_TEST_POSTGRES_URL)");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(admin.pool())
-                    .await
-                    .expect("create test database");
-                admin.close().await;
-                (database_url(&admin_url, &name), Cleanup::Postgres { admin_url, name })
-            }
+            crate::db::Backend::Sqlite => new_sqlite_file(),
+            crate::db::Backend::Postgres => new_postgres_database(None).await,
         };
         let db = crate::db::Database::connect(&url, crate::db::PoolSettings::default())
             .await
             .expect("open test database");
         Self { db, url, cleanup }
     }
+}
+
+/// The URL of a SQLite file in a new temporary folder, removed with the folder.
+fn new_sqlite_file() -> (String, Cleanup) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    (crate::db::sqlite_url(&dir.path().join("test.db")), Cleanup::Sqlite(dir))
+}
+
+/// A new PostgreSQL database, a copy of `template` or empty, dropped with the test.
+async fn new_postgres_database(template: Option<&str>) -> (String, Cleanup) {
+    let admin_url = postgres_admin_url();
+    let name = format!("bangfu_test_{}", crate::auth::token::new_token_id());
+    let admin = crate::db::Database::connect(&admin_url, crate::db::PoolSettings::default())
+        .await
+        .expect("PostgreSQL for the _on_postgres tests (BANGFU_TEST_POSTGRES_URL)");
+    let from = template
+        .map(|template| format!(" TEMPLATE {template}"))
+        .unwrap_or_default();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}{from}")))
+        .execute(admin.pool())
+        .await
+        .expect("create test database");
+    admin.close().await;
+    (database_url(&admin_url, &name), Cleanup::Postgres { admin_url, name })
 }
 
 impl Drop for TestDatabase {

@@ -59,6 +59,11 @@ async fn append_three(db: &Database) {
     seal_audit(db, 3).await;
 }
 
+/// The first ten sealed events matching `query`, in chain order.
+async fn first_ten(db: &Database, query: AuditQuery) -> Vec<audit::SealedEvent> {
+    audit::list(db, &AuditQuery { limit: 10, ..query }).await.expect("list")
+}
+
 /// Drops the guard that blocks changes, as someone with direct database access could.
 async fn drop_guard(db: &Database) {
     let statements: &[&'static str] = match db.backend() {
@@ -80,15 +85,7 @@ async fn drop_guard(db: &Database) {
 
 async fn events_chain_in_commit_order_and_verify(test: TestDatabase) {
     append_three(&test.db).await;
-    let events = audit::list(
-        &test.db,
-        &AuditQuery {
-            limit: 10,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("list");
+    let events = first_ten(&test.db, AuditQuery::default()).await;
     let subjects: Vec<&str> = events.iter().map(|e| e.entry.subject.as_str()).collect();
     assert_eq!(subjects, ["clerk-li", "clerk-wang", "reviewer-zhao"]);
     assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
@@ -190,15 +187,7 @@ async fn a_rolled_back_change_leaves_no_audit_row(test: TestDatabase) {
     .expect("append");
     tx.rollback().await.expect("rollback");
     audit::seal(&test.db).await.expect("seal");
-    let events = audit::list(
-        &test.db,
-        &AuditQuery {
-            limit: 10,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("list");
+    let events = first_ten(&test.db, AuditQuery::default()).await;
     assert!(events.is_empty());
 }
 
@@ -264,41 +253,35 @@ async fn auditors_filter_by_subject_outcome_and_time(test: TestDatabase) {
     let denied = entry("stranger", "", datetime!(2026-03-02 08:00 UTC)).with_outcome(Outcome::Denied, "TOKEN_EXPIRED");
     audit::append_now(&test.db, &denied).await.expect("append");
     seal_audit(&test.db, 4).await;
-    let by_subject = audit::list(
+    let by_subject = first_ten(
         &test.db,
-        &AuditQuery {
+        AuditQuery {
             subject: Some("clerk-wang".into()),
-            limit: 10,
             ..Default::default()
         },
     )
-    .await
-    .expect("list");
+    .await;
     assert_eq!(by_subject.len(), 1);
     assert_eq!(by_subject[0].entry.resource, "persons/1");
-    let refused = audit::list(
+    let refused = first_ten(
         &test.db,
-        &AuditQuery {
+        AuditQuery {
             outcome: Some(Outcome::Denied),
-            limit: 10,
             ..Default::default()
         },
     )
-    .await
-    .expect("list");
+    .await;
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].entry.reason, "TOKEN_EXPIRED");
-    let window = audit::list(
+    let window = first_ten(
         &test.db,
-        &AuditQuery {
+        AuditQuery {
             start: Some(datetime!(2026-03-01 08:01 UTC)),
             end: Some(datetime!(2026-03-02 00:00 UTC)),
-            limit: 10,
             ..Default::default()
         },
     )
-    .await
-    .expect("list");
+    .await;
     assert_eq!(
         window.iter().map(|e| e.entry.subject.as_str()).collect::<Vec<_>>(),
         ["clerk-wang", "reviewer-zhao"]
@@ -399,15 +382,7 @@ async fn a_late_commit_is_chained_before_later_ones_on_postgres() {
     );
     early.commit().await.expect("commit");
     seal_audit(&test.db, 2).await;
-    let events = audit::list(
-        &test.db,
-        &AuditQuery {
-            limit: 10,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("list");
+    let events = first_ten(&test.db, AuditQuery::default()).await;
     assert_eq!(
         events.iter().map(|e| e.entry.subject.as_str()).collect::<Vec<_>>(),
         ["early", "late"]
@@ -500,15 +475,7 @@ async fn a_chain_sealed_in_place_moves_to_seals_and_goes_on(backend: Backend) {
     );
 
     seal_audit(&test.db, 4).await;
-    let events = audit::list(
-        &test.db,
-        &AuditQuery {
-            limit: 10,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("list");
+    let events = first_ten(&test.db, AuditQuery::default()).await;
     let listed: Vec<(i64, &str)> = events.iter().map(|e| (e.sequence, e.entry.resource.as_str())).collect();
     assert_eq!(
         listed,

@@ -209,13 +209,19 @@ async fn a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment(backend: B
     assert_eq!(welfare_post_claims(&suite).await.len(), 3);
 }
 
-async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(backend: Backend) {
+/// A suite with one holder whose March (22 days, score 90) is evaluated, on 2 April.
+async fn march_to_close(backend: Backend) -> Suite {
     let suite = Suite::start(backend).await;
     let (assignment, _, _) = holder(&suite).await;
     evaluate(&suite, &assignment.name, 2025, 3, 22, 90)
         .await
         .expect("evaluated");
     suite.set_day(2025, 4, 2);
+    suite
+}
+
+async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(backend: Backend) {
+    let suite = march_to_close(backend).await;
     suite.subsidy_link.cut();
     let closed = close(&suite, 2025, 3).await.expect("closed with subsidy payment down");
     assert_eq!(
@@ -239,12 +245,7 @@ async fn a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns(
 /// A clerk's retry while the first call still runs: each holder's claim goes once, and both
 /// answers show it.
 async fn a_month_closed_twice_at_once_sends_each_claim_once(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    let (assignment, _, _) = holder(&suite).await;
-    evaluate(&suite, &assignment.name, 2025, 3, 22, 90)
-        .await
-        .expect("evaluated");
-    suite.set_day(2025, 4, 2);
+    let suite = march_to_close(backend).await;
     let (first, second) = tokio::join!(close(&suite, 2025, 3), close(&suite, 2025, 3));
     for closed in [first.expect("first"), second.expect("second")] {
         assert_eq!(
