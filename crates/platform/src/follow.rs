@@ -57,6 +57,17 @@ pub trait Feed: Send + Sync + 'static {
 /// What an event does here: written on the follower's transaction, which also moves the cursor.
 pub trait Apply<E: Sync>: Send + Sync + 'static {
     fn apply(&self, tx: &mut AnyConnection, event: &E) -> impl Future<Output = Result<(), Problem>> + Send;
+
+    /// A page of events, in feed order, in one transaction: one at a time unless the effect
+    /// overrides it to read what the whole page needs in one statement.
+    fn apply_all(&self, tx: &mut AnyConnection, events: &[&E]) -> impl Future<Output = Result<(), Problem>> + Send {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// How a follower paces itself.
@@ -351,13 +362,7 @@ impl<F: Feed, A: Apply<F::Event>> Follower<F, A> {
             })
             .collect();
         let applied = events.len() as u64;
-        let outcome = async {
-            for event in &events {
-                self.apply.apply(&mut tx, event).await?;
-            }
-            Ok::<(), Problem>(())
-        }
-        .await;
+        let outcome = self.apply.apply_all(&mut tx, &events).await;
         if let Err(problem) = outcome {
             return Err(match classify(problem) {
                 Failure::Stop(problem) if events.len() == 1 => Failure::Stop(Problem {

@@ -521,12 +521,13 @@ fn outcome_from(change: sub::ClaimChange) -> ClaimOutcome {
     }
 }
 
-/// What a submitting service does with one of its claims' outcomes, inside the follower's
-/// transaction, at the clock's time.
+/// What a submitting service does with a page of its claims' outcomes (in feed order), inside
+/// the follower's transaction, at the clock's time: a page at once, so that a service can read
+/// what the page touches in one statement instead of one per outcome.
 pub type OutcomeHandler =
     for<'a> fn(
         &'a mut sqlx::AnyConnection,
-        &'a ClaimOutcome,
+        &'a [&'a ClaimOutcome],
         OffsetDateTime,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Problem>> + Send + 'a>>;
 
@@ -538,7 +539,11 @@ pub struct OutcomeFollower {
 
 impl crate::follow::Apply<ClaimOutcome> for OutcomeFollower {
     async fn apply(&self, tx: &mut sqlx::AnyConnection, outcome: &ClaimOutcome) -> Result<(), Problem> {
-        (self.handle)(tx, outcome, self.clock.now()).await
+        (self.handle)(tx, &[outcome], self.clock.now()).await
+    }
+
+    async fn apply_all(&self, tx: &mut sqlx::AnyConnection, outcomes: &[&ClaimOutcome]) -> Result<(), Problem> {
+        (self.handle)(tx, outcomes, self.clock.now()).await
     }
 }
 

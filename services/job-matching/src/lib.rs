@@ -108,7 +108,14 @@ pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<Cla
         subsidy,
         peers::CLAIM_SYSTEM,
         clock,
-        |tx, outcome, now| Box::pin(app::apply_claim_outcome(tx, outcome, now)),
+        |tx, outcomes, now| {
+            Box::pin(async move {
+                for outcome in outcomes {
+                    app::apply_claim_outcome(tx, outcome, now).await?;
+                }
+                Ok(())
+            })
+        },
     )
 }
 

@@ -136,7 +136,7 @@ pub fn claim_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<Cla
         subsidy,
         peers::CLAIM_SYSTEM,
         clock,
-        |tx, outcome, now| Box::pin(app::note_claim_outcome(tx, outcome, now)),
+        |tx, outcomes, now| Box::pin(app::note_claim_outcomes(tx, outcomes, now)),
     )
 }
 

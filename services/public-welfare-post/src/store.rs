@@ -1368,6 +1368,70 @@ pub async fn note_month_claim(
     Ok(())
 }
 
+/// What a month line shows of its claim, for the claim feed's follower to compare with an
+/// outcome before writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineClaim {
+    pub outcome: MonthOutcome,
+    pub claim: String,
+    pub message: String,
+}
+
+impl LineClaim {
+    /// Whether `note_month_claim` would change this line: the same condition as its WHERE.
+    pub fn takes_claim(&self, claim: &str, message: &str) -> bool {
+        match self.outcome {
+            MonthOutcome::Pending | MonthOutcome::ClaimRefused => true,
+            MonthOutcome::ClaimSubmitted => self.claim != claim || self.message != message,
+            _ => false,
+        }
+    }
+}
+
+/// The claim each of these lines (signing, month) shows; lines not closed are missing. One
+/// statement for a page of the claim feed, an index probe per line on both backends. On
+/// PostgreSQL the probe is fenced by OFFSET 0: a list joined to a table still being filled was
+/// planned as a scan of it (see `note_month_claim`).
+pub async fn month_line_claims(
+    tx: &mut AnyConnection,
+    keys: &[(&str, &str)],
+) -> Result<std::collections::HashMap<(String, String), LineClaim>> {
+    let mut shown = std::collections::HashMap::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(shown);
+    }
+    let wanted = bangfu_platform::db::values_groups(tx, keys.len(), 2);
+    let sql = if tx.backend_name().eq_ignore_ascii_case("sqlite") {
+        // A CROSS JOIN keeps the listed lines outside, each probing the key; `(a, b) IN
+        // (VALUES …)` was planned as a scan of the table.
+        format!(
+            "SELECT l.assignment_id, l.month, l.outcome, l.claim, l.message FROM (VALUES {wanted}) AS wanted \
+             CROSS JOIN month_lines l ON l.assignment_id = wanted.column1 AND l.month = wanted.column2"
+        )
+    } else {
+        format!(
+            "SELECT l.assignment_id, l.month, l.outcome, l.claim, l.message FROM (VALUES {wanted}) AS wanted(a, m) \
+             CROSS JOIN LATERAL (SELECT assignment_id, month, outcome, claim, message FROM month_lines \
+               WHERE assignment_id = wanted.a AND month = wanted.m OFFSET 0) l"
+        )
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (assignment_id, month) in keys {
+        query = query.bind(*assignment_id).bind(*month);
+    }
+    for row in query.fetch_all(&mut *tx).await? {
+        shown.insert(
+            (row.try_get("assignment_id")?, row.try_get("month")?),
+            LineClaim {
+                outcome: parsed(&row, "outcome", MonthOutcome::parse)?,
+                claim: row.try_get("claim")?,
+                message: row.try_get("message")?,
+            },
+        );
+    }
+    Ok(shown)
+}
+
 /// One holder's line of a month, if the month was closed for them.
 pub async fn get_month_line(conn: &mut AnyConnection, assignment_id: &str, month: &str) -> Result<Option<MonthLine>> {
     let row = sqlx::query(
@@ -1841,4 +1905,32 @@ pub async fn persons_in(conn: &mut AnyConnection, prefix: &str, first: Date, las
     .fetch_one(&mut *conn)
     .await?;
     Ok((row.try_get("placed")?, row.try_get("on_post")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(outcome: MonthOutcome, claim: &str, message: &str) -> LineClaim {
+        LineClaim {
+            outcome,
+            claim: claim.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_line_takes_an_outcome_only_when_the_update_would_change_it() {
+        let decided = "已核定补贴 50000 分";
+        // Sent but not yet answered, or refused by the call: the feed's word settles it.
+        assert!(line(MonthOutcome::Pending, "", "").takes_claim("claims/1", decided));
+        assert!(line(MonthOutcome::ClaimRefused, "", "subsidy refused").takes_claim("claims/1", decided));
+        // The sending call already wrote this decision: nothing to write.
+        assert!(!line(MonthOutcome::ClaimSubmitted, "claims/1", decided).takes_claim("claims/1", decided));
+        // A later outcome of the same claim (paid) changes what the line says.
+        assert!(line(MonthOutcome::ClaimSubmitted, "claims/1", decided).takes_claim("claims/1", "已发放 50000 分"));
+        // A month that yielded no claim is never overwritten by the feed.
+        assert!(!line(MonthOutcome::NoEvaluation, "", "").takes_claim("claims/1", decided));
+        assert!(!line(MonthOutcome::BelowMinimumDays, "", "").takes_claim("claims/1", decided));
+    }
 }

@@ -97,7 +97,14 @@ pub fn receipt_follower(db: Database, subsidy: Peer, clock: Clock) -> Follower<C
         subsidy,
         peers::CLAIM_SYSTEM,
         clock,
-        |tx, outcome, now| Box::pin(app::apply_claim_outcome(tx, outcome, now)),
+        |tx, outcomes, now| {
+            Box::pin(async move {
+                for outcome in outcomes {
+                    app::apply_claim_outcome(tx, outcome, now).await?;
+                }
+                Ok(())
+            })
+        },
     )
 }
 

@@ -95,14 +95,16 @@ impl Up {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         assert!(sent.success());
-        for _ in 0..150 {
+        // A hang detector, not a timing check: alone, a server stops within its 5 s grace and
+        // usually at once; under the whole suite on two cores one took over 15 s (seen in CI).
+        for _ in 0..600 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
-        panic!("bangfu up did not stop within 15 s of SIGTERM");
+        panic!("bangfu up did not stop within 60 s of SIGTERM");
     }
 }
 

@@ -18,7 +18,7 @@ use bangfu_platform::parameters::Parameters;
 use bangfu_platform::service_base::ServiceBase;
 use tonic::Code;
 
-pub use exits::{ExitRequest, FOLLOWED_KINDS, note_claim_outcome, note_person_change};
+pub use exits::{ExitRequest, FOLLOWED_KINDS, note_claim_outcomes, note_person_change};
 pub use hiring::{CheckSubject, Eligibility, HireRequest, NoticeView, ObjectionRequest};
 pub use months::{ClosedMonth, EvaluationRequest};
 pub use posts::{AnnouncementRequest, CadreRequest, PostChange};
