@@ -1463,7 +1463,7 @@ pub async fn month_counts(conn: &mut AnyConnection, prefix: &str, month: &str) -
 }
 
 /// How many lines of a month under `prefix` are still to send: read from the sending index
-/// alone, so watching a city's month drain costs what is left, not the whole month.
+/// alone, so it costs what is left, not the whole month.
 pub async fn pending_lines(conn: &mut AnyConnection, prefix: &str, month: &str) -> Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM month_lines WHERE outcome = 'pending' AND month = $1 AND village >= $2 AND village < $3",
@@ -1473,6 +1473,21 @@ pub async fn pending_lines(conn: &mut AnyConnection, prefix: &str, month: &str) 
     .bind(prefix_upper_bound(prefix))
     .fetch_one(&mut *conn)
     .await
+}
+
+/// Whether any line of a month under `prefix` is still to send: the first entry of the sending
+/// index, where counting what is left walks all of it.
+pub async fn any_pending_line(conn: &mut AnyConnection, prefix: &str, month: &str) -> Result<bool> {
+    let first: Option<String> = sqlx::query_scalar(
+        "SELECT assignment_id FROM month_lines WHERE outcome = 'pending' AND month = $1 AND village >= $2 \
+         AND village < $3 LIMIT 1",
+    )
+    .bind(month)
+    .bind(prefix)
+    .bind(prefix_upper_bound(prefix))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(first.is_some())
 }
 
 /// Up to `limit` lines of a month under `prefix`, those without a submitted claim first, each
