@@ -235,6 +235,9 @@ fn main() -> ExitCode {
             Command::Reports { command } => reports_cli::run(command).await,
         }
     });
+    // Dropping the runtime would wait for every blocking task without limit (a telemetry
+    // exporter's shutdown, a file read): a stopping server does not wait on them for ever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

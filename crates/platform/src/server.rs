@@ -85,30 +85,45 @@ impl Shutdown {
     }
 
     /// Triggers the shutdown on SIGTERM or Ctrl-C.
+    ///
+    /// The handlers are installed before this returns, so a caller that announces readiness
+    /// after it cannot lose a signal sent at once: a signal that arrived before a spawned task
+    /// had installed them was lost (when the parent had SIGTERM ignored, as a supervisor may)
+    /// and the server never stopped.
     pub fn trigger_on_signals(&self) {
         let shutdown = self.clone();
-        tokio::spawn(async move {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut term) => {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let term = signal(SignalKind::terminate());
+            let interrupt = signal(SignalKind::interrupt());
+            tokio::spawn(async move {
+                match (term, interrupt) {
+                    (Ok(mut term), Ok(mut interrupt)) => {
                         tokio::select! {
-                            _ = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+                            _ = interrupt.recv() => tracing::info!("Ctrl-C received; shutting down"),
                             _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
                         }
                     }
-                    Err(error) => {
+                    (Err(error), Ok(mut interrupt)) => {
                         tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop the server");
-                        let _ = ctrl_c.await;
+                        interrupt.recv().await;
+                    }
+                    (Ok(mut term), Err(error)) => {
+                        tracing::warn!(%error, "cannot listen for Ctrl-C; only SIGTERM will stop the server");
+                        term.recv().await;
+                    }
+                    (Err(error), Err(_)) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM or Ctrl-C; stop the server with SIGKILL");
+                        return;
                     }
                 }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = ctrl_c.await;
-            }
+                shutdown.trigger();
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
             shutdown.trigger();
         });
     }
@@ -584,4 +599,26 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError>
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// On a current-thread runtime nothing spawned runs before the first await, so the signal
+    /// below arrives before any spawned task could install a handler: only handlers installed
+    /// by `trigger_on_signals` itself catch it. (Without one, SIGTERM ends this test process.)
+    #[tokio::test]
+    async fn a_sigterm_sent_as_soon_as_the_handlers_are_asked_for_stops_the_server() {
+        let shutdown = Shutdown::new();
+        shutdown.trigger_on_signals();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(30), shutdown.triggered())
+            .await
+            .expect("the shutdown is triggered by the SIGTERM");
+    }
 }

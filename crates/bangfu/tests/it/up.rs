@@ -103,8 +103,28 @@ impl Up {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // What the kernel says of the process: whether it catches, ignores or blocks SIGTERM
+        // (bit 15 of SigCgt, SigIgn, SigBlk) and where its threads wait.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let signals: Vec<&str> = status
+            .lines()
+            .filter(|line| {
+                ["State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"]
+                    .iter()
+                    .any(|k| line.starts_with(k))
+            })
+            .collect();
+        let waits: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|task| {
+                let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+                format!("{} {}", read("comm").trim(), read("wchan").trim())
+            })
+            .collect();
         let _ = self.child.kill();
-        panic!("bangfu up did not stop within 60 s of SIGTERM");
+        panic!("bangfu up did not stop within 60 s of SIGTERM; {signals:?}; threads waiting in {waits:?}");
     }
 }
 
