@@ -688,9 +688,26 @@ fn months_before(day: time::Date, months: i64) -> time::Date {
     time::Date::from_calendar_date(year, month, day.day().min(last)).unwrap_or(day)
 }
 
+/// Seals removed per transaction by retention. A first run over a year of a payroll service's
+/// audit log, or a lowered retention parameter, removes millions of rows: in one transaction
+/// that held SQLite's only write lock (and PostgreSQL's locks on the rows) for as long as it
+/// took, and every call writing an audit row waited behind it.
+const RETENTION_SEALS_PER_TRANSACTION: i64 = 10_000;
+
 /// Deletes sealed events older than `cutoff` (the retention parameter decides it; at least six
 /// months). The chain stays verifiable from the oldest kept row.
 pub async fn apply_retention(db: &Database, cutoff: OffsetDateTime) -> Result<u64, DbError> {
+    apply_retention_in_batches(db, cutoff, RETENTION_SEALS_PER_TRANSACTION).await
+}
+
+/// [`apply_retention`], committing after each `seals_per_transaction` seals. Events go in the
+/// order they were sealed, so a run stopped between transactions leaves a chain that verifies
+/// from its oldest kept row, as a finished run does, and the next run goes on from there.
+pub async fn apply_retention_in_batches(
+    db: &Database,
+    cutoff: OffsetDateTime,
+    seals_per_transaction: i64,
+) -> Result<u64, DbError> {
     seal(db).await?;
     let cutoff = to_micros(cutoff);
     let mut tx = db.begin().await?;
@@ -700,33 +717,44 @@ pub async fn apply_retention(db: &Database, cutoff: OffsetDateTime) -> Result<u6
         .await?;
     // The seals of the events to remove lie at or below the greatest of their sequences; the
     // seals are removed after their events (each table's guard insists on that order).
-    let last: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(s.sequence) FROM audit_events e JOIN audit_seals s ON s.event_id = e.id WHERE e.event_time_us < $1",
+    let bounds: (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT MIN(s.sequence), MAX(s.sequence) FROM audit_events e JOIN audit_seals s ON s.event_id = e.id \
+         WHERE e.event_time_us < $1",
     )
     .bind(cutoff)
     .fetch_one(&mut *tx)
     .await?;
-    let Some(last) = last else {
-        tx.commit().await?;
+    tx.commit().await?;
+    let (Some(first), Some(last)) = bounds else {
         return Ok(0);
     };
-    let deleted = sqlx::query(
-        "DELETE FROM audit_events WHERE event_time_us < $1 \
-         AND id IN (SELECT event_id FROM audit_seals WHERE sequence <= $2)",
-    )
-    .bind(cutoff)
-    .bind(last)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query(
-        "DELETE FROM audit_seals WHERE sequence <= $1 \
-         AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.id = audit_seals.event_id)",
-    )
-    .bind(last)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let step = seals_per_transaction.max(1);
+    let mut deleted = 0;
+    let mut from = first;
+    while from <= last {
+        let upto = from.saturating_add(step - 1).min(last);
+        let mut tx = db.begin().await?;
+        deleted += sqlx::query(
+            "DELETE FROM audit_events WHERE event_time_us < $1 \
+             AND id IN (SELECT event_id FROM audit_seals WHERE sequence BETWEEN $2 AND $3)",
+        )
+        .bind(cutoff)
+        .bind(from)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM audit_seals WHERE sequence BETWEEN $1 AND $2 \
+             AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.id = audit_seals.event_id)",
+        )
+        .bind(from)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        from = upto.saturating_add(1);
+    }
     Ok(deleted)
 }
 

@@ -17,6 +17,7 @@ on_both_backends!(
     events_yet_to_seal_are_counted_until_sealed,
     a_rolled_back_change_leaves_no_audit_row,
     retention_removes_old_events_and_the_chain_still_verifies,
+    retention_in_small_transactions_goes_on_where_the_last_run_ended,
     the_retention_job_keeps_six_months_whatever_the_parameter_says,
     auditors_filter_by_subject_outcome_and_time,
     concurrent_reads_are_each_answered_after_their_own_row_is_committed,
@@ -213,6 +214,49 @@ async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDat
     let verification = audit::verify(&test.db).await.expect("verify");
     assert_eq!(verification.checked, 1);
     assert_eq!(verification.first_broken, None);
+}
+
+async fn retention_in_small_transactions_goes_on_where_the_last_run_ended(test: TestDatabase) {
+    append_sealed_at(
+        &test.db,
+        &[
+            datetime!(2025-01-01 00:00 UTC),
+            datetime!(2025-02-01 00:00 UTC),
+            datetime!(2025-03-01 00:00 UTC),
+            datetime!(2025-04-01 00:00 UTC),
+            datetime!(2025-05-01 00:00 UTC),
+            datetime!(2026-03-01 00:00 UTC),
+        ],
+    )
+    .await;
+    let kept = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT e.resource FROM audit_events e JOIN audit_seals s ON s.event_id = e.id ORDER BY s.sequence",
+        )
+        .fetch_all(test.db.pool())
+        .await
+        .expect("kept")
+    };
+    // One seal per transaction: the first run removes January and February.
+    let deleted = audit::apply_retention_in_batches(&test.db, datetime!(2025-02-15 00:00 UTC), 1)
+        .await
+        .expect("retention");
+    assert_eq!(deleted, 2);
+    assert_eq!(kept().await, ["persons/2", "persons/3", "persons/4", "persons/5"]);
+    assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
+    // The next starts from the oldest kept seal, two at a time over three seals.
+    let deleted = audit::apply_retention_in_batches(&test.db, datetime!(2025-09-01 00:00 UTC), 2)
+        .await
+        .expect("retention");
+    assert_eq!(deleted, 3);
+    assert_eq!(kept().await, ["persons/5"]);
+    let seals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
+        .fetch_one(test.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(seals, 1, "the removed events' seals go with them");
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!((verification.checked, verification.first_broken), (1, None));
 }
 
 async fn the_retention_job_keeps_six_months_whatever_the_parameter_says(test: TestDatabase) {
