@@ -247,7 +247,137 @@ pub async fn publish_policy_version(
         .expect("version")
 }
 
-/// The PostgreSQL server the `_on_postgres` tests use.
+/// A payment batch as the bank paid it: the batch after its notice was published, and how many
+/// lines the bank's results paid.
+pub struct PaidBatch {
+    pub noticed: bangfu_proto::subsidy::v1::PaymentBatch,
+    pub paid_count: i64,
+}
+
+/// Finance pays what `fund` holds for claims under `region_prefix`, as a county does: a batch
+/// made and noticed by `clerk`; `after_notice` moves the suite's clock past the notice (nothing
+/// when the batch has none); approval by `approver`, a second subject; the disbursement file
+/// (UTF-8 CSV); the bank's results, every line paid on `paid_on` ("2025-04-21").
+pub async fn pay_through_the_bank(
+    channel: Channel,
+    fund: &str,
+    region_prefix: &str,
+    clerk: &str,
+    approver: &str,
+    after_notice: impl FnOnce(&bangfu_proto::subsidy::v1::PaymentBatch),
+    paid_on: &str,
+) -> PaidBatch {
+    use bangfu_proto::common::v1 as common;
+    use bangfu_proto::subsidy::v1 as sub;
+    let mut subsidy = sub::subsidy_service_client::SubsidyServiceClient::new(channel);
+    let batch = subsidy
+        .create_payment_batch(with_token(
+            sub::CreatePaymentBatchRequest {
+                payment_batch: Some(sub::PaymentBatch {
+                    display_name: format!("{region_prefix} 补贴发放批次"),
+                    selection: Some(sub::ClaimSelection {
+                        fund: fund.into(),
+                        region_prefix: region_prefix.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            clerk,
+        ))
+        .await
+        .expect("batch")
+        .into_inner()
+        .payment_batch
+        .expect("batch");
+    let noticed = subsidy
+        .publish_batch_notice(with_token(
+            sub::PublishBatchNoticeRequest {
+                issuer: "枣庄市市中区财政局".into(),
+                name: batch.name.clone(),
+                first_day: None,
+                objection_contact: "市中区财政局 0632-7654321".into(),
+                etag: batch.etag.clone(),
+            },
+            clerk,
+        ))
+        .await
+        .expect("noticed")
+        .into_inner()
+        .payment_batch
+        .expect("batch");
+    after_notice(&noticed);
+    subsidy
+        .approve_payment_batch(with_token(
+            sub::ApprovePaymentBatchRequest {
+                name: batch.name.clone(),
+                note: "公示期满无异议".into(),
+                etag: noticed.etag.clone(),
+            },
+            approver,
+        ))
+        .await
+        .expect("approved");
+    let mut export = subsidy
+        .export_payment_batch(with_token(
+            sub::ExportPaymentBatchRequest {
+                name: batch.name.clone(),
+                format: sub::DisbursementFileFormat::Csv as i32,
+                encoding: sub::FileEncoding::Utf8 as i32,
+                purpose: Some(common::AccessPurpose {
+                    code: common::AccessPurposeCode::Payment as i32,
+                    reference: "市中财支〔2025〕30号".into(),
+                }),
+            },
+            clerk,
+        ))
+        .await
+        .expect("exported")
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(message) = export.message().await.expect("chunk") {
+        if let Some(sub::export_payment_batch_response::Item::Chunk(chunk)) = message.item {
+            bytes.extend(chunk);
+        }
+    }
+    let text = String::from_utf8(bytes).expect("UTF-8");
+    let rows: Vec<&str> = text.lines().collect();
+    // The header, the lines, the control-total trailer.
+    let mut results = String::from("明细编号,金额（元）,结果,付款日期,银行流水号,失败原因\n");
+    for (i, row) in rows[1..rows.len() - 1].iter().enumerate() {
+        let cells: Vec<&str> = row.split(',').collect();
+        results.push_str(&format!("{},{},成功,{paid_on},R{i:03},\n", cells[1], cells[7]));
+    }
+    let messages = vec![
+        sub::ImportBankResultsRequest {
+            item: Some(sub::import_bank_results_request::Item::Header(sub::BankResultsHeader {
+                payment_batch: batch.name.clone(),
+                format: sub::BankResultFileFormat::Csv as i32,
+                encoding: sub::FileEncoding::Utf8 as i32,
+                file_name: "回盘文件.csv".into(),
+                bank_name: "中国农业银行枣庄分行".into(),
+                request_id: String::new(),
+            })),
+        },
+        sub::ImportBankResultsRequest {
+            item: Some(sub::import_bank_results_request::Item::Chunk(results.into_bytes())),
+        },
+    ];
+    let mut answers = subsidy
+        .import_bank_results(with_token(tokio_stream::iter(messages), clerk))
+        .await
+        .expect("imported")
+        .into_inner();
+    let mut paid_count = 0;
+    while let Some(message) = answers.message().await.expect("answer") {
+        if let Some(sub::import_bank_results_response::Item::Report(report)) = message.item {
+            paid_count = report.paid_count;
+        }
+    }
+    PaidBatch { noticed, paid_count }
+}
+
 /// A valid citizen ID (GB 11643) from its first 17 digits: the check character appended.
 pub fn citizen_id(first17: &str) -> String {
     let check = crate::pii::check_character(first17.as_bytes());

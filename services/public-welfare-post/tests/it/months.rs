@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bangfu_platform::auth::{Department, Role};
 use bangfu_platform::peers::CallContext;
-use bangfu_platform::testing::{publish_policy_version, with_token};
+use bangfu_platform::testing::{citizen_id, pay_through_the_bank, publish_policy_version, with_token};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::identity::v1 as id;
 use bangfu_proto::subsidy::v1 as sub;
@@ -536,9 +536,92 @@ async fn a_month_past_the_subsidy_cap_proposes_an_exit(backend: Backend) {
     assert!(lines[0].message.contains("已核定"), "{lines:?}");
 }
 
+/// The first line of a month as CloseMonth shows it, once its message is `message`; the
+/// claim follower polls its feed, so this gives it up to 30 s on a loaded machine.
+async fn awaited_line(suite: &Suite, year: i32, month: i32, message: &str) -> pb::MonthLine {
+    let mut line = None;
+    for _ in 0..150 {
+        let shown = close(suite, year, month).await.expect("shown again").lines;
+        line = shown.into_iter().next();
+        if line.as_ref().is_some_and(|l| l.message == message) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    line.expect("a line")
+}
+
+/// A month's claim through the whole money path at subsidy payment — the holder's account,
+/// a batch, its notice, approval, the disbursement file and the bank's results — and back:
+/// the claim feed brings the payment to posts, and the month line says it was paid.
+async fn a_month_paid_by_the_bank_shows_as_paid_on_its_line(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let (assignment, person, _) = holder(&suite).await;
+    evaluate(&suite, &assignment.name, 2025, 3, 20, 85)
+        .await
+        .expect("evaluated");
+    suite.set_day(2025, 4, 2);
+    let closed = close(&suite, 2025, 3).await.expect("closed");
+    assert_eq!(closed.lines[0].message, "已核定补贴 32258 分", "{closed:?}");
+
+    let finance = suite.token("clerk-finance", Department::Finance, Role::Clerk, "3704");
+    let mut subsidy = suite.subsidy().await;
+    let fund = subsidy
+        .list_funds(with_token(sub::ListFundsRequest::default(), &finance))
+        .await
+        .expect("funds")
+        .into_inner()
+        .funds
+        .remove(0)
+        .name;
+    subsidy
+        .register_payee_account(with_token(
+            sub::RegisterPayeeAccountRequest {
+                payee_account: Some(sub::PayeeAccount {
+                    owner: Some(sub::Payee {
+                        payee: Some(sub::payee::Payee::Person(person.clone())),
+                    }),
+                    kind: sub::PayeeAccountKind::SocialSecurityCard as i32,
+                    account_number: "6217000055550101".into(),
+                    holder_name: "张三".into(),
+                    holder_citizen_id: citizen_id("37040219700315101"),
+                    bank_name: "中国农业银行枣庄市中支行".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &finance,
+        ))
+        .await
+        .expect("account");
+    let paid = pay_through_the_bank(
+        suite.server.channel().await,
+        &fund,
+        "370402",
+        &finance,
+        &suite.token("reviewer-approver", Department::Finance, Role::Reviewer, "3704"),
+        // The notice runs its seven days from today.
+        |noticed| {
+            assert_eq!(noticed.control_count, 1, "{noticed:?}");
+            suite.set_day(2025, 4, 20);
+        },
+        "2025-04-21",
+    )
+    .await;
+    assert_eq!(paid.paid_count, 1);
+
+    let line = awaited_line(&suite, 2025, 3, "已发放 32258 分").await;
+    assert_eq!(
+        line.message, "已发放 32258 分",
+        "the payment came back through the claim feed"
+    );
+    assert_eq!(line.outcome, pb::MonthOutcome::ClaimSubmitted as i32);
+}
+
 on_both_backends!(
     a_closed_month_becomes_one_claim_of_facts_at_subsidy_payment,
     a_month_past_the_subsidy_cap_proposes_an_exit,
+    a_month_paid_by_the_bank_shows_as_paid_on_its_line,
     a_month_closed_while_subsidy_payment_is_down_completes_when_it_returns,
     a_month_closed_twice_at_once_sends_each_claim_once,
     a_revoked_category_on_identitys_feed_proposes_an_exit,

@@ -524,117 +524,21 @@ impl Suite {
     /// was held), approval by a second subject, the file, the bank's results (every line paid
     /// on `paid`). Returns how many lines the bank paid.
     pub async fn bank_pays(&self, fund: &str, paid: &str) -> usize {
-        let clerk = self.finance("clerk-finance", Role::Clerk);
-        let mut subsidy = self.subsidy().await;
-        let batch = subsidy
-            .create_payment_batch(with_token(
-                sub::CreatePaymentBatchRequest {
-                    payment_batch: Some(sub::PaymentBatch {
-                        display_name: "2025年以工代赈劳务报酬（市中区）".into(),
-                        selection: Some(sub::ClaimSelection {
-                            fund: fund.into(),
-                            region_prefix: "370402".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &clerk,
-            ))
-            .await
-            .expect("batch")
-            .into_inner()
-            .payment_batch
-            .expect("batch");
-        let noticed = subsidy
-            .publish_batch_notice(with_token(
-                sub::PublishBatchNoticeRequest {
-                    issuer: "枣庄市市中区财政局".into(),
-                    name: batch.name.clone(),
-                    first_day: None,
-                    objection_contact: "市中区财政局 0632-7654321".into(),
-                    etag: batch.etag.clone(),
-                },
-                &clerk,
-            ))
-            .await
-            .expect("noticed")
-            .into_inner()
-            .payment_batch
-            .expect("batch");
+        let paid = bangfu_platform::testing::pay_through_the_bank(
+            self.server.channel().await,
+            fund,
+            "370402",
+            &self.finance("clerk-finance", Role::Clerk),
+            &self.finance("reviewer-finance", Role::Reviewer),
+            |_| {},
+            paid,
+        )
+        .await;
         assert_eq!(
-            noticed.notice_days, 0,
+            paid.noticed.notice_days, 0,
             "work relief noticed these lines: no second notice"
         );
-        subsidy
-            .approve_payment_batch(with_token(
-                sub::ApprovePaymentBatchRequest {
-                    name: batch.name.clone(),
-                    note: "以工代赈工资表已在项目所在村公示期满".into(),
-                    etag: noticed.etag.clone(),
-                },
-                &self.finance("reviewer-finance", Role::Reviewer),
-            ))
-            .await
-            .expect("approved");
-        let mut export = subsidy
-            .export_payment_batch(with_token(
-                sub::ExportPaymentBatchRequest {
-                    name: batch.name.clone(),
-                    format: sub::DisbursementFileFormat::Csv as i32,
-                    encoding: sub::FileEncoding::Utf8 as i32,
-                    purpose: Some(common::AccessPurpose {
-                        code: common::AccessPurposeCode::Payment as i32,
-                        reference: "市中财支〔2025〕30号".into(),
-                    }),
-                },
-                &clerk,
-            ))
-            .await
-            .expect("exported")
-            .into_inner();
-        let mut bytes = Vec::new();
-        while let Some(message) = export.message().await.expect("chunk") {
-            if let Some(sub::export_payment_batch_response::Item::Chunk(chunk)) = message.item {
-                bytes.extend(chunk);
-            }
-        }
-        let text = String::from_utf8(bytes).expect("UTF-8");
-        let rows: Vec<&str> = text.lines().collect();
-        let mut results = String::from("明细编号,金额（元）,结果,付款日期,银行流水号,失败原因\n");
-        let lines = &rows[1..rows.len() - 1];
-        for (i, row) in lines.iter().enumerate() {
-            let cells: Vec<&str> = row.split(',').collect();
-            results.push_str(&format!("{},{},成功,{paid},R{i:03},\n", cells[1], cells[7]));
-        }
-        let messages = vec![
-            sub::ImportBankResultsRequest {
-                item: Some(sub::import_bank_results_request::Item::Header(sub::BankResultsHeader {
-                    payment_batch: batch.name.clone(),
-                    format: sub::BankResultFileFormat::Csv as i32,
-                    encoding: sub::FileEncoding::Utf8 as i32,
-                    file_name: "回盘文件.csv".into(),
-                    bank_name: "中国农业银行枣庄分行".into(),
-                    request_id: String::new(),
-                })),
-            },
-            sub::ImportBankResultsRequest {
-                item: Some(sub::import_bank_results_request::Item::Chunk(results.into_bytes())),
-            },
-        ];
-        let mut answers = subsidy
-            .import_bank_results(with_token(tokio_stream::iter(messages), &clerk))
-            .await
-            .expect("imported")
-            .into_inner();
-        let mut paid_count = 0;
-        while let Some(message) = answers.message().await.expect("answer") {
-            if let Some(sub::import_bank_results_response::Item::Report(report)) = message.item {
-                paid_count = usize::try_from(report.paid_count).unwrap_or(0);
-            }
-        }
-        paid_count
+        usize::try_from(paid.paid_count).unwrap_or(0)
     }
 
     /// Waits (up to 10 s) until the payroll's lines are all in `state`, as the feed moves them.
