@@ -701,8 +701,9 @@ pub async fn apply_retention(db: &Database, cutoff: OffsetDateTime) -> Result<u6
 }
 
 /// [`apply_retention`], committing after each `seals_per_transaction` seals. Events go in the
-/// order they were sealed, so a run stopped between transactions leaves a chain that verifies
-/// from its oldest kept row, as a finished run does, and the next run goes on from there.
+/// order they were sealed, and only up to the first one still within retention, so a run
+/// stopped between transactions leaves a chain that verifies from its oldest kept row, as a
+/// finished run does, and the next run goes on from there.
 pub async fn apply_retention_in_batches(
     db: &Database,
     cutoff: OffsetDateTime,
@@ -710,23 +711,29 @@ pub async fn apply_retention_in_batches(
 ) -> Result<u64, DbError> {
     seal(db).await?;
     let cutoff = to_micros(cutoff);
-    let mut tx = db.begin().await?;
     sqlx::query("UPDATE audit_chain SET retention_cutoff_us = $1 WHERE singleton = 1 AND retention_cutoff_us < $1")
         .bind(cutoff)
-        .execute(&mut *tx)
+        .execute(db.pool())
         .await?;
-    // The seals of the events to remove lie at or below the greatest of their sequences; the
-    // seals are removed after their events (each table's guard insists on that order).
-    let bounds: (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT MIN(s.sequence), MAX(s.sequence) FROM audit_events e JOIN audit_seals s ON s.event_id = e.id \
-         WHERE e.event_time_us < $1",
+    // Only the oldest run of events past the cut-off goes. An event's time is taken before its
+    // transaction commits, so near the cut-off a kept event can be sealed before an older one;
+    // removing the older one would leave a gap the chain check reports as tampering. Read
+    // outside any transaction: on a first run these scan millions of rows, and no lock waits
+    // for them.
+    let (first, last_old, first_kept): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT MIN(sequence) FROM audit_seals), \
+         (SELECT MAX(s.sequence) FROM audit_events e JOIN audit_seals s ON s.event_id = e.id WHERE e.event_time_us < $1), \
+         (SELECT MIN(s.sequence) FROM audit_events e JOIN audit_seals s ON s.event_id = e.id WHERE e.event_time_us >= $1)",
     )
     .bind(cutoff)
-    .fetch_one(&mut *tx)
+    .fetch_one(db.pool())
     .await?;
-    tx.commit().await?;
-    let (Some(first), Some(last)) = bounds else {
+    let (Some(first), Some(last_old)) = (first, last_old) else {
         return Ok(0);
+    };
+    let last = match first_kept {
+        Some(kept) => last_old.min(kept - 1),
+        None => last_old,
     };
     let step = seals_per_transaction.max(1);
     let mut deleted = 0;

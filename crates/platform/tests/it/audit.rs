@@ -18,6 +18,7 @@ on_both_backends!(
     a_rolled_back_change_leaves_no_audit_row,
     retention_removes_old_events_and_the_chain_still_verifies,
     retention_in_small_transactions_goes_on_where_the_last_run_ended,
+    retention_stops_at_the_first_event_still_kept,
     the_retention_job_keeps_six_months_whatever_the_parameter_says,
     auditors_filter_by_subject_outcome_and_time,
     concurrent_reads_are_each_answered_after_their_own_row_is_committed,
@@ -257,6 +258,26 @@ async fn retention_in_small_transactions_goes_on_where_the_last_run_ended(test: 
     assert_eq!(seals, 1, "the removed events' seals go with them");
     let verification = audit::verify(&test.db).await.expect("verify");
     assert_eq!((verification.checked, verification.first_broken), (1, None));
+}
+
+/// Near the cut-off a kept event can be sealed before an older one (its time is taken before
+/// its transaction commits): the older one waits for the next run, so no gap breaks the chain.
+async fn retention_stops_at_the_first_event_still_kept(test: TestDatabase) {
+    append_sealed_at(
+        &test.db,
+        &[
+            datetime!(2025-01-01 00:00 UTC),
+            datetime!(2026-03-01 00:00 UTC),
+            datetime!(2025-02-01 00:00 UTC),
+        ],
+    )
+    .await;
+    let deleted = audit::apply_retention(&test.db, datetime!(2025-09-01 00:00 UTC))
+        .await
+        .expect("retention");
+    assert_eq!(deleted, 1);
+    let verification = audit::verify(&test.db).await.expect("verify");
+    assert_eq!((verification.checked, verification.first_broken), (2, None));
 }
 
 async fn the_retention_job_keeps_six_months_whatever_the_parameter_says(test: TestDatabase) {
