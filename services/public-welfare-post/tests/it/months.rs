@@ -537,18 +537,23 @@ async fn a_month_past_the_subsidy_cap_proposes_an_exit(backend: Backend) {
 }
 
 /// The first line of a month as CloseMonth shows it, once its message is `message`; the
-/// claim follower polls its feed, so this gives it up to 30 s on a loaded machine.
+/// claim follower polls its feed and backs off after errors, so this gives it up to 60 s on a
+/// loaded machine.
 async fn awaited_line(suite: &Suite, year: i32, month: i32, message: &str) -> pb::MonthLine {
-    let mut line = None;
-    for _ in 0..150 {
-        let shown = close(suite, year, month).await.expect("shown again").lines;
-        line = shown.into_iter().next();
-        if line.as_ref().is_some_and(|l| l.message == message) {
-            break;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = close(suite, year, month)
+            .await
+            .expect("shown again")
+            .lines
+            .into_iter()
+            .next()
+            .expect("a line");
+        if line.message == message || std::time::Instant::now() >= deadline {
+            return line;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    line.expect("a line")
 }
 
 /// A month's claim through the whole money path at subsidy payment — the holder's account,

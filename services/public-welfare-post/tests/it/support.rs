@@ -253,9 +253,8 @@ impl Suite {
         person
     }
 
-    /// Zaozhuang's employment-subsidy fund for 2025, which the post subsidy draws on; returns
-    /// its resource name.
-    pub async fn fund(&self) -> String {
+    /// Zaozhuang's employment-subsidy fund for 2025, which the post subsidy draws on.
+    pub async fn fund(&self) {
         self.subsidy()
             .await
             .create_fund(with_token(
@@ -274,11 +273,7 @@ impl Suite {
                 &self.token("reviewer-finance", Department::Finance, Role::Reviewer, "3704"),
             ))
             .await
-            .expect("fund")
-            .into_inner()
-            .fund
-            .expect("fund")
-            .name
+            .expect("fund");
     }
 
     /// A cleaning post in `VILLAGE` with two places at 500 yuan a month, 22 days required.

@@ -530,14 +530,15 @@ impl Suite {
             "370402",
             &self.finance("clerk-finance", Role::Clerk),
             &self.finance("reviewer-finance", Role::Reviewer),
-            |_| {},
+            |noticed| {
+                assert_eq!(
+                    noticed.notice_days, 0,
+                    "work relief noticed these lines: no second notice"
+                )
+            },
             paid,
         )
         .await;
-        assert_eq!(
-            paid.noticed.notice_days, 0,
-            "work relief noticed these lines: no second notice"
-        );
         usize::try_from(paid.paid_count).unwrap_or(0)
     }
 
