@@ -98,25 +98,9 @@ impl Shutdown {
             let term = signal(SignalKind::terminate());
             let interrupt = signal(SignalKind::interrupt());
             tokio::spawn(async move {
-                match (term, interrupt) {
-                    (Ok(mut term), Ok(mut interrupt)) => {
-                        tokio::select! {
-                            _ = interrupt.recv() => tracing::info!("Ctrl-C received; shutting down"),
-                            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-                        }
-                    }
-                    (Err(error), Ok(mut interrupt)) => {
-                        tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop the server");
-                        interrupt.recv().await;
-                    }
-                    (Ok(mut term), Err(error)) => {
-                        tracing::warn!(%error, "cannot listen for Ctrl-C; only SIGTERM will stop the server");
-                        term.recv().await;
-                    }
-                    (Err(error), Err(_)) => {
-                        tracing::warn!(%error, "cannot listen for SIGTERM or Ctrl-C; stop the server with SIGKILL");
-                        return;
-                    }
+                tokio::select! {
+                    () = delivered(interrupt, "Ctrl-C") => tracing::info!("Ctrl-C received; shutting down"),
+                    () = delivered(term, "SIGTERM") => tracing::info!("SIGTERM received; shutting down"),
                 }
                 shutdown.trigger();
             });
@@ -126,6 +110,21 @@ impl Shutdown {
             let _ = tokio::signal::ctrl_c().await;
             shutdown.trigger();
         });
+    }
+}
+
+/// Resolves when `signal` is delivered; never, with a warning, when it could not be listened for
+/// (the other signal still stops the server).
+#[cfg(unix)]
+async fn delivered(signal: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+    match signal {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for {name}; only the other signal will stop the server");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -66,6 +66,23 @@ async fn first_ten(db: &Database, query: AuditQuery) -> Vec<audit::SealedEvent> 
     audit::list(db, &AuditQuery { limit: 10, ..query }).await.expect("list")
 }
 
+/// The resources of the events still kept, in chain order.
+async fn kept_resources(db: &Database) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT e.resource FROM audit_events e JOIN audit_seals s ON s.event_id = e.id ORDER BY s.sequence",
+    )
+    .fetch_all(db.pool())
+    .await
+    .expect("kept")
+}
+
+async fn seal_count(db: &Database) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
+        .fetch_one(db.pool())
+        .await
+        .expect("count")
+}
+
 /// Drops the guard that blocks changes, as someone with direct database access could.
 async fn drop_guard(db: &Database) {
     let statements: &[&'static str] = match db.backend() {
@@ -207,11 +224,7 @@ async fn retention_removes_old_events_and_the_chain_still_verifies(test: TestDat
         .await
         .expect("retention");
     assert_eq!(deleted, 2);
-    let seals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
-        .fetch_one(test.db.pool())
-        .await
-        .expect("count");
-    assert_eq!(seals, 1, "the removed events' seals go with them");
+    assert_eq!(seal_count(&test.db).await, 1, "the removed events' seals go with them");
     let verification = audit::verify(&test.db).await.expect("verify");
     assert_eq!(verification.checked, 1);
     assert_eq!(verification.first_broken, None);
@@ -230,32 +243,23 @@ async fn retention_in_small_transactions_goes_on_where_the_last_run_ended(test: 
         ],
     )
     .await;
-    let kept = || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT e.resource FROM audit_events e JOIN audit_seals s ON s.event_id = e.id ORDER BY s.sequence",
-        )
-        .fetch_all(test.db.pool())
-        .await
-        .expect("kept")
-    };
     // One seal per transaction: the first run removes January and February.
     let deleted = audit::apply_retention_in_batches(&test.db, datetime!(2025-02-15 00:00 UTC), 1)
         .await
         .expect("retention");
     assert_eq!(deleted, 2);
-    assert_eq!(kept().await, ["persons/2", "persons/3", "persons/4", "persons/5"]);
+    assert_eq!(
+        kept_resources(&test.db).await,
+        ["persons/2", "persons/3", "persons/4", "persons/5"]
+    );
     assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
     // The next starts from the oldest kept seal, two at a time over three seals.
     let deleted = audit::apply_retention_in_batches(&test.db, datetime!(2025-09-01 00:00 UTC), 2)
         .await
         .expect("retention");
     assert_eq!(deleted, 3);
-    assert_eq!(kept().await, ["persons/5"]);
-    let seals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_seals")
-        .fetch_one(test.db.pool())
-        .await
-        .expect("count");
-    assert_eq!(seals, 1, "the removed events' seals go with them");
+    assert_eq!(kept_resources(&test.db).await, ["persons/5"]);
+    assert_eq!(seal_count(&test.db).await, 1, "the removed events' seals go with them");
     let verification = audit::verify(&test.db).await.expect("verify");
     assert_eq!((verification.checked, verification.first_broken), (1, None));
 }
@@ -292,24 +296,16 @@ async fn the_retention_job_keeps_six_months_whatever_the_parameter_says(test: Te
     .await;
     let (clock, _) = bangfu_platform::clock::Clock::manual(datetime!(2026-12-05 02:00 UTC));
     let job = audit::retention_job(test.db.clone(), "identity", clock);
-    let kept = |db: Database| async move {
-        sqlx::query_scalar::<_, String>(
-            "SELECT e.resource FROM audit_events e JOIN audit_seals s ON s.event_id = e.id ORDER BY s.sequence",
-        )
-        .fetch_all(db.pool())
-        .await
-        .expect("kept")
-    };
     // The default: six months before 2026-12-05 is 2026-06-05.
     assert!(job.run_once().await.expect("runs"), "no other replica holds the lease");
-    assert_eq!(kept(test.db.clone()).await, ["persons/1", "persons/2"]);
+    assert_eq!(kept_resources(&test.db).await, ["persons/1", "persons/2"]);
     // Three months would let July go; the rules do not.
     sqlx::query("UPDATE parameters SET value = 3 WHERE key = 'audit.retention_months'")
         .execute(test.db.pool())
         .await
         .expect("parameter");
     job.run_once().await.expect("runs");
-    assert_eq!(kept(test.db.clone()).await, ["persons/1", "persons/2"]);
+    assert_eq!(kept_resources(&test.db).await, ["persons/1", "persons/2"]);
     assert_eq!(audit::verify(&test.db).await.expect("verify").first_broken, None);
 }
 

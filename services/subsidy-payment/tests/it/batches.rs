@@ -2,7 +2,7 @@
 //! public notice (masked) → approval by a second subject after the notice → the disbursement
 //! file → the bank's results, reconciled; the ledger moves with each step and balances.
 
-use bangfu_platform::testing::{citizen_id, with_token};
+use bangfu_platform::testing::{citizen_id, pay_through_the_bank, with_token};
 use bangfu_proto::common::v1 as common;
 use bangfu_proto::subsidy::v1 as pb;
 
@@ -664,50 +664,18 @@ async fn a_category_revoked_before_a_paid_month_opens_a_recovery(backend: Backen
     )
     .await
     .expect("account");
-    let made = batch(&suite, &finance, &budget.name).await.expect("batch");
+    let paid = pay_through_the_bank(
+        suite.server.channel().await,
+        &budget.name,
+        "370402",
+        &finance,
+        &suite.finance_reviewer("reviewer-approver"),
+        |_| suite.time.advance(time::Duration::days(8)),
+        "2025-03-12",
+    )
+    .await;
+    assert_eq!(paid.paid_count, 1);
     let mut client = suite.subsidy().await;
-    let noticed = client
-        .publish_batch_notice(with_token(
-            pb::PublishBatchNoticeRequest {
-                issuer: "枣庄市市中区财政局".into(),
-                name: made.name.clone(),
-                first_day: None,
-                objection_contact: "市中区财政局".into(),
-                etag: made.etag.clone(),
-            },
-            &finance,
-        ))
-        .await
-        .expect("noticed")
-        .into_inner()
-        .payment_batch
-        .expect("batch");
-    suite.time.advance(time::Duration::days(8));
-    client
-        .approve_payment_batch(with_token(
-            pb::ApprovePaymentBatchRequest {
-                name: made.name.clone(),
-                note: "公示无异议".into(),
-                etag: noticed.etag.clone(),
-            },
-            &suite.finance_reviewer("reviewer-approver"),
-        ))
-        .await
-        .expect("approved");
-    let (bytes, _) = export(&suite, &finance, &made.name).await.expect("exported");
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| {
-        encoding_rs::GBK
-            .decode_without_bom_handling_and_without_replacement(e.as_bytes())
-            .expect("GBK")
-            .into_owned()
-    });
-    let row: Vec<&str> = text.lines().nth(1).expect("a line").split(',').collect();
-    let file = format!(
-        "明细编号,金额（元）,结果,付款日期,银行流水号,失败原因\n{},{},成功,2025-03-12,R1,\n",
-        row[1], row[7]
-    );
-    let (_, report) = import(&suite, &finance, &made.name, &file).await;
-    assert_eq!(report.paid_count, 1);
 
     // The category ends in February: March was paid on a fact that no longer holds.
     let reviewer = suite.token(
