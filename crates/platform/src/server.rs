@@ -360,6 +360,7 @@ impl ServerHost {
             measured,
             client_ca_pem,
         } = self;
+        crate::request_text::prepare();
         // Kept until the server stops: the gauges report while they live.
         let _gauges: Vec<_> = measured
             .into_iter()

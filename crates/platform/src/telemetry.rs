@@ -410,7 +410,9 @@ struct Instruments {
 #[derive(Debug, Clone)]
 pub struct RpcTelemetryLayer {
     instruments: Arc<Instruments>,
-    known: Option<Arc<std::collections::HashSet<&'static str>>>,
+    /// The label value of each known method, made once: a call clones it instead of copying
+    /// its path.
+    known: Option<Arc<std::collections::HashMap<&'static str, StringValue>>>,
 }
 
 impl Default for RpcTelemetryLayer {
@@ -450,7 +452,9 @@ impl RpcTelemetryLayer {
     /// Labels calls of any other path `rpc.method="unknown"`: the path comes from the client,
     /// and every distinct label value is a series kept for the life of the process.
     pub fn with_known_methods(mut self, paths: impl IntoIterator<Item = &'static str>) -> Self {
-        self.known = Some(Arc::new(paths.into_iter().collect()));
+        self.known = Some(Arc::new(
+            paths.into_iter().map(|path| (path, StringValue::from(path))).collect(),
+        ));
         self
     }
 }
@@ -475,7 +479,7 @@ impl<S> Layer<S> for RpcTelemetryLayer {
 pub struct RpcTelemetryService<S> {
     inner: S,
     instruments: Arc<Instruments>,
-    known: Option<Arc<std::collections::HashSet<&'static str>>>,
+    known: Option<Arc<std::collections::HashMap<&'static str, StringValue>>>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -505,8 +509,11 @@ where
         let trace_id = call_trace_id(&span, &parent);
         span.record("trace_id", &*trace_id);
         let method = match &self.known {
-            Some(known) if !known.contains(path) => StringValue::from(UNKNOWN_METHOD),
-            _ => StringValue::from(Arc::<str>::from(path)),
+            Some(known) => known
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| StringValue::from(UNKNOWN_METHOD)),
+            None => StringValue::from(Arc::<str>::from(path)),
         };
         self.instruments
             .in_flight
@@ -526,8 +533,11 @@ where
                     // Every answer names its trace: a clerk quotes it, an operator finds the
                     // call's log lines (the rpc span's trace_id) and audit rows under it. On an
                     // error's trailers-only response this header is the trailer.
-                    if let Ok(value) = http::HeaderValue::from_str(&trace_id) {
-                        response.headers_mut().insert(TRACE_ID_HEADER, value);
+                    if let Ok(mut value) = http::HeaderValue::from_str(&trace_id) {
+                        // Never indexed: each call's id is new, so a copy in HPACK's table on
+                        // both ends is never used again and only pushes out entries that are.
+                        value.set_sensitive(true);
+                        response.headers_mut().insert(TRACE_ID, value);
                     }
                     Ok(call.observe(response))
                 }
@@ -559,6 +569,7 @@ fn rpc_span(path: &str) -> tracing::Span {
 
 /// The response header that names the call's trace.
 pub const TRACE_ID_HEADER: &str = "x-bangfu-trace-id";
+const TRACE_ID: http::HeaderName = http::HeaderName::from_static(TRACE_ID_HEADER);
 
 tokio::task_local! {
     /// The trace id of the call being served, for code that runs inside it without a span

@@ -26,6 +26,11 @@ use crate::audit::{self, AuditEntry, Outcome};
 use crate::db::Database;
 use crate::error::{ErrorReason, Problem};
 
+/// The headers read on every call, parsed once: a name given as text is parsed and hashed
+/// again on each lookup.
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+const ON_BEHALF_OF: http::HeaderName = http::HeaderName::from_static(ON_BEHALF_OF_HEADER);
+
 /// Headers where people put tokens by mistake; a token there is named as misplaced rather than
 /// reported missing, so the caller learns where it goes.
 const WRONG_TOKEN_HEADERS: &[&str] = &[
@@ -302,24 +307,44 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
-        let path = request.uri().path().to_string();
 
         // Every method this server routes has a rule (a startup check keeps it so), so a path
         // without one is a method this server does not serve: a newer contract's, or a service
         // deployed elsewhere. The token is not at fault, and the client should not go and fix it.
-        let Some(rule) = state.methods.get(path.as_str()).copied() else {
+        let Some(rule) = state.methods.get(request.uri().path()).copied() else {
+            let path = request.uri().path();
             tracing::debug!(method = %path, "method not served");
             return deny(
                 Problem::new(
                     tonic::Code::Unimplemented,
                     ErrorReason::MethodNotServed,
-                    format!("this server does not serve {}", crate::error::quoted(&path)),
+                    format!("this server does not serve {}", crate::error::quoted(path)),
                     "本服务器未提供该接口，请核对服务地址或客户端版本",
                 )
-                .with_metadata("method", crate::error::quoted(&path)),
+                .with_metadata("method", crate::error::quoted(path)),
             );
         };
-        let mut user = None;
+        // The table's own string: nothing is copied per call.
+        let path = rule.path;
+
+        let bounded = matches!(rule.kind, CallKind::Unary | CallKind::ServerStreaming);
+        let timeout = state.unary_timeout;
+        // The time the call has: the caller's grpc-timeout, and for a bounded call no more than
+        // the server's own limit. Calls to peers made for it end by then too.
+        let asked = request
+            .headers()
+            .get(&GRPC_TIMEOUT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::peers::parse_grpc_timeout);
+        let limit = match (asked, bounded) {
+            (Some(asked), true) => Some(asked.min(timeout)),
+            (Some(asked), false) => Some(asked),
+            (None, true) => Some(timeout),
+            (None, false) => None,
+        };
+        let deadline = limit.map(|limit| std::time::Instant::now() + limit);
+
+        let mut context = crate::peers::CallContext::new(None, deadline);
         if let Some(permission) = rule.access.permission() {
             let principal = match authenticate(&state.verifier, request.headers()) {
                 Ok(principal) => principal,
@@ -327,7 +352,7 @@ where
                     if state.log.should_log(service_of(rule.path)) {
                         tracing::warn!(method = %path, reason = problem.reason_code(), "call refused");
                     }
-                    state.audit_denial(&path, None, &problem);
+                    state.audit_denial(path, None, &problem);
                     return deny(problem);
                 }
             };
@@ -353,7 +378,7 @@ where
                         "该接口仅供协作省份的交换服务调用，本省令牌不能调用",
                     )
                 };
-                state.audit_denial(&path, Some(&principal), &problem);
+                state.audit_denial(path, Some(&principal), &problem);
                 return deny(problem);
             }
             if !principal.has(permission) {
@@ -373,32 +398,13 @@ where
                     format!("您没有办理此业务的权限（{}），请联系管理员授权", permission.as_str()),
                 )
                 .with_metadata("permission", permission.as_str());
-                state.audit_denial(&path, Some(&principal), &problem);
+                state.audit_denial(path, Some(&principal), &problem);
                 return deny(problem);
             }
-            user = forwardable_user_token(request.headers(), &principal);
+            context = crate::peers::CallContext::new(forwardable_user_token(request.headers(), &principal), deadline);
             request.extensions_mut().insert(principal);
         }
-
-        let bounded = matches!(rule.kind, CallKind::Unary | CallKind::ServerStreaming);
-        let timeout = state.unary_timeout;
-        // The time the call has: the caller's grpc-timeout, and for a bounded call no more than
-        // the server's own limit. Calls to peers made for it end by then too.
-        let asked = request
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::peers::parse_grpc_timeout);
-        let limit = match (asked, bounded) {
-            (Some(asked), true) => Some(asked.min(timeout)),
-            (Some(asked), false) => Some(asked),
-            (None, true) => Some(timeout),
-            (None, false) => None,
-        };
-        request.extensions_mut().insert(crate::peers::CallContext::new(
-            user.as_deref(),
-            limit.map(|limit| std::time::Instant::now() + limit),
-        ));
+        request.extensions_mut().insert(context);
         // Every string field of every single-message request, checked once here for all
         // services. A streamed request (a bulk import, a payroll) answers item by item: its
         // handler refuses a bad row on its own and lets the good ones land.
@@ -408,7 +414,6 @@ where
             request
         };
         let bound = limit.unwrap_or(timeout);
-        let deadline = limit.map(|limit| std::time::Instant::now() + limit);
         Box::pin(crate::db::with_call_deadline(deadline, async move {
             let response = if bounded {
                 // The caller's own grpc-timeout, when shorter, ends the work here too: a call a
@@ -434,22 +439,19 @@ where
 
 /// The token of the user behind a call: the one a service passed on, or the caller's own when
 /// the caller is a user. A service acting on its own has none.
-fn forwardable_user_token(headers: &HeaderMap, principal: &Principal) -> Option<String> {
-    if let Some(user) = headers.get(ON_BEHALF_OF_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(user.trim().to_string());
+fn forwardable_user_token<'h>(headers: &'h HeaderMap, principal: &Principal) -> Option<&'h str> {
+    if let Some(user) = headers.get(&ON_BEHALF_OF).and_then(|v| v.to_str().ok()) {
+        return Some(user.trim());
     }
     if principal.acting_service.is_some() {
         return None;
     }
-    headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| bearer(v).ok())
-        .map(str::to_string)
+    headers.get(http::header::AUTHORIZATION).and_then(|v| bearer(v).ok())
 }
 
 /// Works out the caller from the `authorization` and `x-bangfu-on-behalf-of` headers.
 fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Arc<Principal>, Problem> {
-    let on_behalf_of = headers.get(ON_BEHALF_OF_HEADER);
+    let on_behalf_of = headers.get(&ON_BEHALF_OF);
     let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
         if on_behalf_of.is_some() {
             return Err(on_behalf_without_service());
