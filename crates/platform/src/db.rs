@@ -680,22 +680,37 @@ pub fn values_groups(connection: &sqlx::AnyConnection, rows: usize, width: usize
     placeholder_groups(connection.backend_name().eq_ignore_ascii_case("sqlite"), rows, width)
 }
 
-fn placeholder_groups(sqlite: bool, rows: usize, width: usize) -> String {
+/// `$first, $first+1, …`: `count` numbered parameters, for an `IN` list or a `VALUES` group
+/// bound in order. Both backends read numbered parameters; on SQLite keep such a list short
+/// (see [`values_groups`]).
+pub fn numbered_parameters(first: usize, count: usize) -> String {
+    let mut list = String::with_capacity(count * 8);
+    push_numbered(&mut list, first, count);
+    list
+}
+
+fn push_numbered(buffer: &mut String, first: usize, count: usize) {
     use std::fmt::Write as _;
+    for number in first..first + count {
+        if number > first {
+            buffer.push_str(", ");
+        }
+        let _ = write!(buffer, "${number}");
+    }
+}
+
+fn placeholder_groups(sqlite: bool, rows: usize, width: usize) -> String {
     // Written into one buffer: a multi-row insert of claims has thousands of parameters, and a
     // string per number and per group made this a few per cent of a payroll's CPU.
     let mut groups = String::with_capacity(rows * width * if sqlite { 3 } else { 8 });
     for row in 0..rows {
         groups.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..width {
-            if column > 0 {
-                groups.push_str(", ");
+        if sqlite {
+            for column in 0..width {
+                groups.push_str(if column == 0 { "?" } else { ", ?" });
             }
-            if sqlite {
-                groups.push('?');
-            } else {
-                let _ = write!(groups, "${}", 1 + row * width + column);
-            }
+        } else {
+            push_numbered(&mut groups, 1 + row * width, width);
         }
         groups.push(')');
     }
@@ -731,7 +746,7 @@ pub fn from_micros(micros: i64) -> Option<time::OffsetDateTime> {
 
 #[cfg(test)]
 mod tests {
-    use super::placeholder_groups;
+    use super::{numbered_parameters, placeholder_groups};
 
     #[test]
     fn placeholder_groups_number_every_parameter_once_on_postgres_and_leave_them_anonymous_on_sqlite() {
@@ -739,5 +754,12 @@ mod tests {
         assert_eq!(placeholder_groups(true, 2, 2), "(?, ?), (?, ?)");
         assert_eq!(placeholder_groups(false, 1, 1), "($1)");
         assert_eq!(placeholder_groups(false, 0, 4), "");
+    }
+
+    #[test]
+    fn numbered_parameters_start_where_asked() {
+        assert_eq!(numbered_parameters(4, 3), "$4, $5, $6");
+        assert_eq!(numbered_parameters(1, 1), "$1");
+        assert_eq!(numbered_parameters(2, 0), "");
     }
 }

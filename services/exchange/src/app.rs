@@ -608,10 +608,9 @@ impl Exchange {
         if ids.is_empty() {
             return Ok(std::collections::HashSet::new());
         }
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "SELECT confirmation_id FROM exchange_received_confirmations WHERE partner = $1 AND confirmation_id IN ({})",
-            placeholders.join(", ")
+            bangfu_platform::db::numbered_parameters(2, ids.len())
         );
         let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(partner);
         for id in ids {

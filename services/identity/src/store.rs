@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bangfu_platform::db::{Backend, Database, from_micros, to_micros};
+use bangfu_platform::db::{Backend, Database, from_micros, numbered_parameters, to_micros};
 use bangfu_platform::error::Problem;
 use bangfu_platform::parameters::{date_text, parse_date_text};
 use bangfu_platform::pii::{CitizenId, DataKeys, Sex, mask_name, mask_phone};
@@ -556,14 +556,6 @@ impl PersonKey for String {
     }
 }
 
-/// `$start, $start+1, …` for `count` bind parameters: the only text a batch query builds.
-fn placeholders(start: usize, count: usize) -> String {
-    (start..start + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A person found by blind index, with what a batch lookup needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedHolder {
@@ -588,7 +580,7 @@ impl Store {
         let columns = if sealed { PERSON_COLUMNS } else { MASKED_PERSON_COLUMNS };
         let sql = format!(
             "SELECT {columns}, {FACTS_AS_OF} FROM persons WHERE id IN ({})",
-            placeholders(2, ids.len())
+            numbered_parameters(2, ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(date_text(last));
         for id in ids {
@@ -622,7 +614,7 @@ impl Store {
         let sql = format!(
             "SELECT id, {FACTS_AS_OF} \
              FROM persons WHERE id IN ({})",
-            placeholders(2, persons.len())
+            numbered_parameters(2, persons.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(date_text(last));
         for person in persons {
@@ -682,7 +674,7 @@ impl Store {
                    (SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE person_id = wanted.id \
                       AND valid_from <= $1 AND (valid_to IS NULL OR valid_to >= $2) OFFSET 0) c \
                  ORDER BY c.person_id, c.valid_from, c.id",
-                placeholders(3, person_ids.len())
+                numbered_parameters(3, person_ids.len())
                     .split(", ")
                     .map(|p| format!("({p})"))
                     .collect::<Vec<_>>()
@@ -692,7 +684,7 @@ impl Store {
             Backend::Sqlite => format!(
                 "SELECT {CERTIFICATION_COLUMNS} FROM certifications WHERE valid_from <= $1 \
                  AND (valid_to IS NULL OR valid_to >= $2) AND person_id IN ({}) ORDER BY person_id, valid_from, id",
-                placeholders(3, person_ids.len())
+                numbered_parameters(3, person_ids.len())
             ),
         };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -732,7 +724,7 @@ impl Store {
         let sql = format!(
             "SELECT id, registered_region, residence_region, citizen_id_index, name_key FROM persons \
              WHERE citizen_id_index IN ({})",
-            placeholders(1, indexes.len())
+            numbered_parameters(1, indexes.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for index in indexes {

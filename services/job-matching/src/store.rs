@@ -678,10 +678,10 @@ pub async fn insert_seekers(
             if row > 0 {
                 sql.push_str(", ");
             }
-            let params: Vec<String> = (1..=SEEKER_COLUMNS)
-                .map(|c| format!("${}", row * SEEKER_COLUMNS + c))
-                .collect();
-            sql.push_str(&format!("({}, 'active', 1)", params.join(", ")));
+            sql.push_str(&format!(
+                "({}, 'active', 1)",
+                bangfu_platform::db::numbered_parameters(1 + row * SEEKER_COLUMNS, SEEKER_COLUMNS)
+            ));
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, seeker, person) in chunk {

@@ -277,10 +277,9 @@ pub async fn states_of(
     if regions.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let placeholders: Vec<String> = (0..regions.len()).map(|i| format!("${}", i + 4)).collect();
     let sql = format!(
         "SELECT id, region, state FROM rp_reports WHERE form = $1 AND year = $2 AND quarter = $3 AND region IN ({})",
-        placeholders.join(", ")
+        bangfu_platform::db::numbered_parameters(4, regions.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(form.as_str())

@@ -1864,18 +1864,13 @@ pub async fn get_line(conn: &mut AnyConnection, batch_id: &str, line_number: i64
     row.as_ref().map(line_from).transpose()
 }
 
-/// `$1, $2, …, $count`, for an IN list bound in order.
-fn placeholders(count: usize) -> String {
-    (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// The claims whose ids are given (for their feed events), in no particular order.
 pub async fn claims_by_ids(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<StoredClaim>> {
     let mut claims = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT * FROM claims WHERE id IN ({})",
-            placeholders(chunk.len())
+            bangfu_platform::db::numbered_parameters(1, chunk.len())
         ));
         let mut query = sqlx::query(sql);
         for id in chunk {
@@ -2385,7 +2380,7 @@ pub async fn finish_proposal_checks(tx: &mut AnyConnection, cursors: &[&str]) ->
     }
     let sql = format!(
         "DELETE FROM proposal_checks WHERE event_cursor IN ({})",
-        placeholders(cursors.len())
+        bangfu_platform::db::numbered_parameters(1, cursors.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for cursor in cursors {

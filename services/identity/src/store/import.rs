@@ -9,9 +9,10 @@ use bangfu_platform::parameters::{date_text, parse_date_text};
 use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
-use super::{NewEmployment, PERSON_COLUMNS, Store, placeholders, sex_text};
+use super::{NewEmployment, PERSON_COLUMNS, Store, sex_text};
 use crate::domain::categories::{Category, HouseholdType, NewCertification};
 use crate::domain::{HouseholdRelation, LaborCapacity, NewPerson, RetirementTrack, YearMonth};
+use bangfu_platform::db::numbered_parameters;
 use bangfu_platform::pii::{mask_name, mask_phone};
 use bangfu_platform::regions::prefix_upper_bound;
 
@@ -151,7 +152,7 @@ impl Store {
             "SELECT id, citizen_id_index, registered_region, residence_region, name_key, household_id, \
              household_relation, labor_capacity, national_person_number, last_import FROM persons \
              WHERE citizen_id_index IN ({})",
-            placeholders(1, indexes.len())
+            numbered_parameters(1, indexes.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for index in indexes {
@@ -279,7 +280,7 @@ impl Store {
             if !plain.is_empty() {
                 let sql = format!(
                     "UPDATE persons SET last_import = $1 WHERE id IN ({})",
-                    placeholders(2, plain.len())
+                    numbered_parameters(2, plain.len())
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(import_id);
                 for id in plain {
@@ -311,7 +312,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT id, household_number, region FROM households WHERE household_number IN ({})",
-            placeholders(1, numbers.len())
+            numbered_parameters(1, numbers.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for number in numbers {
@@ -336,7 +337,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT household_id, id FROM persons WHERE household_relation = 'head' AND household_id IN ({})",
-            placeholders(1, household_ids.len())
+            numbered_parameters(1, household_ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in household_ids {
@@ -363,7 +364,7 @@ impl Store {
         let sql = format!(
             "SELECT person_id, category, household_type FROM certifications WHERE annulled = 0 \
              AND (valid_to IS NULL OR valid_to >= $1) AND person_id IN ({})",
-            placeholders(2, person_ids.len())
+            numbered_parameters(2, person_ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(date_text(day));
         for id in person_ids {
@@ -473,7 +474,7 @@ impl Store {
         let mut sql = format!(
             "SELECT {PENDING_COLUMNS} FROM pending_certifications WHERE state = 'pending' \
              AND region >= $1 AND region < $2 AND category IN ({})",
-            placeholders(3, categories.len())
+            numbered_parameters(3, categories.len())
         );
         let mut next = 3 + categories.len();
         if after.is_some() {

@@ -8,9 +8,10 @@ use bangfu_platform::parameters::{date_text, parse_date_text};
 use sqlx::{AnyConnection, Row};
 use time::{Date, OffsetDateTime};
 
-use super::{Store, placeholders};
+use super::Store;
 use crate::domain::categories::Category;
 use crate::domain::monitoring::{AlertKind, EmploymentStatus, Month};
+use bangfu_platform::db::numbered_parameters;
 use bangfu_platform::regions::prefix_upper_bound;
 
 /// An employment period to record.
@@ -153,7 +154,7 @@ impl Store {
         let sql = format!(
             "SELECT {EMPLOYMENT_COLUMNS} FROM employment_records WHERE start_date <= $1 \
              AND (end_date IS NULL OR end_date >= $1) AND person_id IN ({}) ORDER BY person_id, start_date, id",
-            placeholders(2, person_ids.len())
+            numbered_parameters(2, person_ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(date_text(day));
         for id in person_ids {
@@ -465,7 +466,7 @@ impl Store {
              WHERE p.residence >= $1 AND p.residence < $2 AND e.start_date <= $3 \
              AND (e.end_date IS NULL OR e.end_date >= $3) AND e.status IN ({})",
             self.regions_on_day(prefix),
-            placeholders(4, employed.len())
+            numbered_parameters(4, employed.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(prefix.to_string())
