@@ -1059,7 +1059,12 @@ struct Spread {
 
 impl Spread {
     fn of(values: &mut [f64]) -> Self {
-        let median = median(values);
+        values.sort_by(f64::total_cmp);
+        let median = match values.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => values[n / 2],
+            n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
         Self {
             median,
             low: values.first().copied().unwrap_or(0.0),
@@ -1101,15 +1106,6 @@ async fn compare(
         throughput_ratio: Spread::of(&mut throughput),
         p99_ratio: Spread::of(&mut p99),
     })
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// Throw-away development keys for the platform benchmark, removed when dropped.
